@@ -1,0 +1,50 @@
+"""Nexus: Ray-style tasks and actors over shared memory, made for notebooks.
+
+This module is the everyday face; it re-exports names and starts nothing.
+The actor runtime and its plug points live in :mod:`nexus.core`; fakes for
+tests (manual clock, deterministic dispatcher) in :mod:`nexus.testing`.
+"""
+
+from ._version import __version__
+from .core import (
+    Actor,
+    ActorRef,
+    ActorSystem,
+    Context,
+    Directive,
+    Future,
+    MailboxKind,
+    MailboxSpec,
+    NexusError,
+    OverflowPolicy,
+    PoisonPill,
+    Props,
+    ReceiveTimeout,
+    Started,
+    Stop,
+    SupervisorBuilder,
+    SystemConfig,
+    Terminated,
+)
+
+__all__ = [
+    "Actor",
+    "ActorRef",
+    "ActorSystem",
+    "Context",
+    "Directive",
+    "Future",
+    "MailboxKind",
+    "MailboxSpec",
+    "NexusError",
+    "OverflowPolicy",
+    "PoisonPill",
+    "Props",
+    "ReceiveTimeout",
+    "Started",
+    "Stop",
+    "SupervisorBuilder",
+    "SystemConfig",
+    "Terminated",
+    "__version__",
+]

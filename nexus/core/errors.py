@@ -1,0 +1,80 @@
+"""The one exception hierarchy of Nexus.
+
+Every error Nexus raises derives from :class:`NexusError`. Where a builtin
+exception describes the same failure (a timeout, a bad value), the Nexus error
+also derives from it, so ``except TimeoutError`` keeps working.
+
+This module lives in the runtime core (standard library only) so that every
+layer above can share it; later layers add their errors here.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActorStoppingError",
+    "AskTimeoutError",
+    "DeadLetterError",
+    "ExpectTimeoutError",
+    "FutureCancelledError",
+    "InvalidPropsError",
+    "InvalidStateError",
+    "MailboxFullError",
+    "NameTakenError",
+    "NexusError",
+    "SystemShutdownError",
+    "WaitTimeoutError",
+]
+
+
+class NexusError(Exception):
+    """Base class of every error raised by Nexus."""
+
+
+class SystemShutdownError(NexusError, RuntimeError):
+    """The actor system is shut down: it accepts no new actors or asks."""
+
+
+class NameTakenError(NexusError, ValueError):
+    """An actor with this name already exists under the same parent."""
+
+
+class InvalidPropsError(NexusError, TypeError):
+    """Props that cannot make a working actor (for example an async actor on a thread dispatcher)."""
+
+
+class MailboxFullError(NexusError):
+    """A bounded mailbox is full and its overflow policy is ``FAIL`` (or ``BLOCK`` timed out)."""
+
+
+class DeadLetterError(NexusError):
+    """A message could not be delivered: its target is not running.
+
+    Raised by the future of an ``ask`` whose message went to dead letters.
+    """
+
+
+class InvalidStateError(NexusError, RuntimeError):
+    """An operation does not fit the current state (for example completing a done future)."""
+
+
+class FutureCancelledError(NexusError):
+    """The future was cancelled before it completed."""
+
+
+class WaitTimeoutError(NexusError, TimeoutError):
+    """Waiting for a future's result took longer than the given timeout.
+
+    The future itself is unaffected and may still complete later.
+    """
+
+
+class AskTimeoutError(NexusError, TimeoutError):
+    """No reply to an ``ask`` arrived within its timeout; a late reply goes to dead letters."""
+
+
+class ExpectTimeoutError(NexusError, TimeoutError):
+    """``expect`` saw no matching message within its timeout."""
+
+
+class ActorStoppingError(NexusError):
+    """The actor is being stopped, so a blocking wait inside it (``expect``) was abandoned."""

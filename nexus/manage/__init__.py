@@ -1,0 +1,1 @@
+"""Management (layer 4): the command line, and later the ManagementPort and diagnostics."""
