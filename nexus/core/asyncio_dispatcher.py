@@ -7,12 +7,14 @@ actor never interleave, while different actors interleave at ``await``.
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .dispatcher import DispatcherStatistics, TurnRunner
 from .future import Future
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AsyncioDispatcher"]
 
@@ -43,6 +45,8 @@ class AsyncioDispatcher:
         return self._loop
 
     def _start(self) -> None:
+        import asyncio
+
         with self._start_lock:
             if self._thread is not None:
                 return
@@ -60,6 +64,8 @@ class AsyncioDispatcher:
             ready.wait()
 
     def in_loop_thread(self) -> bool:
+        import asyncio
+
         loop = self._loop
         if loop is None:
             return False

@@ -342,6 +342,7 @@ class ActorCell(Context):
         system._unregister(self)
         self._mailbox.close()
         notice = Terminated(self._ref)
+        self._parent._post_system(notice)  # first: a stop future completes only after this
         if self._watchers:
             for watcher in self._watchers:
                 watcher._send_system(notice)
@@ -350,7 +351,6 @@ class ActorCell(Context):
             for watched in self._watching:
                 watched._send_system(Unwatch(self._ref))
             self._watching = None
-        self._parent._post_system(notice)
         system.event_stream.publish(ActorStopped(self._ref))
 
     def _safe_hook(self, name: str, *args: Any) -> Any:

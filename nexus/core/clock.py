@@ -66,12 +66,18 @@ class _TimerHeap:
         self._cancelled = 0
 
     def _push(self, deadline: float, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[TimerHandle, bool]:
+        self._compact_if_worth_it()
         handle = TimerHandle(deadline, next(self._seq), fn, args, self)
         heapq.heappush(self._heap, handle)
         return handle, self._heap[0] is handle
 
     def _cancelled_one(self) -> None:
+        # No lock: the count only decides when to compact, and an approximate one does.
+        # (Cancelling under the lock made ask(timeout=...) ~40% slower.)
         self._cancelled += 1
+
+    def _compact_if_worth_it(self) -> None:
+        """Drop cancelled timers once they are most of the heap (called with the heap guarded)."""
         if self._cancelled > 64 and self._cancelled > len(self._heap) // 2:
             self._heap = [h for h in self._heap if not h.cancelled]
             heapq.heapify(self._heap)
@@ -118,10 +124,6 @@ class SystemClock(_TimerHeap):
                 self._cond.notify()
         return handle
 
-    def _cancelled_one(self) -> None:
-        with self._cond:
-            super()._cancelled_one()
-
     def _loop(self) -> None:
         cond = self._cond
         while True:
@@ -136,6 +138,8 @@ class SystemClock(_TimerHeap):
                     timeout = self._heap[0].deadline - now if self._heap else None
                     cond.wait(timeout)
             for handle in due:
+                if self._closed:
+                    return  # close() was called by an earlier timer of this batch, or meanwhile
                 if not handle.cancelled:
                     handle._run()
 

@@ -47,8 +47,35 @@ class Context:
         "__weakref__",
     )
 
+    # Declared here for type checkers; set by ActorCell.__init__.
     _system: ActorSystem
+    _props: Any
+    _parent: Any
     _ref: ActorRef
+    _name: str
+    _children: dict[str, Any]
+    _watchers: set[ActorRef] | None
+    _watching: set[ActorRef] | None
+    _actor: Any
+    _behaviors: list[Callable[[Context, Any], Any]]
+    _receive: Callable[[Context, Any], Any]
+    _filtered_receive: Callable[[Context, Any], Any] | None
+    _send: Callable[[ActorRef | None, ActorRef, Any], None]
+    _message: Any
+    _sender: ActorRef | None
+    _stash: list[tuple[Any, Any]] | None
+    _state: Any
+    _incarnation: int
+    _stats: Any
+    _mailbox: Any
+    _dispatcher: Any
+    _error_handler: Callable[[Any], None]
+    _rt_duration: float | None
+    _rt_last: float
+    _rt_generation: int
+    _rt_timer: Any
+    _restart_timer: Any
+    _restart_reason: BaseException | None
 
     # ---- identity ----------------------------------------------------------
 

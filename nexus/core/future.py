@@ -166,7 +166,7 @@ class Future(Generic[T]):
         if self._state is _PENDING and not self.wait(timeout):
             raise WaitTimeoutError(f"future not completed within {timeout} s")
         if self._state is _CANCELLED:
-            return FutureCancelledError("future was cancelled")
+            raise FutureCancelledError("future was cancelled")
         return self._value if self._state is _FAILED else None
 
     def __await__(self) -> Generator[Any, None, T]:

@@ -45,6 +45,8 @@ class OverflowPolicy(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class MailboxStatistics:
+    """A snapshot; ``processed`` is brought up to date at the end of each turn (cheaper than per message)."""
+
     kind: MailboxKind
     depth: int  # user messages waiting
     system_depth: int

@@ -48,11 +48,11 @@ ErrorHook = Callable[[ErrorHandler], ErrorHandler]
 H = TypeVar("H")
 
 
-def compose(filters: Sequence[Callable[[H], H]], terminal: H) -> H:
+def compose(filters: Sequence[Callable[[Any], Any]], terminal: H) -> H:
     """Wrap ``terminal`` so that ``filters[0]`` runs first."""
     handler = terminal
     for middleware in reversed(filters):
         handler = middleware(handler)
         if not callable(handler):
             raise TypeError(f"middleware {middleware!r} must return a handler, it returned {handler!r}")
-    return handler
+    return handler  # type: ignore[no-any-return]

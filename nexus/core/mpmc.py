@@ -132,6 +132,7 @@ class MpmcQueue(Generic[T]):
                         ring.push_front(it)
             else:
                 ring.extendleft(reversed(items))
+            self._high_water = max(self._high_water, len(self._items))
             self._not_empty.notify(len(items))
 
     # ---- consumers -------------------------------------------------------

@@ -138,10 +138,15 @@ class _FutureRef(ActorRef):
         return id(self)
 
     def tell(self, message: Any, sender: ActorRef | None = None) -> None:
+        chain = self._system._send_chain
+        if chain is None:
+            self._deliver(message, sender)
+        else:
+            chain(sender, self, message)
+
+    def _deliver(self, message: Any, sender: ActorRef | None = None) -> None:
         if self._on_terminated or not self._future.try_set_result(message):
             self._system._dead_letter(message, sender, self, "the asker is gone: it timed out or already has its reply")
-
-    _deliver = tell
 
     def ask(self, message: Any, timeout: float | None = None) -> Future[Any]:
         return Future.failed(TypeError("a temporary ask sender cannot be asked"))
@@ -164,9 +169,14 @@ class _DeadRef(ActorRef):
         self._system = system
 
     def tell(self, message: Any, sender: ActorRef | None = None) -> None:
-        self._system._dead_letter(message, sender, self, "no actor at this address")
+        chain = self._system._send_chain
+        if chain is None:
+            self._deliver(message, sender)
+        else:
+            chain(sender, self, message)
 
-    _deliver = tell
+    def _deliver(self, message: Any, sender: ActorRef | None = None) -> None:
+        self._system._dead_letter(message, sender, self, "no actor at this address")
 
     def ask(self, message: Any, timeout: float | None = None) -> Future[Any]:
         future, asker = self._system._new_ask(self, timeout)

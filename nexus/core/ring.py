@@ -21,7 +21,7 @@ class SyncRing(Generic[T]):
     __slots__ = ("_slots", "_capacity", "_head", "_size")
 
     def __init__(self, capacity: int) -> None:
-        if not isinstance(capacity, int) or capacity < 1:
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
             raise ValueError(f"SyncRing capacity must be a positive int, got {capacity!r}")
         self._slots: list[Any] = [None] * capacity
         self._capacity = capacity

@@ -21,7 +21,7 @@ from .errors import AskTimeoutError, DeadLetterError, InvalidPropsError, NameTak
 from .event_stream import EventStream
 from .events import DeadLetter, FailureEvent, SupervisionDecision
 from .future import Future
-from .mailbox import MailboxSpec
+from .mailbox import MailboxSpec, MailboxStatistics
 from .messages import STOP, Failure, PoisonPill, Restart, Stop, Terminated, Watch
 from .middleware import compose
 from .props import Props
@@ -269,6 +269,13 @@ class ActorSystem:
     def actors(self) -> list[ActorRef]:
         """Refs of every live actor of this system."""
         return [cell._ref for cell in list(self._registry.values())]
+
+    def mailbox_statistics(self, ref: ActorRef) -> MailboxStatistics | None:
+        """Depth, processed and dropped counts of a live actor's mailbox (None once it stopped)."""
+        cell = self._registry.get(ref.address)
+        if cell is None or cell._ref != ref:
+            return None
+        return cell._mailbox.statistics()  # type: ignore[no-any-return]
 
     # ---- stopping ----------------------------------------------------------
 

@@ -82,7 +82,6 @@ class ThreadPoolDispatcher:
         self._idle: list[_Worker] = []
         self._workers: list[_Worker] = []
         self._closed = False
-        self._turns = 0
         self._monitor: threading.Thread | None = None
         self._monitor_wake = threading.Event()
 
@@ -112,22 +111,18 @@ class ThreadPoolDispatcher:
         return True
 
     def _grow(self) -> None:
+        # Threads start under the mutex, so shutdown() never sees a listed thread that has not started.
         with self._mutex:
             if self._closed or len(self._workers) >= self._max_workers:
                 return
             worker = _Worker(self, len(self._workers))
-            thread = threading.Thread(
-                target=self._work, args=(worker,), name=f"{self._name}-{worker.index}", daemon=True
-            )
+            thread = threading.Thread(target=self._work, args=(worker,), name=f"{self._name}-{worker.index}", daemon=True)
             worker.thread = thread
+            thread.start()
             self._workers.append(worker)
-            start_monitor = self._monitor is None and self._stall_after > 0
-            if start_monitor:
+            if self._monitor is None and self._stall_after > 0:
                 self._monitor = threading.Thread(target=self._watch, name=f"{self._name}-monitor", daemon=True)
-        thread.start()
-        if start_monitor:
-            assert self._monitor is not None
-            self._monitor.start()
+                self._monitor.start()
         self._monitor_wake.set()
 
     def _hand_off(self, worker: _Worker) -> None:

@@ -47,7 +47,7 @@ class Worker:
         ctx.respond((int(message), self.handled))  # int("oops") raises ValueError
 
 
-class Supervisor:
+class WorkerOwner:
     """Owns the worker: restarts it on ValueError at most twice, and watches it."""
 
     def __init__(self, report: Any) -> None:
@@ -89,7 +89,7 @@ def run_demo(quiet: bool = False) -> int:
         say(f"  counter after 1000 tells: {counter.ask('get', timeout=5).result()}")
 
         say("2. a supervised failure and restart")
-        supervisor = system.spawn_named(Props.from_class(Supervisor, say).with_supervisor(strategy), "supervisor")
+        supervisor = system.spawn_named(Props.from_class(WorkerOwner, say).with_supervisor(strategy), "supervisor")
         worker = supervisor.ask("worker?", timeout=5).result()
         say(f"  worker {worker} parses '41': {worker.ask('41', timeout=5).result()}")
         try:

@@ -525,3 +525,38 @@ def test_stop_abandons_a_blocked_expect(system: Any) -> None:
     time.sleep(0.05)
     system.stop(ref).result(5)
     assert outcome == ["abandoned"]
+
+
+def test_a_reply_to_a_dead_asker_goes_to_dead_letters(runtime: Runtime) -> None:
+    from nexus.core import DeadLetter
+
+    system = runtime.system
+    letters: list[DeadLetter] = []
+    system.event_stream.subscribe(DeadLetter, letters.append)
+
+    class Holder(Actor):
+        def __init__(self) -> None:
+            self.waiting: list[ActorRef] = []
+
+        def receive(self, ctx: Context, message: Any) -> None:
+            if message == "question":
+                self.waiting.append(ctx.sender)
+            elif message == "answer":
+                for sender in self.waiting:
+                    sender.tell("late answer", ctx.self)
+                ctx.respond("answered")
+
+    class Asker(Actor):
+        def __init__(self, holder: ActorRef) -> None:
+            self.holder = holder
+
+        def receive(self, ctx: Context, message: Any) -> None:
+            ctx.request(self.holder, "question")
+            ctx.respond("asked")
+
+    holder = system.spawn(Holder)
+    asker = system.spawn(Props.from_class(Asker, holder))
+    assert asker.ask("go", timeout=5).result(5) == "asked"
+    system.stop(asker).result(5)
+    assert holder.ask("answer", timeout=5).result(5) == "answered"
+    runtime.wait_until(lambda: any(letter.message == "late answer" and letter.target == asker for letter in letters))

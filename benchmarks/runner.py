@@ -1,0 +1,69 @@
+"""``python -m benchmarks``: run the registered benchmark modules and print what they measured.
+
+Tables go to stdout (one per benchmark); with ``--json`` stdout holds exactly
+one JSON object instead. Progress and errors go to stderr. The exit status is
+0 even when targets are missed -- benchmarks report, they do not gate -- and 1
+only when a benchmark could not run or produced an invalid figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from typing import Any
+
+from .harness import progress
+from .registry import benchmarks, find
+from .report import error_table, json_document, render_table
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    names = ", ".join(bench.name for bench in benchmarks())
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=f"Measure Nexus, side by side with peer libraries where there is one. Benchmarks: {names}.",
+    )
+    parser.add_argument("--only", metavar="NAME", help="run only the benchmark module NAME")
+    parser.add_argument("--quick", action="store_true", help="short runs (a smoke test for CI), not figures to quote")
+    parser.add_argument("--json", action="store_true", help="print one JSON object of all figures instead of tables")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.only is not None:
+        bench = find(args.only)
+        if bench is None:
+            parser.error(f"no benchmark named {args.only!r}; choose from: {', '.join(b.name for b in benchmarks())}")
+        selected = [bench]
+    else:
+        selected = benchmarks()
+
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for bench in selected:
+        started = time.perf_counter()
+        progress(f"{bench.name}: running{' (quick)' if args.quick else ''}")
+        try:
+            result = bench.run(args.quick)
+        except Exception as error:
+            traceback.print_exc(file=sys.stderr)
+            errors[bench.name] = f"{type(error).__name__}: {error}"
+            if not args.json:
+                print(error_table(bench.name, error), end="\n\n", flush=True)
+            continue
+        progress(f"{bench.name}: done in {time.perf_counter() - started:.1f} s")
+        if args.json:
+            results[bench.name] = result.to_json()
+        else:
+            print(render_table(result), end="\n\n", flush=True)
+
+    if args.json:
+        print(json.dumps(json_document(results, args.quick, errors), indent=2, allow_nan=False), flush=True)
+    return 1 if errors else 0

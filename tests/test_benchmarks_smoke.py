@@ -1,0 +1,69 @@
+"""Smoke test of the benchmark harness: ``python -m benchmarks --quick --json --only core`` runs end to end.
+
+No thresholds: figures depend on the machine, and benchmarks report rather
+than gate. This checks only that the runner prints exactly one JSON object
+with every expected figure as a positive number, and that it still works
+when Pykka cannot be imported. Each run takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ("tell_throughput", "ask_roundtrip", "ping_pong")
+ARGS = ["--quick", "--json", "--only", "core"]
+
+
+def _run(command: list[str]) -> dict[str, Any]:
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, f"exit status {proc.returncode}\nstderr:\n{proc.stderr}"
+    document = json.loads(proc.stdout)  # fails unless stdout is exactly one JSON value
+    assert isinstance(document, dict)
+    assert document["quick"] is True
+    assert document["errors"] == {}
+    assert list(document["benchmarks"]) == ["core"]
+    return document["benchmarks"]["core"]
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _check_figures(core: dict[str, Any], with_pykka: bool) -> None:
+    figures = core["figures"]
+    assert set(FIGURES) <= set(figures), f"missing figures: {set(FIGURES) - set(figures)}"
+    for key in FIGURES:
+        figure = figures[key]
+        assert _positive(figure["nexus"]), (key, figure["nexus"])
+        assert figure["samples"]["nexus"] and all(_positive(v) for v in figure["samples"]["nexus"]), key
+        assert figure["target"] is not None and figure["target_text"], key
+        if with_pykka:
+            assert _positive(figure["pykka"]), (key, figure["pykka"])
+            assert _positive(figure["ratio"]), (key, figure["ratio"])
+            assert isinstance(figure["met"], bool), key
+        else:
+            assert figure["pykka"] is None and figure["ratio"] is None, key
+
+
+def test_core_quick_json() -> None:
+    core = _run([sys.executable, "-m", "benchmarks", *ARGS])
+    with_pykka = importlib.util.find_spec("pykka") is not None
+    assert core["peer_available"] is with_pykka
+    _check_figures(core, with_pykka)
+
+
+def test_core_quick_json_without_pykka() -> None:
+    hide_pykka = (
+        "import sys; sys.modules['pykka'] = None; "
+        f"from benchmarks.runner import main; raise SystemExit(main({ARGS!r}))"
+    )
+    core = _run([sys.executable, "-c", hide_pykka])
+    assert core["peer_available"] is False
+    _check_figures(core, with_pykka=False)
