@@ -166,6 +166,8 @@ class _MailboxBase:
                 invoker.invoke_system(message)
             except BaseException as exc:
                 invoker.handle_failure(exc, message, None)
+                if isinstance(exc, KeyboardInterrupt):
+                    raise  # Ctrl-C in a thread running this turn inline belongs to that thread
 
     def _process_user(self, invoker: Invoker, until: Future[Any] | None) -> None:
         take = self.take_user
@@ -191,7 +193,7 @@ class _MailboxBase:
                         break
         except BaseException as exc:
             invoker.handle_failure(exc, message, sender)
-            if until is not None and isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            if isinstance(exc, KeyboardInterrupt) or (until is not None and isinstance(exc, SystemExit)):
                 raise
         finally:
             self._processed += done
@@ -362,7 +364,7 @@ class UnboundedMailbox(_MailboxBase):
                     break
         except BaseException as exc:
             invoker.handle_failure(exc, message, sender)
-            if until is not None and isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            if isinstance(exc, KeyboardInterrupt) or (until is not None and isinstance(exc, SystemExit)):
                 raise
         finally:
             self._processed += done

@@ -190,6 +190,7 @@ class ActorSystem:
         )
         self.dead_letters: ActorRef = _DeadRef(self, f"nexus://{name}/deadLetters")
         self._dead_letters = 0
+        self._dead_letter_counter = itertools.count(1)  # next() is atomic; += on an int is not
         self._shutdown = False
         self._lock = threading.Lock()
 
@@ -357,8 +358,7 @@ class ActorSystem:
         return future, asker
 
     def _dead_letter(self, message: Any, sender: ActorRef | None, target: ActorRef | None, reason: str) -> None:
-        self._dead_letters += 1
-        count = self._dead_letters
+        count = self._dead_letters = next(self._dead_letter_counter)
         if type(sender) is _FutureRef and not sender._future.done():
             sender._future.try_set_exception(DeadLetterError(f"{target} cannot take {message!r}: {reason}"))
         self.event_stream.publish(DeadLetter(message, sender, target, reason))

@@ -84,6 +84,7 @@ class ThreadPoolDispatcher:
         self._closed = False
         self._monitor: threading.Thread | None = None
         self._monitor_wake = threading.Event()
+        self._monitor_parked = False  # guarded by _mutex; set while the monitor sleeps with every worker idle
 
     # ---- scheduling ------------------------------------------------------
 
@@ -107,7 +108,11 @@ class ThreadPoolDispatcher:
                 return False
             worker = self._idle.pop()
             worker.idle = False
+            wake_monitor = self._monitor_parked
+            self._monitor_parked = False
         worker.park.release()
+        if wake_monitor:
+            self._monitor_wake.set()
         return True
 
     def _grow(self) -> None:
@@ -200,10 +205,13 @@ class ThreadPoolDispatcher:
 
     def _watch(self) -> None:
         while not self._closed:
-            if all(w.idle for w in self._workers) and not self._global:
-                self._monitor_wake.clear()
-                if all(w.idle for w in self._workers) and not self._global:
-                    self._monitor_wake.wait()
+            with self._mutex:
+                parked = all(w.idle for w in self._workers) and not self._global
+                if parked:
+                    self._monitor_parked = True
+                    self._monitor_wake.clear()
+            if parked:
+                self._monitor_wake.wait()  # until a worker is woken or started
                 continue
             self._monitor_wake.wait(self._stall_after)
             self._monitor_wake.clear()

@@ -264,3 +264,27 @@ def test_actors_on_a_caller_provided_event_loop() -> None:
 
     results, log = asyncio.run(main())
     assert results == [0, 1, 2] and len(log) == 6
+
+
+def test_the_stall_monitor_wakes_again_after_the_pool_was_idle(system: ActorSystem) -> None:
+    """Same rescue as above, but after every worker (and so the monitor) went to sleep first."""
+    events: list[str] = []
+
+    class Quick(Actor):
+        def receive(self, ctx: Context, message: Any) -> None:
+            events.append("quick ran")
+
+    class Sleeper(Actor):
+        def receive(self, ctx: Context, message: Any) -> None:
+            ctx.send(message, "go")
+            time.sleep(0.5)
+            events.append("sleeper woke")
+
+    quick = system.spawn(Quick)
+    sleeper = system.spawn(Sleeper)
+    quick.tell("warm up")
+    wait_until(lambda: events == ["quick ran"])
+    time.sleep(0.1)  # every worker parks, and with them the stall monitor
+    sleeper.tell(quick)
+    wait_until(lambda: len(events) == 3)
+    assert events == ["quick ran", "quick ran", "sleeper woke"]
