@@ -105,18 +105,37 @@ class _FilteredActorRef(ActorRef):
         self._cell._system._send_chain(sender, self, message)
 
 
-class _FutureRef(ActorRef):
-    """The temporary sender of an ``ask``: its first reply completes the future."""
+class _SystemRef(ActorRef):
+    """A ref with no actor cell behind it; its sends still pass the system's send filters."""
 
-    __slots__ = ("_future", "_system", "_on_terminated")
+    __slots__ = ("_system",)
 
-    def __init__(self, system: ActorSystem, future: Future[Any], uid: int, on_terminated: bool = False) -> None:
-        self._address = ""
+    def __init__(self, system: ActorSystem, address: str, uid: int) -> None:
+        self._address = address
         self._uid = uid
         self._cell = None
         self._post = None
-        self._future = future
         self._system = system
+
+    def tell(self, message: Any, sender: ActorRef | None = None) -> None:
+        chain = self._system._send_chain
+        if chain is None:
+            self._deliver(message, sender)
+        else:
+            chain(sender, self, message)
+
+    def _deliver(self, message: Any, sender: ActorRef | None = None) -> None:
+        raise NotImplementedError
+
+
+class _FutureRef(_SystemRef):
+    """The temporary sender of an ``ask``: its first reply completes the future."""
+
+    __slots__ = ("_future", "_on_terminated")
+
+    def __init__(self, system: ActorSystem, future: Future[Any], uid: int, on_terminated: bool = False) -> None:
+        super().__init__(system, "", uid)  # the address is made only if someone prints it
+        self._future = future
         self._on_terminated = on_terminated
 
     @property
@@ -137,13 +156,6 @@ class _FutureRef(ActorRef):
     def __hash__(self) -> int:
         return id(self)
 
-    def tell(self, message: Any, sender: ActorRef | None = None) -> None:
-        chain = self._system._send_chain
-        if chain is None:
-            self._deliver(message, sender)
-        else:
-            chain(sender, self, message)
-
     def _deliver(self, message: Any, sender: ActorRef | None = None) -> None:
         if self._on_terminated or not self._future.try_set_result(message):
             self._system._dead_letter(message, sender, self, "the asker is gone: it timed out or already has its reply")
@@ -156,24 +168,13 @@ class _FutureRef(ActorRef):
             self._future.try_set_result(None)
 
 
-class _DeadRef(ActorRef):
+class _DeadRef(_SystemRef):
     """A ref to nothing: dead letters, or an address no live actor has."""
 
-    __slots__ = ("_system",)
+    __slots__ = ()
 
     def __init__(self, system: ActorSystem, address: str, uid: int = 0) -> None:
-        self._address = address
-        self._uid = uid
-        self._cell = None
-        self._post = None
-        self._system = system
-
-    def tell(self, message: Any, sender: ActorRef | None = None) -> None:
-        chain = self._system._send_chain
-        if chain is None:
-            self._deliver(message, sender)
-        else:
-            chain(sender, self, message)
+        super().__init__(system, address, uid)
 
     def _deliver(self, message: Any, sender: ActorRef | None = None) -> None:
         self._system._dead_letter(message, sender, self, "no actor at this address")

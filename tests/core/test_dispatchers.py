@@ -79,10 +79,8 @@ def test_creating_a_system_starts_no_thread() -> None:
     system.shutdown()
 
 
-def test_a_blocking_actor_does_not_hold_up_actors_queued_behind_it(system: ActorSystem) -> None:
-    """A turn scheduled from a worker goes to that worker's local queue; if the worker then blocks
-    in user code (time.sleep), the stall monitor moves the queued turn to another worker."""
-    events: list[str] = []
+def _quick_and_sleeper(system: ActorSystem, events: list[str]) -> tuple[ActorRef, ActorRef]:
+    """Quick records that it ran; Sleeper sends to the ref it gets, then blocks its worker for 0.5 s."""
 
     class Quick(Actor):
         def receive(self, ctx: Context, message: Any) -> None:
@@ -94,8 +92,14 @@ def test_a_blocking_actor_does_not_hold_up_actors_queued_behind_it(system: Actor
             time.sleep(0.5)
             events.append("sleeper woke")
 
-    quick = system.spawn(Quick)
-    sleeper = system.spawn(Sleeper)
+    return system.spawn(Quick), system.spawn(Sleeper)
+
+
+def test_a_blocking_actor_does_not_hold_up_actors_queued_behind_it(system: ActorSystem) -> None:
+    """A turn scheduled from a worker goes to that worker's local queue; if the worker then blocks
+    in user code (time.sleep), the stall monitor moves the queued turn to another worker."""
+    events: list[str] = []
+    quick, sleeper = _quick_and_sleeper(system, events)
     sleeper.tell(quick)
     wait_until(lambda: len(events) == 2)
     assert events == ["quick ran", "sleeper woke"]
@@ -269,22 +273,28 @@ def test_actors_on_a_caller_provided_event_loop() -> None:
 def test_the_stall_monitor_wakes_again_after_the_pool_was_idle(system: ActorSystem) -> None:
     """Same rescue as above, but after every worker (and so the monitor) went to sleep first."""
     events: list[str] = []
-
-    class Quick(Actor):
-        def receive(self, ctx: Context, message: Any) -> None:
-            events.append("quick ran")
-
-    class Sleeper(Actor):
-        def receive(self, ctx: Context, message: Any) -> None:
-            ctx.send(message, "go")
-            time.sleep(0.5)
-            events.append("sleeper woke")
-
-    quick = system.spawn(Quick)
-    sleeper = system.spawn(Sleeper)
+    quick, sleeper = _quick_and_sleeper(system, events)
     quick.tell("warm up")
     wait_until(lambda: events == ["quick ran"])
     time.sleep(0.1)  # every worker parks, and with them the stall monitor
     sleeper.tell(quick)
     wait_until(lambda: len(events) == 3)
     assert events == ["quick ran", "quick ran", "sleeper woke"]
+
+
+def test_an_async_actor_awaits_an_ask_to_a_thread_actor(system: ActorSystem) -> None:
+    class Doubler(Actor):
+        def receive(self, ctx: Context, message: Any) -> None:
+            ctx.respond(message * 2)
+
+    class AsyncClient:
+        def __init__(self, doubler: ActorRef) -> None:
+            self.doubler = doubler
+
+        async def receive(self, ctx: Context, message: Any) -> None:
+            doubled = await ctx.ask(self.doubler, message, timeout=5)
+            ctx.respond(doubled + 1)
+
+    doubler = system.spawn(Doubler)
+    client = system.spawn(Props.from_class(AsyncClient, doubler))
+    assert [client.ask(i, timeout=5).result(5) for i in range(5)] == [1, 3, 5, 7, 9]
