@@ -56,7 +56,14 @@ class AsyncioDispatcher:
             def run() -> None:
                 asyncio.set_event_loop(loop)
                 loop.call_soon(ready.set)
-                loop.run_forever()
+                try:
+                    loop.run_forever()
+                finally:
+                    # Closed here, by its own thread, also when shutdown() ran on the loop itself.
+                    for task in asyncio.all_tasks(loop):
+                        task.cancel()
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                    loop.close()
 
             self._loop = loop
             self._thread = threading.Thread(target=run, name=self._name, daemon=True)
@@ -82,7 +89,7 @@ class AsyncioDispatcher:
         else:
             loop.call_soon_threadsafe(runnable)
 
-    def help(self, mailbox: TurnRunner, until: Future[Any]) -> None:
+    def help(self, mailbox: TurnRunner, until: Future[Any], deadline: float | None = None) -> None:
         if self.in_loop_thread():
             raise RuntimeError(
                 "blocking on a future inside the event loop that must complete it would deadlock; "
@@ -98,8 +105,6 @@ class AsyncioDispatcher:
             loop.call_soon_threadsafe(loop.stop)
             if wait and self._thread is not threading.current_thread():
                 self._thread.join(timeout=5.0)
-                if not self._thread.is_alive():
-                    loop.close()
 
     def statistics(self) -> DispatcherStatistics:
         return DispatcherStatistics("asyncio", 1 if self._loop is not None else 0, 0, 0, self._scheduled)

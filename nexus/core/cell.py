@@ -18,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .context import Context
-from .errors import NexusError
+from .errors import ActorStoppingError, NexusError
 from .events import ActorRestarted, ActorStarted, ActorStopped, FailureEvent, MessageDropped, SupervisionDecision
 from .mailboxes import DROPPED_NEWEST, DROPPED_OLDEST
 from .messages import (
@@ -105,6 +105,10 @@ class ActorCell(Context):
         self._rt_timer: Any = None
         self._restart_timer: Any = None
         self._restart_reason: BaseException | None = None
+        self._held: list[tuple[Any, Any]] = []  # notices for the actor while it cannot take them
+        self._held_system: list[Any] = []  # continuations waiting for a supervisor's decision
+        self._escalated: list[ActorRef] = []  # failed children whose failure this actor escalated
+        self._failing_child: ActorRef | None = None
         self._dispatcher = dispatcher
         self._mailbox: Any = (props.mailbox or system.config.mailbox).create()
         self._mailbox.attach(self, dispatcher)
@@ -206,24 +210,33 @@ class ActorCell(Context):
 
     def _on_terminated(self, notice: Terminated) -> Any:
         deliver = self._note_terminated(notice)
+        if deliver:
+            if self._state is _ALIVE and not self._mailbox.suspended:
+                return self._deliver_user(notice)
+            if self._state is not _STOPPING:
+                # Held outside the mailbox (a bounded one might refuse it) until the actor runs again.
+                self._held.append((notice, None))
         if not self._children:
             if self._state is _STOPPING:
                 return self._finish_stop()
             if self._state is _RESTARTING:
                 return self._finish_restart()
-        if deliver:
-            if self._state is _ALIVE and not self._mailbox.suspended:
-                return self._deliver_user(notice)
-            if self._state is not _STOPPING:
-                self._mailbox.post_user((notice, None))  # handled once the actor runs again
         return None
 
     def _on_failure(self, failure: Failure) -> None:
         child = self._children.get(failure.child.name)
-        if child is None or child._ref != failure.child or self._state is _STOPPED:
+        if child is None or child._ref != failure.child:
             return  # a child that is already gone
+        if self._state in (_STOPPING, _STOPPED, _RESTARTING):
+            return  # the child is being stopped with us; nothing to decide or escalate
         strategy = self._props.supervisor or self._system._default_strategy
-        directive = strategy.handle_failure(self, failure.child, failure.stats, failure.reason, failure.message, self._system._clock.now())
+        self._failing_child = failure.child
+        try:
+            directive = strategy.handle_failure(
+                self, failure.child, failure.stats, failure.reason, failure.message, self._system._clock.now()
+            )
+        finally:
+            self._failing_child = None
         self._system.event_stream.publish(SupervisionDecision(self._ref, failure.child, directive, failure.reason))
 
     def _on_restart(self, message: Restart) -> Any:
@@ -256,19 +269,42 @@ class ActorCell(Context):
             raise
         self._reset_behavior()
         self._state = _ALIVE
+        self._escalated = []  # the restart stopped those children
+        self._held_system = []  # continuations of the old incarnation
+        self._release_held()
         self._system.event_stream.publish(ActorRestarted(self._ref, self._restart_reason, self._stats.restarts))
         self._mailbox.resume()
         return self._actor.started(self) if hasattr(self._actor, "started") else None
 
-    def _on_resume(self, _message: Resume) -> None:
+    def _release_held(self) -> None:
+        if self._held:
+            held, self._held = self._held, []
+            self._mailbox.requeue_front(held)
+
+    def _on_resume(self, _message: Resume) -> Any:
+        if self._state is _CREATED:
+            # Its constructor failed, so there is no instance to resume; trying again uncounted
+            # could loop forever, so the actor stops (a RESTART directive is the way to retry).
+            _log.warning("%s: cannot resume an actor whose constructor failed; stopping it", self._ref)
+            return self._begin_stop()
         if self._state is _ALIVE:
             self._mailbox.resume()
-            for child in list(self._children.values()):
-                child._mailbox.post_system(RESUME)
+            self._release_held()
+            for child in self._escalated:
+                child._send_system(RESUME)  # children whose failure we escalated wait on our fate
+            self._escalated = []
+            if self._held_system:
+                held, self._held_system = self._held_system, []
+                for message in held:
+                    self._mailbox.post_system(message)
+        return None
 
     def _on_continuation(self, notice: Continuation) -> Any:
         if notice.incarnation != self._incarnation or self._state is not _ALIVE:
             _log.debug("%s: continuation dropped (actor restarted or stopping)", self._ref)
+            return None
+        if self._mailbox.suspended:
+            self._held_system.append(notice)  # runs if the supervisor resumes us, dropped on restart
             return None
         self._message = notice.message
         self._sender = notice.sender
@@ -332,17 +368,24 @@ class ActorCell(Context):
         if self._state is _STOPPED:
             return
         self._state = _STOPPED
+        # Let go of the instance: refs to a stopped actor outlive it.
         self._actor = None
         self._behaviors = []
+        self._receive = _stopped_receive
+        self._filtered_receive = None
+        self._message = self._sender = None
+        self._held = []
+        self._held_system = []
         system = self._system
         if self._stash:
             for message, sender in self._stash:
                 system._dead_letter(message, sender, self._ref, "stashed when the actor stopped")
             self._stash = None
         system._unregister(self)
-        self._mailbox.close()
         notice = Terminated(self._ref)
-        self._parent._post_system(notice)  # first: a stop future completes only after this
+        # The parent first, then watchers, then closing the mailbox (which answers queued watches):
+        # whoever learns of the stop learns of it after the parent has forgotten the child.
+        self._parent._post_system(notice)
         if self._watchers:
             for watcher in self._watchers:
                 watcher._send_system(notice)
@@ -351,6 +394,7 @@ class ActorCell(Context):
             for watched in self._watching:
                 watched._send_system(Unwatch(self._ref))
             self._watching = None
+        self._mailbox.close()
         system.event_stream.publish(ActorStopped(self._ref))
 
     def _safe_hook(self, name: str, *args: Any) -> Any:
@@ -371,11 +415,14 @@ class ActorCell(Context):
 
     def handle_failure(self, reason: BaseException, message: Any, sender: Any) -> None:
         """The actor's code raised while handling ``message``: suspend and tell the supervisor."""
+        if type(sender) is _FutureRef:
+            sender._future.try_set_exception(reason)
         if self._state in (_STOPPING, _STOPPED):
             _log.error("%s raised while stopping", self._ref, exc_info=reason)
             return
-        if type(sender) is _FutureRef:
-            sender._future.try_set_exception(reason)
+        if isinstance(reason, ActorStoppingError):
+            _log.debug("%s: a blocking wait was abandoned because the actor is stopping", self._ref)
+            return  # not a failure: the pending Stop is handled next
         self._escalate(reason, message)
 
     def _escalate(self, reason: BaseException, message: Any) -> None:
@@ -415,6 +462,8 @@ class ActorCell(Context):
             child._send_system(RESUME)
 
     def escalate_failure(self, reason: BaseException, message: Any) -> None:
+        if self._failing_child is not None:
+            self._escalated.append(self._failing_child)
         self._escalate(reason, message)
 
     def _post_system(self, message: Any) -> None:
@@ -431,8 +480,13 @@ class ActorCell(Context):
             raise NameTakenError(f"{self._ref} already has a child named {name!r}; pick another name or use spawn_prefix")
         cell = self._system._make_cell(props, self, f"{self._ref.address}/{name}", name)
         self._children[name] = cell
+        self._system._register(cell)
         cell.start()
         return cell._ref
+
+
+def _stopped_receive(ctx: Context, message: Any) -> None:
+    raise NexusError(f"{ctx.self} has stopped")
 
 
 def _plain_send(sender: ActorRef | None, target: ActorRef, message: Any) -> None:

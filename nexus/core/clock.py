@@ -113,10 +113,11 @@ class SystemClock(_TimerHeap):
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
         with self._cond:
-            handle, earliest = self._push(time.monotonic() + max(delay, 0.0), fn, args)
-            if self._closed:
+            if self._closed:  # a closed clock fires nothing and keeps nothing
+                handle = TimerHandle(time.monotonic() + max(delay, 0.0), 0, fn, args, self)
                 handle.cancelled = True
                 return handle
+            handle, earliest = self._push(time.monotonic() + max(delay, 0.0), fn, args)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._thread.start()

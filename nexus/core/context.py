@@ -44,7 +44,7 @@ class Context:
         "_actor", "_behaviors", "_receive", "_filtered_receive", "_send", "_message", "_sender",
         "_stash", "_state", "_incarnation", "_stats", "_mailbox", "_dispatcher", "_error_handler",
         "_rt_duration", "_rt_last", "_rt_generation", "_rt_timer", "_restart_timer", "_restart_reason",
-        "__weakref__",
+        "_held", "_held_system", "_escalated", "_failing_child", "__weakref__",
     )
 
     # Declared here for type checkers; set by ActorCell.__init__.
@@ -76,6 +76,10 @@ class Context:
     _rt_timer: Any
     _restart_timer: Any
     _restart_reason: BaseException | None
+    _held: list[tuple[Any, Any]]
+    _held_system: list[Any]
+    _escalated: list[ActorRef]
+    _failing_child: ActorRef | None
 
     # ---- identity ----------------------------------------------------------
 

@@ -55,7 +55,7 @@ class DeterministicDispatcher:
     def pending(self) -> int:
         return len(self._queue)
 
-    def help(self, mailbox: TurnRunner, until: Future[Any]) -> None:
+    def help(self, mailbox: TurnRunner, until: Future[Any], deadline: float | None = None) -> None:
         # A waiter on the test thread drives the dispatcher until its future is done.
         while not until.done() and self.run_one():
             pass

@@ -35,7 +35,7 @@ class DispatcherStatistics:
 class TurnRunner(Protocol):
     """What a dispatcher may ask of a mailbox when a caller blocks on one of its futures."""
 
-    def run_inline(self, until: Future[Any]) -> None: ...
+    def run_inline(self, until: Future[Any], deadline: float | None = None) -> None: ...
 
 
 @runtime_checkable
@@ -52,11 +52,12 @@ class SchedulerProvider(Protocol):
     def schedule(self, runnable: Callable[[], Any]) -> None:
         """Run ``runnable()`` soon, on a thread (or loop) of this dispatcher."""
 
-    def help(self, mailbox: TurnRunner, until: Future[Any]) -> None:
+    def help(self, mailbox: TurnRunner, until: Future[Any], deadline: float | None = None) -> None:
         """A thread is about to block on ``until``, which ``mailbox``'s actor completes.
 
         A dispatcher may let that thread run the actor's pending turn itself
-        (saving two thread wake-ups), or do nothing.
+        (saving two thread wake-ups) -- stopping at ``deadline`` (``time.monotonic``)
+        between messages -- or do nothing.
         """
 
     def shutdown(self, wait: bool = True) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _thread
 import enum
+import time
 from typing import TYPE_CHECKING, Any, Callable, Generator, Generic, TypeVar
 
 from . import _threadstate
@@ -136,16 +137,17 @@ class Future(Generic[T]):
         """Block until done or ``timeout`` seconds pass; return whether done."""
         if self._state is not _PENDING:
             return True
+        deadline = None if timeout is None else time.monotonic() + timeout
         helper = self._helper
         if helper is not None:
-            helper.help(self)
+            helper.help(self, deadline)
             if self._state is not _PENDING:
                 return True
         _threadstate.before_blocking()
-        if timeout is None:
+        if deadline is None:
             acquired = self._done.acquire()
         else:
-            acquired = self._done.acquire(True, max(timeout, 0.0))
+            acquired = self._done.acquire(True, max(deadline - time.monotonic(), 0.0))
         if acquired:
             self._done.release()
         return self._state is not _PENDING

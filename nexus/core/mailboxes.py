@@ -12,7 +12,9 @@ from __future__ import annotations
 import _thread
 import collections
 import inspect
+import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import MailboxFullError
@@ -28,6 +30,11 @@ if TYPE_CHECKING:
 __all__ = ["BoundedMailbox", "OrderedMailbox", "UnboundedMailbox"]
 
 _IDLE, _SCHEDULED, _RUNNING = 0, 1, 2
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
+
 _PENDING_STATE = FutureState.PENDING
 _STOPPED_REASON = "target is not running"
 DROPPED_NEWEST = "dropped: mailbox full (drop-newest)"
@@ -52,6 +59,7 @@ class _MailboxBase:
         self.waiter: Callable[[], None] | None = None
         self._processed = 0
         self._dropped = 0
+        self._deadline: float | None = None  # of an inline turn: the waiter's timeout
 
     def attach(self, invoker: Invoker, dispatcher: SchedulerProvider) -> None:
         self._invoker = invoker
@@ -132,17 +140,19 @@ class _MailboxBase:
         finally:
             self._release()
 
-    def help(self, until: Future[Any]) -> None:
+    def help(self, until: Future[Any], deadline: float | None = None) -> None:
         assert self._dispatcher is not None
-        self._dispatcher.help(self, until)
+        self._dispatcher.help(self, until, deadline)
 
-    def run_inline(self, until: Future[Any]) -> None:
-        """Run a pending turn on the calling thread until ``until`` is done (see Future.wait)."""
+    def run_inline(self, until: Future[Any], deadline: float | None = None) -> None:
+        """Run a pending turn on the calling thread until ``until`` is done or ``deadline`` passed (see Future.wait)."""
         if self._status != _SCHEDULED or not self._claim():
             return
+        self._deadline = deadline
         try:
             self._turn(until)
         finally:
+            self._deadline = None
             self._release()
 
     # ---- turns -----------------------------------------------------------
@@ -185,7 +195,7 @@ class _MailboxBase:
                 invoke(message, sender)
                 if self._suspended or self._closed:
                     break
-                if until is not None and until.done():
+                if until is not None and (until.done() or _past(self._deadline)):
                     break
                 if self._system:
                     self._process_system(invoker)
@@ -238,7 +248,10 @@ class _MailboxBase:
     async def _process_system_async(self, invoker: Invoker) -> None:
         system = self._system
         while system and not self._closed:
-            message = system.popleft()
+            try:
+                message = system.popleft()
+            except IndexError:
+                break
             try:
                 result = invoker.invoke_system(message)
                 if result is not None and inspect.isawaitable(result):
@@ -291,14 +304,21 @@ class _MailboxBase:
 
     def take_system_if(self, predicate: Callable[[Any], bool]) -> Any:
         """Remove and return the first system message matching ``predicate``, or None."""
-        for message in list(self._system):
-            if predicate(message):
-                try:
-                    self._system.remove(message)
-                except ValueError:
-                    continue
-                return message
-        return None
+        while True:
+            for message in list(self._system):
+                if predicate(message):
+                    break
+            else:
+                return None
+            try:
+                # remove() compares with __eq__ (Python code), so another thread may post meanwhile:
+                # the deque then reports a mutation and we look again.
+                self._system.remove(message)
+            except ValueError:
+                continue  # taken by someone else
+            except (IndexError, RuntimeError):
+                continue
+            return message
 
     def statistics(self) -> MailboxStatistics:
         return MailboxStatistics(
@@ -360,7 +380,7 @@ class UnboundedMailbox(_MailboxBase):
                 invoke(message, sender)
                 if self._suspended:
                     break
-                if until is not None and until._state is not _PENDING_STATE:
+                if until is not None and (until._state is not _PENDING_STATE or _past(self._deadline)):
                     break
         except BaseException as exc:
             invoker.handle_failure(exc, message, sender)
@@ -464,3 +484,23 @@ class BoundedMailbox(_MailboxBase):
     def requeue_front(self, items: list[tuple[Any, Any]]) -> None:
         self._queue.put_front(items)
 
+
+_TURN_CODES = frozenset({_MailboxBase._turn.__code__, _MailboxBase._turn_async.__code__})
+
+
+def running_turns() -> list[Invoker]:
+    """The actors whose turns the calling thread is inside (innermost first).
+
+    Found by walking the stack, so that no turn pays for bookkeeping it
+    rarely needs (only ``ActorSystem.shutdown`` asks).
+    """
+    found = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code in _TURN_CODES:
+            mailbox = frame.f_locals.get("self")
+            invoker = getattr(mailbox, "_invoker", None)
+            if invoker is not None:
+                found.append(invoker)
+        frame = frame.f_back  # type: ignore[assignment]
+    return found

@@ -49,9 +49,11 @@ class Props:
         receive = getattr(actor_class, "receive", None)
         if not callable(receive):
             raise TypeError(f"{actor_class.__qualname__} has no receive(self, ctx, message) method, so it cannot be an actor")
+        hooks = ("receive", "started", "stopping", "stopped", "restarting")
         return cls(
             producer=functools.partial(actor_class, *args, **kwargs),
-            is_async=inspect.iscoroutinefunction(receive),
+            # One async method makes the whole actor async: its coroutines need an event loop.
+            is_async=any(inspect.iscoroutinefunction(getattr(actor_class, hook, None)) for hook in hooks),
             description=actor_class.__qualname__,
         )
 

@@ -14,6 +14,8 @@ __all__ = ["AllForOneStrategy", "Decider", "ExponentialBackoffStrategy", "OneFor
 
 Decider = Callable[[BaseException], Directive]
 
+MAX_COUNTED_RESTARTS = 1000  # RestartStatistics remembers the last 1024 failures
+
 
 def decider_from_rules(
     rules: Mapping[type[BaseException], Directive] | Iterable[tuple[type[BaseException], Directive]],
@@ -48,8 +50,10 @@ class _StrategyBase:
         within: float | None = 10.0,
         escalate_when_exhausted: bool = False,
     ) -> None:
-        if max_restarts is not None and max_restarts < 0:
-            raise ValueError(f"max_restarts must be >= 0 or None (unlimited), got {max_restarts}")
+        if max_restarts is not None and not 0 <= max_restarts <= MAX_COUNTED_RESTARTS:
+            raise ValueError(
+                f"max_restarts must be between 0 and {MAX_COUNTED_RESTARTS}, or None for unlimited; got {max_restarts}"
+            )
         if within is not None and within <= 0:
             raise ValueError(f"within must be a positive number of seconds or None, got {within}")
         self.decider = decider or _default_decider

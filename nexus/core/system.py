@@ -13,7 +13,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import _threadstate
 from .cell import ActorCell
 from .clock import Clock, SystemClock
 from .dispatcher import DispatcherStatistics, SchedulerProvider
@@ -22,6 +21,7 @@ from .event_stream import EventStream
 from .events import DeadLetter, FailureEvent, SupervisionDecision
 from .future import Future
 from .mailbox import MailboxSpec, MailboxStatistics
+from .mailboxes import running_turns
 from .messages import STOP, Failure, PoisonPill, Restart, Stop, Terminated, Watch
 from .middleware import compose
 from .props import Props
@@ -92,8 +92,11 @@ class _RootGuardian:
                 cell = self._children.get(message.who.name)
                 if cell is not None and cell._ref == message.who:
                     del self._children[message.who.name]
-                if not self._children:
+                empty = not self._children
+                if empty:
                     self._empty.set()
+            if empty:
+                self._system._on_last_actor_stopped()
         elif kind is Failure:
             self._on_failure(message)
 
@@ -192,7 +195,9 @@ class ActorSystem:
         self._dead_letters = 0
         self._dead_letter_counter = itertools.count(1)  # next() is atomic; += on an int is not
         self._shutdown = False
-        self._lock = threading.Lock()
+        self._finish_when_empty = False  # shutdown() was called inside a turn: the last stop finishes it
+        self._finished = False
+        self._lock = threading.RLock()
 
     # ---- spawning --------------------------------------------------------
 
@@ -213,18 +218,23 @@ class ActorSystem:
         return self._spawn_top(props, self._auto_name(prefix))
 
     def _spawn_top(self, props: Any, name: str) -> ActorRef:
-        cell = self._make_cell(props, self._guardian, f"nexus://{self.name}/user/{name}", name)
-        self._guardian.add(cell)
+        # Under the lock: shutdown() either sees this actor in its snapshot or this spawn sees the shutdown.
+        with self._lock:
+            cell = self._make_cell(props, self._guardian, f"nexus://{self.name}/user/{name}", name)
+            self._guardian.add(cell)
+            self._registry[cell._ref.address] = cell
         cell.start()
         return cell._ref
 
     def _make_cell(self, props: Any, parent: Any, address: str, name: str) -> ActorCell:
+        """A new cell, not yet registered: the caller registers it once its name is taken."""
         if self._shutdown:
             raise SystemShutdownError(f"actor system {self.name!r} is shut down; create a new ActorSystem")
         props = Props.of(props)
-        cell = ActorCell(self, props, parent, address, name, self._dispatcher_for(props))
-        self._registry[address] = cell
-        return cell
+        return ActorCell(self, props, parent, address, name, self._dispatcher_for(props))
+
+    def _register(self, cell: ActorCell) -> None:
+        self._registry[cell._ref.address] = cell
 
     def _dispatcher_for(self, props: Props) -> SchedulerProvider:
         dispatcher = props.dispatcher
@@ -304,33 +314,49 @@ class ActorSystem:
         """Stop every actor (children first), then the dispatcher and timers.
 
         Returns False if some actor did not stop within ``timeout`` seconds.
-        Called from inside an actor, it starts the shutdown without waiting.
+        Called from inside an actor's turn it cannot wait for that actor: it
+        starts the shutdown and returns False at once, and the dispatcher and
+        timers stop when the last actor has. Calling it again from outside waits.
         """
         with self._lock:
-            if self._shutdown:
-                return True
+            first = not self._shutdown
             self._shutdown = True
-        for cell in self._guardian.snapshot():
-            cell._mailbox.post_system(STOP)
-        inside = getattr(_threadstate.local, "worker", None)
-        inside_actor = inside is not None and getattr(inside, "pool", None) is self._dispatcher
-        stopped = True
+        if first:
+            for cell in self._guardian.snapshot():
+                cell._mailbox.post_system(STOP)
+        if any(getattr(turn, "_system", None) is self for turn in running_turns()):
+            with self._lock:
+                self._finish_when_empty = True
+            if self._guardian.wait_empty(0):
+                self._finish_shutdown()
+            return False
         run_until_idle = getattr(self._dispatcher, "run_until_idle", None)
         if run_until_idle is not None:
             run_until_idle()
             stopped = self._guardian.wait_empty(0)
-        elif not inside_actor:
+        else:
             stopped = self._guardian.wait_empty(timeout)
         if not stopped:
             _log.warning("system %r: %d actors did not stop within %s s", self.name, len(self._registry), timeout)
-        if not inside_actor:
-            if self._owns_dispatcher:
-                self._dispatcher.shutdown(wait=True)
-            if self._async_dispatcher is not None:
-                self._async_dispatcher.shutdown(wait=True)
-            if self._owns_clock:
-                self._clock.close()
+        self._finish_shutdown()
         return stopped
+
+    def _finish_shutdown(self) -> None:
+        """Stop the dispatchers and the clock (once)."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        if self._owns_dispatcher:
+            self._dispatcher.shutdown(wait=True)
+        if self._async_dispatcher is not None:
+            self._async_dispatcher.shutdown(wait=True)
+        if self._owns_clock:
+            self._clock.close()
+
+    def _on_last_actor_stopped(self) -> None:
+        if self._finish_when_empty:
+            self._finish_shutdown()
 
     @property
     def is_shutdown(self) -> bool:

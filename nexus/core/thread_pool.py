@@ -94,13 +94,11 @@ class ThreadPoolDispatcher:
             worker.local.append(runnable)
             return
         self._global.append(runnable)
-        if self._idle:
-            self._wake_one()
-        elif len(self._workers) < self._max_workers:
-            self._grow()
+        if not (self._idle and self._wake_one()) and len(self._workers) < self._max_workers:
+            self._grow()  # nobody idle to take it (or the idle one was taken meanwhile)
 
-    def help(self, mailbox: TurnRunner, until: Future[Any]) -> None:
-        mailbox.run_inline(until)
+    def help(self, mailbox: TurnRunner, until: Future[Any], deadline: float | None = None) -> None:
+        mailbox.run_inline(until, deadline)
 
     def _wake_one(self) -> bool:
         with self._mutex:
@@ -181,8 +179,14 @@ class ThreadPoolDispatcher:
                 if worker.idle:
                     worker.idle = False
                     self._idle.remove(worker)
-                    return
-            # Someone popped us from ``_idle`` and releases ``park``: consume it.
+                    wake_monitor = self._monitor_parked
+                    self._monitor_parked = False
+                else:
+                    wake_monitor = None  # someone popped us from ``_idle`` and releases ``park``
+            if wake_monitor is not None:
+                if wake_monitor:
+                    self._monitor_wake.set()  # a worker is busy again: the stall monitor must watch it
+                return
         worker.park.acquire()
 
     def _work(self, worker: _Worker) -> None:
@@ -232,9 +236,10 @@ class ThreadPoolDispatcher:
                 return
             self._closed = True
             idle, self._idle = self._idle, []
+            for worker in idle:
+                worker.idle = False  # under the mutex: a parking worker must not look for itself in _idle
             workers = list(self._workers)
         for worker in idle:
-            worker.idle = False
             worker.park.release()
         self._monitor_wake.set()
         if wait:
