@@ -451,7 +451,7 @@ class ActorCell(Context):
 
     def restart_children(self, reason: BaseException, *children: ActorRef, delay: float = 0.0) -> None:
         for child in children:
-            _restart(self._system, child, reason, delay)
+            restart_child(self._system, child, reason, delay)
 
     def stop_children(self, *children: ActorRef) -> None:
         for child in children:
@@ -493,7 +493,8 @@ def _plain_send(sender: ActorRef | None, target: ActorRef, message: Any) -> None
     target.tell(message, sender)
 
 
-def _restart(system: ActorSystem, child: ActorRef, reason: BaseException, delay: float) -> None:
+def restart_child(system: ActorSystem, child: ActorRef, reason: BaseException, delay: float) -> None:
+    """Send ``child`` a Restart now, or after ``delay`` seconds (remembered, so a stop cancels it)."""
     cell = child._cell
     if delay > 0:
         timer = system._clock.call_later(delay, child._send_system, Restart(reason))

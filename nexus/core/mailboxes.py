@@ -314,9 +314,7 @@ class _MailboxBase:
                 # remove() compares with __eq__ (Python code), so another thread may post meanwhile:
                 # the deque then reports a mutation and we look again.
                 self._system.remove(message)
-            except ValueError:
-                continue  # taken by someone else
-            except (IndexError, RuntimeError):
+            except (ValueError, IndexError, RuntimeError):  # taken meanwhile, or the deque changed under us
                 continue
             return message
 

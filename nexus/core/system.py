@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .cell import ActorCell
+from .cell import ActorCell, restart_child
 from .clock import Clock, SystemClock
 from .dispatcher import DispatcherStatistics, SchedulerProvider
 from .errors import AskTimeoutError, DeadLetterError, InvalidPropsError, NameTakenError, SystemShutdownError
@@ -22,7 +22,7 @@ from .events import DeadLetter, FailureEvent, SupervisionDecision
 from .future import Future
 from .mailbox import MailboxSpec, MailboxStatistics
 from .mailboxes import running_turns
-from .messages import STOP, Failure, PoisonPill, Restart, Stop, Terminated, Watch
+from .messages import STOP, Failure, PoisonPill, Stop, Terminated, Watch
 from .middleware import compose
 from .props import Props
 from .ref import ActorRef, _DeadRef, _FutureRef
@@ -123,10 +123,7 @@ class _RootGuardian:
 
     def restart_children(self, reason: BaseException, *children: ActorRef, delay: float = 0.0) -> None:
         for child in children:
-            if delay > 0:
-                self._system._clock.call_later(delay, child._send_system, Restart(reason))
-            else:
-                child._send_system(Restart(reason))
+            restart_child(self._system, child, reason, delay)
 
     def stop_children(self, *children: ActorRef) -> None:
         for child in children:
