@@ -14,14 +14,20 @@ __all__ = [
     "ActorStoppingError",
     "AskTimeoutError",
     "DeadLetterError",
+    "DeserializationError",
+    "EnvelopeError",
     "ExpectTimeoutError",
+    "ForbiddenCodecError",
     "FutureCancelledError",
     "InvalidPropsError",
     "InvalidStateError",
     "MailboxFullError",
+    "MessageIdCollisionError",
     "NameTakenError",
     "NexusError",
+    "SerializationError",
     "SystemShutdownError",
+    "UnknownMessageIdError",
     "WaitTimeoutError",
 ]
 
@@ -78,3 +84,41 @@ class ExpectTimeoutError(NexusError, TimeoutError):
 
 class ActorStoppingError(NexusError):
     """The actor is being stopped, so a blocking wait inside it (``expect``) was abandoned."""
+
+
+# -- messaging (layer 2) ------------------------------------------------------
+
+
+class EnvelopeError(NexusError, ValueError):
+    """Bytes from the wire are not an envelope this reader accepts.
+
+    Raised for truncated, oversized, garbled or adversarial input, for an
+    envelope of a newer incompatible format, and (as the subclasses below) for
+    a codec the link forbids, an unknown message id or a payload that does not
+    decode. A receiver catches this one class, counts the envelope as rejected
+    and keeps going.
+    """
+
+
+class ForbiddenCodecError(EnvelopeError):
+    """The envelope's codec is not allowed on this link.
+
+    Codecs that run code while loading (pickle, cloudpickle) are accepted only
+    on links marked trusted; the payload is rejected before any byte of it is read.
+    """
+
+
+class UnknownMessageIdError(EnvelopeError):
+    """The envelope names a message id that no type is registered under on this side."""
+
+
+class DeserializationError(EnvelopeError):
+    """The payload does not decode with its codec (or does not fit its message type)."""
+
+
+class SerializationError(NexusError, TypeError):
+    """An object cannot be serialized with the chosen codec; the message names the object."""
+
+
+class MessageIdCollisionError(NexusError, ValueError):
+    """Two different message types were registered under the same message id."""

@@ -1,0 +1,1 @@
+"""Generated from nexus/messaging/envelope.fbs by scripts/regen_flatbuffers.py; do not edit."""
