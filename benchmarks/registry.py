@@ -24,6 +24,7 @@ __all__ = ["MODULES", "Benchmark", "benchmarks", "find"]
 # (name, module) in the order they run; the name must equal the module's NAME.
 MODULES: tuple[tuple[str, str], ...] = (
     ("core", "benchmarks.core_inprocess"),
+    ("envelope", "benchmarks.envelope"),
 )
 
 

@@ -21,15 +21,15 @@ FIGURES = ("tell_throughput", "ask_roundtrip", "ping_pong")
 ARGS = ["--quick", "--json", "--only", "core"]
 
 
-def _run(command: list[str]) -> dict[str, Any]:
+def _run(command: list[str], name: str = "core") -> dict[str, Any]:
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, f"exit status {proc.returncode}\nstderr:\n{proc.stderr}"
     document = json.loads(proc.stdout)  # fails unless stdout is exactly one JSON value
     assert isinstance(document, dict)
     assert document["quick"] is True
     assert document["errors"] == {}
-    assert list(document["benchmarks"]) == ["core"]
-    return document["benchmarks"]["core"]
+    assert list(document["benchmarks"]) == [name]
+    return document["benchmarks"][name]
 
 
 def _positive(value: Any) -> bool:
@@ -67,3 +67,12 @@ def test_core_quick_json_without_pykka() -> None:
     core = _run([sys.executable, "-c", hide_pykka])
     assert core["peer_available"] is False
     _check_figures(core, with_pykka=False)
+
+
+def test_envelope_quick_json() -> None:
+    envelope = _run([sys.executable, "-m", "benchmarks", "--quick", "--json", "--only", "envelope"], name="envelope")
+    figures = envelope["figures"]
+    for key in ("roundtrip", "encode", "decode", "wire_call"):
+        assert _positive(figures[key]["nexus"]) and _positive(figures[key]["generic"]) and _positive(figures[key]["ratio"]), key
+    assert figures["roundtrip"]["target_text"] == ">= 10x generic Builder"
+    assert any("shares the original memory: True" in note for note in envelope["notes"])
