@@ -6,6 +6,19 @@ tests (manual clock, deterministic dispatcher) in :mod:`nexus.testing`.
 """
 
 from ._version import __version__
+from .cluster.api import (
+    ObjectRef,
+    cancel,
+    get,
+    get_actor,
+    init,
+    is_initialized,
+    kill,
+    put,
+    remote,
+    shutdown,
+    wait,
+)
 from .core import (
     Actor,
     ActorRef,
@@ -37,6 +50,7 @@ __all__ = [
     "MailboxKind",
     "MailboxSpec",
     "NexusError",
+    "ObjectRef",
     "OverflowPolicy",
     "PoisonPill",
     "Props",
@@ -47,4 +61,14 @@ __all__ = [
     "SystemConfig",
     "Terminated",
     "__version__",
+    "cancel",
+    "get",
+    "get_actor",
+    "init",
+    "is_initialized",
+    "kill",
+    "put",
+    "remote",
+    "shutdown",
+    "wait",
 ]

@@ -30,6 +30,19 @@ def test_demo_shows_a_supervised_failure_and_restart() -> None:
     assert "all actors stopped" in out
 
 
+def test_demo_runs_a_local_cluster() -> None:
+    result = subprocess.run([*_nexus(), "demo"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "local cluster: 2 worker processes over 'shm'" in out
+    assert "40 tasks ran in worker processes (pid " in out
+    assert "deposits -> [10, 20, 30, 40, 50], after a tell of 50 -> 100" in out
+    assert "ZeroDivisionError(division by zero)" in out
+    assert "went to a worker through shared memory" in out
+    assert "call rates: tasks" in out
+    assert "cluster shut down: no shared-memory segments left behind" in out
+
+
 def test_version_and_help(capsys: object) -> None:
     result = subprocess.run([*_nexus(), "--version"], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == f"nexus {nexus.__version__}"

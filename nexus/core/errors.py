@@ -11,6 +11,7 @@ layer above can share it; later layers add their errors here.
 from __future__ import annotations
 
 __all__ = [
+    "ActorDiedError",
     "ActorStoppingError",
     "AskTimeoutError",
     "DeadLetterError",
@@ -19,16 +20,20 @@ __all__ = [
     "ExpectTimeoutError",
     "ForbiddenCodecError",
     "FutureCancelledError",
+    "GetTimeoutError",
     "InvalidPropsError",
     "InvalidStateError",
     "MailboxFullError",
     "MessageIdCollisionError",
     "NameTakenError",
     "NexusError",
+    "ObjectLostError",
     "SerializationError",
     "SystemShutdownError",
+    "TaskCancelledError",
     "UnknownMessageIdError",
     "WaitTimeoutError",
+    "WorkerCrashedError",
 ]
 
 
@@ -122,3 +127,26 @@ class SerializationError(NexusError, TypeError):
 
 class MessageIdCollisionError(NexusError, ValueError):
     """Two different message types were registered under the same message id."""
+
+
+# -- the cluster (layer 3) ----------------------------------------------------------
+
+
+class GetTimeoutError(NexusError, TimeoutError):
+    """``nexus.get`` waited longer than its timeout; the task keeps running and its ref stays valid."""
+
+
+class ActorDiedError(NexusError):
+    """The actor is dead (killed, its constructor raised, or its process exited); calls to it fail with this."""
+
+
+class WorkerCrashedError(NexusError):
+    """The worker process running a task exited before the task finished."""
+
+
+class TaskCancelledError(NexusError):
+    """The task was cancelled with ``nexus.cancel`` before it finished."""
+
+
+class ObjectLostError(NexusError):
+    """The object is no longer stored anywhere (every reference to it was dropped, or its only copy was lost)."""

@@ -1,0 +1,452 @@
+"""The Ray-style face of the local cluster: ``init``, ``remote``, ``get``, ``wait``, ``put`` and friends.
+
+The names and their behaviour follow Ray's where Ray has them, so Ray
+programs carry over: ``@nexus.remote`` on a function or class, ``.remote()``
+to call it, ``.options(...)`` to change options per call, ``nexus.get`` /
+``nexus.wait`` on the ObjectRefs that come back. Besides ``.remote()`` (an
+ask: returns an ObjectRef), every actor method offers ``.tell()``: fire and
+forget, no ref is made, ordered with the caller's other calls to that actor.
+
+The same functions work inside a task or an actor method (nested tasks,
+actors creating actors, ``get`` inside a task).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..core.errors import (
+    ActorDiedError,
+    GetTimeoutError,
+    ObjectLostError,
+    SerializationError,
+    TaskCancelledError,
+    WorkerCrashedError,
+)
+from . import context
+from .values import Blob, ObjectRef, deserialize, serialize
+
+__all__ = [
+    "ActorClass",
+    "ActorDiedError",
+    "ActorHandle",
+    "GetTimeoutError",
+    "ObjectLostError",
+    "ObjectRef",
+    "RemoteFunction",
+    "TaskCancelledError",
+    "WorkerCrashedError",
+    "cancel",
+    "get",
+    "get_actor",
+    "init",
+    "is_initialized",
+    "kill",
+    "put",
+    "remote",
+    "shutdown",
+    "wait",
+]
+
+TASK_OPTIONS = frozenset(
+    {"num_cpus", "num_gpus", "resources", "num_returns", "max_retries", "retry_exceptions", "name", "scheduling_strategy", "memory"}
+)
+ACTOR_OPTIONS = frozenset(
+    {
+        "num_cpus",
+        "num_gpus",
+        "resources",
+        "name",
+        "namespace",
+        "get_if_exists",
+        "lifetime",
+        "max_restarts",
+        "max_task_retries",
+        "max_concurrency",
+        "max_pending_calls",
+        "scheduling_strategy",
+        "memory",
+    }
+)
+METHOD_OPTIONS = frozenset({"num_returns", "name", "max_task_retries", "retry_exceptions"})
+
+_init_lock = threading.Lock()
+
+
+def _check_options(options: dict[str, Any], allowed: frozenset[str], what: str) -> dict[str, Any]:
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} {names} for {what}; known: {', '.join(sorted(allowed))}")
+    num_returns = options.get("num_returns", 1)
+    if not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 1:
+        raise ValueError(f"num_returns must be a positive int, not {num_returns!r}")
+    for key in ("num_cpus", "max_concurrency", "max_restarts", "max_retries", "max_pending_calls"):
+        value = options.get(key)
+        low = 1 if key == "max_concurrency" else -1
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < low):
+            raise ValueError(f"{key} must be a number, not {value!r}")
+    return options
+
+
+def _runtime() -> Any:
+    runtime = context.current()
+    if runtime is None:
+        raise RuntimeError("no Nexus cluster in this process: call nexus.init() first")
+    return runtime
+
+
+# -- init / shutdown ---------------------------------------------------------------------
+
+
+class ClusterInfo(dict):  # type: ignore[type-arg]
+    """What ``init`` returns: a mapping of facts, shown as a compact summary in a notebook."""
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in self.items())
+        return f"<table><caption>Nexus local cluster</caption>{rows}</table>"
+
+    def __repr__(self) -> str:
+        return "NexusCluster(" + ", ".join(f"{k}={v!r}" for k, v in self.items()) + ")"
+
+
+def init(
+    num_cpus: int | None = None,
+    address: str | None = None,
+    namespace: str | None = None,
+    ignore_reinit_error: bool = False,
+    object_store_memory: int | None = None,
+    transport: str | None = None,
+    **_unused: Any,
+) -> ClusterInfo:
+    """Start a local cluster: this process becomes the driver, ``num_cpus`` worker processes run tasks.
+
+    ``transport`` picks the channel plugin (``"shm"``, the default, or ``"zmq"``;
+    also from ``NEXUS_TRANSPORT``). ``address`` other than ``None``/``"local"``
+    is for joining a running cluster, which a later release brings.
+    """
+    from .driver import Runtime
+
+    if _unused:
+        raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(sorted(_unused))}")
+    with _init_lock:
+        current = context.current()
+        if current is not None:
+            if ignore_reinit_error:
+                return _info(current)
+            raise RuntimeError("nexus.init() was already called; call nexus.shutdown() first, or pass ignore_reinit_error=True")
+        if address not in (None, "local", "auto"):
+            raise ValueError(f"joining a cluster at {address!r} is not supported yet; use nexus.init() for a local cluster")
+        if num_cpus is None:
+            num_cpus = os.cpu_count() or 1
+        if not isinstance(num_cpus, int) or num_cpus < 1:
+            raise ValueError(f"num_cpus must be a positive int, not {num_cpus!r}")
+        runtime = Runtime(num_cpus, transport or os.environ.get("NEXUS_TRANSPORT", "shm"), namespace or "default")
+        context.set_current(runtime)
+        return _info(runtime)
+
+
+def _info(runtime: Any) -> ClusterInfo:
+    return ClusterInfo(
+        workers=len(runtime.workers),
+        num_cpus=runtime.num_cpus,
+        transport=runtime.transport_name,
+        namespace=runtime.namespace,
+        pid=os.getpid(),
+    )
+
+
+def shutdown() -> None:
+    """Stop every worker and free every shared-memory segment of the cluster; a no-op without one."""
+    with _init_lock:
+        runtime = context.current()
+        if runtime is None or not hasattr(runtime, "shutdown"):
+            return
+        context.set_current(None)
+        runtime.shutdown()
+
+
+def is_initialized() -> bool:
+    return context.current() is not None
+
+
+# -- get / wait / put ----------------------------------------------------------------------
+
+
+def _raise_or_value(runtime: Any, blob: Blob) -> Any:
+    value = deserialize(blob)
+    if blob.error:
+        raise value.to_exception()
+    return value
+
+
+def get(refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None = None) -> Any:
+    """The value(s) behind ``refs``; raises the task's own exception if it failed, GetTimeoutError after ``timeout``."""
+    runtime = _runtime()
+    single = isinstance(refs, ObjectRef)
+    items: list[ObjectRef] = [refs] if isinstance(refs, ObjectRef) else list(refs)
+    for ref in items:
+        if not isinstance(ref, ObjectRef):
+            raise TypeError(f"nexus.get takes ObjectRefs (or a list of them), not {type(ref).__qualname__}")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if hasattr(runtime, "get_blobs"):  # inside a worker
+        blobs = runtime.get_blobs([r.id for r in items], timeout)
+        if blobs is None:
+            raise GetTimeoutError(f"get timed out after {timeout} s")
+        values = [_raise_or_value(runtime, blobs[r.id]) for r in items]
+    else:
+        values = []
+        for ref in items:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            blob = runtime.wait_object(ref.id, left)
+            if blob is None:
+                raise GetTimeoutError(f"get timed out after {timeout} s waiting for {ref!r}")
+            values.append(_raise_or_value(runtime, blob))
+    return values[0] if single else values
+
+
+def wait(
+    refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True
+) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """Split ``refs`` into (ready, not ready) once ``num_returns`` are ready or ``timeout`` passed; keeps their order."""
+    runtime = _runtime()
+    refs = list(refs)
+    if not all(isinstance(r, ObjectRef) for r in refs):
+        raise TypeError("nexus.wait takes a list of ObjectRefs")
+    if len(set(refs)) != len(refs):
+        raise ValueError("nexus.wait got the same ObjectRef twice")
+    if not 0 <= num_returns <= len(refs):
+        raise ValueError(f"num_returns must be between 0 and {len(refs)}, not {num_returns}")
+    ready_ids = set(runtime.wait_ids([r.id for r in refs], num_returns, timeout))
+    ready = [r for r in refs if r.id in ready_ids]
+    if len(ready) > num_returns:
+        extra = {r.id for r in ready[num_returns:]}
+        ready = ready[:num_returns]
+    else:
+        extra = set()
+    return ready, [r for r in refs if r.id not in ready_ids or r.id in extra]
+
+
+def put(value: Any) -> ObjectRef:
+    """Store ``value`` in the cluster; the ObjectRef can be passed to tasks and actors."""
+    if isinstance(value, ObjectRef):
+        raise TypeError("nexus.put of an ObjectRef: pass the ref itself instead")
+    return _runtime().put(value)
+
+
+def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the task that makes ``ref`` if it has not started; ``get`` then raises TaskCancelledError."""
+    runtime = _runtime()
+    if hasattr(runtime, "cancel"):
+        runtime.cancel(ref.id)
+
+
+def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    """Stop an actor at once; calls to it then raise ActorDiedError."""
+    if not isinstance(actor, ActorHandle):
+        raise TypeError(f"nexus.kill takes an actor handle, not {type(actor).__qualname__}")
+    runtime = _runtime()
+    if hasattr(runtime, "kill"):
+        runtime.kill(actor._actor_id)
+    else:
+        runtime.control(("control", "kill", actor._actor_id))
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """The handle of the named actor; ValueError when there is none."""
+    runtime = _runtime()
+    if hasattr(runtime, "control_get_actor"):
+        actor_id, cls_name = runtime.control_get_actor(name, namespace)
+    else:
+        result = runtime.control(("control", "get_actor", name, namespace))
+        if isinstance(result, tuple) and result and result[0] == "error":
+            raise deserialize(result[1]).to_exception()
+        actor_id, cls_name = result
+    return ActorHandle(actor_id, cls_name)
+
+
+# -- remote functions ---------------------------------------------------------------------------
+
+
+def _definition_id(obj: Any) -> tuple[bytes, Callable[[], Blob]]:
+    """A content id for a function or class and a factory of its shipped form (cloudpickle, made once)."""
+    cache: list[Blob] = []
+
+    def factory() -> Blob:
+        if not cache:
+            try:
+                cache.append(serialize(obj, f"{getattr(obj, '__qualname__', obj)!r}")[0])
+            except SerializationError:
+                raise
+        return cache[0]
+
+    key = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}:{id(obj)}:{os.getpid()}"
+    return hashlib.blake2b(key.encode(), digest_size=12).digest(), factory
+
+
+class RemoteFunction:
+    """A function decorated with ``@nexus.remote``: call it with ``.remote(...)``."""
+
+    def __init__(self, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+        self._function = fn
+        self._options = _check_options(dict(options), TASK_OPTIONS, f"remote function {fn.__qualname__}")
+        self._name = fn.__qualname__
+        self._def: tuple[bytes, Callable[[], Blob]] | None = None
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"remote function {self._name} cannot be called directly; use {self._name}.remote(...)")
+
+    def _definition(self) -> tuple[bytes, Callable[[], Blob]]:
+        if self._def is None:
+            self._def = _definition_id(self._function)
+        return self._def
+
+    def __getstate__(self) -> dict[str, Any]:
+        fn_id, _ = self._definition()
+        return {"fn": self._function, "options": self._options, "id": fn_id}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._function = state["fn"]
+        self._options = state["options"]
+        self._name = self._function.__qualname__
+        blob_cache: list[Blob] = []
+
+        def factory() -> Blob:
+            if not blob_cache:
+                blob_cache.append(serialize(self._function)[0])
+            return blob_cache[0]
+
+        self._def = (state["id"], factory)
+
+    def options(self, **options: Any) -> RemoteFunction:
+        merged = RemoteFunction.__new__(RemoteFunction)
+        merged.__dict__.update(self.__dict__)
+        merged._options = _check_options({**self._options, **options}, TASK_OPTIONS, f"remote function {self._name}")
+        return merged
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        runtime = _runtime()
+        fn_id, factory = self._definition()
+        num_returns = self._options.get("num_returns", 1)
+        refs = runtime.submit_task(fn_id, factory, self._name, args, kwargs, num_returns, self._options)
+        return refs[0] if num_returns == 1 else refs
+
+
+# -- actors --------------------------------------------------------------------------------------------
+
+
+class ActorMethod:
+    """``handle.method``: ``.remote(...)`` (ask, returns an ObjectRef), ``.tell(...)`` (fire and forget), ``.options``."""
+
+    __slots__ = ("_handle", "_name", "_num_returns")
+
+    def __init__(self, handle: ActorHandle, name: str, num_returns: int = 1) -> None:
+        self._handle = handle
+        self._name = name
+        self._num_returns = num_returns
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        refs = _runtime().submit_call(self._handle._actor_id, self._name, args, kwargs, self._num_returns, False)
+        return refs[0] if self._num_returns == 1 else refs
+
+    def tell(self, *args: Any, **kwargs: Any) -> None:
+        _runtime().submit_call(self._handle._actor_id, self._name, args, kwargs, 1, True)
+
+    def options(self, **options: Any) -> ActorMethod:
+        _check_options(options, METHOD_OPTIONS, f"actor method {self._name}")
+        return ActorMethod(self._handle, self._name, options.get("num_returns", self._num_returns))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"actor method {self._name} cannot be called directly; use .remote(...) or .tell(...)")
+
+
+class ActorHandle:
+    """A handle to an actor in a worker process; pass it to tasks and other actors freely."""
+
+    def __init__(self, actor_id: int, cls_name: str, methods: frozenset[str] | None = None) -> None:
+        self._actor_id = actor_id
+        self._cls_name = cls_name
+        self._methods = methods
+
+    def __getattr__(self, name: str) -> ActorMethod:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if self._methods is not None and name not in self._methods:
+            raise AttributeError(f"actor class {self._cls_name} has no method {name!r}")
+        return ActorMethod(self, name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return ActorHandle, (self._actor_id, self._cls_name, self._methods)
+
+    def __repr__(self) -> str:
+        return f"Actor({self._cls_name}, {self._actor_id:016x})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __hash__(self) -> int:
+        return hash(self._actor_id)
+
+
+class ActorClass:
+    """A class decorated with ``@nexus.remote``: ``.remote(...)`` creates an actor and returns its handle."""
+
+    def __init__(self, cls: type, options: dict[str, Any]) -> None:
+        self._cls = cls
+        self._options = _check_options(dict(options), ACTOR_OPTIONS, f"actor class {cls.__qualname__}")
+        self._name = cls.__qualname__
+        self._def: tuple[bytes, Callable[[], Blob]] | None = None
+        self._methods = frozenset(name for name, _ in inspect.getmembers(cls, callable) if not name.startswith("__"))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"actor class {self._name} cannot be instantiated directly; use {self._name}.remote(...)")
+
+    def options(self, **options: Any) -> ActorClass:
+        merged = ActorClass.__new__(ActorClass)
+        merged.__dict__.update(self.__dict__)
+        merged._options = _check_options({**self._options, **options}, ACTOR_OPTIONS, f"actor class {self._name}")
+        return merged
+
+    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+        runtime = _runtime()
+        options = self._options
+        if options.get("get_if_exists") and options.get("name"):
+            try:
+                return get_actor(options["name"], options.get("namespace"))
+            except ValueError:
+                pass
+        if self._def is None:
+            self._def = _definition_id(self._cls)
+        cls_id, factory = self._def
+        actor_options = {k: v for k, v in options.items() if k in ("name", "namespace", "max_concurrency", "max_pending_calls")}
+        actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)
+        return ActorHandle(actor_id, self._name, self._methods)
+
+
+def remote(*args: Any, **options: Any) -> Any:
+    """``@nexus.remote`` or ``@nexus.remote(**options)`` on a function (a task) or a class (an actor)."""
+    if len(args) == 1 and not options and (inspect.isfunction(args[0]) or inspect.isclass(args[0])):
+        return _make_remote(args[0], {})
+    if args:
+        raise TypeError("@nexus.remote takes a function or class, or only keyword options: @nexus.remote(num_cpus=1)")
+
+    def decorate(target: Any) -> Any:
+        return _make_remote(target, options)
+
+    return decorate
+
+
+def _make_remote(target: Any, options: dict[str, Any]) -> Any:
+    if inspect.isclass(target):
+        return ActorClass(target, options)
+    if callable(target):
+        return RemoteFunction(target, options)
+    raise TypeError(f"@nexus.remote takes a function or a class, not {type(target).__qualname__}")

@@ -1,0 +1,942 @@
+"""The driver's runtime: worker processes, the task queue, actors and the objects they make.
+
+One receiver thread serves every channel: it spins on the rings briefly after
+each message, then parks on all of them at once, on the pidfd of every worker
+(so a crash is noticed at once) and on their output pipes (so what a worker
+prints shows up in the driver, prefixed with the worker).
+
+Tasks wait in one queue at the driver and go to a worker as soon as it is idle
+(pull-based placement: a free worker takes the next task, so a long task never
+holds others back behind it on a busy worker). A worker blocked in ``get``
+counts as idle: nested and recursive tasks cannot deadlock a small pool. Each
+actor lives in a worker process of its own, taken from a pre-started spare so
+that creating an actor does not wait for an interpreter to start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..core.errors import NexusError
+from .protocol import Pump, pack
+from .shm_util import cluster_id, remove_cluster_segments, unlink_segment
+from .transport import Transport, load_transport
+from .values import Blob, ObjectRef, deserialize, error_blob, forget_segment, serialize, set_release_hook, split_args
+
+__all__ = ["Runtime"]
+
+_ids = itertools.count(1)
+ROLE_GRACE = 0.002
+"""After a get() returns, the receiver thread leaves receiving to callers this long: the next get() usually comes sooner."""
+
+
+class _Object:
+    __slots__ = ("blob", "callbacks", "event", "refs", "segments")
+
+    def __init__(self, refs: int = 1) -> None:
+        self.blob: Blob | None = None
+        self.event: threading.Event | None = None
+        self.callbacks: list[Callable[[], None]] = []
+        self.refs = refs
+        self.segments: list[Any] = []
+
+
+class _WorkerProc:
+    def __init__(self, index: int, kind: str) -> None:
+        self.index = index
+        self.kind = kind
+        self.name = f"worker-{index}"
+        self.conn: Any = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pidfd = -1
+        self.shipped: set[bytes] = set()
+        self.running: _Task | None = None
+        self.blocked = False
+        self.ready = threading.Event()
+        self.alive = True
+        self.actor: _Actor | None = None
+        self.out_buffers: dict[int, bytes] = {}
+
+
+class _Task:
+    __slots__ = ("args_blob", "deps", "fn_id", "missing", "name", "result_ids", "task_id", "worker")
+
+    def __init__(self, fn_id: bytes, name: str, args_blob: Blob, deps: list[int], result_ids: list[int]) -> None:
+        self.task_id = next(_ids)
+        self.fn_id = fn_id
+        self.name = name
+        self.args_blob = args_blob
+        self.deps = deps
+        self.result_ids = result_ids
+        self.missing = 0
+        self.worker: _WorkerProc | None = None
+
+
+class _Call:
+    __slots__ = ("args_blob", "call_id", "deps", "method", "missing", "result_ids")
+
+    def __init__(self, method: str, args_blob: Blob, deps: list[int], result_ids: list[int]) -> None:
+        self.call_id = next(_ids)
+        self.method = method
+        self.args_blob = args_blob
+        self.deps = deps
+        self.result_ids = result_ids
+        self.missing = 0
+
+
+class _Actor:
+    def __init__(self, actor_id: int, cls_name: str, name: str | None, namespace: str) -> None:
+        self.actor_id = actor_id
+        self.cls_name = cls_name
+        self.name = name
+        self.namespace = namespace
+        self.worker: _WorkerProc | None = None
+        self.ready = False
+        self.dead: BaseException | None = None
+        self.error_blob: Blob | None = None
+        self.queue: deque[_Call] = deque()
+        self.inflight: dict[int, _Call] = {}
+        self.on_ready: list[Callable[[Blob | None], None]] = []
+        self.handle_cls: Any = None
+
+
+class Runtime:
+    """The local cluster, as the driver sees it."""
+
+    def __init__(self, num_cpus: int, transport: str = "shm", namespace: str = "default", spare_actor_workers: int = 1) -> None:
+        self.num_cpus = num_cpus
+        self.namespace = namespace
+        self.lock = threading.RLock()
+        self.objects: dict[int, _Object] = {}
+        self.defs: dict[bytes, Blob] = {}
+        self.queue: deque[_Task] = deque()
+        self.running: dict[int, _Task] = {}
+        self.actors: dict[int, _Actor] = {}
+        self.named: dict[tuple[str, str], int] = {}
+        self.workers: list[_WorkerProc] = []
+        self.spares: list[_WorkerProc] = []
+        self.indexes = itertools.count(1)
+        self.transport_name = transport
+        self.transport: Transport = load_transport(transport)()
+        self.pump = Pump(self._handle, self._bad)
+        self.rejected = 0
+        self.closed = False
+        self.closing = False
+        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        # Receiving is a role: the receiver thread holds it unless a caller of get() takes it to receive its
+        # own result without a thread hand-off (a wake-up plus the GIL cost ~20-50 us here).
+        self.role = threading.Lock()
+        self.role_cond = threading.Condition()
+        self.want_role = 0
+        self.role_returned = 0.0
+        self.generation = 0
+        self._poll_generation = -1
+        self._poll_cache: Any = ([], {}, [])
+        self.death_r, self.death_w = os.pipe()
+        os.set_inheritable(self.death_r, False)
+        self.started_at = time.perf_counter()
+        self.cluster = cluster_id()
+        self.helpers: set[threading.Thread] = set()
+        self.every_worker: list[_WorkerProc] = []
+        procs = [self._spawn("task") for _ in range(num_cpus)]
+        procs += [self._spawn("actor") for _ in range(spare_actor_workers)]
+        self.receiver = threading.Thread(target=self._receive_loop, name="nexus-driver-receiver", daemon=True)
+        self.receiver.start()
+        deadline = time.monotonic() + 60
+        for w in procs:
+            if not w.ready.wait(max(0.0, deadline - time.monotonic())):
+                self.shutdown()
+                raise NexusError(f"{w.name} did not start within 60 s")
+        set_release_hook(self.release)
+
+    # -- worker processes ----------------------------------------------------------------
+
+    def _spawn(self, kind: str) -> _WorkerProc:
+        if self.closing:
+            raise NexusError("the cluster is shutting down")
+        w = _WorkerProc(next(self.indexes), kind)
+        conn, spec = self.transport.open_channel(w.name)
+        w.conn = conn
+        env = dict(os.environ, PYTHONUNBUFFERED="1", NEXUS_CLUSTER_ID=self.cluster)
+        fds = (*spec.pass_fds, self.death_r)
+        w.proc = subprocess.Popen(
+            [sys.executable, "-m", "nexus.cluster.worker", spec.encode(), str(w.index), kind, str(self.death_r)],
+            pass_fds=fds,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        w.pidfd = os.pidfd_open(w.proc.pid)
+        for stream in (w.proc.stdout, w.proc.stderr):
+            assert stream is not None
+            os.set_blocking(stream.fileno(), False)
+        with self.lock:
+            self.every_worker.append(w)
+            if kind == "task":
+                self.workers.append(w)
+            else:
+                self.spares.append(w)
+            self.generation += 1
+        self._wake_receiver()
+        return w
+
+    def _all_workers(self) -> list[_WorkerProc]:
+        with self.lock:
+            actor_workers = [a.worker for a in self.actors.values() if a.worker is not None and a.worker.alive]
+            return [*self.workers, *self.spares, *actor_workers]
+
+    def _wake_receiver(self) -> None:
+        with contextlib.suppress(OSError):
+            os.eventfd_write(self.wake_fd, 1)
+
+    def send(self, w: _WorkerProc, body: tuple[Any, ...]) -> None:
+        try:
+            w.conn.send(pack(body))
+        except Exception as exc:
+            if w.alive:
+                raise NexusError(f"cannot send to {w.name}: {exc}") from exc
+
+    # -- the receiver ----------------------------------------------------------------------
+
+    def _receive_loop(self) -> None:
+        """Receive whenever no caller of ``get`` does it itself (see :meth:`wait_object`)."""
+        while not self.closed:
+            with self.role_cond:
+                while (self.want_role or time.monotonic() - self.role_returned < ROLE_GRACE) and not self.closed:
+                    self.role_cond.wait(ROLE_GRACE if not self.want_role else None)
+            with self.role:
+                self._receive_once(1.0)
+
+    def _poll_set(self) -> tuple[list[tuple[_WorkerProc, Any]], dict[int, tuple[str, Any]]]:
+        if self._poll_generation != self.generation:
+            workers = self._all_workers()
+            conns = [(w, w.conn) for w in workers if w.alive]
+            extra: dict[int, tuple[str, Any]] = {self.wake_fd: ("wake", None)}
+            for w in workers:
+                if w.alive and w.pidfd >= 0:
+                    extra[w.pidfd] = ("exit", w)
+                assert w.proc is not None
+                for stream in (w.proc.stdout, w.proc.stderr):
+                    if stream is not None and not stream.closed:
+                        extra[stream.fileno()] = ("out", (w, stream))
+            self._poll_cache = (conns, extra, list(extra))
+            self._poll_generation = self.generation
+        conns, extra, _ = self._poll_cache
+        return conns, extra
+
+    def _receive_once(self, timeout: float) -> None:
+        """One round of receiving: spin on the channels, else park on them and on the extra descriptors."""
+        conns, extra = self._poll_set()
+        ready = self.pump.once(conns, self._poll_cache[2], timeout=timeout)
+        for fd in ready:
+            what, w = extra[fd]
+            if what == "wake":
+                with contextlib.suppress(OSError):
+                    os.eventfd_read(self.wake_fd)
+            elif what == "out":
+                self._forward_output(*w)
+            elif what == "exit" and w is not None:
+                self.pump.drain([(w, w.conn)])
+                self._worker_died(w)
+
+    def _forward_output(self, w: _WorkerProc, stream: Any) -> bool:
+        """Print what worker ``w`` wrote on ``stream``, a line at a time with its name; False when nothing more is there."""
+        if stream.closed:
+            return False
+        fd = stream.fileno()
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return False
+        except OSError:
+            chunk = b""
+        assert w.proc is not None
+        is_err = stream is w.proc.stderr
+        if not chunk:
+            stream.close()
+            with self.lock:
+                self.generation += 1
+            return False
+        data = w.out_buffers.get(fd, b"") + chunk
+        *lines, rest = data.split(b"\n")
+        w.out_buffers[fd] = rest
+        pid = w.proc.pid
+        target = sys.stderr if is_err else sys.stdout
+        for line in lines:
+            print(f"({w.name} pid={pid}) {line.decode(errors='replace')}", file=target, flush=True)
+        return True
+
+    def _bad(self, w: Any, exc: Exception) -> None:
+        self.rejected += 1
+        print(f"nexus: dropped a malformed message from {getattr(w, 'name', w)}: {exc}", file=sys.stderr)
+
+    def _handle(self, w: _WorkerProc, body: tuple[Any, ...]) -> None:
+        op = body[0]
+        handler = getattr(self, f"_on_{op}", None)
+        if handler is None:
+            self._bad(w, ValueError(f"unknown operation {op!r}"))
+            return
+        try:
+            handler(w, *body[1:])
+        except Exception as exc:
+            self._bad(w, exc)
+
+    def _on_hello(self, w: _WorkerProc, _index: int, _pid: int) -> None:
+        w.ready.set()
+
+    def _on_done(self, w: _WorkerProc, task_id: int, items: list[tuple[int, Blob]]) -> None:
+        with self.lock:
+            for oid, blob in items:
+                self._store(oid, blob, adopt=True)
+            task = self.running.pop(task_id, None)
+            if task is not None and w.running is task:
+                w.running = None
+            if w.actor is not None:
+                w.actor.inflight.pop(task_id, None)
+            self._dispatch()
+
+    def _on_blocked(self, w: _WorkerProc, flag: bool) -> None:
+        with self.lock:
+            w.blocked = flag
+            if flag:
+                self._dispatch()
+
+    def _on_submit(
+        self,
+        w: _WorkerProc,
+        fn_id: bytes,
+        def_blob: Blob | None,
+        name: str,
+        args_blob: Blob,
+        deps: list[int],
+        result_ids: list[int],
+        _options: dict,
+    ) -> None:
+        with self.lock:
+            if def_blob is not None:
+                self.defs[fn_id] = def_blob
+            for oid in result_ids:
+                self.objects.setdefault(oid, _Object())
+            self._enqueue(_Task(fn_id, name, args_blob, deps, result_ids))
+
+    def _on_submit_call(self, w: _WorkerProc, actor_id: int, method: str, args_blob: Blob, deps: list[int], result_ids: list[int]) -> None:
+        with self.lock:
+            for oid in result_ids:
+                self.objects.setdefault(oid, _Object())
+            self._enqueue_call(actor_id, _Call(method, args_blob, deps, result_ids))
+
+    def _on_create_actor(
+        self,
+        w: _WorkerProc,
+        request: int,
+        actor_id: int,
+        cls_id: bytes,
+        def_blob: Blob | None,
+        name: str,
+        args_blob: Blob,
+        deps: list[int],
+        options: dict,
+    ) -> None:
+        if def_blob is not None:
+            self.defs[cls_id] = def_blob
+
+        def answer(error: Blob | None) -> None:
+            self.send(w, ("objects", request, [(0, error)]))
+
+        try:
+            self._create_actor(actor_id, cls_id, name, args_blob, deps, options, answer)
+        except Exception as exc:
+            answer(error_blob(exc, "the driver"))
+
+    def _on_put(self, w: _WorkerProc, oid: int, blob: Blob) -> None:
+        with self.lock:
+            self._store(oid, blob, adopt=True)
+
+    def _on_release(self, w: _WorkerProc, ids: list[int]) -> None:
+        for oid in ids:
+            self.release(oid)
+
+    def _on_get(self, w: _WorkerProc, request: int, ids: list[int], _timeout: float | None) -> None:
+        remaining = set(ids)
+
+        def reply() -> None:
+            items = [(oid, self._blob_or_lost(oid)) for oid in ids]
+            self.send(w, ("objects", request, items))
+
+        with self.lock:
+            for oid in ids:
+                obj = self.objects.get(oid)
+                if obj is None or obj.blob is not None:
+                    remaining.discard(oid)
+                    continue
+
+                def arrived(oid: int = oid) -> None:
+                    remaining.discard(oid)
+                    if not remaining:
+                        reply()
+
+                obj.callbacks.append(arrived)
+            if not remaining:
+                reply()
+
+    def _on_wait(self, w: _WorkerProc, request: int, ids: list[int], num_returns: int, timeout: float | None) -> None:
+        def work() -> None:
+            try:
+                ready = self.wait_ids(ids, num_returns, timeout)
+            except Exception:
+                ready = []
+            self.send(w, ("objects", request, [(0, ready)]))
+
+        threading.Thread(target=work, name="nexus-wait", daemon=True).start()
+
+    def _on_actor_ready(self, w: _WorkerProc, actor_id: int, error: Blob | None) -> None:
+        with self.lock:
+            actor = self.actors.get(actor_id)
+            if actor is None:
+                return
+            if error is not None:
+                actor.error_blob = error
+                actor.dead = _actor_died(actor, "its constructor raised")
+                self._fail_calls(actor)
+            else:
+                actor.ready = True
+                self._pump_calls(actor)
+            callbacks, actor.on_ready = actor.on_ready, []
+        for callback in callbacks:
+            callback(error)
+
+    def _on_control(self, w: _WorkerProc, request: int, op: str, *args: Any) -> None:
+        try:
+            result: Any = getattr(self, f"control_{op}")(*args)
+        except Exception as exc:
+            result = ("error", error_blob(exc, "the driver"))
+        self.send(w, ("objects", request, [(0, result)]))
+
+    # -- objects ---------------------------------------------------------------------------
+
+    def _store(self, oid: int, blob: Blob, adopt: bool = False) -> None:
+        obj = self.objects.get(oid)
+        if obj is None:  # every ref to it is gone already: drop the value
+            if adopt:
+                _unlink(blob.segments)
+            return
+        obj.blob = blob
+        if adopt:
+            obj.segments.extend(blob.segments)
+        if obj.event is not None:
+            obj.event.set()
+        callbacks, obj.callbacks = obj.callbacks, []
+        for callback in callbacks:
+            callback()
+        if obj.refs <= 0:
+            self._free(oid, obj)
+
+    def _free(self, oid: int, obj: _Object) -> None:
+        self.objects.pop(oid, None)
+        _unlink(obj.segments)
+
+    def _blob_or_lost(self, oid: int) -> Blob:
+        obj = self.objects.get(oid)
+        if obj is None or obj.blob is None:
+            from .api import ObjectLostError
+
+            lost = ObjectLostError(f"object {oid:016x} is no longer stored (every reference to it was dropped)")
+            return error_blob(lost, "the driver")
+        return obj.blob
+
+    def release(self, oid: int) -> None:
+        if self.closed:
+            return
+        with self.lock:
+            obj = self.objects.get(oid)
+            if obj is None:
+                return
+            obj.refs -= 1
+            if obj.refs <= 0 and obj.blob is not None and not obj.callbacks:
+                self._free(oid, obj)
+
+    def put(self, value: Any) -> ObjectRef:
+        blob, segments = serialize(value, "the value to put")
+        oid = next(_ids)
+        with self.lock:
+            obj = self.objects[oid] = _Object()
+            obj.blob = blob
+            obj.segments.extend(segments)
+        return ObjectRef(oid)
+
+    def wait_object(self, oid: int, timeout: float | None) -> Blob | None:
+        """The blob of ``oid`` once it is there (None after ``timeout``); the caller receives while it waits."""
+        with self.lock:
+            obj = self.objects.get(oid)
+            if obj is None:
+                return self._blob_or_lost(oid)
+            if obj.blob is not None:
+                return obj.blob
+            if obj.event is None:
+                obj.event = threading.Event()
+            event = obj.event
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.role_cond:
+            self.want_role += 1
+        self._wake_receiver()
+        try:
+            while not event.is_set():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                if self.role.acquire(blocking=False):
+                    try:
+                        while not event.is_set() and not self.closed:
+                            left = None if deadline is None else deadline - time.monotonic()
+                            if left is not None and left <= 0:
+                                return None
+                            self._receive_once(0.05 if left is None else min(left, 0.05))
+                    finally:
+                        self.role.release()
+                else:
+                    event.wait(0.001 if left is None else min(left, 0.001))
+        finally:
+            with self.role_cond:
+                self.want_role -= 1
+                self.role_returned = time.monotonic()
+                self.role_cond.notify_all()
+        return obj.blob
+
+    def wait_ids(self, ids: Sequence[int], num_returns: int, timeout: float | None) -> list[int]:
+        done = threading.Event()
+        ready: list[int] = []
+        with self.lock:
+            for oid in ids:
+                obj = self.objects.get(oid)
+                if obj is None or obj.blob is not None:
+                    ready.append(oid)
+                else:
+
+                    def arrived(oid: int = oid) -> None:
+                        ready.append(oid)
+                        if len(ready) >= num_returns:
+                            done.set()
+
+                    obj.callbacks.append(arrived)
+            if len(ready) >= num_returns:
+                done.set()
+        done.wait(timeout)
+        with self.lock:
+            return list(ready)
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def define(self, def_id: bytes, factory: Callable[[], Blob]) -> None:
+        if def_id not in self.defs:
+            blob = factory()
+            with self.lock:
+                self.defs.setdefault(def_id, blob)
+
+    def submit_task(
+        self, fn_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, num_returns: int, _options: dict
+    ) -> list[ObjectRef]:
+        self.define(fn_id, factory)
+        args, kwargs, deps = split_args(args, kwargs)
+        args_blob, _ = serialize((args, kwargs), f"the arguments of {name}")
+        result_ids = [next(_ids) for _ in range(num_returns)]
+        refs = [ObjectRef(oid) for oid in result_ids]
+        with self.lock:
+            for oid in result_ids:
+                self.objects[oid] = _Object()
+            self._enqueue(_Task(fn_id, name, args_blob, deps, result_ids))
+        return refs
+
+    def _hold_deps(self, deps: list[int], on_ready: Callable[[], None]) -> int:
+        """Pin the dependencies; count those not ready yet and call ``on_ready`` as each arrives."""
+        missing = 0
+        for oid in deps:
+            obj = self.objects.get(oid)
+            if obj is None:
+                continue
+            obj.refs += 1
+            if obj.blob is None:
+                missing += 1
+                obj.callbacks.append(on_ready)
+        return missing
+
+    def _dep_blobs(self, deps: list[int]) -> list[tuple[int, Blob]]:
+        items = []
+        for oid in deps:
+            items.append((oid, self._blob_or_lost(oid)))
+        return items
+
+    def _unpin(self, deps: list[int]) -> None:
+        for oid in deps:
+            obj = self.objects.get(oid)
+            if obj is not None:
+                obj.refs -= 1
+                if obj.refs <= 0 and obj.blob is not None and not obj.callbacks:
+                    self._free(oid, obj)
+
+    def _enqueue(self, task: _Task) -> None:
+        def dep_ready() -> None:
+            task.missing -= 1
+            if task.missing == 0:
+                self.queue.append(task)
+                self._dispatch()
+
+        task.missing = self._hold_deps(task.deps, dep_ready)
+        if task.missing == 0:
+            self.queue.append(task)
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        if not self.queue:
+            return
+        for w in self.workers:
+            if not self.queue:
+                return
+            if not w.alive or not w.ready.is_set() or (w.running is not None and not w.blocked):
+                continue
+            task = self.queue.popleft()
+            self._send_task(w, task)
+
+    def _send_task(self, w: _WorkerProc, task: _Task) -> None:
+        if task.fn_id not in w.shipped:
+            self.send(w, ("def", task.fn_id, self.defs[task.fn_id]))
+            w.shipped.add(task.fn_id)
+        deps = self._dep_blobs(task.deps)
+        if w.running is None:
+            w.running = task
+        task.worker = w
+        self.running[task.task_id] = task
+        self.send(w, ("task", task.task_id, task.fn_id, task.name, task.args_blob, deps, task.result_ids))
+        self._unpin(task.deps)
+
+    # -- actors -----------------------------------------------------------------------------
+
+    def create_actor(self, cls_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, options: dict) -> int:
+        self.define(cls_id, factory)
+        args, kwargs, deps = split_args(args, kwargs)
+        args_blob, _ = serialize((args, kwargs), f"the arguments of {name}")
+        actor_id = next(_ids)
+        self._create_actor(actor_id, cls_id, name, args_blob, deps, options, None)
+        return actor_id
+
+    def _create_actor(
+        self,
+        actor_id: int,
+        cls_id: bytes,
+        cls_name: str,
+        args_blob: Blob,
+        deps: list[int],
+        options: dict,
+        answer: Callable[[Blob | None], None] | None,
+    ) -> None:
+        name = options.get("name")
+        namespace = options.get("namespace") or self.namespace
+        with self.lock:
+            if name is not None and (namespace, name) in self.named:
+                existing = self.actors.get(self.named[(namespace, name)])
+                if existing is not None and existing.dead is None:
+                    raise ValueError(
+                        f"an actor named {name!r} already exists in namespace {namespace!r}; use get_if_exists=True or get_actor"
+                    )
+            actor = _Actor(actor_id, cls_name, name, namespace)
+            self.actors[actor_id] = actor
+            if name is not None:
+                self.named[(namespace, name)] = actor_id
+            if answer is not None:
+                actor.on_ready.append(answer)
+            w = self.spares.pop() if self.spares else None
+        if w is None:
+            w = self._spawn("actor")
+            with self.lock:
+                self.spares.remove(w)
+        with self.lock:
+            w.actor = actor
+            actor.worker = w
+            self.generation += 1
+        self._helper(self._replenish_spare)
+
+        def start() -> None:
+            if not w.ready.wait(60):
+                self._on_actor_ready(w, actor_id, error_blob(NexusError(f"{w.name} did not start"), "the driver"))
+                return
+            with self.lock:
+                if cls_id not in w.shipped:
+                    self.send(w, ("def", cls_id, self.defs[cls_id]))
+                    w.shipped.add(cls_id)
+                self.send(w, ("create_actor", actor_id, cls_id, cls_name, args_blob, self._dep_blobs(deps), options))
+                self._unpin(deps)
+
+        with self.lock:
+            missing = [0]
+
+            def dep_ready() -> None:
+                missing[0] -= 1
+                if missing[0] == 0:
+                    threading.Thread(target=start, daemon=True).start()
+
+            missing[0] = self._hold_deps(deps, dep_ready)
+            if missing[0] == 0:
+                if w.ready.is_set():
+                    start()
+                else:
+                    threading.Thread(target=start, daemon=True).start()
+
+    def _helper(self, target: Callable[..., Any], *args: Any) -> None:
+        """Run ``target`` on a thread that shutdown() waits for (spawning must not race with it)."""
+
+        def run() -> None:
+            try:
+                with contextlib.suppress(NexusError):
+                    target(*args)
+            finally:
+                self.helpers.discard(threading.current_thread())
+
+        thread = threading.Thread(target=run, name="nexus-helper", daemon=True)
+        self.helpers.add(thread)
+        thread.start()
+
+    def _replenish_spare(self) -> None:
+        with self.lock:
+            if self.spares or self.closed:
+                return
+        with contextlib.suppress(Exception):
+            self._spawn("actor")
+
+    def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]:
+        args, kwargs, deps = split_args(args, kwargs)
+        args_blob, _ = serialize((args, kwargs), f"the arguments of {method}")
+        result_ids = [] if tell else [next(_ids) for _ in range(num_returns)]
+        refs = [ObjectRef(oid) for oid in result_ids]
+        with self.lock:
+            for oid in result_ids:
+                self.objects[oid] = _Object()
+            self._enqueue_call(actor_id, _Call(method, args_blob, deps, result_ids))
+        return refs
+
+    def _enqueue_call(self, actor_id: int, call: _Call) -> None:
+        actor = self.actors.get(actor_id)
+        if actor is None:
+            from .api import ActorDiedError
+
+            blob = error_blob(ActorDiedError(f"actor {actor_id:x} is unknown to this cluster"), "the driver")
+            for oid in call.result_ids:
+                self._store(oid, blob)
+            return
+
+        def dep_ready() -> None:
+            call.missing -= 1
+            if call.missing == 0:
+                self._pump_calls(actor)
+
+        call.missing = self._hold_deps(call.deps, dep_ready)
+        actor.queue.append(call)
+        if actor.dead is not None:
+            self._fail_calls(actor)
+        else:
+            self._pump_calls(actor)
+
+    def _pump_calls(self, actor: _Actor) -> None:
+        """Send queued calls in order; a call waiting for its arguments holds back the ones behind it."""
+        w = actor.worker
+        if not actor.ready or w is None:
+            return
+        while actor.queue and actor.queue[0].missing == 0:
+            call = actor.queue.popleft()
+            if call.result_ids:
+                actor.inflight[call.call_id] = call
+            deps = self._dep_blobs(call.deps)
+            self.send(w, ("call", actor.actor_id, call.call_id, call.method, call.args_blob, deps, call.result_ids))
+            self._unpin(call.deps)
+
+    def _fail_calls(self, actor: _Actor) -> None:
+        from .api import ActorDiedError
+
+        assert actor.dead is not None
+        reason = actor.dead if isinstance(actor.dead, ActorDiedError) else ActorDiedError(str(actor.dead))
+        blob = actor.error_blob if actor.error_blob is not None else error_blob(reason, "the driver")
+        calls = list(actor.queue) + list(actor.inflight.values())
+        actor.queue.clear()
+        actor.inflight.clear()
+        for call in calls:
+            if call.missing == 0:
+                self._unpin(call.deps)
+            for oid in call.result_ids:
+                self._store(oid, blob)
+
+    def actor_state(self, actor_id: int) -> _Actor | None:
+        return self.actors.get(actor_id)
+
+    def control_get_actor(self, name: str, namespace: str | None) -> tuple[int, str]:
+        with self.lock:
+            actor_id = self.named.get((namespace or self.namespace, name))
+            actor = self.actors.get(actor_id) if actor_id is not None else None
+            if actor is None or actor.dead is not None:
+                raise ValueError(f"no actor named {name!r} in namespace {namespace or self.namespace!r}")
+            return actor.actor_id, actor.cls_name
+
+    def control_kill(self, actor_id: int) -> None:
+        self.kill(actor_id)
+
+    def kill(self, actor_id: int) -> None:
+        from .api import ActorDiedError
+
+        with self.lock:
+            actor = self.actors.get(actor_id)
+            if actor is None or actor.dead is not None:
+                return
+            actor.dead = ActorDiedError(f"actor {actor.cls_name} ({actor_id:x}) was killed with nexus.kill")
+            w = actor.worker
+            self._fail_calls(actor)
+            if actor.name is not None:
+                self.named.pop((actor.namespace, actor.name), None)
+        if w is not None and w.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                w.proc.kill()  # the receiver sees its pidfd and cleans up (_worker_died)
+
+    def cancel(self, oid: int) -> bool:
+        """Remove a queued task that would produce ``oid``; True when it had not started."""
+        from .api import TaskCancelledError
+
+        with self.lock:
+            for task in list(self.queue):
+                if oid in task.result_ids:
+                    self.queue.remove(task)
+                    blob = error_blob(TaskCancelledError(f"task {task.name} was cancelled before it ran"), "the driver")
+                    for result in task.result_ids:
+                        self._store(result, blob)
+                    self._unpin(task.deps)
+                    return True
+        return False
+
+    # -- failures ------------------------------------------------------------------------------
+
+    def _worker_died(self, w: _WorkerProc) -> None:
+        from .api import WorkerCrashedError
+
+        with self.lock:
+            self.generation += 1
+            was_alive = w.alive
+            w.alive = False
+            assert w.proc is not None
+            code = w.proc.poll()
+            with contextlib.suppress(OSError):
+                os.close(w.pidfd)
+            w.pidfd = -1
+            if self.closed:
+                return
+            lost = [t for t in self.running.values() if t.worker is w]
+            for task in lost:
+                self.running.pop(task.task_id, None)
+                crashed = WorkerCrashedError(f"{w.name} died (exit code {code}) while running {task.name}")
+                blob = error_blob(crashed, "the driver")
+                for oid in task.result_ids:
+                    self._store(oid, blob)
+            actor = w.actor
+            if actor is not None and actor.dead is None:
+                actor.dead = _actor_died(actor, f"its {w.name} exited with code {code}")
+                self._fail_calls(actor)
+            if w in self.workers:
+                self.workers.remove(w)
+                replace = was_alive
+            else:
+                replace = False
+                if w in self.spares:
+                    self.spares.remove(w)
+        with contextlib.suppress(Exception):
+            w.conn.close()
+        self._reap(w)
+        if replace and not self.closing:
+            self._helper(self._spawn, "task")
+
+    def _reap(self, w: _WorkerProc) -> None:
+        """Collect a dead worker: its exit status and the last of its output."""
+        assert w.proc is not None
+        with contextlib.suppress(Exception):
+            w.proc.wait(5)
+        for stream in (w.proc.stdout, w.proc.stderr):
+            if stream is not None and not stream.closed:
+                with contextlib.suppress(Exception):
+                    while self._forward_output(w, stream):
+                        pass
+                stream.close()
+        with self.lock:
+            self.generation += 1
+
+    # -- shutdown -----------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float = 3.0) -> None:
+        if self.closed:
+            return
+        set_release_hook(None)
+        with self.lock:
+            self.closing = True
+        for thread in list(self.helpers):
+            thread.join(5)
+        with self.lock:
+            workers = list(self.every_worker)
+        for w in workers:
+            if w.alive:
+                with contextlib.suppress(Exception):
+                    w.conn.send(pack(("exit",)))
+        deadline = time.monotonic() + timeout
+        for w in workers:
+            assert w.proc is not None
+            try:
+                w.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+                w.proc.wait()
+        self.closed = True
+        self._wake_receiver()
+        with self.role_cond:
+            self.role_cond.notify_all()
+        self.receiver.join(5)
+        for w in workers:
+            assert w.proc is not None
+            for stream in (w.proc.stdout, w.proc.stderr):
+                if stream is not None:
+                    with contextlib.suppress(Exception):
+                        rest = stream.read()
+                        if rest:
+                            target = sys.stderr if stream is w.proc.stderr else sys.stdout
+                            for line in rest.decode(errors="replace").splitlines():
+                                print(f"({w.name} pid={w.proc.pid}) {line}", file=target)
+                    stream.close()
+            with contextlib.suppress(Exception):
+                w.conn.close()
+            if w.pidfd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(w.pidfd)
+        with self.lock:
+            for oid, obj in list(self.objects.items()):
+                self._free(oid, obj)
+        with contextlib.suppress(Exception):
+            self.transport.close()
+        remove_cluster_segments(self.cluster)  # anything a worker made that no object owned any more
+        for fd in (self.wake_fd, self.death_r, self.death_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def deserialize(self, blob: Blob) -> Any:
+        return deserialize(blob)
+
+
+def _actor_died(actor: _Actor, why: str) -> BaseException:
+    from .api import ActorDiedError
+
+    return ActorDiedError(f"actor {actor.cls_name} ({actor.actor_id:x}) died: {why}")
+
+
+def _unlink(names: list[str]) -> None:
+    for name in names:
+        forget_segment(name)
+        unlink_segment(name)

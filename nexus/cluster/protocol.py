@@ -1,0 +1,105 @@
+"""Messages between the driver and its workers: pickled tuples in envelopes.
+
+The channel is trusted (both ends are processes of one cluster, started by
+one user), so bodies are pickle protocol 5; every message still travels in a
+checked envelope, and one that does not decode is counted and dropped, never
+fatal to the receiver.
+
+Driver -> worker: ``def`` (a function or class, once per worker), ``task``,
+``create_actor``, ``call``, ``objects`` (answer to a ``get``), ``cancel``,
+``exit``. Worker -> driver: ``hello``, ``done``, ``submit``, ``submit_call``,
+``create_actor``, ``get``, ``put``, ``kill``, ``get_actor``, ``log``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import select
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..core.errors import EnvelopeError
+from ..messaging.envelope import Envelope, Kind, decode_envelope, encode_envelope
+from ..messaging.serializers import CodecId
+from .transport import Connection
+
+__all__ = ["SPIN_SECONDS", "Pump", "pack", "unpack"]
+
+SPIN_SECONDS = 200e-6
+"""How long a receiver polls its rings before it parks: longer than a typical call, far shorter than a wake-up."""
+
+_PICKLE = CodecId.PICKLE
+_dumps = pickle.dumps
+_loads = pickle.loads
+
+
+def pack(body: tuple[Any, ...], kind: int = Kind.CONTROL) -> bytes:
+    return encode_envelope(Envelope(kind, _dumps(body, 5), _PICKLE))
+
+
+def unpack(data: bytes) -> tuple[Any, ...]:
+    envelope = decode_envelope(data)
+    if envelope.codec != _PICKLE:
+        raise EnvelopeError(f"unexpected codec {envelope.codec} on a cluster channel")
+    body = _loads(envelope.payload)
+    if not isinstance(body, tuple) or not body or not isinstance(body[0], str):
+        raise EnvelopeError("a cluster message must be a tuple starting with its operation name")
+    return body
+
+
+class Pump:
+    """Receives from a set of connections: spin briefly, then park on all of them (and on extra fds)."""
+
+    def __init__(self, handle: Callable[[Any, tuple[Any, ...]], None], on_bad: Callable[[Any, Exception], None]) -> None:
+        self.handle = handle
+        self.on_bad = on_bad
+        self.rejected = 0
+
+    def drain(self, connections: Sequence[Any]) -> int:
+        """Handle every message waiting now; returns how many."""
+        n = 0
+        for key, conn in connections:
+            while True:
+                try:
+                    message = conn.try_recv()
+                except Exception as exc:
+                    self.on_bad(key, exc)
+                    break
+                if message is None:
+                    break
+                n += 1
+                try:
+                    body = unpack(message[0])
+                except Exception as exc:
+                    self.rejected += 1
+                    self.on_bad(key, exc)
+                    continue
+                self.handle(key, body)
+        return n
+
+    def once(self, connections: Sequence[Any], extra_fds: Sequence[int], timeout: float, spin: float = SPIN_SECONDS) -> list[int]:
+        """Spin up to ``spin`` seconds for messages; if none came, park up to ``timeout``. Returns ready extra fds."""
+        deadline = time.perf_counter() + spin
+        while True:
+            if self.drain(connections):
+                return []
+            if time.perf_counter() >= deadline:
+                break
+        parked: list[Connection] = []
+        try:
+            for _, conn in connections:
+                if not conn.park_begin():
+                    break
+                parked.append(conn)
+            else:
+                fds = [conn.fileno() for _, conn in connections] + list(extra_fds)
+                try:
+                    ready, _, _ = select.select(fds, [], [], timeout)
+                except (OSError, ValueError):
+                    ready = []
+                return [fd for fd in ready if fd in extra_fds]
+        finally:
+            for conn in parked:
+                conn.park_end()
+        return []

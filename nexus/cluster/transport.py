@@ -1,0 +1,124 @@
+"""The Transport contract: how the driver and a worker process exchange envelopes.
+
+A transport makes *channels*, each joining the driver to one child process.
+The driver calls :meth:`Transport.open_channel`, which returns its own end
+and a :class:`ChannelSpec` for the child: a string address plus file
+descriptors the child must inherit. The child calls
+:meth:`Transport.attach` with that spec. Implementations are plugins,
+registered under the ``nexus.transports`` entry-point group and loaded by
+name with :func:`load_transport`; the install command installs the built-in
+ones (``shm``: shared-memory rings, the default on one host; ``zmq``:
+ZeroMQ over ipc or tcp).
+
+A :class:`Connection` moves one message at a time: the envelope bytes plus
+optional frames (out-of-band buffers). It is thread-safe for senders; one
+thread at a time receives. Receiving never blocks inside the connection: the
+receiver spins with :meth:`Connection.try_recv`, then parks on the
+connection's :meth:`~Connection.fileno` with ``select`` after
+:meth:`~Connection.park_begin` says it may, so one thread can wait on many
+connections (and on process-exit descriptors) at once.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, ClassVar
+
+__all__ = ["ChannelSpec", "Connection", "Transport", "TransportClosedError", "available_transports", "load_transport"]
+
+ENTRY_POINT_GROUP = "nexus.transports"
+
+Message = tuple[bytes, list[Any]]
+
+
+class TransportClosedError(ConnectionError):
+    """The channel is closed (by this side, or its peer went away)."""
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """What a child needs to attach to a channel: the transport's name, an address and fds to inherit."""
+
+    transport: str
+    address: str
+    pass_fds: tuple[int, ...] = ()
+
+    def encode(self) -> str:
+        return f"{self.transport}|{self.address}"
+
+    @staticmethod
+    def decode(text: str) -> ChannelSpec:
+        transport, _, address = text.partition("|")
+        if not address:
+            raise ValueError(f"not a channel spec: {text!r}")
+        return ChannelSpec(transport, address)
+
+
+class Connection(abc.ABC):
+    """One end of a channel."""
+
+    max_message: int = 1 << 24
+
+    @abc.abstractmethod
+    def send(self, data: bytes, frames: Sequence[Any] = ()) -> None:
+        """Send one message; blocks while the peer's buffer is full (back-pressure)."""
+
+    @abc.abstractmethod
+    def try_recv(self) -> Message | None:
+        """The next message, or ``None`` at once when there is none."""
+
+    @abc.abstractmethod
+    def fileno(self) -> int:
+        """A descriptor that becomes readable when a message may have arrived (after :meth:`park_begin`)."""
+
+    def park_begin(self) -> bool:
+        """Announce that the receiver is about to sleep; False when a message is already waiting."""
+        return True
+
+    def park_end(self) -> None:  # noqa: B027  (optional hook)
+        """The receiver woke up (or decided not to sleep); reset the wake-up state."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release this end; further sends raise :class:`TransportClosedError`."""
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {}
+
+
+class Transport(abc.ABC):
+    """Makes channels between the driver and its child processes."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def open_channel(self, label: str) -> tuple[Connection, ChannelSpec]:
+        """Driver side: a new channel; returns the driver's end and what the child needs to attach."""
+
+    @classmethod
+    @abc.abstractmethod
+    def attach(cls, spec: ChannelSpec) -> Connection:
+        """Child side: the child's end of the channel ``spec`` describes."""
+
+    def close(self) -> None:  # noqa: B027  (optional hook)
+        """Release what the transport holds beyond its channels (sockets, temp folders)."""
+
+
+def available_transports() -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_transport(name: str) -> type[Transport]:
+    """The transport class registered under ``name`` in the ``nexus.transports`` entry-point group."""
+    found = available_transports()
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none (is nexus installed with pip install -e .?)"
+        raise ValueError(f"unknown transport {name!r}; installed transports: {known}")
+    cls = found[name].load()
+    if not (isinstance(cls, type) and issubclass(cls, Transport)):
+        raise TypeError(f"entry point {name!r} of {ENTRY_POINT_GROUP} is {cls!r}, not a Transport subclass")
+    return cls

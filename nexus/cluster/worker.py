@@ -1,0 +1,425 @@
+"""A worker process: runs tasks, or hosts one actor, for the driver that started it.
+
+Started as ``python -m nexus.cluster.worker <spec> <worker-id> <kind> <death-fd>``
+by the driver, never forked from it (a notebook kernel has threads). The
+main thread receives from the driver's channel and runs what arrives; a task
+or method that calls ``get`` keeps receiving while it waits, runs tasks that
+arrive meanwhile on top of its stack (so nested work never deadlocks a small
+pool) and queues actor calls until the current one returns (so an actor
+never runs two calls at once unless ``max_concurrency`` says so). The
+worker exits when the driver says so, or when the driver dies (the read end
+of a pipe only the driver holds becomes readable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import os
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..core.errors import NexusError
+from . import context
+from .protocol import Pump, pack
+from .transport import ChannelSpec, Connection, load_transport
+from .values import Blob, ObjectRef, deserialize, error_blob, join_args, serialize_handed_over, set_release_hook, split_args
+
+__all__ = ["WorkerRuntime", "main"]
+
+
+class _Waiter:
+    __slots__ = ("event", "ids", "results")
+
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+        self.results: dict[int, Blob] = {}
+        self.event = threading.Event()
+
+
+class _ActorHost:
+    def __init__(self, actor_id: int, instance: Any, max_concurrency: int, is_async: bool) -> None:
+        self.actor_id = actor_id
+        self.instance = instance
+        self.is_async = is_async
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        self.semaphore: asyncio.Semaphore | None = None
+        if is_async:
+            self.loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run_loop() -> None:
+                assert self.loop is not None
+                asyncio.set_event_loop(self.loop)
+                self.semaphore = asyncio.Semaphore(max_concurrency)
+                ready.set()
+                self.loop.run_forever()
+
+            threading.Thread(target=run_loop, name="nexus-actor-loop", daemon=True).start()
+            ready.wait()
+        elif max_concurrency > 1:
+            self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="nexus-actor")
+
+
+class WorkerRuntime:
+    """The runtime of one worker process; also what ``nexus.get`` and ``.remote()`` use inside it."""
+
+    def __init__(self, conn: Connection, worker_id: int, kind: str, death_fd: int | None) -> None:
+        self.conn = conn
+        self.worker_id = worker_id
+        self.kind = kind
+        self.death_fd = death_fd
+        self.where = f"worker-{worker_id} (pid {os.getpid()})"
+        self.defs: dict[bytes, Any] = {}
+        self.shipped: set[bytes] = set()
+        self.actor: _ActorHost | None = None
+        self.backlog: deque[tuple[Any, ...]] = deque()
+        self.busy_call = False
+        self.exiting = False
+        self.main_thread = threading.main_thread()
+        self.waiters: dict[int, _Waiter] = {}
+        self.requests = itertools.count(1)
+        self.ids = itertools.count(1)
+        self.id_base = (worker_id + 1) << 40
+        self.send_lock = threading.Lock()
+        self.pump = Pump(self._handle, self._bad)
+        self.released: list[int] = []
+        self.released_lock = threading.Lock()
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def send(self, body: tuple[Any, ...]) -> None:
+        self.conn.send(pack(body))
+
+    def _bad(self, _key: Any, exc: Exception) -> None:
+        print(f"nexus {self.where}: dropped a malformed message: {exc}", file=sys.stderr)
+
+    def new_id(self) -> int:
+        return self.id_base | next(self.ids)
+
+    def release(self, object_id: int) -> None:
+        with self.released_lock:
+            self.released.append(object_id)
+            if len(self.released) < 64:
+                return
+            batch, self.released = self.released, []
+        try:
+            self.send(("release", batch))
+        except Exception:
+            pass
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def serve(self) -> None:
+        self.send(("hello", self.worker_id, os.getpid()))
+        extra = [self.death_fd] if self.death_fd is not None else []
+        parent = os.getppid()
+        while not self.exiting:
+            if self.backlog and not self.busy_call:
+                self._dispatch(self.backlog.popleft())
+                continue
+            ready = self.pump.once([(0, self.conn)], extra, timeout=1.0)
+            if ready or os.getppid() != parent:
+                _driver_gone()
+            with self.released_lock:
+                batch, self.released = self.released, []
+            if batch:
+                self.send(("release", batch))
+
+    def _handle(self, _key: Any, body: tuple[Any, ...]) -> None:
+        op = body[0]
+        if op == "objects":
+            _, request, items = body
+            waiter = self.waiters.get(request)
+            if waiter is not None:
+                waiter.results.update(items)
+                waiter.event.set()
+        elif op == "def":
+            _, def_id, blob = body
+            self.defs[def_id] = deserialize(blob)
+        elif op == "exit":
+            self.exiting = True
+        elif op in ("call", "create_actor") and self.busy_call:
+            self.backlog.append(body)
+        else:
+            self._dispatch(body)
+
+    def _dispatch(self, body: tuple[Any, ...]) -> None:
+        op = body[0]
+        if op == "task":
+            self._run_task(*body[1:])
+        elif op == "call":
+            self._call(*body[1:])
+        elif op == "create_actor":
+            self._create_actor(*body[1:])
+        else:
+            print(f"nexus {self.where}: unknown operation {op!r}", file=sys.stderr)
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def _arguments(self, args_blob: Blob, deps: list[tuple[int, Blob]]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        args, kwargs = deserialize(args_blob)
+        values = []
+        for _, blob in deps:
+            if blob.error:
+                raise _DependencyFailed(blob)
+            values.append(deserialize(blob))
+        return join_args(args, kwargs, values)
+
+    def _results(self, value: Any, result_ids: list[int], name: str) -> list[tuple[int, Blob]]:
+        if len(result_ids) == 1:
+            return [(result_ids[0], serialize_handed_over(value, f"the result of {name}"))]
+        values = list(value) if isinstance(value, (tuple, list)) else None
+        if values is None or len(values) != len(result_ids):
+            raise ValueError(f"{name} has num_returns={len(result_ids)} but returned {type(value).__name__} {value!r:.60}")
+        return [(oid, serialize_handed_over(v, f"a result of {name}")) for oid, v in zip(result_ids, values, strict=True)]
+
+    def _outcome(
+        self, fn: Any, name: str, args_blob: Blob, deps: list[tuple[int, Blob]], result_ids: list[int]
+    ) -> list[tuple[int, Blob]]:
+        try:
+            args, kwargs = self._arguments(args_blob, deps)
+            value = fn(*args, **kwargs)
+            return self._results(value, result_ids, name)
+        except _DependencyFailed as failed:
+            return [(oid, failed.blob) for oid in result_ids]
+        except BaseException as exc:  # the task's failure is its result
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)) and self.exiting:
+                raise
+            blob = error_blob(exc, self.where)
+            return [(oid, blob) for oid in result_ids]
+
+    def _run_task(
+        self, task_id: int, fn_id: bytes, name: str, args_blob: Blob, deps: list[tuple[int, Blob]], result_ids: list[int]
+    ) -> None:
+        fn = self.defs.get(fn_id)
+        if fn is None:
+            blob = error_blob(NexusError(f"worker has no definition of {name}"), self.where)
+            items = [(oid, blob) for oid in result_ids]
+        else:
+            items = self._outcome(fn, name, args_blob, deps, result_ids)
+        self.send(("done", task_id, items))
+
+    # -- actors ------------------------------------------------------------------------------
+
+    def _create_actor(
+        self, actor_id: int, cls_id: bytes, name: str, args_blob: Blob, deps: list[tuple[int, Blob]], options: dict
+    ) -> None:
+        cls = self.defs.get(cls_id)
+        try:
+            if cls is None:
+                raise NexusError(f"worker has no definition of {name}")
+            args, kwargs = self._arguments(args_blob, deps)
+            instance = cls(*args, **kwargs)
+            is_async = any(inspect.iscoroutinefunction(getattr(cls, m, None)) for m in dir(cls) if not m.startswith("__"))
+            concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
+            self.actor = _ActorHost(actor_id, instance, concurrency, is_async)
+            self.send(("actor_ready", actor_id, None))
+        except _DependencyFailed as failed:
+            self.send(("actor_ready", actor_id, failed.blob))
+        except BaseException as exc:
+            self.send(("actor_ready", actor_id, error_blob(exc, self.where)))
+
+    def _call(
+        self, actor_id: int, call_id: int, method: str, args_blob: Blob, deps: list[tuple[int, Blob]], result_ids: list[int]
+    ) -> None:
+        host = self.actor
+        if host is None or host.actor_id != actor_id:
+            blob = error_blob(NexusError(f"actor {actor_id:x} does not live in {self.where}"), self.where)
+            if result_ids:
+                self.send(("done", call_id, [(oid, blob) for oid in result_ids]))
+            return
+        bound = getattr(host.instance, method, None)
+        name = f"{type(host.instance).__qualname__}.{method}"
+        if bound is None:
+            bound = _missing(type(host.instance).__qualname__, method)
+        if host.loop is not None:
+            self._call_async(host, bound, name, call_id, args_blob, deps, result_ids)
+        elif host.pool is not None:
+            host.pool.submit(self._finish_call, bound, name, call_id, args_blob, deps, result_ids)
+        else:
+            self.busy_call = True
+            try:
+                self._finish_call(bound, name, call_id, args_blob, deps, result_ids)
+            finally:
+                self.busy_call = False
+
+    def _finish_call(self, bound: Any, name: str, call_id: int, args_blob: Blob, deps: list, result_ids: list[int]) -> None:
+        items = self._outcome(bound, name, args_blob, deps, result_ids or [0])
+        if result_ids:
+            self.send(("done", call_id, items))
+        elif items[0][1].error:
+            print(f"nexus {self.where}: {name} (a tell) failed:\n{deserialize(items[0][1]).traceback_text}", file=sys.stderr)
+
+    def _call_async(
+        self, host: _ActorHost, bound: Any, name: str, call_id: int, args_blob: Blob, deps: list, result_ids: list[int]
+    ) -> None:
+        async def run() -> None:
+            assert host.semaphore is not None
+            async with host.semaphore:
+                try:
+                    args, kwargs = self._arguments(args_blob, deps)
+                    value = bound(*args, **kwargs)
+                    if inspect.isawaitable(value):
+                        value = await value
+                    items = self._results(value, result_ids or [0], name)
+                except _DependencyFailed as failed:
+                    items = [(oid, failed.blob) for oid in result_ids or [0]]
+                except BaseException as exc:
+                    blob = error_blob(exc, self.where)
+                    items = [(oid, blob) for oid in result_ids or [0]]
+            if result_ids:
+                self.send(("done", call_id, items))
+
+        assert host.loop is not None
+        asyncio.run_coroutine_threadsafe(run(), host.loop)
+
+    # -- what user code inside the worker calls -------------------------------------------------------
+
+    def ship(self, def_id: bytes, blob_factory: Any) -> Blob | None:
+        if def_id in self.shipped:
+            return None
+        self.shipped.add(def_id)
+        return blob_factory()
+
+    def submit_task(
+        self, fn_id: bytes, blob_factory: Any, name: str, args: tuple, kwargs: dict, num_returns: int, options: dict
+    ) -> list[ObjectRef]:
+        args, kwargs, deps = split_args(args, kwargs)
+        args_blob = serialize_handed_over((args, kwargs), f"the arguments of {name}")
+        result_ids = [self.new_id() for _ in range(num_returns)]
+        self.send(("submit", fn_id, self.ship(fn_id, blob_factory), name, args_blob, deps, result_ids, options))
+        return [ObjectRef(oid) for oid in result_ids]
+
+    def create_actor(self, cls_id: bytes, blob_factory: Any, name: str, args: tuple, kwargs: dict, options: dict) -> int:
+        args, kwargs, deps = split_args(args, kwargs)
+        args_blob = serialize_handed_over((args, kwargs), f"the arguments of {name}")
+        actor_id = self.new_id()
+        reply = self._request(("create_actor", actor_id, cls_id, self.ship(cls_id, blob_factory), name, args_blob, deps, options))
+        if reply is not None:
+            raise deserialize(reply).to_exception()
+        return actor_id
+
+    def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]:
+        args, kwargs, deps = split_args(args, kwargs)
+        args_blob = serialize_handed_over((args, kwargs), f"the arguments of {method}")
+        result_ids = [] if tell else [self.new_id() for _ in range(num_returns)]
+        self.send(("submit_call", actor_id, method, args_blob, deps, result_ids))
+        return [ObjectRef(oid) for oid in result_ids]
+
+    def put(self, value: Any) -> ObjectRef:
+        blob = serialize_handed_over(value, "the value to put")
+        oid = self.new_id()
+        self.send(("put", oid, blob))
+        return ObjectRef(oid)
+
+    def _request(self, body: tuple[Any, ...], timeout: float | None = None) -> Any:
+        """Send a request whose answer comes back as ``objects`` under a fresh request id; return the answer."""
+        request = next(self.requests)
+        waiter = _Waiter([0])
+        self.waiters[request] = waiter
+        try:
+            self.send((body[0], request, *body[1:]))
+            self._wait(waiter, timeout)
+            if not waiter.event.is_set():
+                from .api import GetTimeoutError
+
+                raise GetTimeoutError(f"no answer from the driver within {timeout} s")
+            return waiter.results.get(0)
+        finally:
+            self.waiters.pop(request, None)
+
+    def _wait(self, waiter: _Waiter, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if threading.current_thread() is not self.main_thread:
+            waiter.event.wait(timeout)
+            return
+        self.send(("blocked", True))
+        try:
+            while not waiter.event.is_set() and not self.exiting:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return
+                ready = self.pump.once([(0, self.conn)], [self.death_fd] if self.death_fd is not None else [], min(left or 1.0, 1.0))
+                if ready:
+                    _driver_gone()
+        finally:
+            self.send(("blocked", False))
+
+    def get_blobs(self, ids: list[int], timeout: float | None) -> dict[int, Blob] | None:
+        request = next(self.requests)
+        waiter = _Waiter(ids)
+        self.waiters[request] = waiter
+        try:
+            self.send(("get", request, ids, timeout))
+            self._wait(waiter, timeout)
+            return waiter.results if waiter.event.is_set() else None
+        finally:
+            self.waiters.pop(request, None)
+
+    def wait_ids(self, ids: list[int], num_returns: int, timeout: float | None) -> list[int]:
+        request = next(self.requests)
+        waiter = _Waiter(ids)
+        self.waiters[request] = waiter
+        try:
+            self.send(("wait", request, ids, num_returns, timeout))
+            self._wait(waiter, None if timeout is None else timeout + 5.0)
+            ready = waiter.results.get(0)
+            return list(ready) if ready is not None else []  # type: ignore[call-overload]
+        finally:
+            self.waiters.pop(request, None)
+
+    def control(self, body: tuple[Any, ...]) -> Any:
+        return self._request(body)
+
+
+class _DependencyFailed(Exception):
+    def __init__(self, blob: Blob) -> None:
+        super().__init__("a dependency failed")
+        self.blob = blob
+
+
+def _driver_gone() -> None:
+    """The driver died without shutting us down: remove the cluster's segments (nobody else will) and exit."""
+    from .shm_util import cluster_id, remove_cluster_segments
+
+    remove_cluster_segments(cluster_id())
+    os._exit(1)
+
+
+def _missing(cls_name: str, method: str) -> Any:
+    def missing(*_args: Any, **_kwargs: Any) -> Any:
+        raise AttributeError(f"actor class {cls_name} has no method {method!r}")
+
+    return missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec_text, worker_id, kind, death_fd = argv[0], int(argv[1]), argv[2], int(argv[3])
+    spec = ChannelSpec.decode(spec_text)
+    conn = load_transport(spec.transport).attach(spec)
+    runtime = WorkerRuntime(conn, worker_id, kind, death_fd if death_fd >= 0 else None)
+    context.set_current(runtime)
+    set_release_hook(runtime.release)
+    try:
+        runtime.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        set_release_hook(None)
+        try:
+            conn.close()
+        except Exception:
+            pass
+    os._exit(0)  # do not wait for actor threads or run atexit hooks of user code: the driver decides our fate
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

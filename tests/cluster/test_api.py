@@ -1,0 +1,298 @@
+"""The Ray-style API over a real local cluster (worker processes, shared-memory rings or ZeroMQ)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import nexus
+from nexus.core.errors import ActorDiedError, GetTimeoutError, NexusError, SerializationError, TaskCancelledError
+
+
+@nexus.remote
+def double(x):
+    return x * 2
+
+
+@nexus.remote
+def add(a, b):
+    return a + b
+
+
+@nexus.remote
+def where():
+    return os.getpid()
+
+
+@nexus.remote
+def fail(message):
+    raise KeyError(message)
+
+
+@nexus.remote
+def sleep_then(seconds, value):
+    time.sleep(seconds)
+    return value
+
+
+@nexus.remote
+def fib(n):
+    if n < 2:
+        return n
+    return sum(nexus.get([fib.remote(n - 1), fib.remote(n - 2)]))
+
+
+@nexus.remote(num_returns=2)
+def pair(x):
+    return x, -x
+
+
+@nexus.remote
+def inspect_args(top, nested):
+    return type(top).__name__, type(nested[0]).__name__, nexus.get(nested[0])
+
+
+@nexus.remote
+def array_sum(a):
+    return float(a.sum()), a.flags.writeable
+
+
+@nexus.remote
+def make_array(n):
+    return np.ones(n, dtype=np.int64)
+
+
+@nexus.remote
+def call_actor(handle, k):
+    return nexus.get(handle.incr.remote(k))
+
+
+@nexus.remote
+class Counter:
+    def __init__(self, start=0):
+        self.n = start
+
+    def incr(self, k=1):
+        self.n += k
+        return self.n
+
+    def get(self):
+        return self.n
+
+    def boom(self):
+        raise ValueError("boom")
+
+    def pid(self):
+        return os.getpid()
+
+    def spawn_child(self):
+        child = Counter.remote(100)
+        return nexus.get(child.incr.remote(1))
+
+
+@nexus.remote
+class Sleeper:
+    def nap(self, seconds):
+        start = time.monotonic()
+        time.sleep(seconds)
+        return start, time.monotonic(), threading.current_thread().name
+
+
+@nexus.remote
+class AsyncActor:
+    def __init__(self):
+        self.log = []
+
+    async def step(self, name, pause):
+        self.log.append(f"{name}-start")
+        await asyncio.sleep(pause)
+        self.log.append(f"{name}-end")
+        return name
+
+    def history(self):
+        return self.log
+
+
+def test_task_round_trip_and_placement(cluster):
+    assert nexus.get(double.remote(21)) == 42
+    assert nexus.get([add.remote(i, i) for i in range(20)]) == [2 * i for i in range(20)]
+    pids = set(nexus.get([where.remote() for _ in range(20)]))
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    assert nexus.is_initialized()
+
+
+def test_object_refs_as_arguments(cluster):
+    a = double.remote(5)
+    assert nexus.get(add.remote(a, double.remote(a))) == 30, "top-level refs are resolved before the task runs"
+    stored = nexus.put({"k": [1, 2]})
+    assert nexus.get(stored) == {"k": [1, 2]}
+    inner = nexus.put(7)
+    assert nexus.get(inspect_args.remote(stored, [inner])) == ("dict", "ObjectRef", 7), "nested refs arrive as refs"
+
+
+def test_num_returns(cluster):
+    a, b = pair.remote(3)
+    assert nexus.get([a, b]) == [3, -3]
+    c, d = double.options(num_returns=2).remote((1, 2))  # a tuple * 2 has four items: a clear error
+    with pytest.raises(ValueError, match="num_returns=2"):
+        nexus.get(c)
+
+
+def test_errors_keep_their_type_and_remote_traceback(cluster):
+    ref = fail.remote("missing")
+    with pytest.raises(KeyError, match="missing") as info:
+        nexus.get(ref)
+    cause = info.value.__cause__
+    assert cause is not None and "in fail" in str(cause) and "worker-" in str(cause)
+    with pytest.raises(KeyError, match="missing"):
+        nexus.get(add.remote(ref, 1)), "a task depending on a failed one fails with the same cause"
+
+
+def test_get_timeout(cluster):
+    ref = sleep_then.remote(1.0, "late")
+    with pytest.raises(GetTimeoutError) as info:
+        nexus.get(ref, timeout=0.05)
+    assert isinstance(info.value, TimeoutError)
+    assert nexus.get(ref, timeout=10) == "late", "the ref stays valid after a timeout"
+
+
+def test_wait_keeps_input_order(cluster):
+    slow = sleep_then.remote(0.6, "slow")
+    fast = [double.remote(i) for i in range(3)]
+    refs = [slow, *fast]
+    ready, pending = nexus.wait(refs, num_returns=3, timeout=5)
+    assert ready == fast and pending == [slow]
+    ready, pending = nexus.wait([slow], timeout=0.01)
+    assert pending == [slow] or ready == [slow]
+    ready, pending = nexus.wait(refs, num_returns=4, timeout=10)
+    assert ready == refs and pending == []
+    with pytest.raises(ValueError):
+        nexus.wait(refs, num_returns=5)
+
+
+def test_nested_and_recursive_tasks_do_not_deadlock_a_small_pool(cluster):
+    assert nexus.get(fib.remote(10), timeout=60) == 55
+
+
+def test_large_array_through_shared_memory(cluster):
+    big = np.arange(40_000_000, dtype=np.int64)  # 320 MB
+    ref = nexus.put(big)
+    total, writeable = nexus.get(array_sum.remote(ref), timeout=60)
+    assert total == float(big.sum()) and writeable is False
+    back = nexus.get(make_array.remote(30_000_000), timeout=60)  # 240 MB made by a worker
+    assert back.shape == (30_000_000,) and int(back[-1]) == 1
+    with pytest.raises(ValueError, match="read-only"):
+        back[0] = 5
+
+
+def test_actor_calls_run_in_order(cluster):
+    counter = Counter.remote(10)
+    refs = [counter.incr.remote() for _ in range(50)]
+    assert nexus.get(refs) == list(range(11, 61))
+    counter.incr.tell(100)
+    assert nexus.get(counter.get.remote()) == 160, "tell is ordered with the caller's other calls"
+    assert nexus.get(counter.pid.remote()) != os.getpid()
+
+
+def test_actor_errors_and_handles_passed_around(cluster):
+    counter = Counter.remote()
+    with pytest.raises(ValueError, match="boom"):
+        nexus.get(counter.boom.remote())
+    assert nexus.get(counter.incr.remote()) == 1, "an exception in a method leaves the actor alive"
+    assert nexus.get(call_actor.remote(counter, 5)) == 6, "a handle passed to a task"
+    assert nexus.get(counter.spawn_child.remote()) == 101, "an actor creating an actor"
+    with pytest.raises(AttributeError, match="no method 'nope'"):
+        counter.nope
+
+
+def test_named_actors(cluster):
+    named = Counter.options(name="shared-counter").remote()
+    nexus.get(named.incr.remote(3))
+    again = nexus.get_actor("shared-counter")
+    assert nexus.get(again.get.remote()) == 3
+    with pytest.raises(ValueError, match="already exists"):
+        Counter.options(name="shared-counter").remote()
+    same = Counter.options(name="shared-counter", get_if_exists=True).remote()
+    assert nexus.get(same.get.remote()) == 3
+    with pytest.raises(ValueError, match="no actor named 'nobody'"):
+        nexus.get_actor("nobody")
+    nexus.kill(named)
+    with pytest.raises(ValueError):
+        nexus.get_actor("shared-counter")
+
+
+def test_kill_makes_calls_fail_promptly(cluster):
+    counter = Counter.remote()
+    assert nexus.get(counter.incr.remote()) == 1
+    nexus.kill(counter)
+    start = time.monotonic()
+    with pytest.raises(ActorDiedError):
+        nexus.get(counter.incr.remote(), timeout=10)
+    assert time.monotonic() - start < 5
+
+
+def test_constructor_failure_kills_the_actor(cluster):
+    broken = Counter.remote("not a number")
+    with pytest.raises(TypeError):
+        nexus.get(broken.incr.remote(1), timeout=10)
+
+
+def test_max_concurrency_runs_methods_on_threads(cluster):
+    sleeper = Sleeper.options(max_concurrency=4).remote()
+    spans = nexus.get([sleeper.nap.remote(0.3) for _ in range(4)], timeout=20)
+    starts = [s for s, _, _ in spans]
+    ends = [e for _, e, _ in spans]
+    assert max(starts) < min(ends), "all four ran at the same time"
+    assert all(name.startswith("nexus-actor") for _, _, name in spans)
+
+
+def test_async_actor_interleaves_at_await(cluster):
+    actor = AsyncActor.remote()
+    assert nexus.get([actor.step.remote("a", 0.2), actor.step.remote("b", 0.05)], timeout=20) == ["a", "b"]
+    assert nexus.get(actor.history.remote()) == ["a-start", "b-start", "b-end", "a-end"]
+
+
+def test_cancel_a_queued_task(cluster):
+    blockers = [sleep_then.remote(0.5, i) for i in range(2)]
+    queued = sleep_then.remote(0, "never")
+    nexus.cancel(queued)
+    with pytest.raises(TaskCancelledError):
+        nexus.get(queued, timeout=10)
+    assert nexus.get(blockers, timeout=10) == [0, 1]
+
+
+def test_unpicklable_argument_fails_at_the_call_site(cluster):
+    lock = threading.Lock()
+    with pytest.raises(SerializationError, match=r"lock object .* at \[0\]\[1\]"):
+        add.remote(1, lock)
+
+
+def test_calling_remote_things_directly_is_a_clear_error(cluster):
+    with pytest.raises(TypeError, match=r"double.remote"):
+        double(1)
+    with pytest.raises(TypeError, match=r"Counter.remote"):
+        Counter()
+
+
+def test_worker_output_reaches_the_driver(cluster, capfd):
+    @nexus.remote
+    def shout(text):
+        print(text)
+        return True
+
+    assert nexus.get(shout.remote("hello from a worker"))
+    deadline = time.monotonic() + 5
+    out = ""
+    while time.monotonic() < deadline and "hello from a worker" not in out:
+        time.sleep(0.05)
+        out += capfd.readouterr().out
+    assert "hello from a worker" in out and "(worker-" in out
+
+
+def test_errors_are_in_one_hierarchy():
+    assert issubclass(GetTimeoutError, NexusError) and issubclass(ActorDiedError, NexusError)
