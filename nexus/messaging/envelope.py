@@ -216,17 +216,39 @@ _STRING_CACHE: dict[str, bytes] = {}
 _STRING_CACHE_LIMIT = 4096
 
 
+_STRING_CACHE_MAX_LENGTH = 256
+
+
 def _string_record(text: str) -> bytes:
-    """Length prefix, UTF-8 bytes, NUL, padding to 4. Addresses repeat, so records are cached."""
+    """Length prefix, UTF-8 bytes, NUL, padding to 4. Addresses repeat, so records of short strings are cached."""
     record = _STRING_CACHE.get(text)
     if record is None:
-        data = text.encode()
+        try:
+            data = text.encode()
+        except (UnicodeEncodeError, AttributeError) as exc:
+            raise EnvelopeError(f"cannot encode address {text!r:.80}: not a valid str ({exc})") from None
         size = 4 + len(data) + 1
         record = _U32_PACK(len(data)) + data + _PADS[(-size) % 4 + 1]
-        if len(_STRING_CACHE) >= _STRING_CACHE_LIMIT:
-            _STRING_CACHE.clear()
-        _STRING_CACHE[text] = record
+        if len(text) <= _STRING_CACHE_MAX_LENGTH:
+            if len(_STRING_CACHE) >= _STRING_CACHE_LIMIT:
+                _STRING_CACHE.clear()
+            _STRING_CACHE[text] = record
     return record
+
+
+def _flat_payload(payload: Any) -> tuple[Any, int]:
+    """The payload as a flat byte buffer and its length in bytes (arrays count bytes, not items)."""
+    if payload.__class__ is bytes:
+        return payload, len(payload)
+    try:
+        view = memoryview(payload)
+    except TypeError:
+        raise EnvelopeError(f"payload must be bytes-like, not {type(payload).__qualname__}") from None
+    if not view.c_contiguous:
+        raise EnvelopeError("payload must be a contiguous buffer; copy it with bytes() first")
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view, view.nbytes
 
 
 def encode_envelope(envelope: Envelope, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE) -> bytes:
@@ -238,9 +260,8 @@ def encode_envelope(envelope: Envelope, max_size: int = DEFAULT_MAX_ENVELOPE_SIZ
     e = envelope
     sender = _string_record(e.sender)
     target = _string_record(e.target)
-    payload = e.payload
+    payload, plen = _flat_payload(e.payload)
     buffers = e.buffers
-    plen = len(payload) if payload.__class__ is not memoryview else payload.nbytes  # type: ignore[union-attr]
     target_pos = _STRINGS + len(sender)
     end = target_pos + len(target)  # a multiple of 4
     lead = 0 if end & 7 == 4 else 4  # payload data starts 8-aligned
@@ -272,6 +293,8 @@ def encode_envelope(envelope: Envelope, max_size: int = DEFAULT_MAX_ENVELOPE_SIZ
             e.codec,
         )
         if buffers:
+            if any(len(ref) != 3 for ref in buffers):
+                raise TypeError("every buffer ref is (segment, offset, length)")
             refs = struct.pack(f"<I{3 * len(buffers)}Q", len(buffers), *[v for ref in buffers for v in ref])
         else:
             refs = b"\0\0\0\0"
@@ -330,17 +353,23 @@ def _vector(buf: Any, size: int, at: int, element: int, align: int, what: str) -
         raise _fail(f"{what} points outside the buffer")
     n = _READ_U32(buf, pos)[0]
     start = pos + 4
-    if start & (align - 1):
+    if n and start & (align - 1):  # an empty vector's elements need no alignment (flatc writes them 4-aligned)
         raise _fail(f"{what} is misaligned")
     if n * element > size - start:
         raise _fail(f"{what} holds {n} elements, more than the buffer has")
     return start, n
 
 
+MAX_BUFFER_REFS = 4096
+"""More out-of-band parts than this in one envelope is refused (each costs far more in Python than on the wire)."""
+
+
 def _buffer_refs(buf: Any, size: int, at: int) -> tuple[BufferRef, ...]:
     start, n = _vector(buf, size, at, 24, 8, "buffers")
     if not n:
         return ()
+    if n > MAX_BUFFER_REFS:
+        raise _fail(f"{n} out-of-band buffers, more than the {MAX_BUFFER_REFS} a reader accepts")
     unpack = _BUFFER_REF.unpack_from
     return tuple(BufferRef(*unpack(buf, start + 24 * i)) for i in range(n))
 
@@ -383,7 +412,20 @@ def decode_envelope(data: bytes | bytearray | memoryview, max_size: int = DEFAUL
     envelope of a version this reader knows raises :class:`EnvelopeError`. The
     payload is returned as a copy (``bytes``), so ``data`` may be reused at once.
     """
-    size = len(data) if data.__class__ is not memoryview else data.nbytes  # type: ignore[union-attr]
+    if data.__class__ is not bytes and data.__class__ is not bytearray and data.__class__ is not memoryview:
+        try:
+            data = memoryview(data)
+        except TypeError:
+            raise EnvelopeError(f"an envelope is bytes-like, not {type(data).__qualname__}") from None
+    if data.__class__ is memoryview:
+        view: memoryview = data  # type: ignore[assignment]
+        if view.format != "B" or view.ndim != 1:
+            if not view.c_contiguous:
+                raise EnvelopeError("envelope bytes must be a contiguous buffer")
+            data = view.cast("B")
+        size = data.nbytes  # type: ignore[union-attr]
+    else:
+        size = len(data)
     if size > max_size:
         raise EnvelopeError(f"envelope of {size} bytes exceeds the maximum of {max_size}")
     if size >= _STRINGS and data[:52] == _PREFIX:

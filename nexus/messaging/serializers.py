@@ -23,6 +23,7 @@ import enum
 import io
 import json
 import pickle
+import struct
 from collections import ChainMap
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
@@ -99,11 +100,24 @@ def _rebuild_memoryview(buffer: Any, fmt: str, shape: tuple[int, ...]) -> memory
     return view
 
 
+def _castable(fmt: str) -> bool:
+    try:
+        memoryview(bytes(struct.calcsize(fmt))).cast(fmt)  # type: ignore[call-overload]
+    except (ValueError, TypeError, struct.error):
+        return False
+    return True
+
+
 def _reduce_memoryview(view: memoryview) -> tuple[Any, ...]:
-    """Pickle a memoryview as a PickleBuffer, so it goes out of band like a numpy array."""
+    """Pickle a memoryview as a PickleBuffer, so it goes out of band like a numpy array.
+
+    A format memoryview cannot cast to (non-native, such as ctypes' ``'<d'``)
+    arrives as flat bytes (format ``'B'``).
+    """
+    fmt, shape = (view.format, view.shape) if _castable(view.format) else ("B", (view.nbytes,))
     if view.c_contiguous:
-        return _rebuild_memoryview, (pickle.PickleBuffer(view), view.format, view.shape)
-    return _rebuild_memoryview, (view.tobytes(), view.format, view.shape)
+        return _rebuild_memoryview, (pickle.PickleBuffer(view), fmt, shape)
+    return _rebuild_memoryview, (view.tobytes(), fmt, shape)
 
 
 _DISPATCH: ChainMap[type, Any] = ChainMap({memoryview: _reduce_memoryview}, copyreg.dispatch_table)
@@ -174,9 +188,15 @@ class PickleSerializer(Serializer):
         mark = 0 if buffers is None else len(buffers)
         try:
             return pickle.dumps(obj, 5, buffer_callback=callback)
-        except Exception:  # memoryviews need our dispatch table; the C fast path above has none
+        except TypeError as exc:  # memoryviews need our dispatch table, which the C fast path above lacks
             if buffers is not None:
                 del buffers[mark:]
+            if "memoryview" not in str(exc):
+                raise _serialization_error(obj, self.name, exc, lambda o: pickle.dumps(o, 5)) from exc
+        except Exception as exc:
+            if buffers is not None:
+                del buffers[mark:]
+            raise _serialization_error(obj, self.name, exc, lambda o: pickle.dumps(o, 5)) from exc
         stream = io.BytesIO()
         try:
             _Pickler(stream, 5, buffer_callback=callback).dump(obj)
@@ -258,6 +278,10 @@ def _from_plain(value: Any, message_type: type | None, codec: str) -> Any:
         raise DeserializationError(f"{codec} payload does not fit {message_type.__qualname__}: {exc}") from None
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 class JsonSerializer(Serializer):
     """JSON (UTF-8). Dataclasses registered as message types travel as objects of their fields."""
 
@@ -271,7 +295,88 @@ class JsonSerializer(Serializer):
             raise _serialization_error(obj, self.name, exc, lambda o: json.dumps(_to_plain(o), allow_nan=False)) from exc
 
     def loads(self, data: bytes | bytearray | memoryview, buffers: Sequence[Any] = (), message_type: type | None = None) -> Any:
-        return _from_plain(json.loads(bytes(data)), message_type, self.name)
+        text = bytes(data).decode("utf-8")  # strictly UTF-8 (json.loads would also guess UTF-16 and UTF-32)
+        return _from_plain(json.loads(text, parse_constant=_no_constant), message_type, self.name)
+
+
+CBOR_SAFE_TAGS = frozenset({0, 1, 2, 3, 55799})
+"""Tags a CBOR payload may carry from an untrusted peer: date/time (0, 1), bignums (2, 3), self-describe."""
+CBOR_MAX_DEPTH = 64
+CBOR_MAX_BIGNUM = 64
+
+
+def check_cbor(data: bytes) -> None:
+    """Walk a CBOR item without building it: only :data:`CBOR_SAFE_TAGS`, bounded nesting and bignums.
+
+    Raises ValueError on anything else (including truncation), so hostile input
+    never reaches a decoder that would compile a regex or build a huge Decimal.
+    """
+    pos = 0
+    end = len(data)
+    pending = [1]  # items still expected at each open level; -2: until a break
+
+    def head() -> tuple[int, int, int]:
+        nonlocal pos
+        if pos >= end:
+            raise ValueError("CBOR item is truncated")
+        initial = data[pos]
+        pos += 1
+        major, info = initial >> 5, initial & 31
+        if info < 24:
+            return major, info, info
+        if info > 27:
+            if info == 31 and major in (2, 3, 4, 5, 7):
+                return major, info, -1  # indefinite length (or break, for major 7)
+            raise ValueError(f"CBOR additional information {info} is reserved")
+        width = 1 << (info - 24)
+        if pos + width > end:
+            raise ValueError("CBOR item is truncated")
+        value = int.from_bytes(data[pos : pos + width], "big")
+        pos += width
+        return major, info, value
+
+    bignum_next = False
+    while pending:
+        top = pending[-1]
+        if top == 0:
+            pending.pop()
+            continue
+        major, _info, value = head()
+        if major == 7 and value == -1:  # break: ends an indefinite-length item
+            if top != -2:
+                raise ValueError("CBOR break outside an indefinite-length item")
+            pending.pop()
+            continue
+        if top > 0:
+            pending[-1] = top - 1
+        if major == 6:
+            if value not in CBOR_SAFE_TAGS:
+                raise ValueError(f"CBOR tag {value} is not accepted from an untrusted peer")
+            bignum_next = value in (2, 3)
+            pending.append(1)  # the tagged item
+            continue
+        if major in (2, 3):
+            if value == -1:
+                pending.append(-2)  # chunks until a break
+            elif value > end - pos:
+                raise ValueError("CBOR string is longer than the payload")
+            elif bignum_next and value > CBOR_MAX_BIGNUM:
+                raise ValueError(f"CBOR bignum of {value} bytes is larger than {CBOR_MAX_BIGNUM}")
+            else:
+                pos += value
+        elif major in (4, 5):
+            if len(pending) > CBOR_MAX_DEPTH:
+                raise ValueError(f"CBOR nesting deeper than {CBOR_MAX_DEPTH}")
+            if value == -1:
+                pending.append(-2)
+            else:
+                count = value * (2 if major == 5 else 1)
+                if count > end - pos:
+                    raise ValueError("CBOR container claims more items than the payload holds")
+                pending.append(count)
+        bignum_next = False
+    if pos != end:
+        raise ValueError(f"{end - pos} bytes after the CBOR item")
 
 
 class CborSerializer(Serializer):
@@ -292,21 +397,30 @@ class CborSerializer(Serializer):
             raise _serialization_error(obj, self.name, exc, lambda o: self._cbor2.dumps(_to_plain(o))) from exc
 
     def loads(self, data: bytes | bytearray | memoryview, buffers: Sequence[Any] = (), message_type: type | None = None) -> Any:
-        return _from_plain(self._cbor2.loads(bytes(data)), message_type, self.name)
+        data = bytes(data)
+        check_cbor(data)  # before cbor2 sees it: its semantic tags (regex, decimal, MIME, ...) can cost seconds
+        return _from_plain(self._cbor2.loads(data), message_type, self.name)
 
 
 class FlatBuffersSerializer(Serializer):
     """FlatBuffers tables: the layout a device can read in place.
 
     ``dumps`` takes a finished FlatBuffer (bytes) or an object-API instance of
-    generated code (anything with ``Pack(builder)``). ``loads`` rebuilds the
-    message type registered for the envelope's message id: an object-API class
-    (``InitFromPackedBuf``) or a table class (``GetRootAs``); without one it
-    returns the bytes.
+    generated code (anything with ``Pack(builder)``). ``loads`` returns the
+    generated *table accessor* of the message type registered for the
+    envelope's message id (for an object-API class ``FooT``, the ``Foo`` beside
+    it); without a type, the bytes. The accessor reads lazily: Python's
+    FlatBuffers runtime has no verifier, and unpacking a hostile buffer eagerly
+    can take unbounded time (shared offsets make a small buffer describe a huge
+    graph). ``unpack=True`` returns object-API instances instead: for trusted
+    links only.
     """
 
     codec_id = CodecId.FLATBUFFERS
     name = "flatbuffers"
+
+    def __init__(self, unpack: bool = False) -> None:
+        self.unpack = unpack
 
     def dumps(self, obj: Any, buffers: list[pickle.PickleBuffer] | None = None) -> bytes:
         if isinstance(obj, (bytes, bytearray, memoryview)):
@@ -326,11 +440,25 @@ class FlatBuffersSerializer(Serializer):
         data = bytes(data)
         if message_type is None:
             return data
-        if hasattr(message_type, "InitFromPackedBuf"):
-            return message_type.InitFromPackedBuf(data, 0)
         if hasattr(message_type, "GetRootAs"):
             return message_type.GetRootAs(data, 0)
+        if hasattr(message_type, "InitFromPackedBuf"):
+            if self.unpack:
+                return message_type.InitFromPackedBuf(data, 0)
+            table: Any = _table_class(message_type)
+            if table is not None:
+                return table.GetRootAs(data, 0)
         raise DeserializationError(f"{message_type.__qualname__} is not generated FlatBuffers code (no InitFromPackedBuf or GetRootAs)")
+
+
+def _table_class(object_api: type) -> type | None:
+    """The generated table class beside an object-API class (``FooT`` -> ``Foo``), if there is one."""
+    import sys
+
+    name = object_api.__name__
+    module = sys.modules.get(object_api.__module__)
+    table = getattr(module, name[:-1], None) if name.endswith("T") else None
+    return table if hasattr(table, "GetRootAs") else None
 
 
 # -- the registry ----------------------------------------------------------------------------

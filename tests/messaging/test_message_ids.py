@@ -110,3 +110,13 @@ def test_default_table_is_used_by_the_decorator() -> None:
         assert DEFAULT_TABLE.type_of(0x7FFF_0001) is Registered
     finally:
         DEFAULT_TABLE.unregister(Registered)
+
+
+def test_c_header_spells_out_modules_when_class_names_clash() -> None:
+    table = MessageIdTable()
+    first = type("Ping", (), {"__module__": "robot.arm"})
+    second = type("Ping", (), {"__module__": "robot.leg"})
+    table.register(first, 0x5000)
+    table.register(second, 0x5001)
+    header = table.c_header()
+    assert "NEXUS_MSG_ROBOT_ARM_PING 0x00005000u" in header and "NEXUS_MSG_ROBOT_LEG_PING 0x00005001u" in header

@@ -35,6 +35,15 @@ class Point:
     label: str = ""
 
 
+REDUCE_CALLS: list[int] = []
+
+
+class Counted:
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        REDUCE_CALLS.append(1)
+        return (Counted, ())
+
+
 def _address(view: object) -> int:
     return np.frombuffer(memoryview(view).cast("B"), dtype=np.uint8).__array_interface__["data"][0]
 
@@ -187,7 +196,10 @@ def test_flatbuffers_tables_with_the_object_api() -> None:
     fb = FlatBuffersSerializer()
     header = MessageHeaderT(kind=3, codec=5, messageId=77, sender="nexus://device/7")
     data = fb.dumps(header)
-    back = fb.loads(data, message_type=MessageHeaderT)
+    lazy = fb.loads(data, message_type=MessageHeaderT)
+    assert isinstance(lazy, MessageHeader), "untrusted bytes are not unpacked eagerly: the table accessor reads on demand"
+    assert (lazy.Kind(), lazy.MessageId(), lazy.Sender()) == (3, 77, b"nexus://device/7")
+    back = FlatBuffersSerializer(unpack=True).loads(data, message_type=MessageHeaderT)
     assert (back.kind, back.codec, back.messageId, back.sender) == (3, 5, 77, b"nexus://device/7")
     table = fb.loads(data, message_type=MessageHeader)
     assert table.MessageId() == 77
@@ -228,3 +240,48 @@ def test_registry() -> None:
     with pytest.raises(ValueError, match=r"1\.\.255"):
         SerializerRegistry([Bad()])
     assert "cbor" in repr(registry.get(5))
+
+
+def test_cbor_refuses_tags_that_cost_time_or_run_parsers() -> None:
+    import datetime
+    import decimal
+    import re
+    import time
+
+    import cbor2
+
+    cbor = CborSerializer()
+    when = datetime.datetime(2026, 11, 27, tzinfo=datetime.timezone.utc)
+    assert cbor.loads(cbor.dumps({"at": when, "big": 2**100, "neg": -(2**90)})) == {"at": when, "big": 2**100, "neg": -(2**90)}
+    for hostile in (cbor2.dumps(re.compile("(?i)" * 2000 + "a")), cbor2.dumps(decimal.Decimal("1e-99999")), cbor2.dumps(2**10_000)):
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match="tag|bignum"):
+            cbor.loads(hostile)
+        assert time.perf_counter() - start < 0.5
+    with pytest.raises(ValueError, match="nesting"):
+        cbor.loads(b"\x81" * 100 + b"\x01")
+    with pytest.raises(ValueError, match="truncated|claims more"):
+        cbor.loads(b"\x9b\x00\x00\x00\x00\xff\xff\xff\xff")
+
+
+def test_json_is_strict_utf8_without_nan() -> None:
+    json_codec = JsonSerializer()
+    with pytest.raises(ValueError, match="NaN is not JSON"):
+        json_codec.loads(b"[NaN]")
+    with pytest.raises(UnicodeDecodeError):
+        json_codec.loads('{"a": 1}'.encode("utf-16"))
+
+
+def test_pickle_runs_reduce_once_and_non_native_memoryviews_arrive_as_bytes() -> None:
+    import ctypes
+
+    calls = REDUCE_CALLS
+    calls.clear()
+    buffers: list[pickle.PickleBuffer] = []
+    PickleSerializer().dumps([Counted(), np.zeros(10_000)], buffers)
+    assert len(calls) == 1 and len(buffers) == 1
+    doubles = (ctypes.c_double * 1024)(*range(1024))
+    view = memoryview(doubles)
+    assert view.format == "<d"
+    back = PickleSerializer().loads(PickleSerializer().dumps(view, buffers := []), buffers)
+    assert bytes(back) == bytes(view) and back.format == "B"

@@ -215,3 +215,49 @@ def test_unserializable_body_is_named() -> None:
         Wire(LinkPolicy.trusted_link()).encode({"bad": threading.Lock()})
     with pytest.raises(SerializationError, match="not JSON serializable"):
         Wire(LinkPolicy.safe_link()).encode(object(), codec=CodecId.JSON)
+
+
+def test_buffers_are_not_resolved_for_a_codec_without_them_and_resolver_errors_are_envelope_errors() -> None:
+    calls: list[BufferRef] = []
+
+    def resolve(ref: BufferRef) -> bytes:
+        calls.append(ref)
+        raise KeyError(ref.segment)
+
+    wire = Wire(LinkPolicy.safe_link(), resolve_buffer=resolve)
+    listed = encode_envelope(Envelope(payload=b"[]", codec=CodecId.JSON, buffers=tuple(BufferRef(9, i, 1) for i in range(50))))
+    with pytest.raises(EnvelopeError, match="takes no out-of-band buffers"):
+        wire.decode(listed)
+    assert calls == []
+    trusted = Wire(LinkPolicy.trusted_link(), resolve_buffer=resolve)
+    data = encode_envelope(Envelope(payload=pickle.dumps(1), codec=CodecId.PICKLE, buffers=(BufferRef(9, 0, 1),)))
+    with pytest.raises(EnvelopeError, match="cannot be resolved: KeyError"):
+        trusted.decode(data)
+
+
+def test_safe_link_can_narrow_and_picks_a_structured_default() -> None:
+    assert Wire(LinkPolicy.safe_link(codecs=frozenset({CodecId.CBOR}))).default_codec == CodecId.CBOR
+    assert Wire(LinkPolicy(codecs=frozenset({CodecId.RAW, CodecId.JSON}))).default_codec == CodecId.JSON
+    from nexus.messaging import JsonSerializer, RawSerializer, SerializerRegistry
+
+    assert Wire(LinkPolicy.safe_link(), registry=SerializerRegistry([RawSerializer(), JsonSerializer()])).default_codec == CodecId.JSON
+    with pytest.raises(ValueError, match="allows no codec"):
+        Wire(LinkPolicy.safe_link(), registry=SerializerRegistry([]))
+
+
+def test_codec_none_with_a_payload_is_rejected() -> None:
+    with pytest.raises(EnvelopeError, match="carries no payload"):
+        Wire().decode(encode_envelope(Envelope(payload=b"smuggled", codec=CodecId.NONE)))
+
+
+def test_cbor_and_flatbuffers_payloads_from_an_untrusted_peer_are_bounded() -> None:
+    import re
+    import time
+
+    import cbor2
+
+    hostile = encode_envelope(Envelope(payload=cbor2.dumps(re.compile("(?i)" * 5000 + "a")), codec=CodecId.CBOR))
+    start = time.perf_counter()
+    with pytest.raises(DeserializationError, match="tag 35"):
+        Wire(LinkPolicy.safe_link()).decode(hostile)
+    assert time.perf_counter() - start < 0.5
