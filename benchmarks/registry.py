@@ -25,6 +25,7 @@ __all__ = ["MODULES", "Benchmark", "benchmarks", "find"]
 MODULES: tuple[tuple[str, str], ...] = (
     ("core", "benchmarks.core_inprocess"),
     ("envelope", "benchmarks.envelope"),
+    ("cluster", "benchmarks.cluster"),
 )
 
 

@@ -76,3 +76,15 @@ def test_envelope_quick_json() -> None:
         assert _positive(figures[key]["nexus"]) and _positive(figures[key]["generic"]) and _positive(figures[key]["ratio"]), key
     assert figures["roundtrip"]["target_text"] == ">= 10x generic Builder"
     assert any("shares the original memory: True" in note for note in envelope["notes"])
+
+
+def test_cluster_quick_json_without_ray() -> None:
+    hide_ray = (
+        "import sys; sys.modules['ray'] = None; "
+        "from benchmarks.runner import main; raise SystemExit(main(['--quick', '--json', '--only', 'cluster']))"
+    )
+    cluster = _run([sys.executable, "-c", hide_ray], name="cluster")
+    assert cluster["peer_available"] is False
+    for key in ("init", "tasks_sync", "tasks_async", "actor_sync", "actor_async", "get_small", "put_small"):
+        figure = cluster["figures"][key]
+        assert _positive(figure["nexus"]) and figure["ray"] is None, key

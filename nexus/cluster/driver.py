@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core.errors import NexusError
-from .protocol import Pump, pack
+from .protocol import SPIN_SECONDS, Pump, pack
 from .shm_util import cluster_id, remove_cluster_segments, unlink_segment
 from .transport import Transport, load_transport
 from .values import Blob, ObjectRef, deserialize, error_blob, forget_segment, serialize, set_release_hook, split_args
@@ -35,6 +35,10 @@ from .values import Blob, ObjectRef, deserialize, error_blob, forget_segment, se
 __all__ = ["Runtime"]
 
 _ids = itertools.count(1)
+PREFETCH = 4
+"""Most tasks in flight to one worker while a backlog waits (see Runtime._dispatch)."""
+PREFETCH_YOUNG = 0.002
+"""A worker whose current task has run longer than this gets no prefetched tasks: they would wait behind it."""
 ROLE_GRACE = 0.002
 """After a get() returns, the receiver thread leaves receiving to callers this long: the next get() usually comes sooner."""
 
@@ -59,7 +63,8 @@ class _WorkerProc:
         self.proc: subprocess.Popen[bytes] | None = None
         self.pidfd = -1
         self.shipped: set[bytes] = set()
-        self.running: _Task | None = None
+        self.inflight = 0  # tasks sent and not yet done (the first runs, the others wait in its channel)
+        self.busy_since = 0.0
         self.blocked = False
         self.ready = threading.Event()
         self.alive = True
@@ -137,7 +142,8 @@ class Runtime:
         self.role = threading.Lock()
         self.role_cond = threading.Condition()
         self.want_role = 0
-        self.role_returned = 0.0
+        self.activity = 0.0
+        self.receiver_parked = False
         self.generation = 0
         self._poll_generation = -1
         self._poll_cache: Any = ([], {}, [])
@@ -209,13 +215,36 @@ class Runtime:
     # -- the receiver ----------------------------------------------------------------------
 
     def _receive_loop(self) -> None:
-        """Receive whenever no caller of ``get`` does it itself (see :meth:`wait_object`)."""
+        """Receive whenever no application thread is busy with the cluster.
+
+        A thread that calls ``get`` receives its own result (see
+        :meth:`wait_object`), and one that submits drains the channels between
+        submissions (:meth:`_assist`); for ``ROLE_GRACE`` after either, this
+        thread stays out of the way: two threads taking turns at receiving
+        would hand the GIL back and forth on every message.
+        """
         while not self.closed:
             with self.role_cond:
-                while (self.want_role or time.monotonic() - self.role_returned < ROLE_GRACE) and not self.closed:
+                while (self.want_role or time.monotonic() - self.activity < ROLE_GRACE) and not self.closed:
                     self.role_cond.wait(ROLE_GRACE if not self.want_role else None)
             with self.role:
-                self._receive_once(1.0)
+                self.receiver_parked = True
+                try:
+                    self._receive_once(0.25, spin=0.0)
+                finally:
+                    self.receiver_parked = False
+
+    def _assist(self) -> None:
+        """Called after a submission: receive what is waiting, if nobody else is receiving right now."""
+        self.activity = time.monotonic()
+        if self.receiver_parked:
+            self.receiver_parked = False
+            self._wake_receiver()
+        if self.role.acquire(blocking=False):
+            try:
+                self.pump.drain(self._poll_set()[0])
+            finally:
+                self.role.release()
 
     def _poll_set(self) -> tuple[list[tuple[_WorkerProc, Any]], dict[int, tuple[str, Any]]]:
         if self._poll_generation != self.generation:
@@ -234,10 +263,10 @@ class Runtime:
         conns, extra, _ = self._poll_cache
         return conns, extra
 
-    def _receive_once(self, timeout: float) -> None:
+    def _receive_once(self, timeout: float, spin: float = SPIN_SECONDS) -> None:
         """One round of receiving: spin on the channels, else park on them and on the extra descriptors."""
         conns, extra = self._poll_set()
-        ready = self.pump.once(conns, self._poll_cache[2], timeout=timeout)
+        ready = self.pump.once(conns, self._poll_cache[2], timeout=timeout, spin=spin)
         for fd in ready:
             what, w = extra[fd]
             if what == "wake":
@@ -299,8 +328,9 @@ class Runtime:
             for oid, blob in items:
                 self._store(oid, blob, adopt=True)
             task = self.running.pop(task_id, None)
-            if task is not None and w.running is task:
-                w.running = None
+            if task is not None and task.worker is w:
+                w.inflight -= 1
+                w.busy_since = time.monotonic()  # the next task in its channel starts now
             if w.actor is not None:
                 w.actor.inflight.pop(task_id, None)
             self._dispatch()
@@ -508,7 +538,7 @@ class Runtime:
         finally:
             with self.role_cond:
                 self.want_role -= 1
-                self.role_returned = time.monotonic()
+                self.activity = time.monotonic()
                 self.role_cond.notify_all()
         return obj.blob
 
@@ -554,6 +584,7 @@ class Runtime:
             for oid in result_ids:
                 self.objects[oid] = _Object()
             self._enqueue(_Task(fn_id, name, args_blob, deps, result_ids))
+        self._assist()
         return refs
 
     def _hold_deps(self, deps: list[int], on_ready: Callable[[], None]) -> int:
@@ -596,23 +627,44 @@ class Runtime:
             self._dispatch()
 
     def _dispatch(self) -> None:
-        if not self.queue:
+        """Idle workers first, one task each; with a backlog, top workers up to PREFETCH tasks in flight.
+
+        Prefetching hides the round trip through the driver between two short
+        tasks (it doubles the rate of a flood of small tasks); the price is
+        that a task prefetched behind a long one waits for it, so it happens
+        only while more tasks wait than there are workers, and only to a
+        worker whose current task started less than PREFETCH_YOUNG ago.
+        """
+        queue = self.queue
+        if not queue:
             return
-        for w in self.workers:
-            if not self.queue:
+        ready = [w for w in self.workers if w.alive and w.ready.is_set()]
+        for w in ready:
+            if not queue:
                 return
-            if not w.alive or not w.ready.is_set() or (w.running is not None and not w.blocked):
-                continue
-            task = self.queue.popleft()
-            self._send_task(w, task)
+            if w.inflight == 0 or w.blocked:
+                self._send_task(w, queue.popleft())
+        if len(queue) <= len(ready):
+            return
+        now = time.monotonic()
+        young = [w for w in ready if not w.blocked and now - w.busy_since < PREFETCH_YOUNG]
+        depth = 2
+        while queue and depth <= PREFETCH:
+            for w in young:
+                if not queue:
+                    return
+                if w.inflight < depth:
+                    self._send_task(w, queue.popleft())
+            depth += 1
 
     def _send_task(self, w: _WorkerProc, task: _Task) -> None:
         if task.fn_id not in w.shipped:
             self.send(w, ("def", task.fn_id, self.defs[task.fn_id]))
             w.shipped.add(task.fn_id)
         deps = self._dep_blobs(task.deps)
-        if w.running is None:
-            w.running = task
+        if w.inflight == 0:
+            w.busy_since = time.monotonic()
+        w.inflight += 1
         task.worker = w
         self.running[task.task_id] = task
         self.send(w, ("task", task.task_id, task.fn_id, task.name, task.args_blob, deps, task.result_ids))
@@ -720,6 +772,7 @@ class Runtime:
             for oid in result_ids:
                 self.objects[oid] = _Object()
             self._enqueue_call(actor_id, _Call(method, args_blob, deps, result_ids))
+        self._assist()
         return refs
 
     def _enqueue_call(self, actor_id: int, call: _Call) -> None:
@@ -814,6 +867,10 @@ class Runtime:
                     for result in task.result_ids:
                         self._store(result, blob)
                     self._unpin(task.deps)
+                    return True
+            for task in self.running.values():
+                if oid in task.result_ids and task.worker is not None:
+                    self.send(task.worker, ("cancel", task.task_id))  # the worker drops it unless it already started
                     return True
         return False
 

@@ -80,6 +80,8 @@ class WorkerRuntime:
         self.shipped: set[bytes] = set()
         self.actor: _ActorHost | None = None
         self.backlog: deque[tuple[Any, ...]] = deque()
+        self.tasks: deque[tuple[Any, ...]] = deque()
+        self.cancelled: set[int] = set()
         self.busy_call = False
         self.exiting = False
         self.main_thread = threading.main_thread()
@@ -121,6 +123,9 @@ class WorkerRuntime:
         extra = [self.death_fd] if self.death_fd is not None else []
         parent = os.getppid()
         while not self.exiting:
+            if self.tasks:
+                self._next_task()
+                continue
             if self.backlog and not self.busy_call:
                 self._dispatch(self.backlog.popleft())
                 continue
@@ -145,10 +150,26 @@ class WorkerRuntime:
             self.defs[def_id] = deserialize(blob)
         elif op == "exit":
             self.exiting = True
+        elif op == "task":
+            self.tasks.append(body)  # run after the channel is drained, so a cancel sent meanwhile is seen first
+        elif op == "cancel":
+            self.cancelled.add(body[1])
         elif op in ("call", "create_actor") and self.busy_call:
             self.backlog.append(body)
         else:
             self._dispatch(body)
+
+    def _next_task(self) -> None:
+        body = self.tasks.popleft()
+        task_id = body[1]
+        if task_id in self.cancelled:
+            self.cancelled.discard(task_id)
+            from ..core.errors import TaskCancelledError
+
+            blob = error_blob(TaskCancelledError(f"task {body[3]} was cancelled before it ran"), self.where)
+            self.send(("done", task_id, [(oid, blob) for oid in body[6]]))
+            return
+        self._dispatch(body)
 
     def _dispatch(self, body: tuple[Any, ...]) -> None:
         op = body[0]
@@ -346,8 +367,11 @@ class WorkerRuntime:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return
-                ready = self.pump.once([(0, self.conn)], [self.death_fd] if self.death_fd is not None else [], min(left or 1.0, 1.0))
-                if ready:
+                if self.tasks:  # tasks that arrive while this one waits run on top of it: nested work never deadlocks
+                    self._next_task()
+                    continue
+                extra = [self.death_fd] if self.death_fd is not None else []
+                if self.pump.once([(0, self.conn)], extra, min(left or 1.0, 1.0)):
                     _driver_gone()
         finally:
             self.send(("blocked", False))

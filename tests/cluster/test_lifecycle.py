@@ -141,3 +141,24 @@ def _is_worker(pid: str) -> bool:
             return b"nexus.cluster.worker" in f.read()
     except OSError:
         return False
+
+
+@nexus.remote
+def _nap(seconds, value):
+    time.sleep(seconds)
+    return value
+
+
+def test_cancel_reaches_a_task_already_sent_to_a_busy_worker():
+    """With one worker, tasks behind a running one may already sit in its channel; cancel still stops them."""
+    nexus.init(num_cpus=1)
+    try:
+        first = _nap.remote(0.3, "first")
+        second = _nap.remote(0, "second")
+        third = _nap.remote(0, "third")
+        nexus.cancel(third)
+        assert nexus.get([first, second], timeout=10) == ["first", "second"]
+        with pytest.raises(nexus.core.errors.TaskCancelledError):
+            nexus.get(third, timeout=10)
+    finally:
+        nexus.shutdown()
