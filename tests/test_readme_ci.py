@@ -25,10 +25,21 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_them() -> None:
         assert command in ci, f"CI does not run the README command: {command}"
 
 
-def test_the_readme_example_runs(capsys: object) -> None:
-    text = (ROOT / "README.md").read_text()
-    example = re.search(r"```python\n(.+?)\n```", text, re.S)
-    assert example is not None
+def _examples() -> list[str]:
+    return re.findall(r"```python\n(.+?)\n```", (ROOT / "README.md").read_text(), re.S)
+
+
+def test_the_readme_cluster_example_runs_as_a_script() -> None:
+    """As a user runs it: a fresh interpreter, functions and classes defined in __main__."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _examples()[0]], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["[0, 1, 4, 9]", "6"]
+
+
+def test_the_readme_runtime_example_runs(capsys: object) -> None:
     namespace: dict[str, object] = {}
-    exec(compile(example.group(1), "README.md", "exec"), namespace)
+    exec(compile(_examples()[1], "README.md", "exec"), namespace)
     assert capsys.readouterr().out.strip() == "5"  # type: ignore[attr-defined]
