@@ -22,4 +22,5 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def shm_entries() -> set[str]:
-    return {name for name in os.listdir("/dev/shm") if name.startswith("nexus-")}
+    """Segments of the clusters this test process drives (others may run beside the tests)."""
+    return {name for name in os.listdir("/dev/shm") if name.startswith(f"nexus-{os.getpid()}-")}
