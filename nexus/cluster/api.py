@@ -26,6 +26,7 @@ from ..core.errors import (
     ActorDiedError,
     GetTimeoutError,
     ObjectLostError,
+    PendingCallsLimitExceededError,
     SerializationError,
     TaskCancelledError,
     WorkerCrashedError,
@@ -40,6 +41,7 @@ __all__ = [
     "GetTimeoutError",
     "ObjectLostError",
     "ObjectRef",
+    "PendingCallsLimitExceededError",
     "RemoteFunction",
     "TaskCancelledError",
     "WorkerCrashedError",
@@ -123,6 +125,7 @@ def init(
     namespace: str | None = None,
     ignore_reinit_error: bool = False,
     object_store_memory: int | None = None,
+    resources: dict[str, float] | None = None,
     transport: str | None = None,
     **_unused: Any,
 ) -> ClusterInfo:
@@ -148,7 +151,9 @@ def init(
             num_cpus = os.cpu_count() or 1
         if not isinstance(num_cpus, int) or num_cpus < 1:
             raise ValueError(f"num_cpus must be a positive int, not {num_cpus!r}")
-        runtime = Runtime(num_cpus, transport or os.environ.get("NEXUS_TRANSPORT", "shm"), namespace or "default")
+        if resources is not None and (not isinstance(resources, dict) or "CPU" in resources):
+            raise ValueError("resources is a dict of resource names (such as 'GPU') to amounts; set CPUs with num_cpus")
+        runtime = Runtime(num_cpus, transport or os.environ.get("NEXUS_TRANSPORT", "shm"), namespace or "default", resources=resources)
         context.set_current(runtime)
         return _info(runtime)
 
@@ -426,7 +431,8 @@ class ActorClass:
         if self._def is None:
             self._def = _definition_id(self._cls)
         cls_id, factory = self._def
-        actor_options = {k: v for k, v in options.items() if k in ("name", "namespace", "max_concurrency", "max_pending_calls")}
+        kept = ("name", "namespace", "max_concurrency", "max_pending_calls", "num_cpus", "num_gpus", "resources")
+        actor_options = {k: v for k, v in options.items() if k in kept}
         actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)
         return ActorHandle(actor_id, self._name, self._methods)
 

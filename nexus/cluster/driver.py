@@ -64,6 +64,7 @@ class _WorkerProc:
         self.pidfd = -1
         self.shipped: set[bytes] = set()
         self.inflight = 0  # tasks sent and not yet done (the first runs, the others wait in its channel)
+        self.cpu_held = 0.0  # CPUs the task running now holds
         self.busy_since = 0.0
         self.blocked = False
         self.ready = threading.Event()
@@ -73,9 +74,12 @@ class _WorkerProc:
 
 
 class _Task:
-    __slots__ = ("args_blob", "deps", "fn_id", "missing", "name", "result_ids", "task_id", "worker")
+    __slots__ = ("args_blob", "deps", "fn_id", "missing", "name", "needs", "result_ids", "task_id", "worker")
 
-    def __init__(self, fn_id: bytes, name: str, args_blob: Blob, deps: list[int], result_ids: list[int]) -> None:
+    def __init__(
+        self, fn_id: bytes, name: str, args_blob: Blob, deps: list[int], result_ids: list[int], needs: dict[str, float] | None = None
+    ) -> None:
+        self.needs = needs  # None: one CPU and nothing else (the common case, which may be prefetched)
         self.task_id = next(_ids)
         self.fn_id = fn_id
         self.name = name
@@ -112,13 +116,25 @@ class _Actor:
         self.inflight: dict[int, _Call] = {}
         self.on_ready: list[Callable[[Blob | None], None]] = []
         self.handle_cls: Any = None
+        self.needs: dict[str, float] = {}
+        self.max_pending = -1
 
 
 class Runtime:
     """The local cluster, as the driver sees it."""
 
-    def __init__(self, num_cpus: int, transport: str = "shm", namespace: str = "default", spare_actor_workers: int = 1) -> None:
+    def __init__(
+        self,
+        num_cpus: int,
+        transport: str = "shm",
+        namespace: str = "default",
+        spare_actor_workers: int = 1,
+        resources: dict[str, float] | None = None,
+    ) -> None:
         self.num_cpus = num_cpus
+        self.total: dict[str, float] = {"CPU": float(num_cpus), **{k: float(v) for k, v in (resources or {}).items()}}
+        self.used: dict[str, float] = dict.fromkeys(self.total, 0.0)  # by special tasks and actors (CPU: by actors)
+        self.special_queued = 0
         self.namespace = namespace
         self.lock = threading.RLock()
         self.objects: dict[int, _Object] = {}
@@ -329,8 +345,7 @@ class Runtime:
                 self._store(oid, blob, adopt=True)
             task = self.running.pop(task_id, None)
             if task is not None and task.worker is w:
-                w.inflight -= 1
-                w.busy_since = time.monotonic()  # the next task in its channel starts now
+                self._task_finished(w, task)
             if w.actor is not None:
                 w.actor.inflight.pop(task_id, None)
             self._dispatch()
@@ -357,7 +372,14 @@ class Runtime:
                 self.defs[fn_id] = def_blob
             for oid in result_ids:
                 self.objects.setdefault(oid, _Object())
-            self._enqueue(_Task(fn_id, name, args_blob, deps, result_ids))
+            try:
+                needs = self.needs_of(_options, name, default_cpu=1.0)
+            except ValueError as exc:
+                blob = error_blob(exc, "the driver")
+                for oid in result_ids:
+                    self._store(oid, blob)
+                return
+            self._enqueue(_Task(fn_id, name, args_blob, deps, result_ids, needs))
 
     def _on_submit_call(self, w: _WorkerProc, actor_id: int, method: str, args_blob: Blob, deps: list[int], result_ids: list[int]) -> None:
         with self.lock:
@@ -573,8 +595,9 @@ class Runtime:
                 self.defs.setdefault(def_id, blob)
 
     def submit_task(
-        self, fn_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, num_returns: int, _options: dict
+        self, fn_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, num_returns: int, options: dict
     ) -> list[ObjectRef]:
+        needs = self.needs_of(options, name, default_cpu=1.0)
         self.define(fn_id, factory)
         args, kwargs, deps = split_args(args, kwargs)
         args_blob, _ = serialize((args, kwargs), f"the arguments of {name}")
@@ -583,9 +606,29 @@ class Runtime:
         with self.lock:
             for oid in result_ids:
                 self.objects[oid] = _Object()
-            self._enqueue(_Task(fn_id, name, args_blob, deps, result_ids))
+            self._enqueue(_Task(fn_id, name, args_blob, deps, result_ids, needs))
         self._assist()
         return refs
+
+    def needs_of(self, options: dict, name: str, default_cpu: float) -> dict[str, float] | None:
+        """What a task or actor holds while it runs; None for a plain one-CPU task. Infeasible needs fail here."""
+        cpu = options.get("num_cpus")
+        resources = dict(options.get("resources") or {})
+        if options.get("num_gpus"):
+            resources["GPU"] = float(options["num_gpus"])
+        if (cpu is None or cpu == default_cpu) and not resources:
+            return None
+        needs = {"CPU": float(default_cpu if cpu is None else cpu), **{k: float(v) for k, v in resources.items()}}
+        for key, amount in needs.items():
+            if amount < 0:
+                raise ValueError(f"{name} asks for {amount} {key}: resource amounts cannot be negative")
+            if amount > self.total.get(key, 0.0):
+                have = self.total.get(key, 0.0)
+                raise ValueError(
+                    f"{name} can never run: it needs {amount:g} {key} and the cluster has {have:g} "
+                    f"(nexus.init(num_cpus=..., resources={{...}}) sets what the cluster has)"
+                )
+        return needs
 
     def _hold_deps(self, deps: list[int], on_ready: Callable[[], None]) -> int:
         """Pin the dependencies; count those not ready yet and call ``on_ready`` as each arrives."""
@@ -618,13 +661,44 @@ class Runtime:
         def dep_ready() -> None:
             task.missing -= 1
             if task.missing == 0:
-                self.queue.append(task)
-                self._dispatch()
+                self._queue_task(task)
 
         task.missing = self._hold_deps(task.deps, dep_ready)
         if task.missing == 0:
-            self.queue.append(task)
-            self._dispatch()
+            self._queue_task(task)
+
+    def _queue_task(self, task: _Task) -> None:
+        if task.needs is not None:
+            self.special_queued += 1
+        self.queue.append(task)
+        self._dispatch()
+
+    def _free_cpus(self) -> float:
+        running = sum(w.cpu_held for w in self.workers if w.alive and w.inflight and not w.blocked)
+        return self.total["CPU"] - running - self.used["CPU"]
+
+    def _fits(self, task: _Task) -> bool:
+        if task.needs is None:
+            return self._free_cpus() >= 1.0
+        for key, amount in task.needs.items():
+            if key == "CPU":
+                if self._free_cpus() < amount:
+                    return False
+            elif self.used[key] + amount > self.total[key]:
+                return False
+        return True
+
+    def _take_fitting(self) -> _Task | None:
+        """The first queued task that fits the free resources (a big one waiting does not hold back small ones)."""
+        for i, task in enumerate(self.queue):
+            if self._fits(task):
+                del self.queue[i]
+                if task.needs is not None:
+                    self.special_queued -= 1
+                return task
+            if i >= 64:
+                break
+        return None
 
     def _dispatch(self) -> None:
         """Idle workers first, one task each; with a backlog, top workers up to PREFETCH tasks in flight.
@@ -643,8 +717,11 @@ class Runtime:
             if not queue:
                 return
             if w.inflight == 0 or w.blocked:
-                self._send_task(w, queue.popleft())
-        if len(queue) <= len(ready):
+                task = self._take_fitting()
+                if task is None:
+                    return
+                self._send_task(w, task)
+        if len(queue) <= len(ready) or self.special_queued:
             return
         now = time.monotonic()
         young = [w for w in ready if not w.blocked and now - w.busy_since < PREFETCH_YOUNG]
@@ -657,13 +734,27 @@ class Runtime:
                     self._send_task(w, queue.popleft())
             depth += 1
 
+    def _task_finished(self, w: _WorkerProc, task: _Task) -> None:
+        w.inflight -= 1
+        w.busy_since = time.monotonic()  # the next task in its channel (a prefetched, plain one) starts now
+        w.cpu_held = 1.0 if w.inflight else 0.0
+        if task.needs is not None:
+            for key, amount in task.needs.items():
+                if key != "CPU":
+                    self.used[key] -= amount
+
     def _send_task(self, w: _WorkerProc, task: _Task) -> None:
         if task.fn_id not in w.shipped:
             self.send(w, ("def", task.fn_id, self.defs[task.fn_id]))
             w.shipped.add(task.fn_id)
         deps = self._dep_blobs(task.deps)
-        if w.inflight == 0:
+        if w.inflight == 0 or w.blocked:
             w.busy_since = time.monotonic()
+            w.cpu_held = 1.0 if task.needs is None else task.needs.get("CPU", 0.0)
+        if task.needs is not None:
+            for key, amount in task.needs.items():
+                if key != "CPU":
+                    self.used[key] += amount
         w.inflight += 1
         task.worker = w
         self.running[task.task_id] = task
@@ -692,7 +783,12 @@ class Runtime:
     ) -> None:
         name = options.get("name")
         namespace = options.get("namespace") or self.namespace
+        needs = self.needs_of(options, cls_name, default_cpu=0.0)  # actors hold no CPU unless they ask (as in Ray)
         with self.lock:
+            if needs is not None:
+                short = [k for k, v in needs.items() if (self._free_cpus() if k == "CPU" else self.total[k] - self.used[k]) < v]
+                if short:
+                    raise ValueError(f"{cls_name} needs {', '.join(f'{needs[k]:g} {k}' for k in short)}, more than is free now")
             if name is not None and (namespace, name) in self.named:
                 existing = self.actors.get(self.named[(namespace, name)])
                 if existing is not None and existing.dead is None:
@@ -700,6 +796,10 @@ class Runtime:
                         f"an actor named {name!r} already exists in namespace {namespace!r}; use get_if_exists=True or get_actor"
                     )
             actor = _Actor(actor_id, cls_name, name, namespace)
+            actor.needs = needs or {}
+            actor.max_pending = int(options.get("max_pending_calls") or -1)
+            for key, amount in actor.needs.items():
+                self.used[key] += amount
             self.actors[actor_id] = actor
             if name is not None:
                 self.named[(namespace, name)] = actor_id
@@ -767,6 +867,8 @@ class Runtime:
         args, kwargs, deps = split_args(args, kwargs)
         args_blob, _ = serialize((args, kwargs), f"the arguments of {method}")
         result_ids = [] if tell else [next(_ids) for _ in range(num_returns)]
+        with self.lock:
+            self._check_pending(actor_id)
         refs = [ObjectRef(oid) for oid in result_ids]
         with self.lock:
             for oid in result_ids:
@@ -774,6 +876,16 @@ class Runtime:
             self._enqueue_call(actor_id, _Call(method, args_blob, deps, result_ids))
         self._assist()
         return refs
+
+    def _check_pending(self, actor_id: int) -> None:
+        actor = self.actors.get(actor_id)
+        if actor is not None and actor.max_pending >= 0 and len(actor.queue) + len(actor.inflight) >= actor.max_pending:
+            from ..core.errors import PendingCallsLimitExceededError
+
+            raise PendingCallsLimitExceededError(
+                f"actor {actor.cls_name} has {actor.max_pending} calls pending (its max_pending_calls); "
+                "wait for some results before sending more"
+            )
 
     def _enqueue_call(self, actor_id: int, call: _Call) -> None:
         actor = self.actors.get(actor_id)
@@ -814,6 +926,9 @@ class Runtime:
         from .api import ActorDiedError
 
         assert actor.dead is not None
+        for key, amount in actor.needs.items():  # a dead actor holds nothing
+            self.used[key] -= amount
+        actor.needs = {}
         reason = actor.dead if isinstance(actor.dead, ActorDiedError) else ActorDiedError(str(actor.dead))
         blob = actor.error_blob if actor.error_blob is not None else error_blob(reason, "the driver")
         calls = list(actor.queue) + list(actor.inflight.values())
@@ -863,6 +978,8 @@ class Runtime:
             for task in list(self.queue):
                 if oid in task.result_ids:
                     self.queue.remove(task)
+                    if task.needs is not None:
+                        self.special_queued -= 1
                     blob = error_blob(TaskCancelledError(f"task {task.name} was cancelled before it ran"), "the driver")
                     for result in task.result_ids:
                         self._store(result, blob)
@@ -893,6 +1010,7 @@ class Runtime:
             lost = [t for t in self.running.values() if t.worker is w]
             for task in lost:
                 self.running.pop(task.task_id, None)
+                self._task_finished(w, task)
                 crashed = WorkerCrashedError(f"{w.name} died (exit code {code}) while running {task.name}")
                 blob = error_blob(crashed, "the driver")
                 for oid in task.result_ids:

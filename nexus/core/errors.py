@@ -28,6 +28,7 @@ __all__ = [
     "NameTakenError",
     "NexusError",
     "ObjectLostError",
+    "PendingCallsLimitExceededError",
     "SerializationError",
     "SystemShutdownError",
     "TaskCancelledError",
@@ -150,3 +151,7 @@ class TaskCancelledError(NexusError):
 
 class ObjectLostError(NexusError):
     """The object is no longer stored anywhere (every reference to it was dropped, or its only copy was lost)."""
+
+
+class PendingCallsLimitExceededError(NexusError):
+    """An actor already has ``max_pending_calls`` calls queued or running; the new call was not sent."""

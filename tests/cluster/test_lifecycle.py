@@ -162,3 +162,63 @@ def test_cancel_reaches_a_task_already_sent_to_a_busy_worker():
             nexus.get(third, timeout=10)
     finally:
         nexus.shutdown()
+
+
+@nexus.remote
+def _stamp(seconds):
+    start = time.monotonic()
+    time.sleep(seconds)
+    return start, time.monotonic()
+
+
+@nexus.remote
+class _Holder:
+    def ping(self):
+        return "pong"
+
+    def slow(self, seconds):
+        time.sleep(seconds)
+        return seconds
+
+
+def _overlaps(spans):
+    return sum(1 for i, (s1, e1) in enumerate(spans) for s2, e2 in spans[i + 1 :] if s1 < e2 and s2 < e1)
+
+
+def test_num_cpus_and_resources_are_respected():
+    nexus.init(num_cpus=2, resources={"GPU": 1})
+    try:
+        plain = nexus.get([_stamp.remote(0.3) for _ in range(2)], timeout=20)
+        assert _overlaps(plain) == 1, "two one-CPU tasks run side by side on two CPUs"
+        wide = nexus.get([_stamp.options(num_cpus=2).remote(0.2) for _ in range(2)], timeout=20)
+        assert _overlaps(wide) == 0, "a two-CPU task has the cluster to itself"
+        gpu = nexus.get([_stamp.options(resources={"GPU": 1}).remote(0.2) for _ in range(2)], timeout=20)
+        assert _overlaps(gpu) == 0, "one GPU: one task at a time"
+        with pytest.raises(ValueError, match="can never run: it needs 3 CPU and the cluster has 2"):
+            _stamp.options(num_cpus=3).remote(0)
+        with pytest.raises(ValueError, match="needs 1 TPU and the cluster has 0"):
+            _stamp.options(resources={"TPU": 1}).remote(0)
+        holder = _Holder.options(num_gpus=1).remote()
+        assert nexus.get(holder.ping.remote()) == "pong"
+        with pytest.raises(ValueError, match="more than is free now"):
+            _Holder.options(resources={"GPU": 1}).remote()
+        nexus.kill(holder)
+        time.sleep(0.2)
+        again = _Holder.options(resources={"GPU": 1}).remote()  # the dead actor's GPU is free again
+        assert nexus.get(again.ping.remote()) == "pong"
+    finally:
+        nexus.shutdown()
+
+
+def test_max_pending_calls():
+    nexus.init(num_cpus=1)
+    try:
+        holder = _Holder.options(max_pending_calls=2).remote()
+        first = holder.slow.remote(0.3)
+        second = holder.slow.remote(0)
+        with pytest.raises(nexus.core.errors.PendingCallsLimitExceededError, match="max_pending_calls"):
+            holder.slow.remote(0)
+        assert nexus.get([first, second], timeout=10) == [0.3, 0]
+        assert nexus.get(holder.slow.remote(0)) == 0, "room again once results are in"
+    finally:
+        nexus.shutdown()
