@@ -216,6 +216,14 @@ class ObjectRef:
     def hex(self) -> str:
         return f"{self.id:016x}"
 
+    def __await__(self) -> Any:
+        """``await ref`` in a coroutine (a notebook cell, an async actor): the value, without blocking the event loop."""
+        import asyncio
+
+        from .api import get
+
+        return asyncio.get_running_loop().run_in_executor(None, get, self).__await__()
+
 
 def _rebuild_ref(object_id: int) -> ObjectRef:
     # A ref that arrived inside a value: the owner keeps the object while any copy may exist (see values docs).

@@ -104,6 +104,12 @@ class Sleeper:
 
 
 @nexus.remote
+class Awaiter:
+    async def double_of(self, x):
+        return await double.remote(x)
+
+
+@nexus.remote
 class AsyncActor:
     def __init__(self):
         self.log = []
@@ -296,3 +302,12 @@ def test_worker_output_reaches_the_driver(cluster, capfd):
 
 def test_errors_are_in_one_hierarchy():
     assert issubclass(GetTimeoutError, NexusError) and issubclass(ActorDiedError, NexusError)
+
+
+def test_await_a_ref_in_the_driver_and_in_an_async_actor(cluster):
+    async def main():
+        return await double.remote(4)
+
+    assert asyncio.run(main()) == 8
+    awaiter = Awaiter.remote()
+    assert nexus.get(awaiter.double_of.remote(5), timeout=20) == 10
