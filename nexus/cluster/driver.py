@@ -338,6 +338,8 @@ class Runtime:
 
     def _on_hello(self, w: _WorkerProc, _index: int, _pid: int) -> None:
         w.ready.set()
+        with self.lock:
+            self._dispatch()  # tasks may have queued while this worker started (a replacement, say)
 
     def _on_done(self, w: _WorkerProc, task_id: int, items: list[tuple[int, Blob]]) -> None:
         with self.lock:
@@ -478,7 +480,7 @@ class Runtime:
 
     def _store(self, oid: int, blob: Blob, adopt: bool = False) -> None:
         obj = self.objects.get(oid)
-        if obj is None:  # every ref to it is gone already: drop the value
+        if obj is None or obj.blob is not None:  # every ref is gone, or it has its outcome (a late result after a kill)
             if adopt:
                 _unlink(blob.segments)
             return
@@ -498,6 +500,10 @@ class Runtime:
         _unlink(obj.segments)
 
     def _blob_or_lost(self, oid: int) -> Blob:
+        if self.closing:
+            from ..core.errors import SystemShutdownError
+
+            return error_blob(SystemShutdownError("the cluster was shut down before this value arrived"), "the driver")
         obj = self.objects.get(oid)
         if obj is None or obj.blob is None:
             from .api import ObjectLostError
@@ -548,7 +554,9 @@ class Runtime:
                     return None
                 if self.role.acquire(blocking=False):
                     try:
-                        while not event.is_set() and not self.closed:
+                        while not event.is_set():
+                            if self.closed:
+                                return self._blob_or_lost(oid)
                             left = None if deadline is None else deadline - time.monotonic()
                             if left is not None and left <= 0:
                                 return None
@@ -556,6 +564,8 @@ class Runtime:
                     finally:
                         self.role.release()
                 else:
+                    if self.closed:
+                        return self._blob_or_lost(oid)
                     event.wait(0.001 if left is None else min(left, 0.001))
         finally:
             with self.role_cond:
@@ -710,7 +720,7 @@ class Runtime:
         worker whose current task started less than PREFETCH_YOUNG ago.
         """
         queue = self.queue
-        if not queue:
+        if not queue or self.closing:
             return
         ready = [w for w in self.workers if w.alive and w.ready.is_set()]
         for w in ready:
@@ -929,6 +939,12 @@ class Runtime:
         for key, amount in actor.needs.items():  # a dead actor holds nothing
             self.used[key] -= amount
         actor.needs = {}
+        waiting, actor.on_ready = actor.on_ready, []
+        if waiting:
+            died = actor.error_blob or error_blob(ActorDiedError(str(actor.dead)), "the driver")
+            for answer in waiting:
+                with contextlib.suppress(Exception):
+                    answer(died)
         reason = actor.dead if isinstance(actor.dead, ActorDiedError) else ActorDiedError(str(actor.dead))
         blob = actor.error_blob if actor.error_blob is not None else error_blob(reason, "the driver")
         calls = list(actor.queue) + list(actor.inflight.values())

@@ -93,12 +93,17 @@ class Pump:
                     break
                 parked.append(conn)
             else:
-                fds = [conn.fileno() for _, conn in connections] + list(extra_fds)
+                poller = select.poll()  # not select(): descriptors above 1023 are common with many actors
+                for _, conn in connections:
+                    poller.register(conn.fileno(), select.POLLIN)
+                for fd in extra_fds:
+                    poller.register(fd, select.POLLIN)
                 try:
-                    ready, _, _ = select.select(fds, [], [], timeout)
-                except (OSError, ValueError):
-                    ready = []
-                return [fd for fd in ready if fd in extra_fds]
+                    events = poller.poll(None if timeout is None else timeout * 1000)
+                except OSError:
+                    events = []
+                extra = set(extra_fds)
+                return [fd for fd, _ in events if fd in extra]
         finally:
             for conn in parked:
                 conn.park_end()

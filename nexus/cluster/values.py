@@ -62,13 +62,16 @@ class SegmentBuffer:
 class Blob:
     """A serialized value: payload, buffers (bytes or segments), and whether it is an error."""
 
-    payload: bytes
+    payload: Any  # bytes, or a SegmentBuffer when it is large
     buffers: list[Any] = field(default_factory=list)
     error: bool = False
 
     @property
     def segments(self) -> list[str]:
-        return [b.name for b in self.buffers if isinstance(b, SegmentBuffer)]
+        names = [b.name for b in self.buffers if isinstance(b, SegmentBuffer)]
+        if isinstance(self.payload, SegmentBuffer):
+            names.append(self.payload.name)
+        return names
 
     def __reduce__(self) -> tuple[Any, ...]:
         return Blob, (self.payload, self.buffers, self.error)
@@ -141,6 +144,8 @@ def serialize(value: Any, what: str = "value") -> tuple[Blob, list[Any]]:
     created: list[Any] = []
     try:
         stored = [_store_buffer(b, created) for b in buffers]
+        if len(payload) >= SHM_THRESHOLD:  # a big in-band payload (bytes, str, lists) goes the same way as big buffers
+            payload = _store_buffer(pickle.PickleBuffer(payload), created)
     except BaseException:
         for name in created:
             unlink_segment(name)
@@ -155,7 +160,8 @@ def serialize_handed_over(value: Any, what: str = "value") -> Blob:
 
 def deserialize(blob: Blob) -> Any:
     buffers = [_segment_view(b) if isinstance(b, SegmentBuffer) else b for b in blob.buffers]
-    return pickle.loads(blob.payload, buffers=buffers)
+    payload = _segment_view(blob.payload) if isinstance(blob.payload, SegmentBuffer) else blob.payload
+    return pickle.loads(payload, buffers=buffers)
 
 
 def error_blob(exc: BaseException, where: str) -> Blob:

@@ -147,15 +147,18 @@ class WorkerRuntime:
                 waiter.event.set()
         elif op == "def":
             _, def_id, blob = body
-            self.defs[def_id] = deserialize(blob)
+            try:
+                self.defs[def_id] = deserialize(blob)
+            except Exception as exc:  # e.g. its module does not import here: every use of it fails with this
+                self.defs[def_id] = _Unloadable(exc)
         elif op == "exit":
             self.exiting = True
         elif op == "task":
             self.tasks.append(body)  # run after the channel is drained, so a cancel sent meanwhile is seen first
         elif op == "cancel":
             self.cancelled.add(body[1])
-        elif op in ("call", "create_actor") and self.busy_call:
-            self.backlog.append(body)
+        elif op in ("call", "create_actor") and (self.busy_call or self.backlog):
+            self.backlog.append(body)  # behind the calls already waiting: one caller's calls run in order
         else:
             self._dispatch(body)
 
@@ -407,6 +410,16 @@ class _DependencyFailed(Exception):
     def __init__(self, blob: Blob) -> None:
         super().__init__("a dependency failed")
         self.blob = blob
+
+
+class _Unloadable:
+    """A function or class that could not be loaded in this worker; calling it raises why."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def __call__(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise self.exc
 
 
 def _driver_gone() -> None:

@@ -311,3 +311,49 @@ def test_await_a_ref_in_the_driver_and_in_an_async_actor(cluster):
     assert asyncio.run(main()) == 8
     awaiter = Awaiter.remote()
     assert nexus.get(awaiter.double_of.remote(5), timeout=20) == 10
+
+
+@nexus.remote
+def echo(value):
+    return value
+
+
+@nexus.remote
+def crash():
+    os._exit(3)
+
+
+@nexus.remote
+class Ordered:
+    def __init__(self):
+        self.log = []
+
+    def add(self, name, wait_for=None):
+        if wait_for is not None:
+            nexus.get(wait_for)
+        self.log.append(name)
+        return list(self.log)
+
+
+def test_big_values_without_buffers_travel_through_shared_memory(cluster):
+    blob = os.urandom(6 * 1024 * 1024)
+    assert nexus.get(echo.remote(blob), timeout=30) == blob
+    text = "x" * (5 * 1024 * 1024)
+    assert nexus.get(echo.remote([text]), timeout=30) == [text]
+
+
+def test_calls_stay_in_order_while_one_of_them_waits(cluster):
+    actor = Ordered.remote()
+    slow = sleep_then.remote(0.3, None)
+    first = actor.add.remote("a", slow)
+    second = actor.add.remote("b")
+    third = actor.add.remote("c")
+    assert nexus.get([first, second, third], timeout=20)[-1] == ["a", "b", "c"]
+
+
+def test_a_crashed_worker_is_replaced_and_queued_tasks_run(cluster):
+    from nexus.core.errors import WorkerCrashedError
+
+    with pytest.raises(WorkerCrashedError, match="exit code 3"):
+        nexus.get(crash.remote(), timeout=20)
+    assert nexus.get([double.remote(i) for i in range(6)], timeout=20) == [0, 2, 4, 6, 8, 10]
