@@ -27,7 +27,6 @@ from ..core.errors import (
     GetTimeoutError,
     ObjectLostError,
     PendingCallsLimitExceededError,
-    SerializationError,
     TaskCancelledError,
     WorkerCrashedError,
 )
@@ -277,23 +276,33 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     return ActorHandle(actor_id, cls_name)
 
 
+def _with_options(target: Any, options: dict[str, Any], allowed: frozenset[str], what: str) -> Any:
+    """A copy of a remote function or actor class with ``options`` laid over its own (checked)."""
+    merged = object.__new__(type(target))
+    merged.__dict__.update(target.__dict__)
+    merged._options = _check_options({**target._options, **options}, allowed, what)
+    return merged
+
+
 # -- remote functions ---------------------------------------------------------------------------
 
 
-def _definition_id(obj: Any) -> tuple[bytes, Callable[[], Blob]]:
-    """A content id for a function or class and a factory of its shipped form (cloudpickle, made once)."""
+def _shipped_form(obj: Any) -> Callable[[], Blob]:
+    """A factory of the form a function or class travels in (cloudpickle), made once, on first use."""
     cache: list[Blob] = []
 
     def factory() -> Blob:
         if not cache:
-            try:
-                cache.append(serialize(obj, f"{getattr(obj, '__qualname__', obj)!r}")[0])
-            except SerializationError:
-                raise
+            cache.append(serialize(obj, f"{getattr(obj, '__qualname__', obj)!r}")[0])
         return cache[0]
 
+    return factory
+
+
+def _definition_id(obj: Any) -> tuple[bytes, Callable[[], Blob]]:
+    """An id for a function or class (unique to this definition in this process) and its shipped form."""
     key = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}:{id(obj)}:{os.getpid()}"
-    return hashlib.blake2b(key.encode(), digest_size=12).digest(), factory
+    return hashlib.blake2b(key.encode(), digest_size=12).digest(), _shipped_form(obj)
 
 
 class RemoteFunction:
@@ -322,20 +331,10 @@ class RemoteFunction:
         self._function = state["fn"]
         self._options = state["options"]
         self._name = self._function.__qualname__
-        blob_cache: list[Blob] = []
-
-        def factory() -> Blob:
-            if not blob_cache:
-                blob_cache.append(serialize(self._function)[0])
-            return blob_cache[0]
-
-        self._def = (state["id"], factory)
+        self._def = (state["id"], _shipped_form(self._function))
 
     def options(self, **options: Any) -> RemoteFunction:
-        merged = RemoteFunction.__new__(RemoteFunction)
-        merged.__dict__.update(self.__dict__)
-        merged._options = _check_options({**self._options, **options}, TASK_OPTIONS, f"remote function {self._name}")
-        return merged
+        return _with_options(self, options, TASK_OPTIONS, f"remote function {self._name}")
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         runtime = _runtime()
@@ -415,10 +414,7 @@ class ActorClass:
         raise TypeError(f"actor class {self._name} cannot be instantiated directly; use {self._name}.remote(...)")
 
     def options(self, **options: Any) -> ActorClass:
-        merged = ActorClass.__new__(ActorClass)
-        merged.__dict__.update(self.__dict__)
-        merged._options = _check_options({**self._options, **options}, ACTOR_OPTIONS, f"actor class {self._name}")
-        return merged
+        return _with_options(self, options, ACTOR_OPTIONS, f"actor class {self._name}")
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         runtime = _runtime()

@@ -30,7 +30,7 @@ from ..core.errors import NexusError
 from .protocol import SPIN_SECONDS, Pump, pack
 from .shm_util import cluster_id, remove_cluster_segments, unlink_segment
 from .transport import Transport, load_transport
-from .values import Blob, ObjectRef, deserialize, error_blob, forget_segment, serialize, set_release_hook, split_args
+from .values import Blob, ObjectRef, error_blob, forget_segment, serialize, set_release_hook, split_args
 
 __all__ = ["Runtime"]
 
@@ -115,7 +115,6 @@ class _Actor:
         self.queue: deque[_Call] = deque()
         self.inflight: dict[int, _Call] = {}
         self.on_ready: list[Callable[[Blob | None], None]] = []
-        self.handle_cls: Any = None
         self.needs: dict[str, float] = {}
         self.max_pending = -1
 
@@ -956,9 +955,6 @@ class Runtime:
             for oid in call.result_ids:
                 self._store(oid, blob)
 
-    def actor_state(self, actor_id: int) -> _Actor | None:
-        return self.actors.get(actor_id)
-
     def control_get_actor(self, name: str, namespace: str | None) -> tuple[int, str]:
         with self.lock:
             actor_id = self.named.get((namespace or self.namespace, name))
@@ -1116,9 +1112,6 @@ class Runtime:
         for fd in (self.wake_fd, self.death_r, self.death_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-    def deserialize(self, blob: Blob) -> Any:
-        return deserialize(blob)
 
 
 def _actor_died(actor: _Actor, why: str) -> BaseException:

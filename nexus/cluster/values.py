@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import NexusError, SerializationError
-from ..messaging.serializers import CloudPickleSerializer, describe_unserializable
+from ..messaging.serializers import CloudPickleSerializer
 from .shm_util import attach_segment, create_segment, unlink_segment
 
 __all__ = ["SHM_THRESHOLD", "Blob", "ObjectRef", "RemoteError", "SegmentBuffer", "TaskError"]
@@ -174,10 +174,6 @@ def error_blob(exc: BaseException, where: str) -> Blob:
     except Exception:
         payload = pickle.dumps(error, 5)
     return Blob(payload, [], error=True)
-
-
-def unpicklable_message(value: Any) -> str:
-    return describe_unserializable(value, _cloudpickle().dumps)
 
 
 # -- ObjectRef ---------------------------------------------------------------------------------
