@@ -41,6 +41,10 @@ PREFETCH_YOUNG = 0.002
 """A worker whose current task has run longer than this gets no prefetched tasks: they would wait behind it."""
 ROLE_GRACE = 0.002
 """After a get() returns, the receiver thread leaves receiving to callers this long: the next get() usually comes sooner."""
+COALESCE_AFTER = 4
+"""A worker with this many calls or tasks unanswered gets further ones coalesced into one ``batch`` message."""
+COALESCE_MAX = 64
+"""Most messages held in a worker's outbox; a full outbox is sent at once."""
 
 
 class _Object:
@@ -71,6 +75,9 @@ class _WorkerProc:
         self.alive = True
         self.actor: _Actor | None = None
         self.out_buffers: dict[int, bytes] = {}
+        # Calls and tasks held back while the worker is busy with earlier ones; sent as one message when
+        # an answer comes (so no earlier call can be waiting for them), or when the outbox is full.
+        self.outbox: list[tuple[Any, ...]] = []
 
 
 class _Task:
@@ -117,6 +124,7 @@ class _Actor:
         self.on_ready: list[Callable[[Blob | None], None]] = []
         self.needs: dict[str, float] = {}
         self.max_pending = -1
+        self.sequential = False  # one call at a time (no threads, no event loop): its calls may be coalesced
 
 
 class Runtime:
@@ -226,6 +234,28 @@ class Runtime:
         except Exception as exc:
             if w.alive:
                 raise NexusError(f"cannot send to {w.name}: {exc}") from exc
+
+    def _post(self, w: _WorkerProc, body: tuple[Any, ...], unanswered: int, after: int = COALESCE_AFTER) -> None:
+        """Send a call or task, or hold it in the worker's outbox while ``unanswered`` earlier ones keep it busy.
+
+        Only for work that runs strictly after the unanswered work (a
+        sequential actor's calls, tasks prefetched behind a running one): an
+        answer to any of those flushes the outbox, so nothing held can be
+        what an earlier call waits for. Coalescing saves a message, an
+        envelope and a pickle per call when calls are submitted in a burst.
+        Called with the lock held.
+        """
+        if w.outbox or unanswered >= after:
+            w.outbox.append(body)
+            if len(w.outbox) >= COALESCE_MAX:
+                self._flush(w)
+        else:
+            self.send(w, body)
+
+    def _flush(self, w: _WorkerProc) -> None:
+        if w.outbox:
+            batch, w.outbox = w.outbox, []
+            self.send(w, batch[0] if len(batch) == 1 else ("batch", batch))
 
     # -- the receiver ----------------------------------------------------------------------
 
@@ -349,12 +379,20 @@ class Runtime:
                 self._task_finished(w, task)
             if w.actor is not None:
                 w.actor.inflight.pop(task_id, None)
+            self._flush(w)
             self._dispatch()
+
+    def _on_done_many(self, w: _WorkerProc, entries: list[tuple[int, list[tuple[int, Blob]]]]) -> None:
+        """Answers a worker coalesced: calls that finished while more waited in its channel."""
+        with self.lock:
+            for task_id, items in entries:
+                self._on_done(w, task_id, items)
 
     def _on_blocked(self, w: _WorkerProc, flag: bool) -> None:
         with self.lock:
             w.blocked = flag
             if flag:
+                self._flush(w)  # a worker blocked in get runs arriving tasks: let it have them
                 self._dispatch()
 
     def _on_submit(
@@ -452,11 +490,12 @@ class Runtime:
 
         threading.Thread(target=work, name="nexus-wait", daemon=True).start()
 
-    def _on_actor_ready(self, w: _WorkerProc, actor_id: int, error: Blob | None) -> None:
+    def _on_actor_ready(self, w: _WorkerProc, actor_id: int, error: Blob | None, sequential: bool = False) -> None:
         with self.lock:
             actor = self.actors.get(actor_id)
             if actor is None:
                 return
+            actor.sequential = sequential
             if error is not None:
                 actor.error_blob = error
                 actor.dead = _actor_died(actor, "its constructor raised")
@@ -539,21 +578,19 @@ class Runtime:
                 return self._blob_or_lost(oid)
             if obj.blob is not None:
                 return obj.blob
-            if obj.event is None:
-                obj.event = threading.Event()
-            event = obj.event
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.role_cond:
             self.want_role += 1
-        self._wake_receiver()
+        if self.receiver_parked:  # it holds the role while parked: wake it so that it lets go
+            self._wake_receiver()
         try:
-            while not event.is_set():
+            while obj.blob is None:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return None
                 if self.role.acquire(blocking=False):
                     try:
-                        while not event.is_set():
+                        while obj.blob is None:
                             if self.closed:
                                 return self._blob_or_lost(oid)
                             left = None if deadline is None else deadline - time.monotonic()
@@ -562,10 +599,15 @@ class Runtime:
                             self._receive_once(0.05 if left is None else min(left, 0.05))
                     finally:
                         self.role.release()
-                else:
+                else:  # another thread receives: it sets the event when the object arrives
                     if self.closed:
                         return self._blob_or_lost(oid)
-                    event.wait(0.001 if left is None else min(left, 0.001))
+                    with self.lock:
+                        if obj.blob is None and obj.event is None:
+                            obj.event = threading.Event()
+                        event = obj.event
+                    if event is not None:
+                        event.wait(0.001 if left is None else min(left, 0.001))
         finally:
             with self.role_cond:
                 self.want_role -= 1
@@ -767,7 +809,12 @@ class Runtime:
         w.inflight += 1
         task.worker = w
         self.running[task.task_id] = task
-        self.send(w, ("task", task.task_id, task.fn_id, task.name, task.args_blob, deps, task.result_ids))
+        body = ("task", task.task_id, task.fn_id, task.name, task.args_blob, deps, task.result_ids)
+        if w.blocked:
+            self._flush(w)
+            self.send(w, body)
+        else:
+            self._post(w, body, w.inflight - 1, after=2)  # one prefetched task always waits in the channel
         self._unpin(task.deps)
 
     # -- actors -----------------------------------------------------------------------------
@@ -928,7 +975,11 @@ class Runtime:
             if call.result_ids:
                 actor.inflight[call.call_id] = call
             deps = self._dep_blobs(call.deps)
-            self.send(w, ("call", actor.actor_id, call.call_id, call.method, call.args_blob, deps, call.result_ids))
+            body = ("call", actor.actor_id, call.call_id, call.method, call.args_blob, deps, call.result_ids)
+            if actor.sequential:
+                self._post(w, body, len(actor.inflight) - (1 if call.result_ids else 0), after=2)
+            else:
+                self.send(w, body)
             self._unpin(call.deps)
 
     def _fail_calls(self, actor: _Actor) -> None:
@@ -1012,6 +1063,7 @@ class Runtime:
             self.generation += 1
             was_alive = w.alive
             w.alive = False
+            w.outbox.clear()
             assert w.proc is not None
             code = w.proc.poll()
             with contextlib.suppress(OSError):

@@ -14,6 +14,7 @@ of a pipe only the driver holds becomes readable).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import os
@@ -26,11 +27,19 @@ from typing import Any
 
 from ..core.errors import NexusError
 from . import context
-from .protocol import Pump, pack
+from .protocol import SPIN_SECONDS, Pump, pack
 from .transport import ChannelSpec, Connection, load_transport
 from .values import Blob, ObjectRef, deserialize, error_blob, join_args, serialize_handed_over, set_release_hook, split_args
 
 __all__ = ["WorkerRuntime", "main"]
+
+WORKER_SPIN = SPIN_SECONDS
+HOLD_UNDER = 100e-6
+"""An answer is held back (to go with the next ones in one message) only after a call this quick, before one
+expected to be as quick (its function or method took less than this last time)."""
+HOLD_MAX = 64
+HOLD_AGE = 1e-3
+"""Answers are never held much longer than this past the first of them."""
 
 
 class _Waiter:
@@ -93,11 +102,80 @@ class WorkerRuntime:
         self.pump = Pump(self._handle, self._bad)
         self.released: list[int] = []
         self.released_lock = threading.Lock()
+        self.main_ident = threading.main_thread().ident
+        self.held: list[tuple[int, list[tuple[int, Blob]]]] = []  # answers waiting to go together
+        self.held_since = 0.0
+        self.held_lock = threading.Lock()
+        self.held_cond = threading.Condition(self.held_lock)
+        self.watchdog: threading.Thread | None = None
+        self.durations: dict[Any, float] = {}  # how long each function or method took last time
 
     # -- plumbing --------------------------------------------------------------------
 
     def send(self, body: tuple[Any, ...]) -> None:
+        if self.held:
+            with self.held_lock:
+                self._flush_held()  # what was answered before goes before what follows
         self.conn.send(pack(body))
+
+    def _answer(self, call_id: int, items: list[tuple[int, Blob]], key: Any, took: float) -> None:
+        """Send the results of a call or task, or hold them to go with the next answers in one message.
+
+        Held only when this call was quick and the next one waiting here is
+        expected to be quick too (its function or method was last time); held
+        answers go out with the next answer that is not held, and in any case
+        within about ``HOLD_AGE`` (a watchdog thread sends them when the call
+        now running turns out slow).
+        """
+        self.durations[key] = took
+        with self.held_lock:
+            self.held.append((call_id, items))
+            if took < HOLD_UNDER and len(self.held) < HOLD_MAX and self._next_is_quick():
+                now = time.perf_counter()
+                if len(self.held) == 1:
+                    self.held_since = now
+                    self._start_watchdog()
+                    self.held_cond.notify()
+                    return
+                if now - self.held_since < HOLD_AGE:
+                    return
+            self._flush_held()
+
+    def _next_is_quick(self) -> bool:
+        if self.tasks:
+            key = self.tasks[0][2]
+        elif self.backlog and self.backlog[0][0] == "call":
+            key = self.backlog[0][3]
+        else:
+            return False
+        took = self.durations.get(key)
+        return took is not None and took < HOLD_UNDER
+
+    def _flush_held(self) -> None:
+        """Send the held answers (with ``held_lock`` held, so that nothing overtakes them)."""
+        batch, self.held = self.held, []
+        if len(batch) == 1:
+            self.conn.send(pack(("done", *batch[0])))
+        elif batch:
+            self.conn.send(pack(("done_many", batch)))
+
+    def _start_watchdog(self) -> None:
+        if self.watchdog is None:
+            self.watchdog = threading.Thread(target=self._watch_held, name="nexus-answers", daemon=True)
+            self.watchdog.start()
+
+    def _watch_held(self) -> None:
+        with self.held_lock:
+            while not self.exiting:
+                if not self.held:
+                    self.held_cond.wait()
+                    continue
+                late = self.held_since + HOLD_AGE - time.perf_counter()
+                if late > 0:
+                    self.held_cond.wait(late)
+                    continue
+                with contextlib.suppress(Exception):
+                    self._flush_held()
 
     def _bad(self, _key: Any, exc: Exception) -> None:
         print(f"nexus {self.where}: dropped a malformed message: {exc}", file=sys.stderr)
@@ -129,7 +207,7 @@ class WorkerRuntime:
             if self.backlog and not self.busy_call:
                 self._dispatch(self.backlog.popleft())
                 continue
-            ready = self.pump.once([(0, self.conn)], extra, timeout=1.0)
+            ready = self.pump.once([(0, self.conn)], extra, timeout=1.0, spin=WORKER_SPIN)
             if ready or os.getppid() != parent:
                 _driver_gone()
             with self.released_lock:
@@ -151,6 +229,14 @@ class WorkerRuntime:
                 self.defs[def_id] = deserialize(blob)
             except Exception as exc:  # e.g. its module does not import here: every use of it fails with this
                 self.defs[def_id] = _Unloadable(exc)
+        elif op == "batch":  # calls or tasks the driver coalesced: queued, then run by the loop in order
+            for item in body[1]:
+                if item[0] == "task":
+                    self.tasks.append(item)
+                elif item[0] == "call":
+                    self.backlog.append(item)
+                else:
+                    self._handle(_key, item)
         elif op == "exit":
             self.exiting = True
         elif op == "task":
@@ -223,12 +309,16 @@ class WorkerRuntime:
         self, task_id: int, fn_id: bytes, name: str, args_blob: Blob, deps: list[tuple[int, Blob]], result_ids: list[int]
     ) -> None:
         fn = self.defs.get(fn_id)
+        start = time.perf_counter()
         if fn is None:
             blob = error_blob(NexusError(f"worker has no definition of {name}"), self.where)
             items = [(oid, blob) for oid in result_ids]
         else:
             items = self._outcome(fn, name, args_blob, deps, result_ids)
-        self.send(("done", task_id, items))
+        if threading.get_ident() == self.main_ident:
+            self._answer(task_id, items, fn_id, time.perf_counter() - start)
+        else:
+            self.send(("done", task_id, items))
 
     # -- actors ------------------------------------------------------------------------------
 
@@ -244,7 +334,8 @@ class WorkerRuntime:
             is_async = any(inspect.iscoroutinefunction(getattr(cls, m, None)) for m in dir(cls) if not m.startswith("__"))
             concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
             self.actor = _ActorHost(actor_id, instance, concurrency, is_async)
-            self.send(("actor_ready", actor_id, None))
+            sequential = self.actor.loop is None and self.actor.pool is None
+            self.send(("actor_ready", actor_id, None, sequential))
         except _DependencyFailed as failed:
             self.send(("actor_ready", actor_id, failed.blob))
         except BaseException as exc:
@@ -270,14 +361,20 @@ class WorkerRuntime:
         else:
             self.busy_call = True
             try:
-                self._finish_call(bound, name, call_id, args_blob, deps, result_ids)
+                start = time.perf_counter()
+                self._finish_call(bound, name, call_id, args_blob, deps, result_ids, (method, start))
             finally:
                 self.busy_call = False
 
-    def _finish_call(self, bound: Any, name: str, call_id: int, args_blob: Blob, deps: list, result_ids: list[int]) -> None:
+    def _finish_call(
+        self, bound: Any, name: str, call_id: int, args_blob: Blob, deps: list, result_ids: list[int], timed: Any = None
+    ) -> None:
         items = self._outcome(bound, name, args_blob, deps, result_ids or [0])
         if result_ids:
-            self.send(("done", call_id, items))
+            if timed is not None:  # a sequential actor's call, on the main thread: (method, start)
+                self._answer(call_id, items, timed[0], time.perf_counter() - timed[1])
+            else:
+                self.send(("done", call_id, items))
         elif items[0][1].error:
             print(f"nexus {self.where}: {name} (a tell) failed:\n{deserialize(items[0][1]).traceback_text}", file=sys.stderr)
 

@@ -1,0 +1,98 @@
+"""Calls and answers submitted in a burst travel coalesced; order, results and latency must not change."""
+
+from __future__ import annotations
+
+import time
+
+import nexus
+from nexus.cluster import api
+
+
+@nexus.remote
+class Log:
+    def __init__(self):
+        self.seen = []
+
+    def add(self, x):
+        self.seen.append(x)
+        return x
+
+    def work(self, seconds):
+        time.sleep(seconds)
+        return seconds
+
+    def history(self):
+        return self.seen
+
+
+@nexus.remote
+def square(x):
+    return x * x
+
+
+@nexus.remote
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def _messages_sent():
+    runtime = api._runtime()
+    return sum(getattr(w.conn, "sent", 0) for w in runtime.every_worker if w.conn is not None)
+
+
+def test_a_burst_of_calls_and_tells_keeps_its_order(cluster):
+    log = Log.remote()
+    refs = []
+    for i in range(3000):
+        if i % 3 == 0:
+            log.add.tell(i)
+        else:
+            refs.append(log.add.remote(i))
+    assert nexus.get(refs) == [i for i in range(3000) if i % 3]
+    assert nexus.get(log.history.remote()) == list(range(3000))
+
+
+def test_a_burst_of_calls_travels_in_fewer_messages(cluster):
+    if cluster != "shm":
+        return  # the message counter is the shared-memory transport's
+    log = Log.remote()
+    nexus.get(log.add.remote(0))
+    before = _messages_sent()
+    assert nexus.get([log.add.remote(i) for i in range(5000)]) == list(range(5000))
+    assert _messages_sent() - before < 5000
+
+
+def test_a_burst_of_calls_with_ref_arguments(cluster):
+    log = Log.remote()
+    squares = [square.remote(i) for i in range(200)]
+    echoed = [log.add.remote(ref) for ref in squares]
+    assert nexus.get(echoed) == [i * i for i in range(200)]
+
+
+def test_an_answer_is_not_held_behind_a_slow_call(cluster):
+    log = Log.remote()
+    for _ in range(20):
+        nexus.get(log.work.remote(0))  # the method is known to be quick...
+    quick = [log.work.remote(0) for _ in range(50)]
+    slow = log.work.remote(2.0)  # ...until this call
+    assert nexus.get(quick) == [0] * 50
+    ready, _ = nexus.wait([slow], timeout=0)
+    assert ready == []  # the quick answers came while the slow call still ran
+    assert nexus.get(slow) == 2.0
+
+
+def test_a_task_answer_is_not_held_behind_a_slow_task(cluster):
+    for _ in range(10):
+        nexus.get(nap.remote(0))
+    quick = [nap.remote(0) for _ in range(40)]
+    slow = [nap.remote(2.0) for _ in range(2)]
+    assert nexus.get(quick) == [0] * 40
+    ready, _ = nexus.wait(slow, num_returns=2, timeout=0)
+    assert ready == []
+    assert nexus.get(slow) == [2.0, 2.0]
+
+
+def test_a_flood_of_tasks(cluster):
+    refs = [square.remote(i) for i in range(5000)]
+    assert nexus.get(refs) == [i * i for i in range(5000)]
