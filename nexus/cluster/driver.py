@@ -41,6 +41,8 @@ PREFETCH_YOUNG = 0.002
 """A worker whose current task has run longer than this gets no prefetched tasks: they would wait behind it."""
 ROLE_GRACE = 0.002
 """After a get() returns, the receiver thread leaves receiving to callers this long: the next get() usually comes sooner."""
+STEAL_AFTER = 0.01
+"""A worker busy this long with one task has the tasks queued behind it taken back for an idle worker."""
 COALESCE_AFTER = 4
 """A worker with this many calls or tasks unanswered gets further ones coalesced into one ``batch`` message."""
 COALESCE_MAX = 64
@@ -78,6 +80,7 @@ class _WorkerProc:
         # Calls and tasks held back while the worker is busy with earlier ones; sent as one message when
         # an answer comes (so no earlier call can be waiting for them), or when the outbox is full.
         self.outbox: list[tuple[Any, ...]] = []
+        self.revoking = False  # asked to give back the tasks queued behind its long one
 
 
 class _Task:
@@ -168,6 +171,8 @@ class Runtime:
         self.activity = 0.0
         self.receiver_parked = False
         self.generation = 0
+        self.steal_watch = False  # an idle worker and a busy one with tasks queued: look again soon
+        self.stolen = 0
         self._poll_generation = -1
         self._poll_cache: Any = ([], {}, [])
         self.death_r, self.death_w = os.pipe()
@@ -311,7 +316,12 @@ class Runtime:
     def _receive_once(self, timeout: float, spin: float = SPIN_SECONDS) -> None:
         """One round of receiving: spin on the channels, else park on them and on the extra descriptors."""
         conns, extra = self._poll_set()
+        if self.steal_watch:
+            timeout = min(timeout, STEAL_AFTER / 2)
         ready = self.pump.once(conns, self._poll_cache[2], timeout=timeout, spin=spin)
+        if self.steal_watch:
+            with self.lock:
+                self._steal()
         for fd in ready:
             what, w = extra[fd]
             if what == "wake":
@@ -761,7 +771,10 @@ class Runtime:
         worker whose current task started less than PREFETCH_YOUNG ago.
         """
         queue = self.queue
-        if not queue or self.closing:
+        if self.closing:
+            return
+        if not queue:
+            self._steal()
             return
         ready = [w for w in self.workers if w.alive and w.ready.is_set()]
         for w in ready:
@@ -785,7 +798,64 @@ class Runtime:
                     self._send_task(w, queue.popleft())
             depth += 1
 
+    def _steal(self) -> None:
+        """Work stealing: an idle worker takes the tasks queued behind a long one on a busy worker.
+
+        Tasks still in the busy worker's outbox come back at once; those
+        already in its channel are asked back (``revoke``): its monitor
+        thread answers within a few ms with the ones that had not started,
+        and they go to the front of the queue. Called with the lock held.
+        """
+        if self.queue or self.closing:
+            self.steal_watch = False
+            return
+        if not any(w.inflight == 0 and w.alive and w.ready.is_set() for w in self.workers):
+            self.steal_watch = False
+            return
+        now = time.monotonic()
+        watch = False
+        for v in self.workers:
+            if v.inflight < 2 or v.blocked or v.revoking or not v.alive:
+                continue
+            if now - v.busy_since < STEAL_AFTER:
+                watch = True
+                continue
+            back = [self.running[body[1]] for body in v.outbox if body[1] in self.running]
+            v.outbox.clear()
+            for task in back:
+                self._take_back(v, task)
+            queued = [t.task_id for t in self.running.values() if t.worker is v]
+            if len(queued) > 1:
+                v.revoking = True
+                self.send(v, ("revoke", queued))
+        self.steal_watch = watch
+        if self.queue:
+            self._dispatch()
+
+    def _take_back(self, w: _WorkerProc, task: _Task) -> None:
+        """A task sent to ``w`` that had not started goes back to the front of the queue."""
+        self.running.pop(task.task_id, None)
+        w.inflight -= 1
+        if task.needs is not None:
+            for key, amount in task.needs.items():
+                if key != "CPU":
+                    self.used[key] -= amount
+            self.special_queued += 1
+        task.worker = None
+        self.queue.appendleft(task)
+        self.stolen += 1
+
+    def _on_revoked(self, w: _WorkerProc, task_ids: list[int]) -> None:
+        with self.lock:
+            w.revoking = False
+            for task_id in reversed(task_ids):  # appendleft: the first stays first
+                task = self.running.get(task_id)
+                if task is not None and task.worker is w:
+                    self._take_back(w, task)
+            self._dispatch()
+
     def _task_finished(self, w: _WorkerProc, task: _Task) -> None:
+        self._unpin(task.deps)
         w.inflight -= 1
         w.busy_since = time.monotonic()  # the next task in its channel (a prefetched, plain one) starts now
         w.cpu_held = 1.0 if w.inflight else 0.0
@@ -815,7 +885,7 @@ class Runtime:
             self.send(w, body)
         else:
             self._post(w, body, w.inflight - 1, after=2)  # one prefetched task always waits in the channel
-        self._unpin(task.deps)
+        # the dependencies stay pinned until the task is done: it may be taken back and sent again
 
     # -- actors -----------------------------------------------------------------------------
 

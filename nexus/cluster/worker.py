@@ -34,6 +34,9 @@ from .values import Blob, ObjectRef, deserialize, error_blob, join_args, seriali
 __all__ = ["WorkerRuntime", "main"]
 
 WORKER_SPIN = SPIN_SECONDS
+STEAL_AFTER = 0.01
+"""A call or task running longer than this lets the monitor thread receive for it: tasks queued behind it
+can be taken back by the driver for an idle worker, and a get() on another thread of the task is answered."""
 HOLD_UNDER = 100e-6
 """An answer is held back (to go with the next ones in one message) only after a call this quick, before one
 expected to be as quick (its function or method took less than this last time)."""
@@ -59,6 +62,7 @@ class _ActorHost:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: ThreadPoolExecutor | None = None
         self.semaphore: asyncio.Semaphore | None = None
+        self.concurrent = is_async or max_concurrency > 1  # calls run on threads or an event loop
         if is_async:
             self.loop = asyncio.new_event_loop()
             ready = threading.Event()
@@ -108,6 +112,11 @@ class WorkerRuntime:
         self.held_lock = threading.Lock()
         self.held_cond = threading.Condition(self.held_lock)
         self.watchdog: threading.Thread | None = None
+        # Receiving is a role: the main thread holds it while it receives; while a task or call runs longer
+        # than STEAL_AFTER, the monitor thread takes it (see _monitor).
+        self.role = threading.Lock()
+        self.task_lock = threading.Lock()  # taking the next task vs. the driver taking it back (revoke)
+        self.running_since = 0.0
         self.durations: dict[Any, float] = {}  # how long each function or method took last time
 
     # -- plumbing --------------------------------------------------------------------
@@ -142,11 +151,14 @@ class WorkerRuntime:
             self._flush_held()
 
     def _next_is_quick(self) -> bool:
-        if self.tasks:
-            key = self.tasks[0][2]
-        elif self.backlog and self.backlog[0][0] == "call":
-            key = self.backlog[0][3]
-        else:
+        try:  # the monitor thread may take tasks away meanwhile (a revoke)
+            if self.tasks:
+                key = self.tasks[0][2]
+            elif self.backlog and self.backlog[0][0] == "call":
+                key = self.backlog[0][3]
+            else:
+                return False
+        except IndexError:
             return False
         took = self.durations.get(key)
         return took is not None and took < HOLD_UNDER
@@ -200,6 +212,7 @@ class WorkerRuntime:
         self.send(("hello", self.worker_id, os.getpid()))
         extra = [self.death_fd] if self.death_fd is not None else []
         parent = os.getppid()
+        threading.Thread(target=self._monitor, name="nexus-monitor", daemon=True).start()
         while not self.exiting:
             if self.tasks:
                 self._next_task()
@@ -207,7 +220,8 @@ class WorkerRuntime:
             if self.backlog and not self.busy_call:
                 self._dispatch(self.backlog.popleft())
                 continue
-            ready = self.pump.once([(0, self.conn)], extra, timeout=1.0, spin=WORKER_SPIN)
+            with self.role:
+                ready = self.pump.once([(0, self.conn)], extra, timeout=1.0, spin=WORKER_SPIN)
             if ready or os.getppid() != parent:
                 _driver_gone()
             with self.released_lock:
@@ -243,13 +257,48 @@ class WorkerRuntime:
             self.tasks.append(body)  # run after the channel is drained, so a cancel sent meanwhile is seen first
         elif op == "cancel":
             self.cancelled.add(body[1])
-        elif op in ("call", "create_actor") and (self.busy_call or self.backlog):
-            self.backlog.append(body)  # behind the calls already waiting: one caller's calls run in order
+        elif op == "revoke":
+            self._revoke(body[1])
+        elif op == "call" and not self.backlog and self.actor is not None and self.actor.concurrent:
+            self._dispatch(body)  # to the actor's threads or event loop: it returns at once
+        elif op in ("call", "create_actor"):
+            # Run by the main loop, never here: receiving must not hold the role while user code runs,
+            # and one caller's calls run in order behind those already waiting.
+            self.backlog.append(body)
         else:
             self._dispatch(body)
 
+    def _monitor(self) -> None:
+        """Receive on behalf of a main thread busy with a long task or call (every few ms, while it lasts).
+
+        Messages are only queued here (tasks, calls behind the running one,
+        answers to waiters): nothing runs on this thread.
+        """
+        while not self.exiting:
+            time.sleep(STEAL_AFTER / 2)
+            since = self.running_since
+            if since and time.perf_counter() - since > STEAL_AFTER and self.role.acquire(blocking=False):
+                try:
+                    self.pump.drain([(0, self.conn)])
+                except Exception as exc:  # never let the monitor die: the main thread still receives
+                    self._bad(None, exc)
+                finally:
+                    self.role.release()
+
+    def _revoke(self, task_ids: list[int]) -> None:
+        """The driver takes back tasks queued here behind a long one (for an idle worker); answer which it got."""
+        wanted = set(task_ids)
+        with self.task_lock:
+            taken = [body for body in self.tasks if body[1] in wanted]
+            for body in taken:
+                self.tasks.remove(body)
+        self.send(("revoked", [body[1] for body in taken]))
+
     def _next_task(self) -> None:
-        body = self.tasks.popleft()
+        with self.task_lock:
+            if not self.tasks:
+                return
+            body = self.tasks.popleft()
         task_id = body[1]
         if task_id in self.cancelled:
             self.cancelled.discard(task_id)
@@ -263,7 +312,12 @@ class WorkerRuntime:
     def _dispatch(self, body: tuple[Any, ...]) -> None:
         op = body[0]
         if op == "task":
-            self._run_task(*body[1:])
+            outer = self.running_since
+            self.running_since = time.perf_counter()
+            try:
+                self._run_task(*body[1:])
+            finally:
+                self.running_since = outer
         elif op == "call":
             self._call(*body[1:])
         elif op == "create_actor":
@@ -361,10 +415,11 @@ class WorkerRuntime:
         else:
             self.busy_call = True
             try:
-                start = time.perf_counter()
+                start = self.running_since = time.perf_counter()
                 self._finish_call(bound, name, call_id, args_blob, deps, result_ids, (method, start))
             finally:
                 self.busy_call = False
+                self.running_since = 0.0
 
     def _finish_call(
         self, bound: Any, name: str, call_id: int, args_blob: Blob, deps: list, result_ids: list[int], timed: Any = None
@@ -471,7 +526,9 @@ class WorkerRuntime:
                     self._next_task()
                     continue
                 extra = [self.death_fd] if self.death_fd is not None else []
-                if self.pump.once([(0, self.conn)], extra, min(left or 1.0, 1.0)):
+                with self.role:
+                    gone = self.pump.once([(0, self.conn)], extra, min(left or 1.0, 1.0))
+                if gone:
                     _driver_gone()
         finally:
             self.send(("blocked", False))
