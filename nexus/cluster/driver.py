@@ -43,6 +43,8 @@ ROLE_GRACE = 0.002
 """After a get() returns, the receiver thread leaves receiving to callers this long: the next get() usually comes sooner."""
 STEAL_AFTER = 0.01
 """A worker busy this long with one task has the tasks queued behind it taken back for an idle worker."""
+ASSIST_EVERY = 20e-6
+"""A submitting thread drains the channels at most this often (each drain polls every channel)."""
 COALESCE_AFTER = 4
 """A worker with this many calls or tasks unanswered gets further ones coalesced into one ``batch`` message."""
 COALESCE_MAX = 64
@@ -169,6 +171,7 @@ class Runtime:
         self.role_cond = threading.Condition()
         self.want_role = 0
         self.activity = 0.0
+        self.assisted = 0.0
         self.receiver_parked = False
         self.generation = 0
         self.steal_watch = False  # an idle worker and a busy one with tasks queued: look again soon
@@ -286,10 +289,13 @@ class Runtime:
 
     def _assist(self) -> None:
         """Called after a submission: receive what is waiting, if nobody else is receiving right now."""
-        self.activity = time.monotonic()
+        now = self.activity = time.monotonic()
         if self.receiver_parked:
             self.receiver_parked = False
             self._wake_receiver()
+        if now - self.assisted < ASSIST_EVERY:
+            return  # in a burst of submissions, receive every few of them: answers wait in the rings meanwhile
+        self.assisted = now
         if self.role.acquire(blocking=False):
             try:
                 self.pump.drain(self._poll_set()[0])
@@ -995,11 +1001,10 @@ class Runtime:
         result_ids = [] if tell else [next(_ids) for _ in range(num_returns)]
         with self.lock:
             self._check_pending(actor_id)
-        refs = [ObjectRef(oid) for oid in result_ids]
-        with self.lock:
             for oid in result_ids:
                 self.objects[oid] = _Object()
             self._enqueue_call(actor_id, _Call(method, args_blob, deps, result_ids))
+        refs = [ObjectRef(oid) for oid in result_ids]
         self._assist()
         return refs
 

@@ -134,6 +134,10 @@ _SCALARS = frozenset({type(None), bool, int, float, complex})
 _SIZED = frozenset({str, bytes})
 
 
+_NO_ARGUMENTS: tuple[tuple[()], dict[str, Any]] = ((), {})
+_NO_ARGUMENTS_PICKLED = pickle.dumps(_NO_ARGUMENTS, 5)
+
+
 def _plain(value: Any, depth: int = 0) -> bool:
     """True for small trees of builtin scalars, strings and containers: plain pickle writes them as cloudpickle would."""
     kind = type(value)
@@ -156,6 +160,8 @@ def serialize(value: Any, what: str = "value") -> tuple[Blob, list[Any]]:
     Small trees of builtins (most arguments) skip it: plain pickle writes the
     same bytes for them, several times faster.
     """
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is tuple and type(value[1]) is dict and not value[0] and not value[1]:
+        return Blob(_NO_ARGUMENTS_PICKLED), []
     if _plain(value):
         return Blob(pickle.dumps(value, 5)), []
     buffers: list[pickle.PickleBuffer] = []
@@ -269,6 +275,8 @@ class DepMarker:
 def split_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], list[int]]:
     """Replace top-level ObjectRefs by markers; returns the new args, kwargs and the ids they stand for."""
     deps: list[int] = []
+    if not args and not kwargs:
+        return args, kwargs, deps
 
     def swap(value: Any) -> Any:
         if isinstance(value, ObjectRef):
