@@ -152,7 +152,13 @@ def init(
             raise ValueError(f"num_cpus must be a positive int, not {num_cpus!r}")
         if resources is not None and (not isinstance(resources, dict) or "CPU" in resources):
             raise ValueError("resources is a dict of resource names (such as 'GPU') to amounts; set CPUs with num_cpus")
-        runtime = Runtime(num_cpus, transport or os.environ.get("NEXUS_TRANSPORT", "shm"), namespace or "default", resources=resources)
+        runtime = Runtime(
+            num_cpus,
+            transport or os.environ.get("NEXUS_TRANSPORT", "shm"),
+            namespace or "default",
+            resources=resources,
+            object_store_memory=object_store_memory,
+        )
         context.set_current(runtime)
         return _info(runtime)
 
@@ -293,7 +299,7 @@ def _shipped_form(obj: Any) -> Callable[[], Blob]:
 
     def factory() -> Blob:
         if not cache:
-            cache.append(serialize(obj, f"{getattr(obj, '__qualname__', obj)!r}")[0])
+            cache.append(serialize(obj, f"{getattr(obj, '__qualname__', obj)!r}", inline=True))
         return cache[0]
 
     return factory

@@ -26,11 +26,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..core.errors import NexusError
+from ..core.errors import NexusError, ObjectLostError, ObjectStoreFullError
 from .protocol import SPIN_SECONDS, Pump, pack
-from .shm_util import cluster_id, remove_cluster_segments, unlink_segment
+from .shm_util import cluster_id, remove_cluster_segments
+from .store import Allocator, Arena, Pin, default_capacity, remove_spill_dir, spill_dir
 from .transport import Transport, load_transport
-from .values import Blob, ObjectRef, error_blob, forget_segment, serialize, set_release_hook, split_args
+from .values import Blob, ObjectRef, StoreClient, error_blob, serialize, set_client, split_args
 
 __all__ = ["Runtime"]
 
@@ -52,14 +53,20 @@ COALESCE_MAX = 64
 
 
 class _Object:
-    __slots__ = ("blob", "callbacks", "event", "refs", "segments")
+    """An object the driver keeps: its blob once made, who counts on it, where its bytes are."""
+
+    __slots__ = ("blob", "callbacks", "contained", "event", "pins", "refs", "region", "spilled", "used")
 
     def __init__(self, refs: int = 1) -> None:
         self.blob: Blob | None = None
         self.event: threading.Event | None = None
         self.callbacks: list[Callable[[], None]] = []
-        self.refs = refs
-        self.segments: list[Any] = []
+        self.refs = refs  # ObjectRefs anywhere, values holding it, tasks waiting for it
+        self.pins = 0  # readers' views (and blobs on their way to a worker): not freed, not spilled
+        self.region: tuple[int, int] | None = None  # its bytes in the arena
+        self.contained: tuple[int, ...] = ()  # objects whose refs its value holds
+        self.spilled: str | None = None  # the file it was spilled to
+        self.used = 0  # when it was last stored or read (for spilling the least recently used)
 
 
 class _WorkerProc:
@@ -82,11 +89,14 @@ class _WorkerProc:
         # Calls and tasks held back while the worker is busy with earlier ones; sent as one message when
         # an answer comes (so no earlier call can be waiting for them), or when the outbox is full.
         self.outbox: list[tuple[Any, ...]] = []
+        self.held: dict[int, int] = {}  # refs this worker holds, by object id (dropped if it dies)
+        self.pinned: dict[int, int] = {}  # pins it holds
+        self.allocs: dict[int, int] = {}  # arena regions it was given and has not filled and handed back yet
         self.revoking = False  # asked to give back the tasks queued behind its long one
 
 
 class _Task:
-    __slots__ = ("args_blob", "deps", "fn_id", "missing", "name", "needs", "result_ids", "task_id", "worker")
+    __slots__ = ("args_blob", "args_oid", "deps", "fn_id", "missing", "name", "needs", "result_ids", "task_id", "worker")
 
     def __init__(
         self, fn_id: bytes, name: str, args_blob: Blob, deps: list[int], result_ids: list[int], needs: dict[str, float] | None = None
@@ -100,10 +110,11 @@ class _Task:
         self.result_ids = result_ids
         self.missing = 0
         self.worker: _WorkerProc | None = None
+        self.args_oid = 0  # large arguments, or ones holding refs, are stored as an object of their own
 
 
 class _Call:
-    __slots__ = ("args_blob", "call_id", "deps", "method", "missing", "result_ids")
+    __slots__ = ("args_blob", "args_oid", "call_id", "deps", "method", "missing", "result_ids")
 
     def __init__(self, method: str, args_blob: Blob, deps: list[int], result_ids: list[int]) -> None:
         self.call_id = next(_ids)
@@ -112,6 +123,7 @@ class _Call:
         self.deps = deps
         self.result_ids = result_ids
         self.missing = 0
+        self.args_oid = 0
 
 
 class _Actor:
@@ -142,6 +154,7 @@ class Runtime:
         namespace: str = "default",
         spare_actor_workers: int = 1,
         resources: dict[str, float] | None = None,
+        object_store_memory: int | None = None,
     ) -> None:
         self.num_cpus = num_cpus
         self.total: dict[str, float] = {"CPU": float(num_cpus), **{k: float(v) for k, v in (resources or {}).items()}}
@@ -182,6 +195,11 @@ class Runtime:
         os.set_inheritable(self.death_r, False)
         self.started_at = time.perf_counter()
         self.cluster = cluster_id()
+        self.arena = Arena.create(default_capacity(object_store_memory))
+        self.allocator = Allocator(self.arena.size)
+        self.ticks = itertools.count(1)
+        self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers run inside a locked section
+        self.spills = self.restores = self.spilled_bytes = 0
         self.helpers: set[threading.Thread] = set()
         self.every_worker: list[_WorkerProc] = []
         procs = [self._spawn("task") for _ in range(num_cpus)]
@@ -193,7 +211,7 @@ class Runtime:
             if not w.ready.wait(max(0.0, deadline - time.monotonic())):
                 self.shutdown()
                 raise NexusError(f"{w.name} did not start within 60 s")
-        set_release_hook(self.release)
+        set_client(_DriverStore(self))
 
     # -- worker processes ----------------------------------------------------------------
 
@@ -203,7 +221,7 @@ class Runtime:
         w = _WorkerProc(next(self.indexes), kind)
         conn, spec = self.transport.open_channel(w.name)
         w.conn = conn
-        env = dict(os.environ, PYTHONUNBUFFERED="1", NEXUS_CLUSTER_ID=self.cluster)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", NEXUS_CLUSTER_ID=self.cluster, NEXUS_ARENA=self.arena.name)
         fds = (*spec.pass_fds, self.death_r)
         w.proc = subprocess.Popen(
             [sys.executable, "-m", "nexus.cluster.worker", spec.encode(), str(w.index), kind, str(self.death_r)],
@@ -321,6 +339,9 @@ class Runtime:
 
     def _receive_once(self, timeout: float, spin: float = SPIN_SECONDS) -> None:
         """One round of receiving: spin on the channels, else park on them and on the extra descriptors."""
+        if self.deferred:
+            with self.lock:
+                self._drain_deferred()
         conns, extra = self._poll_set()
         if self.steal_watch:
             timeout = min(timeout, STEAL_AFTER / 2)
@@ -389,7 +410,7 @@ class Runtime:
     def _on_done(self, w: _WorkerProc, task_id: int, items: list[tuple[int, Blob]]) -> None:
         with self.lock:
             for oid, blob in items:
-                self._store(oid, blob, adopt=True)
+                self._store(oid, blob, w)
             task = self.running.pop(task_id, None)
             if task is not None and task.worker is w:
                 self._task_finished(w, task)
@@ -426,21 +447,26 @@ class Runtime:
             if def_blob is not None:
                 self.defs[fn_id] = def_blob
             for oid in result_ids:
-                self.objects.setdefault(oid, _Object())
+                self._made_by(w, oid)
+            task = _Task(fn_id, name, args_blob, deps, result_ids, needs=None)
+            task.args_oid = self._args_object(args_blob, w)
             try:
-                needs = self.needs_of(_options, name, default_cpu=1.0)
+                task.needs = self.needs_of(_options, name, default_cpu=1.0)
             except ValueError as exc:
                 blob = error_blob(exc, "the driver")
                 for oid in result_ids:
                     self._store(oid, blob)
+                self._decref(task.args_oid)
                 return
-            self._enqueue(_Task(fn_id, name, args_blob, deps, result_ids, needs))
+            self._enqueue(task)
 
     def _on_submit_call(self, w: _WorkerProc, actor_id: int, method: str, args_blob: Blob, deps: list[int], result_ids: list[int]) -> None:
         with self.lock:
             for oid in result_ids:
-                self.objects.setdefault(oid, _Object())
-            self._enqueue_call(actor_id, _Call(method, args_blob, deps, result_ids))
+                self._made_by(w, oid)
+            call = _Call(method, args_blob, deps, result_ids)
+            call.args_oid = self._args_object(args_blob, w)
+            self._enqueue_call(actor_id, call)
 
     def _on_create_actor(
         self,
@@ -456,6 +482,9 @@ class Runtime:
     ) -> None:
         if def_blob is not None:
             self.defs[cls_id] = def_blob
+        if args_blob.region is not None:
+            with self.lock:
+                w.allocs.pop(args_blob.region[0], None)  # the arguments' object owns the region from here on
 
         def answer(error: Blob | None) -> None:
             self.send(w, ("objects", request, [(0, error)]))
@@ -467,17 +496,33 @@ class Runtime:
 
     def _on_put(self, w: _WorkerProc, oid: int, blob: Blob) -> None:
         with self.lock:
-            self._store(oid, blob, adopt=True)
+            self._made_by(w, oid)
+            self._store(oid, blob, w)
 
-    def _on_release(self, w: _WorkerProc, ids: list[int]) -> None:
-        for oid in ids:
-            self.release(oid)
+    def _on_refs(self, w: _WorkerProc, ops: list[tuple[int, int, int]]) -> None:
+        """Reference and pin changes a worker made (refs received in values, dropped; views made, dropped)."""
+        with self.lock:
+            for oid, dref, dpin in ops:
+                self._change(oid, dref, dpin, w)
+            self._drain_deferred()
+
+    def _on_alloc(self, w: _WorkerProc, request: int, nbytes: int) -> None:
+        try:
+            answer: Any = self.allocate(nbytes, w)
+        except Exception as exc:
+            answer = error_blob(exc, "the driver")
+        self.send(w, ("objects", request, [(0, answer)]))
+
+    def _on_free(self, w: _WorkerProc, offset: int, nbytes: int) -> None:
+        with self.lock:
+            if w.allocs.pop(offset, None) is not None:
+                self.allocator.free(offset, nbytes)
 
     def _on_get(self, w: _WorkerProc, request: int, ids: list[int], _timeout: float | None) -> None:
         remaining = set(ids)
 
         def reply() -> None:
-            items = [(oid, self._blob_or_lost(oid)) for oid in ids]
+            items = [(oid, self._ship(w, oid)) for oid in ids]
             self.send(w, ("objects", request, items))
 
         with self.lock:
@@ -532,26 +577,79 @@ class Runtime:
 
     # -- objects ---------------------------------------------------------------------------
 
-    def _store(self, oid: int, blob: Blob, adopt: bool = False) -> None:
+    def _store(self, oid: int, blob: Blob, w: _WorkerProc | None = None) -> None:
+        """``oid`` has its value (or error) now. A blob from worker ``w`` may fill a region it was given."""
+        if w is not None and blob.region is not None:
+            w.allocs.pop(blob.region[0], None)  # the region is the object's now, not the worker's
         obj = self.objects.get(oid)
         if obj is None or obj.blob is not None:  # every ref is gone, or it has its outcome (a late result after a kill)
-            if adopt:
-                _unlink(blob.segments)
+            if blob.region is not None:
+                self.allocator.free(*blob.region)
             return
+        blob.oid = oid
         obj.blob = blob
-        if adopt:
-            obj.segments.extend(blob.segments)
+        obj.region = blob.region
+        obj.used = next(self.ticks)
+        if blob.refs:
+            obj.contained = blob.refs
+            for inner in blob.refs:
+                self._change(inner, 1, 0)
         if obj.event is not None:
             obj.event.set()
         callbacks, obj.callbacks = obj.callbacks, []
         for callback in callbacks:
             callback()
-        if obj.refs <= 0:
+        self._maybe_free(oid, obj)
+
+    def _made_by(self, w: _WorkerProc, oid: int) -> None:
+        """Worker ``w`` made the id of a new object and holds the one ref to it."""
+        if oid not in self.objects:
+            self.objects[oid] = _Object()
+            w.held[oid] = w.held.get(oid, 0) + 1
+
+    def _args_object(self, args_blob: Blob, w: _WorkerProc | None = None) -> int:
+        """Store arguments that live in the arena or hold refs as an object (one ref: the task's); 0 for plain ones."""
+        if args_blob.region is None and not args_blob.refs:
+            return 0
+        oid = next(_ids)
+        self.objects[oid] = _Object()
+        self._store(oid, args_blob, w)
+        return oid
+
+    def _change(self, oid: int, dref: int, dpin: int, w: _WorkerProc | None = None) -> None:
+        obj = self.objects.get(oid)
+        if obj is None:
+            return
+        obj.refs += dref
+        obj.pins += dpin
+        if w is not None:
+            if dref:
+                w.held[oid] = w.held.get(oid, 0) + dref
+            if dpin:
+                w.pinned[oid] = w.pinned.get(oid, 0) + dpin
+        if dref < 0 or dpin < 0:
+            self._maybe_free(oid, obj)
+
+    def _decref(self, oid: int) -> None:
+        if oid:
+            self._change(oid, -1, 0)
+
+    def _maybe_free(self, oid: int, obj: _Object) -> None:
+        if obj.refs <= 0 and obj.pins <= 0 and obj.blob is not None and not obj.callbacks:
             self._free(oid, obj)
 
     def _free(self, oid: int, obj: _Object) -> None:
-        self.objects.pop(oid, None)
-        _unlink(obj.segments)
+        if self.objects.pop(oid, None) is None:
+            return
+        if obj.region is not None:
+            self.allocator.free(*obj.region)
+            obj.region = None
+        if obj.spilled is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(obj.spilled)
+            obj.spilled = None
+        for inner in obj.contained:
+            self._change(inner, -1, 0)
 
     def _blob_or_lost(self, oid: int) -> Blob:
         if self.closing:
@@ -560,40 +658,160 @@ class Runtime:
             return error_blob(SystemShutdownError("the cluster was shut down before this value arrived"), "the driver")
         obj = self.objects.get(oid)
         if obj is None or obj.blob is None:
-            from .api import ObjectLostError
-
             lost = ObjectLostError(f"object {oid:016x} is no longer stored (every reference to it was dropped)")
             return error_blob(lost, "the driver")
-        return obj.blob
+        try:
+            return self._resident(oid, obj)
+        except ObjectStoreFullError as exc:
+            return error_blob(exc, "the driver")
+
+    def _ship(self, w: _WorkerProc, oid: int) -> Blob:
+        """The blob of ``oid`` for worker ``w``, pinned on its behalf (the worker's copy of the blob holds the pin)."""
+        blob = self._blob_or_lost(oid)
+        if blob.oid and (blob.region is not None or blob.refs):
+            self._change(oid, 0, 1, w)
+        return blob
 
     def release(self, oid: int) -> None:
+        self._finalized(oid, -1, 0)
+
+    def _finalized(self, oid: int, dref: int, dpin: int) -> None:
+        """A ref or a view died in this process (a finalizer: it may run inside a locked section, so maybe later)."""
         if self.closed:
             return
+        if self.lock._is_owned():  # type: ignore[attr-defined]
+            self.deferred.append((oid, dref, dpin))
+            return
         with self.lock:
-            obj = self.objects.get(oid)
-            if obj is None:
-                return
-            obj.refs -= 1
-            if obj.refs <= 0 and obj.blob is not None and not obj.callbacks:
-                self._free(oid, obj)
+            self._change(oid, dref, dpin)
+            self._drain_deferred()
+
+    def _drain_deferred(self) -> None:
+        while self.deferred:
+            self._change(*self.deferred.popleft())
+
+    # -- the arena ----------------------------------------------------------------------------
+
+    def allocate(self, nbytes: int, w: _WorkerProc | None = None) -> int:
+        """A region of the arena for ``nbytes``, spilling least recently used objects to disk to make room."""
+        with self.lock:
+            if self.closing:
+                raise ObjectStoreFullError("the cluster is shutting down")
+            while True:
+                offset = self.allocator.alloc(nbytes)
+                if offset is not None:
+                    try:
+                        self.arena.reserve(offset + nbytes)
+                    except OSError:
+                        self.allocator.free(offset, nbytes)
+                        if self._spill_one():
+                            continue
+                        raise ObjectStoreFullError(self._full_message(nbytes, "/dev/shm itself is full")) from None
+                    if w is not None:
+                        w.allocs[offset] = nbytes
+                    return offset
+                if nbytes > self.allocator.capacity or not self._spill_one():
+                    raise ObjectStoreFullError(self._full_message(nbytes, "nothing can be spilled"))
+
+    def _full_message(self, nbytes: int, why: str) -> str:
+        pinned = [o for o in self.objects.values() if o.region is not None and o.pins > 0]
+        return (
+            f"the object store has no room for {nbytes:,} bytes ({why}): capacity {self.allocator.capacity:,} bytes, "
+            f"{self.allocator.used:,} in use, {sum(o.region[1] for o in pinned if o.region):,} of them in {len(pinned)} "
+            f"objects pinned by readers, largest free block {self.allocator.largest_free:,}; drop references or views "
+            "of objects you no longer need, or start the cluster with a larger object_store_memory"
+        )
+
+    def _spill_one(self) -> bool:
+        """Move the least recently used unpinned object to disk; False when there is none."""
+        victim_id, victim = 0, None
+        for oid, obj in self.objects.items():
+            if obj.region is not None and obj.pins <= 0 and obj.blob is not None and (victim is None or obj.used < victim.used):
+                victim_id, victim = oid, obj
+        if victim is None or victim.region is None:
+            return False
+        offset, size = victim.region
+        path = os.path.join(spill_dir(), f"{victim_id:016x}")
+        with open(path, "wb") as f:
+            f.write(self.arena.read(offset, size))
+        self.allocator.free(offset, size)
+        victim.region = None
+        victim.spilled = path
+        self.spills += 1
+        self.spilled_bytes += size
+        return True
+
+    def _resident(self, oid: int, obj: _Object) -> Blob:
+        """The object's blob, with its bytes back in the arena if they were spilled."""
+        assert obj.blob is not None
+        obj.used = next(self.ticks)
+        if obj.spilled is None:
+            return obj.blob
+        assert obj.blob.region is not None
+        size = obj.blob.region[1]
+        offset = self.allocate(size)
+        with open(obj.spilled, "rb") as f:
+            f.readinto(self.arena.view[offset : offset + size])
+        os.unlink(obj.spilled)
+        obj.spilled = None
+        obj.blob = obj.blob.moved(offset)
+        obj.region = obj.blob.region
+        self.restores += 1
+        return obj.blob
+
+    def store_stats(self) -> dict[str, int]:
+        with self.lock:
+            in_arena = [o for o in self.objects.values() if o.region is not None]
+            return {
+                "capacity": self.allocator.capacity,
+                "used": self.allocator.used,
+                "objects": len(self.objects),
+                "objects_in_arena": len(in_arena),
+                "pinned": sum(1 for o in in_arena if o.pins > 0),
+                "spilled_now": sum(1 for o in self.objects.values() if o.spilled is not None),
+                "spills": self.spills,
+                "restores": self.restores,
+                "spilled_bytes": self.spilled_bytes,
+                "reserved": self.arena.reserved,
+            }
 
     def put(self, value: Any) -> ObjectRef:
-        blob, segments = serialize(value, "the value to put")
         oid = next(_ids)
+        blob = serialize(value, "the value to put", oid)
         with self.lock:
-            obj = self.objects[oid] = _Object()
-            obj.blob = blob
-            obj.segments.extend(segments)
+            self.objects[oid] = _Object()
+            self._store(oid, blob)
         return ObjectRef(oid)
 
     def wait_object(self, oid: int, timeout: float | None) -> Blob | None:
-        """The blob of ``oid`` once it is there (None after ``timeout``); the caller receives while it waits."""
+        """The blob of ``oid`` once it is there (None after ``timeout``), pinned for reading if it is in the arena.
+
+        The caller receives while it waits.
+        """
         with self.lock:
             obj = self.objects.get(oid)
-            if obj is None:
-                return self._blob_or_lost(oid)
-            if obj.blob is not None:
-                return obj.blob
+            if obj is None or obj.blob is not None:
+                return self._for_reading(oid)
+        blob = self._wait_object(oid, obj, timeout)
+        if blob is None:
+            return None
+        with self.lock:
+            return self._for_reading(oid)
+
+    def _for_reading(self, oid: int) -> Blob:
+        """The blob of ``oid`` with a read pin of its region taken now (under the lock: it cannot be spilled meanwhile)."""
+        blob = self._blob_or_lost(oid)
+        if blob.region is None or not blob.oid:
+            return blob
+        copy = Blob(blob.payload, blob.buffers, blob.error, blob.region, blob.refs, blob.oid)
+        copy.pin = self._pin(oid, blob.region)
+        return copy
+
+    def _pin(self, oid: int, region: tuple[int, int]) -> Pin:
+        self._change(oid, 0, 1)
+        return self.arena.pin(region[0], region[1], lambda: self._finalized(oid, 0, -1))
+
+    def _wait_object(self, oid: int, obj: _Object, timeout: float | None) -> Blob | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.role_cond:
             self.want_role += 1
@@ -667,13 +885,15 @@ class Runtime:
         needs = self.needs_of(options, name, default_cpu=1.0)
         self.define(fn_id, factory)
         args, kwargs, deps = split_args(args, kwargs)
-        args_blob, _ = serialize((args, kwargs), f"the arguments of {name}")
+        args_blob = serialize((args, kwargs), f"the arguments of {name}")
         result_ids = [next(_ids) for _ in range(num_returns)]
         refs = [ObjectRef(oid) for oid in result_ids]
         with self.lock:
             for oid in result_ids:
                 self.objects[oid] = _Object()
-            self._enqueue(_Task(fn_id, name, args_blob, deps, result_ids, needs))
+            task = _Task(fn_id, name, args_blob, deps, result_ids, needs)
+            task.args_oid = self._args_object(args_blob)
+            self._enqueue(task)
         self._assist()
         return refs
 
@@ -710,19 +930,12 @@ class Runtime:
                 obj.callbacks.append(on_ready)
         return missing
 
-    def _dep_blobs(self, deps: list[int]) -> list[tuple[int, Blob]]:
-        items = []
-        for oid in deps:
-            items.append((oid, self._blob_or_lost(oid)))
-        return items
+    def _dep_blobs(self, w: _WorkerProc, deps: list[int]) -> list[tuple[int, Blob]]:
+        return [(oid, self._ship(w, oid)) for oid in deps]
 
     def _unpin(self, deps: list[int]) -> None:
         for oid in deps:
-            obj = self.objects.get(oid)
-            if obj is not None:
-                obj.refs -= 1
-                if obj.refs <= 0 and obj.blob is not None and not obj.callbacks:
-                    self._free(oid, obj)
+            self._change(oid, -1, 0)
 
     def _enqueue(self, task: _Task) -> None:
         def dep_ready() -> None:
@@ -862,6 +1075,8 @@ class Runtime:
 
     def _task_finished(self, w: _WorkerProc, task: _Task) -> None:
         self._unpin(task.deps)
+        self._decref(task.args_oid)
+        task.args_oid = 0
         w.inflight -= 1
         w.busy_since = time.monotonic()  # the next task in its channel (a prefetched, plain one) starts now
         w.cpu_held = 1.0 if w.inflight else 0.0
@@ -874,7 +1089,8 @@ class Runtime:
         if task.fn_id not in w.shipped:
             self.send(w, ("def", task.fn_id, self.defs[task.fn_id]))
             w.shipped.add(task.fn_id)
-        deps = self._dep_blobs(task.deps)
+        deps = self._dep_blobs(w, task.deps)
+        args_blob = self._ship(w, task.args_oid) if task.args_oid else task.args_blob
         if w.inflight == 0 or w.blocked:
             w.busy_since = time.monotonic()
             w.cpu_held = 1.0 if task.needs is None else task.needs.get("CPU", 0.0)
@@ -885,7 +1101,7 @@ class Runtime:
         w.inflight += 1
         task.worker = w
         self.running[task.task_id] = task
-        body = ("task", task.task_id, task.fn_id, task.name, task.args_blob, deps, task.result_ids)
+        body = ("task", task.task_id, task.fn_id, task.name, args_blob, deps, task.result_ids)
         if w.blocked:
             self._flush(w)
             self.send(w, body)
@@ -898,7 +1114,7 @@ class Runtime:
     def create_actor(self, cls_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, options: dict) -> int:
         self.define(cls_id, factory)
         args, kwargs, deps = split_args(args, kwargs)
-        args_blob, _ = serialize((args, kwargs), f"the arguments of {name}")
+        args_blob = serialize((args, kwargs), f"the arguments of {name}")
         actor_id = next(_ids)
         self._create_actor(actor_id, cls_id, name, args_blob, deps, options, None)
         return actor_id
@@ -916,6 +1132,8 @@ class Runtime:
         name = options.get("name")
         namespace = options.get("namespace") or self.namespace
         needs = self.needs_of(options, cls_name, default_cpu=0.0)  # actors hold no CPU unless they ask (as in Ray)
+        with self.lock:
+            args_oid = self._args_object(args_blob)
         with self.lock:
             if needs is not None:
                 short = [k for k, v in needs.items() if (self._free_cpus() if k == "CPU" else self.total[k] - self.used[k]) < v]
@@ -956,8 +1174,10 @@ class Runtime:
                 if cls_id not in w.shipped:
                     self.send(w, ("def", cls_id, self.defs[cls_id]))
                     w.shipped.add(cls_id)
-                self.send(w, ("create_actor", actor_id, cls_id, cls_name, args_blob, self._dep_blobs(deps), options))
+                args = self._ship(w, args_oid) if args_oid else args_blob
+                self.send(w, ("create_actor", actor_id, cls_id, cls_name, args, self._dep_blobs(w, deps), options))
                 self._unpin(deps)
+                self._decref(args_oid)  # the worker's copy holds a pin of it from here on
 
         with self.lock:
             missing = [0]
@@ -997,13 +1217,15 @@ class Runtime:
 
     def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]:
         args, kwargs, deps = split_args(args, kwargs)
-        args_blob, _ = serialize((args, kwargs), f"the arguments of {method}")
+        args_blob = serialize((args, kwargs), f"the arguments of {method}")
         result_ids = [] if tell else [next(_ids) for _ in range(num_returns)]
         with self.lock:
             self._check_pending(actor_id)
             for oid in result_ids:
                 self.objects[oid] = _Object()
-            self._enqueue_call(actor_id, _Call(method, args_blob, deps, result_ids))
+            call = _Call(method, args_blob, deps, result_ids)
+            call.args_oid = self._args_object(args_blob)
+            self._enqueue_call(actor_id, call)
         refs = [ObjectRef(oid) for oid in result_ids]
         self._assist()
         return refs
@@ -1049,13 +1271,17 @@ class Runtime:
             call = actor.queue.popleft()
             if call.result_ids:
                 actor.inflight[call.call_id] = call
-            deps = self._dep_blobs(call.deps)
-            body = ("call", actor.actor_id, call.call_id, call.method, call.args_blob, deps, call.result_ids)
+            deps = self._dep_blobs(w, call.deps)
+            args = self._ship(w, call.args_oid) if call.args_oid else call.args_blob
+            body = ("call", actor.actor_id, call.call_id, call.method, args, deps, call.result_ids)
             if actor.sequential:
                 self._post(w, body, len(actor.inflight) - (1 if call.result_ids else 0), after=2)
             else:
                 self.send(w, body)
             self._unpin(call.deps)
+            self._decref(call.args_oid)  # the worker's copy holds a pin of it from here on
+            call.args_oid = 0
+            call.deps = []  # consumed: a failure of the actor from here on must not release them again
 
     def _fail_calls(self, actor: _Actor) -> None:
         from .api import ActorDiedError
@@ -1078,6 +1304,8 @@ class Runtime:
         for call in calls:
             if call.missing == 0:
                 self._unpin(call.deps)
+            self._decref(call.args_oid)
+            call.args_oid = 0
             for oid in call.result_ids:
                 self._store(oid, blob)
 
@@ -1122,6 +1350,7 @@ class Runtime:
                     for result in task.result_ids:
                         self._store(result, blob)
                     self._unpin(task.deps)
+                    self._decref(task.args_oid)
                     return True
             for task in self.running.values():
                 if oid in task.result_ids and task.worker is not None:
@@ -1139,6 +1368,7 @@ class Runtime:
             was_alive = w.alive
             w.alive = False
             w.outbox.clear()
+            self._forget_worker_refs(w)
             assert w.proc is not None
             code = w.proc.poll()
             with contextlib.suppress(OSError):
@@ -1171,6 +1401,20 @@ class Runtime:
         if replace and not self.closing:
             self._helper(self._spawn, "task")
 
+    def _forget_worker_refs(self, w: _WorkerProc) -> None:
+        """A dead worker holds nothing: its refs and pins go, and regions it was filling come back."""
+        held, w.held = w.held, {}
+        pinned, w.pinned = w.pinned, {}
+        allocs, w.allocs = w.allocs, {}
+        for offset, nbytes in allocs.items():
+            self.allocator.free(offset, nbytes)
+        for oid, n in held.items():
+            if n:
+                self._change(oid, -n, 0)
+        for oid, n in pinned.items():
+            if n:
+                self._change(oid, 0, -n)
+
     def _reap(self, w: _WorkerProc) -> None:
         """Collect a dead worker: its exit status and the last of its output."""
         assert w.proc is not None
@@ -1190,7 +1434,6 @@ class Runtime:
     def shutdown(self, timeout: float = 3.0) -> None:
         if self.closed:
             return
-        set_release_hook(None)
         with self.lock:
             self.closing = True
         for thread in list(self.helpers):
@@ -1230,12 +1473,16 @@ class Runtime:
             if w.pidfd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(w.pidfd)
+        set_client(None)
         with self.lock:
             for oid, obj in list(self.objects.items()):
                 self._free(oid, obj)
+            self.objects.clear()
         with contextlib.suppress(Exception):
             self.transport.close()
-        remove_cluster_segments(self.cluster)  # anything a worker made that no object owned any more
+        self.arena.close(unlink=True)  # views of it still alive in this process keep their mappings
+        remove_spill_dir(self.cluster)
+        remove_cluster_segments(self.cluster)  # anything left of the cluster (rings, the arena)
         for fd in (self.wake_fd, self.death_r, self.death_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -1247,7 +1494,29 @@ def _actor_died(actor: _Actor, why: str) -> BaseException:
     return ActorDiedError(f"actor {actor.cls_name} ({actor.actor_id:x}) died: {why}")
 
 
-def _unlink(names: list[str]) -> None:
-    for name in names:
-        forget_segment(name)
-        unlink_segment(name)
+class _DriverStore(StoreClient):
+    """The driver's side of the object store: allocates directly, counts refs and pins under the runtime's lock."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.arena = runtime.arena
+
+    def allocate(self, nbytes: int) -> int:
+        return self.runtime.allocate(nbytes)
+
+    def free(self, offset: int, nbytes: int) -> None:
+        with self.runtime.lock:
+            self.runtime.allocator.free(offset, nbytes)
+
+    def pin(self, oid: int, region: tuple[int, int]) -> Pin:
+        with self.runtime.lock:
+            if oid not in self.runtime.objects:
+                raise ObjectLostError(f"object {oid:016x} is no longer stored")
+            return self.runtime._pin(oid, region)
+
+    def acquire(self, oid: int) -> None:
+        with self.runtime.lock:
+            self.runtime._change(oid, 1, 0)
+
+    def release(self, oid: int) -> None:
+        self.runtime._finalized(oid, -1, 0)

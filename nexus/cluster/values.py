@@ -2,10 +2,16 @@
 
 A value is serialized once, where it is made (pickle protocol 5, cloudpickle
 when plain pickle cannot), into a :class:`Blob`: the in-band payload plus its
-out-of-band buffers. Buffers of at least :data:`SHM_THRESHOLD` bytes are
-copied once into a shared-memory segment of their own and travel as its name;
-smaller ones travel inline. The driver stores blobs and forwards them to the
-workers that need them without deserializing them.
+out-of-band buffers. When the buffers (numpy arrays, large bytes) come to
+:data:`~nexus.cluster.store.INLINE_MAX` or more, they are copied once into a
+region of the cluster's arena (see :mod:`nexus.cluster.store`) and travel as
+:class:`Slice` references to it; smaller values travel inline. The driver
+stores blobs and forwards them without deserializing them. A blob records the
+ObjectRefs serialized inside it, so that the objects they name live as long
+as the value holding them.
+
+Each process has a :class:`StoreClient` (set by its runtime) that allocates
+regions, maps them for reading and reports reference changes to the driver.
 """
 
 from __future__ import annotations
@@ -13,17 +19,14 @@ from __future__ import annotations
 import pickle
 import threading
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import NexusError, SerializationError
 from ..messaging.serializers import CloudPickleSerializer
-from .shm_util import attach_segment, create_segment, unlink_segment
+from .store import INLINE_MAX, PAGE, Pin
 
-__all__ = ["SHM_THRESHOLD", "Blob", "ObjectRef", "RemoteError", "SegmentBuffer", "TaskError"]
-
-SHM_THRESHOLD = 1 << 20
-"""Out-of-band buffers from this size on go through a shared-memory segment instead of the ring."""
+__all__ = ["Blob", "ObjectRef", "RemoteError", "Slice", "StoreClient", "TaskError"]
 
 _serializer: list[CloudPickleSerializer] = []
 
@@ -31,7 +34,7 @@ _serializer: list[CloudPickleSerializer] = []
 def _cloudpickle() -> CloudPickleSerializer:
     """Made on first use: importing nexus must not import cloudpickle."""
     if not _serializer:
-        _serializer.append(CloudPickleSerializer(oob_threshold=64 * 1024))
+        _serializer.append(CloudPickleSerializer(oob_threshold=16 * 1024))
     return _serializer[0]
 
 
@@ -51,30 +54,118 @@ class RemoteTraceback(Exception):
 
 
 @dataclass(frozen=True)
-class SegmentBuffer:
-    """An out-of-band buffer stored in its own shared-memory segment."""
+class Slice:
+    """An out-of-band buffer stored in the arena, at an absolute offset."""
 
-    name: str
+    offset: int
     nbytes: int
 
 
-@dataclass
 class Blob:
-    """A serialized value: payload, buffers (bytes or segments), and whether it is an error."""
+    """A serialized value: payload, buffers (bytes or arena slices), whether it is an error.
 
-    payload: Any  # bytes, or a SegmentBuffer when it is large
-    buffers: list[Any] = field(default_factory=list)
-    error: bool = False
+    ``region`` is the arena region (offset, size) the slices live in; ``refs``
+    the ids of the ObjectRefs serialized inside; ``oid`` the object it is
+    stored as (0 until it is). In a worker, a blob with a region that arrives
+    from the driver holds a :class:`~nexus.cluster.store.Pin` of it (the
+    driver pinned it when it sent it): the memory cannot be reused while the
+    blob or any view read from it is alive.
+    """
 
-    @property
-    def segments(self) -> list[str]:
-        names = [b.name for b in self.buffers if isinstance(b, SegmentBuffer)]
-        if isinstance(self.payload, SegmentBuffer):
-            names.append(self.payload.name)
-        return names
+    __slots__ = ("buffers", "error", "oid", "payload", "pin", "refs", "region")
+
+    def __init__(
+        self,
+        payload: Any,
+        buffers: list[Any] | None = None,
+        error: bool = False,
+        region: tuple[int, int] | None = None,
+        refs: tuple[int, ...] = (),
+        oid: int = 0,
+    ) -> None:
+        self.payload = payload  # bytes, or a Slice when it is large
+        self.buffers = buffers if buffers is not None else []
+        self.error = error
+        self.region = region
+        self.refs = refs
+        self.oid = oid
+        self.pin: Pin | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return Blob, (self.payload, self.buffers, self.error)
+        return _rebuild_blob, (self.payload, self.buffers, self.error, self.region, self.refs, self.oid)
+
+    def __repr__(self) -> str:
+        size = len(self.payload) if isinstance(self.payload, bytes) else self.payload.nbytes
+        return f"Blob(oid={self.oid:x}, payload={size} B, buffers={len(self.buffers)}, region={self.region}, refs={len(self.refs)})"
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes it occupies: inline payload and buffers, or its arena region."""
+        if self.region is not None:
+            return self.region[1]
+        return (len(self.payload) if isinstance(self.payload, bytes) else 0) + sum(
+            len(b) if isinstance(b, bytes) else 0 for b in self.buffers
+        )
+
+    def moved(self, offset: int) -> Blob:
+        """The same blob with its region moved to ``offset`` (after a restore from disk)."""
+        assert self.region is not None
+        delta = offset - self.region[0]
+
+        def move(part: Any) -> Any:
+            return Slice(part.offset + delta, part.nbytes) if isinstance(part, Slice) else part
+
+        return Blob(move(self.payload), [move(b) for b in self.buffers], self.error, (offset, self.region[1]), self.refs, self.oid)
+
+
+def _rebuild_blob(payload: Any, buffers: list[Any], error: bool, region: Any, refs: tuple[int, ...], oid: int) -> Blob:
+    blob = Blob(payload, buffers, error, region, refs, oid)
+    client = _client
+    if oid and (region is not None or refs) and client is not None and client.adopts_pins:
+        blob.pin = client.adopt_pin(oid, region)  # the driver pinned it for us when it sent it (see Runtime._ship)
+    return blob
+
+
+class StoreClient:
+    """What values need from the object store in this process; the runtime of the process sets one.
+
+    ``allocate``/``free`` hand out arena regions; ``pin`` maps one read-only and
+    counts a reader pin; ``adopt_pin`` takes over a pin the driver made when it
+    sent a blob here; ``acquire``/``release`` count ObjectRefs.
+    """
+
+    adopts_pins = False
+    arena: Any = None
+
+    def allocate(self, nbytes: int) -> int:
+        raise NotImplementedError
+
+    def free(self, offset: int, nbytes: int) -> None:
+        raise NotImplementedError
+
+    def pin(self, oid: int, region: tuple[int, int]) -> Pin:
+        raise NotImplementedError
+
+    def adopt_pin(self, oid: int, region: tuple[int, int]) -> Pin | None:
+        return None
+
+    def acquire(self, oid: int) -> None:
+        raise NotImplementedError
+
+    def release(self, oid: int) -> None:
+        raise NotImplementedError
+
+
+_client: StoreClient | None = None
+
+
+def set_client(client: StoreClient | None) -> None:
+    global _client
+    _client = client
+
+
+def current_client() -> StoreClient | None:
+    return _client
 
 
 @dataclass
@@ -97,45 +188,14 @@ class RemoteError:
         return exc
 
 
-# -- segments this process has attached ------------------------------------------------
+# -- serializing ------------------------------------------------------------------------------
 
-_attached: dict[str, memoryview] = {}
-_attached_lock = threading.Lock()
-
-
-def _segment_view(buffer: SegmentBuffer) -> memoryview:
-    """A read-only view of the buffer's segment (mapped read-only: writing through it is impossible)."""
-    with _attached_lock:
-        view = _attached.get(buffer.name)
-        if view is None:
-            view = attach_segment(buffer.name, readonly=True).buf
-            _attached[buffer.name] = view
-    return view[: buffer.nbytes]
-
-
-def forget_segment(name: str) -> None:
-    """Drop this process's cached mapping of ``name`` (values still viewing it keep it mapped)."""
-    with _attached_lock:
-        _attached.pop(name, None)
-
-
-def _store_buffer(buffer: pickle.PickleBuffer, created: list[Any]) -> Any:
-    view = memoryview(buffer).cast("B")
-    if view.nbytes < SHM_THRESHOLD:
-        return bytes(view)
-    segment = create_segment("obj", view.nbytes)
-    segment.buf[: view.nbytes] = view
-    created.append(segment.name)
-    segment.buf.release()
-    return SegmentBuffer(segment.name, view.nbytes)
+_collector = threading.local()
 
 
 _SCALARS = frozenset({type(None), bool, int, float, complex})
 _SIZED = frozenset({str, bytes})
-
-
-_NO_ARGUMENTS: tuple[tuple[()], dict[str, Any]] = ((), {})
-_NO_ARGUMENTS_PICKLED = pickle.dumps(_NO_ARGUMENTS, 5)
+_NO_ARGUMENTS_PICKLED = pickle.dumps(((), {}), 5)
 
 
 def _plain(value: Any, depth: int = 0) -> bool:
@@ -152,44 +212,88 @@ def _plain(value: Any, depth: int = 0) -> bool:
     return all(_plain(v, depth + 1) for v in value)
 
 
-def serialize(value: Any, what: str = "value") -> tuple[Blob, list[Any]]:
-    """Serialize ``value``; returns the blob and the names of the segments created for it (the caller frees them).
+def _align(n: int, to: int = 64) -> int:
+    return (n + to - 1) // to * to
 
-    cloudpickle, always: a value may hold instances of classes defined in a
-    notebook, which plain pickle would send by a name the worker cannot import.
-    Small trees of builtins (most arguments) skip it: plain pickle writes the
-    same bytes for them, several times faster.
+
+def serialize(value: Any, what: str = "value", oid: int = 0, inline: bool = False) -> Blob:
+    """Serialize ``value`` into a blob; large buffers go to an arena region (the caller owns the blob's region).
+
+    cloudpickle, unless the value is a small tree of builtins (most
+    arguments), for which plain pickle writes the same bytes several times
+    faster: a value may hold instances of classes defined in a notebook,
+    which plain pickle would send by a name the worker cannot import.
     """
     if type(value) is tuple and len(value) == 2 and type(value[0]) is tuple and type(value[1]) is dict and not value[0] and not value[1]:
-        return Blob(_NO_ARGUMENTS_PICKLED), []
+        return Blob(_NO_ARGUMENTS_PICKLED, oid=oid)
     if _plain(value):
-        return Blob(pickle.dumps(value, 5)), []
+        return Blob(pickle.dumps(value, 5), oid=oid)
     buffers: list[pickle.PickleBuffer] = []
+    refs: list[int] = []
+    outer = getattr(_collector, "refs", None)
+    _collector.refs = refs
     try:
         payload = _cloudpickle().dumps(value, buffers)
     except SerializationError as exc:
         raise SerializationError(f"cannot send {what}: {exc}") from exc.__cause__
-    created: list[Any] = []
+    finally:
+        _collector.refs = outer
+    views = [memoryview(b).cast("B") for b in buffers]
+    big = sum(v.nbytes for v in views) + (len(payload) if len(payload) >= INLINE_MAX else 0)
+    client = _client
+    if big < INLINE_MAX or inline or client is None or client.arena is None:
+        return Blob(payload, [bytes(v) for v in views], refs=tuple(refs), oid=oid)
+    return _to_arena(client, payload, views, tuple(refs), oid)
+
+
+def _to_arena(client: StoreClient, payload: bytes, views: list[memoryview], refs: tuple[int, ...], oid: int) -> Blob:
+    """Copy the buffers (and a large payload) into one region of the arena, once."""
+    parts: list[Any] = list(views)
+    big_payload = len(payload) >= INLINE_MAX
+    if big_payload:
+        parts.append(memoryview(payload))
+    size = sum(_align(p.nbytes) for p in parts)
+    offset = client.allocate(size)
     try:
-        stored = [_store_buffer(b, created) for b in buffers]
-        if len(payload) >= SHM_THRESHOLD:  # a big in-band payload (bytes, str, lists) goes the same way as big buffers
-            payload = _store_buffer(pickle.PickleBuffer(payload), created)
+        arena = client.arena
+        at = offset
+        slices = []
+        for part in parts:
+            arena.write(at, part)
+            slices.append(Slice(at, part.nbytes))
+            at += _align(part.nbytes)
     except BaseException:
-        for name in created:
-            unlink_segment(name)
+        client.free(offset, size)
         raise
-    return Blob(payload, stored), created
+    stored_payload: Any = slices.pop() if big_payload else payload
+    return Blob(stored_payload, slices, region=(offset, _round_page(size)), refs=refs, oid=oid)
 
 
-def serialize_handed_over(value: Any, what: str = "value") -> Blob:
-    """Serialize in a worker: the segments it creates belong to the driver from now on, which frees them."""
-    return serialize(value, what)[0]
+def _round_page(n: int) -> int:
+    return (max(n, 1) + PAGE - 1) // PAGE * PAGE
+
+
+def serialize_handed_over(value: Any, what: str = "value", oid: int = 0) -> Blob:
+    """Serialize in a worker: the region it fills belongs to the driver from now on, which frees it."""
+    return serialize(value, what, oid)
 
 
 def deserialize(blob: Blob) -> Any:
-    buffers = [_segment_view(b) if isinstance(b, SegmentBuffer) else b for b in blob.buffers]
-    payload = _segment_view(blob.payload) if isinstance(blob.payload, SegmentBuffer) else blob.payload
-    return pickle.loads(payload, buffers=buffers)
+    if blob.region is None:
+        return pickle.loads(blob.payload, buffers=blob.buffers)
+    pin = blob.pin
+    if pin is None:
+        client = _client
+        if client is None:
+            raise NexusError("this value lives in the object store of a cluster that is not running here")
+        pin = client.pin(blob.oid, blob.region)
+    base = memoryview(pin)
+    start = blob.region[0]
+
+    def view(part: Any) -> Any:
+        return base[part.offset - start : part.offset - start + part.nbytes] if isinstance(part, Slice) else part
+
+    return pickle.loads(view(blob.payload), buffers=[view(b) for b in blob.buffers])
 
 
 def error_blob(exc: BaseException, where: str) -> Blob:
@@ -201,18 +305,10 @@ def error_blob(exc: BaseException, where: str) -> Blob:
         pickle.loads(payload)  # some exceptions pickle but do not unpickle (required init arguments)
     except Exception:
         payload = pickle.dumps(error, 5)
-    return Blob(payload, [], error=True)
+    return Blob(payload, error=True)
 
 
 # -- ObjectRef ---------------------------------------------------------------------------------
-
-_release_hook: Any = None  # set by the runtime of this process: called with an object id when a ref dies
-
-
-def set_release_hook(hook: Any) -> None:
-    global _release_hook
-    _release_hook = hook
-
 
 class ObjectRef:
     """A reference to a value that a task returns or ``put`` stored; resolve it with ``nexus.get``."""
@@ -224,6 +320,9 @@ class ObjectRef:
         self._counted = counted
 
     def __reduce__(self) -> tuple[Any, ...]:
+        refs = getattr(_collector, "refs", None)
+        if refs is not None:  # serialized inside a value: the value keeps the object alive
+            refs.append(self.id)
         return _rebuild_ref, (self.id,)
 
     def __eq__(self, other: object) -> bool:
@@ -236,10 +335,10 @@ class ObjectRef:
         return f"ObjectRef({self.id:016x})"
 
     def __del__(self) -> None:
-        hook = _release_hook
-        if hook is not None and self._counted:
+        client = _client
+        if client is not None and self._counted:
             try:
-                hook(self.id)
+                client.release(self.id)
             except Exception:
                 pass
 
@@ -256,8 +355,12 @@ class ObjectRef:
 
 
 def _rebuild_ref(object_id: int) -> ObjectRef:
-    # A ref that arrived inside a value: the owner keeps the object while any copy may exist (see values docs).
-    return ObjectRef(object_id, counted=False)
+    """A ref that arrived inside a value: counted like any other (the value holding it kept the object alive until now)."""
+    client = _client
+    if client is None:
+        return ObjectRef(object_id, counted=False)
+    client.acquire(object_id)
+    return ObjectRef(object_id)
 
 
 class DepMarker:

@@ -28,8 +28,19 @@ from typing import Any
 from ..core.errors import NexusError
 from . import context
 from .protocol import SPIN_SECONDS, Pump, pack
+from .store import Arena, Pin
 from .transport import ChannelSpec, Connection, load_transport
-from .values import Blob, ObjectRef, deserialize, error_blob, join_args, serialize_handed_over, set_release_hook, split_args
+from .values import (
+    Blob,
+    ObjectRef,
+    StoreClient,
+    deserialize,
+    error_blob,
+    join_args,
+    serialize_handed_over,
+    set_client,
+    split_args,
+)
 
 __all__ = ["WorkerRuntime", "main"]
 
@@ -104,10 +115,12 @@ class WorkerRuntime:
         self.id_base = (worker_id + 1) << 40
         self.send_lock = threading.Lock()
         self.pump = Pump(self._handle, self._bad)
-        self.released: list[int] = []
-        self.released_lock = threading.Lock()
+        # Ref and pin changes (oid, dref, dpin), in the order they happened; they go to the driver before
+        # anything else this process sends (a ref received in a value is counted before the value is let go).
+        self.ref_ops: deque[tuple[int, int, int]] = deque()
         self.main_ident = threading.main_thread().ident
-        self.held: list[tuple[int, list[tuple[int, Blob]]]] = []  # answers waiting to go together
+        self.held: list[tuple[str, Any]] = []  # answers ("d") and ref changes ("r") waiting to go, in order
+        self.held_answers = 0
         self.held_since = 0.0
         self.held_lock = threading.Lock()
         self.held_cond = threading.Condition(self.held_lock)
@@ -122,10 +135,20 @@ class WorkerRuntime:
     # -- plumbing --------------------------------------------------------------------
 
     def send(self, body: tuple[Any, ...]) -> None:
-        if self.held:
+        if self.held or self.ref_ops:
             with self.held_lock:
-                self._flush_held()  # what was answered before goes before what follows
+                self._flush_held()  # what was answered or counted before goes before what follows
         self.conn.send(pack(body))
+
+    def _absorb_ref_ops(self) -> None:
+        """Move the ref changes made so far into the held sequence, after the answers held before them."""
+        pop = self.ref_ops.popleft
+        held = self.held
+        try:
+            while True:
+                held.append(("r", pop()))
+        except IndexError:
+            pass
 
     def _answer(self, call_id: int, items: list[tuple[int, Blob]], key: Any, took: float) -> None:
         """Send the results of a call or task, or hold them to go with the next answers in one message.
@@ -134,14 +157,17 @@ class WorkerRuntime:
         expected to be quick too (its function or method was last time); held
         answers go out with the next answer that is not held, and in any case
         within about ``HOLD_AGE`` (a watchdog thread sends them when the call
-        now running turns out slow).
+        now running turns out slow). Ref changes keep their place among held
+        answers: a ref released after an answer holding it was made goes after it.
         """
         self.durations[key] = took
         with self.held_lock:
-            self.held.append((call_id, items))
-            if took < HOLD_UNDER and len(self.held) < HOLD_MAX and self._next_is_quick():
+            self._absorb_ref_ops()
+            self.held.append(("d", (call_id, items)))
+            self.held_answers += 1
+            if took < HOLD_UNDER and self.held_answers < HOLD_MAX and self._next_is_quick():
                 now = time.perf_counter()
-                if len(self.held) == 1:
+                if self.held_answers == 1:
                     self.held_since = now
                     self._start_watchdog()
                     self.held_cond.notify()
@@ -164,12 +190,28 @@ class WorkerRuntime:
         return took is not None and took < HOLD_UNDER
 
     def _flush_held(self) -> None:
-        """Send the held answers (with ``held_lock`` held, so that nothing overtakes them)."""
-        batch, self.held = self.held, []
-        if len(batch) == 1:
-            self.conn.send(pack(("done", *batch[0])))
-        elif batch:
-            self.conn.send(pack(("done_many", batch)))
+        """Send held answers and ref changes in their order (with ``held_lock`` held, so that nothing overtakes them)."""
+        self._absorb_ref_ops()
+        entries, self.held = self.held, []
+        self.held_answers = 0
+        run: list[Any] = []
+        kind = ""
+        for entry_kind, entry in entries:
+            if entry_kind != kind and run:
+                self._send_run(kind, run)
+                run = []
+            kind = entry_kind
+            run.append(entry)
+        if run:
+            self._send_run(kind, run)
+
+    def _send_run(self, kind: str, run: list[Any]) -> None:
+        if kind == "r":
+            self.conn.send(pack(("refs", run)))
+        elif len(run) == 1:
+            self.conn.send(pack(("done", *run[0])))
+        else:
+            self.conn.send(pack(("done_many", run)))
 
     def _start_watchdog(self) -> None:
         if self.watchdog is None:
@@ -195,16 +237,9 @@ class WorkerRuntime:
     def new_id(self) -> int:
         return self.id_base | next(self.ids)
 
-    def release(self, object_id: int) -> None:
-        with self.released_lock:
-            self.released.append(object_id)
-            if len(self.released) < 64:
-                return
-            batch, self.released = self.released, []
-        try:
-            self.send(("release", batch))
-        except Exception:
-            pass
+    def ref_op(self, oid: int, dref: int, dpin: int) -> None:
+        """Count a ref or pin change (from any thread, finalizers included: a deque append needs no lock)."""
+        self.ref_ops.append((oid, dref, dpin))
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -224,10 +259,9 @@ class WorkerRuntime:
                 ready = self.pump.once([(0, self.conn)], extra, timeout=1.0, spin=WORKER_SPIN)
             if ready or os.getppid() != parent:
                 _driver_gone()
-            with self.released_lock:
-                batch, self.released = self.released, []
-            if batch:
-                self.send(("release", batch))
+            if self.ref_ops:
+                with self.held_lock:
+                    self._flush_held()
 
     def _handle(self, _key: Any, body: tuple[Any, ...]) -> None:
         op = body[0]
@@ -346,18 +380,20 @@ class WorkerRuntime:
 
     def _outcome(
         self, fn: Any, name: str, args_blob: Blob, deps: list[tuple[int, Blob]], result_ids: list[int]
-    ) -> list[tuple[int, Blob]]:
+    ) -> tuple[list[tuple[int, Blob]], Any]:
+        """The results (serialized) and the value itself: keep it until the results are sent, so that refs
+        inside it are released only after the message holding them."""
         try:
             args, kwargs = self._arguments(args_blob, deps)
             value = fn(*args, **kwargs)
-            return self._results(value, result_ids, name)
+            return self._results(value, result_ids, name), value
         except _DependencyFailed as failed:
-            return [(oid, failed.blob) for oid in result_ids]
+            return [(oid, failed.blob) for oid in result_ids], None
         except BaseException as exc:  # the task's failure is its result
             if isinstance(exc, (KeyboardInterrupt, SystemExit)) and self.exiting:
                 raise
             blob = error_blob(exc, self.where)
-            return [(oid, blob) for oid in result_ids]
+            return [(oid, blob) for oid in result_ids], None
 
     def _run_task(
         self, task_id: int, fn_id: bytes, name: str, args_blob: Blob, deps: list[tuple[int, Blob]], result_ids: list[int]
@@ -368,7 +404,7 @@ class WorkerRuntime:
             blob = error_blob(NexusError(f"worker has no definition of {name}"), self.where)
             items = [(oid, blob) for oid in result_ids]
         else:
-            items = self._outcome(fn, name, args_blob, deps, result_ids)
+            items, _value = self._outcome(fn, name, args_blob, deps, result_ids)
         if threading.get_ident() == self.main_ident:
             self._answer(task_id, items, fn_id, time.perf_counter() - start)
         else:
@@ -424,7 +460,7 @@ class WorkerRuntime:
     def _finish_call(
         self, bound: Any, name: str, call_id: int, args_blob: Blob, deps: list, result_ids: list[int], timed: Any = None
     ) -> None:
-        items = self._outcome(bound, name, args_blob, deps, result_ids or [0])
+        items, _value = self._outcome(bound, name, args_blob, deps, result_ids or [0])
         if result_ids:
             if timed is not None:  # a sequential actor's call, on the main thread: (method, start)
                 self._answer(call_id, items, timed[0], time.perf_counter() - timed[1])
@@ -495,14 +531,18 @@ class WorkerRuntime:
         self.send(("put", oid, blob))
         return ObjectRef(oid)
 
-    def _request(self, body: tuple[Any, ...], timeout: float | None = None) -> Any:
-        """Send a request whose answer comes back as ``objects`` under a fresh request id; return the answer."""
+    def _request(self, body: tuple[Any, ...], timeout: float | None = None, blocking: bool = True) -> Any:
+        """Send a request whose answer comes back as ``objects`` under a fresh request id; return the answer.
+
+        ``blocking=False`` for a short request (an arena region): the worker
+        does not count as blocked meanwhile and runs nothing else.
+        """
         request = next(self.requests)
         waiter = _Waiter([0])
         self.waiters[request] = waiter
         try:
             self.send((body[0], request, *body[1:]))
-            self._wait(waiter, timeout)
+            self._wait(waiter, timeout, blocking)
             if not waiter.event.is_set():
                 from .api import GetTimeoutError
 
@@ -511,10 +551,18 @@ class WorkerRuntime:
         finally:
             self.waiters.pop(request, None)
 
-    def _wait(self, waiter: _Waiter, timeout: float | None) -> None:
+    def _wait(self, waiter: _Waiter, timeout: float | None, blocking: bool = True) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         if threading.current_thread() is not self.main_thread:
             waiter.event.wait(timeout)
+            return
+        if not blocking:
+            extra = [self.death_fd] if self.death_fd is not None else []
+            while not waiter.event.is_set() and not self.exiting:
+                with self.role:
+                    gone = self.pump.once([(0, self.conn)], extra, 1.0)
+                if gone:
+                    _driver_gone()
             return
         self.send(("blocked", True))
         try:
@@ -576,11 +624,68 @@ class _Unloadable:
         raise self.exc
 
 
+class _WorkerStore(StoreClient):
+    """A worker's side of the object store: regions come from the driver; ref changes go to it, in order."""
+
+    adopts_pins = True
+
+    def __init__(self, runtime: WorkerRuntime, arena_name: str | None) -> None:
+        self.runtime = runtime
+        self.arena = Arena.attach(arena_name) if arena_name else None
+
+    def allocate(self, nbytes: int) -> int:
+        answer = self.runtime._request(("alloc", nbytes), blocking=False)
+        if isinstance(answer, Blob):
+            raise deserialize(answer).to_exception()
+        return int(answer)
+
+    def free(self, offset: int, nbytes: int) -> None:
+        self.runtime.send(("free", offset, nbytes))
+
+    def pin(self, oid: int, region: tuple[int, int]) -> Pin:
+        assert self.arena is not None
+        self.runtime.ref_op(oid, 0, 1)
+        return self.arena.pin(region[0], region[1], lambda: self.runtime.ref_op(oid, 0, -1))
+
+    def adopt_pin(self, oid: int, region: tuple[int, int] | None) -> Any:
+        """The pin the driver took when it sent us this blob: released when the blob and its views are gone."""
+        if not oid:
+            return None
+        if region is None or self.arena is None:
+            return _Hold(lambda: self.runtime.ref_op(oid, 0, -1))
+        return self.arena.pin(region[0], region[1], lambda: self.runtime.ref_op(oid, 0, -1))
+
+    def acquire(self, oid: int) -> None:
+        self.runtime.ref_op(oid, 1, 0)
+
+    def release(self, oid: int) -> None:
+        self.runtime.ref_op(oid, -1, 0)
+
+
+class _Hold:
+    """A pin of a blob that lives outside the arena (it holds refs): released with the blob."""
+
+    __slots__ = ("_on_release",)
+
+    def __init__(self, on_release: Any) -> None:
+        self._on_release = on_release
+
+    def __del__(self) -> None:
+        hook, self._on_release = self._on_release, None
+        if hook is not None:
+            try:
+                hook()
+            except Exception:
+                pass
+
+
 def _driver_gone() -> None:
     """The driver died without shutting us down: remove the cluster's segments (nobody else will) and exit."""
     from .shm_util import cluster_id, remove_cluster_segments
+    from .store import remove_spill_dir
 
     remove_cluster_segments(cluster_id())
+    remove_spill_dir(cluster_id())
     os._exit(1)
 
 
@@ -598,13 +703,13 @@ def main(argv: list[str] | None = None) -> int:
     conn = load_transport(spec.transport).attach(spec)
     runtime = WorkerRuntime(conn, worker_id, kind, death_fd if death_fd >= 0 else None)
     context.set_current(runtime)
-    set_release_hook(runtime.release)
+    set_client(_WorkerStore(runtime, os.environ.get("NEXUS_ARENA")))
     try:
         runtime.serve()
     except KeyboardInterrupt:
         pass
     finally:
-        set_release_hook(None)
+        set_client(None)
         try:
             conn.close()
         except Exception:

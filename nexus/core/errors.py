@@ -28,6 +28,7 @@ __all__ = [
     "NameTakenError",
     "NexusError",
     "ObjectLostError",
+    "ObjectStoreFullError",
     "PendingCallsLimitExceededError",
     "SerializationError",
     "SystemShutdownError",
@@ -151,6 +152,10 @@ class TaskCancelledError(NexusError):
 
 class ObjectLostError(NexusError):
     """The object is no longer stored anywhere (every reference to it was dropped, or its only copy was lost)."""
+
+
+class ObjectStoreFullError(NexusError, MemoryError):
+    """The object store has no room for an object, and nothing could be spilled to disk to make room."""
 
 
 class PendingCallsLimitExceededError(NexusError):

@@ -1,0 +1,260 @@
+"""The shared-memory object store: one arena per host, a sub-allocator, read pins and spilling.
+
+The arena is one file in /dev/shm (``nexus-<cluster>-arena-...``), created by
+the driver at ``init`` with the size of ``object_store_memory`` and mapped by
+every process of the cluster. Storing an object never creates a segment: the
+driver's :class:`Allocator` hands out page-aligned regions of the arena (a
+worker asks the driver for one), the writer copies the object's buffers in
+once, and every reader maps the region read-only, so that a numpy array read
+from the store is a view of the very same memory in every process, and
+writing through it raises.
+
+Memory is reserved with ``fallocate`` as the allocator first reaches it (in
+:data:`CHUNK` steps), so a full /dev/shm is an :class:`ObjectStoreFullError`
+at allocation time, never a SIGBUS at a page fault later. The allocator hands
+out the lowest free addresses first, so the memory objects come back to is
+memory every process has already faulted in: a fresh page costs ~5 us, a
+copy into a touched one runs at memory bandwidth.
+
+A reader's view holds a :class:`Pin` (a read-only mapping of the region):
+while any pin of an object is alive, in any process, the object is neither
+freed nor spilled; the pin's mapping goes away with the last view of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import mmap
+import os
+import shutil
+import tempfile
+import warnings
+from bisect import bisect_left, insort
+from collections.abc import Callable
+from typing import Any
+
+from ..core.errors import ObjectStoreFullError
+from .shm_util import SEGMENT_PREFIX, SHM_DIR, cluster_id
+
+__all__ = [
+    "CHUNK",
+    "INLINE_MAX",
+    "PAGE",
+    "Allocator",
+    "Arena",
+    "ObjectStoreFullError",
+    "Pin",
+    "default_capacity",
+    "spill_dir",
+]
+
+PAGE = mmap.PAGESIZE
+CHUNK = 64 << 20
+"""The arena's memory is reserved (fallocate) in steps of this size, as allocations first reach it."""
+INLINE_MAX = 64 << 10
+"""Values whose out-of-band buffers (numpy arrays, bytes) total less than this travel inline, in the
+message, and live in the driver's memory; larger ones go to the arena. Measured: below ~64 KiB copying
+through the ring is cheaper than the arena's allocation request and read mapping; above it, the arena
+wins and grows to orders of magnitude (see benchmarks/store.py)."""
+SMALL_SHM_WARNING = 1 << 30
+
+
+def _round_up(n: int, to: int = PAGE) -> int:
+    return (n + to - 1) // to * to
+
+
+class Allocator:
+    """First-fit allocation of page-aligned regions in ``[0, capacity)``; frees coalesce with their neighbours.
+
+    Pure bookkeeping (no memory is touched), used by the driver only.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity - capacity % PAGE
+        self._starts: list[int] = [0] if self.capacity else []  # free blocks, sorted by start
+        self._sizes: dict[int, int] = {0: self.capacity} if self.capacity else {}
+        self.used = 0
+        self.high_water = 0  # the end of the highest region ever handed out
+
+    def alloc(self, nbytes: int) -> int | None:
+        """The offset of a free region of at least ``nbytes`` (rounded up to a page); None when none is free."""
+        size = _round_up(max(nbytes, 1))
+        for start in self._starts:
+            free = self._sizes[start]
+            if free >= size:
+                self._starts.remove(start)
+                del self._sizes[start]
+                if free > size:
+                    insort(self._starts, start + size)
+                    self._sizes[start + size] = free - size
+                self.used += size
+                self.high_water = max(self.high_water, start + size)
+                return start
+        return None
+
+    def free(self, offset: int, nbytes: int) -> None:
+        size = _round_up(max(nbytes, 1))
+        if offset < 0 or offset + size > self.capacity or offset % PAGE:
+            raise ValueError(f"not a region of this arena: offset {offset}, {nbytes} bytes")
+        i = bisect_left(self._starts, offset)
+        if i < len(self._starts) and self._starts[i] < offset + size:
+            raise ValueError(f"region at {offset} is already free")
+        if i > 0 and self._starts[i - 1] + self._sizes[self._starts[i - 1]] > offset:
+            raise ValueError(f"region at {offset} is already free")
+        self.used -= size
+        start = offset
+        if i < len(self._starts) and self._starts[i] == offset + size:  # merge with the next block
+            size += self._sizes.pop(self._starts.pop(i))
+        if i > 0:
+            before = self._starts[i - 1]
+            if before + self._sizes[before] == start:  # merge with the previous block
+                self._sizes[before] += size
+                return
+        self._starts.insert(i, start)
+        self._sizes[start] = size
+
+    @property
+    def largest_free(self) -> int:
+        return max(self._sizes.values(), default=0)
+
+    @property
+    def free_blocks(self) -> int:
+        return len(self._starts)
+
+
+class Pin(mmap.mmap):
+    """A read-only mapping of one object's region; views of the object keep it (and so the object) alive."""
+
+    _on_release: Callable[[], None] | None = None
+
+    def __del__(self) -> None:
+        hook, self._on_release = self._on_release, None
+        if hook is not None:
+            with contextlib.suppress(Exception):
+                hook()
+
+
+class Arena:
+    """The arena file, mapped writable in this process (the driver creates it; workers attach)."""
+
+    def __init__(self, name: str, size: int, fd: int, owner: bool) -> None:
+        self.name = name
+        self.size = size
+        self.fd = fd
+        self.owner = owner
+        self.map = mmap.mmap(fd, size) if size else None
+        self.view = memoryview(self.map) if self.map is not None else memoryview(b"")
+        self.reserved = 0  # bytes from 0 that fallocate has reserved (driver only)
+
+    @classmethod
+    def create(cls, capacity: int) -> Arena:
+        size = _round_up(capacity)
+        name = f"{SEGMENT_PREFIX}{cluster_id()}-arena-{os.getpid()}-{os.urandom(4).hex()}"
+        fd = os.open(os.path.join(SHM_DIR, name), os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        try:
+            os.ftruncate(fd, size)
+            return cls(name, size, fd, owner=True)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(SHM_DIR, name))
+            raise
+
+    @classmethod
+    def attach(cls, name: str) -> Arena:
+        if "/" in name or not name.startswith(SEGMENT_PREFIX):
+            raise ValueError(f"not a Nexus arena: {name!r}")
+        fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR | os.O_CLOEXEC)
+        return cls(name, os.fstat(fd).st_size, fd, owner=False)
+
+    def spec(self) -> str:
+        return self.name
+
+    def reserve(self, end: int) -> None:
+        """Reserve the arena's memory up to ``end`` (in CHUNK steps); OSError(ENOSPC) when /dev/shm is full."""
+        if end <= self.reserved:
+            return
+        target = min(self.size, _round_up(end, CHUNK))
+        try:
+            os.posix_fallocate(self.fd, self.reserved, target - self.reserved)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.ENOMEM, errno.EFBIG):
+                raise OSError(errno.ENOSPC, f"/dev/shm has no room for {target - self.reserved} more bytes") from exc
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+        self.reserved = target
+
+    def write(self, offset: int, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        self.view[offset : offset + view.nbytes] = view
+
+    def pin(self, offset: int, nbytes: int, on_release: Callable[[], None] | None) -> Pin:
+        """Map ``[offset, offset + nbytes)`` read-only; ``on_release`` runs when the last view of it is gone."""
+        pin = Pin(self.fd, max(nbytes, 1), offset=offset, prot=mmap.PROT_READ)
+        pin._on_release = on_release
+        return pin
+
+    def read(self, offset: int, nbytes: int) -> memoryview:
+        return self.view[offset : offset + nbytes]
+
+    def close(self, unlink: bool = False) -> None:
+        with contextlib.suppress(Exception):
+            self.view.release()
+        if self.map is not None:
+            with contextlib.suppress(BufferError):  # a view of the writable map is still alive: the mapping outlives us
+                self.map.close()
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        if unlink:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(SHM_DIR, self.name))
+
+
+def _dev_shm() -> tuple[int, int]:
+    """(total, free) bytes of /dev/shm."""
+    st = os.statvfs(SHM_DIR)
+    return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+
+
+def default_capacity(requested: int | None) -> int:
+    """The arena's size: ``requested``, or 30% of RAM; never more than 90% of what /dev/shm has free.
+
+    Warns when /dev/shm is small (containers default to 64 MB) or too small for the request.
+    """
+    total, free = _dev_shm()
+    if total < SMALL_SHM_WARNING:
+        warnings.warn(
+            f"/dev/shm holds only {total / 2**20:.0f} MiB, so the object store is small and large objects will "
+            "spill to disk or fail; in a container, start it with a larger --shm-size (for example --shm-size=4g)",
+            ResourceWarning,
+            stacklevel=3,
+        )
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = int(free * 0.9)
+    if requested is not None:
+        if not isinstance(requested, int) or requested < PAGE:
+            raise ValueError(f"object_store_memory must be a number of bytes of at least {PAGE}, not {requested!r}")
+        if requested > limit:
+            warnings.warn(
+                f"object_store_memory={requested:,} is more than /dev/shm has free ({free:,} bytes); "
+                f"using {limit:,}",
+                ResourceWarning,
+                stacklevel=3,
+            )
+            return max(PAGE, limit)
+        return requested
+    return max(PAGE, min(int(ram * 0.3), limit))
+
+
+def spill_dir(create: bool = True) -> str:
+    """The directory objects spill to: ``$TMPDIR/nexus-spill-<cluster>`` (on disk, not in /dev/shm)."""
+    path = os.path.join(tempfile.gettempdir(), f"nexus-spill-{cluster_id()}")
+    if create:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def remove_spill_dir(cluster: str | None = None) -> None:
+    path = os.path.join(tempfile.gettempdir(), f"nexus-spill-{cluster or cluster_id()}")
+    shutil.rmtree(path, ignore_errors=True)

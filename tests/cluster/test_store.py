@@ -1,0 +1,245 @@
+"""The shared-memory object store: zero-copy reads, reference counting, spilling, nothing left behind."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import nexus
+from nexus.cluster import api
+from nexus.cluster.store import PAGE, Allocator, Arena, default_capacity
+
+MiB = 1 << 20
+
+
+def _stats():
+    return api._runtime().store_stats()
+
+
+def _stored(oid):
+    return oid in api._runtime().objects
+
+
+def _settle(predicate, timeout=10.0):
+    """Wait until the driver has heard of every ref and pin change (workers send them in batches)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        gc.collect()
+        nexus.get(_touch.remote())  # a round trip through every channel flushes what the workers hold back
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@nexus.remote
+def _touch():
+    return None
+
+
+@nexus.remote
+def first_and_writable(a):
+    return int(a[0]), a.flags.writeable
+
+
+@nexus.remote
+def try_to_write(a):
+    try:
+        a[0] = 1
+    except ValueError as exc:
+        return str(exc)
+    return "wrote"
+
+
+@nexus.remote
+def resolve(box):
+    return [int(nexus.get(ref).sum()) for ref in box]
+
+
+@nexus.remote
+def call_closure(fn):
+    return int(nexus.get(fn()).sum())
+
+
+@nexus.remote
+def put_in_worker_and_return_ref(n):
+    return [nexus.put(np.full(n, 7, dtype=np.int64))]
+
+
+@nexus.remote
+class Holder:
+    def __init__(self):
+        self.kept = None
+
+    def keep(self, a):
+        self.kept = a
+        return True
+
+    def first(self):
+        return int(self.kept[0])
+
+    def drop(self):
+        self.kept = None
+        gc.collect()
+        return True
+
+
+# -- the allocator, alone ------------------------------------------------------------------------------
+
+
+def test_allocator_first_fit_and_coalescing():
+    a = Allocator(16 * PAGE)
+    x = a.alloc(1)
+    y = a.alloc(3 * PAGE)
+    z = a.alloc(PAGE + 1)
+    assert (x, y, z) == (0, PAGE, 4 * PAGE)
+    assert a.used == 6 * PAGE
+    a.free(y, 3 * PAGE)
+    assert a.alloc(2 * PAGE) == PAGE, "the lowest free block first: memory that was touched before"
+    a.free(PAGE, 2 * PAGE)
+    a.free(x, 1)
+    a.free(z, PAGE + 1)
+    assert a.used == 0 and a.free_blocks == 1 and a.largest_free == 16 * PAGE
+    assert a.alloc(17 * PAGE) is None
+    with pytest.raises(ValueError, match="already free"):
+        a.free(0, PAGE)
+    with pytest.raises(ValueError, match="not a region"):
+        a.free(3, PAGE)
+
+
+def test_small_dev_shm_warns_and_caps(monkeypatch):
+    from nexus.cluster import store
+
+    monkeypatch.setattr(store, "_dev_shm", lambda: (64 * MiB, 60 * MiB))
+    with pytest.warns(ResourceWarning, match="--shm-size"):
+        capacity = default_capacity(None)
+    assert capacity <= 60 * MiB
+    monkeypatch.setattr(store, "_dev_shm", lambda: (64 << 30, 10 << 30))
+    with pytest.warns(ResourceWarning, match="more than /dev/shm has free"):
+        assert default_capacity(20 << 30) < 10 << 30
+    with pytest.raises(ValueError, match="object_store_memory"):
+        default_capacity(-1)
+
+
+def test_attaching_does_not_let_a_resource_tracker_remove_the_arena():
+    arena = Arena.create(4 * PAGE)
+    try:
+        script = f"from nexus.cluster.store import Arena; a = Arena.attach({arena.name!r}); a.write(0, b'hi'); a.close()"
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+        time.sleep(0.2)
+        assert os.path.exists(f"/dev/shm/{arena.name}"), "a process that attached and exited removed nothing"
+        assert bytes(arena.read(0, 2)) == b"hi"
+    finally:
+        arena.close(unlink=True)
+
+
+# -- zero copy ---------------------------------------------------------------------------------------
+
+
+def test_readers_see_the_same_memory_zero_copy(cluster):
+    a = np.arange(1_000_000, dtype=np.int64)
+    ref = nexus.put(a)
+    holder = Holder.remote()
+    assert nexus.get(holder.keep.remote(ref))
+    local = nexus.get(ref)
+    assert not local.flags.writeable and not local.flags.owndata
+    # The store's own writable mapping (what a writer uses) changes the bytes every reader maps.
+    runtime = api._runtime()
+    region = runtime.objects[ref.id].region
+    assert region is not None
+    np.frombuffer(runtime.arena.view[region[0] : region[0] + 8], dtype=np.int64)[0] = 424242
+    assert local[0] == 424242, "the driver's view is the arena's memory"
+    assert nexus.get(holder.first.remote()) == 424242, "so is the actor's, in another process"
+    assert nexus.get(first_and_writable.remote(ref)) == (424242, False), "and a task's"
+
+
+def test_writing_through_a_read_view_raises(cluster):
+    ref = nexus.put(np.zeros(100_000))
+    with pytest.raises(ValueError, match="read-only"):
+        nexus.get(ref)[0] = 1
+    assert "read-only" in nexus.get(try_to_write.remote(ref))
+    copy = nexus.get(ref).copy()
+    copy[0] = 1  # an explicit copy is the way to write
+    assert copy[0] == 1
+
+
+def test_small_values_stay_inline(cluster):
+    ref = nexus.put(np.zeros(16))
+    assert api._runtime().objects[ref.id].region is None
+    big = nexus.put(np.zeros(1 << 17))
+    assert api._runtime().objects[big.id].region is not None
+
+
+# -- reference counting ------------------------------------------------------------------------------
+
+
+def test_memory_comes_back_when_the_last_ref_dies(cluster):
+    before = _stats()["used"]
+    ref = nexus.put(np.ones(4 * MiB))
+    oid = ref.id
+    assert _stats()["used"] >= before + 32 * MiB
+    view = nexus.get(ref)
+    del ref
+    gc.collect()
+    assert _stored(oid), "a live view pins the object"
+    del view
+    assert _settle(lambda: not _stored(oid))
+    assert _stats()["used"] <= before
+
+
+def test_refs_in_nested_containers_keep_objects_alive(cluster):
+    inner = nexus.put(np.ones(1 * MiB, dtype=np.int64))
+    inner_id = inner.id
+    outer = nexus.put({"box": [inner]})
+    del inner
+    gc.collect()
+    assert nexus.get(resolve.remote(nexus.get(outer)["box"])) == [MiB]
+    assert _settle(lambda: _stored(inner_id)), "the outer object holds the inner one"
+    del outer
+    assert _settle(lambda: not _stored(inner_id))
+
+
+def _closure_over(ref):
+    def fetch():
+        return ref
+
+    return fetch
+
+
+def test_refs_captured_in_closures(cluster):
+    ref = nexus.put(np.ones(1 * MiB, dtype=np.int64))
+    oid = ref.id
+    fetch = _closure_over(ref)
+    result = call_closure.remote(fetch)
+    del ref
+    del fetch
+    gc.collect()
+    assert nexus.get(result) == MiB
+    assert _settle(lambda: not _stored(oid))
+
+
+def test_refs_made_in_a_worker_and_returned(cluster):
+    box = nexus.get(put_in_worker_and_return_ref.remote(1 << 18))
+    oid = box[0].id
+    assert int(nexus.get(box[0]).sum()) == 7 << 18
+    del box
+    assert _settle(lambda: not _stored(oid))
+
+
+def test_large_arguments_and_results_are_freed(cluster):
+    runtime = api._runtime()
+    a = np.ones(2 * MiB)
+    assert nexus.get(first_and_writable.remote(a)) == (1, False)
+    holder = Holder.remote()
+    known = set(runtime.objects)
+    assert nexus.get(holder.keep.remote(a))
+    kept = [oid for oid, obj in runtime.objects.items() if oid not in known and obj.region is not None]
+    assert kept and _settle(lambda: all(_stored(oid) for oid in kept)), "the actor's view keeps its argument"
+    assert nexus.get(holder.drop.remote())
+    assert _settle(lambda: not any(_stored(oid) for oid in kept))
