@@ -29,7 +29,7 @@ from typing import Any
 from ..core.errors import NexusError, ObjectLostError, ObjectStoreFullError
 from .protocol import SPIN_SECONDS, Pump, pack
 from .shm_util import cluster_id, remove_cluster_segments
-from .store import Allocator, Arena, Pin, default_capacity, remove_spill_dir, spill_dir
+from .store import PREFAULT_STEP, Allocator, Arena, Pin, default_capacity, remove_spill_dir, spill_dir
 from .transport import Transport, load_transport
 from .values import Blob, ObjectRef, StoreClient, error_blob, serialize, set_client, split_args
 
@@ -44,6 +44,10 @@ ROLE_GRACE = 0.002
 """After a get() returns, the receiver thread leaves receiving to callers this long: the next get() usually comes sooner."""
 STEAL_AFTER = 0.01
 """A worker busy this long with one task has the tasks queued behind it taken back for an idle worker."""
+PREFAULT_FIRST = 64 << 20
+"""The arena memory faulted in ahead of time at start (in the background)."""
+PREFAULT_AHEAD = 256 << 20
+"""How far past the highest region ever handed out the arena is kept faulted in."""
 ASSIST_EVERY = 20e-6
 """A submitting thread drains the channels at most this often (each drain polls every channel)."""
 COALESCE_AFTER = 4
@@ -200,6 +204,10 @@ class Runtime:
         self.ticks = itertools.count(1)
         self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers run inside a locked section
         self.spills = self.restores = self.spilled_bytes = 0
+        self.prefaulted = 0
+        self.prefault_wanted = threading.Event()
+        self.zeroing: tuple[int, int] | None = None  # the arena range the prefaulter is writing zeros to now
+        self.zeroed = threading.Condition(self.lock)
         self.helpers: set[threading.Thread] = set()
         self.every_worker: list[_WorkerProc] = []
         procs = [self._spawn("task") for _ in range(num_cpus)]
@@ -212,6 +220,8 @@ class Runtime:
                 self.shutdown()
                 raise NexusError(f"{w.name} did not start within 60 s")
         set_client(_DriverStore(self))
+        self.prefaulter = threading.Thread(target=self._prefault_loop, name="nexus-prefault", daemon=True)
+        self.prefaulter.start()
 
     # -- worker processes ----------------------------------------------------------------
 
@@ -707,11 +717,49 @@ class Runtime:
                         if self._spill_one():
                             continue
                         raise ObjectStoreFullError(self._full_message(nbytes, "/dev/shm itself is full")) from None
+                    while self.zeroing is not None and self.zeroing[0] < offset + nbytes and offset < self.zeroing[1]:
+                        self.zeroed.wait()  # the prefaulter is writing zeros there: let it finish first
                     if w is not None:
                         w.allocs[offset] = nbytes
+                    if self.allocator.high_water + PREFAULT_AHEAD // 2 > self.prefaulted:
+                        self.prefault_wanted.set()
                     return offset
                 if nbytes > self.allocator.capacity or not self._spill_one():
                     raise ObjectStoreFullError(self._full_message(nbytes, "nothing can be spilled"))
+
+    def _prefault_loop(self) -> None:
+        """Keep the arena's pages allocated ahead of the regions handed out (see Arena.prefault).
+
+        Only memory no region ever covered is prefaulted (it is overwritten
+        with zeros); an allocation that lands on the step being written
+        waits for it.
+        """
+        self.prefault_wanted.set()
+        while not self.closing:
+            self.prefault_wanted.wait()
+            with self.lock:
+                if self.closing:
+                    return
+                start = max(self.prefaulted, self.allocator.high_water)
+                target = min(self.arena.size, max(PREFAULT_FIRST, self.allocator.high_water + PREFAULT_AHEAD))
+                if start >= target:
+                    self.prefault_wanted.clear()
+                    continue
+                end = min(start + PREFAULT_STEP, target)
+                try:
+                    self.arena.reserve(end)
+                except OSError:
+                    return  # /dev/shm is full: allocations will say so when they need the memory
+                self.zeroing = (start, end)
+            try:
+                self.arena.prefault(start, end - start)
+            except OSError:
+                return
+            finally:
+                with self.lock:
+                    self.prefaulted = end
+                    self.zeroing = None
+                    self.zeroed.notify_all()
 
     def _full_message(self, nbytes: int, why: str) -> str:
         pinned = [o for o in self.objects.values() if o.region is not None and o.pins > 0]
@@ -1436,6 +1484,7 @@ class Runtime:
             return
         with self.lock:
             self.closing = True
+        self.prefault_wanted.set()
         for thread in list(self.helpers):
             thread.join(5)
         with self.lock:
@@ -1480,6 +1529,7 @@ class Runtime:
             self.objects.clear()
         with contextlib.suppress(Exception):
             self.transport.close()
+        self.prefaulter.join(5)
         self.arena.close(unlink=True)  # views of it still alive in this process keep their mappings
         remove_spill_dir(self.cluster)
         remove_cluster_segments(self.cluster)  # anything left of the cluster (rings, the arena)

@@ -58,6 +58,8 @@ message, and live in the driver's memory; larger ones go to the arena. Measured:
 through the ring is cheaper than the arena's allocation request and read mapping; above it, the arena
 wins and grows to orders of magnitude (see benchmarks/store.py)."""
 SMALL_SHM_WARNING = 1 << 30
+PREFAULT_STEP = 2 << 20
+_zeros: bytes | None = None
 
 
 def _round_up(n: int, to: int = PAGE) -> int:
@@ -184,6 +186,25 @@ class Arena:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
                 raise
         self.reserved = target
+
+    def prefault(self, offset: int, length: int) -> None:
+        """Allocate and clear the pages of ``[offset, offset + length)`` now, by writing zeros to the file.
+
+        A first write to a page of shared memory costs ~5 us (the kernel
+        allocates and clears it): 0.8 GB/s instead of ~13 GB/s. Writing
+        zeros through the file does that work ahead of time on a background
+        thread, without the GIL and without the process's mmap lock (which
+        read views need); a writer then pays only a minor fault per page.
+        Only for memory no object was ever given: it overwrites.
+        """
+        global _zeros
+        if _zeros is None:
+            _zeros = bytes(PREFAULT_STEP)
+        end = offset + length
+        while offset < end:
+            n = min(PREFAULT_STEP, end - offset)
+            os.pwrite(self.fd, memoryview(_zeros)[:n], offset)
+            offset += n
 
     def write(self, offset: int, data: Any) -> None:
         view = memoryview(data).cast("B")
