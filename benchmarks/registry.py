@@ -26,6 +26,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("core", "benchmarks.core_inprocess"),
     ("envelope", "benchmarks.envelope"),
     ("cluster", "benchmarks.cluster"),
+    ("store", "benchmarks.store"),
 )
 
 

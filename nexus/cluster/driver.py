@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,6 +48,8 @@ PREFAULT_FIRST = 64 << 20
 """The arena memory faulted in ahead of time at start (in the background)."""
 PREFAULT_AHEAD = 256 << 20
 """How far past the highest region ever handed out the arena is kept faulted in."""
+PIN_CACHE = 64
+"""Read mappings of recently read objects the driver keeps for the next get of them."""
 ASSIST_EVERY = 20e-6
 """A submitting thread drains the channels at most this often (each drain polls every channel)."""
 COALESCE_AFTER = 4
@@ -206,6 +208,9 @@ class Runtime:
         self.spills = self.restores = self.spilled_bytes = 0
         self.prefaulted = 0
         self.prefault_wanted = threading.Event()
+        # Read mappings this process made lately, by object: the next get of the object reuses one
+        # (no mmap, no pin count); dropped when the object's refs are gone or the store needs the room.
+        self.pin_cache: OrderedDict[int, Pin] = OrderedDict()
         self.zeroing: tuple[int, int] | None = None  # the arena range the prefaulter is writing zeros to now
         self.zeroed = threading.Condition(self.lock)
         self.helpers: set[threading.Thread] = set()
@@ -632,6 +637,9 @@ class Runtime:
             return
         obj.refs += dref
         obj.pins += dpin
+        if obj.refs <= 0 and oid in self.pin_cache:  # nobody can get it again: let its read mapping go
+            del self.pin_cache[oid]
+            self._drain_deferred()
         if w is not None:
             if dref:
                 w.held[oid] = w.held.get(oid, 0) + dref
@@ -724,8 +732,15 @@ class Runtime:
                     if self.allocator.high_water + PREFAULT_AHEAD // 2 > self.prefaulted:
                         self.prefault_wanted.set()
                     return offset
-                if nbytes > self.allocator.capacity or not self._spill_one():
-                    raise ObjectStoreFullError(self._full_message(nbytes, "nothing can be spilled"))
+                if nbytes > self.allocator.capacity:
+                    raise ObjectStoreFullError(self._full_message(nbytes, "it is larger than the store"))
+                if self._spill_one():
+                    continue
+                if self.pin_cache:  # mappings kept for the next get only: give them up and try again
+                    self.pin_cache.clear()
+                    self._drain_deferred()
+                    continue
+                raise ObjectStoreFullError(self._full_message(nbytes, "nothing can be spilled"))
 
     def _prefault_loop(self) -> None:
         """Keep the arena's pages allocated ahead of the regions handed out (see Arena.prefault).
@@ -852,7 +867,14 @@ class Runtime:
         if blob.region is None or not blob.oid:
             return blob
         copy = Blob(blob.payload, blob.buffers, blob.error, blob.region, blob.refs, blob.oid)
-        copy.pin = self._pin(oid, blob.region)
+        pin = self.pin_cache.get(oid)
+        if pin is None:
+            pin = self.pin_cache[oid] = self._pin(oid, blob.region)
+            if len(self.pin_cache) > PIN_CACHE:
+                self.pin_cache.popitem(last=False)
+        else:
+            self.pin_cache.move_to_end(oid)
+        copy.pin = pin
         return copy
 
     def _pin(self, oid: int, region: tuple[int, int]) -> Pin:
@@ -1524,6 +1546,7 @@ class Runtime:
                     os.close(w.pidfd)
         set_client(None)
         with self.lock:
+            self.pin_cache.clear()
             for oid, obj in list(self.objects.items()):
                 self._free(oid, obj)
             self.objects.clear()

@@ -52,11 +52,12 @@ __all__ = [
 PAGE = mmap.PAGESIZE
 CHUNK = 64 << 20
 """The arena's memory is reserved (fallocate) in steps of this size, as allocations first reach it."""
-INLINE_MAX = 64 << 10
+INLINE_MAX = min(int(os.environ.get("NEXUS_INLINE_MAX") or 64 << 10), 1 << 20)
 """Values whose out-of-band buffers (numpy arrays, bytes) total less than this travel inline, in the
 message, and live in the driver's memory; larger ones go to the arena. Measured: below ~64 KiB copying
 through the ring is cheaper than the arena's allocation request and read mapping; above it, the arena
-wins and grows to orders of magnitude (see benchmarks/store.py)."""
+wins (``python -m benchmarks --only store`` measures both sides). ``NEXUS_INLINE_MAX`` overrides it
+(at most 1 MiB: a message must fit its ring)."""
 SMALL_SHM_WARNING = 1 << 30
 PREFAULT_STEP = 2 << 20
 _zeros: bytes | None = None
