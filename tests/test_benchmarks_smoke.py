@@ -88,3 +88,16 @@ def test_cluster_quick_json_without_ray() -> None:
     for key in ("init", "tasks_sync", "tasks_async", "actor_sync", "actor_async", "get_small", "put_small"):
         figure = cluster["figures"][key]
         assert _positive(figure["nexus"]) and figure["ray"] is None, key
+
+
+def test_store_quick_json_without_ray() -> None:
+    hide_ray = (
+        "import sys; sys.modules['ray'] = None; "
+        "from benchmarks.runner import main; raise SystemExit(main(['--quick', '--json', '--only', 'store']))"
+    )
+    store = _run([sys.executable, "-c", hide_ray], name="store")
+    assert store["peer_available"] is False
+    for key in ("put_large", "get_large", "put_small", "get_small"):
+        figure = store["figures"][key]
+        assert _positive(figure["nexus"]) and figure["ray"] is None, key
+    assert any("memory overhead per object" in note for note in store["notes"])
