@@ -60,7 +60,8 @@ def render_table(result: BenchmarkResult) -> str:
     if result.method:
         out.append(f"method: {result.method}")
     if not result.peer_available:
-        out.append(f"{result.peer_label} is not importable: Nexus figures only (pip install 'nexus-actors[bench]' to compare).")
+        extra = "ray" if result.peer == "ray" else "bench"
+        out.append(f"{result.peer_label} is not importable: Nexus figures only (pip install -e '.[{extra}]' to compare).")
     out.extend(f"note: {note}" for note in [*result.spread_notes(), *result.notes])
     return "\n".join(out)
 

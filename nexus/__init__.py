@@ -9,6 +9,7 @@ from ._version import __version__
 from .cluster.api import (
     ObjectRef,
     cancel,
+    event_stream,
     get,
     get_actor,
     init,
@@ -62,6 +63,7 @@ __all__ = [
     "Terminated",
     "__version__",
     "cancel",
+    "event_stream",
     "get",
     "get_actor",
     "init",

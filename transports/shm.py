@@ -139,6 +139,9 @@ class ShmConnection(Connection):
         while self._out.capacity - (words[TAIL] - words[HEAD]) < need:
             if self._closed or words[CLOSED]:
                 raise TransportClosedError("the channel is closed")
+            alive = self.peer_alive
+            if alive is not None and delay >= 1e-3 and not alive():
+                raise TransportClosedError("the peer is gone and its ring is full")
             time.sleep(delay)
             delay = min(delay * 2, 1e-3)
 

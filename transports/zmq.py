@@ -14,6 +14,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,14 +38,26 @@ class ZmqConnection(Connection):
         self.received = 0
 
     def send(self, data: bytes, frames: Sequence[Any] = ()) -> None:
-        with self._lock:
-            if self._closed:
-                raise TransportClosedError("the channel is closed")
-            if frames:
-                self._socket.send_multipart([data, *frames], copy=False)
-            else:
-                self._socket.send(data, copy=len(data) < 65536)
-            self.sent += 1
+        parts = [data, *frames]
+        delay = 1e-5
+        while True:
+            with self._lock:  # never held while waiting: the receiving side must go on meanwhile
+                if self._closed:
+                    raise TransportClosedError("the channel is closed")
+                try:
+                    if frames:
+                        self._socket.send_multipart(parts, zmq.NOBLOCK, copy=False)
+                    else:
+                        self._socket.send(data, zmq.NOBLOCK, copy=len(data) < 65536)
+                    self.sent += 1
+                    return
+                except zmq.Again:
+                    pass
+            alive = self.peer_alive
+            if alive is not None and delay >= 1e-3 and not alive():
+                raise TransportClosedError("the peer is gone and its queue is full")
+            time.sleep(delay)  # the peer's queue is full (or it has not connected yet): back-pressure
+            delay = min(delay * 2, 1e-3)
 
     def try_recv(self) -> Message | None:
         with self._lock:

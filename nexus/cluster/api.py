@@ -45,6 +45,7 @@ __all__ = [
     "TaskCancelledError",
     "WorkerCrashedError",
     "cancel",
+    "event_stream",
     "get",
     "get_actor",
     "init",
@@ -252,19 +253,36 @@ def put(value: Any) -> ObjectRef:
 
 
 def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
-    """Cancel the task that makes ``ref`` if it has not started; ``get`` then raises TaskCancelledError."""
+    """Cancel the task that makes ``ref``; ``get`` then raises TaskCancelledError.
+
+    A queued task is dropped; a running one gets TaskCancelledError raised
+    in it (a blocking call such as ``time.sleep`` is interrupted), or with
+    ``force=True`` its worker process is killed and replaced.
+    """
     runtime = _runtime()
     if hasattr(runtime, "cancel"):
-        runtime.cancel(ref.id)
+        runtime.cancel(ref.id, force=force)
+
+
+def event_stream() -> Any:
+    """The cluster's event stream: subscribe to :mod:`nexus.cluster.events` classes (workers, restarts, retries)."""
+    runtime = _runtime()
+    if not hasattr(runtime, "events"):
+        raise RuntimeError("the event stream is the driver's: subscribe in the process that called nexus.init()")
+    return runtime.events
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
-    """Stop an actor at once; calls to it then raise ActorDiedError."""
+    """Stop an actor at once; calls to it then raise ActorDiedError.
+
+    With ``no_restart=False`` its process is killed as if it had crashed: an
+    actor with ``max_restarts`` left starts again.
+    """
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"nexus.kill takes an actor handle, not {type(actor).__qualname__}")
     runtime = _runtime()
     if hasattr(runtime, "kill"):
-        runtime.kill(actor._actor_id)
+        runtime.kill(actor._actor_id, no_restart=no_restart)
     else:
         runtime.control(("control", "kill", actor._actor_id))
 
@@ -433,7 +451,17 @@ class ActorClass:
         if self._def is None:
             self._def = _definition_id(self._cls)
         cls_id, factory = self._def
-        kept = ("name", "namespace", "max_concurrency", "max_pending_calls", "num_cpus", "num_gpus", "resources")
+        kept = (
+            "name",
+            "namespace",
+            "max_concurrency",
+            "max_pending_calls",
+            "max_restarts",
+            "max_task_retries",
+            "num_cpus",
+            "num_gpus",
+            "resources",
+        )
         actor_options = {k: v for k, v in options.items() if k in kept}
         actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)
         return ActorHandle(actor_id, self._name, self._methods)

@@ -26,7 +26,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..core.errors import NexusError, ObjectLostError, ObjectStoreFullError
+from ..core.errors import ActorDiedError, NexusError, ObjectLostError, ObjectStoreFullError
+from ..core.event_stream import EventStream
+from .events import ActorExited, ActorRestarting, TaskRetried, WorkerDied, WorkerStarted
 from .protocol import SPIN_SECONDS, Pump, pack
 from .shm_util import cluster_id, remove_cluster_segments
 from .store import PREFAULT_STEP, Allocator, Arena, Pin, default_capacity, remove_spill_dir, spill_dir
@@ -36,6 +38,8 @@ from .values import Blob, ObjectRef, StoreClient, error_blob, serialize, set_cli
 __all__ = ["Runtime"]
 
 _ids = itertools.count(1)
+DEFAULT_TASK_RETRIES = 3
+"""``max_retries`` of a task by default (as in Ray): retried this often when its worker dies."""
 PREFETCH = 4
 """Most tasks in flight to one worker while a backlog waits (see Runtime._dispatch)."""
 PREFETCH_YOUNG = 0.002
@@ -102,7 +106,22 @@ class _WorkerProc:
 
 
 class _Task:
-    __slots__ = ("args_blob", "args_oid", "deps", "fn_id", "missing", "name", "needs", "result_ids", "task_id", "worker")
+    __slots__ = (
+        "args_blob",
+        "args_oid",
+        "attempt",
+        "cancelled",
+        "deps",
+        "fn_id",
+        "missing",
+        "name",
+        "needs",
+        "result_ids",
+        "retries",
+        "retry_exceptions",
+        "task_id",
+        "worker",
+    )
 
     def __init__(
         self, fn_id: bytes, name: str, args_blob: Blob, deps: list[int], result_ids: list[int], needs: dict[str, float] | None = None
@@ -117,10 +136,14 @@ class _Task:
         self.missing = 0
         self.worker: _WorkerProc | None = None
         self.args_oid = 0  # large arguments, or ones holding refs, are stored as an object of their own
+        self.retries = DEFAULT_TASK_RETRIES  # left: retried when its worker dies (max_retries; -1: forever)
+        self.retry_exceptions: Any = False  # also retried when it raises: True, or a tuple of exception types
+        self.attempt = 0
+        self.cancelled = False
 
 
 class _Call:
-    __slots__ = ("args_blob", "args_oid", "call_id", "deps", "method", "missing", "result_ids")
+    __slots__ = ("args_blob", "args_oid", "call_id", "deps", "method", "missing", "result_ids", "retries")
 
     def __init__(self, method: str, args_blob: Blob, deps: list[int], result_ids: list[int]) -> None:
         self.call_id = next(_ids)
@@ -130,6 +153,7 @@ class _Call:
         self.result_ids = result_ids
         self.missing = 0
         self.args_oid = 0
+        self.retries = 0  # sent again this often if the actor's process dies while it runs (-1: always)
 
 
 class _Actor:
@@ -148,6 +172,15 @@ class _Actor:
         self.needs: dict[str, float] = {}
         self.max_pending = -1
         self.sequential = False  # one call at a time (no threads, no event loop): its calls may be coalesced
+        self.max_restarts = 0  # -1: restart forever
+        self.restarts = 0
+        self.max_task_retries = 0  # calls in flight when its process dies are sent again this often (-1: always)
+        # How to start it again: kept while it may restart
+        self.cls_id = b""
+        self.args_blob: Blob | None = None
+        self.args_oid = 0
+        self.deps: list[int] = []
+        self.options: dict[str, Any] = {}
 
 
 class Runtime:
@@ -206,13 +239,14 @@ class Runtime:
         self.ticks = itertools.count(1)
         self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers run inside a locked section
         self.spills = self.restores = self.spilled_bytes = 0
+        self.events = EventStream()
         self.prefaulted = 0
         self.prefault_wanted = threading.Event()
+        self.prefault_hold = False  # the prefaulter holds a step of the arena while it writes zeros there
+        self.prefault_done = threading.Condition(self.lock)
         # Read mappings this process made lately, by object: the next get of the object reuses one
         # (no mmap, no pin count); dropped when the object's refs are gone or the store needs the room.
         self.pin_cache: OrderedDict[int, Pin] = OrderedDict()
-        self.zeroing: tuple[int, int] | None = None  # the arena range the prefaulter is writing zeros to now
-        self.zeroed = threading.Condition(self.lock)
         self.helpers: set[threading.Thread] = set()
         self.every_worker: list[_WorkerProc] = []
         procs = [self._spawn("task") for _ in range(num_cpus)]
@@ -247,6 +281,8 @@ class Runtime:
             env=env,
         )
         w.pidfd = os.pidfd_open(w.proc.pid)
+        proc = w.proc
+        conn.peer_alive = lambda: proc.poll() is None  # a send to a full channel gives up when the worker is gone
         for stream in (w.proc.stdout, w.proc.stderr):
             assert stream is not None
             os.set_blocking(stream.fileno(), False)
@@ -273,8 +309,9 @@ class Runtime:
         try:
             w.conn.send(pack(body))
         except Exception as exc:
-            if w.alive:
+            if w.alive and (w.proc is None or w.proc.poll() is None):
                 raise NexusError(f"cannot send to {w.name}: {exc}") from exc
+            # it died: the receiver sees its pidfd and settles what was sent to it (retries, errors)
 
     def _post(self, w: _WorkerProc, body: tuple[Any, ...], unanswered: int, after: int = COALESCE_AFTER) -> None:
         """Send a call or task, or hold it in the worker's outbox while ``unanswered`` earlier ones keep it busy.
@@ -417,20 +454,36 @@ class Runtime:
         except Exception as exc:
             self._bad(w, exc)
 
-    def _on_hello(self, w: _WorkerProc, _index: int, _pid: int) -> None:
+    def _on_hello(self, w: _WorkerProc, _index: int, pid: int) -> None:
         w.ready.set()
+        self.events.publish(WorkerStarted(w.name, pid, w.kind))
         with self.lock:
             self._dispatch()  # tasks may have queued while this worker started (a replacement, say)
 
     def _on_done(self, w: _WorkerProc, task_id: int, items: list[tuple[int, Blob]]) -> None:
         with self.lock:
+            task = self.running.get(task_id)
+            if task is not None and task.worker is w and self._retry_on_error(task, items):
+                self._take_back(w, task)
+                self.queue.remove(task)  # to the back: it failed, the others go first
+                self.queue.append(task)
+                w.busy_since = time.monotonic()
+                w.cpu_held = 1.0 if w.inflight else 0.0
+                self._flush(w)
+                self._dispatch()
+                return
             for oid, blob in items:
                 self._store(oid, blob, w)
             task = self.running.pop(task_id, None)
             if task is not None and task.worker is w:
                 self._task_finished(w, task)
             if w.actor is not None:
-                w.actor.inflight.pop(task_id, None)
+                call = w.actor.inflight.pop(task_id, None)
+                if call is not None and (call.deps or call.args_oid):  # kept for a retry: not needed any more
+                    self._unpin(call.deps)
+                    call.deps = []
+                    self._decref(call.args_oid)
+                    call.args_oid = 0
             self._flush(w)
             self._dispatch()
 
@@ -465,6 +518,7 @@ class Runtime:
                 self._made_by(w, oid)
             task = _Task(fn_id, name, args_blob, deps, result_ids, needs=None)
             task.args_oid = self._args_object(args_blob, w)
+            self._retry_options(task, _options)
             try:
                 task.needs = self.needs_of(_options, name, default_cpu=1.0)
             except ValueError as exc:
@@ -481,6 +535,8 @@ class Runtime:
                 self._made_by(w, oid)
             call = _Call(method, args_blob, deps, result_ids)
             call.args_oid = self._args_object(args_blob, w)
+            actor = self.actors.get(actor_id)
+            call.retries = actor.max_task_retries if actor is not None else 0
             self._enqueue_call(actor_id, call)
 
     def _on_create_actor(
@@ -507,6 +563,7 @@ class Runtime:
         try:
             self._create_actor(actor_id, cls_id, name, args_blob, deps, options, answer)
         except Exception as exc:
+            self._discard(args_blob)
             answer(error_blob(exc, "the driver"))
 
     def _on_put(self, w: _WorkerProc, oid: int, blob: Blob) -> None:
@@ -537,6 +594,8 @@ class Runtime:
         remaining = set(ids)
 
         def reply() -> None:
+            if not w.alive:
+                return
             items = [(oid, self._ship(w, oid)) for oid in ids]
             self.send(w, ("objects", request, items))
 
@@ -686,9 +745,21 @@ class Runtime:
     def _ship(self, w: _WorkerProc, oid: int) -> Blob:
         """The blob of ``oid`` for worker ``w``, pinned on its behalf (the worker's copy of the blob holds the pin)."""
         blob = self._blob_or_lost(oid)
-        if blob.oid and (blob.region is not None or blob.refs):
+        if blob.oid and (blob.region is not None or blob.refs) and w.alive:  # a dead worker's pins are settled
             self._change(oid, 0, 1, w)
+            # A copy per shipment: one message may carry the object for several tasks, and pickle would send
+            # one blob for all of them (one pin released at the other end for several taken here).
+            return Blob(blob.payload, blob.buffers, blob.error, blob.region, blob.refs, blob.oid)
         return blob
+
+    def _unship(self, w: _WorkerProc, body: tuple[Any, ...]) -> None:
+        """A task body that never left the outbox: give back the pins _ship took for it."""
+        shipped = [(blob.oid, blob) for _, blob in body[5]]
+        if isinstance(body[4], Blob) and body[4].oid:
+            shipped.append((body[4].oid, body[4]))
+        for oid, blob in shipped:
+            if oid and (blob.region is not None or blob.refs):
+                self._change(oid, 0, -1, w)
 
     def release(self, oid: int) -> None:
         self._finalized(oid, -1, 0)
@@ -710,11 +781,18 @@ class Runtime:
 
     # -- the arena ----------------------------------------------------------------------------
 
-    def allocate(self, nbytes: int, w: _WorkerProc | None = None) -> int:
-        """A region of the arena for ``nbytes``, spilling least recently used objects to disk to make room."""
+    def allocate(self, nbytes: int, w: _WorkerProc | None = None, may_wait: bool = True) -> int:
+        """A region of the arena for ``nbytes``, spilling least recently used objects to disk to make room.
+
+        ``may_wait``: the caller holds the lock only for this call, so it may
+        wait (~2 ms) for the prefaulter to give back the step it holds, rather
+        than allocate around it and fragment the arena.
+        """
         with self.lock:
             if self.closing:
                 raise ObjectStoreFullError("the cluster is shutting down")
+            while may_wait and self.prefault_hold:
+                self.prefault_done.wait(0.05)
             while True:
                 offset = self.allocator.alloc(nbytes)
                 if offset is not None:
@@ -725,9 +803,10 @@ class Runtime:
                         if self._spill_one():
                             continue
                         raise ObjectStoreFullError(self._full_message(nbytes, "/dev/shm itself is full")) from None
-                    while self.zeroing is not None and self.zeroing[0] < offset + nbytes and offset < self.zeroing[1]:
-                        self.zeroed.wait()  # the prefaulter is writing zeros there: let it finish first
                     if w is not None:
+                        if not w.alive:
+                            self.allocator.free(offset, nbytes)
+                            raise NexusError(f"{w.name} is gone")
                         w.allocs[offset] = nbytes
                     if self.allocator.high_water + PREFAULT_AHEAD // 2 > self.prefaulted:
                         self.prefault_wanted.set()
@@ -765,16 +844,20 @@ class Runtime:
                     self.arena.reserve(end)
                 except OSError:
                     return  # /dev/shm is full: allocations will say so when they need the memory
-                self.zeroing = (start, end)
+                if not self.allocator.take(start, end - start):  # held while zeros are written: nobody gets it
+                    self.prefaulted = end
+                    continue
+                self.prefault_hold = True
             try:
                 self.arena.prefault(start, end - start)
             except OSError:
                 return
             finally:
                 with self.lock:
+                    self.allocator.free(start, end - start)
                     self.prefaulted = end
-                    self.zeroing = None
-                    self.zeroed.notify_all()
+                    self.prefault_hold = False
+                    self.prefault_done.notify_all()
 
     def _full_message(self, nbytes: int, why: str) -> str:
         pinned = [o for o in self.objects.values() if o.region is not None and o.pins > 0]
@@ -812,7 +895,7 @@ class Runtime:
             return obj.blob
         assert obj.blob.region is not None
         size = obj.blob.region[1]
-        offset = self.allocate(size)
+        offset = self.allocate(size, may_wait=False)  # the caller's locked section must not be interrupted
         with open(obj.spilled, "rb") as f:
             f.readinto(self.arena.view[offset : offset + size])
         os.unlink(obj.spilled)
@@ -963,6 +1046,7 @@ class Runtime:
                 self.objects[oid] = _Object()
             task = _Task(fn_id, name, args_blob, deps, result_ids, needs)
             task.args_oid = self._args_object(args_blob)
+            self._retry_options(task, options)
             self._enqueue(task)
         self._assist()
         return refs
@@ -986,6 +1070,16 @@ class Runtime:
                     f"(nexus.init(num_cpus=..., resources={{...}}) sets what the cluster has)"
                 )
         return needs
+
+    @staticmethod
+    def _retry_options(task: _Task, options: dict) -> None:
+        retries = options.get("max_retries")
+        if retries is not None:
+            task.retries = int(retries)
+        retry = options.get("retry_exceptions", False)
+        if isinstance(retry, type):
+            retry = (retry,)
+        task.retry_exceptions = tuple(retry) if isinstance(retry, (list, tuple)) else bool(retry)
 
     def _hold_deps(self, deps: list[int], on_ready: Callable[[], None]) -> int:
         """Pin the dependencies; count those not ready yet and call ``on_ready`` as each arrives."""
@@ -1110,6 +1204,8 @@ class Runtime:
                 watch = True
                 continue
             back = [self.running[body[1]] for body in v.outbox if body[1] in self.running]
+            for body in v.outbox:
+                self._unship(v, body)
             v.outbox.clear()
             for task in back:
                 self._take_back(v, task)
@@ -1120,6 +1216,38 @@ class Runtime:
         self.steal_watch = watch
         if self.queue:
             self._dispatch()
+
+    def _retry_on_error(self, task: _Task, items: list[tuple[int, Blob]]) -> bool:
+        """Whether a task that raised is retried (``retry_exceptions`` and retries left); counts the attempt."""
+        if not task.retry_exceptions or task.retries == 0 or task.cancelled:
+            return False
+        failed = next((blob for _, blob in items if blob.error), None)
+        if failed is None:
+            return False
+        from .values import deserialize
+
+        try:
+            error = deserialize(failed)
+        except Exception:
+            return False
+        from ..core.errors import TaskCancelledError
+
+        exc = getattr(error, "exception", None)
+        if isinstance(exc, TaskCancelledError):
+            return False
+        if task.retry_exceptions is not True and not (exc is not None and isinstance(exc, task.retry_exceptions)):
+            return False
+        for _, blob in items:
+            if blob.region is not None:
+                self.allocator.free(*blob.region)
+        self._count_retry(task, f"it raised {getattr(error, 'type_name', 'an exception')}")
+        return True
+
+    def _count_retry(self, task: _Task, reason: str) -> None:
+        if task.retries > 0:
+            task.retries -= 1
+        task.attempt += 1
+        self.events.publish(TaskRetried(task.name, task.attempt, reason))
 
     def _take_back(self, w: _WorkerProc, task: _Task) -> None:
         """A task sent to ``w`` that had not started goes back to the front of the queue."""
@@ -1186,8 +1314,19 @@ class Runtime:
         args, kwargs, deps = split_args(args, kwargs)
         args_blob = serialize((args, kwargs), f"the arguments of {name}")
         actor_id = next(_ids)
-        self._create_actor(actor_id, cls_id, name, args_blob, deps, options, None)
+        try:
+            self._create_actor(actor_id, cls_id, name, args_blob, deps, options, None)
+        except BaseException:
+            self._discard(args_blob)
+            raise
         return actor_id
+
+    def _discard(self, blob: Blob) -> None:
+        """A blob no object took (its creation failed): its arena region comes back."""
+        if blob.region is not None and not blob.oid:
+            with self.lock:
+                self.allocator.free(*blob.region)
+            blob.region = None
 
     def _create_actor(
         self,
@@ -1203,8 +1342,6 @@ class Runtime:
         namespace = options.get("namespace") or self.namespace
         needs = self.needs_of(options, cls_name, default_cpu=0.0)  # actors hold no CPU unless they ask (as in Ray)
         with self.lock:
-            args_oid = self._args_object(args_blob)
-        with self.lock:
             if needs is not None:
                 short = [k for k, v in needs.items() if (self._free_cpus() if k == "CPU" else self.total[k] - self.used[k]) < v]
                 if short:
@@ -1218,6 +1355,10 @@ class Runtime:
             actor = _Actor(actor_id, cls_name, name, namespace)
             actor.needs = needs or {}
             actor.max_pending = int(options.get("max_pending_calls") or -1)
+            actor.max_restarts = int(options.get("max_restarts") or 0)
+            actor.max_task_retries = int(options.get("max_task_retries") or 0)
+            actor.cls_id, actor.args_blob, actor.deps, actor.options = cls_id, args_blob, deps, options
+            actor.args_oid = self._args_object(args_blob)
             for key, amount in actor.needs.items():
                 self.used[key] += amount
             self.actors[actor_id] = actor
@@ -1225,6 +1366,22 @@ class Runtime:
                 self.named[(namespace, name)] = actor_id
             if answer is not None:
                 actor.on_ready.append(answer)
+            missing = [0]
+
+            def dep_ready() -> None:
+                missing[0] -= 1
+                if missing[0] == 0:
+                    self._helper(self._place_actor, actor)
+
+            missing[0] = self._hold_deps(deps, dep_ready)
+        if missing[0] == 0:
+            self._place_actor(actor)
+
+    def _place_actor(self, actor: _Actor) -> None:
+        """Start ``actor`` in a worker process of its own (a pre-started spare when there is one)."""
+        with self.lock:
+            if actor.dead is not None or self.closing:
+                return
             w = self.spares.pop() if self.spares else None
         if w is None:
             w = self._spawn("actor")
@@ -1238,31 +1395,27 @@ class Runtime:
 
         def start() -> None:
             if not w.ready.wait(60):
-                self._on_actor_ready(w, actor_id, error_blob(NexusError(f"{w.name} did not start"), "the driver"))
+                self._on_actor_ready(w, actor.actor_id, error_blob(NexusError(f"{w.name} did not start"), "the driver"))
                 return
             with self.lock:
-                if cls_id not in w.shipped:
-                    self.send(w, ("def", cls_id, self.defs[cls_id]))
-                    w.shipped.add(cls_id)
-                args = self._ship(w, args_oid) if args_oid else args_blob
-                self.send(w, ("create_actor", actor_id, cls_id, cls_name, args, self._dep_blobs(w, deps), options))
-                self._unpin(deps)
-                self._decref(args_oid)  # the worker's copy holds a pin of it from here on
+                if actor.dead is not None or actor.worker is not w or not w.alive:
+                    return
+                if actor.cls_id not in w.shipped:
+                    self.send(w, ("def", actor.cls_id, self.defs[actor.cls_id]))
+                    w.shipped.add(actor.cls_id)
+                args = self._ship(w, actor.args_oid) if actor.args_oid else actor.args_blob
+                deps = self._dep_blobs(w, actor.deps)
+                self.send(w, ("create_actor", actor.actor_id, actor.cls_id, actor.cls_name, args, deps, actor.options))
+                if actor.max_restarts == 0:  # nothing will need them again: the worker's copy pins the arguments
+                    self._unpin(actor.deps)
+                    actor.deps = []
+                    self._decref(actor.args_oid)
+                    actor.args_oid = 0
 
-        with self.lock:
-            missing = [0]
-
-            def dep_ready() -> None:
-                missing[0] -= 1
-                if missing[0] == 0:
-                    threading.Thread(target=start, daemon=True).start()
-
-            missing[0] = self._hold_deps(deps, dep_ready)
-            if missing[0] == 0:
-                if w.ready.is_set():
-                    start()
-                else:
-                    threading.Thread(target=start, daemon=True).start()
+        if w.ready.is_set():
+            start()
+        else:
+            self._helper(start)
 
     def _helper(self, target: Callable[..., Any], *args: Any) -> None:
         """Run ``target`` on a thread that shutdown() waits for (spawning must not race with it)."""
@@ -1286,15 +1439,18 @@ class Runtime:
             self._spawn("actor")
 
     def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]:
+        with self.lock:
+            self._check_pending(actor_id)  # before anything is stored for the call
         args, kwargs, deps = split_args(args, kwargs)
         args_blob = serialize((args, kwargs), f"the arguments of {method}")
         result_ids = [] if tell else [next(_ids) for _ in range(num_returns)]
         with self.lock:
-            self._check_pending(actor_id)
             for oid in result_ids:
                 self.objects[oid] = _Object()
             call = _Call(method, args_blob, deps, result_ids)
             call.args_oid = self._args_object(args_blob)
+            actor = self.actors.get(actor_id)
+            call.retries = actor.max_task_retries if actor is not None else 0
             self._enqueue_call(actor_id, call)
         refs = [ObjectRef(oid) for oid in result_ids]
         self._assist()
@@ -1318,6 +1474,8 @@ class Runtime:
             blob = error_blob(ActorDiedError(f"actor {actor_id:x} is unknown to this cluster"), "the driver")
             for oid in call.result_ids:
                 self._store(oid, blob)
+            self._decref(call.args_oid)
+            call.args_oid = 0
             return
 
         def dep_ready() -> None:
@@ -1348,10 +1506,11 @@ class Runtime:
                 self._post(w, body, len(actor.inflight) - (1 if call.result_ids else 0), after=2)
             else:
                 self.send(w, body)
-            self._unpin(call.deps)
-            self._decref(call.args_oid)  # the worker's copy holds a pin of it from here on
-            call.args_oid = 0
-            call.deps = []  # consumed: a failure of the actor from here on must not release them again
+            if call.retries == 0 or not call.result_ids:
+                self._unpin(call.deps)
+                self._decref(call.args_oid)  # the worker's copy holds a pin of it from here on
+                call.args_oid = 0
+                call.deps = []  # consumed: a failure of the actor from here on must not release them again
 
     def _fail_calls(self, actor: _Actor) -> None:
         from .api import ActorDiedError
@@ -1360,6 +1519,11 @@ class Runtime:
         for key, amount in actor.needs.items():  # a dead actor holds nothing
             self.used[key] -= amount
         actor.needs = {}
+        self._unpin(actor.deps)
+        actor.deps = []
+        self._decref(actor.args_oid)
+        actor.args_oid = 0
+        self.events.publish(ActorExited(f"{actor.cls_name} ({actor.actor_id:x})", str(actor.dead)))
         waiting, actor.on_ready = actor.on_ready, []
         if waiting:
             died = actor.error_blob or error_blob(ActorDiedError(str(actor.dead)), "the driver")
@@ -1372,8 +1536,8 @@ class Runtime:
         actor.queue.clear()
         actor.inflight.clear()
         for call in calls:
-            if call.missing == 0:
-                self._unpin(call.deps)
+            self._unpin(call.deps)  # every dep that existed got a ref (_hold_deps), arrived or not
+            call.deps = []
             self._decref(call.args_oid)
             call.args_oid = 0
             for oid in call.result_ids:
@@ -1390,12 +1554,16 @@ class Runtime:
     def control_kill(self, actor_id: int) -> None:
         self.kill(actor_id)
 
-    def kill(self, actor_id: int) -> None:
-        from .api import ActorDiedError
-
+    def kill(self, actor_id: int, no_restart: bool = True) -> None:
         with self.lock:
             actor = self.actors.get(actor_id)
             if actor is None or actor.dead is not None:
+                return
+            if not no_restart:  # as if its process had crashed: it restarts if it may
+                w = actor.worker
+                if w is not None and w.proc is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        w.proc.kill()
                 return
             actor.dead = ActorDiedError(f"actor {actor.cls_name} ({actor_id:x}) was killed with nexus.kill")
             w = actor.worker
@@ -1406,8 +1574,11 @@ class Runtime:
             with contextlib.suppress(ProcessLookupError):
                 w.proc.kill()  # the receiver sees its pidfd and cleans up (_worker_died)
 
-    def cancel(self, oid: int) -> bool:
-        """Remove a queued task that would produce ``oid``; True when it had not started."""
+    def cancel(self, oid: int, force: bool = False) -> bool:
+        """Cancel the task that would produce ``oid``: drop it if queued, else interrupt it (``force``: kill its worker).
+
+        True when a task was found.
+        """
         from .api import TaskCancelledError
 
         with self.lock:
@@ -1424,14 +1595,19 @@ class Runtime:
                     return True
             for task in self.running.values():
                 if oid in task.result_ids and task.worker is not None:
-                    self.send(task.worker, ("cancel", task.task_id))  # the worker drops it unless it already started
+                    task.cancelled = True
+                    if force and task.worker.proc is not None:
+                        with contextlib.suppress(ProcessLookupError):
+                            task.worker.proc.kill()  # the receiver sees it die: TaskCancelledError, a new worker
+                    else:  # the worker drops it if it has not started, else raises TaskCancelledError in it
+                        self.send(task.worker, ("cancel", task.task_id))
                     return True
         return False
 
     # -- failures ------------------------------------------------------------------------------
 
     def _worker_died(self, w: _WorkerProc) -> None:
-        from .api import WorkerCrashedError
+        from .api import TaskCancelledError, WorkerCrashedError
 
         with self.lock:
             self.generation += 1
@@ -1447,17 +1623,32 @@ class Runtime:
             if self.closed:
                 return
             lost = [t for t in self.running.values() if t.worker is w]
-            for task in lost:
+            for task in reversed(lost):  # back to the front of the queue in their order
+                if task.retries != 0 and not task.cancelled:
+                    self._count_retry(task, f"its {w.name} died (exit code {code})")
+                    self._take_back(w, task)
+                    continue
                 self.running.pop(task.task_id, None)
                 self._task_finished(w, task)
-                crashed = WorkerCrashedError(f"{w.name} died (exit code {code}) while running {task.name}")
-                blob = error_blob(crashed, "the driver")
+                if task.cancelled:
+                    failure: BaseException = TaskCancelledError(f"task {task.name} was cancelled (its worker was killed)")
+                else:
+                    failure = WorkerCrashedError(
+                        f"{w.name} died (exit code {code}) while running {task.name}, and it has no retries left (max_retries)"
+                    )
+                blob = error_blob(failure, "the driver")
                 for oid in task.result_ids:
                     self._store(oid, blob)
+            assert w.proc is not None
+            self.events.publish(WorkerDied(w.name, w.proc.pid, code, w.actor.cls_name if w.actor else None, len(lost)))
             actor = w.actor
-            if actor is not None and actor.dead is None:
-                actor.dead = _actor_died(actor, f"its {w.name} exited with code {code}")
-                self._fail_calls(actor)
+            if actor is not None and actor.dead is None and actor.worker is w:
+                if actor.max_restarts not in (0, actor.restarts) and not self.closing:
+                    self._restart_actor(actor, f"its {w.name} exited with code {code}")
+                else:
+                    spent = f" and its {actor.restarts} restarts (max_restarts) are spent" if actor.max_restarts else ""
+                    actor.dead = _actor_died(actor, f"its {w.name} exited with code {code}{spent}")
+                    self._fail_calls(actor)
             if w in self.workers:
                 self.workers.remove(w)
                 replace = was_alive
@@ -1470,6 +1661,38 @@ class Runtime:
         self._reap(w)
         if replace and not self.closing:
             self._helper(self._spawn, "task")
+
+    def _restart_actor(self, actor: _Actor, reason: str) -> None:
+        """The actor's process died: run its constructor again in a new one; calls in flight are retried or fail."""
+        actor.restarts += 1
+        actor.ready = False
+        actor.worker = None
+        inflight = sorted(actor.inflight.values(), key=lambda c: c.call_id)
+        actor.inflight.clear()
+        retried = [c for c in inflight if c.retries != 0]
+        failed = [c for c in inflight if c.retries == 0]
+        blob = error_blob(
+            ActorDiedError(
+                f"actor {actor.cls_name} ({actor.actor_id:x}) died while running this call ({reason}); it is restarting, "
+                "and the call is not retried (max_task_retries)"
+            ),
+            "the driver",
+        )
+        for call in failed:
+            self._unpin(call.deps)
+            call.deps = []
+            self._decref(call.args_oid)
+            call.args_oid = 0
+            for oid in call.result_ids:
+                self._store(oid, blob)
+        for call in reversed(retried):
+            if call.retries > 0:
+                call.retries -= 1
+            actor.queue.appendleft(call)
+        self.events.publish(
+            ActorRestarting(f"{actor.cls_name} ({actor.actor_id:x})", actor.restarts, reason, len(retried), len(failed))
+        )
+        self._helper(self._place_actor, actor)
 
     def _forget_worker_refs(self, w: _WorkerProc) -> None:
         """A dead worker holds nothing: its refs and pins go, and regions it was filling come back."""

@@ -96,6 +96,27 @@ class Allocator:
                 return start
         return None
 
+    def take(self, offset: int, nbytes: int) -> bool:
+        """Hold ``[offset, offset + nbytes)`` if it is free, without counting it as used memory (for the prefaulter)."""
+        size = _round_up(max(nbytes, 1))
+        i = bisect_left(self._starts, offset + 1) - 1
+        if i < 0:
+            return False
+        start = self._starts[i]
+        free = self._sizes[start]
+        if start + free < offset + size:
+            return False
+        del self._starts[i]
+        del self._sizes[start]
+        if start < offset:
+            insort(self._starts, start)
+            self._sizes[start] = offset - start
+        if offset + size < start + free:
+            insort(self._starts, offset + size)
+            self._sizes[offset + size] = start + free - offset - size
+        self.used += size
+        return True
+
     def free(self, offset: int, nbytes: int) -> None:
         size = _round_up(max(nbytes, 1))
         if offset < 0 or offset + size > self.capacity or offset % PAGE:

@@ -22,7 +22,7 @@ connections (and on process-exit descriptors) at once.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, ClassVar
@@ -61,6 +61,9 @@ class Connection(abc.ABC):
     """One end of a channel."""
 
     max_message: int = 1 << 24
+    peer_alive: Callable[[], bool] | None = None
+    """Set by the owner of the channel when it can tell: a send waiting for room gives up (TransportClosedError)
+    once this returns False, instead of waiting for ever on a peer that died."""
 
     @abc.abstractmethod
     def send(self, data: bytes, frames: Sequence[Any] = ()) -> None:

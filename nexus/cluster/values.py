@@ -313,11 +313,12 @@ def error_blob(exc: BaseException, where: str) -> Blob:
 class ObjectRef:
     """A reference to a value that a task returns or ``put`` stored; resolve it with ``nexus.get``."""
 
-    __slots__ = ("__weakref__", "_counted", "id")
+    __slots__ = ("__weakref__", "_client", "id")
 
     def __init__(self, object_id: int, counted: bool = True) -> None:
         self.id = object_id
-        self._counted = counted
+        # The store it is counted in: a ref that outlives its cluster releases nothing in the next one.
+        self._client = _client if counted else None
 
     def __reduce__(self) -> tuple[Any, ...]:
         refs = getattr(_collector, "refs", None)
@@ -335,8 +336,8 @@ class ObjectRef:
         return f"ObjectRef({self.id:016x})"
 
     def __del__(self) -> None:
-        client = _client
-        if client is not None and self._counted:
+        client = self._client
+        if client is not None and client is _client:
             try:
                 client.release(self.id)
             except Exception:

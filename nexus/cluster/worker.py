@@ -18,6 +18,8 @@ import contextlib
 import inspect
 import itertools
 import os
+import secrets
+import signal
 import sys
 import threading
 import time
@@ -34,6 +36,7 @@ from .values import (
     Blob,
     ObjectRef,
     StoreClient,
+    current_client,
     deserialize,
     error_blob,
     join_args,
@@ -106,13 +109,19 @@ class WorkerRuntime:
         self.backlog: deque[tuple[Any, ...]] = deque()
         self.tasks: deque[tuple[Any, ...]] = deque()
         self.cancelled: set[int] = set()
+        self.current_task = 0  # the task running on the main thread (innermost, when tasks nest in a get)
+        self.in_pump = False  # the main thread is receiving: a cancellation must not interrupt that
+        self.cancel_pending = False
+        self.cancellable = 0  # > 0 while user code of a task runs on the main thread
         self.busy_call = False
         self.exiting = False
         self.main_thread = threading.main_thread()
         self.waiters: dict[int, _Waiter] = {}
         self.requests = itertools.count(1)
         self.ids = itertools.count(1)
-        self.id_base = (worker_id + 1) << 40
+        # Ids this worker makes: unique in the cluster (its index) and across clusters (a random salt), so that
+        # a ref kept from an earlier cluster never names an object of this one.
+        self.id_base = (secrets.randbits(15) + 1) << 48 | (worker_id + 1) << 32
         self.send_lock = threading.Lock()
         self.pump = Pump(self._handle, self._bad)
         # Ref and pin changes (oid, dref, dpin), in the order they happened; they go to the driver before
@@ -130,6 +139,7 @@ class WorkerRuntime:
         self.role = threading.Lock()
         self.task_lock = threading.Lock()  # taking the next task vs. the driver taking it back (revoke)
         self.running_since = 0.0
+        self.thread_waiters = 0  # threads other than the main one waiting for an answer from the driver
         self.durations: dict[Any, float] = {}  # how long each function or method took last time
 
     # -- plumbing --------------------------------------------------------------------
@@ -255,13 +265,17 @@ class WorkerRuntime:
             if self.backlog and not self.busy_call:
                 self._dispatch(self.backlog.popleft())
                 continue
-            with self.role:
-                ready = self.pump.once([(0, self.conn)], extra, timeout=1.0, spin=WORKER_SPIN)
-            if ready or os.getppid() != parent:
-                _driver_gone()
-            if self.ref_ops:
+            if self.ref_ops or self.held:  # nothing left to run: what is held back goes now
                 with self.held_lock:
                     self._flush_held()
+            with self.role:
+                self.in_pump = True
+                try:
+                    ready = self.pump.once([(0, self.conn)], extra, timeout=1.0, spin=WORKER_SPIN)
+                finally:
+                    self.in_pump = False
+            if ready or os.getppid() != parent:
+                _driver_gone()
 
     def _handle(self, _key: Any, body: tuple[Any, ...]) -> None:
         op = body[0]
@@ -291,6 +305,8 @@ class WorkerRuntime:
             self.tasks.append(body)  # run after the channel is drained, so a cancel sent meanwhile is seen first
         elif op == "cancel":
             self.cancelled.add(body[1])
+            if body[1] == self.current_task and threading.get_ident() != self.main_ident:
+                signal.pthread_kill(self.main_ident or 0, signal.SIGUSR1)  # interrupt it, even in a sleep
         elif op == "revoke":
             self._revoke(body[1])
         elif op == "call" and not self.backlog and self.actor is not None and self.actor.concurrent:
@@ -311,13 +327,28 @@ class WorkerRuntime:
         while not self.exiting:
             time.sleep(STEAL_AFTER / 2)
             since = self.running_since
-            if since and time.perf_counter() - since > STEAL_AFTER and self.role.acquire(blocking=False):
+            long_call = since and time.perf_counter() - since > STEAL_AFTER
+            if (long_call or self.thread_waiters) and self.role.acquire(blocking=False):
                 try:
                     self.pump.drain([(0, self.conn)])
                 except Exception as exc:  # never let the monitor die: the main thread still receives
                     self._bad(None, exc)
                 finally:
                     self.role.release()
+
+    def _on_cancel_signal(self, _signum: int, _frame: Any) -> None:
+        """SIGUSR1: the running task was cancelled; raise in it (later, if the main thread is receiving)."""
+        if self.current_task and self.current_task in self.cancelled:
+            if self.in_pump or not self.cancellable:
+                self.cancel_pending = True
+            else:
+                self._raise_cancelled()
+
+    def _raise_cancelled(self) -> None:
+        from ..core.errors import TaskCancelledError
+
+        self.cancel_pending = False
+        raise TaskCancelledError(f"task {self.current_task:x} was cancelled while it ran (nexus.cancel)")
 
     def _revoke(self, task_ids: list[int]) -> None:
         """The driver takes back tasks queued here behind a long one (for an idle worker); answer which it got."""
@@ -376,16 +407,30 @@ class WorkerRuntime:
         values = list(value) if isinstance(value, (tuple, list)) else None
         if values is None or len(values) != len(result_ids):
             raise ValueError(f"{name} has num_returns={len(result_ids)} but returned {type(value).__name__} {value!r:.60}")
-        return [(oid, serialize_handed_over(v, f"a result of {name}")) for oid, v in zip(result_ids, values, strict=True)]
+        items: list[tuple[int, Blob]] = []
+        try:
+            for oid, v in zip(result_ids, values, strict=True):
+                items.append((oid, serialize_handed_over(v, f"a result of {name}")))
+        except BaseException:
+            _give_back([blob for _, blob in items])  # the call fails as a whole: regions of the others come back
+            raise
+        return items
 
     def _outcome(
         self, fn: Any, name: str, args_blob: Blob, deps: list[tuple[int, Blob]], result_ids: list[int]
     ) -> tuple[list[tuple[int, Blob]], Any]:
         """The results (serialized) and the value itself: keep it until the results are sent, so that refs
         inside it are released only after the message holding them."""
+        main = threading.get_ident() == self.main_ident
         try:
             args, kwargs = self._arguments(args_blob, deps)
-            value = fn(*args, **kwargs)
+            if main:
+                self.cancellable += 1
+            try:
+                value = fn(*args, **kwargs)
+            finally:
+                if main:
+                    self.cancellable -= 1
             return self._results(value, result_ids, name), value
         except _DependencyFailed as failed:
             return [(oid, failed.blob) for oid in result_ids], None
@@ -400,11 +445,16 @@ class WorkerRuntime:
     ) -> None:
         fn = self.defs.get(fn_id)
         start = time.perf_counter()
-        if fn is None:
-            blob = error_blob(NexusError(f"worker has no definition of {name}"), self.where)
-            items = [(oid, blob) for oid in result_ids]
-        else:
-            items, _value = self._outcome(fn, name, args_blob, deps, result_ids)
+        outer, self.current_task = self.current_task, task_id
+        try:
+            if fn is None:
+                blob = error_blob(NexusError(f"worker has no definition of {name}"), self.where)
+                items = [(oid, blob) for oid in result_ids]
+            else:
+                items, _value = self._outcome(fn, name, args_blob, deps, result_ids)
+        finally:
+            self.current_task = outer
+            self.cancelled.discard(task_id)
         if threading.get_ident() == self.main_ident:
             self._answer(task_id, items, fn_id, time.perf_counter() - start)
         else:
@@ -503,17 +553,19 @@ class WorkerRuntime:
     def submit_task(
         self, fn_id: bytes, blob_factory: Any, name: str, args: tuple, kwargs: dict, num_returns: int, options: dict
     ) -> list[ObjectRef]:
+        definition = self.ship(fn_id, blob_factory)
         args, kwargs, deps = split_args(args, kwargs)
         args_blob = serialize_handed_over((args, kwargs), f"the arguments of {name}")
         result_ids = [self.new_id() for _ in range(num_returns)]
-        self.send(("submit", fn_id, self.ship(fn_id, blob_factory), name, args_blob, deps, result_ids, options))
+        self.send(("submit", fn_id, definition, name, args_blob, deps, result_ids, options))
         return [ObjectRef(oid) for oid in result_ids]
 
     def create_actor(self, cls_id: bytes, blob_factory: Any, name: str, args: tuple, kwargs: dict, options: dict) -> int:
+        definition = self.ship(cls_id, blob_factory)
         args, kwargs, deps = split_args(args, kwargs)
         args_blob = serialize_handed_over((args, kwargs), f"the arguments of {name}")
         actor_id = self.new_id()
-        reply = self._request(("create_actor", actor_id, cls_id, self.ship(cls_id, blob_factory), name, args_blob, deps, options))
+        reply = self._request(("create_actor", actor_id, cls_id, definition, name, args_blob, deps, options))
         if reply is not None:
             raise deserialize(reply).to_exception()
         return actor_id
@@ -554,7 +606,11 @@ class WorkerRuntime:
     def _wait(self, waiter: _Waiter, timeout: float | None, blocking: bool = True) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         if threading.current_thread() is not self.main_thread:
-            waiter.event.wait(timeout)
+            self.thread_waiters += 1  # the monitor receives for us if the main thread is busy
+            try:
+                waiter.event.wait(timeout)
+            finally:
+                self.thread_waiters -= 1
             return
         if not blocking:
             extra = [self.death_fd] if self.death_fd is not None else []
@@ -575,9 +631,15 @@ class WorkerRuntime:
                     continue
                 extra = [self.death_fd] if self.death_fd is not None else []
                 with self.role:
-                    gone = self.pump.once([(0, self.conn)], extra, min(left or 1.0, 1.0))
+                    self.in_pump = True
+                    try:
+                        gone = self.pump.once([(0, self.conn)], extra, min(left or 1.0, 1.0))
+                    finally:
+                        self.in_pump = False
                 if gone:
                     _driver_gone()
+                if self.current_task and self.current_task in self.cancelled and self.cancellable:
+                    self._raise_cancelled()  # cancelled while it waited (perhaps while a nested task ran)
         finally:
             self.send(("blocked", False))
 
@@ -606,6 +668,14 @@ class WorkerRuntime:
 
     def control(self, body: tuple[Any, ...]) -> Any:
         return self._request(body)
+
+
+def _give_back(blobs: list[Blob]) -> None:
+    client = current_client()
+    for blob in blobs:
+        if blob.region is not None and client is not None:
+            with contextlib.suppress(Exception):
+                client.free(*blob.region)
 
 
 class _DependencyFailed(Exception):
@@ -703,6 +773,8 @@ def main(argv: list[str] | None = None) -> int:
     conn = load_transport(spec.transport).attach(spec)
     runtime = WorkerRuntime(conn, worker_id, kind, death_fd if death_fd >= 0 else None)
     context.set_current(runtime)
+    signal.signal(signal.SIGUSR1, runtime._on_cancel_signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the whole group: the driver decides
     set_client(_WorkerStore(runtime, os.environ.get("NEXUS_ARENA")))
     try:
         runtime.serve()

@@ -14,6 +14,7 @@ import pytest
 import nexus
 from nexus.cluster import api
 from nexus.cluster.store import PAGE, Allocator, Arena, default_capacity
+from nexus.core.errors import ActorDiedError
 
 MiB = 1 << 20
 
@@ -27,15 +28,26 @@ def _stored(oid):
 
 
 def _settle(predicate, timeout=10.0):
-    """Wait until the driver has heard of every ref and pin change (workers send them in batches)."""
+    """Wait until ``predicate`` holds: workers report ref and pin changes before they next park, a little later."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         gc.collect()
-        nexus.get(_touch.remote())  # a round trip through every channel flushes what the workers hold back
         if predicate():
             return True
         time.sleep(0.05)
     return predicate()
+
+
+def _holds(predicate, seconds=1.0):
+    """``predicate`` stays true while every worker has had time to report what it dropped."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        gc.collect()
+        nexus.get([_touch.remote() for _ in range(4)])
+        if not predicate():
+            return False
+        time.sleep(0.1)
+    return True
 
 
 @nexus.remote
@@ -200,7 +212,7 @@ def test_refs_in_nested_containers_keep_objects_alive(cluster):
     del inner
     gc.collect()
     assert nexus.get(resolve.remote(nexus.get(outer)["box"])) == [MiB]
-    assert _settle(lambda: _stored(inner_id)), "the outer object holds the inner one"
+    assert _holds(lambda: _stored(inner_id)), "the outer object holds the inner one"
     del outer
     assert _settle(lambda: not _stored(inner_id))
 
@@ -240,6 +252,112 @@ def test_large_arguments_and_results_are_freed(cluster):
     known = set(runtime.objects)
     assert nexus.get(holder.keep.remote(a))
     kept = [oid for oid, obj in runtime.objects.items() if oid not in known and obj.region is not None]
-    assert kept and _settle(lambda: all(_stored(oid) for oid in kept)), "the actor's view keeps its argument"
+    assert kept and _holds(lambda: all(_stored(oid) for oid in kept)), "the actor's view keeps its argument"
     assert nexus.get(holder.drop.remote())
     assert _settle(lambda: not any(_stored(oid) for oid in kept))
+
+
+# -- regressions a review reproduced -------------------------------------------------------------------
+
+
+@nexus.remote
+def _slow(seconds):
+    time.sleep(seconds)
+    return 0
+
+
+@nexus.remote
+def _first(a):
+    return int(a[0])
+
+
+@nexus.remote
+def _make_later(seconds):
+    time.sleep(seconds)
+    return np.ones(1 << 17)
+
+
+@nexus.remote
+class _User:
+    def use(self, a, b):
+        return int(a[0] + b[0])
+
+
+@nexus.remote(num_returns=2)
+def _second_does_not_pickle():
+    import threading
+
+    return np.ones(1 << 17), threading.Lock()
+
+
+@nexus.remote
+class _ThreadPutter:
+    def __init__(self):
+        import threading
+
+        out = []
+        thread = threading.Thread(target=lambda: out.append(nexus.put(np.ones(1 << 17))))
+        thread.start()
+        thread.join(20)
+        self.ok = bool(out)
+
+    def ok_(self):
+        return self.ok
+
+
+def test_tasks_sharing_an_argument_in_one_message_release_every_pin(cluster):
+    ref = nexus.put(np.ones(1 << 17))
+    oid = ref.id
+    nexus.get([_first.remote(ref) for _ in range(2)])
+    out = [_slow.remote(0.3)] + [_first.remote(ref) for _ in range(12)]  # coalesced, some stolen
+    assert nexus.get(out)[1:] == [1] * 12
+    del out, ref
+    assert _settle(lambda: not _stored(oid))
+
+
+def test_an_actor_dying_with_calls_waiting_for_arguments_releases_them(cluster):
+    ready = nexus.put(np.ones(1 << 17))
+    pending = _make_later.remote(0.5)
+    ids = (ready.id, pending.id)
+    user = _User.remote()
+    call = user.use.remote(ready, pending)
+    time.sleep(0.1)
+    nexus.kill(user)
+    with pytest.raises(ActorDiedError):
+        nexus.get(call, timeout=30)
+    nexus.get(pending)
+    del ready, pending, call
+    assert _settle(lambda: not any(_stored(oid) for oid in ids))
+
+
+def test_failures_after_the_arguments_were_stored_leave_nothing(cluster):
+    before = _stats()["used"]
+    big = np.ones(1 << 17)
+    first = Holder.options(name="only-one").remote()
+    for _ in range(3):
+        with pytest.raises(ValueError, match="already exists"):
+            Holder.options(name="only-one").remote(big)
+        with pytest.raises(ValueError, match="can never run"):
+            Holder.options(num_cpus=64).remote(big)
+    for _ in range(3):
+        a, _b = _second_does_not_pickle.remote()
+        with pytest.raises(Exception, match="pickle|lock"):
+            nexus.get(a)
+    nexus.kill(first)
+    assert _settle(lambda: _stats()["used"] <= before)
+
+
+def test_a_thread_of_an_actor_constructor_can_put_large_values(cluster):
+    assert nexus.get(_ThreadPutter.remote().ok_.remote(), timeout=30)
+
+
+def test_a_killed_actor_gives_back_its_refs_and_views(cluster):
+    ref = nexus.put(np.ones(1 << 17))
+    oid = ref.id
+    holder = Holder.remote()
+    assert nexus.get(holder.keep.remote(ref))  # the actor holds a view (a pin) of it
+    assert nexus.get(holder.first.remote()) == 1
+    del ref
+    assert _holds(lambda: _stored(oid)), "the actor's view keeps it"
+    nexus.kill(holder)
+    assert _settle(lambda: not _stored(oid))

@@ -101,3 +101,23 @@ def test_nothing_left_after_the_driver_is_killed():
     while _cluster_files(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _cluster_files(proc.pid) == [], "the workers removed the arena, the rings and the spill directory"
+
+
+@nexus.remote
+def _put_in_worker():
+    return [nexus.put(np.full(1 << 17, 7.0))]
+
+
+def test_a_ref_kept_from_an_earlier_cluster_releases_nothing_in_the_next():
+    nexus.init(num_cpus=1)
+    old = nexus.get(_put_in_worker.remote())[0]
+    nexus.shutdown()
+    nexus.init(num_cpus=1)
+    try:
+        new = nexus.get(_put_in_worker.remote())[0]
+        assert new.id != old.id, "worker-made ids differ from one cluster to the next"
+        del old
+        gc.collect()
+        assert float(nexus.get(new).sum()) == 7.0 * (1 << 17)
+    finally:
+        nexus.shutdown()
