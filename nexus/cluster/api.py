@@ -73,6 +73,7 @@ ACTOR_OPTIONS = frozenset(
         "max_task_retries",
         "max_concurrency",
         "max_pending_calls",
+        "mailbox",
         "scheduling_strategy",
         "memory",
     }
@@ -90,6 +91,14 @@ def _check_options(options: dict[str, Any], allowed: frozenset[str], what: str) 
     num_returns = options.get("num_returns", 1)
     if not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 1:
         raise ValueError(f"num_returns must be a positive int, not {num_returns!r}")
+    mailbox = options.get("mailbox")
+    if mailbox is not None:
+        from ..core.mailbox import MailboxKind, MailboxSpec
+
+        if not isinstance(mailbox, MailboxSpec) or mailbox.kind is not MailboxKind.BACKPRESSURE:
+            raise ValueError(
+                f"mailbox must be a bounded MailboxSpec, such as MailboxSpec.bounded(1000, OverflowPolicy.BLOCK), not {mailbox!r}"
+            )
     for key in ("num_cpus", "max_concurrency", "max_restarts", "max_retries", "max_pending_calls"):
         value = options.get(key)
         low = 1 if key == "max_concurrency" else -1
@@ -456,6 +465,7 @@ class ActorClass:
             "namespace",
             "max_concurrency",
             "max_pending_calls",
+            "mailbox",
             "max_restarts",
             "max_task_retries",
             "num_cpus",

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..core.errors import ActorDiedError, NexusError, ObjectLostError, ObjectStoreFullError
 from ..core.event_stream import EventStream
-from .events import ActorExited, ActorRestarting, TaskRetried, WorkerDied, WorkerStarted
+from .events import ActorExited, ActorRestarting, CallDropped, TaskRetried, WorkerDied, WorkerStarted
 from .protocol import SPIN_SECONDS, Pump, pack
 from .shm_util import cluster_id, remove_cluster_segments
 from .store import PREFAULT_STEP, Allocator, Arena, Pin, default_capacity, remove_spill_dir, spill_dir
@@ -52,6 +52,10 @@ PREFAULT_FIRST = 64 << 20
 """The arena memory faulted in ahead of time at start (in the background)."""
 PREFAULT_AHEAD = 256 << 20
 """How far past the highest region ever handed out the arena is kept faulted in."""
+MAX_QUEUED_TASKS = 200_000
+"""Tasks waiting at the driver beyond which a submitting thread waits for the workers (back-pressure)."""
+MAX_QUEUED_BYTES = 1 << 30
+"""Bytes of inline arguments of waiting tasks beyond which a submitting thread waits likewise."""
 PIN_CACHE = 64
 """Read mappings of recently read objects the driver keeps for the next get of them."""
 ASSIST_EVERY = 20e-6
@@ -175,6 +179,7 @@ class _Actor:
         self.max_restarts = 0  # -1: restart forever
         self.restarts = 0
         self.max_task_retries = 0  # calls in flight when its process dies are sent again this often (-1: always)
+        self.mailbox: Any = None  # a bounded MailboxSpec: what to do with calls beyond its capacity
         # How to start it again: kept while it may restart
         self.cls_id = b""
         self.args_blob: Blob | None = None
@@ -239,6 +244,8 @@ class Runtime:
         self.ticks = itertools.count(1)
         self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers run inside a locked section
         self.spills = self.restores = self.spilled_bytes = 0
+        self.queued_bytes = 0  # inline argument bytes of the tasks in the queue
+        self.queue_full_warned = False
         self.events = EventStream()
         self.prefaulted = 0
         self.prefault_wanted = threading.Event()
@@ -1037,6 +1044,8 @@ class Runtime:
     ) -> list[ObjectRef]:
         needs = self.needs_of(options, name, default_cpu=1.0)
         self.define(fn_id, factory)
+        if len(self.queue) >= MAX_QUEUED_TASKS or self.queued_bytes >= MAX_QUEUED_BYTES:
+            self._wait_for_queue_room()
         args, kwargs, deps = split_args(args, kwargs)
         args_blob = serialize((args, kwargs), f"the arguments of {name}")
         result_ids = [next(_ids) for _ in range(num_returns)]
@@ -1050,6 +1059,19 @@ class Runtime:
             self._enqueue(task)
         self._assist()
         return refs
+
+    def _wait_for_queue_room(self) -> None:
+        """Back-pressure: tasks are submitted faster than the workers run them; wait until the queue drains a bit."""
+        if not self.queue_full_warned:
+            self.queue_full_warned = True
+            print(
+                f"nexus: {len(self.queue):,} tasks are waiting for a worker ({self.queued_bytes:,} bytes of arguments); "
+                "submitting waits for the workers to catch up",
+                file=sys.stderr,
+            )
+        while (len(self.queue) >= MAX_QUEUED_TASKS * 0.9 or self.queued_bytes >= MAX_QUEUED_BYTES * 0.9) and not self.closing:
+            self._assist()
+            time.sleep(0.001)
 
     def needs_of(self, options: dict, name: str, default_cpu: float) -> dict[str, float] | None:
         """What a task or actor holds while it runs; None for a plain one-CPU task. Infeasible needs fail here."""
@@ -1114,6 +1136,8 @@ class Runtime:
     def _queue_task(self, task: _Task) -> None:
         if task.needs is not None:
             self.special_queued += 1
+        if not task.args_oid:
+            self.queued_bytes += task.args_blob.nbytes
         self.queue.append(task)
         self._dispatch()
 
@@ -1260,6 +1284,8 @@ class Runtime:
             self.special_queued += 1
         task.worker = None
         self.queue.appendleft(task)
+        if not task.args_oid:
+            self.queued_bytes += task.args_blob.nbytes
         self.stolen += 1
 
     def _on_revoked(self, w: _WorkerProc, task_ids: list[int]) -> None:
@@ -1284,6 +1310,8 @@ class Runtime:
                     self.used[key] -= amount
 
     def _send_task(self, w: _WorkerProc, task: _Task) -> None:
+        if not task.args_oid:
+            self.queued_bytes -= task.args_blob.nbytes
         if task.fn_id not in w.shipped:
             self.send(w, ("def", task.fn_id, self.defs[task.fn_id]))
             w.shipped.add(task.fn_id)
@@ -1357,6 +1385,7 @@ class Runtime:
             actor.max_pending = int(options.get("max_pending_calls") or -1)
             actor.max_restarts = int(options.get("max_restarts") or 0)
             actor.max_task_retries = int(options.get("max_task_retries") or 0)
+            actor.mailbox = options.get("mailbox")
             actor.cls_id, actor.args_blob, actor.deps, actor.options = cls_id, args_blob, deps, options
             actor.args_oid = self._args_object(args_blob)
             for key, amount in actor.needs.items():
@@ -1439,8 +1468,19 @@ class Runtime:
             self._spawn("actor")
 
     def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]:
-        with self.lock:
-            self._check_pending(actor_id)  # before anything is stored for the call
+        if not self._room_for_call(actor_id, method):  # before anything is stored for the call
+            refs = []
+            if not tell:
+                from ..core.errors import MailboxFullError
+
+                blob = error_blob(MailboxFullError(f"dropped: the actor's mailbox was full (drop-newest), {method}"), "the driver")
+                for _ in range(num_returns):
+                    oid = next(_ids)
+                    with self.lock:
+                        self.objects[oid] = _Object()
+                        self._store(oid, blob)
+                    refs.append(ObjectRef(oid))
+            return refs
         args, kwargs, deps = split_args(args, kwargs)
         args_blob = serialize((args, kwargs), f"the arguments of {method}")
         result_ids = [] if tell else [next(_ids) for _ in range(num_returns)]
@@ -1465,6 +1505,52 @@ class Runtime:
                 f"actor {actor.cls_name} has {actor.max_pending} calls pending (its max_pending_calls); "
                 "wait for some results before sending more"
             )
+
+    def _room_for_call(self, actor_id: int, method: str) -> bool:
+        """Apply the actor's bounded mailbox before a new call: True to go on, False to drop the new call.
+
+        Calls count while queued here or running (answers pending); BLOCK
+        waits (outside the lock) for room, up to the mailbox's
+        ``block_timeout``; FAIL raises MailboxFullError; DROP_OLDEST drops the
+        oldest call not sent yet; DROP_NEWEST drops this one.
+        """
+        from ..core.errors import MailboxFullError
+        from ..core.mailbox import OverflowPolicy
+
+        deadline: float | None = None
+        while True:
+            with self.lock:
+                self._check_pending(actor_id)
+                actor = self.actors.get(actor_id)
+                spec = actor.mailbox if actor is not None else None
+                if spec is None or actor is None or actor.dead is not None:
+                    return True
+                assert spec.capacity is not None
+                if len(actor.queue) + len(actor.inflight) < spec.capacity:
+                    return True
+                name = f"{actor.cls_name} ({actor.actor_id:x})"
+                if spec.overflow is OverflowPolicy.FAIL:
+                    raise MailboxFullError(f"actor {name} has {spec.capacity} calls pending, its mailbox's capacity")
+                if spec.overflow is OverflowPolicy.DROP_NEWEST:
+                    self.events.publish(CallDropped(name, method, spec.overflow.value))
+                    return False
+                if spec.overflow is OverflowPolicy.DROP_OLDEST and actor.queue:
+                    oldest = actor.queue.popleft()
+                    self._unpin(oldest.deps)
+                    self._decref(oldest.args_oid)
+                    blob = error_blob(MailboxFullError(f"dropped: actor {name}'s mailbox was full (drop-oldest)"), "the driver")
+                    for oid in oldest.result_ids:
+                        self._store(oid, blob)
+                    self.events.publish(CallDropped(name, oldest.method, spec.overflow.value))
+                    return True
+            # BLOCK (or DROP_OLDEST with every call already running): wait for answers to make room
+            now = time.monotonic()
+            if deadline is None:
+                deadline = None if spec.block_timeout is None else now + spec.block_timeout
+            elif deadline is not None and now >= deadline:
+                raise MailboxFullError(f"actor {name}'s mailbox stayed full for {spec.block_timeout} s")
+            self._assist()
+            time.sleep(0.0005)
 
     def _enqueue_call(self, actor_id: int, call: _Call) -> None:
         actor = self.actors.get(actor_id)
@@ -1587,6 +1673,8 @@ class Runtime:
                     self.queue.remove(task)
                     if task.needs is not None:
                         self.special_queued -= 1
+                    if not task.args_oid:
+                        self.queued_bytes -= task.args_blob.nbytes
                     blob = error_blob(TaskCancelledError(f"task {task.name} was cancelled before it ran"), "the driver")
                     for result in task.result_ids:
                         self._store(result, blob)

@@ -15,6 +15,7 @@ from ..core.events import RuntimeEvent
 __all__ = [
     "ActorExited",
     "ActorRestarting",
+    "CallDropped",
     "ClusterEvent",
     "TaskRetried",
     "WorkerDied",
@@ -67,3 +68,12 @@ class TaskRetried(ClusterEvent):
     task: str
     attempt: int  # 1 for the first retry
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallDropped(ClusterEvent):
+    """A full actor mailbox (``mailbox=MailboxSpec.bounded(...)``) dropped a call by its overflow policy."""
+
+    actor: str
+    method: str
+    policy: str

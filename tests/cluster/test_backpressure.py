@@ -1,0 +1,91 @@
+"""Back-pressure: bounded actor mailboxes (the core's MailboxSpec) and a bounded task queue at the driver."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import nexus
+from nexus.cluster import api, driver
+from nexus.cluster.events import CallDropped
+from nexus.core.errors import MailboxFullError
+from nexus.core.mailbox import MailboxSpec, OverflowPolicy
+
+
+@nexus.remote
+class Slow:
+    def __init__(self, startup=0.0):
+        time.sleep(startup)
+        self.seen = []
+
+    def nap(self, seconds, tag=None):
+        time.sleep(seconds)
+        self.seen.append(tag)
+        return tag
+
+    def history(self):
+        return self.seen
+
+
+@nexus.remote
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def test_a_blocking_mailbox_makes_the_caller_wait(cluster):
+    actor = Slow.options(mailbox=MailboxSpec.bounded(2, OverflowPolicy.BLOCK)).remote()
+    nexus.get(actor.nap.remote(0, "warm"))
+    start = time.monotonic()
+    refs = [actor.nap.remote(0.15, i) for i in range(6)]
+    waited = time.monotonic() - start
+    assert nexus.get(refs) == list(range(6)), "nothing is lost, and the order holds"
+    assert waited >= 0.3, "the caller waited for room instead of queueing without bound"
+
+
+def test_a_failing_mailbox_raises(cluster):
+    actor = Slow.options(mailbox=MailboxSpec.bounded(1, OverflowPolicy.FAIL)).remote()
+    first = actor.nap.remote(0.5, "first")
+    with pytest.raises(MailboxFullError, match="capacity"):
+        actor.nap.remote(0, "second")
+    assert nexus.get(first) == "first"
+
+
+def test_drop_newest_and_drop_oldest(cluster):
+    seen = []
+    sub = nexus.event_stream().subscribe(CallDropped, seen.append)
+    try:
+        newest = Slow.options(mailbox=MailboxSpec.bounded(1, OverflowPolicy.DROP_NEWEST)).remote()
+        kept = newest.nap.remote(0.5, "kept")
+        dropped = newest.nap.remote(0, "dropped")
+        with pytest.raises(MailboxFullError, match="drop-newest"):
+            nexus.get(dropped)
+        assert nexus.get(kept) == "kept"
+        # while the actor starts, calls wait at the driver: the oldest of them make room for newer ones
+        oldest = Slow.options(mailbox=MailboxSpec.bounded(2, OverflowPolicy.DROP_OLDEST)).remote(1.0)
+        refs = [oldest.nap.remote(0, i) for i in range(4)]
+        with pytest.raises(MailboxFullError, match="drop-oldest"):
+            nexus.get(refs[0])
+        assert nexus.get(refs[2:]) == [2, 3]
+        assert nexus.get(oldest.history.remote()) == [2, 3]
+        assert {e.policy for e in seen} == {"drop-newest", "drop-oldest"}
+    finally:
+        sub.unsubscribe()
+
+
+def test_a_mailbox_must_be_bounded():
+    with pytest.raises(ValueError, match="bounded MailboxSpec"):
+        Slow.options(mailbox=MailboxSpec())
+
+
+def test_the_task_queue_is_bounded(cluster, monkeypatch):
+    monkeypatch.setattr(driver, "MAX_QUEUED_TASKS", 20)
+    runtime = api._runtime()
+    deepest = 0
+    refs = []
+    for _ in range(120):
+        refs.append(nap.remote(0.002))
+        deepest = max(deepest, len(runtime.queue))
+    assert nexus.get(refs) == [0.002] * 120
+    assert deepest <= 21, "the submitter waited for the workers instead of queueing without bound"
