@@ -223,3 +223,19 @@ def test_a_new_driver_starts_right_after_one_is_killed():
     )
     out = subprocess.run([sys.executable, "-c", second], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "42", out.stderr
+
+
+@nexus.remote
+def _put_here(n):
+    import numpy as np
+
+    return [nexus.put(np.full(n, 3.0))], os.getpid()
+
+
+def test_objects_a_worker_made_outlive_it(cluster):
+    """No object lives only in a worker: values go to the driver or the host's arena as they are made."""
+    for n in (10, 1 << 17):  # inline, and in the arena
+        box, pid = nexus.get(_put_here.remote(n))
+        _kill(pid)
+        time.sleep(0.3)
+        assert float(nexus.get(box[0], timeout=30).sum()) == 3.0 * n
