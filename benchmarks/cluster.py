@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .harness import BenchmarkResult, Figure, Target, alternate_rounds, progress, rate
+from .harness import BenchmarkResult, Figure, Target, alternate_rounds, progress, rate, versus_ray
 
 NAME = "cluster"
 
@@ -162,16 +162,12 @@ def run(quick: bool) -> BenchmarkResult:
     notes.append(f"Nexus init to first result: {seconds * 1000:.0f} ms")
     if init["ray"]:
         notes.append(f"Ray init to first result: {sorted(1 / v for v in init['ray'])[len(init['ray']) // 2]:.2f} s")
-    if quick:
-        notes.append("--quick: short runs for a smoke test; do not quote these figures")
-    return BenchmarkResult(
-        name=NAME,
-        title="Local cluster: Nexus vs Ray 2.60.0 (the patterns of `ray microbenchmark`)",
-        figures=figures,
-        peer="ray",
-        peer_label="Ray",
-        peer_available=ray is not None,
-        method=f"median of {rounds} alternating rounds; {n_nexus:,} ops per Nexus measure, {n_ray:,} per Ray measure",
-        notes=notes,
-        environment={"python": sys.version.split()[0], "cpus": os.cpu_count(), "ray": getattr(ray, "__version__", "not installed")},
+    return versus_ray(
+        NAME,
+        "Local cluster: Nexus vs Ray 2.60.0 (the patterns of `ray microbenchmark`)",
+        figures,
+        ray,
+        quick,
+        f"median of {rounds} alternating rounds; {n_nexus:,} ops per Nexus measure, {n_ray:,} per Ray measure",
+        notes,
     )

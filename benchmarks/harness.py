@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import statistics
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ __all__ = [
     "format_number",
     "progress",
     "rate",
+    "versus_ray",
 ]
 
 
@@ -209,3 +211,20 @@ def alternate_rounds(
                 gc.collect()
                 samples[key][side].append(sides[side]())
     return samples
+
+
+def versus_ray(name: str, title: str, figures: list[Figure], ray: Any, quick: bool, method: str, notes: list[str]) -> BenchmarkResult:
+    """The result of a benchmark measured beside Ray (``ray`` is the module, or None when it is not installed)."""
+    if quick:
+        notes.append("--quick: short runs for a smoke test; do not quote these figures")
+    return BenchmarkResult(
+        name=name,
+        title=title,
+        figures=figures,
+        peer="ray",
+        peer_label="Ray",
+        peer_available=ray is not None,
+        method=method,
+        notes=notes,
+        environment={"python": sys.version.split()[0], "cpus": os.cpu_count(), "ray": getattr(ray, "__version__", "not installed")},
+    )

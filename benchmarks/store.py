@@ -33,7 +33,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from .harness import BenchmarkResult, Figure, Target, alternate_rounds, progress, rate
+from .harness import BenchmarkResult, Figure, Target, alternate_rounds, progress, rate, versus_ray
 
 NAME = "store"
 
@@ -179,18 +179,14 @@ def run(quick: bool) -> BenchmarkResult:
         Figure(key, label.format(size=size_text), unit, samples[key]["nexus"], samples[key].get("ray"), Target.ratio(10))
         for key, (label, unit) in LABELS.items()
     ]
-    if quick:
-        notes.append("--quick: short runs for a smoke test; do not quote these figures")
-    return BenchmarkResult(
-        name=NAME,
-        title="Object store: Nexus vs Ray 2.60.0",
-        figures=figures,
-        peer="ray",
-        peer_label="Ray",
-        peer_available=ray is not None,
-        method=f"median of {rounds} alternating rounds; {n_nexus:,} small ops per Nexus measure, {n_ray:,} per Ray measure",
-        notes=notes,
-        environment={"python": sys.version.split()[0], "cpus": os.cpu_count(), "ray": getattr(ray, "__version__", "not installed")},
+    return versus_ray(
+        NAME,
+        "Object store: Nexus vs Ray 2.60.0",
+        figures,
+        ray,
+        quick,
+        f"median of {rounds} alternating rounds; {n_nexus:,} small ops per Nexus measure, {n_ray:,} per Ray measure",
+        notes,
     )
 
 
