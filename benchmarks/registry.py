@@ -27,6 +27,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("envelope", "benchmarks.envelope"),
     ("cluster", "benchmarks.cluster"),
     ("store", "benchmarks.store"),
+    ("observe", "benchmarks.observe"),
 )
 
 

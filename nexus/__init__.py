@@ -5,6 +5,7 @@ The actor runtime and its plug points live in :mod:`nexus.core`; fakes for
 tests (manual clock, deterministic dispatcher) in :mod:`nexus.testing`.
 """
 
+from . import state
 from ._version import __version__
 from .cluster.api import (
     ObjectRef,
@@ -72,5 +73,14 @@ __all__ = [
     "put",
     "remote",
     "shutdown",
+    "state",
+    "timeline",
     "wait",
 ]
+
+
+def timeline(path: str | None = None) -> dict:  # type: ignore[type-arg]
+    """The cluster's recent tasks and calls as a Chrome / Perfetto trace (written to ``path`` when given)."""
+    from .observe import timeline as _timeline
+
+    return _timeline(path)

@@ -136,12 +136,14 @@ def init(
     object_store_memory: int | None = None,
     resources: dict[str, float] | None = None,
     transport: str | None = None,
+    observe: bool = True,
     **_unused: Any,
 ) -> ClusterInfo:
     """Start a local cluster: this process becomes the driver, ``num_cpus`` worker processes run tasks.
 
     ``transport`` picks the channel plugin (``"shm"``, the default, or ``"zmq"``;
-    also from ``NEXUS_TRANSPORT``). ``address`` other than ``None``/``"local"``
+    also from ``NEXUS_TRANSPORT``). ``observe=False`` records no events for
+    :mod:`nexus.observe` (timelines, metrics, the state API's task history). ``address`` other than ``None``/``"local"``
     is for joining a running cluster, which a later release brings.
     """
     from .driver import Runtime
@@ -168,6 +170,7 @@ def init(
             namespace or "default",
             resources=resources,
             object_store_memory=object_store_memory,
+            observe=observe,
         )
         context.set_current(runtime)
         return _info(runtime)

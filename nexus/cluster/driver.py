@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core.errors import ActorDiedError, NexusError, ObjectLostError, ObjectStoreFullError
+from ..core.event_ring import EventRing
 from ..core.event_stream import EventStream
 from .events import ActorExited, ActorRestarting, CallDropped, TaskRetried, WorkerDied, WorkerStarted
 from .protocol import SPIN_SECONDS, Pump, pack
@@ -38,6 +39,11 @@ from .values import Blob, ObjectRef, StoreClient, error_blob, serialize, set_cli
 __all__ = ["Runtime"]
 
 _ids = itertools.count(1)
+_now = time.monotonic_ns
+SAMPLE_EVERY = 1.0
+"""Seconds between samples of each process's CPU, memory and waiting work."""
+OBSERVED_EVENTS = 65536
+"""Events the driver keeps for the observation layer (the oldest go first)."""
 DEFAULT_TASK_RETRIES = 3
 """``max_retries`` of a task by default (as in Ray): retried this often when its worker dies."""
 PREFETCH = 4
@@ -124,6 +130,7 @@ class _Task:
         "retries",
         "retry_exceptions",
         "task_id",
+        "trace",
         "worker",
     )
 
@@ -144,10 +151,11 @@ class _Task:
         self.retry_exceptions: Any = False  # also retried when it raises: True, or a tuple of exception types
         self.attempt = 0
         self.cancelled = False
+        self.trace = self.task_id  # the trace it belongs to: the id of the call that started the chain
 
 
 class _Call:
-    __slots__ = ("args_blob", "args_oid", "call_id", "deps", "method", "missing", "result_ids", "retries")
+    __slots__ = ("args_blob", "args_oid", "call_id", "deps", "method", "missing", "result_ids", "retries", "trace")
 
     def __init__(self, method: str, args_blob: Blob, deps: list[int], result_ids: list[int]) -> None:
         self.call_id = next(_ids)
@@ -158,6 +166,7 @@ class _Call:
         self.missing = 0
         self.args_oid = 0
         self.retries = 0  # sent again this often if the actor's process dies while it runs (-1: always)
+        self.trace = self.call_id
 
 
 class _Actor:
@@ -199,6 +208,7 @@ class Runtime:
         spare_actor_workers: int = 1,
         resources: dict[str, float] | None = None,
         object_store_memory: int | None = None,
+        observe: bool = True,
     ) -> None:
         self.num_cpus = num_cpus
         self.total: dict[str, float] = {"CPU": float(num_cpus), **{k: float(v) for k, v in (resources or {}).items()}}
@@ -244,6 +254,8 @@ class Runtime:
         self.ticks = itertools.count(1)
         self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers run inside a locked section
         self.spills = self.restores = self.spilled_bytes = 0
+        # What happened, for the observation layer (nexus.observe reads it): one tuple per event, never a wait.
+        self.observed: EventRing[tuple[Any, ...]] | None = EventRing(OBSERVED_EVENTS) if observe else None
         self.queued_bytes = 0  # inline argument bytes of the tasks in the queue
         self.queue_full_warned = False
         self.events = EventStream()
@@ -268,6 +280,8 @@ class Runtime:
         set_client(_DriverStore(self))
         self.prefaulter = threading.Thread(target=self._prefault_loop, name="nexus-prefault", daemon=True)
         self.prefaulter.start()
+        if self.observed is not None:
+            threading.Thread(target=self._sample_loop, name="nexus-sampler", daemon=True).start()
 
     # -- worker processes ----------------------------------------------------------------
 
@@ -307,6 +321,11 @@ class Runtime:
         with self.lock:
             actor_workers = [a.worker for a in self.actors.values() if a.worker is not None and a.worker.alive]
             return [*self.workers, *self.spares, *actor_workers]
+
+    def _emit(self, kind: str, *values: Any) -> None:
+        """Record an event for the observation layer (see nexus.observe.hub for the kinds and their fields)."""
+        if self.observed is not None:
+            self.observed.append((kind, _now(), *values))
 
     def _wake_receiver(self) -> None:
         with contextlib.suppress(OSError):
@@ -464,10 +483,13 @@ class Runtime:
     def _on_hello(self, w: _WorkerProc, _index: int, pid: int) -> None:
         w.ready.set()
         self.events.publish(WorkerStarted(w.name, pid, w.kind))
+        self._emit("worker", w.name, pid, "started", w.kind)
         with self.lock:
             self._dispatch()  # tasks may have queued while this worker started (a replacement, say)
 
-    def _on_done(self, w: _WorkerProc, task_id: int, items: list[tuple[int, Blob]]) -> None:
+    def _on_done(self, w: _WorkerProc, task_id: int, items: list[tuple[int, Blob]], timing: Any = None) -> None:
+        if timing is not None and self.observed is not None:
+            self.observed.append(("finished", timing[3], task_id, w, timing))  # expanded when read (observed.py)
         with self.lock:
             task = self.running.get(task_id)
             if task is not None and task.worker is w and self._retry_on_error(task, items):
@@ -494,11 +516,11 @@ class Runtime:
             self._flush(w)
             self._dispatch()
 
-    def _on_done_many(self, w: _WorkerProc, entries: list[tuple[int, list[tuple[int, Blob]]]]) -> None:
+    def _on_done_many(self, w: _WorkerProc, entries: list[tuple[int, list[tuple[int, Blob]], Any]]) -> None:
         """Answers a worker coalesced: calls that finished while more waited in its channel."""
         with self.lock:
-            for task_id, items in entries:
-                self._on_done(w, task_id, items)
+            for task_id, items, timing in entries:
+                self._on_done(w, task_id, items, timing)
 
     def _on_blocked(self, w: _WorkerProc, flag: bool) -> None:
         with self.lock:
@@ -517,6 +539,8 @@ class Runtime:
         deps: list[int],
         result_ids: list[int],
         _options: dict,
+        trace: int = 0,
+        parent: int = 0,
     ) -> None:
         with self.lock:
             if def_blob is not None:
@@ -525,6 +549,8 @@ class Runtime:
                 self._made_by(w, oid)
             task = _Task(fn_id, name, args_blob, deps, result_ids, needs=None)
             task.args_oid = self._args_object(args_blob, w)
+            task.trace = trace or task.task_id
+            self._emit("submitted", task.task_id, name, "task", task.trace, parent, w.name, 0)
             self._retry_options(task, _options)
             try:
                 task.needs = self.needs_of(_options, name, default_cpu=1.0)
@@ -536,7 +562,17 @@ class Runtime:
                 return
             self._enqueue(task)
 
-    def _on_submit_call(self, w: _WorkerProc, actor_id: int, method: str, args_blob: Blob, deps: list[int], result_ids: list[int]) -> None:
+    def _on_submit_call(
+        self,
+        w: _WorkerProc,
+        actor_id: int,
+        method: str,
+        args_blob: Blob,
+        deps: list[int],
+        result_ids: list[int],
+        trace: int = 0,
+        parent: int = 0,
+    ) -> None:
         with self.lock:
             for oid in result_ids:
                 self._made_by(w, oid)
@@ -544,6 +580,10 @@ class Runtime:
             call.args_oid = self._args_object(args_blob, w)
             actor = self.actors.get(actor_id)
             call.retries = actor.max_task_retries if actor is not None else 0
+            call.trace = trace or call.call_id
+            if self.observed is not None:
+                label = (actor.cls_name, method) if actor is not None else method
+                self._emit("submitted", call.call_id, label, "call", call.trace, parent, w.name, 0)
             self._enqueue_call(actor_id, call)
 
     def _on_create_actor(
@@ -577,6 +617,7 @@ class Runtime:
         with self.lock:
             self._made_by(w, oid)
             self._store(oid, blob, w)
+        self._emit("object", oid, "put", blob.nbytes)
 
     def _on_refs(self, w: _WorkerProc, ops: list[tuple[int, int, int]]) -> None:
         """Reference and pin changes a worker made (refs received in values, dropped; views made, dropped)."""
@@ -644,6 +685,7 @@ class Runtime:
                 self._fail_calls(actor)
             else:
                 actor.ready = True
+                self._emit("actor", _label(actor), "restarted" if actor.restarts else "created", w.name, "")
                 self._pump_calls(actor)
             callbacks, actor.on_ready = actor.on_ready, []
         for callback in callbacks:
@@ -727,6 +769,7 @@ class Runtime:
             return
         if obj.region is not None:
             self.allocator.free(*obj.region)
+            self._emit("object", oid, "freed", obj.region[1])
             obj.region = None
         if obj.spilled is not None:
             with contextlib.suppress(OSError):
@@ -866,6 +909,35 @@ class Runtime:
                     self.prefault_hold = False
                     self.prefault_done.notify_all()
 
+    def _sample_loop(self) -> None:
+        """Once a second: each process's CPU and memory, and the work waiting for it (``sample`` events)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        page = os.sysconf("SC_PAGE_SIZE")
+        last: dict[int, tuple[float, int]] = {}
+        while not self.closing:
+            time.sleep(SAMPLE_EVERY)
+            with self.lock:
+                procs = [
+                    (w.name, w.proc.pid, len(w.actor.queue) + len(w.actor.inflight) if w.actor else w.inflight)
+                    for w in self.every_worker
+                    if w.alive and w.proc is not None
+                ]
+                procs.append(("driver", os.getpid(), len(self.queue)))
+            now = time.monotonic()
+            for name, pid, queued in procs:
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    with open(f"/proc/{pid}/statm") as f:
+                        rss = int(f.read().split()[1]) * page
+                except (OSError, IndexError, ValueError):
+                    continue
+                cpu_ticks = int(fields[11]) + int(fields[12])
+                before = last.get(pid)
+                last[pid] = (now, cpu_ticks)
+                cpu = 0.0 if before is None else 100.0 * (cpu_ticks - before[1]) / ticks / max(now - before[0], 1e-6)
+                self._emit("sample", name, pid, round(cpu, 1), rss, queued)
+
     def _full_message(self, nbytes: int, why: str) -> str:
         pinned = [o for o in self.objects.values() if o.region is not None and o.pins > 0]
         return (
@@ -891,6 +963,7 @@ class Runtime:
         victim.region = None
         victim.spilled = path
         self.spills += 1
+        self._emit("object", victim_id, "spilled", size)
         self.spilled_bytes += size
         return True
 
@@ -910,6 +983,7 @@ class Runtime:
         obj.blob = obj.blob.moved(offset)
         obj.region = obj.blob.region
         self.restores += 1
+        self._emit("object", oid, "restored", size)
         return obj.blob
 
     def store_stats(self) -> dict[str, int]:
@@ -934,6 +1008,8 @@ class Runtime:
         with self.lock:
             self.objects[oid] = _Object()
             self._store(oid, blob)
+        if self.observed is not None:
+            self.observed.append(("object", _now(), oid, "put", blob.nbytes))
         return ObjectRef(oid)
 
     def wait_object(self, oid: int, timeout: float | None) -> Blob | None:
@@ -1042,6 +1118,7 @@ class Runtime:
     def submit_task(
         self, fn_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, num_returns: int, options: dict
     ) -> list[ObjectRef]:
+        begin = _now() if self.observed is not None else 0
         needs = self.needs_of(options, name, default_cpu=1.0)
         self.define(fn_id, factory)
         if len(self.queue) >= MAX_QUEUED_TASKS or self.queued_bytes >= MAX_QUEUED_BYTES:
@@ -1056,6 +1133,8 @@ class Runtime:
             task = _Task(fn_id, name, args_blob, deps, result_ids, needs)
             task.args_oid = self._args_object(args_blob)
             self._retry_options(task, options)
+            if begin and self.observed is not None:
+                self.observed.append(("submitted", _now(), task.task_id, name, "task", task.task_id, 0, "driver", begin))
             self._enqueue(task)
         self._assist()
         return refs
@@ -1327,7 +1406,7 @@ class Runtime:
         w.inflight += 1
         task.worker = w
         self.running[task.task_id] = task
-        body = ("task", task.task_id, task.fn_id, task.name, args_blob, deps, task.result_ids)
+        body = ("task", task.task_id, task.fn_id, task.name, args_blob, deps, task.result_ids, task.trace)
         if w.blocked:
             self._flush(w)
             self.send(w, body)
@@ -1468,6 +1547,7 @@ class Runtime:
             self._spawn("actor")
 
     def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]:
+        begin = _now() if self.observed is not None else 0
         if not self._room_for_call(actor_id, method):  # before anything is stored for the call
             refs = []
             if not tell:
@@ -1491,6 +1571,9 @@ class Runtime:
             call.args_oid = self._args_object(args_blob)
             actor = self.actors.get(actor_id)
             call.retries = actor.max_task_retries if actor is not None else 0
+            if begin and self.observed is not None:
+                label = (actor.cls_name, method) if actor is not None else method
+                self.observed.append(("submitted", _now(), call.call_id, label, "call", call.call_id, 0, "driver", begin))
             self._enqueue_call(actor_id, call)
         refs = [ObjectRef(oid) for oid in result_ids]
         self._assist()
@@ -1587,7 +1670,7 @@ class Runtime:
                 actor.inflight[call.call_id] = call
             deps = self._dep_blobs(w, call.deps)
             args = self._ship(w, call.args_oid) if call.args_oid else call.args_blob
-            body = ("call", actor.actor_id, call.call_id, call.method, args, deps, call.result_ids)
+            body = ("call", actor.actor_id, call.call_id, call.method, args, deps, call.result_ids, call.trace)
             if actor.sequential:
                 self._post(w, body, len(actor.inflight) - (1 if call.result_ids else 0), after=2)
             else:
@@ -1609,7 +1692,8 @@ class Runtime:
         actor.deps = []
         self._decref(actor.args_oid)
         actor.args_oid = 0
-        self.events.publish(ActorExited(f"{actor.cls_name} ({actor.actor_id:x})", str(actor.dead)))
+        self.events.publish(ActorExited(_label(actor), str(actor.dead)))
+        self._emit("actor", _label(actor), "died", actor.worker.name if actor.worker else "", str(actor.dead))
         waiting, actor.on_ready = actor.on_ready, []
         if waiting:
             died = actor.error_blob or error_blob(ActorDiedError(str(actor.dead)), "the driver")
@@ -1729,6 +1813,7 @@ class Runtime:
                     self._store(oid, blob)
             assert w.proc is not None
             self.events.publish(WorkerDied(w.name, w.proc.pid, code, w.actor.cls_name if w.actor else None, len(lost)))
+            self._emit("worker", w.name, w.proc.pid, "died", f"exit code {code}")
             actor = w.actor
             if actor is not None and actor.dead is None and actor.worker is w:
                 if actor.max_restarts not in (0, actor.restarts) and not self.closing:
@@ -1777,9 +1862,8 @@ class Runtime:
             if call.retries > 0:
                 call.retries -= 1
             actor.queue.appendleft(call)
-        self.events.publish(
-            ActorRestarting(f"{actor.cls_name} ({actor.actor_id:x})", actor.restarts, reason, len(retried), len(failed))
-        )
+        self.events.publish(ActorRestarting(_label(actor), actor.restarts, reason, len(retried), len(failed)))
+        self._emit("actor", _label(actor), "restarting", "", reason)
         self._helper(self._place_actor, actor)
 
     def _forget_worker_refs(self, w: _WorkerProc) -> None:
@@ -1818,6 +1902,10 @@ class Runtime:
         with self.lock:
             self.closing = True
         self.prefault_wanted.set()
+        hub = getattr(self, "observation_hub", None)
+        if hub is not None:
+            with contextlib.suppress(Exception):
+                hub.close()
         for thread in list(self.helpers):
             thread.join(5)
         with self.lock:
@@ -1870,6 +1958,10 @@ class Runtime:
         for fd in (self.wake_fd, self.death_r, self.death_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def _label(actor: _Actor) -> str:
+    return f"{actor.cls_name} ({actor.actor_id:x})"
 
 
 def _actor_died(actor: _Actor, why: str) -> BaseException:

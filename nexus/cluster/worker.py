@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import itertools
 import os
@@ -46,6 +47,10 @@ from .values import (
 )
 
 __all__ = ["WorkerRuntime", "main"]
+
+_now = time.monotonic_ns
+_trace_context: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("nexus_trace", default=(0, 0))
+"""(trace, span) of the task or call running in this context: what work it submits is part of that trace."""
 
 WORKER_SPIN = SPIN_SECONDS
 STEAL_AFTER = 0.01
@@ -160,7 +165,7 @@ class WorkerRuntime:
         except IndexError:
             pass
 
-    def _answer(self, call_id: int, items: list[tuple[int, Blob]], key: Any, took: float) -> None:
+    def _answer(self, call_id: int, items: list[tuple[int, Blob]], key: Any, took: float, timing: Any = None) -> None:
         """Send the results of a call or task, or hold them to go with the next answers in one message.
 
         Held only when this call was quick and the next one waiting here is
@@ -173,7 +178,7 @@ class WorkerRuntime:
         self.durations[key] = took
         with self.held_lock:
             self._absorb_ref_ops()
-            self.held.append(("d", (call_id, items)))
+            self.held.append(("d", (call_id, items, timing)))
             self.held_answers += 1
             if took < HOLD_UNDER and self.held_answers < HOLD_MAX and self._next_is_quick():
                 now = time.perf_counter()
@@ -370,7 +375,7 @@ class WorkerRuntime:
             from ..core.errors import TaskCancelledError
 
             blob = error_blob(TaskCancelledError(f"task {body[3]} was cancelled before it ran"), self.where)
-            self.send(("done", task_id, [(oid, blob) for oid in body[6]]))
+            self.send(("done", task_id, [(oid, blob) for oid in body[6]], None))
             return
         self._dispatch(body)
 
@@ -418,12 +423,15 @@ class WorkerRuntime:
 
     def _outcome(
         self, fn: Any, name: str, args_blob: Blob, deps: list[tuple[int, Blob]], result_ids: list[int]
-    ) -> tuple[list[tuple[int, Blob]], Any]:
-        """The results (serialized) and the value itself: keep it until the results are sent, so that refs
-        inside it are released only after the message holding them."""
+    ) -> tuple[list[tuple[int, Blob]], Any, tuple[int, int, int, int, bool]]:
+        """The results (serialized), the value itself, and when it ran (start, arguments read, returned, results
+        made; monotonic ns; ok). Keep the value until the results are sent, so that refs inside it are
+        released only after the message holding them."""
         main = threading.get_ident() == self.main_ident
+        start = ready = ran = _now()
         try:
             args, kwargs = self._arguments(args_blob, deps)
+            ready = _now()
             if main:
                 self.cancellable += 1
             try:
@@ -431,34 +439,46 @@ class WorkerRuntime:
             finally:
                 if main:
                     self.cancellable -= 1
-            return self._results(value, result_ids, name), value
+            ran = _now()
+            return self._results(value, result_ids, name), value, (start, ready, ran, _now(), True)
         except _DependencyFailed as failed:
-            return [(oid, failed.blob) for oid in result_ids], None
+            return [(oid, failed.blob) for oid in result_ids], None, (start, ready, ready, _now(), False)
         except BaseException as exc:  # the task's failure is its result
             if isinstance(exc, (KeyboardInterrupt, SystemExit)) and self.exiting:
                 raise
             blob = error_blob(exc, self.where)
-            return [(oid, blob) for oid in result_ids], None
+            ran = max(ran, ready)
+            return [(oid, blob) for oid in result_ids], None, (start, ready, ran, _now(), False)
 
     def _run_task(
-        self, task_id: int, fn_id: bytes, name: str, args_blob: Blob, deps: list[tuple[int, Blob]], result_ids: list[int]
+        self,
+        task_id: int,
+        fn_id: bytes,
+        name: str,
+        args_blob: Blob,
+        deps: list[tuple[int, Blob]],
+        result_ids: list[int],
+        trace: int = 0,
     ) -> None:
         fn = self.defs.get(fn_id)
         start = time.perf_counter()
         outer, self.current_task = self.current_task, task_id
+        context_token = _trace_context.set((trace or task_id, task_id))
+        timing: Any = None
         try:
             if fn is None:
                 blob = error_blob(NexusError(f"worker has no definition of {name}"), self.where)
                 items = [(oid, blob) for oid in result_ids]
             else:
-                items, _value = self._outcome(fn, name, args_blob, deps, result_ids)
+                items, _value, timing = self._outcome(fn, name, args_blob, deps, result_ids)
         finally:
+            _trace_context.reset(context_token)
             self.current_task = outer
             self.cancelled.discard(task_id)
         if threading.get_ident() == self.main_ident:
-            self._answer(task_id, items, fn_id, time.perf_counter() - start)
+            self._answer(task_id, items, fn_id, time.perf_counter() - start, timing)
         else:
-            self.send(("done", task_id, items))
+            self.send(("done", task_id, items, timing))
 
     # -- actors ------------------------------------------------------------------------------
 
@@ -482,62 +502,96 @@ class WorkerRuntime:
             self.send(("actor_ready", actor_id, error_blob(exc, self.where)))
 
     def _call(
-        self, actor_id: int, call_id: int, method: str, args_blob: Blob, deps: list[tuple[int, Blob]], result_ids: list[int]
+        self,
+        actor_id: int,
+        call_id: int,
+        method: str,
+        args_blob: Blob,
+        deps: list[tuple[int, Blob]],
+        result_ids: list[int],
+        trace: int = 0,
     ) -> None:
         host = self.actor
         if host is None or host.actor_id != actor_id:
             blob = error_blob(NexusError(f"actor {actor_id:x} does not live in {self.where}"), self.where)
             if result_ids:
-                self.send(("done", call_id, [(oid, blob) for oid in result_ids]))
+                self.send(("done", call_id, [(oid, blob) for oid in result_ids], None))
             return
+        context = (trace or call_id, call_id)
         bound = getattr(host.instance, method, None)
         name = f"{type(host.instance).__qualname__}.{method}"
         if bound is None:
             bound = _missing(type(host.instance).__qualname__, method)
         if host.loop is not None:
-            self._call_async(host, bound, name, call_id, args_blob, deps, result_ids)
+            self._call_async(host, bound, name, call_id, args_blob, deps, result_ids, context)
         elif host.pool is not None:
-            host.pool.submit(self._finish_call, bound, name, call_id, args_blob, deps, result_ids)
+            host.pool.submit(self._finish_call, bound, name, call_id, args_blob, deps, result_ids, None, context)
         else:
             self.busy_call = True
             try:
                 start = self.running_since = time.perf_counter()
-                self._finish_call(bound, name, call_id, args_blob, deps, result_ids, (method, start))
+                self._finish_call(bound, name, call_id, args_blob, deps, result_ids, (method, start), context)
             finally:
                 self.busy_call = False
                 self.running_since = 0.0
 
     def _finish_call(
-        self, bound: Any, name: str, call_id: int, args_blob: Blob, deps: list, result_ids: list[int], timed: Any = None
+        self,
+        bound: Any,
+        name: str,
+        call_id: int,
+        args_blob: Blob,
+        deps: list,
+        result_ids: list[int],
+        timed: Any = None,
+        context: tuple[int, int] = (0, 0),
     ) -> None:
-        items, _value = self._outcome(bound, name, args_blob, deps, result_ids or [0])
+        token = _trace_context.set(context)
+        try:
+            items, _value, timing = self._outcome(bound, name, args_blob, deps, result_ids or [0])
+        finally:
+            _trace_context.reset(token)
         if result_ids:
             if timed is not None:  # a sequential actor's call, on the main thread: (method, start)
-                self._answer(call_id, items, timed[0], time.perf_counter() - timed[1])
+                self._answer(call_id, items, timed[0], time.perf_counter() - timed[1], timing)
             else:
-                self.send(("done", call_id, items))
+                self.send(("done", call_id, items, timing))
         elif items[0][1].error:
             print(f"nexus {self.where}: {name} (a tell) failed:\n{deserialize(items[0][1]).traceback_text}", file=sys.stderr)
 
     def _call_async(
-        self, host: _ActorHost, bound: Any, name: str, call_id: int, args_blob: Blob, deps: list, result_ids: list[int]
+        self,
+        host: _ActorHost,
+        bound: Any,
+        name: str,
+        call_id: int,
+        args_blob: Blob,
+        deps: list,
+        result_ids: list[int],
+        context: tuple[int, int] = (0, 0),
     ) -> None:
         async def run() -> None:
             assert host.semaphore is not None
+            _trace_context.set(context)  # this coroutine's own context
+            start = ready = ran = _now()
+            ok = False
             async with host.semaphore:
                 try:
                     args, kwargs = self._arguments(args_blob, deps)
+                    ready = _now()
                     value = bound(*args, **kwargs)
                     if inspect.isawaitable(value):
                         value = await value
+                    ran = _now()
                     items = self._results(value, result_ids or [0], name)
+                    ok = True
                 except _DependencyFailed as failed:
                     items = [(oid, failed.blob) for oid in result_ids or [0]]
                 except BaseException as exc:
                     blob = error_blob(exc, self.where)
                     items = [(oid, blob) for oid in result_ids or [0]]
             if result_ids:
-                self.send(("done", call_id, items))
+                self.send(("done", call_id, items, (start, ready, max(ran, ready), _now(), ok)))
 
         assert host.loop is not None
         asyncio.run_coroutine_threadsafe(run(), host.loop)
@@ -557,7 +611,8 @@ class WorkerRuntime:
         args, kwargs, deps = split_args(args, kwargs)
         args_blob = serialize_handed_over((args, kwargs), f"the arguments of {name}")
         result_ids = [self.new_id() for _ in range(num_returns)]
-        self.send(("submit", fn_id, definition, name, args_blob, deps, result_ids, options))
+        trace, parent = _trace_context.get()
+        self.send(("submit", fn_id, definition, name, args_blob, deps, result_ids, options, trace, parent))
         return [ObjectRef(oid) for oid in result_ids]
 
     def create_actor(self, cls_id: bytes, blob_factory: Any, name: str, args: tuple, kwargs: dict, options: dict) -> int:
@@ -574,7 +629,8 @@ class WorkerRuntime:
         args, kwargs, deps = split_args(args, kwargs)
         args_blob = serialize_handed_over((args, kwargs), f"the arguments of {method}")
         result_ids = [] if tell else [self.new_id() for _ in range(num_returns)]
-        self.send(("submit_call", actor_id, method, args_blob, deps, result_ids))
+        trace, parent = _trace_context.get()
+        self.send(("submit_call", actor_id, method, args_blob, deps, result_ids, trace, parent))
         return [ObjectRef(oid) for oid in result_ids]
 
     def put(self, value: Any) -> ObjectRef:

@@ -1,0 +1,66 @@
+"""Benchmark "observe": what observation costs the cluster, measured on and off side by side.
+
+Method
+------
+The same patterns as ``cluster`` (tasks and 1:1 actor calls, one at a time
+and submitted together), against a cluster started with ``observe=True``
+(the default: every submission and finish recorded in the event ring, a
+1 Hz sampler) and one with ``observe=False``. Only one cluster can run in a
+process, so each round starts both in turn (alternating which goes first)
+and measures each; the headline is the median over rounds. The "peer"
+column is observation off; the target is on >= 0.9x off (at most 10% lost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .cluster import _Side
+from .harness import BenchmarkResult, Figure, Target, progress, versus_ray
+
+NAME = "observe"
+
+LABELS = {
+    "tasks_sync": "tasks, one at a time",
+    "tasks_async": "tasks, submitted together",
+    "actor_sync": "1:1 actor calls, one at a time",
+    "actor_async": "1:1 actor calls, submitted together",
+}
+
+
+def _measure(observe: bool, n: int) -> dict[str, float]:
+    import nexus
+
+    nexus.init(num_cpus=2, observe=observe)
+    try:
+        measures: dict[str, Callable[[], float]] = _Side(nexus).measures(n)
+        return {key: measures[key]() for key in LABELS}
+    finally:
+        nexus.shutdown()
+
+
+def run(quick: bool) -> BenchmarkResult:
+    rounds = 2 if quick else 5
+    n = 1000 if quick else 5000
+    samples: dict[str, dict[str, list[float]]] = {key: {"on": [], "off": []} for key in LABELS}
+    for r in range(rounds):
+        progress(f"{NAME}: round {r + 1}/{rounds}")
+        order = (True, False) if r % 2 == 0 else (False, True)
+        for observe in order:
+            figures = _measure(observe, n)
+            for key, value in figures.items():
+                samples[key]["on" if observe else "off"].append(value)
+    figures_out = [
+        Figure(key, label, "/s", samples[key]["on"], samples[key]["off"], Target.ratio(0.9)) for key, label in LABELS.items()
+    ]
+    result = versus_ray(
+        NAME,
+        "Observation on (default) vs off: what the event ring costs",
+        figures_out,
+        None,
+        quick,
+        f"median of {rounds} rounds, a fresh cluster per side per round; {n:,} ops per measure",
+        [],
+    )
+    result.peer, result.peer_label, result.peer_available = "off", "off", True
+    return result

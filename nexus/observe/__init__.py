@@ -1,0 +1,77 @@
+"""Layer 4, observation: what ran where, when, and why it was slow.
+
+``nexus.observe.hub()`` is the ObservationHub of the cluster this process
+drives: a ring of its recent events (read with a cursor; a reader that fell
+behind is told how many it missed) and sinks that follow it:
+:class:`~nexus.observe.hub.LoggingSink`, Prometheus
+(:func:`start_metrics_server`) and OpenTelemetry (:func:`enable_tracing`).
+``nexus.timeline(path)`` writes a Chrome / Perfetto trace. The state API is
+:mod:`nexus.state`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .hub import FIELDS, LoggingSink, ObservationEvent, ObservationHub, ObservationSink
+from .trace import chrome_trace, write_trace
+
+__all__ = [
+    "FIELDS",
+    "LoggingSink",
+    "ObservationEvent",
+    "ObservationHub",
+    "ObservationSink",
+    "enable_tracing",
+    "hub",
+    "start_metrics_server",
+    "timeline",
+]
+
+
+def _runtime() -> Any:
+    from ..cluster import context
+
+    runtime = context.current()
+    if runtime is None or not hasattr(runtime, "observed"):
+        raise RuntimeError("observation is the driver's: call nexus.init() in this process first")
+    if runtime.observed is None:
+        raise RuntimeError("this cluster records no events: it was started with nexus.init(observe=False)")
+    return runtime
+
+
+def hub() -> ObservationHub:
+    """The ObservationHub of the running cluster (made on first use)."""
+    runtime = _runtime()
+    existing = getattr(runtime, "observation_hub", None)
+    if existing is None:
+        existing = runtime.observation_hub = ObservationHub(runtime.observed)
+    return existing
+
+
+def timeline(path: str | None = None) -> dict[str, Any]:
+    """The recent tasks and calls as a Chrome / Perfetto trace; also written to ``path`` when given."""
+    import os
+
+    trace = chrome_trace(hub().raw(), os.getpid())
+    if path is not None:
+        write_trace(path, trace)
+    return trace
+
+
+def start_metrics_server(port: int = 0, addr: str = "127.0.0.1") -> Any:
+    """Serve Prometheus metrics at ``http://addr:port/metrics`` (loopback by default; port 0: any free one).
+
+    Returns the sink: its ``port`` is the one it listens on; ``hub().remove_sink(sink)`` stops it.
+    """
+    from .metrics import PrometheusSink
+
+    runtime = _runtime()
+    return hub().add_sink(PrometheusSink(runtime.store_stats, port=port, addr=addr), from_now=False)
+
+
+def enable_tracing(span_processor: Any = None, exporter: Any = None, service_name: str = "nexus") -> Any:
+    """Send an OpenTelemetry span for every finished task and call to ``span_processor`` or ``exporter``."""
+    from .otel import OpenTelemetrySink
+
+    return hub().add_sink(OpenTelemetrySink(span_processor, exporter, service_name), from_now=False)
