@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .harness import BenchmarkResult, Figure, Target, alternate_rounds, progress, rate, versus_ray
+from .harness import BenchmarkResult, Figure, Target, alternate_rounds, progress, rate, timed_loop, versus_ray
 
 NAME = "cluster"
 
@@ -86,12 +86,7 @@ class _Side:
         x.get(self.noop.remote())
 
     def loop(self, n: int, body: Callable[[], Any]) -> float:
-        for _ in range(max(n // 10, 5)):
-            body()
-        start = time.perf_counter()
-        for _ in range(n):
-            body()
-        return rate(n, time.perf_counter() - start)
+        return timed_loop(n, body)
 
     def batch(self, n: int, submit: Callable[[], Any]) -> float:
         self.x.get([submit() for _ in range(max(n // 10, 5))])

@@ -228,3 +228,15 @@ def versus_ray(name: str, title: str, figures: list[Figure], ray: Any, quick: bo
         notes=notes,
         environment={"python": sys.version.split()[0], "cpus": os.cpu_count(), "ray": getattr(ray, "__version__", "not installed")},
     )
+
+
+def timed_loop(n: int, body: Any) -> float:
+    """Rate of ``body()`` over ``n`` calls, after an untimed warm-up of ``n / 10`` (at least 5)."""
+    import time
+
+    for _ in range(max(n // 10, 5)):
+        body()
+    start = time.perf_counter()
+    for _ in range(n):
+        body()
+    return rate(n, time.perf_counter() - start)

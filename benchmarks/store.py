@@ -33,7 +33,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from .harness import BenchmarkResult, Figure, Target, alternate_rounds, progress, rate, versus_ray
+from .harness import BenchmarkResult, Figure, Target, alternate_rounds, progress, timed_loop, versus_ray
 
 NAME = "store"
 
@@ -97,12 +97,7 @@ class _Side:
         return self.array.nbytes * puts / seconds / 1e9
 
     def loop(self, n: int, body: Callable[[], Any]) -> float:
-        for _ in range(max(n // 10, 5)):
-            body()
-        start = time.perf_counter()
-        for _ in range(n):
-            body()
-        return rate(n, time.perf_counter() - start)
+        return timed_loop(n, body)
 
     def measures(self, n: int, puts: int) -> dict[str, Callable[[], float]]:
         x = self.x
