@@ -79,6 +79,21 @@ __all__ = [
 ]
 
 
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext nexus``: the ``%nexus`` magic (status, workers, actors, tasks, timeline, view, trace)."""
+    from .notebook import load_ipython_extension as load
+
+    load(ipython)
+
+
+def __getattr__(name: str) -> object:  # the live views import ipywidgets: only when asked for
+    if name in ("ClusterView", "TraceView", "progress"):
+        from .notebook import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module 'nexus' has no attribute {name!r}")
+
+
 def timeline(path: str | None = None) -> dict:  # type: ignore[type-arg]
     """The cluster's recent tasks and calls as a Chrome / Perfetto trace (written to ``path`` when given)."""
     from .observe import timeline as _timeline

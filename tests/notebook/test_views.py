@@ -1,0 +1,118 @@
+"""The views' logic without a browser: model state after a sequence of events; the magic; the kernel spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nexus
+from nexus.notebook.models import ClusterModel, ProgressModel, TraceModel
+from nexus.observe import ObservationEvent
+from nexus.state import ActorState, WorkerState
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _event(kind, **data):
+    return ObservationEvent(0, kind, 0, data)
+
+
+def test_trace_model_follows_spans_and_flows():
+    model = TraceModel(window=10)
+    model.feed([_event("submitted", id=1, name="outer", parent=0), _event("submitted", id=2, name="inner", parent=1)])
+    model.feed(
+        [
+            _event("finished", id=2, worker="worker-2", start=2_000_000, end=3_000_000, ok=True),
+            _event("finished", id=1, worker="worker-1", start=1_000_000, end=4_000_000, ok=False),
+        ],
+        missed=3,
+    )
+    spans = model.visible()
+    assert [(s.name, s.worker, s.ok) for s in spans] == [("inner", "worker-2", True), ("outer", "worker-1", False)]
+    assert [(p.name, c.name) for p, c in model.flows(spans)] == [("outer", "inner")]
+    html = model.to_html()
+    assert "worker-1" in html and "worker-2" in html and "3 events missed" in html and "<line" in html
+    version = model.version
+    model.paused = True
+    model.feed([_event("finished", id=3, worker="worker-1", start=5_000_000, end=6_000_000, ok=True)])
+    assert model.version == version, "a paused view does not move"
+    model.window = 0.0025  # zoom in: only the last 2.5 ms
+    assert [s.name for s in model.visible()] == ["inner", "outer"]
+    model.window = 0.0009
+    assert [s.name for s in model.visible()] == ["outer"]
+
+
+def test_cluster_model_places_actors_and_load():
+    model = ClusterModel(host="box")
+    workers = [WorkerState("worker-1", 11, "task", True, None, 1), WorkerState("worker-3", 13, "actor", True, "Greeter (7)", 0)]
+    actors = [ActorState("7", "Greeter", "g", "default", "alive", "worker-3", 13, 2, 5, None)]
+    model.update(workers, actors, {"worker-1": ["square"]})
+    version = model.version
+    model.update(workers, actors, {"worker-1": ["square"]})
+    assert model.version == version, "an unchanged snapshot is not a change"
+    model.feed([_event("sample", worker="worker-3", pid=13, cpu=55.0, rss=50 * 2**20, queued=5)])
+    tree = model.tree()
+    assert tree["host"] == "box"
+    row = {r["worker"]: r for r in tree["workers"]}
+    assert row["worker-1"]["running"] == ["square"] and row["worker-1"]["actor"] is None
+    assert row["worker-3"]["actor"] == "Greeter (7)" and row["worker-3"]["restarts"] == 2 and row["worker-3"]["cpu"] == 55.0
+    html = model.to_html()
+    assert "Greeter (7)" in html and "square" in html and "55%" in html
+
+
+def test_progress_model():
+    model = ProgressModel(4)
+    model.done, model.failed = 3, 1
+    assert "3/4" in model.to_html() and "1 failed" in model.to_html()
+
+
+def test_the_magic():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "nexus")
+    try:
+        shell.run_line_magic("nexus", "init 1")
+        status = shell.run_line_magic("nexus", "status")
+        assert "Nexus cluster" in status._repr_html_() and "workers" in repr(status)
+        assert "worker-1" in repr(shell.run_line_magic("nexus", "workers"))
+        assert "%nexus init" in shell.run_line_magic("nexus", "help")
+    finally:
+        shell.run_line_magic("nexus", "shutdown")
+        InteractiveShell.clear_instance()
+    assert not nexus.is_initialized()
+
+
+def test_kernel_install_puts_a_kernel_in_the_list(tmp_path):
+    env = dict(os.environ, JUPYTER_PATH=str(tmp_path / "share" / "jupyter"))
+    subprocess.run([sys.executable, "-m", "nexus.manage.cli", "kernel", "install", "--prefix", str(tmp_path)], check=True, env=env)
+    listing = subprocess.run(
+        [sys.executable, "-m", "jupyter_client.kernelspecapp", "list", "--json"], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    specs = json.loads(listing)["kernelspecs"]
+    assert specs["nexus"]["spec"]["display_name"] == "Python 3 (Nexus)"
+    assert specs["nexus"]["spec"]["argv"][0] == sys.executable
+    shipped = json.loads((ROOT / "kernels" / "nexus" / "kernel.json").read_text())
+    assert shipped["argv"][1:] == specs["nexus"]["spec"]["argv"][1:], "kernels/ documents the spec that is installed"
+
+
+def test_the_kernel_starts_attached_to_a_cluster(tmp_path):
+    from jupyter_client.manager import start_new_kernel
+
+    from nexus.notebook.kernel import install
+
+    install(prefix=str(tmp_path))
+    os.environ["JUPYTER_PATH"] = str(tmp_path / "share" / "jupyter")
+    try:
+        manager, client = start_new_kernel(kernel_name="nexus")
+        try:
+            reply = client.execute_interactive("print(nexus.is_initialized(), len(nexus.state.list_workers()) > 0)", timeout=60)
+            assert reply["content"]["status"] == "ok"
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=False)
+    finally:
+        os.environ.pop("JUPYTER_PATH", None)
