@@ -23,11 +23,13 @@ __all__ = ["MODULES", "Benchmark", "benchmarks", "find"]
 
 # (name, module) in the order they run; the name must equal the module's NAME.
 MODULES: tuple[tuple[str, str], ...] = (
+    ("limits", "benchmarks.limits"),
     ("core", "benchmarks.core_inprocess"),
     ("envelope", "benchmarks.envelope"),
     ("cluster", "benchmarks.cluster"),
     ("store", "benchmarks.store"),
     ("observe", "benchmarks.observe"),
+    ("microbench", "benchmarks.microbench"),
 )
 
 

@@ -13,9 +13,12 @@ import json
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from .harness import progress
+from .limits import fractions
+from .outputs import write_outputs
 from .registry import benchmarks, find
 from .report import error_table, json_document, render_table
 
@@ -31,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", metavar="NAME", help="run only the benchmark module NAME")
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test for CI), not figures to quote")
     parser.add_argument("--json", action="store_true", help="print one JSON object of all figures instead of tables")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=str(Path(__file__).resolve().parent / "results"),
+        help="write results.json, results.md and chart.png here (default: benchmarks/results)",
+    )
     return parser
 
 
@@ -46,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         selected = benchmarks()
 
     results: dict[str, Any] = {}
+    objects: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for bench in selected:
         started = time.perf_counter()
@@ -59,11 +69,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(error_table(bench.name, error), end="\n\n", flush=True)
             continue
         progress(f"{bench.name}: done in {time.perf_counter() - started:.1f} s")
-        if args.json:
-            results[bench.name] = result.to_json()
-        else:
+        results[bench.name] = result.to_json()
+        objects[bench.name] = result
+        if not args.json:
             print(render_table(result), end="\n\n", flush=True)
 
+    notes = fractions(objects)
+    document = json_document(results, args.quick, errors)
     if args.json:
-        print(json.dumps(json_document(results, args.quick, errors), indent=2, allow_nan=False), flush=True)
+        print(json.dumps(document, indent=2, allow_nan=False), flush=True)
+    elif notes:
+        print("== against the limits of this machine\n" + "\n".join(f"   {n}" for n in notes), flush=True)
+    if args.out:
+        written = write_outputs(Path(args.out), document, objects, notes, args.quick)
+        progress("wrote " + ", ".join(str(p) for p in written))
     return 1 if errors else 0

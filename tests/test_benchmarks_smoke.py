@@ -101,3 +101,17 @@ def test_store_quick_json_without_ray() -> None:
         figure = store["figures"][key]
         assert _positive(figure["nexus"]) and figure["ray"] is None, key
     assert any("memory overhead per object" in note for note in store["notes"])
+
+
+def test_limits_and_microbench_quick_json_without_ray(tmp_path) -> None:
+    hide_ray = (
+        "import sys; sys.modules['ray'] = None; from benchmarks.runner import main; "
+        f"raise SystemExit(main(['--quick', '--json', '--only', '{{name}}', '--out', {str(tmp_path)!r}]))"
+    )
+    limits = _run([sys.executable, "-c", hide_ray.format(name="limits")], name="limits")
+    for key in ("pingpong_spin", "pingpong_eventfd", "copy_shm", "copy_fresh"):
+        assert _positive(limits["figures"][key]["nexus"]), key
+    micro = _run([sys.executable, "-c", hide_ray.format(name="microbench")], name="microbench")
+    for key in ("multi_client_tasks", "actor_1_n", "actor_n_n", "async_actor_sync", "concurrent_actor", "wait_1k", "get_10k_refs"):
+        assert _positive(micro["figures"][key]["nexus"]) and micro["figures"][key]["ray"] is None, key
+    assert (tmp_path / "results.json").exists() and "| figure |" in (tmp_path / "results.md").read_text()

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nexus
@@ -109,8 +110,29 @@ def test_the_kernel_starts_attached_to_a_cluster(tmp_path):
     try:
         manager, client = start_new_kernel(kernel_name="nexus")
         try:
-            reply = client.execute_interactive("print(nexus.is_initialized(), len(nexus.state.list_workers()) > 0)", timeout=60)
-            assert reply["content"]["status"] == "ok"
+            outputs: list[str] = []
+
+            def keep(msg):
+                if msg["msg_type"] in ("stream", "error"):
+                    outputs.append(msg["content"].get("text") or msg["content"].get("ename", ""))
+
+            reply = client.execute_interactive(
+                "print(nexus.is_initialized(), len(nexus.state.list_workers()) > 0)", timeout=60, output_hook=keep
+            )
+            assert reply["content"]["status"] == "ok" and "True True" in "".join(outputs)
+            # Interrupting a cell interrupts the get in it, not the cluster
+            setup = "import time\n@nexus.remote\ndef nap(s):\n    time.sleep(s)\n    return s\n"
+            assert client.execute_interactive(setup, timeout=60)["content"]["status"] == "ok"
+            msg_id = client.execute("nexus.get(nap.remote(60))")
+            time.sleep(1.5)
+            manager.interrupt_kernel()
+            reply = client.get_shell_msg(timeout=30)
+            while reply["parent_header"].get("msg_id") != msg_id:
+                reply = client.get_shell_msg(timeout=30)
+            assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+            outputs.clear()
+            reply = client.execute_interactive("print(nexus.get(nap.remote(0.1)))", timeout=60, output_hook=keep)
+            assert reply["content"]["status"] == "ok" and "0.1" in "".join(outputs), "the cluster goes on"
         finally:
             client.stop_channels()
             manager.shutdown_kernel(now=False)
