@@ -30,6 +30,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("store", "benchmarks.store"),
     ("observe", "benchmarks.observe"),
     ("microbench", "benchmarks.microbench"),
+    ("pool", "benchmarks.pool"),
 )
 
 
