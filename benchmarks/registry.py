@@ -26,9 +26,9 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("limits", "benchmarks.limits"),
     ("core", "benchmarks.core_inprocess"),
     ("envelope", "benchmarks.envelope"),
+    ("observe", "benchmarks.observe"),  # before Ray starts: its processes linger for seconds after shutdown
     ("cluster", "benchmarks.cluster"),
     ("store", "benchmarks.store"),
-    ("observe", "benchmarks.observe"),
     ("microbench", "benchmarks.microbench"),
     ("pool", "benchmarks.pool"),
 )
