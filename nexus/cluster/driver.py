@@ -1994,5 +1994,14 @@ class _DriverStore(StoreClient):
         with self.runtime.lock:
             self.runtime._change(oid, 1, 0)
 
+    def acquire_many(self, oids: tuple[int, ...]) -> None:
+        runtime = self.runtime
+        with runtime.lock:
+            objects = runtime.objects
+            for oid in oids:
+                obj = objects.get(oid)
+                if obj is not None:
+                    obj.refs += 1
+
     def release(self, oid: int) -> None:
         self.runtime._finalized(oid, -1, 0)

@@ -784,6 +784,9 @@ class _WorkerStore(StoreClient):
     def acquire(self, oid: int) -> None:
         self.runtime.ref_op(oid, 1, 0)
 
+    def acquire_many(self, oids: tuple[int, ...]) -> None:
+        self.runtime.ref_ops.extend((oid, 1, 0) for oid in oids)
+
     def release(self, oid: int) -> None:
         self.runtime.ref_op(oid, -1, 0)
 

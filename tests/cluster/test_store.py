@@ -361,3 +361,24 @@ def test_a_killed_actor_gives_back_its_refs_and_views(cluster):
     assert _holds(lambda: _stored(oid)), "the actor's view keeps it"
     nexus.kill(holder)
     assert _settle(lambda: not _stored(oid))
+
+
+@nexus.remote
+def _sum_refs(box):
+    return sum(nexus.get(box))
+
+
+def test_a_value_holding_many_refs_counts_them_in_one_batch(cluster):
+    inner = [nexus.put(i) for i in range(50)]
+    ids = [r.id for r in inner]
+    outer = nexus.put(inner)
+    del inner
+    gc.collect()
+    assert _holds(lambda: all(_stored(oid) for oid in ids)), "the outer value holds them"
+    box = nexus.get(outer)  # 50 refs rebuilt in the driver, counted in one go
+    assert nexus.get(_sum_refs.remote(box)) == sum(range(50))  # and in a worker
+    del outer
+    gc.collect()
+    assert _holds(lambda: all(_stored(oid) for oid in ids)), "the driver's copies still hold them"
+    del box
+    assert _settle(lambda: not any(_stored(oid) for oid in ids))
