@@ -13,6 +13,7 @@ actors creating actors, ``get`` inside a task).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import inspect
@@ -81,6 +82,7 @@ ACTOR_OPTIONS = frozenset(
 METHOD_OPTIONS = frozenset({"num_returns", "name", "max_task_retries", "retry_exceptions"})
 
 _init_lock = threading.Lock()
+_exit_hook = False
 
 
 def _check_options(options: dict[str, Any], allowed: frozenset[str], what: str) -> dict[str, Any]:
@@ -173,6 +175,10 @@ def init(
             observe=observe,
         )
         context.set_current(runtime)
+        global _exit_hook
+        if not _exit_hook:  # a kernel or script that ends without shutdown(): stop the workers, free the memory
+            atexit.register(shutdown)
+            _exit_hook = True
         return _info(runtime)
 
 

@@ -26,12 +26,22 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..core.errors import ActorDiedError, NexusError, ObjectLostError, ObjectStoreFullError
+from ..core.errors import (
+    ActorDiedError,
+    MailboxFullError,
+    NexusError,
+    ObjectLostError,
+    ObjectStoreFullError,
+    PendingCallsLimitExceededError,
+    SystemShutdownError,
+    TaskCancelledError,
+    WorkerCrashedError,
+)
 from ..core.event_ring import EventRing
 from ..core.event_stream import EventStream
 from .events import ActorExited, ActorRestarting, CallDropped, TaskRetried, WorkerDied, WorkerStarted
 from .protocol import SPIN_SECONDS, Pump, pack
-from .shm_util import cluster_id, remove_cluster_segments
+from .shm_util import cluster_id, remove_cluster_segments, remove_dead_clusters
 from .store import PREFAULT_STEP, Allocator, Arena, Pin, default_capacity, remove_spill_dir, spill_dir
 from .transport import Transport, load_transport
 from .values import Blob, ObjectRef, StoreClient, error_blob, serialize, set_client, split_args
@@ -249,6 +259,7 @@ class Runtime:
         os.set_inheritable(self.death_r, False)
         self.started_at = time.perf_counter()
         self.cluster = cluster_id()
+        remove_dead_clusters()  # segments of clusters killed with their workers, before this one takes room
         self.arena = Arena.create(default_capacity(object_store_memory))
         self.allocator = Allocator(self.arena.size)
         self.ticks = itertools.count(1)
@@ -780,8 +791,6 @@ class Runtime:
 
     def _blob_or_lost(self, oid: int) -> Blob:
         if self.closing:
-            from ..core.errors import SystemShutdownError
-
             return error_blob(SystemShutdownError("the cluster was shut down before this value arrived"), "the driver")
         obj = self.objects.get(oid)
         if obj is None or obj.blob is None:
@@ -1333,8 +1342,6 @@ class Runtime:
             error = deserialize(failed)
         except Exception:
             return False
-        from ..core.errors import TaskCancelledError
-
         exc = getattr(error, "exception", None)
         if isinstance(exc, TaskCancelledError):
             return False
@@ -1551,8 +1558,6 @@ class Runtime:
         if not self._room_for_call(actor_id, method):  # before anything is stored for the call
             refs = []
             if not tell:
-                from ..core.errors import MailboxFullError
-
                 blob = error_blob(MailboxFullError(f"dropped: the actor's mailbox was full (drop-newest), {method}"), "the driver")
                 for _ in range(num_returns):
                     oid = next(_ids)
@@ -1582,8 +1587,6 @@ class Runtime:
     def _check_pending(self, actor_id: int) -> None:
         actor = self.actors.get(actor_id)
         if actor is not None and actor.max_pending >= 0 and len(actor.queue) + len(actor.inflight) >= actor.max_pending:
-            from ..core.errors import PendingCallsLimitExceededError
-
             raise PendingCallsLimitExceededError(
                 f"actor {actor.cls_name} has {actor.max_pending} calls pending (its max_pending_calls); "
                 "wait for some results before sending more"
@@ -1597,7 +1600,6 @@ class Runtime:
         ``block_timeout``; FAIL raises MailboxFullError; DROP_OLDEST drops the
         oldest call not sent yet; DROP_NEWEST drops this one.
         """
-        from ..core.errors import MailboxFullError
         from ..core.mailbox import OverflowPolicy
 
         deadline: float | None = None
@@ -1638,8 +1640,6 @@ class Runtime:
     def _enqueue_call(self, actor_id: int, call: _Call) -> None:
         actor = self.actors.get(actor_id)
         if actor is None:
-            from .api import ActorDiedError
-
             blob = error_blob(ActorDiedError(f"actor {actor_id:x} is unknown to this cluster"), "the driver")
             for oid in call.result_ids:
                 self._store(oid, blob)
@@ -1682,8 +1682,6 @@ class Runtime:
                 call.deps = []  # consumed: a failure of the actor from here on must not release them again
 
     def _fail_calls(self, actor: _Actor) -> None:
-        from .api import ActorDiedError
-
         assert actor.dead is not None
         for key, amount in actor.needs.items():  # a dead actor holds nothing
             self.used[key] -= amount
@@ -1749,8 +1747,6 @@ class Runtime:
 
         True when a task was found.
         """
-        from .api import TaskCancelledError
-
         with self.lock:
             for task in list(self.queue):
                 if oid in task.result_ids:
@@ -1779,8 +1775,6 @@ class Runtime:
     # -- failures ------------------------------------------------------------------------------
 
     def _worker_died(self, w: _WorkerProc) -> None:
-        from .api import TaskCancelledError, WorkerCrashedError
-
         with self.lock:
             self.generation += 1
             was_alive = w.alive
@@ -1965,8 +1959,6 @@ def _label(actor: _Actor) -> str:
 
 
 def _actor_died(actor: _Actor, why: str) -> BaseException:
-    from .api import ActorDiedError
-
     return ActorDiedError(f"actor {actor.cls_name} ({actor.actor_id:x}) died: {why}")
 
 

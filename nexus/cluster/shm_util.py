@@ -25,6 +25,7 @@ __all__ = [
     "cluster_id",
     "create_segment",
     "remove_cluster_segments",
+    "remove_dead_clusters",
     "unlink_segment",
 ]
 
@@ -84,6 +85,35 @@ def attach_segment(name: str, readonly: bool = False) -> Segment:
 def unlink_segment(name: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(_path(name))
+
+
+def remove_dead_clusters() -> int:
+    """The janitor: remove the segments of clusters whose driver is no longer running (it and its workers
+    were killed together, so nobody cleaned up). Returns how many."""
+    removed = 0
+    dead: dict[str, bool] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.listdir(SHM_DIR):
+            if not entry.startswith(SEGMENT_PREFIX):
+                continue
+            cluster = entry[len(SEGMENT_PREFIX) :].split("-", 1)[0]
+            if cluster not in dead:
+                dead[cluster] = cluster.isdigit() and not _alive(int(cluster))
+            if dead[cluster]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(SHM_DIR, entry))
+                    removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def remove_cluster_segments(cluster: str) -> int:

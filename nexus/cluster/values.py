@@ -277,11 +277,6 @@ def _round_page(n: int) -> int:
     return (max(n, 1) + PAGE - 1) // PAGE * PAGE
 
 
-def serialize_handed_over(value: Any, what: str = "value", oid: int = 0) -> Blob:
-    """Serialize in a worker: the region it fills belongs to the driver from now on, which frees it."""
-    return serialize(value, what, oid)
-
-
 _batch = threading.local()  # refs counted ahead, in one go, for the value being deserialized on this thread
 
 

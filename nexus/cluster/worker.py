@@ -20,6 +20,7 @@ import inspect
 import itertools
 import os
 import secrets
+import select
 import signal
 import sys
 import threading
@@ -41,7 +42,7 @@ from .values import (
     deserialize,
     error_blob,
     join_args,
-    serialize_handed_over,
+    serialize,
     set_client,
     split_args,
 )
@@ -327,10 +328,17 @@ class WorkerRuntime:
         """Receive on behalf of a main thread busy with a long task or call (every few ms, while it lasts).
 
         Messages are only queued here (tasks, calls behind the running one,
-        answers to waiters): nothing runs on this thread.
+        answers to waiters): nothing runs on this thread. It also notices the
+        driver's death when the main thread is stuck in user code.
         """
+        parent = os.getppid()
+        watch = select.poll()
+        if self.death_fd is not None:
+            watch.register(self.death_fd, select.POLLIN)
         while not self.exiting:
             time.sleep(STEAL_AFTER / 2)
+            if os.getppid() != parent or watch.poll(0):  # the driver died, while user code may hold the main thread
+                _driver_gone()
             since = self.running_since
             long_call = since and time.perf_counter() - since > STEAL_AFTER
             if (long_call or self.thread_waiters) and self.role.acquire(blocking=False):
@@ -408,14 +416,14 @@ class WorkerRuntime:
 
     def _results(self, value: Any, result_ids: list[int], name: str) -> list[tuple[int, Blob]]:
         if len(result_ids) == 1:
-            return [(result_ids[0], serialize_handed_over(value, f"the result of {name}"))]
+            return [(result_ids[0], serialize(value, f"the result of {name}"))]
         values = list(value) if isinstance(value, (tuple, list)) else None
         if values is None or len(values) != len(result_ids):
             raise ValueError(f"{name} has num_returns={len(result_ids)} but returned {type(value).__name__} {value!r:.60}")
         items: list[tuple[int, Blob]] = []
         try:
             for oid, v in zip(result_ids, values, strict=True):
-                items.append((oid, serialize_handed_over(v, f"a result of {name}")))
+                items.append((oid, serialize(v, f"a result of {name}")))
         except BaseException:
             _give_back([blob for _, blob in items])  # the call fails as a whole: regions of the others come back
             raise
@@ -609,7 +617,7 @@ class WorkerRuntime:
     ) -> list[ObjectRef]:
         definition = self.ship(fn_id, blob_factory)
         args, kwargs, deps = split_args(args, kwargs)
-        args_blob = serialize_handed_over((args, kwargs), f"the arguments of {name}")
+        args_blob = serialize((args, kwargs), f"the arguments of {name}")
         result_ids = [self.new_id() for _ in range(num_returns)]
         trace, parent = _trace_context.get()
         self.send(("submit", fn_id, definition, name, args_blob, deps, result_ids, options, trace, parent))
@@ -618,7 +626,7 @@ class WorkerRuntime:
     def create_actor(self, cls_id: bytes, blob_factory: Any, name: str, args: tuple, kwargs: dict, options: dict) -> int:
         definition = self.ship(cls_id, blob_factory)
         args, kwargs, deps = split_args(args, kwargs)
-        args_blob = serialize_handed_over((args, kwargs), f"the arguments of {name}")
+        args_blob = serialize((args, kwargs), f"the arguments of {name}")
         actor_id = self.new_id()
         reply = self._request(("create_actor", actor_id, cls_id, definition, name, args_blob, deps, options))
         if reply is not None:
@@ -627,14 +635,14 @@ class WorkerRuntime:
 
     def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]:
         args, kwargs, deps = split_args(args, kwargs)
-        args_blob = serialize_handed_over((args, kwargs), f"the arguments of {method}")
+        args_blob = serialize((args, kwargs), f"the arguments of {method}")
         result_ids = [] if tell else [self.new_id() for _ in range(num_returns)]
         trace, parent = _trace_context.get()
         self.send(("submit_call", actor_id, method, args_blob, deps, result_ids, trace, parent))
         return [ObjectRef(oid) for oid in result_ids]
 
     def put(self, value: Any) -> ObjectRef:
-        blob = serialize_handed_over(value, "the value to put")
+        blob = serialize(value, "the value to put")
         oid = self.new_id()
         self.send(("put", oid, blob))
         return ObjectRef(oid)

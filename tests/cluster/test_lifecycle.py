@@ -223,3 +223,43 @@ def test_max_pending_calls():
         assert nexus.get(holder.slow.remote(0)) == 0, "room again once results are in"
     finally:
         nexus.shutdown()
+
+
+def test_workers_busy_in_user_code_exit_when_the_driver_is_killed():
+    script = textwrap.dedent(
+        """
+        import nexus, time
+        nexus.init(num_cpus=1)
+        @nexus.remote
+        def spin():
+            while True:
+                pass
+        ref = spin.remote()
+        time.sleep(0.5)
+        print("ready", flush=True)
+        time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    deadline = time.monotonic() + 10
+    while [pid for pid in children if _is_worker(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if _is_worker(pid)], "a worker stuck in a task noticed its driver's death"
+
+
+def test_init_removes_what_clusters_killed_with_their_workers_left():
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    leftover = f"/dev/shm/nexus-{dead.pid}-arena-{dead.pid}-0badf00d"
+    open(leftover, "wb").close()
+    nexus.init(num_cpus=1)
+    try:
+        assert not os.path.exists(leftover), "the janitor removed a dead cluster's segment"
+    finally:
+        nexus.shutdown()
