@@ -13,10 +13,12 @@ column is observation off; the target is on >= 0.9x off (at most 10% lost).
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 
 from .cluster import _Side
-from .harness import BenchmarkResult, Figure, Target, progress, versus_ray
+from .harness import BenchmarkResult, Figure, Target, progress
 
 NAME = "observe"
 
@@ -53,14 +55,14 @@ def run(quick: bool) -> BenchmarkResult:
     figures_out = [
         Figure(key, label, "/s", samples[key]["on"], samples[key]["off"], Target.ratio(0.9)) for key, label in LABELS.items()
     ]
-    result = versus_ray(
-        NAME,
-        "Observation on (default) vs off: what the event ring costs",
-        figures_out,
-        None,
-        quick,
-        f"median of {rounds} rounds, a fresh cluster per side per round; {n:,} ops per measure",
-        [],
+    return BenchmarkResult(
+        name=NAME,
+        title="Observation on (default) vs off: what the event ring costs",
+        figures=figures_out,
+        peer="off",
+        peer_label="off",
+        peer_available=True,
+        method=f"median of {rounds} rounds, a fresh cluster per side per round; {n:,} ops per measure",
+        notes=["--quick: short runs for a smoke test; do not quote these figures"] if quick else [],
+        environment={"python": sys.version.split()[0], "cpus": os.cpu_count()},
     )
-    result.peer, result.peer_label, result.peer_available = "off", "off", True
-    return result
