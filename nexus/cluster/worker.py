@@ -84,8 +84,8 @@ def _set_policy(batch: bool) -> None:
     several threads), every wake-up otherwise cost the driver 50-130 µs of
     its core, and 1:n actor calls ran 1.6x slower. With a core free the
     worker runs at once either way. Threads that run an actor's calls
-    handed over by the receiving thread (an event loop, a thread pool) keep
-    the normal policy: the hand-over must preempt the spinning receiver.
+    handed over by the receiving thread (a thread pool) keep the normal
+    policy: the hand-over must preempt the spinning receiver.
     ``NEXUS_SCHED_BATCH=0`` turns this off.
     """
     if hasattr(os, "SCHED_BATCH"):
@@ -103,19 +103,10 @@ class _ActorHost:
         self.semaphore: asyncio.Semaphore | None = None
         self.concurrent = is_async or max_concurrency > 1  # calls run on threads or an event loop
         if is_async:
+            # Run by the worker's main thread, which also receives (WorkerRuntime._serve_async): a call
+            # starts without a hand-over to another thread.
             self.loop = asyncio.new_event_loop()
-            ready = threading.Event()
-
-            def run_loop() -> None:
-                assert self.loop is not None
-                _set_policy(batch=False)  # see _set_policy: handing a call to this thread must wake it at once
-                asyncio.set_event_loop(self.loop)
-                self.semaphore = asyncio.Semaphore(max_concurrency)
-                ready.set()
-                self.loop.run_forever()
-
-            threading.Thread(target=run_loop, name="nexus-actor-loop", daemon=True).start()
-            ready.wait()
+            self.semaphore = asyncio.Semaphore(max_concurrency)
         elif max_concurrency > 1:
             self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="nexus-actor", initializer=_set_policy, initargs=(False,))
 
@@ -288,6 +279,9 @@ class WorkerRuntime:
             if self.tasks:
                 self._next_task()
                 continue
+            if self.actor is not None and self.actor.loop is not None:
+                self.actor.loop.run_until_complete(self._serve_async(parent))
+                continue
             if self.backlog and not self.busy_call:
                 self._dispatch(self.backlog.popleft())
                 continue
@@ -302,6 +296,62 @@ class WorkerRuntime:
                     self.in_pump = False
             if ready or os.getppid() != parent:
                 _driver_gone()
+
+    async def _serve_async(self, parent: int) -> None:
+        """The main loop of an ``async def`` actor's worker, run inside the actor's event loop.
+
+        Receiving is one more coroutine: it drains the channel, starts each
+        call as a task on this loop, lets the loop run, and parks on the
+        channel's descriptor (with the loop's reader) when nothing came
+        within the spin time. Calls start with no hand-over to another
+        thread; the receive role is held only while draining, so a blocking
+        ``get`` inside a call still receives for itself.
+        """
+        loop = asyncio.get_running_loop()
+        conns = [(0, self.conn)]
+        extra = [self.death_fd] if self.death_fd is not None else []
+        pause = asyncio.sleep
+        while not self.exiting:
+            while self.backlog:
+                self._dispatch(self.backlog.popleft())
+            if self.ref_ops or self.held:
+                with self.held_lock:
+                    self._flush_held()
+            deadline = time.perf_counter() + WORKER_SPIN
+            got = False
+            while not got and not self.exiting:
+                with self.role:
+                    got = self.pump.drain(conns)
+                await pause(0)  # the calls just started, and any other coroutine that is ready, run here
+                if time.perf_counter() >= deadline:
+                    break
+            if got or self.exiting or self.backlog:
+                continue
+            if await self._park(loop, extra) or os.getppid() != parent:
+                _driver_gone()
+
+    async def _park(self, loop: asyncio.AbstractEventLoop, extra: list[int]) -> bool:
+        """Wait (at most a second) until the channel may hold a message; True if the driver is gone."""
+        if not self.conn.park_begin():
+            return False
+        woken = loop.create_future()
+
+        def ready(fd: int) -> None:
+            if not woken.done():
+                woken.set_result(fd)
+
+        fds = [self.conn.fileno(), *extra]
+        for fd in fds:
+            loop.add_reader(fd, ready, fd)
+        timer = loop.call_later(1.0, ready, -1)
+        try:
+            fd = await woken
+        finally:
+            timer.cancel()
+            for each in fds:
+                loop.remove_reader(each)
+            self.conn.park_end()
+        return fd in extra
 
     def _handle(self, _key: Any, body: tuple[Any, ...]) -> None:
         op = body[0]
@@ -622,7 +672,10 @@ class WorkerRuntime:
                 self.send(("done", call_id, items, (start, ready, max(ran, ready), _now(), ok)))
 
         assert host.loop is not None
-        asyncio.run_coroutine_threadsafe(run(), host.loop)
+        if threading.get_ident() == self.main_ident:
+            host.loop.create_task(run())
+        else:  # the monitor thread received it for a main thread blocked in a call
+            asyncio.run_coroutine_threadsafe(run(), host.loop)
 
     # -- what user code inside the worker calls -------------------------------------------------------
 

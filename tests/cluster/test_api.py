@@ -263,6 +263,36 @@ def test_async_actor_interleaves_at_await(cluster):
     assert nexus.get(actor.history.remote()) == ["a-start", "b-start", "b-end", "a-end"]
 
 
+@nexus.remote
+class AsyncMixed:
+    async def nap(self, seconds):
+        await asyncio.sleep(seconds)
+        return seconds
+
+    async def blocking_get(self, x):
+        return nexus.get(double.remote(x), timeout=20)
+
+    async def block(self, seconds):
+        time.sleep(seconds)  # blocks the loop: calls behind it wait, none is lost
+        return "blocked"
+
+    async def where(self):
+        return threading.current_thread().name, os.getpid()
+
+
+def test_async_actor_runs_calls_on_its_workers_main_thread(cluster):
+    actor = AsyncMixed.remote()
+    name, pid = nexus.get(actor.where.remote(), timeout=20)
+    assert name == "MainThread" and pid != os.getpid(), "the loop runs where the worker receives: no hand-over"
+    start = time.monotonic()
+    assert nexus.get([actor.nap.remote(0.3) for _ in range(50)], timeout=20) == [0.3] * 50
+    assert time.monotonic() - start < 7.5, "50 naps of 0.3 s overlap on the loop"
+    assert nexus.get(actor.blocking_get.remote(4), timeout=20) == 8, "a blocking get inside a coroutine receives for itself"
+    refs = [actor.block.remote(0.3), *[actor.nap.remote(0) for _ in range(5)]]
+    assert nexus.get(refs, timeout=20) == ["blocked", 0, 0, 0, 0, 0]
+    assert nexus.get(actor.where.remote(), timeout=20) == (name, pid)
+
+
 def test_cancel_a_queued_task(cluster):
     blockers = [sleep_then.remote(0.5, i) for i in range(2)]
     queued = sleep_then.remote(0, "never")
