@@ -5,7 +5,8 @@ The actor runtime and its plug points live in :mod:`nexus.core`; fakes for
 tests (manual clock, deterministic dispatcher) in :mod:`nexus.testing`.
 """
 
-from . import state
+from typing import TYPE_CHECKING
+
 from ._version import __version__
 from .cluster.api import (
     ObjectRef,
@@ -21,25 +22,51 @@ from .cluster.api import (
     shutdown,
     wait,
 )
-from .core import (
-    Actor,
-    ActorRef,
-    ActorSystem,
-    Context,
-    Directive,
-    Future,
-    MailboxKind,
-    MailboxSpec,
-    NexusError,
-    OverflowPolicy,
-    PoisonPill,
-    Props,
-    ReceiveTimeout,
-    Started,
-    Stop,
-    SupervisorBuilder,
-    SystemConfig,
-    Terminated,
+
+if TYPE_CHECKING:
+    from . import state
+    from .core import (
+        Actor,
+        ActorRef,
+        ActorSystem,
+        Context,
+        Directive,
+        Future,
+        MailboxKind,
+        MailboxSpec,
+        NexusError,
+        OverflowPolicy,
+        PoisonPill,
+        Props,
+        ReceiveTimeout,
+        Started,
+        Stop,
+        SupervisorBuilder,
+        SystemConfig,
+        Terminated,
+    )
+
+_CORE = frozenset(
+    (
+        "Actor",
+        "ActorRef",
+        "ActorSystem",
+        "Context",
+        "Directive",
+        "Future",
+        "MailboxKind",
+        "MailboxSpec",
+        "NexusError",
+        "OverflowPolicy",
+        "PoisonPill",
+        "Props",
+        "ReceiveTimeout",
+        "Started",
+        "Stop",
+        "SupervisorBuilder",
+        "SystemConfig",
+        "Terminated",
+    )
 )
 
 __all__ = [
@@ -86,12 +113,25 @@ def load_ipython_extension(ipython: object) -> None:
     load(ipython)
 
 
-def __getattr__(name: str) -> object:  # the live views import ipywidgets: only when asked for
-    if name in ("ClusterView", "TraceView", "progress"):
+def __getattr__(name: str) -> object:
+    """Names imported on first use (PEP 562): a worker process imports this package too, and starts faster
+    without the in-process runtime and the state API; the live views import ipywidgets."""
+    if name in _CORE:
+        from . import core
+
+        value = getattr(core, name)
+    elif name == "state":
+        import importlib
+
+        value = importlib.import_module(".state", __name__)
+    elif name in ("ClusterView", "TraceView", "progress"):
         from .notebook import widgets
 
         return getattr(widgets, name)
-    raise AttributeError(f"module 'nexus' has no attribute {name!r}")
+    else:
+        raise AttributeError(f"module 'nexus' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def timeline(path: str | None = None) -> dict:  # type: ignore[type-arg]

@@ -43,7 +43,7 @@ from .events import ActorExited, ActorRestarting, CallDropped, TaskRetried, Work
 from .protocol import SPIN_SECONDS, Pump, pack
 from .shm_util import cluster_id, remove_cluster_segments, remove_dead_clusters
 from .store import PREFAULT_STEP, Allocator, Arena, Pin, default_capacity, remove_spill_dir, spill_dir
-from .transport import Transport, load_transport
+from .transport import Transport, load_transport, transport_target
 from .values import Blob, ObjectRef, StoreClient, error_blob, serialize, set_client, split_args
 
 __all__ = ["Runtime"]
@@ -302,7 +302,13 @@ class Runtime:
         w = _WorkerProc(next(self.indexes), kind)
         conn, spec = self.transport.open_channel(w.name)
         w.conn = conn
-        env = dict(os.environ, PYTHONUNBUFFERED="1", NEXUS_CLUSTER_ID=self.cluster, NEXUS_ARENA=self.arena.name)
+        env = dict(
+            os.environ,
+            PYTHONUNBUFFERED="1",
+            NEXUS_CLUSTER_ID=self.cluster,
+            NEXUS_ARENA=self.arena.name,
+            NEXUS_TRANSPORT_CLASS=transport_target(type(self.transport)),
+        )
         fds = (*spec.pass_fds, self.death_r)
         w.proc = subprocess.Popen(
             [sys.executable, "-m", "nexus.cluster.worker", spec.encode(), str(w.index), kind, str(self.death_r)],

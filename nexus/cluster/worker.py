@@ -13,7 +13,6 @@ of a pipe only the driver holds becomes readable).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import inspect
@@ -27,7 +26,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import NexusError
 from . import context
@@ -46,6 +45,9 @@ from .values import (
     set_client,
     split_args,
 )
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["WorkerRuntime", "main"]
 
@@ -103,6 +105,8 @@ class _ActorHost:
         self.semaphore: asyncio.Semaphore | None = None
         self.concurrent = is_async or max_concurrency > 1  # calls run on threads or an event loop
         if is_async:
+            import asyncio  # only here: a worker that hosts no async actor starts ~15 ms sooner without it
+
             # Run by the worker's main thread, which also receives (WorkerRuntime._serve_async): a call
             # starts without a hand-over to another thread.
             self.loop = asyncio.new_event_loop()
@@ -307,6 +311,8 @@ class WorkerRuntime:
         thread; the receive role is held only while draining, so a blocking
         ``get`` inside a call still receives for itself.
         """
+        import asyncio
+
         loop = asyncio.get_running_loop()
         conns = [(0, self.conn)]
         extra = [self.death_fd] if self.death_fd is not None else []
@@ -318,7 +324,7 @@ class WorkerRuntime:
                 with self.held_lock:
                     self._flush_held()
             deadline = time.perf_counter() + WORKER_SPIN
-            got = False
+            got = 0
             while not got and not self.exiting:
                 with self.role:
                     got = self.pump.drain(conns)
@@ -675,6 +681,8 @@ class WorkerRuntime:
         if threading.get_ident() == self.main_ident:
             host.loop.create_task(run())
         else:  # the monitor thread received it for a main thread blocked in a call
+            import asyncio
+
             asyncio.run_coroutine_threadsafe(run(), host.loop)
 
     # -- what user code inside the worker calls -------------------------------------------------------
@@ -911,7 +919,7 @@ def main(argv: list[str] | None = None) -> int:
     spec_text, worker_id, kind, death_fd = argv[0], int(argv[1]), argv[2], int(argv[3])
     spec = ChannelSpec.decode(spec_text)
     _set_policy(batch=os.environ.get("NEXUS_SCHED_BATCH", "1") != "0")
-    conn = load_transport(spec.transport).attach(spec)
+    conn = load_transport(spec.transport, os.environ.get("NEXUS_TRANSPORT_CLASS")).attach(spec)
     runtime = WorkerRuntime(conn, worker_id, kind, death_fd if death_fd >= 0 else None)
     context.set_current(runtime)
     signal.signal(signal.SIGUSR1, runtime._on_cancel_signal)
