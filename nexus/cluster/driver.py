@@ -195,6 +195,7 @@ class _Actor:
         self.needs: dict[str, float] = {}
         self.max_pending = -1
         self.sequential = False  # one call at a time (no threads, no event loop): its calls may be coalesced
+        self.concurrency = 1  # how many of its calls may run at once (max_concurrency)
         self.max_restarts = 0  # -1: restart forever
         self.restarts = 0
         self.max_task_retries = 0  # calls in flight when its process dies are sent again this often (-1: always)
@@ -690,12 +691,15 @@ class Runtime:
 
         threading.Thread(target=work, name="nexus-wait", daemon=True).start()
 
-    def _on_actor_ready(self, w: _WorkerProc, actor_id: int, error: Blob | None, sequential: bool = False) -> None:
+    def _on_actor_ready(
+        self, w: _WorkerProc, actor_id: int, error: Blob | None, sequential: bool = False, concurrency: int = 1
+    ) -> None:
         with self.lock:
             actor = self.actors.get(actor_id)
             if actor is None:
                 return
             actor.sequential = sequential
+            actor.concurrency = max(1, concurrency)
             if error is not None:
                 actor.error_blob = error
                 actor.dead = _actor_died(actor, "its constructor raised")
@@ -1677,10 +1681,10 @@ class Runtime:
             deps = self._dep_blobs(w, call.deps)
             args = self._ship(w, call.args_oid) if call.args_oid else call.args_blob
             body = ("call", actor.actor_id, call.call_id, call.method, args, deps, call.result_ids, call.trace)
-            if actor.sequential:
-                self._post(w, body, len(actor.inflight) - (1 if call.result_ids else 0), after=2)
-            else:
-                self.send(w, body)
+            unanswered = len(actor.inflight) - (1 if call.result_ids else 0)
+            # A concurrent actor's call is held only while as many as it may run at once (and one more,
+            # waiting in the channel) are unanswered: it could not start before one of them ends anyway.
+            self._post(w, body, unanswered, after=2 if actor.sequential else actor.concurrency + 1)
             if call.retries == 0 or not call.result_ids:
                 self._unpin(call.deps)
                 self._decref(call.args_oid)  # the worker's copy holds a pin of it from here on

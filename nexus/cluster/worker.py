@@ -579,7 +579,7 @@ class WorkerRuntime:
             concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
             self.actor = _ActorHost(actor_id, instance, concurrency, is_async)
             sequential = self.actor.loop is None and self.actor.pool is None
-            self.send(("actor_ready", actor_id, None, sequential))
+            self.send(("actor_ready", actor_id, None, sequential, concurrency))
         except _DependencyFailed as failed:
             self.send(("actor_ready", actor_id, failed.blob))
         except BaseException as exc:

@@ -96,3 +96,60 @@ def test_a_task_answer_is_not_held_behind_a_slow_task(cluster):
 def test_a_flood_of_tasks(cluster):
     refs = [square.remote(i) for i in range(5000)]
     assert nexus.get(refs) == [i * i for i in range(5000)]
+
+
+@nexus.remote
+class Gate:
+    """Calls that wait for a later call: only safe to coalesce beyond what may run at once."""
+
+    def __init__(self):
+        import threading
+
+        self.opened = threading.Event()
+
+    def wait_open(self, i):
+        assert self.opened.wait(20), "the opening call never arrived"
+        return i
+
+    def open(self):
+        self.opened.set()
+        return "open"
+
+    def echo(self, i):
+        return i
+
+
+@nexus.remote
+class AsyncGate:
+    def __init__(self):
+        import asyncio
+
+        self.opened = asyncio.Event()
+
+    async def wait_open(self, i):
+        await self.opened.wait()
+        return i
+
+    async def open(self):
+        self.opened.set()
+        return "open"
+
+
+def test_a_concurrent_actors_burst_travels_in_fewer_messages_and_in_full(cluster):
+    gate = Gate.options(max_concurrency=4).remote()
+    nexus.get(gate.echo.remote(0))
+    before = _messages_sent()
+    assert nexus.get([gate.echo.remote(i) for i in range(3000)], timeout=30) == list(range(3000))
+    if cluster == "shm":
+        assert _messages_sent() - before < 3000
+
+
+def test_calls_waiting_for_a_later_call_are_not_held_back(cluster):
+    gate = Gate.options(max_concurrency=4).remote()
+    waiting = [gate.wait_open.remote(i) for i in range(3)]  # three threads wait; the fourth must get the opener
+    assert nexus.get(gate.open.remote(), timeout=20) == "open"
+    assert nexus.get(waiting, timeout=20) == [0, 1, 2]
+    async_gate = AsyncGate.remote()
+    waiting = [async_gate.wait_open.remote(i) for i in range(500)]
+    assert nexus.get(async_gate.open.remote(), timeout=20) == "open"
+    assert nexus.get(waiting, timeout=20) == list(range(500))
