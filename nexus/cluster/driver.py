@@ -106,6 +106,7 @@ class _WorkerProc:
         self.name = f"worker-{index}"
         self.conn: Any = None
         self.proc: subprocess.Popen[bytes] | None = None
+        self.pid = 0
         self.pidfd = -1
         self.shipped: set[bytes] = set()
         self.inflight = 0  # tasks sent and not yet done (the first runs, the others wait in its channel)
@@ -179,12 +180,17 @@ class _Call:
         self.trace = self.call_id
 
 
+def _ignore(_record: Any) -> None:
+    return None
+
+
 class _Actor:
     def __init__(self, actor_id: int, cls_name: str, name: str | None, namespace: str) -> None:
         self.actor_id = actor_id
         self.cls_name = cls_name
         self.name = name
         self.namespace = namespace
+        self.labels: dict[str, tuple[str, str]] = {}  # method -> (class name, method): one tuple per method, for events
         self.worker: _WorkerProc | None = None
         self.ready = False
         self.dead: BaseException | None = None
@@ -267,7 +273,12 @@ class Runtime:
         self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers run inside a locked section
         self.spills = self.restores = self.spilled_bytes = 0
         # What happened, for the observation layer (nexus.observe reads it): one tuple per event, never a wait.
-        self.observed: EventRing[tuple[Any, ...]] | None = EventRing(OBSERVED_EVENTS) if observe else None
+        self.observed: EventRing[tuple[Any, ...]] | None = EventRing(OBSERVED_EVENTS, flat=True) if observe else None
+        # The hot paths record with these (two C calls, no Python frame): ``self._push((self._seq(), *record))``.
+        self._seq: Callable[[], int] = int
+        self._push: Callable[[tuple[Any, ...]], None] = _ignore
+        if self.observed is not None:
+            self._seq, self._push = self.observed.producer()
         self.queued_bytes = 0  # inline argument bytes of the tasks in the queue
         self.queue_full_warned = False
         self.events = EventStream()
@@ -319,6 +330,7 @@ class Runtime:
             stderr=subprocess.PIPE,
             env=env,
         )
+        w.pid = w.proc.pid
         w.pidfd = os.pidfd_open(w.proc.pid)
         proc = w.proc
         conn.peer_alive = lambda: proc.poll() is None  # a send to a full channel gives up when the worker is gone
@@ -507,7 +519,7 @@ class Runtime:
 
     def _on_done(self, w: _WorkerProc, task_id: int, items: list[tuple[int, Blob]], timing: Any = None) -> None:
         if timing is not None and self.observed is not None:
-            self.observed.append(("finished", timing[3], task_id, w, timing))  # expanded when read (observed.py)
+            self._push((self._seq(), "finished", timing[3], task_id, w.name, w.pid, *timing))
         with self.lock:
             task = self.running.get(task_id)
             if task is not None and task.worker is w and self._retry_on_error(task, items):
@@ -1028,7 +1040,7 @@ class Runtime:
             self.objects[oid] = _Object()
             self._store(oid, blob)
         if self.observed is not None:
-            self.observed.append(("object", _now(), oid, "put", blob.nbytes))
+            self._push((self._seq(), "object", _now(), oid, "put", blob.nbytes))
         return ObjectRef(oid)
 
     def wait_object(self, oid: int, timeout: float | None) -> Blob | None:
@@ -1153,7 +1165,7 @@ class Runtime:
             task.args_oid = self._args_object(args_blob)
             self._retry_options(task, options)
             if begin and self.observed is not None:
-                self.observed.append(("submitted", _now(), task.task_id, name, "task", task.task_id, 0, "driver", begin))
+                self._push((self._seq(), "submitted", _now(), task.task_id, name, "task", task.task_id, 0, "driver", begin))
             self._enqueue(task)
         self._assist()
         return refs
@@ -1587,8 +1599,10 @@ class Runtime:
             actor = self.actors.get(actor_id)
             call.retries = actor.max_task_retries if actor is not None else 0
             if begin and self.observed is not None:
-                label = (actor.cls_name, method) if actor is not None else method
-                self.observed.append(("submitted", _now(), call.call_id, label, "call", call.call_id, 0, "driver", begin))
+                label: Any = method
+                if actor is not None:
+                    label = actor.labels.get(method) or actor.labels.setdefault(method, (actor.cls_name, method))
+                self._push((self._seq(), "submitted", _now(), call.call_id, label, "call", call.call_id, 0, "driver", begin))
             self._enqueue_call(actor_id, call)
         refs = [ObjectRef(oid) for oid in result_ids]
         self._assist()

@@ -1,8 +1,9 @@
 """The driver's event records, as the observation layer reads them.
 
 The driver appends the cheapest tuples it can (see ``Runtime.observed``):
-a ``finished`` record holds the worker itself and the timing tuple the
-worker sent, a call's name is ``(class name, method)``. :func:`expand`
+records are flat tuples of strings and numbers (a worker's name and pid,
+not the worker; the timing the worker sent, unpacked), and a call's name is
+``(class name, method)``, one tuple per method. :func:`expand`
 turns any record into the flat form ``(kind, time_ns, *fields)`` with the
 fields of :data:`FIELDS`.
 """
@@ -24,10 +25,6 @@ FIELDS: dict[str, tuple[str, ...]] = {
 
 
 def expand(raw: tuple[Any, ...]) -> tuple[Any, ...]:
-    kind = raw[0]
-    if kind == "finished" and len(raw) == 5:
-        _, ts, task_id, w, timing = raw
-        return ("finished", ts, task_id, w.name, w.proc.pid if w.proc is not None else 0, *timing)
-    if kind == "submitted" and isinstance(raw[3], tuple):
+    if raw[0] == "submitted" and isinstance(raw[3], tuple):
         return (*raw[:3], ".".join(raw[3]), *raw[4:])
     return raw

@@ -8,7 +8,9 @@ events it missed when the producers lapped it.
 
 from __future__ import annotations
 
+import bisect
 import itertools
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -35,54 +37,97 @@ class ReadResult(Generic[T]):
 
 
 class EventRing(Generic[T]):
-    """``capacity`` slots; :meth:`append` is O(1) and lock-free under the GIL (a counter and a list store)."""
+    """The last ``capacity`` events, each with its sequence number; appending is O(1) and takes no lock.
 
-    def __init__(self, capacity: int = 65536) -> None:
+    Events live in a ``deque(maxlen=capacity)`` as ``(seq, event)`` pairs,
+    or, with ``flat=True`` (events are tuples), as ``(seq, *event)``.
+    :meth:`append` is the plain way to add one. A producer on a hot path
+    takes :meth:`producer` once and calls ``push((next_seq(), event))`` (or
+    ``push((next_seq(), *fields))`` when flat): two calls into C and no
+    Python frame, about a tenth of ``append``'s cost. The cluster driver
+    records two events per call; a Python-level append cost it 20% of its
+    call rate. Flat entries matter too: the garbage collector stops
+    tracking a tuple of plain values at its first collection, while a pair
+    holding a tuple stays tracked one generation longer, and each later
+    collection of that generation walks it.
+
+    Producers on several threads may push in a slightly different order
+    than their sequence numbers; readers get events in the ring's order and
+    filter by sequence number.
+    """
+
+    def __init__(self, capacity: int = 65536, flat: bool = False) -> None:
         if capacity < 1:
             raise ValueError(f"an event ring needs a positive capacity, not {capacity!r}")
         self.capacity = capacity
-        self._slots: list[tuple[int, Any] | None] = [None] * capacity
+        self.flat = flat
+        self._items: deque[tuple[Any, ...]] = deque(maxlen=capacity)
         self._counter = itertools.count()
-        self._next = 0  # one past the last sequence number handed out (may lag a concurrent append briefly)
+        self._push = self._items.append
 
     def append(self, item: T) -> int:
         seq = next(self._counter)
-        self._slots[seq % self.capacity] = (seq, item)
-        if seq >= self._next:
-            self._next = seq + 1
+        self._push((seq, *item) if self.flat else (seq, item))  # type: ignore[misc]
         return seq
+
+    def producer(self) -> tuple[Callable[[], int], Callable[[tuple[Any, ...]], None]]:
+        """``(next_seq, push)`` for a hot path (see the class)."""
+        return self._counter.__next__, self._push
+
+    def _snapshot(self) -> list[tuple[Any, ...]]:
+        while True:
+            try:
+                return list(self._items)  # one C call under the GIL: producers wait for it
+            except RuntimeError:  # mutated meanwhile (a finalizer on this thread appended): take it again
+                continue
 
     @property
     def cursor(self) -> int:
         """The sequence number the next event will get: a reader starting now passes this to read only new events."""
-        return self._next
+        items = self._items
+        try:
+            return max(items[-i][0] for i in range(1, min(len(items), _SLACK) + 1)) + 1
+        except ValueError:
+            return 0
 
     @property
     def oldest(self) -> int:
-        return max(0, self._next - self.capacity)
+        items = self._items
+        try:
+            return items[0][0]
+        except IndexError:
+            return 0
 
     def read(self, cursor: int = 0, limit: int | None = None, where: Callable[[T], bool] | None = None) -> ReadResult[T]:
-        """Events from ``cursor`` on (at most ``limit``); ``missed`` counts those overwritten before they were read."""
-        end = self._next
-        start = max(cursor, end - self.capacity, 0)
-        missed = max(0, start - cursor)
+        """Events from ``cursor`` on (at most ``limit``); ``missed`` counts those dropped before they were read."""
+        snap = self._snapshot()
+        if not snap:
+            return ReadResult([], cursor, 0)
+        missed = max(0, snap[0][0] - cursor)
+        start = max(0, bisect.bisect_left(snap, cursor, key=_seq_of) - _SLACK)  # nearly sorted: see the class
         out: list[T] = []
-        seq = start
-        slots, capacity = self._slots, self.capacity
-        while seq < end:
-            entry = slots[seq % capacity]
-            if entry is None or entry[0] != seq:  # overwritten meanwhile by a newer lap
-                if entry is not None and entry[0] > seq:
-                    missed += 1
-                seq += 1
+        end = cursor
+        flat = self.flat
+        for entry in itertools.islice(snap, start, None):
+            seq = entry[0]
+            if seq < cursor:
                 continue
-            item = entry[1]
-            seq += 1
+            if seq >= end:
+                end = seq + 1
+            item: T = entry[1:] if flat else entry[1]  # type: ignore[assignment]
             if where is None or where(item):
                 out.append(item)
                 if limit is not None and len(out) >= limit:
                     break
-        return ReadResult(out, seq, missed)
+        return ReadResult(out, end, missed)
 
     def __len__(self) -> int:
-        return min(self._next, self.capacity)
+        return len(self._items)
+
+
+_SLACK = 64
+"""How far out of order concurrent producers may leave the ring, as far as readers look for it."""
+
+
+def _seq_of(entry: tuple[Any, ...]) -> int:
+    return entry[0]

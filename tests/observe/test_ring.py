@@ -54,3 +54,39 @@ def test_limit_and_filter():
     result = ring.read(0, limit=3, where=lambda x: x % 2 == 1)
     assert result.events == [1, 3, 5]
     assert ring.read(result.cursor, where=lambda x: x % 2 == 1).events[0] == 7
+
+
+def test_a_flat_ring_and_its_producer():
+    ring: EventRing[tuple[str, int]] = EventRing(4, flat=True)
+    next_seq, push = ring.producer()
+    ring.append(("a", 1))
+    push((next_seq(), "b", 2))
+    push((next_seq(), "c", 3))
+    assert list(ring.read(0)) == [[("a", 1), ("b", 2), ("c", 3)], 3, 0]
+    for i in range(4):
+        push((next_seq(), "d", i))
+    result = ring.read(1)
+    assert result.events == [("d", 0), ("d", 1), ("d", 2), ("d", 3)] and result.missed == 2 and result.cursor == 7
+
+
+def test_a_flat_rings_entries_leave_the_garbage_collectors_care_at_once():
+    import gc
+
+    ring: EventRing[tuple[str, int, int]] = EventRing(10_000, flat=True)
+    next_seq, push = ring.producer()
+    for i in range(5_000):
+        push((next_seq(), "finished", i * 10**12, i))
+    gc.collect(0)
+    assert not any(gc.is_tracked(entry) for entry in ring._items), "kept entries would be walked by every collection"
+
+
+def test_out_of_order_producers_are_still_read_once():
+    ring: EventRing[int] = EventRing(100)
+    next_seq, push = ring.producer()
+    late = next_seq()  # taken, pushed after later ones (another thread was switched in meanwhile)
+    for _ in range(10):
+        push((next_seq(), 1))
+    first = ring.read(0)
+    push((late, 0))
+    assert first.events == [1] * 10 and first.cursor == 11
+    assert ring.read(0).events == [1] * 10 + [0]
