@@ -42,3 +42,20 @@ def test_tasks_queued_behind_a_long_task_are_stolen(cluster):
 def test_get_on_another_thread_of_a_task(cluster):
     ref = nexus.put("hello")
     assert nexus.get(get_on_a_thread.remote([ref]), timeout=30) == "hello"
+
+
+@nexus.remote
+def mostly_quick(x):
+    if x < 0:
+        time.sleep(-x)
+    return x
+
+
+def test_a_quick_function_prefetched_deep_still_gets_around_a_slow_call(cluster):
+    nexus.get([mostly_quick.remote(i) for i in range(500)], timeout=30)  # known quick: prefetched many per worker
+    slow = mostly_quick.remote(-2.0)
+    quick = [mostly_quick.remote(i) for i in range(400)]
+    assert nexus.get(quick, timeout=30) == list(range(400))
+    ready, _ = nexus.wait([slow], timeout=0)
+    assert ready == [], "every quick task finished while the slow one still ran: none waited behind it"
+    assert nexus.get(slow, timeout=30) == -2.0
