@@ -296,7 +296,6 @@ class Runtime:
         self.helpers: set[threading.Thread] = set()
         self.every_worker: list[_WorkerProc] = []
         procs = [self._spawn("task") for _ in range(num_cpus)]
-        procs += [self._spawn("actor") for _ in range(spare_actor_workers)]
         self.receiver = threading.Thread(target=self._receive_loop, name="nexus-driver-receiver", daemon=True)
         self.receiver.start()
         deadline = time.monotonic() + 60
@@ -304,6 +303,10 @@ class Runtime:
             if not w.ready.wait(max(0.0, deadline - time.monotonic())):
                 self.shutdown()
                 raise NexusError(f"{w.name} did not start within 60 s")
+        # Spare workers for actors start now and are not waited for: an actor created before its spare is up
+        # waits for it. Started with the task workers, they took a share of the cores init waits for.
+        for _ in range(spare_actor_workers):
+            self._spawn("actor")
         set_client(_DriverStore(self))
         self.prefaulter = threading.Thread(target=self._prefault_loop, name="nexus-prefault", daemon=True)
         self.prefaulter.start()
