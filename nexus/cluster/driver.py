@@ -1194,6 +1194,8 @@ class Runtime:
 
     def needs_of(self, options: dict, name: str, default_cpu: float) -> dict[str, float] | None:
         """What a task or actor holds while it runs; None for a plain one-CPU task. Infeasible needs fail here."""
+        if not options:
+            return None
         cpu = options.get("num_cpus")
         resources = dict(options.get("resources") or {})
         if options.get("num_gpus"):
@@ -1638,6 +1640,12 @@ class Runtime:
         ``block_timeout``; FAIL raises MailboxFullError; DROP_OLDEST drops the
         oldest call not sent yet; DROP_NEWEST drops this one.
         """
+        actor = self.actors.get(actor_id)
+        if actor is not None and actor.mailbox is None and actor.max_pending < 0:
+            return True  # the common case: no bound (a dict read is atomic; no lock, no import)
+        return self._room_for_bounded_call(actor_id, method)
+
+    def _room_for_bounded_call(self, actor_id: int, method: str) -> bool:
         from ..core.mailbox import OverflowPolicy
 
         deadline: float | None = None
@@ -1690,7 +1698,7 @@ class Runtime:
             if call.missing == 0:
                 self._pump_calls(actor)
 
-        call.missing = self._hold_deps(call.deps, dep_ready)
+        call.missing = self._hold_deps(call.deps, dep_ready) if call.deps else 0
         actor.queue.append(call)
         if actor.dead is not None:
             self._fail_calls(actor)
