@@ -136,9 +136,12 @@ def run(quick: bool) -> BenchmarkResult:
 
 # (benchmark, figure) of Nexus -> (limits figure, how to read it)
 FRACTIONS = {
-    ("cluster", "actor_sync"): ("pingpong_eventfd", "1:1 actor calls one at a time, of the eventfd round-trip limit"),
-    ("cluster", "tasks_sync"): ("pingpong_eventfd", "tasks one at a time, of the eventfd round-trip limit"),
-    ("cluster", "actor_async"): ("pingpong_spin", "1:1 actor calls submitted together, of the spinning round-trip limit"),
+    # A receiver that parks pays an eventfd round trip per call; Nexus's receivers spin ~200 us before they
+    # park, so calls one at a time can beat that figure (over 100%), and the spinning round trip is the ceiling.
+    ("cluster", "actor_sync"): ("pingpong_eventfd", "1:1 actor calls one at a time, of a round trip with eventfd wake-ups"),
+    ("cluster", "tasks_sync"): ("pingpong_eventfd", "tasks one at a time, of a round trip with eventfd wake-ups"),
+    ("cluster", "actor_sync", "spin"): ("pingpong_spin", "1:1 actor calls one at a time, of the spinning round trip (the ceiling)"),
+    ("cluster", "actor_async"): ("pingpong_spin", "1:1 actor calls submitted together, of the spinning round trip"),
     ("store", "put_large"): ("copy_shm", "put of a large array, of the copy bandwidth into touched shared memory"),
 }
 
@@ -150,7 +153,7 @@ def fractions(results: dict[str, BenchmarkResult]) -> list[str]:
         return []
     by_key = {f.key: f.nexus for f in limits.figures}
     lines = []
-    for (bench, key), (limit_key, text) in FRACTIONS.items():
+    for (bench, key, *_), (limit_key, text) in FRACTIONS.items():
         result = results.get(bench)
         if result is None:
             continue
