@@ -1322,11 +1322,13 @@ class Runtime:
         now = time.monotonic()
         young = [w for w in ready if not w.blocked and now - w.busy_since < PREFETCH_YOUNG]
         depth = 2
-        limit = PREFETCH_QUICK if self.took.get(queue[0].fn_id, 1.0) < QUICK_TASK else PREFETCH
-        while queue and depth <= limit:
+        took = self.took
+        while queue and depth <= PREFETCH_QUICK:
             for w in young:
                 if not queue:
                     return
+                if depth > PREFETCH and took.get(queue[0].fn_id, 1.0) >= QUICK_TASK:
+                    return  # deeper only for a task whose function is known to be quick
                 if w.inflight < depth:
                     self._send_task(w, queue.popleft())
             depth += 1

@@ -87,8 +87,10 @@ def _set_policy(batch: bool) -> None:
     its core, and 1:n actor calls ran 1.6x slower. With a core free the
     worker runs at once either way. Threads that run an actor's calls
     handed over by the receiving thread (a thread pool) keep the normal
-    policy: the hand-over must preempt the spinning receiver.
-    ``NEXUS_SCHED_BATCH=0`` turns this off.
+    policy: the hand-over must preempt the spinning receiver. Other threads
+    started in the worker, and processes started by tasks, inherit the
+    policy (they still get their fair share of CPU; they just do not preempt
+    on waking). ``NEXUS_SCHED_BATCH=0`` turns this off.
     """
     if hasattr(os, "SCHED_BATCH"):
         with contextlib.suppress(OSError):
@@ -160,6 +162,9 @@ class WorkerRuntime:
         self.role = threading.Lock()
         self.task_lock = threading.Lock()  # taking the next task vs. the driver taking it back (revoke)
         self.running_since = 0.0
+        self.blocked = False  # what the driver was last told (see _report_blocked)
+        self.last_answered = 0  # the task answered last (see _next_task)
+        self.parked_wake: Any = None  # while an async actor's loop is parked: wakes it (see send)
         self.thread_waiters = 0  # threads other than the main one waiting for an answer from the driver
         self.durations: dict[Any, float] = {}  # how long each function or method took last time
 
@@ -170,6 +175,11 @@ class WorkerRuntime:
             with self.held_lock:
                 self._flush_held()  # what was answered or counted before goes before what follows
         self.conn.send(pack(body))
+        wake = self.parked_wake
+        if wake is not None and threading.get_ident() == self.main_ident and not self.conn.park_begin():
+            # An async actor's loop is parked on the channel and a coroutine sent this: on zmq, sending lets
+            # the socket take in a message that arrived, and its descriptor (edge-triggered) says nothing more.
+            wake(-2)
 
     def _absorb_ref_ops(self) -> None:
         """Move the ref changes made so far into the held sequence, after the answers held before them."""
@@ -328,12 +338,21 @@ class WorkerRuntime:
             while not got and not self.exiting:
                 with self.role:
                     got = self.pump.drain(conns)
-                await pause(0)  # the calls just started, and any other coroutine that is ready, run here
+                # The calls just started, and any other coroutine that is ready, run here. Marked as a call
+                # running: one that blocks the loop for long lets the monitor thread receive meanwhile.
+                self.running_since = time.perf_counter()
+                await pause(0)
+                self.running_since = 0.0
                 if time.perf_counter() >= deadline:
                     break
             if got or self.exiting or self.backlog:
                 continue
-            if await self._park(loop, extra) or os.getppid() != parent:
+            self.running_since = time.perf_counter()  # coroutines run while this waits, as above
+            try:
+                gone = await self._park(loop, extra)
+            finally:
+                self.running_since = 0.0
+            if gone or os.getppid() != parent:
                 _driver_gone()
 
     async def _park(self, loop: asyncio.AbstractEventLoop, extra: list[int]) -> bool:
@@ -350,9 +369,11 @@ class WorkerRuntime:
         for fd in fds:
             loop.add_reader(fd, ready, fd)
         timer = loop.call_later(1.0, ready, -1)
+        self.parked_wake = ready
         try:
             fd = await woken
         finally:
+            self.parked_wake = None
             timer.cancel()
             for each in fds:
                 loop.remove_reader(each)
@@ -383,6 +404,10 @@ class WorkerRuntime:
                     self._handle(_key, item)
         elif op == "exit":
             self.exiting = True
+            if threading.get_ident() != self.main_ident:
+                # Received by the monitor for a main thread stuck in a long task or call (or a blocked event
+                # loop): the driver is shutting down and waits for this process, so leave now.
+                os._exit(0)
         elif op == "task":
             self.tasks.append(body)  # run after the channel is drained, so a cancel sent meanwhile is seen first
         elif op == "cancel":
@@ -424,6 +449,9 @@ class WorkerRuntime:
                     self._bad(None, exc)
                 finally:
                     self.role.release()
+                wake, host = self.parked_wake, self.actor
+                if wake is not None and self.backlog and host is not None and host.loop is not None:
+                    host.loop.call_soon_threadsafe(wake, -2)  # an async actor's parked loop: run what came
 
     def _on_cancel_signal(self, _signum: int, _frame: Any) -> None:
         """SIGUSR1: the running task was cancelled; raise in it (later, if the main thread is receiving)."""
@@ -461,7 +489,17 @@ class WorkerRuntime:
             blob = error_blob(TaskCancelledError(f"task {body[3]} was cancelled before it ran"), self.where)
             self.send(("done", task_id, [(oid, blob) for oid in body[6]], None))
             return
-        self._dispatch(body)
+        try:
+            self._dispatch(body)
+        except BaseException as exc:
+            # Not from the task's code (its outcome catches that) but from here, e.g. a RecursionError with
+            # tasks nested very deep: answer the task with it rather than lose it (its caller would wait forever).
+            if self.last_answered == task_id:
+                raise
+            blob = error_blob(exc, self.where)
+            self.send(("done", task_id, [(oid, blob) for oid in body[6]], None))
+            if not isinstance(exc, Exception):
+                raise
 
     def _dispatch(self, body: tuple[Any, ...]) -> None:
         op = body[0]
@@ -555,10 +593,14 @@ class WorkerRuntime:
                 items = [(oid, blob) for oid in result_ids]
             else:
                 items, _value, timing = self._outcome(fn, name, args_blob, deps, result_ids)
+        except Exception as exc:  # from the worker's own code around the task's (e.g. RecursionError when nested deep)
+            blob = error_blob(exc, self.where)
+            items = [(oid, blob) for oid in result_ids]
         finally:
             _trace_context.reset(context_token)
             self.current_task = outer
             self.cancelled.discard(task_id)
+        self.last_answered = task_id
         if threading.get_ident() == self.main_ident:
             self._answer(task_id, items, fn_id, time.perf_counter() - start, timing)
         else:
@@ -676,6 +718,8 @@ class WorkerRuntime:
                     items = [(oid, blob) for oid in result_ids or [0]]
             if result_ids:
                 self.send(("done", call_id, items, (start, ready, max(ran, ready), _now(), ok)))
+            elif not ok and items[0][1].error:
+                print(f"nexus {self.where}: {name} (a tell) failed:\n{deserialize(items[0][1]).traceback_text}", file=sys.stderr)
 
         assert host.loop is not None
         if threading.get_ident() == self.main_ident:
@@ -765,7 +809,7 @@ class WorkerRuntime:
                 if gone:
                     _driver_gone()
             return
-        self.send(("blocked", True))
+        self._report_blocked(True)
         try:
             while not waiter.event.is_set() and not self.exiting:
                 left = None if deadline is None else deadline - time.monotonic()
@@ -773,6 +817,7 @@ class WorkerRuntime:
                     return
                 if self.tasks:  # tasks that arrive while this one waits run on top of it: nested work never deadlocks
                     self._next_task()
+                    self._report_blocked(True)  # waiting again (a nested wait that ended said otherwise)
                     continue
                 extra = [self.death_fd] if self.death_fd is not None else []
                 with self.role:
@@ -786,7 +831,14 @@ class WorkerRuntime:
                 if self.current_task and self.current_task in self.cancelled and self.cancellable:
                     self._raise_cancelled()  # cancelled while it waited (perhaps while a nested task ran)
         finally:
-            self.send(("blocked", False))
+            self._report_blocked(False)
+
+    def _report_blocked(self, flag: bool) -> None:
+        """Tell the driver whether the main thread waits (it then counts no CPU here and sends tasks to run
+        on top of the waiting one); only changes are sent."""
+        if self.blocked != flag:
+            self.blocked = flag
+            self.send(("blocked", flag))
 
     def get_blobs(self, ids: list[int], timeout: float | None) -> dict[int, Blob] | None:
         request = next(self.requests)
@@ -918,6 +970,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec_text, worker_id, kind, death_fd = argv[0], int(argv[1]), argv[2], int(argv[3])
     spec = ChannelSpec.decode(spec_text)
+    # Tasks that arrive while one waits in get() run on top of it, ~8 frames each: room for ~700 of them. Deeper
+    # nesting fails the task that does not fit with a RecursionError (see _next_task) instead of hanging.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 6000))
     _set_policy(batch=os.environ.get("NEXUS_SCHED_BATCH", "1") != "0")
     conn = load_transport(spec.transport, os.environ.get("NEXUS_TRANSPORT_CLASS")).attach(spec)
     runtime = WorkerRuntime(conn, worker_id, kind, death_fd if death_fd >= 0 else None)

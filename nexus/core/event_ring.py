@@ -53,7 +53,10 @@ class EventRing(Generic[T]):
 
     Producers on several threads may push in a slightly different order
     than their sequence numbers; readers get events in the ring's order and
-    filter by sequence number.
+    filter by sequence number. An event pushed after a reader has read past
+    its number (its producer was switched out between taking the number and
+    pushing) is not seen by that reader, and not counted as missed: a few
+    in 100,000 under four competing producers.
     """
 
     def __init__(self, capacity: int = 65536, flat: bool = False) -> None:

@@ -183,6 +183,9 @@ def test_wait_keeps_input_order(cluster):
 
 def test_nested_and_recursive_tasks_do_not_deadlock_a_small_pool(cluster):
     assert nexus.get(fib.remote(10), timeout=60) == 55
+    # ~1,000 tasks, nested over 120 deep on one worker (tasks run on top of the one waiting in get): past
+    # Python's default recursion limit, where tasks used to be lost and the caller waited for ever.
+    assert nexus.get(fib.remote(14), timeout=60) == 377
 
 
 def test_large_array_through_shared_memory(cluster):
@@ -291,6 +294,46 @@ def test_async_actor_runs_calls_on_its_workers_main_thread(cluster):
     refs = [actor.block.remote(0.3), *[actor.nap.remote(0) for _ in range(5)]]
     assert nexus.get(refs, timeout=20) == ["blocked", 0, 0, 0, 0, 0]
     assert nexus.get(actor.where.remote(), timeout=20) == (name, pid)
+
+
+@nexus.remote
+class Blocker:
+    async def wait_for(self, path):
+        while not os.path.exists(path):  # sync code in a coroutine: the event loop is blocked meanwhile
+            time.sleep(0.01)
+        return "saw it"
+
+    async def size(self, payload):
+        return len(payload)
+
+
+@nexus.remote
+def touch(path):
+    open(path, "w").close()
+    return True
+
+
+def test_a_blocked_async_actor_still_receives(cluster, tmp_path):
+    flag = str(tmp_path / f"flag-{cluster}")
+    actor = Blocker.remote()
+    assert nexus.get(actor.size.remote(b""), timeout=20) == 0
+    waiting = actor.wait_for.remote(flag)
+    time.sleep(0.2)
+    sizes = [actor.size.remote(b"x" * (32 << 10)) for _ in range(600)]  # ~19 MB: more than its channel holds
+    assert nexus.get(touch.remote(flag), timeout=20), "the cluster goes on while the actor's loop is blocked"
+    assert nexus.get(waiting, timeout=20) == "saw it"
+    assert nexus.get(sizes, timeout=30) == [32 << 10] * 600
+
+
+def test_a_failed_tell_to_an_async_actor_is_reported(cluster, capfd):
+    actor = Blocker.remote()
+    actor.size.tell(None)  # len(None) raises in the coroutine
+    deadline = time.monotonic() + 5
+    err = ""
+    while time.monotonic() < deadline and "a tell) failed" not in err:
+        time.sleep(0.05)
+        err += capfd.readouterr().err
+    assert "Blocker.size (a tell) failed" in err and "TypeError" in err
 
 
 def test_cancel_a_queued_task(cluster):

@@ -263,3 +263,36 @@ def test_init_removes_what_clusters_killed_with_their_workers_left():
         assert not os.path.exists(leftover), "the janitor removed a dead cluster's segment"
     finally:
         nexus.shutdown()
+
+
+def test_shutdown_does_not_wait_for_workers_stuck_in_user_code():
+    nexus.init(num_cpus=1)
+    try:
+
+        @nexus.remote
+        class Stuck:
+            async def block(self, seconds):
+                time.sleep(seconds)  # blocks the actor's event loop
+
+            def block_sync(self, seconds):
+                time.sleep(seconds)
+
+            def ping(self):
+                return 1
+
+        @nexus.remote
+        def long(seconds):
+            time.sleep(seconds)
+
+        async_actor = Stuck.remote()
+        sync_actor = Stuck.remote()
+        assert nexus.get([async_actor.ping.remote(), sync_actor.ping.remote()], timeout=20) == [1, 1]
+        async_actor.block.remote(30)
+        sync_actor.block_sync.remote(30)
+        long.remote(30)
+        time.sleep(0.3)
+    finally:
+        start = time.monotonic()
+        nexus.shutdown()
+    assert time.monotonic() - start < 2.0, "the exit message is taken by each worker's monitor thread"
+    assert _no_children()
