@@ -213,21 +213,39 @@ def alternate_rounds(
     return samples
 
 
-def versus_ray(name: str, title: str, figures: list[Figure], ray: Any, quick: bool, method: str, notes: list[str]) -> BenchmarkResult:
-    """The result of a benchmark measured beside Ray (``ray`` is the module, or None when it is not installed)."""
+def peer_result(
+    name: str,
+    title: str,
+    figures: list[Figure],
+    peer: str,
+    peer_label: str,
+    quick: bool,
+    method: str,
+    notes: list[str] | None = None,
+    available: bool = True,
+    **environment: Any,
+) -> BenchmarkResult:
+    """The result of a benchmark measured beside ``peer``; ``environment`` adds to the Python version and cores."""
+    notes = list(notes or [])
     if quick:
         notes.append("--quick: short runs for a smoke test; do not quote these figures")
     return BenchmarkResult(
         name=name,
         title=title,
         figures=figures,
-        peer="ray",
-        peer_label="Ray",
-        peer_available=ray is not None,
+        peer=peer,
+        peer_label=peer_label,
+        peer_available=available,
         method=method,
         notes=notes,
-        environment={"python": sys.version.split()[0], "cpus": os.cpu_count(), "ray": getattr(ray, "__version__", "not installed")},
+        environment={"python": sys.version.split()[0], "cpus": os.cpu_count(), **environment},
     )
+
+
+def versus_ray(name: str, title: str, figures: list[Figure], ray: Any, quick: bool, method: str, notes: list[str]) -> BenchmarkResult:
+    """The result of a benchmark measured beside Ray (``ray`` is the module, or None when it is not installed)."""
+    version = getattr(ray, "__version__", "not installed")
+    return peer_result(name, title, figures, "ray", "Ray", quick, method, notes, available=ray is not None, ray=version)
 
 
 def timed_loop(n: int, body: Any) -> float:

@@ -14,13 +14,11 @@ column is observation off; the target is on >= 0.9x off (at most 10% lost).
 
 from __future__ import annotations
 
-import os
 import statistics
-import sys
 from collections.abc import Callable
 
 from .cluster import _Side
-from .harness import BenchmarkResult, Figure, Target, progress
+from .harness import BenchmarkResult, Figure, Target, peer_result, progress
 
 NAME = "observe"
 
@@ -65,17 +63,9 @@ def run(quick: bool) -> BenchmarkResult:
     figures_out = [
         Figure(key, label, "/s", samples[key]["on"], samples[key]["off"], Target.ratio(0.9)) for key, label in LABELS.items()
     ]
-    return BenchmarkResult(
-        name=NAME,
-        title="Observation on (default) vs off: what the event ring costs",
-        figures=figures_out,
-        peer="off",
-        peer_label="off",
-        peer_available=True,
-        method=(
-            f"median of {rounds} rounds, a fresh cluster per side per round (alternating which goes first); "
-            f"in each, every pattern warmed up, then the median of {repeats} runs of {n:,} ops"
-        ),
-        notes=["--quick: short runs for a smoke test; do not quote these figures"] if quick else [],
-        environment={"python": sys.version.split()[0], "cpus": os.cpu_count()},
+    method = (
+        f"median of {rounds} rounds, a fresh cluster per side per round (alternating which goes first); "
+        f"in each, every pattern warmed up, then the median of {repeats} runs of {n:,} ops"
     )
+    title = "Observation on (default) vs off: what the event ring costs"
+    return peer_result(NAME, title, figures_out, "off", "off", quick, method)

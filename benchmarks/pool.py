@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from .harness import BenchmarkResult, Figure, alternate_rounds, rate, timed_loop
+from .harness import BenchmarkResult, Figure, alternate_rounds, peer_result, rate, timed_loop
 
 NAME = "pool"
 
@@ -98,15 +98,6 @@ def run(quick: bool) -> BenchmarkResult:
             samples["apply_async"]["pool"],
         ),
     ]
-    notes = ["--quick: short runs for a smoke test; do not quote these figures"] if quick else []
-    return BenchmarkResult(
-        name=NAME,
-        title="Local cluster vs multiprocessing.Pool(2) (spawn)",
-        figures=figures,
-        peer="pool",
-        peer_label="Pool",
-        peer_available=True,
-        method=f"median of {rounds} alternating rounds; {n:,} calls per measure",
-        notes=notes,
-        environment={"python": sys.version.split()[0], "cpus": os.cpu_count()},
-    )
+    title = "Local cluster vs multiprocessing.Pool(2) (spawn)"
+    method = f"median of {rounds} alternating rounds; {n:,} calls per measure"
+    return peer_result(NAME, title, figures, "pool", "Pool", quick, method)

@@ -22,6 +22,7 @@ from .cluster.api import (
     shutdown,
     wait,
 )
+from .core import _EXPORTS as _core_exports  # the in-process runtime's names (the modules load on first use)
 
 if TYPE_CHECKING:
     from . import state
@@ -46,28 +47,6 @@ if TYPE_CHECKING:
         Terminated,
     )
 
-_CORE = frozenset(
-    (
-        "Actor",
-        "ActorRef",
-        "ActorSystem",
-        "Context",
-        "Directive",
-        "Future",
-        "MailboxKind",
-        "MailboxSpec",
-        "NexusError",
-        "OverflowPolicy",
-        "PoisonPill",
-        "Props",
-        "ReceiveTimeout",
-        "Started",
-        "Stop",
-        "SupervisorBuilder",
-        "SystemConfig",
-        "Terminated",
-    )
-)
 
 __all__ = [
     "Actor",
@@ -116,7 +95,7 @@ def load_ipython_extension(ipython: object) -> None:
 def __getattr__(name: str) -> object:
     """Names imported on first use (PEP 562): a worker process imports this package too, and starts faster
     without the in-process runtime and the state API; the live views import ipywidgets."""
-    if name in _CORE:
+    if name in __all__ and name in _core_exports:
         from . import core
 
         value = getattr(core, name)

@@ -486,20 +486,23 @@ class WorkerRuntime:
             self.cancelled.discard(task_id)
             from ..core.errors import TaskCancelledError
 
-            blob = error_blob(TaskCancelledError(f"task {body[3]} was cancelled before it ran"), self.where)
-            self.send(("done", task_id, [(oid, blob) for oid in body[6]], None))
+            self._answer_error(task_id, body[6], TaskCancelledError(f"task {body[3]} was cancelled before it ran"))
             return
         try:
             self._dispatch(body)
         except BaseException as exc:
-            # Not from the task's code (its outcome catches that) but from here, e.g. a RecursionError with
-            # tasks nested very deep: answer the task with it rather than lose it (its caller would wait forever).
+            # Not from the task's code (its outcome catches that) but from the worker's own around it, e.g. a
+            # RecursionError with tasks nested very deep: answer the task with it rather than lose it (its caller
+            # would wait for ever), unless it was answered already.
             if self.last_answered == task_id:
                 raise
-            blob = error_blob(exc, self.where)
-            self.send(("done", task_id, [(oid, blob) for oid in body[6]], None))
+            self._answer_error(task_id, body[6], exc)
             if not isinstance(exc, Exception):
                 raise
+
+    def _answer_error(self, task_id: int, result_ids: list[int], exc: BaseException) -> None:
+        blob = error_blob(exc, self.where)
+        self.send(("done", task_id, [(oid, blob) for oid in result_ids], None))
 
     def _dispatch(self, body: tuple[Any, ...]) -> None:
         op = body[0]
@@ -593,9 +596,6 @@ class WorkerRuntime:
                 items = [(oid, blob) for oid in result_ids]
             else:
                 items, _value, timing = self._outcome(fn, name, args_blob, deps, result_ids)
-        except Exception as exc:  # from the worker's own code around the task's (e.g. RecursionError when nested deep)
-            blob = error_blob(exc, self.where)
-            items = [(oid, blob) for oid in result_ids]
         finally:
             _trace_context.reset(context_token)
             self.current_task = outer
