@@ -17,7 +17,9 @@ import atexit
 import functools
 import hashlib
 import inspect
+import itertools
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +34,7 @@ from ..core.errors import (
     WorkerCrashedError,
 )
 from . import context
+from .signatures import ArgumentCheck, method_checks
 from .values import Blob, ObjectRef, deserialize, serialize
 
 __all__ = [
@@ -220,10 +223,12 @@ def get(refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None = None) 
     """The value(s) behind ``refs``; raises the task's own exception if it failed, GetTimeoutError after ``timeout``."""
     runtime = _runtime()
     single = isinstance(refs, ObjectRef)
+    if not single and not isinstance(refs, (list, tuple)):
+        raise TypeError(f"nexus.get takes an ObjectRef or a list of ObjectRefs, not {_described(refs)}")
     items: list[ObjectRef] = [refs] if isinstance(refs, ObjectRef) else list(refs)
     for ref in items:
         if not isinstance(ref, ObjectRef):
-            raise TypeError(f"nexus.get takes ObjectRefs (or a list of them), not {type(ref).__qualname__}")
+            raise TypeError(f"nexus.get takes an ObjectRef or a list of ObjectRefs; the list holds {_described(ref)}")
     deadline = None if timeout is None else time.monotonic() + timeout
     if hasattr(runtime, "get_blobs"):  # inside a worker
         blobs = runtime.get_blobs([r.id for r in items], timeout)
@@ -246,9 +251,12 @@ def wait(
 ) -> tuple[list[ObjectRef], list[ObjectRef]]:
     """Split ``refs`` into (ready, not ready) once ``num_returns`` are ready or ``timeout`` passed; keeps their order."""
     runtime = _runtime()
+    if not isinstance(refs, (list, tuple)):
+        raise TypeError(f"nexus.wait takes a list of ObjectRefs, not {_described(refs)}")
     refs = list(refs)
-    if not all(isinstance(r, ObjectRef) for r in refs):
-        raise TypeError("nexus.wait takes a list of ObjectRefs")
+    for ref in refs:
+        if not isinstance(ref, ObjectRef):
+            raise TypeError(f"nexus.wait takes a list of ObjectRefs; the list holds {_described(ref)}")
     if len(set(refs)) != len(refs):
         raise ValueError("nexus.wait got the same ObjectRef twice")
     if not 0 <= num_returns <= len(refs):
@@ -261,6 +269,11 @@ def wait(
     else:
         extra = set()
     return ready, [r for r in refs if r.id not in ready_ids or r.id in extra]
+
+
+def _described(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__qualname__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def put(value: Any) -> ObjectRef:
@@ -341,10 +354,21 @@ def _shipped_form(obj: Any) -> Callable[[], Blob]:
     return factory
 
 
+_definitions = itertools.count(1)
+_definition_salt = secrets.token_bytes(8)
+
+
 def _definition_id(obj: Any) -> tuple[bytes, Callable[[], Blob]]:
-    """An id for a function or class (unique to this definition in this process) and its shipped form."""
-    key = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}:{id(obj)}:{os.getpid()}"
-    return hashlib.blake2b(key.encode(), digest_size=12).digest(), _shipped_form(obj)
+    """A new id for a function or class, never given to another definition, and its shipped form.
+
+    Not ``id(obj)``: Python reuses it once an object is gone, and a function
+    defined again (a notebook cell run twice, a definition in a loop) would
+    then run its predecessor's code, cached under that id in the workers.
+    A counter, with the process's pid and a random salt so that ids made in
+    different processes (workers define functions too) never meet.
+    """
+    key = b"%s:%d:%d" % (_definition_salt, os.getpid(), next(_definitions))
+    return hashlib.blake2b(key, digest_size=12).digest(), _shipped_form(obj)
 
 
 class RemoteFunction:
@@ -354,33 +378,32 @@ class RemoteFunction:
         self._function = fn
         self._options = _check_options(dict(options), TASK_OPTIONS, f"remote function {fn.__qualname__}")
         self._name = fn.__qualname__
-        self._def: tuple[bytes, Callable[[], Blob]] | None = None
+        # Made here, so that every copy .options() makes shares them (one definition shipped once).
+        self._def: tuple[bytes, Callable[[], Blob]] = _definition_id(fn)
+        self._check = ArgumentCheck.of(fn, self._name)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"remote function {self._name} cannot be called directly; use {self._name}.remote(...)")
 
-    def _definition(self) -> tuple[bytes, Callable[[], Blob]]:
-        if self._def is None:
-            self._def = _definition_id(self._function)
-        return self._def
-
     def __getstate__(self) -> dict[str, Any]:
-        fn_id, _ = self._definition()
-        return {"fn": self._function, "options": self._options, "id": fn_id}
+        return {"fn": self._function, "options": self._options, "id": self._def[0], "check": self._check}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._function = state["fn"]
         self._options = state["options"]
         self._name = self._function.__qualname__
         self._def = (state["id"], _shipped_form(self._function))
+        self._check = state.get("check")
 
     def options(self, **options: Any) -> RemoteFunction:
         return _with_options(self, options, TASK_OPTIONS, f"remote function {self._name}")
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         runtime = _runtime()
-        fn_id, factory = self._definition()
+        if self._check is not None:
+            self._check(args, kwargs)
+        fn_id, factory = self._def
         num_returns = self._options.get("num_returns", 1)
         refs = runtime.submit_task(fn_id, factory, self._name, args, kwargs, num_returns, self._options)
         return refs[0] if num_returns == 1 else refs
@@ -400,10 +423,16 @@ class ActorMethod:
         self._num_returns = num_returns
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
+        checks = self._handle._checks
+        if checks is not None and self._name in checks:
+            checks[self._name](args, kwargs)
         refs = _runtime().submit_call(self._handle._actor_id, self._name, args, kwargs, self._num_returns, False)
         return refs[0] if self._num_returns == 1 else refs
 
     def tell(self, *args: Any, **kwargs: Any) -> None:
+        checks = self._handle._checks
+        if checks is not None and self._name in checks:
+            checks[self._name](args, kwargs)
         _runtime().submit_call(self._handle._actor_id, self._name, args, kwargs, 1, True)
 
     def options(self, **options: Any) -> ActorMethod:
@@ -417,10 +446,13 @@ class ActorMethod:
 class ActorHandle:
     """A handle to an actor in a worker process; pass it to tasks and other actors freely."""
 
-    def __init__(self, actor_id: int, cls_name: str, methods: frozenset[str] | None = None) -> None:
+    def __init__(
+        self, actor_id: int, cls_name: str, methods: frozenset[str] | None = None, checks: dict[str, ArgumentCheck] | None = None
+    ) -> None:
         self._actor_id = actor_id
         self._cls_name = cls_name
         self._methods = methods
+        self._checks = checks  # what each method's arguments must fit (travels with the handle)
 
     def __getattr__(self, name: str) -> ActorMethod:
         if name.startswith("__"):
@@ -430,7 +462,7 @@ class ActorHandle:
         return ActorMethod(self, name)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return ActorHandle, (self._actor_id, self._cls_name, self._methods)
+        return ActorHandle, (self._actor_id, self._cls_name, self._methods, self._checks)
 
     def __repr__(self) -> str:
         return f"Actor({self._cls_name}, {self._actor_id:016x})"
@@ -449,11 +481,20 @@ class ActorClass:
         self._cls = cls
         self._options = _check_options(dict(options), ACTOR_OPTIONS, f"actor class {cls.__qualname__}")
         self._name = cls.__qualname__
-        self._def: tuple[bytes, Callable[[], Blob]] | None = None
+        self._def: tuple[bytes, Callable[[], Blob]] = _definition_id(cls)
         self._methods = frozenset(name for name, _ in inspect.getmembers(cls, callable) if not name.startswith("__"))
+        self._checks = method_checks(cls, self._methods)
+        self._init_check = ArgumentCheck.of(cls, self._name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"actor class {self._name} cannot be instantiated directly; use {self._name}.remote(...)")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_def": self._def[0]}  # the id travels; the shipped form is made again where needed
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._def = (state["_def"], _shipped_form(self._cls))
 
     def options(self, **options: Any) -> ActorClass:
         return _with_options(self, options, ACTOR_OPTIONS, f"actor class {self._name}")
@@ -466,8 +507,8 @@ class ActorClass:
                 return get_actor(options["name"], options.get("namespace"))
             except ValueError:
                 pass
-        if self._def is None:
-            self._def = _definition_id(self._cls)
+        if self._init_check is not None:
+            self._init_check(args, kwargs)
         cls_id, factory = self._def
         kept = (
             "name",
@@ -483,7 +524,7 @@ class ActorClass:
         )
         actor_options = {k: v for k, v in options.items() if k in kept}
         actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)
-        return ActorHandle(actor_id, self._name, self._methods)
+        return ActorHandle(actor_id, self._name, self._methods, self._checks)
 
 
 def remote(*args: Any, **options: Any) -> Any:
