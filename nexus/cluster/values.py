@@ -184,8 +184,10 @@ class RemoteError:
 
     def to_exception(self) -> BaseException:
         cause = RemoteTraceback(f"\n(in {self.where})\n{self.traceback_text}")
-        if self.exception is not None:
-            exc = self.exception
+        if isinstance(self.exception, Exception):
+            exc: BaseException = self.exception
+        elif self.exception is not None:  # KeyboardInterrupt, CancelledError...: not the caller's own to raise
+            exc = TaskError(f"{self.type_name}: {self.message} (raised in {self.where})")
         else:
             exc = TaskError(f"{self.type_name}: {self.message} (raised in {self.where}; the exception itself does not pickle)")
         exc.__cause__ = cause
@@ -319,11 +321,22 @@ def _loads(blob: Blob) -> Any:
 
 
 def error_blob(exc: BaseException, where: str) -> Blob:
+    """A failure as a blob: the exception itself when it travels, else its type name, message and traceback.
+
+    cloudpickle, as for functions: an exception class defined in a notebook
+    or script (``__main__``) travels by value and arrives as the caller's own
+    class, so ``except MyError`` catches it.
+    """
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     error = RemoteError(None, type(exc).__qualname__, str(exc), text, where)
     try:
-        exc_copy = exc.with_traceback(None)
-        payload = pickle.dumps(RemoteError(exc_copy, error.type_name, error.message, text, where), 5)
+        remote = RemoteError(exc.with_traceback(None), error.type_name, error.message, text, where)
+        try:
+            if type(exc).__module__ == "__main__":  # plain pickle would name it, and other processes lack it
+                raise pickle.PicklingError("by value")
+            payload = pickle.dumps(remote, 5)  # by reference, twice as fast (most exceptions)
+        except Exception:
+            payload = _cloudpickle().dumps(remote)
         pickle.loads(payload)  # some exceptions pickle but do not unpickle (required init arguments)
     except Exception:
         payload = pickle.dumps(error, 5)

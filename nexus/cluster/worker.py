@@ -26,7 +26,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..core.errors import NexusError
 from . import context
@@ -571,6 +571,8 @@ class WorkerRuntime:
         except BaseException as exc:  # the task's failure is its result
             if isinstance(exc, (KeyboardInterrupt, SystemExit)) and self.exiting:
                 raise
+            if isinstance(exc, SystemExit):
+                self._exit_for_user_code(exc, name)
             blob = error_blob(exc, self.where)
             ran = max(ran, ready)
             return [(oid, blob) for oid in result_ids], None, (start, ready, ran, _now(), False)
@@ -625,7 +627,27 @@ class WorkerRuntime:
         except _DependencyFailed as failed:
             self.send(("actor_ready", actor_id, failed.blob))
         except BaseException as exc:
+            if isinstance(exc, SystemExit):
+                self._exit_for_user_code(exc, f"the constructor of {name}")
             self.send(("actor_ready", actor_id, error_blob(exc, self.where)))
+
+    def _exit_for_user_code(self, exc: SystemExit, what: str) -> NoReturn:
+        """``sys.exit()`` in user code: this worker process exits, as a Ray worker does.
+
+        The driver sees a worker die: a task is retried per ``max_retries``
+        (then fails with WorkerCrashedError), an actor restarts per
+        ``max_restarts``. Answers held back for earlier calls go first.
+        """
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        print(f"nexus {self.where}: {what} called sys.exit({exc.code!r}); the worker process exits", file=sys.stderr, flush=True)
+        if self.held_lock.acquire(timeout=1.0):
+            try:
+                self._flush_held()
+            except Exception:
+                pass
+            finally:
+                self.held_lock.release()
+        os._exit(code)
 
     def _call(
         self,
@@ -714,6 +736,8 @@ class WorkerRuntime:
                 except _DependencyFailed as failed:
                     items = [(oid, failed.blob) for oid in result_ids or [0]]
                 except BaseException as exc:
+                    if isinstance(exc, SystemExit):
+                        self._exit_for_user_code(exc, name)
                     blob = error_blob(exc, self.where)
                     items = [(oid, blob) for oid in result_ids or [0]]
             if result_ids:
