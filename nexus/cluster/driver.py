@@ -239,6 +239,8 @@ class Runtime:
         self.objects: dict[int, _Object] = {}
         self.defs: dict[bytes, Blob] = {}
         self.queue: deque[_Task] = deque()
+        self.waiting: dict[int, _Task] = {}  # tasks waiting for their arguments (ObjectRefs not ready yet)
+        self.waits: set[threading.Event] = set()  # what threads in wait() wait on: set at shutdown
         self.running: dict[int, _Task] = {}
         self.actors: dict[int, _Actor] = {}
         self.named: dict[tuple[str, str], int] = {}
@@ -1126,9 +1128,12 @@ class Runtime:
         return obj.blob
 
     def wait_ids(self, ids: Sequence[int], num_returns: int, timeout: float | None) -> list[int]:
+        """The ids ready once ``num_returns`` are (or after ``timeout``); SystemShutdownError if the cluster shuts down first."""
         done = threading.Event()
         ready: list[int] = []
         with self.lock:
+            if self.closing:
+                raise SystemShutdownError("the cluster was shut down (nexus.shutdown)")
             for oid in ids:
                 obj = self.objects.get(oid)
                 if obj is None or obj.blob is not None:
@@ -1143,8 +1148,16 @@ class Runtime:
                     obj.callbacks.append(arrived)
             if len(ready) >= num_returns:
                 done.set()
-        done.wait(timeout)
+            else:
+                self.waits.add(done)
+        try:
+            done.wait(timeout)
+        finally:
+            with self.lock:
+                self.waits.discard(done)
         with self.lock:
+            if self.closing and len(ready) < num_returns:
+                raise SystemShutdownError("the cluster was shut down (nexus.shutdown) while this wait was waiting")
             return list(ready)
 
     # -- tasks ------------------------------------------------------------------------------
@@ -1247,12 +1260,14 @@ class Runtime:
     def _enqueue(self, task: _Task) -> None:
         def dep_ready() -> None:
             task.missing -= 1
-            if task.missing == 0:
+            if task.missing == 0 and self.waiting.pop(task.task_id, None) is not None:  # not cancelled meanwhile
                 self._queue_task(task)
 
         task.missing = self._hold_deps(task.deps, dep_ready)
         if task.missing == 0:
             self._queue_task(task)
+        else:
+            self.waiting[task.task_id] = task
 
     def _queue_task(self, task: _Task) -> None:
         if task.needs is not None:
@@ -1796,6 +1811,11 @@ class Runtime:
         True when a task was found.
         """
         with self.lock:
+            for task in list(self.waiting.values()):
+                if oid in task.result_ids:  # still waiting for an argument: settled now, never queued
+                    del self.waiting[task.task_id]
+                    self._cancel_unsent(task, "while it waited for its arguments")
+                    return True
             for task in list(self.queue):
                 if oid in task.result_ids:
                     self.queue.remove(task)
@@ -1803,11 +1823,7 @@ class Runtime:
                         self.special_queued -= 1
                     if not task.args_oid:
                         self.queued_bytes -= task.args_blob.nbytes
-                    blob = error_blob(TaskCancelledError(f"task {task.name} was cancelled before it ran"), "the driver")
-                    for result in task.result_ids:
-                        self._store(result, blob)
-                    self._unpin(task.deps)
-                    self._decref(task.args_oid)
+                    self._cancel_unsent(task, "before it ran")
                     return True
             for task in self.running.values():
                 if oid in task.result_ids and task.worker is not None:
@@ -1819,6 +1835,15 @@ class Runtime:
                         self.send(task.worker, ("cancel", task.task_id))
                     return True
         return False
+
+    def _cancel_unsent(self, task: _Task, when: str) -> None:
+        task.cancelled = True
+        blob = error_blob(TaskCancelledError(f"task {task.name} was cancelled {when}"), "the driver")
+        for result in task.result_ids:
+            self._store(result, blob)
+        self._unpin(task.deps)
+        self._decref(task.args_oid)
+        task.args_oid = 0
 
     # -- failures ------------------------------------------------------------------------------
 
@@ -1943,6 +1968,8 @@ class Runtime:
             return
         with self.lock:
             self.closing = True
+            for waiting in self.waits:  # threads in wait() raise SystemShutdownError
+                waiting.set()
         self.prefault_wanted.set()
         hub = getattr(self, "observation_hub", None)
         if hub is not None:
