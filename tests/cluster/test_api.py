@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -11,7 +14,15 @@ import numpy as np
 import pytest
 
 import nexus
-from nexus.core.errors import ActorDiedError, GetTimeoutError, NexusError, SerializationError, TaskCancelledError
+from nexus.cluster.values import TaskError
+from nexus.core.errors import (
+    ActorDiedError,
+    GetTimeoutError,
+    NexusError,
+    SerializationError,
+    TaskCancelledError,
+    WorkerCrashedError,
+)
 
 
 @nexus.remote
@@ -38,6 +49,18 @@ def fail(message):
 def sleep_then(seconds, value):
     time.sleep(seconds)
     return value
+
+
+@nexus.remote
+def wait_for_file(path):
+    while not os.path.exists(path):
+        time.sleep(0.005)
+    return "released"
+
+
+@nexus.remote
+def bad_call_from_a_task(handle):
+    return handle.incr.remote(1, 2)
 
 
 @nexus.remote
@@ -430,3 +453,130 @@ def test_a_crashed_worker_is_replaced_and_queued_tasks_run(cluster):
     with pytest.raises(WorkerCrashedError, match="exit code 3"):
         nexus.get(crash.remote(), timeout=20)
     assert nexus.get([double.remote(i) for i in range(6)], timeout=20) == [0, 2, 4, 6, 8, 10]
+
+
+def test_a_function_or_class_defined_again_runs_its_own_definition(cluster):
+    # Each definition replaces the one before, which is then freed: Python reuses its id(), which must not
+    # make the workers run the predecessor's code (as it did when definitions were identified by id()).
+    results = []
+    for i in range(20):
+
+        @nexus.remote
+        def g():
+            return i
+
+        results.append(nexus.get(g.remote(), timeout=20))
+    assert results == list(range(20))
+    values = []
+    for i in range(10):
+
+        @nexus.remote
+        class A:
+            def value(self):
+                return i
+
+        actor = A.remote()
+        values.append(nexus.get(actor.value.remote(), timeout=20))
+        nexus.kill(actor)
+        del actor, A
+    assert values == list(range(10))
+    same = [double.options(num_cpus=1) for _ in range(3)]
+    assert len({f._def[0] for f in [double, *same]}) == 1, "copies with other options share the definition"
+
+
+def test_sys_exit_in_a_task_is_its_worker_exiting_and_is_retried(cluster, tmp_path):
+    @nexus.remote(max_retries=0)
+    def quits():
+        sys.exit(3)
+
+    @nexus.remote(max_retries=1)
+    def quits_once(marker):
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            sys.exit()
+        return "second attempt"
+
+    with pytest.raises(WorkerCrashedError, match="exit code 3"):
+        nexus.get(quits.remote(), timeout=30)
+    assert nexus.get(quits_once.remote(str(tmp_path / "marker")), timeout=30) == "second attempt"
+    assert nexus.get(double.remote(21), timeout=30) == 42, "the pool replaced the worker"
+
+
+def test_a_remote_exception_that_is_not_an_exception_does_not_pose_as_the_callers(cluster):
+    @nexus.remote
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(TaskError, match="KeyboardInterrupt"):
+        nexus.get(interrupted.remote(), timeout=20)
+
+
+def test_an_exception_class_defined_in_a_script_is_caught_as_itself():
+    script = textwrap.dedent(
+        """
+        import nexus
+
+        class MyError(Exception):
+            pass
+
+        @nexus.remote
+        def fails():
+            raise MyError("mine")
+
+        @nexus.remote
+        class Actor:
+            def fails(self):
+                raise MyError("from an actor")
+
+        nexus.init(num_cpus=1)
+        for ref in (fails.remote(), Actor.remote().fails.remote()):
+            try:
+                nexus.get(ref, timeout=30)
+            except MyError as exc:
+                print("caught", exc)
+        nexus.shutdown()
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["caught mine", "caught from an actor"], proc.stdout + proc.stderr
+
+
+def test_cancel_a_task_waiting_for_an_argument(cluster, tmp_path):
+    release = tmp_path / "release"
+    blocker = wait_for_file.remote(str(release))
+    waiting = double.remote(blocker)
+    nexus.cancel(waiting)
+    with pytest.raises(TaskCancelledError, match="waited for its arguments"):
+        nexus.get(waiting, timeout=10)
+    release.touch()
+    assert nexus.get(blocker, timeout=30) == "released", "the argument's task itself ran on"
+
+
+def test_arguments_that_do_not_fit_the_signature_fail_at_the_call(cluster):
+    with pytest.raises(TypeError, match=r"double.remote\(\) does not fit double\(x\): too many positional arguments"):
+        double.remote(1, 2)
+    with pytest.raises(TypeError, match="missing a required argument: 'b'"):
+        add.remote(1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'c'"):
+        add.remote(1, 2, c=3)
+    assert nexus.get(add.remote(1, b=2)) == 3
+    with pytest.raises(TypeError, match=r"Counter.remote\(\) does not fit"):
+        Counter.remote(1, 2)
+    counter = Counter.remote()
+    with pytest.raises(TypeError, match=r"Counter.incr.remote\(\) does not fit Counter.incr\(k=...\)"):
+        counter.incr.remote(1, 2)
+    with pytest.raises(TypeError, match="does not fit"):
+        counter.incr.tell(1, 2)
+    assert nexus.get(call_actor.remote(counter, 5)) == 5, "a handle passed to a task checks there too"
+    with pytest.raises(TypeError, match="does not fit"):
+        nexus.get(bad_call_from_a_task.remote(counter), timeout=20)
+
+
+def test_get_and_wait_of_something_else_say_what_they_take(cluster):
+    with pytest.raises(TypeError, match="takes an ObjectRef or a list of ObjectRefs, not int 42"):
+        nexus.get(42)
+    with pytest.raises(TypeError, match="the list holds str 'x'"):
+        nexus.get([double.remote(1), "x"])
+    with pytest.raises(TypeError, match="nexus.wait takes a list of ObjectRefs, not int 42"):
+        nexus.wait(42)

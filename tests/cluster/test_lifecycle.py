@@ -7,12 +7,15 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
 
 import nexus
+from nexus.core.errors import SystemShutdownError
 
+from ..conftest import wait_until
 from .conftest import shm_entries
 
 
@@ -296,3 +299,31 @@ def test_shutdown_does_not_wait_for_workers_stuck_in_user_code():
         nexus.shutdown()
     assert time.monotonic() - start < 2.0, "the exit message is taken by each worker's monitor thread"
     assert _no_children()
+
+
+def test_get_and_wait_in_other_threads_raise_when_the_cluster_shuts_down():
+    nexus.init(num_cpus=1)
+    outcomes: dict[str, BaseException | object] = {}
+    try:
+        never = _nap.remote(600, None)
+        threads = []
+        for name, call in (("wait", lambda: nexus.wait([never])), ("get", lambda: nexus.get(never))):
+
+            def run(name=name, call=call):
+                try:
+                    outcomes[name] = call()
+                except BaseException as exc:  # what it raised is what the test checks
+                    outcomes[name] = exc
+
+            threads.append(threading.Thread(target=run))
+        for thread in threads:
+            thread.start()
+        runtime = nexus.cluster.api._runtime()
+        wait_until(lambda: len(runtime.waits) == 1 and runtime.want_role == 1, timeout=30)  # both are waiting
+    finally:
+        nexus.shutdown()
+    for thread in threads:
+        thread.join(30)
+        assert not thread.is_alive(), "a wait or get outlived the cluster"
+    assert isinstance(outcomes["wait"], SystemShutdownError), outcomes
+    assert isinstance(outcomes["get"], SystemShutdownError), outcomes
