@@ -86,7 +86,7 @@ def put_in_worker_and_return_ref(n):
 
 @nexus.remote
 class Holder:
-    def __init__(self):
+    def __init__(self, payload=None):  # a payload only to make the arguments large
         self.kept = None
 
     def keep(self, a):
