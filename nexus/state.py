@@ -174,7 +174,7 @@ def list_objects(limit: int = 1000) -> list[ObjectState]:
 
 
 def summary() -> dict[str, Any]:
-    """Counts at a glance: workers, actors by state, tasks by state, the object store."""
+    """Counts at a glance: workers, actors by state, tasks by state, the object store, messages and channels dropped."""
     workers = list_workers()
     actors = list_actors()
     tasks = list_tasks(limit=1 << 30)
@@ -190,6 +190,7 @@ def summary() -> dict[str, Any]:
         "actors": actor_states,
         "tasks": by_state,
         "object_store": _runtime().store_stats(),
+        "channels": {"rejected_messages": _runtime().rejected, "dropped": _runtime().dropped_channels},
     }
 
 

@@ -30,10 +30,10 @@ import struct
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from nexus.cluster.shm_util import attach_segment, create_segment, unlink_segment
-from nexus.cluster.transport import ChannelSpec, Connection, Message, Transport, TransportClosedError
+from nexus.cluster.transport import ChannelCorruptError, ChannelSpec, Connection, Message, Transport, TransportClosedError
 
 __all__ = ["ShmRingTransport"]
 
@@ -42,6 +42,8 @@ HEAD, TAIL, SLEEPING, CLOSED = 0, 8, 16, 24  # indexes into the header viewed as
 WRAP = 0xFFFF_FFFF
 DEFAULT_CAPACITY = 8 << 20
 _REC = struct.Struct("<II")
+MAX_FRAMES = 4096
+"""Most frames (out-of-band buffers) one record may have; a header saying more is corrupt."""
 
 _fence_lock = threading.Lock()
 
@@ -89,6 +91,8 @@ class ShmConnection(Connection):
         self.sent = 0
         self.received = 0
         self.wakeups_sent = 0
+        self.corrupt = 0
+        self._broken: ChannelCorruptError | None = None  # set once a record did not fit: nothing is read after it
 
     # -- sending ----------------------------------------------------------------
 
@@ -98,6 +102,8 @@ class ShmConnection(Connection):
         head_size += (-head_size) & 7
         size = head_size + len(data) + sum(lengths)
         size += (-size) & 7
+        if len(lengths) > MAX_FRAMES:
+            raise ValueError(f"a message has at most {MAX_FRAMES} frames, not {len(lengths)}")
         if size > self.max_message:
             raise ValueError(f"message of {size} bytes exceeds this channel's limit of {self.max_message}; send large data out of band")
         ring = self._out
@@ -151,19 +157,37 @@ class ShmConnection(Connection):
         ring = self._in
         words = ring.words
         head = words[HEAD]
-        if head == words[TAIL]:
+        tail = words[TAIL]
+        if head == tail:
             return None
+        if self._broken is not None:
+            raise self._broken
         cap = ring.capacity
         mv = ring.data
+        # Nothing the peer wrote is trusted: every position and length is checked against the ring before use
+        # (a record that does not fit means the ring's state is lost: the channel is dropped, never read on).
+        avail = tail - head
+        if avail < 8 or avail > cap or head & 7:
+            return self._corrupt(f"positions head={head} tail={tail} do not fit a ring of {cap} bytes")
         offset = head % cap
         length, nframes = _REC.unpack_from(mv, offset)
         if length == WRAP:
-            head += cap - offset
+            skip = cap - offset
+            if skip + 8 > avail:
+                return self._corrupt(f"a jump at {offset} leaves no record before the tail")
+            head += skip
+            avail -= skip
             offset = 0
             length, nframes = _REC.unpack_from(mv, 0)
-        lengths = struct.unpack_from(f"<{nframes}I", mv, offset + 8) if nframes else ()
         head_size = 8 + 4 * nframes
         head_size += (-head_size) & 7
+        if nframes > MAX_FRAMES or head_size + length > avail:
+            return self._corrupt(f"a record of {length} bytes and {nframes} frames at {offset}, {avail} bytes written")
+        lengths = struct.unpack_from(f"<{nframes}I", mv, offset + 8) if nframes else ()
+        size = head_size + length + sum(lengths)
+        size += (-size) & 7
+        if size > avail or offset + size > cap:
+            return self._corrupt(f"a record of {size} bytes at {offset}, {avail} bytes written")
         pos = offset + head_size
         data = bytes(mv[pos : pos + length])
         pos += length
@@ -171,11 +195,14 @@ class ShmConnection(Connection):
         for n in lengths:
             frames.append(bytes(mv[pos : pos + n]))
             pos += n
-        size = head_size + length + sum(lengths)
-        size += (-size) & 7
         words[HEAD] = head + size
         self.received += 1
         return data, frames
+
+    def _corrupt(self, what: str) -> NoReturn:
+        self._broken = ChannelCorruptError(f"the peer's ring is corrupt ({what}); the channel cannot be read any more")
+        self.corrupt += 1
+        raise self._broken
 
     def fileno(self) -> int:
         return self._wake_in
@@ -208,7 +235,7 @@ class ShmConnection(Connection):
 
     @property
     def stats(self) -> dict[str, int]:
-        return {"sent": self.sent, "received": self.received, "wakeups_sent": self.wakeups_sent}
+        return {"sent": self.sent, "received": self.received, "wakeups_sent": self.wakeups_sent, "corrupt": self.corrupt}
 
     def close(self) -> None:
         if self._closed:

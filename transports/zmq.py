@@ -1,18 +1,22 @@
-"""The ZeroMQ transport: a PAIR socket per channel, over ipc (default) or tcp on loopback.
+"""The ZeroMQ transport: a PAIR socket per channel, over ipc (default) or tcp on loopback, authenticated with CURVE.
 
-The driver binds, the child connects. Before anything else the child sends
-the channel's secret token; the driver drops the channel when the first
-message is anything else, so a stranger that reaches the socket first cannot
-feed the driver pickles. ipc sockets live in a private (0700) temporary folder.
-Frames travel as further ZeroMQ message parts, without copying.
+The driver binds, the child connects. Each channel has a CURVE key pair of
+its own: the child's socket is the CURVE *server* holding the channel's
+secret key (handed to it through an inherited pipe, never a command line),
+the driver's socket a CURVE client that knows the channel's public key. A
+peer that cannot prove it holds the secret key never completes the
+handshake, so the driver neither sends it anything nor receives anything
+from it -- nothing from a stranger is ever unpickled -- and the channel
+stays free for the real worker to connect (a PAIR socket takes one peer).
+Every message is encrypted too. ipc sockets also live in a private (0700)
+folder named after the cluster (``nexus-<cluster>-zmq-<random>``), which the
+janitor removes if the cluster dies without cleaning up. Frames travel as
+further ZeroMQ message parts, without copying.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -20,17 +24,19 @@ from typing import Any
 
 import zmq
 
+from nexus.cluster.shm_util import private_dir
 from nexus.cluster.transport import ChannelSpec, Connection, Message, Transport, TransportClosedError
 
 __all__ = ["ZmqTransport"]
 
+SCHEMES = ("ipc", "tcp")
+
 
 class ZmqConnection(Connection):
-    def __init__(self, context: zmq.Context, socket: zmq.Socket, token: bytes | None, own_context: bool) -> None:
+    def __init__(self, context: zmq.Context, socket: zmq.Socket, own_context: bool) -> None:
         self._context = context
         self._socket = socket
         self._lock = threading.Lock()
-        self._token = token  # the driver expects this as the first message; None once checked
         self._own_context = own_context
         self._closed = False
         self._fd = socket.getsockopt(zmq.FD)
@@ -63,18 +69,12 @@ class ZmqConnection(Connection):
         with self._lock:
             if self._closed:
                 return None
-            while True:
-                try:
-                    parts = self._socket.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    return None
-                if self._token is not None:
-                    if len(parts) != 1 or not secrets.compare_digest(bytes(parts[0]), self._token):
-                        raise TransportClosedError("the peer did not present the channel's token")
-                    self._token = None
-                    continue
-                self.received += 1
-                return parts[0], parts[1:]
+            try:
+                parts = self._socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return None
+            self.received += 1
+            return parts[0], parts[1:]
 
     def fileno(self) -> int:
         return self._fd
@@ -100,22 +100,34 @@ class ZmqConnection(Connection):
 
 
 class ZmqTransport(Transport):
-    """PAIR sockets; ``scheme`` is ``"ipc"`` (default) or ``"tcp"`` (bound to 127.0.0.1 on a free port)."""
+    """PAIR sockets with CURVE; ``scheme`` is ``"ipc"`` (default) or ``"tcp"`` (bound to 127.0.0.1 on a free port).
+
+    ``nexus.init(transport="zmq+tcp")`` (or ``"zmq+ipc"``) picks the scheme.
+    """
 
     name = "zmq"
 
     def __init__(self, scheme: str = "ipc") -> None:
-        if scheme not in ("ipc", "tcp"):
-            raise ValueError(f"scheme must be 'ipc' or 'tcp', not {scheme!r}")
+        if scheme not in SCHEMES:
+            raise ValueError(f"the zmq transport's scheme is 'ipc' or 'tcp' (transport='zmq+tcp'), not {scheme!r}")
+        if not zmq.has("curve"):
+            raise RuntimeError("this libzmq has no CURVE security, which the zmq transport needs; reinstall pyzmq from its wheels")
         self.scheme = scheme
         self._context = zmq.Context()
-        self._folder = tempfile.mkdtemp(prefix="nexus-zmq-") if scheme == "ipc" else None
-        if self._folder:
-            os.chmod(self._folder, 0o700)
+        self._public, self._secret = zmq.curve_keypair()  # the driver's side of every channel
+        self._folder = private_dir("zmq") if scheme == "ipc" else None
+
+    @classmethod
+    def configured(cls, option: str) -> ZmqTransport:
+        return cls(option)
 
     def open_channel(self, label: str) -> tuple[Connection, ChannelSpec]:
+        channel_public, channel_secret = zmq.curve_keypair()
         socket = self._context.socket(zmq.PAIR)
         socket.setsockopt(zmq.LINGER, 0)
+        socket.curve_secretkey = self._secret
+        socket.curve_publickey = self._public
+        socket.curve_serverkey = channel_public  # only the holder of channel_secret completes the handshake
         if self.scheme == "ipc":
             assert self._folder is not None
             address = f"ipc://{self._folder}/{label}.sock"
@@ -123,18 +135,20 @@ class ZmqTransport(Transport):
         else:
             port = socket.bind_to_random_port("tcp://127.0.0.1")
             address = f"tcp://127.0.0.1:{port}"
-        token = secrets.token_bytes(16)
-        return ZmqConnection(self._context, socket, token, own_context=False), ChannelSpec(self.name, f"{address}#{token.hex()}")
+        return ZmqConnection(self._context, socket, own_context=False), ChannelSpec(self.name, f"{address}#{channel_secret.decode()}")
 
     @classmethod
     def attach(cls, spec: ChannelSpec) -> Connection:
-        address, _, token = spec.address.rpartition("#")
+        address, mark, secret = spec.address[:-41], spec.address[-41:-40], spec.address[-40:]  # Z85 may hold '#'
+        if not address or mark != "#":
+            raise ValueError("a zmq channel spec is <address>#<the channel's CURVE secret key: 40 characters of Z85>")
         context = zmq.Context()
         socket = context.socket(zmq.PAIR)
         socket.setsockopt(zmq.LINGER, 0)
+        socket.curve_server = True
+        socket.curve_secretkey = secret.encode()
         socket.connect(address)
-        socket.send(bytes.fromhex(token))
-        return ZmqConnection(context, socket, None, own_context=True)
+        return ZmqConnection(context, socket, own_context=True)
 
     def close(self) -> None:
         self._context.term()

@@ -140,14 +140,18 @@ def init(
     ignore_reinit_error: bool = False,
     object_store_memory: int | None = None,
     resources: dict[str, float] | None = None,
-    transport: str | None = None,
+    transport: Any = None,
     observe: bool = True,
     **_unused: Any,
 ) -> ClusterInfo:
     """Start a local cluster: this process becomes the driver, ``num_cpus`` worker processes run tasks.
 
-    ``transport`` picks the channel plugin (``"shm"``, the default, or ``"zmq"``;
-    also from ``NEXUS_TRANSPORT``). ``observe=False`` records no events for
+    ``transport`` picks the channel between the driver and its workers:
+    ``"shm"`` (shared-memory rings, the default), ``"zmq"`` or ``"zmq+ipc"``
+    (ZeroMQ over a Unix socket in a private folder), ``"zmq+tcp"`` (ZeroMQ
+    over TCP on 127.0.0.1), each ZeroMQ channel authenticated and encrypted
+    with CURVE; another installed plugin by name, or a ``Transport``
+    instance. Also from ``NEXUS_TRANSPORT``. ``observe=False`` records no events for
     :mod:`nexus.observe` (timelines, metrics, the state API's task history). ``address`` other than ``None``/``"local"``
     is for joining a running cluster, which a later release brings.
     """

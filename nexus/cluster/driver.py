@@ -40,10 +40,10 @@ from ..core.errors import (
 from ..core.event_ring import EventRing
 from ..core.event_stream import EventStream
 from .events import ActorExited, ActorRestarting, CallDropped, TaskRetried, WorkerDied, WorkerStarted
-from .protocol import SPIN_SECONDS, Pump, pack
-from .shm_util import cluster_id, remove_cluster_segments, remove_dead_clusters
-from .store import PREFAULT_STEP, Allocator, Arena, Pin, default_capacity, remove_spill_dir, spill_dir
-from .transport import Transport, load_transport, transport_target
+from .protocol import SPIN_SECONDS, LogLimiter, Pump, pack
+from .shm_util import cluster_id, remove_cluster_files, remove_dead_clusters
+from .store import PREFAULT_STEP, Allocator, Arena, Pin, SpillFolder, default_capacity
+from .transport import ChannelCorruptError, Transport, make_transport, transport_target
 from .values import Blob, ObjectRef, StoreClient, error_blob, serialize, set_client, split_args
 
 __all__ = ["Runtime"]
@@ -83,6 +83,8 @@ COALESCE_AFTER = 4
 """A worker with this many calls or tasks unanswered gets further ones coalesced into one ``batch`` message."""
 COALESCE_MAX = 64
 """Most messages held in a worker's outbox; a full outbox is sent at once."""
+MAX_START_FAILURES = 3
+"""Workers in a row that die before they start, after which the pool stops replacing them."""
 
 
 class _Object:
@@ -127,6 +129,7 @@ class _WorkerProc:
         self.pinned: dict[int, int] = {}  # pins it holds
         self.allocs: dict[int, int] = {}  # arena regions it was given and has not filled and handed back yet
         self.revoking = False  # asked to give back the tasks queued behind its long one
+        self.broken = False  # its channel turned out corrupt: not read any more, the worker is being replaced
 
 
 class _Task:
@@ -223,7 +226,7 @@ class Runtime:
     def __init__(
         self,
         num_cpus: int,
-        transport: str = "shm",
+        transport: str | Transport = "shm",
         namespace: str = "default",
         spare_actor_workers: int = 1,
         resources: dict[str, float] | None = None,
@@ -247,10 +250,14 @@ class Runtime:
         self.workers: list[_WorkerProc] = []
         self.spares: list[_WorkerProc] = []
         self.indexes = itertools.count(1)
-        self.transport_name = transport
-        self.transport: Transport = load_transport(transport)()
+        self.transport: Transport = make_transport(transport)
+        self.transport_name = transport if isinstance(transport, str) else self.transport.name
         self.pump = Pump(self._handle, self._bad)
-        self.rejected = 0
+        self.rejected = 0  # messages that could not be read
+        self.dropped_channels = 0  # channels found corrupt (their workers were replaced)
+        self.start_failures = 0  # workers in a row that died before they said hello
+        self.log = LogLimiter()  # what peers can cause at any rate is logged at a bounded rate
+        self.sends_give_up_at = float("inf")  # set at shutdown: sends to full channels stop waiting then
         self.closed = False
         self.closing = False
         self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -278,6 +285,7 @@ class Runtime:
         self.ticks = itertools.count(1)
         self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers run inside a locked section
         self.spills = self.restores = self.spilled_bytes = 0
+        self.spill_folder: SpillFolder | None = None  # made at the first spill
         # What happened, for the observation layer (nexus.observe reads it): one tuple per event, never a wait.
         self.observed: EventRing[tuple[Any, ...]] | None = EventRing(OBSERVED_EVENTS, flat=True) if observe else None
         # The hot paths record with these (two C calls, no Python frame): ``self._push((self._seq(), *record))``.
@@ -302,8 +310,11 @@ class Runtime:
         self.receiver.start()
         deadline = time.monotonic() + 60
         for w in procs:
-            if not w.ready.wait(max(0.0, deadline - time.monotonic())):
+            if not self._wait_started(w, deadline - time.monotonic()):
+                code = w.proc.poll() if w.proc is not None else None
                 self.shutdown()
+                if code is not None:
+                    raise NexusError(f"{w.name} exited with code {code} as it started (its output is above)")
                 raise NexusError(f"{w.name} did not start within 60 s")
         # Spare workers for actors start now and are not waited for: an actor created before its spare is up
         # waits for it. Started with the task workers, they took a share of the cores init waits for.
@@ -330,19 +341,35 @@ class Runtime:
             NEXUS_ARENA=self.arena.name,
             NEXUS_TRANSPORT_CLASS=transport_target(type(self.transport)),
         )
-        fds = (*spec.pass_fds, self.death_r)
-        w.proc = subprocess.Popen(
-            [sys.executable, "-m", "nexus.cluster.worker", spec.encode(), str(w.index), kind, str(self.death_r)],
-            pass_fds=fds,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
+        # What the worker needs to attach, secrets included (a ZeroMQ channel's key), goes through a pipe it
+        # inherits: a command line is readable by every local user (/proc/PID/cmdline), a pipe is not.
+        bootstrap_r, bootstrap_w = os.pipe()
+        try:
+            os.write(bootstrap_w, spec.encode().encode())
+        finally:
+            os.close(bootstrap_w)
+        try:
+            w.proc = subprocess.Popen(
+                [sys.executable, "-m", "nexus.cluster.worker", str(w.index), kind, str(bootstrap_r), str(self.death_r)],
+                pass_fds=(*spec.pass_fds, self.death_r, bootstrap_r),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                # Not in the driver's process group: signals sent to the group (a notebook server stopping or
+                # restarting its kernel signals the kernel's whole group, and ipykernel terminates its children)
+                # must not kill workers one by one for the pool to replace; they leave when the driver says so,
+                # or when it is gone (the death pipe).
+                start_new_session=True,
+            )
+        finally:
+            os.close(bootstrap_r)
         w.pid = w.proc.pid
         w.pidfd = os.pidfd_open(w.proc.pid)
         proc = w.proc
-        conn.peer_alive = lambda: proc.poll() is None  # a send to a full channel gives up when the worker is gone
+        # A send to a full channel gives up when the worker is gone, and at shutdown once its timeout is over (a
+        # worker that stopped reading must not hang shutdown).
+        conn.peer_alive = lambda: proc.poll() is None and time.monotonic() < self.sends_give_up_at
         for stream in (w.proc.stdout, w.proc.stderr):
             assert stream is not None
             os.set_blocking(stream.fileno(), False)
@@ -355,6 +382,14 @@ class Runtime:
             self.generation += 1
         self._wake_receiver()
         return w
+
+    def _wait_started(self, w: _WorkerProc, timeout: float) -> bool:
+        """Wait until ``w`` said hello; False if it died first, the cluster is closing, or ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while not w.ready.wait(0.05):
+            if not w.alive or self.closing or (w.proc is not None and w.proc.poll() is not None) or time.monotonic() > deadline:
+                return w.ready.is_set()
+        return True
 
     def _all_workers(self) -> list[_WorkerProc]:
         with self.lock:
@@ -440,7 +475,7 @@ class Runtime:
     def _poll_set(self) -> tuple[list[tuple[_WorkerProc, Any]], dict[int, tuple[str, Any]]]:
         if self._poll_generation != self.generation:
             workers = self._all_workers()
-            conns = [(w, w.conn) for w in workers if w.alive]
+            conns = [(w, w.conn) for w in workers if w.alive and not w.broken]
             extra: dict[int, tuple[str, Any]] = {self.wake_fd: ("wake", None)}
             for w in workers:
                 if w.alive and w.pidfd >= 0:
@@ -474,7 +509,8 @@ class Runtime:
             elif what == "out":
                 self._forward_output(*w)
             elif what == "exit" and w is not None:
-                self.pump.drain([(w, w.conn)])
+                if not w.broken:
+                    self.pump.drain([(w, w.conn)])  # what it sent before it died
                 self._worker_died(w)
 
     def _forward_output(self, w: _WorkerProc, stream: Any) -> bool:
@@ -505,8 +541,25 @@ class Runtime:
         return True
 
     def _bad(self, w: Any, exc: Exception) -> None:
+        """A message that cannot be read: counted and dropped (logged at a bounded rate); a corrupt channel is dropped."""
         self.rejected += 1
-        print(f"nexus: dropped a malformed message from {getattr(w, 'name', w)}: {exc}", file=sys.stderr)
+        if isinstance(exc, ChannelCorruptError) and isinstance(w, _WorkerProc):
+            self._drop_channel(w, exc)
+            return
+        self.log(f"nexus: dropped a malformed message from {getattr(w, 'name', w)}: {exc}")
+
+    def _drop_channel(self, w: _WorkerProc, exc: Exception) -> None:
+        """``w``'s channel cannot be read any more: stop reading it and replace the worker, as if it had crashed."""
+        with self.lock:
+            if w.broken:
+                return
+            w.broken = True
+            self.dropped_channels += 1
+            self.generation += 1  # out of the set the receiver polls
+        self.log(f"nexus: {w.name}'s channel is unusable ({exc}); the worker is stopped and replaced")
+        if w.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                w.proc.kill()  # the receiver sees it die: its tasks are retried, its actor restarts (_worker_died)
 
     def _handle(self, w: _WorkerProc, body: tuple[Any, ...]) -> None:
         op = body[0]
@@ -521,6 +574,7 @@ class Runtime:
 
     def _on_hello(self, w: _WorkerProc, _index: int, pid: int) -> None:
         w.ready.set()
+        self.start_failures = 0
         self.events.publish(WorkerStarted(w.name, pid, w.kind))
         self._emit("worker", w.name, pid, "started", w.kind)
         with self.lock:
@@ -815,9 +869,8 @@ class Runtime:
             self.allocator.free(*obj.region)
             self._emit("object", oid, "freed", obj.region[1])
             obj.region = None
-        if obj.spilled is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(obj.spilled)
+        if obj.spilled is not None and self.spill_folder is not None:
+            self.spill_folder.remove(obj.spilled)
             obj.spilled = None
         for inner in obj.contained:
             self._change(inner, -1, 0)
@@ -998,12 +1051,13 @@ class Runtime:
         if victim is None or victim.region is None:
             return False
         offset, size = victim.region
-        path = os.path.join(spill_dir(), f"{victim_id:016x}")
-        with open(path, "wb") as f:
-            f.write(self.arena.read(offset, size))
+        if self.spill_folder is None:
+            self.spill_folder = SpillFolder()
+        name = f"{victim_id:016x}"
+        self.spill_folder.write(name, self.arena.read(offset, size))
         self.allocator.free(offset, size)
         victim.region = None
-        victim.spilled = path
+        victim.spilled = name
         self.spills += 1
         self._emit("object", victim_id, "spilled", size)
         self.spilled_bytes += size
@@ -1018,9 +1072,13 @@ class Runtime:
         assert obj.blob.region is not None
         size = obj.blob.region[1]
         offset = self.allocate(size, may_wait=False)  # the caller's locked section must not be interrupted
-        with open(obj.spilled, "rb") as f:
-            f.readinto(self.arena.view[offset : offset + size])
-        os.unlink(obj.spilled)
+        assert self.spill_folder is not None
+        try:
+            self.spill_folder.read_into(obj.spilled, self.arena.view[offset : offset + size])
+        except BaseException:
+            self.allocator.free(offset, size)
+            raise
+        self.spill_folder.remove(obj.spilled)
         obj.spilled = None
         obj.blob = obj.blob.moved(offset)
         obj.region = obj.blob.region
@@ -1564,8 +1622,9 @@ class Runtime:
         self._helper(self._replenish_spare)
 
         def start() -> None:
-            if not w.ready.wait(60):
-                self._on_actor_ready(w, actor.actor_id, error_blob(NexusError(f"{w.name} did not start"), "the driver"))
+            if not self._wait_started(w, 60):
+                if w.alive and not self.closing:  # (one that died is settled by _worker_died: restart or fail)
+                    self._on_actor_ready(w, actor.actor_id, error_blob(NexusError(f"{w.name} did not start"), "the driver"))
                 return
             with self.lock:
                 if actor.dead is not None or actor.worker is not w or not w.alive:
@@ -1597,7 +1656,7 @@ class Runtime:
             finally:
                 self.helpers.discard(threading.current_thread())
 
-        thread = threading.Thread(target=run, name="nexus-helper", daemon=True)
+        thread = threading.Thread(target=run, name=f"nexus-helper-{getattr(target, '__name__', '')}", daemon=True)
         self.helpers.add(thread)
         thread.start()
 
@@ -1892,6 +1951,14 @@ class Runtime:
             if w in self.workers:
                 self.workers.remove(w)
                 replace = was_alive
+                if not w.ready.is_set():  # it died before it started: something in its environment, most likely
+                    self.start_failures += 1
+                    if self.start_failures >= MAX_START_FAILURES:
+                        replace = False
+                        self.log(
+                            f"nexus: {self.start_failures} workers in a row exited before they started (the last with "
+                            f"code {code}; their output is above); the pool stops replacing them"
+                        )
             else:
                 replace = False
                 if w in self.spares:
@@ -1966,6 +2033,9 @@ class Runtime:
     def shutdown(self, timeout: float = 3.0) -> None:
         if self.closed:
             return
+        # First, before the lock: a thread holding it may be waiting for room in a worker's channel (a worker that
+        # stopped reading); from now on such a wait gives up once the timeout is over.
+        self.sends_give_up_at = time.monotonic() + timeout
         with self.lock:
             self.closing = True
             for waiting in self.waits:  # threads in wait() raise SystemShutdownError
@@ -1979,11 +2049,11 @@ class Runtime:
             thread.join(5)
         with self.lock:
             workers = list(self.every_worker)
+        deadline = self.sends_give_up_at = time.monotonic() + timeout
         for w in workers:
             if w.alive:
                 with contextlib.suppress(Exception):
                     w.conn.send(pack(("exit",)))
-        deadline = time.monotonic() + timeout
         for w in workers:
             assert w.proc is not None
             try:
@@ -2022,8 +2092,9 @@ class Runtime:
             self.transport.close()
         self.prefaulter.join(5)
         self.arena.close(unlink=True)  # views of it still alive in this process keep their mappings
-        remove_spill_dir(self.cluster)
-        remove_cluster_segments(self.cluster)  # anything left of the cluster (rings, the arena)
+        if self.spill_folder is not None:
+            self.spill_folder.close()
+        remove_cluster_files(self.cluster)  # anything left of the cluster (rings, the arena, folders)
         for fd in (self.wake_fd, self.death_r, self.death_w):
             with contextlib.suppress(OSError):
                 os.close(fd)

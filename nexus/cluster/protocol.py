@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pickle
 import select
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,7 +25,7 @@ from ..messaging.envelope import Envelope, Kind, decode_envelope, encode_envelop
 from ..messaging.serializers import CodecId
 from .transport import Connection
 
-__all__ = ["SPIN_SECONDS", "Pump", "pack", "unpack"]
+__all__ = ["SPIN_SECONDS", "LogLimiter", "Pump", "pack", "unpack"]
 
 SPIN_SECONDS = 200e-6
 """How long a receiver polls its rings before it parks: longer than a typical call, far shorter than a wake-up."""
@@ -46,6 +47,34 @@ def unpack(data: bytes) -> tuple[Any, ...]:
     if not isinstance(body, tuple) or not body or not isinstance(body[0], str):
         raise EnvelopeError("a cluster message must be a tuple starting with its operation name")
     return body
+
+
+class LogLimiter:
+    """At most ``burst`` lines per ``period`` seconds, then one line saying how many were left out.
+
+    For what a peer can cause at any rate (malformed messages): the log
+    says what happened without growing by a line per bad message.
+    """
+
+    def __init__(self, burst: int = 5, period: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.burst = burst
+        self.period = period
+        self.clock = clock
+        self.window = -period
+        self.lines = 0
+        self.suppressed = 0
+
+    def __call__(self, line: str, file: Any = None) -> None:
+        now = self.clock()
+        if now - self.window >= self.period:
+            if self.suppressed:
+                print(f"nexus: ... {self.suppressed} more like these in the last {self.period:g} s were not shown", file=file or sys.stderr)
+            self.window, self.lines, self.suppressed = now, 0, 0
+        if self.lines < self.burst:
+            self.lines += 1
+            print(line, file=file or sys.stderr, flush=True)
+        else:
+            self.suppressed += 1
 
 
 class Pump:

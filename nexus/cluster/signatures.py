@@ -18,7 +18,7 @@ __all__ = ["ArgumentCheck", "method_checks"]
 
 _P = inspect.Parameter
 _POSITIONAL = (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD)
-_KIND = type(_P.POSITIONAL_ONLY)  # inspect's IntEnum of parameter kinds
+_KIND: Any = type(_P.POSITIONAL_ONLY)  # inspect's IntEnum of parameter kinds
 
 
 class _Default:

@@ -27,15 +27,13 @@ import contextlib
 import errno
 import mmap
 import os
-import shutil
-import tempfile
 import warnings
 from bisect import bisect_left, insort
 from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import ObjectStoreFullError
-from .shm_util import SEGMENT_PREFIX, SHM_DIR, cluster_id
+from .shm_util import SEGMENT_PREFIX, SHM_DIR, check_private, cluster_id, private_dir
 
 __all__ = [
     "CHUNK",
@@ -45,8 +43,8 @@ __all__ = [
     "Arena",
     "ObjectStoreFullError",
     "Pin",
+    "SpillFolder",
     "default_capacity",
-    "spill_dir",
 ]
 
 PAGE = mmap.PAGESIZE
@@ -290,14 +288,46 @@ def default_capacity(requested: int | None) -> int:
     return max(PAGE, min(int(ram * 0.3), limit))
 
 
-def spill_dir(create: bool = True) -> str:
-    """The directory objects spill to: ``$TMPDIR/nexus-spill-<cluster>`` (on disk, not in /dev/shm)."""
-    path = os.path.join(tempfile.gettempdir(), f"nexus-spill-{cluster_id()}")
-    if create:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
+class SpillFolder:
+    """Where objects spill to: a private folder on disk (not /dev/shm), files opened relative to it.
 
+    Made on first use with :func:`~nexus.cluster.shm_util.private_dir`
+    (random name, mode 0700, owner checked). Files are created with
+    ``O_EXCL`` and opened through the folder's descriptor, never by path, so
+    even a folder moved away and replaced meanwhile is not read from or
+    written to.
+    """
 
-def remove_spill_dir(cluster: str | None = None) -> None:
-    path = os.path.join(tempfile.gettempdir(), f"nexus-spill-{cluster or cluster_id()}")
-    shutil.rmtree(path, ignore_errors=True)
+    def __init__(self) -> None:
+        self.path = private_dir("spill")
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            check_private(os.fstat(self.fd), self.path)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def write(self, name: str, data: Any) -> None:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.fd)
+        with open(fd, "wb") as f:
+            f.write(data)
+
+    def read_into(self, name: str, view: memoryview) -> None:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.fd)
+        with open(fd, "rb") as f:
+            if f.readinto(view) != view.nbytes:
+                raise OSError(errno.EIO, f"spilled object {name} is shorter than it was written")
+
+    def remove(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=self.fd)
+
+    def close(self) -> None:
+        """Remove the folder and what is in it."""
+        with contextlib.suppress(OSError):
+            for name in os.listdir(self.fd):
+                self.remove(name)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.path)

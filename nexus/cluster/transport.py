@@ -3,12 +3,22 @@
 A transport makes *channels*, each joining the driver to one child process.
 The driver calls :meth:`Transport.open_channel`, which returns its own end
 and a :class:`ChannelSpec` for the child: a string address plus file
-descriptors the child must inherit. The child calls
+descriptors the child must inherit. The address may hold secrets (a key
+that authenticates the channel): the driver hands it to the child through
+an inherited pipe, never on the command line. The child calls
 :meth:`Transport.attach` with that spec. Implementations are plugins,
 registered under the ``nexus.transports`` entry-point group and loaded by
 name with :func:`load_transport`; the install command installs the built-in
 ones (``shm``: shared-memory rings, the default on one host; ``zmq``:
-ZeroMQ over ipc or tcp).
+ZeroMQ over ipc or tcp, authenticated with CURVE). A transport name may
+carry an option after a ``+`` (``zmq+tcp``), given to
+:meth:`Transport.configured`.
+
+Whatever arrives on a channel is untrusted until the transport has
+authenticated the peer, and a receiver never trusts a peer's bookkeeping:
+a connection that finds its incoming data malformed (a ring record that
+does not fit the ring) raises :class:`ChannelCorruptError`, and its owner
+drops the channel.
 
 A :class:`Connection` moves one message at a time: the envelope bytes plus
 optional frames (out-of-band buffers). It is thread-safe for senders; one
@@ -30,7 +40,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from importlib import metadata
 
-__all__ = ["ChannelSpec", "Connection", "Transport", "TransportClosedError", "available_transports", "load_transport", "transport_target"]
+__all__ = [
+    "ChannelCorruptError",
+    "ChannelSpec",
+    "Connection",
+    "Transport",
+    "TransportClosedError",
+    "available_transports",
+    "load_transport",
+    "make_transport",
+    "transport_target",
+]
 
 ENTRY_POINT_GROUP = "nexus.transports"
 
@@ -39,6 +59,10 @@ Message = tuple[bytes, list[Any]]
 
 class TransportClosedError(ConnectionError):
     """The channel is closed (by this side, or its peer went away)."""
+
+
+class ChannelCorruptError(TransportClosedError):
+    """What the peer wrote cannot be read (a record header outside the channel's bounds): the channel is unusable."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +134,11 @@ class Transport(abc.ABC):
     def attach(cls, spec: ChannelSpec) -> Connection:
         """Child side: the child's end of the channel ``spec`` describes."""
 
+    @classmethod
+    def configured(cls, option: str) -> Transport:
+        """The transport named ``<name>+<option>`` (``zmq+tcp``); one that takes no option says so."""
+        raise ValueError(f"the {cls.name!r} transport takes no option (got {cls.name}+{option})")
+
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release what the transport holds beyond its channels (sockets, temp folders)."""
 
@@ -144,3 +173,17 @@ def load_transport(name: str, target: str | None = None) -> type[Transport]:
     if not (isinstance(cls, type) and issubclass(cls, Transport)):
         raise TypeError(f"entry point {name!r} of {ENTRY_POINT_GROUP} is {cls!r}, not a Transport subclass")
     return cls
+
+
+def make_transport(transport: str | Transport) -> Transport:
+    """A transport from what ``nexus.init(transport=...)`` takes: a name (``"shm"``), a name with an option
+    (``"zmq+tcp"``), or an instance."""
+    if isinstance(transport, Transport):
+        return transport
+    if not isinstance(transport, str):
+        raise TypeError(f"transport is a name such as 'shm' or 'zmq+tcp', or a Transport, not {type(transport).__qualname__}")
+    name, plus, option = transport.partition("+")
+    cls = load_transport(name)
+    if plus:
+        return cls.configured(option)
+    return cls()

@@ -1,7 +1,9 @@
 """A worker process: runs tasks, or hosts one actor, for the driver that started it.
 
-Started as ``python -m nexus.cluster.worker <spec> <worker-id> <kind> <death-fd>``
-by the driver, never forked from it (a notebook kernel has threads). The
+Started as ``python -m nexus.cluster.worker <worker-id> <kind> <bootstrap-fd> <death-fd>``
+by the driver, never forked from it (a notebook kernel has threads); the
+channel to attach to (with its secrets) arrives on the inherited bootstrap
+pipe, never on the command line, which every local user can read. The
 main thread receives from the driver's channel and runs what arrives; a task
 or method that calls ``get`` keeps receiving while it waits, runs tasks that
 arrive meanwhile on top of its stack (so nested work never deadlocks a small
@@ -30,9 +32,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..core.errors import NexusError
 from . import context
-from .protocol import SPIN_SECONDS, Pump, pack
+from .protocol import SPIN_SECONDS, LogLimiter, Pump, pack
 from .store import Arena, Pin
-from .transport import ChannelSpec, Connection, load_transport
+from .transport import ChannelCorruptError, ChannelSpec, Connection, load_transport
 from .values import (
     Blob,
     ObjectRef,
@@ -147,6 +149,7 @@ class WorkerRuntime:
         self.id_base = (secrets.randbits(15) + 1) << 48 | (worker_id + 1) << 32
         self.send_lock = threading.Lock()
         self.pump = Pump(self._handle, self._bad)
+        self.log = LogLimiter()
         # Ref and pin changes (oid, dref, dpin), in the order they happened; they go to the driver before
         # anything else this process sends (a ref received in a value is counted before the value is let go).
         self.ref_ops: deque[tuple[int, int, int]] = deque()
@@ -273,7 +276,10 @@ class WorkerRuntime:
                     self._flush_held()
 
     def _bad(self, _key: Any, exc: Exception) -> None:
-        print(f"nexus {self.where}: dropped a malformed message: {exc}", file=sys.stderr)
+        if isinstance(exc, ChannelCorruptError):  # nothing more can be read from the driver: leave, to be replaced
+            print(f"nexus {self.where}: {exc}; the worker exits", file=sys.stderr, flush=True)
+            os._exit(1)
+        self.log(f"nexus {self.where}: dropped a malformed message: {exc}")
 
     def new_id(self) -> int:
         return self.id_base | next(self.ids)
@@ -974,12 +980,10 @@ class _Hold:
 
 
 def _driver_gone() -> None:
-    """The driver died without shutting us down: remove the cluster's segments (nobody else will) and exit."""
-    from .shm_util import cluster_id, remove_cluster_segments
-    from .store import remove_spill_dir
+    """The driver died without shutting us down: remove the cluster's files (nobody else will) and exit."""
+    from .shm_util import cluster_id, remove_cluster_files
 
-    remove_cluster_segments(cluster_id())
-    remove_spill_dir(cluster_id())
+    remove_cluster_files(cluster_id())
     os._exit(1)
 
 
@@ -990,10 +994,21 @@ def _missing(cls_name: str, method: str) -> Any:
     return missing
 
 
+def _read_bootstrap(fd: int) -> str:
+    """What the driver wrote to the pipe this process inherited (its channel, with any secret): read to the end."""
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    spec_text, worker_id, kind, death_fd = argv[0], int(argv[1]), argv[2], int(argv[3])
-    spec = ChannelSpec.decode(spec_text)
+    worker_id, kind, bootstrap_fd, death_fd = int(argv[0]), argv[1], int(argv[2]), int(argv[3])
+    spec = ChannelSpec.decode(_read_bootstrap(bootstrap_fd))
     # Tasks that arrive while one waits in get() run on top of it, ~8 frames each: room for ~700 of them. Deeper
     # nesting fails the task that does not fit with a RecursionError (see _next_task) instead of hanging.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 6000))
