@@ -12,8 +12,11 @@ import pytest
 from nexus.core import ActorSystem, AsyncioDispatcher, DeterministicDispatcher, ManualClock, SystemConfig
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.002) -> Any:
-    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds (a hang guard, not a timing assertion)."""
+def wait_until(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.002) -> Any:
+    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds (a hang guard, not a timing assertion).
+
+    The default is generous: it costs nothing when the condition comes true, and a busy CI machine is slow.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -41,7 +44,7 @@ class Runtime:
         if self.deterministic:
             self.dispatcher.run_until_idle()
 
-    def wait_until(self, condition: Callable[[], Any], timeout: float = 5.0) -> Any:
+    def wait_until(self, condition: Callable[[], Any], timeout: float = 20.0) -> Any:
         if self.deterministic:
             self.dispatcher.run_until_idle()
             value = condition()
@@ -108,7 +111,7 @@ def _no_thread_leaks() -> Iterator[None]:
     def leaked() -> list[threading.Thread]:
         return [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("nexus")]
 
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # a hang guard: a helper thread may still be starting a worker process
     while leaked() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not leaked(), f"threads left behind: {leaked()}"
