@@ -24,6 +24,8 @@ from nexus.core.errors import (
     WorkerCrashedError,
 )
 
+from ..conftest import wait_until
+
 
 @nexus.remote
 def double(x):
@@ -53,7 +55,8 @@ def sleep_then(seconds, value):
 
 @nexus.remote
 def wait_for_file(path):
-    while not os.path.exists(path):
+    deadline = time.monotonic() + 60  # a failed test must not hold a worker for ever
+    while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.005)
     return "released"
 
@@ -119,11 +122,15 @@ class Counter:
 
 
 @nexus.remote
-class Sleeper:
-    def nap(self, seconds):
-        start = time.monotonic()
-        time.sleep(seconds)
-        return start, time.monotonic(), threading.current_thread().name
+class Rendezvous:
+    """Its calls wait for one another: they can only all return if they run at the same time."""
+
+    def __init__(self, parties):
+        self.barrier = threading.Barrier(parties, timeout=20)
+
+    def meet(self):
+        self.barrier.wait()  # raises BrokenBarrierError after 20 s if the others never come
+        return threading.current_thread().name
 
 
 @nexus.remote
@@ -136,10 +143,14 @@ class Awaiter:
 class AsyncActor:
     def __init__(self):
         self.log = []
+        self.b_done = asyncio.Event()
 
-    async def step(self, name, pause):
+    async def step(self, name):
         self.log.append(f"{name}-start")
-        await asyncio.sleep(pause)
+        if name == "a":
+            await asyncio.wait_for(self.b_done.wait(), 20)  # only b, running meanwhile, can set it
+        else:
+            self.b_done.set()
         self.log.append(f"{name}-end")
         return name
 
@@ -178,27 +189,37 @@ def test_errors_keep_their_type_and_remote_traceback(cluster):
         nexus.get(ref)
     cause = info.value.__cause__
     assert cause is not None and "in fail" in str(cause) and "worker-" in str(cause)
-    with pytest.raises(KeyError, match="missing"):
-        nexus.get(add.remote(ref, 1)), "a task depending on a failed one fails with the same cause"
+    with pytest.raises(KeyError, match="missing") as info:  # a task depending on a failed one fails with the same cause
+        nexus.get(add.remote(ref, 1))
+    cause = info.value.__cause__
+    assert cause is not None and "in fail" in str(cause), "the remote traceback is the failed task's"
 
 
-def test_get_timeout(cluster):
-    ref = sleep_then.remote(1.0, "late")
-    with pytest.raises(GetTimeoutError) as info:
-        nexus.get(ref, timeout=0.05)
-    assert isinstance(info.value, TimeoutError)
-    assert nexus.get(ref, timeout=10) == "late", "the ref stays valid after a timeout"
+def test_get_timeout(cluster, tmp_path):
+    release = tmp_path / "release"
+    ref = wait_for_file.remote(str(release))
+    try:
+        with pytest.raises(GetTimeoutError) as info:
+            nexus.get(ref, timeout=0.05)
+        assert isinstance(info.value, TimeoutError)
+    finally:
+        release.touch()
+    assert nexus.get(ref, timeout=30) == "released", "the ref stays valid after a timeout"
 
 
-def test_wait_keeps_input_order(cluster):
-    slow = sleep_then.remote(0.6, "slow")
+def test_wait_keeps_input_order(cluster, tmp_path):
+    release = tmp_path / "release"
+    slow = wait_for_file.remote(str(release))
     fast = [double.remote(i) for i in range(3)]
     refs = [slow, *fast]
-    ready, pending = nexus.wait(refs, num_returns=3, timeout=5)
-    assert ready == fast and pending == [slow]
-    ready, pending = nexus.wait([slow], timeout=0.01)
-    assert pending == [slow] or ready == [slow]
-    ready, pending = nexus.wait(refs, num_returns=4, timeout=10)
+    try:
+        ready, pending = nexus.wait(refs, num_returns=3, timeout=30)
+        assert ready == fast and pending == [slow]
+        ready, pending = nexus.wait([slow], timeout=0.01)
+        assert ready == [] and pending == [slow], "a timeout returns what is not ready as pending"
+    finally:
+        release.touch()
+    ready, pending = nexus.wait(refs, num_returns=4, timeout=30)
     assert ready == refs and pending == []
     with pytest.raises(ValueError):
         nexus.wait(refs, num_returns=5)
@@ -264,8 +285,8 @@ def test_kill_makes_calls_fail_promptly(cluster):
     nexus.kill(counter)
     start = time.monotonic()
     with pytest.raises(ActorDiedError):
-        nexus.get(counter.incr.remote(), timeout=10)
-    assert time.monotonic() - start < 5
+        nexus.get(counter.incr.remote(), timeout=30)
+    assert time.monotonic() - start < 10, "not after the get's timeout"
 
 
 def test_constructor_failure_kills_the_actor(cluster):
@@ -275,18 +296,15 @@ def test_constructor_failure_kills_the_actor(cluster):
 
 
 def test_max_concurrency_runs_methods_on_threads(cluster):
-    sleeper = Sleeper.options(max_concurrency=4).remote()
-    spans = nexus.get([sleeper.nap.remote(0.3) for _ in range(4)], timeout=20)
-    starts = [s for s, _, _ in spans]
-    ends = [e for _, e, _ in spans]
-    assert max(starts) < min(ends), "all four ran at the same time"
-    assert all(name.startswith("nexus-actor") for _, _, name in spans)
+    rendezvous = Rendezvous.options(max_concurrency=4).remote(4)
+    names = nexus.get([rendezvous.meet.remote() for _ in range(4)], timeout=30)  # all four ran at the same time
+    assert len(set(names)) == 4 and all(name.startswith("nexus-actor") for name in names), names
 
 
 def test_async_actor_interleaves_at_await(cluster):
     actor = AsyncActor.remote()
-    assert nexus.get([actor.step.remote("a", 0.2), actor.step.remote("b", 0.05)], timeout=20) == ["a", "b"]
-    assert nexus.get(actor.history.remote()) == ["a-start", "b-start", "b-end", "a-end"]
+    assert nexus.get([actor.step.remote("a"), actor.step.remote("b")], timeout=30) == ["a", "b"]
+    assert nexus.get(actor.history.remote(), timeout=30) == ["a-start", "b-start", "b-end", "a-end"]
 
 
 @nexus.remote
@@ -321,8 +339,10 @@ def test_async_actor_runs_calls_on_its_workers_main_thread(cluster):
 
 @nexus.remote
 class Blocker:
-    async def wait_for(self, path):
-        while not os.path.exists(path):  # sync code in a coroutine: the event loop is blocked meanwhile
+    async def wait_for(self, path, started):
+        open(started, "w").close()
+        deadline = time.monotonic() + 60
+        while not os.path.exists(path) and time.monotonic() < deadline:  # sync code in a coroutine: the loop is blocked
             time.sleep(0.01)
         return "saw it"
 
@@ -337,11 +357,11 @@ def touch(path):
 
 
 def test_a_blocked_async_actor_still_receives(cluster, tmp_path):
-    flag = str(tmp_path / f"flag-{cluster}")
+    flag, started = str(tmp_path / f"flag-{cluster}"), tmp_path / f"started-{cluster}"
     actor = Blocker.remote()
     assert nexus.get(actor.size.remote(b""), timeout=20) == 0
-    waiting = actor.wait_for.remote(flag)
-    time.sleep(0.2)
+    waiting = actor.wait_for.remote(flag, str(started))
+    wait_until(started.exists, timeout=30)  # the actor's loop is blocked from here on
     sizes = [actor.size.remote(b"x" * (32 << 10)) for _ in range(600)]  # ~19 MB: more than its channel holds
     assert nexus.get(touch.remote(flag), timeout=20), "the cluster goes on while the actor's loop is blocked"
     assert nexus.get(waiting, timeout=20) == "saw it"
@@ -351,21 +371,28 @@ def test_a_blocked_async_actor_still_receives(cluster, tmp_path):
 def test_a_failed_tell_to_an_async_actor_is_reported(cluster, capfd):
     actor = Blocker.remote()
     actor.size.tell(None)  # len(None) raises in the coroutine
-    deadline = time.monotonic() + 5
     err = ""
-    while time.monotonic() < deadline and "a tell) failed" not in err:
-        time.sleep(0.05)
+
+    def reported():
+        nonlocal err
         err += capfd.readouterr().err
+        return "a tell) failed" in err and "TypeError" in err
+
+    wait_until(reported, timeout=30, interval=0.05)
     assert "Blocker.size (a tell) failed" in err and "TypeError" in err
 
 
-def test_cancel_a_queued_task(cluster):
-    blockers = [sleep_then.remote(0.5, i) for i in range(2)]
+def test_cancel_a_queued_task(cluster, tmp_path):
+    release = tmp_path / "release"
+    blockers = [wait_for_file.remote(str(release)) for _ in range(2)]  # both workers busy until released
     queued = sleep_then.remote(0, "never")
-    nexus.cancel(queued)
-    with pytest.raises(TaskCancelledError):
-        nexus.get(queued, timeout=10)
-    assert nexus.get(blockers, timeout=10) == [0, 1]
+    try:
+        nexus.cancel(queued)
+        with pytest.raises(TaskCancelledError):
+            nexus.get(queued, timeout=30)
+    finally:
+        release.touch()
+    assert nexus.get(blockers, timeout=30) == ["released", "released"]
 
 
 def test_unpicklable_argument_fails_at_the_call_site(cluster):
@@ -388,12 +415,15 @@ def test_worker_output_reaches_the_driver(cluster, capfd):
         return True
 
     assert nexus.get(shout.remote("hello from a worker"))
-    deadline = time.monotonic() + 5
     out = ""
-    while time.monotonic() < deadline and "hello from a worker" not in out:
-        time.sleep(0.05)
+
+    def printed():
+        nonlocal out
         out += capfd.readouterr().out
-    assert "hello from a worker" in out and "(worker-" in out
+        return "hello from a worker" in out
+
+    wait_until(printed, timeout=30, interval=0.05)
+    assert "(worker-" in out
 
 
 def test_errors_are_in_one_hierarchy():
@@ -424,9 +454,7 @@ class Ordered:
     def __init__(self):
         self.log = []
 
-    def add(self, name, wait_for=None):
-        if wait_for is not None:
-            nexus.get(wait_for)
+    def add(self, name, after=None):  # a ref passed as ``after`` is resolved before the call runs
         self.log.append(name)
         return list(self.log)
 
@@ -438,13 +466,17 @@ def test_big_values_without_buffers_travel_through_shared_memory(cluster):
     assert nexus.get(echo.remote([text]), timeout=30) == [text]
 
 
-def test_calls_stay_in_order_while_one_of_them_waits(cluster):
+def test_calls_stay_in_order_while_one_of_them_waits(cluster, tmp_path):
+    release = tmp_path / "release"
     actor = Ordered.remote()
-    slow = sleep_then.remote(0.3, None)
-    first = actor.add.remote("a", slow)
-    second = actor.add.remote("b")
-    third = actor.add.remote("c")
-    assert nexus.get([first, second, third], timeout=20)[-1] == ["a", "b", "c"]
+    slow = wait_for_file.remote(str(release))
+    try:
+        first = actor.add.remote("a", slow)  # waits for its argument...
+        second = actor.add.remote("b")  # ...and these wait behind it
+        third = actor.add.remote("c")
+    finally:
+        release.touch()
+    assert nexus.get([first, second, third], timeout=30)[-1] == ["a", "b", "c"]
 
 
 def test_a_crashed_worker_is_replaced_and_queued_tasks_run(cluster):

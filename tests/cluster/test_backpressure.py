@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -13,14 +14,26 @@ from nexus.core.errors import MailboxFullError
 from nexus.core.mailbox import MailboxSpec, OverflowPolicy
 
 
+def _wait_for_file(path, timeout=60.0):
+    deadline = time.monotonic() + timeout  # a failed test must not hold a worker for ever
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 @nexus.remote
 class Slow:
-    def __init__(self, startup=0.0):
-        time.sleep(startup)
+    def __init__(self, started_when=None):
+        if started_when is not None:  # the constructor runs until the test touches this file
+            _wait_for_file(started_when)
         self.seen = []
 
     def nap(self, seconds, tag=None):
         time.sleep(seconds)
+        self.seen.append(tag)
+        return tag
+
+    def held(self, release, tag):
+        _wait_for_file(release)
         self.seen.append(tag)
         return tag
 
@@ -44,33 +57,42 @@ def test_a_blocking_mailbox_makes_the_caller_wait(cluster):
     assert waited >= 0.3, "the caller waited for room instead of queueing without bound"
 
 
-def test_a_failing_mailbox_raises(cluster):
+def test_a_failing_mailbox_raises(cluster, tmp_path):
+    release = tmp_path / "release"
     actor = Slow.options(mailbox=MailboxSpec.bounded(1, OverflowPolicy.FAIL)).remote()
-    first = actor.nap.remote(0.5, "first")
-    with pytest.raises(MailboxFullError, match="capacity"):
-        actor.nap.remote(0, "second")
-    assert nexus.get(first) == "first"
+    first = actor.held.remote(str(release), "first")  # unanswered until released
+    try:
+        with pytest.raises(MailboxFullError, match="capacity"):
+            actor.nap.remote(0, "second")
+    finally:
+        release.touch()
+    assert nexus.get(first, timeout=30) == "first"
 
 
-def test_drop_newest_and_drop_oldest(cluster):
+def test_drop_newest_and_drop_oldest(cluster, tmp_path):
+    release, started = tmp_path / "release", tmp_path / "started"
     seen = []
     sub = nexus.event_stream().subscribe(CallDropped, seen.append)
     try:
         newest = Slow.options(mailbox=MailboxSpec.bounded(1, OverflowPolicy.DROP_NEWEST)).remote()
-        kept = newest.nap.remote(0.5, "kept")
+        kept = newest.held.remote(str(release), "kept")  # unanswered until released
         dropped = newest.nap.remote(0, "dropped")
+        release.touch()
         with pytest.raises(MailboxFullError, match="drop-newest"):
-            nexus.get(dropped)
-        assert nexus.get(kept) == "kept"
+            nexus.get(dropped, timeout=30)
+        assert nexus.get(kept, timeout=30) == "kept"
         # while the actor starts, calls wait at the driver: the oldest of them make room for newer ones
-        oldest = Slow.options(mailbox=MailboxSpec.bounded(2, OverflowPolicy.DROP_OLDEST)).remote(1.0)
+        oldest = Slow.options(mailbox=MailboxSpec.bounded(2, OverflowPolicy.DROP_OLDEST)).remote(str(started))
         refs = [oldest.nap.remote(0, i) for i in range(4)]
+        started.touch()  # the constructor ends only now
         with pytest.raises(MailboxFullError, match="drop-oldest"):
-            nexus.get(refs[0])
-        assert nexus.get(refs[2:]) == [2, 3]
-        assert nexus.get(oldest.history.remote()) == [2, 3]
+            nexus.get(refs[0], timeout=30)
+        assert nexus.get(refs[2:], timeout=30) == [2, 3]
+        assert nexus.get(oldest.history.remote(), timeout=30) == [2, 3]
         assert {e.policy for e in seen} == {"drop-newest", "drop-oldest"}
     finally:
+        release.touch()
+        started.touch()
         sub.unsubscribe()
 
 

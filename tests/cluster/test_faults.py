@@ -47,6 +47,12 @@ class Counter:
         time.sleep(seconds)
         return seconds
 
+    def hold(self, started, release):
+        """Mark that it runs, then run until the test touches ``release``; return where it ran."""
+        open(started, "w").close()
+        _wait_for_file(release)
+        return os.getpid()
+
 
 @nexus.remote
 def die_once(marker):
@@ -67,9 +73,17 @@ def fail_times(marker, times):
 
 
 @nexus.remote
-def sleeper(seconds):
+def sleeper(seconds, started=None):
+    if started is not None:
+        open(started, "w").close()  # the test waits for this before it acts on the running task
     time.sleep(seconds)
     return os.getpid()
+
+
+def _wait_for_file(path, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 @nexus.remote
@@ -81,7 +95,7 @@ def _kill(pid):
     os.kill(pid, signal.SIGKILL)
 
 
-def _wait_for(predicate, timeout=15.0):
+def _wait_for(predicate, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -106,8 +120,10 @@ def test_an_actor_restarts_with_fresh_state_until_its_restarts_are_spent(cluster
     with pytest.raises(ActorDiedError, match="max_restarts"):
         nexus.get(counter.incr.remote(), timeout=30)
     assert time.monotonic() - start < 10, "a dead actor fails calls promptly"
-    assert _wait_for(lambda: any(isinstance(e, ActorExited) for e in events))
-    assert any(isinstance(e, WorkerDied) and e.actor == "Counter" for e in events)
+    assert [e.attempt for e in events if isinstance(e, ActorRestarting)] == [1, 2], "restarted exactly max_restarts times"
+    exits = [e.reason for e in events if isinstance(e, ActorExited)]
+    assert exits and all("restarts (max_restarts) are spent" in reason for reason in exits), exits
+    assert len([e for e in events if isinstance(e, WorkerDied) and e.actor == "Counter"]) == 3, "each kill was noticed"
 
 
 def test_os_exit_in_a_method_restarts_the_actor_and_the_call_fails_or_is_retried(cluster, tmp_path):
@@ -119,14 +135,18 @@ def test_os_exit_in_a_method_restarts_the_actor_and_the_call_fails_or_is_retried
     assert nexus.get(retrying.exit_once.remote(str(tmp_path / "b")), timeout=30) == "survived"
 
 
-def test_calls_in_flight_are_retried_in_order_after_a_restart(cluster):
+def test_calls_in_flight_are_retried_in_order_after_a_restart(cluster, tmp_path):
+    started, release = tmp_path / "started", tmp_path / "release"
     counter = Counter.options(max_restarts=-1, max_task_retries=-1).remote()
     pid = nexus.get(counter.pid.remote())
-    slow = counter.nap.remote(1.0)
+    slow = counter.hold.remote(str(started), str(release))
     after = [counter.incr.remote() for _ in range(5)]
-    time.sleep(0.3)
-    _kill(pid)
-    assert nexus.get(slow, timeout=30) == 1.0
+    try:
+        assert _wait_for(started.exists), "the slow call started"
+        _kill(pid)  # while it runs, with the others queued behind it
+    finally:
+        release.touch()  # the retried call, on the new instance, finds it at once
+    assert nexus.get(slow, timeout=30) != pid, "the call in flight ran again on the restarted actor"
     assert nexus.get(after, timeout=30) == [1, 2, 3, 4, 5], "retried calls keep their order on the new instance"
 
 
@@ -157,9 +177,9 @@ def test_the_pool_replaces_a_dead_worker(cluster):
     assert victim not in after
 
 
-def test_cancel_interrupts_a_running_task_and_force_kills_its_worker(cluster):
-    ref = sleeper.remote(30)
-    time.sleep(0.5)
+def test_cancel_interrupts_a_running_task_and_force_kills_its_worker(cluster, tmp_path):
+    ref = sleeper.remote(30, str(tmp_path / "first"))
+    assert _wait_for((tmp_path / "first").exists), "the task started"
     start = time.monotonic()
     nexus.cancel(ref)
     with pytest.raises(TaskCancelledError):
@@ -167,8 +187,8 @@ def test_cancel_interrupts_a_running_task_and_force_kills_its_worker(cluster):
     assert time.monotonic() - start < 10, "the sleep was interrupted"
     runtime = api._runtime()
     before = {w.proc.pid for w in runtime.workers}
-    ref = sleeper.remote(30)
-    time.sleep(0.5)
+    ref = sleeper.remote(30, str(tmp_path / "second"))
+    assert _wait_for((tmp_path / "second").exists), "the task started"
     nexus.cancel(ref, force=True)
     with pytest.raises(TaskCancelledError):
         nexus.get(ref, timeout=15)
@@ -177,11 +197,21 @@ def test_cancel_interrupts_a_running_task_and_force_kills_its_worker(cluster):
     assert len(nexus.get([pid_of_worker.remote() for _ in range(4)], timeout=30)) == 4
 
 
-def test_a_corrupted_message_is_rejected_and_counted(cluster):
+def test_a_corrupted_message_is_rejected_and_counted(cluster, capfd):
     runtime = api._runtime()
+    workers = {w.proc.pid: w.name for w in runtime.workers}
     for w in runtime.workers:  # driver -> worker: the worker drops it and goes on
         w.conn.send(b"\x00garbage, not an envelope" * 3)
-    assert sorted(nexus.get([pid_of_worker.remote() for _ in range(4)], timeout=30)) != []
+    pids = nexus.get([pid_of_worker.remote() for _ in range(4)], timeout=30)
+    assert len(pids) == 4 and set(pids) <= set(workers), "the workers that got the garbage still run tasks"
+    err = ""
+
+    def every_worker_reported():
+        nonlocal err
+        err += capfd.readouterr().err
+        return all(f"nexus {name} (pid {pid}): dropped a malformed message" in err for pid, name in workers.items())
+
+    assert _wait_for(every_worker_reported), f"each worker says it dropped the garbage: {err!r}"
     before = runtime.rejected
     assert nexus.get(_send_garbage.remote(), timeout=30) == "sent"  # worker -> driver
     assert _wait_for(lambda: runtime.rejected > before)
@@ -232,10 +262,10 @@ def _put_here(n):
     return [nexus.put(np.full(n, 3.0))], os.getpid()
 
 
-def test_objects_a_worker_made_outlive_it(cluster):
+def test_objects_a_worker_made_outlive_it(cluster, events):
     """No object lives only in a worker: values go to the driver or the host's arena as they are made."""
     for n in (10, 1 << 17):  # inline, and in the arena
         box, pid = nexus.get(_put_here.remote(n))
         _kill(pid)
-        time.sleep(0.3)
+        assert _wait_for(lambda pid=pid: any(isinstance(e, WorkerDied) and e.pid == pid for e in events)), "the death was noticed"
         assert float(nexus.get(box[0], timeout=30).sum()) == 3.0 * n

@@ -82,32 +82,47 @@ def test_shutdown_leaves_no_worker_process():
 
 
 def test_ctrl_c_during_get_interrupts_the_driver_and_keeps_the_cluster(tmp_path):
+    started = tmp_path / "started"
     script = textwrap.dedent(
-        """
+        f"""
         import os, signal, threading, time, nexus
+
+        STARTED = {str(started)!r}
 
         @nexus.remote
         def slow():
+            open(STARTED, "w").close()
             time.sleep(30)
 
         @nexus.remote
         def quick():
             return "still usable"
 
+        sent = []
+
+        def interrupt_once_it_runs():
+            deadline = time.monotonic() + 30
+            while not os.path.exists(STARTED) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)
+
         nexus.init(num_cpus=2)
-        threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
-        start = time.monotonic()
+        ref = slow.remote()
+        threading.Thread(target=interrupt_once_it_runs, daemon=True).start()
         try:
-            nexus.get(slow.remote())
+            nexus.get(ref)
         except KeyboardInterrupt:
-            print("interrupted after", round(time.monotonic() - start, 1))
-        print(nexus.get(quick.remote(), timeout=10))
+            print("interrupted after", round(time.monotonic() - sent[0], 1))
+        print(nexus.get(quick.remote(), timeout=30))
         nexus.shutdown()
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=os.getcwd())
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=os.getcwd())
     assert proc.returncode == 0, proc.stderr
-    assert "interrupted after 0.5" in proc.stdout or "interrupted after 0.6" in proc.stdout, proc.stdout
+    assert "interrupted after" in proc.stdout, proc.stdout + proc.stderr
+    waited = float(proc.stdout.split("interrupted after", 1)[1].split()[0])
+    assert waited < 10, f"Ctrl-C took {waited} s to interrupt get(): it waited for the task instead (it sleeps 30 s)"
     assert "still usable" in proc.stdout
 
 
@@ -128,7 +143,7 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         alive = [pid for pid in children if _is_worker(pid)]
         if not alive:
@@ -153,18 +168,33 @@ def _nap(seconds, value):
     return value
 
 
-def test_cancel_reaches_a_task_already_sent_to_a_busy_worker():
+def _wait_for_file(path, timeout=60.0):
+    deadline = time.monotonic() + timeout  # a failed test must not hold a worker for ever
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+@nexus.remote
+def _held(release, value):
+    _wait_for_file(release)
+    return value
+
+
+def test_cancel_reaches_a_task_already_sent_to_a_busy_worker(tmp_path):
     """With one worker, tasks behind a running one may already sit in its channel; cancel still stops them."""
+    release = tmp_path / "release"
     nexus.init(num_cpus=1)
     try:
-        first = _nap.remote(0.3, "first")
+        first = _held.remote(str(release), "first")  # runs until released
         second = _nap.remote(0, "second")
         third = _nap.remote(0, "third")
         nexus.cancel(third)
-        assert nexus.get([first, second], timeout=10) == ["first", "second"]
+        release.touch()
+        assert nexus.get([first, second], timeout=30) == ["first", "second"]
         with pytest.raises(nexus.core.errors.TaskCancelledError):
-            nexus.get(third, timeout=10)
+            nexus.get(third, timeout=30)
     finally:
+        release.touch()
         nexus.shutdown()
 
 
@@ -176,6 +206,16 @@ def _stamp(seconds):
 
 
 @nexus.remote
+def _meet(mine, other):
+    """Say it runs, then wait for the other task to say so: both return True only if they ran at the same time."""
+    open(mine, "w").close()
+    deadline = time.monotonic() + 20
+    while not os.path.exists(other) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return os.path.exists(other)
+
+
+@nexus.remote
 class _Holder:
     def ping(self):
         return "pong"
@@ -184,16 +224,21 @@ class _Holder:
         time.sleep(seconds)
         return seconds
 
+    def held(self, release):
+        _wait_for_file(release)
+        return "released"
+
 
 def _overlaps(spans):
     return sum(1 for i, (s1, e1) in enumerate(spans) for s2, e2 in spans[i + 1 :] if s1 < e2 and s2 < e1)
 
 
-def test_num_cpus_and_resources_are_respected():
+def test_num_cpus_and_resources_are_respected(tmp_path):
     nexus.init(num_cpus=2, resources={"GPU": 1})
     try:
-        plain = nexus.get([_stamp.remote(0.3) for _ in range(2)], timeout=20)
-        assert _overlaps(plain) == 1, "two one-CPU tasks run side by side on two CPUs"
+        a, b = str(tmp_path / "a"), str(tmp_path / "b")
+        plain = nexus.get([_meet.remote(a, b), _meet.remote(b, a)], timeout=60)
+        assert plain == [True, True], "two one-CPU tasks run side by side on two CPUs"
         wide = nexus.get([_stamp.options(num_cpus=2).remote(0.2) for _ in range(2)], timeout=20)
         assert _overlaps(wide) == 0, "a two-CPU task has the cluster to itself"
         gpu = nexus.get([_stamp.options(resources={"GPU": 1}).remote(0.2) for _ in range(2)], timeout=20)
@@ -207,38 +252,45 @@ def test_num_cpus_and_resources_are_respected():
         with pytest.raises(ValueError, match="more than is free now"):
             _Holder.options(resources={"GPU": 1}).remote()
         nexus.kill(holder)
-        time.sleep(0.2)
-        again = _Holder.options(resources={"GPU": 1}).remote()  # the dead actor's GPU is free again
+        again = _Holder.options(resources={"GPU": 1}).remote()  # the dead actor's GPU is free again at once
         assert nexus.get(again.ping.remote()) == "pong"
     finally:
         nexus.shutdown()
 
 
-def test_max_pending_calls():
+def test_max_pending_calls(tmp_path):
+    release = tmp_path / "release"
     nexus.init(num_cpus=1)
     try:
         holder = _Holder.options(max_pending_calls=2).remote()
-        first = holder.slow.remote(0.3)
+        first = holder.held.remote(str(release))  # pending until released
         second = holder.slow.remote(0)
-        with pytest.raises(nexus.core.errors.PendingCallsLimitExceededError, match="max_pending_calls"):
-            holder.slow.remote(0)
-        assert nexus.get([first, second], timeout=10) == [0.3, 0]
-        assert nexus.get(holder.slow.remote(0)) == 0, "room again once results are in"
+        try:
+            with pytest.raises(nexus.core.errors.PendingCallsLimitExceededError, match="max_pending_calls"):
+                holder.slow.remote(0)
+        finally:
+            release.touch()
+        assert nexus.get([first, second], timeout=30) == ["released", 0]
+        assert nexus.get(holder.slow.remote(0), timeout=30) == 0, "room again once results are in"
     finally:
         nexus.shutdown()
 
 
-def test_workers_busy_in_user_code_exit_when_the_driver_is_killed():
+def test_workers_busy_in_user_code_exit_when_the_driver_is_killed(tmp_path):
+    started = str(tmp_path / "started")
     script = textwrap.dedent(
-        """
-        import nexus, time
+        f"""
+        import nexus, os, time
         nexus.init(num_cpus=1)
         @nexus.remote
         def spin():
+            open({started!r}, "w").close()
             while True:
                 pass
         ref = spin.remote()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while not os.path.exists({started!r}) and time.monotonic() < deadline:
+            time.sleep(0.01)
         print("ready", flush=True)
         time.sleep(60)
         """
@@ -250,7 +302,8 @@ def test_workers_busy_in_user_code_exit_when_the_driver_is_killed():
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
-    deadline = time.monotonic() + 10
+    assert os.path.exists(started), "the task was running when its driver was killed"
+    deadline = time.monotonic() + 30
     while [pid for pid in children if _is_worker(pid)] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in children if _is_worker(pid)], "a worker stuck in a task noticed its driver's death"
@@ -268,36 +321,44 @@ def test_init_removes_what_clusters_killed_with_their_workers_left():
         nexus.shutdown()
 
 
-def test_shutdown_does_not_wait_for_workers_stuck_in_user_code():
+def test_shutdown_does_not_wait_for_workers_stuck_in_user_code(tmp_path):
     nexus.init(num_cpus=1)
     try:
 
         @nexus.remote
         class Stuck:
-            async def block(self, seconds):
+            async def block(self, started, seconds):
+                open(started, "w").close()
                 time.sleep(seconds)  # blocks the actor's event loop
 
-            def block_sync(self, seconds):
+            def block_sync(self, started, seconds):
+                open(started, "w").close()
                 time.sleep(seconds)
 
             def ping(self):
                 return 1
 
         @nexus.remote
-        def long(seconds):
+        def long(started, seconds):
+            open(started, "w").close()
             time.sleep(seconds)
 
         async_actor = Stuck.remote()
         sync_actor = Stuck.remote()
         assert nexus.get([async_actor.ping.remote(), sync_actor.ping.remote()], timeout=20) == [1, 1]
-        async_actor.block.remote(30)
-        sync_actor.block_sync.remote(30)
-        long.remote(30)
-        time.sleep(0.3)
+        started = [tmp_path / name for name in ("async", "sync", "task")]
+        async_actor.block.remote(str(started[0]), 600)
+        sync_actor.block_sync.remote(str(started[1]), 600)
+        long.remote(str(started[2]), 600)
+        wait_until(lambda: all(path.exists() for path in started), timeout=30)  # all three are stuck in user code
+        workers = [w.proc for w in nexus.cluster.api._runtime().every_worker]
     finally:
         start = time.monotonic()
         nexus.shutdown()
-    assert time.monotonic() - start < 2.0, "the exit message is taken by each worker's monitor thread"
+    assert time.monotonic() - start < 30, "shutdown hung"
+    codes = {proc.pid: proc.returncode for proc in workers}
+    # -SIGKILL would be shutdown giving up on a worker; 0 is one that took the exit message (its monitor thread does)
+    assert all(code == 0 for code in codes.values()), f"workers that did not leave on their own: {codes}"
     assert _no_children()
 
 

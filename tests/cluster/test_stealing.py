@@ -7,12 +7,23 @@ import threading
 import time
 
 import nexus
-from nexus.cluster import api
+from nexus.cluster import api, driver
+
+GATE_GUARD = 60.0
+"""A gated task gives up waiting for its release file after this long, so a failed test does not hold a worker for ever."""
+
+
+def _wait_for_file(path):
+    deadline = time.monotonic() + GATE_GUARD
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 @nexus.remote
-def nap(seconds, tag=None):
+def nap(seconds, tag=None, release=None):
     time.sleep(seconds)
+    if release is not None:  # runs until the test touches the release file
+        _wait_for_file(release)
     return tag, os.getpid()
 
 
@@ -25,18 +36,26 @@ def get_on_a_thread(refs):
     return out[0]
 
 
-def test_tasks_queued_behind_a_long_task_are_stolen(cluster):
+def test_tasks_queued_behind_a_long_task_are_stolen(cluster, tmp_path, monkeypatch):
+    # Every worker counts as having just started its task, so the backlog is prefetched behind the long
+    # one too (otherwise that depends on the submitter beating a 2 ms window): stealing must take it back.
+    monkeypatch.setattr(driver, "PREFETCH_YOUNG", 3600.0)
     runtime = api._runtime()
     stolen_before = runtime.stolen
-    long = nap.remote(2.0, "long")
-    shorts = [nap.remote(0.02, i) for i in range(12)]
-    results = nexus.get(shorts, timeout=30)
-    assert [tag for tag, _ in results] == list(range(12))
-    ready, _ = nexus.wait([long], timeout=0)
-    assert ready == []  # every short task finished while the long one still ran: none waited behind it
-    long_pid = nexus.get(long)[1]
-    behind = [pid for _, pid in results if pid == long_pid]
-    assert behind == [] or runtime.stolen > stolen_before
+    go, release = tmp_path / "go", tmp_path / "release"
+    long = nap.remote(0, "long", str(release))  # runs until released
+    shorts = [nap.remote(0.02, i, str(go)) for i in range(12)]  # the first holds the other worker until go
+    try:
+        go.touch()
+        results = nexus.get(shorts, timeout=30)  # only possible if none waited behind the long one
+        assert [tag for tag, _ in results] == list(range(12))
+        ready, _ = nexus.wait([long], timeout=0)
+        assert ready == []
+        assert runtime.stolen > stolen_before, "the tasks prefetched behind the long one were taken back"
+    finally:
+        release.touch()
+    long_pid = nexus.get(long, timeout=30)[1]
+    assert [pid for _, pid in results if pid == long_pid] == [], "no short task ran on the long one's worker"
 
 
 def test_get_on_another_thread_of_a_task(cluster):
@@ -45,17 +64,21 @@ def test_get_on_another_thread_of_a_task(cluster):
 
 
 @nexus.remote
-def mostly_quick(x):
-    if x < 0:
-        time.sleep(-x)
+def mostly_quick(x, release=None):
+    if release is not None:  # the slow call: runs until the test touches the release file
+        _wait_for_file(release)
     return x
 
 
-def test_a_quick_function_prefetched_deep_still_gets_around_a_slow_call(cluster):
+def test_a_quick_function_prefetched_deep_still_gets_around_a_slow_call(cluster, tmp_path):
+    release = tmp_path / "release"
     nexus.get([mostly_quick.remote(i) for i in range(500)], timeout=30)  # known quick: prefetched many per worker
-    slow = mostly_quick.remote(-2.0)
+    slow = mostly_quick.remote(-1, str(release))
     quick = [mostly_quick.remote(i) for i in range(400)]
-    assert nexus.get(quick, timeout=30) == list(range(400))
-    ready, _ = nexus.wait([slow], timeout=0)
-    assert ready == [], "every quick task finished while the slow one still ran: none waited behind it"
-    assert nexus.get(slow, timeout=30) == -2.0
+    try:
+        assert nexus.get(quick, timeout=30) == list(range(400)), "none waited behind the slow one"
+        ready, _ = nexus.wait([slow], timeout=0)
+        assert ready == []
+    finally:
+        release.touch()
+    assert nexus.get(slow, timeout=30) == -1
