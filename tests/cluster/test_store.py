@@ -191,31 +191,20 @@ def test_small_values_stay_inline(cluster):
 # -- reference counting ------------------------------------------------------------------------------
 
 
-def _quiet_use():
-    """The store's use once earlier tests' objects have all been released (their refs die asynchronously)."""
-    gc.collect()
-    last = _stats()["used"]
-    for _ in range(100):
-        time.sleep(0.05)
-        now = _stats()["used"]
-        if now == last:
-            return now
-        last = now
-    return last
-
-
 def test_memory_comes_back_when_the_last_ref_dies(cluster):
-    before = _quiet_use()
     ref = nexus.put(np.ones(4 * MiB))
     oid = ref.id
-    assert _stats()["used"] >= before + 32 * MiB
+    region = api._runtime().objects[oid].region
+    assert region is not None and region[1] >= 32 * MiB, "the array lives in the arena"
+    # Measured with the object in: earlier tests' objects released late only lower the use from here.
+    with_it = _stats()["used"]
     view = nexus.get(ref)
     del ref
     gc.collect()
     assert _stored(oid), "a live view pins the object"
     del view
     assert _settle(lambda: not _stored(oid))
-    assert _stats()["used"] <= before
+    assert _stats()["used"] <= with_it - region[1], "its region went back to the arena"
 
 
 def test_refs_in_nested_containers_keep_objects_alive(cluster):
@@ -285,8 +274,10 @@ def _first(a):
 
 
 @nexus.remote
-def _make_later(seconds):
-    time.sleep(seconds)
+def _make_later(release):
+    deadline = time.monotonic() + 60  # a failed test must not hold a worker for ever
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.005)
     return np.ones(1 << 17)
 
 
@@ -328,17 +319,21 @@ def test_tasks_sharing_an_argument_in_one_message_release_every_pin(cluster):
     assert _settle(lambda: not _stored(oid))
 
 
-def test_an_actor_dying_with_calls_waiting_for_arguments_releases_them(cluster):
+def test_an_actor_dying_with_calls_waiting_for_arguments_releases_them(cluster, tmp_path):
+    release = tmp_path / "release"
     ready = nexus.put(np.ones(1 << 17))
-    pending = _make_later.remote(0.5)
+    pending = _make_later.remote(str(release))  # not ready until released
     ids = (ready.id, pending.id)
     user = _User.remote()
-    call = user.use.remote(ready, pending)
-    time.sleep(0.1)
-    nexus.kill(user)
-    with pytest.raises(ActorDiedError):
-        nexus.get(call, timeout=30)
-    nexus.get(pending)
+    assert nexus.get(user.use.remote(ready, ready), timeout=30) == 2  # the actor is up
+    call = user.use.remote(ready, pending)  # waits for its second argument
+    try:
+        nexus.kill(user)
+        with pytest.raises(ActorDiedError):
+            nexus.get(call, timeout=30)
+    finally:
+        release.touch()
+    nexus.get(pending, timeout=30)
     del ready, pending, call
     assert _settle(lambda: not any(_stored(oid) for oid in ids))
 

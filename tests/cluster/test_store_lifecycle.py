@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 import nexus
+from nexus.cluster.events import WorkerDied
 from nexus.core.errors import ObjectStoreFullError
 
+from ..conftest import wait_until
 from .test_store import MiB, _stats, first_and_writable, put_in_worker_and_return_ref
 
 # -- a full store ------------------------------------------------------------------------------------
@@ -65,8 +67,13 @@ def test_nothing_left_after_shutdown_or_a_killed_worker():
         refs = [nexus.put(np.ones(2 * MiB)) for _ in range(3)]  # one spills
         assert _stats()["spills"] >= 1
         pids = nexus.get([_pid_after.remote(0.0) for _ in range(4)])
-        os.kill(pids[0], signal.SIGKILL)
-        time.sleep(0.5)
+        died = []
+        sub = nexus.event_stream().subscribe(WorkerDied, died.append)
+        try:
+            os.kill(pids[0], signal.SIGKILL)
+            wait_until(lambda: any(e.pid == pids[0] for e in died), timeout=30)  # the driver saw it die
+        finally:
+            sub.unsubscribe()
         assert [int(nexus.get(r).sum()) for r in refs] == [2 * MiB] * 3
         assert _cluster_files(os.getpid())
     finally:
@@ -97,7 +104,7 @@ def test_nothing_left_after_the_driver_is_killed():
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while _cluster_files(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _cluster_files(proc.pid) == [], "the workers removed the arena, the rings and the spill directory"
