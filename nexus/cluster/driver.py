@@ -305,6 +305,7 @@ class Runtime:
         self.pin_cache: OrderedDict[int, Pin] = OrderedDict()
         self.helpers: set[threading.Thread] = set()
         self.every_worker: list[_WorkerProc] = []
+        self.prefaulter: threading.Thread | None = None
         procs = [self._spawn("task") for _ in range(num_cpus)]
         self.receiver = threading.Thread(target=self._receive_loop, name="nexus-driver-receiver", daemon=True)
         self.receiver.start()
@@ -2090,7 +2091,8 @@ class Runtime:
             self.objects.clear()
         with contextlib.suppress(Exception):
             self.transport.close()
-        self.prefaulter.join(5)
+        if self.prefaulter is not None:
+            self.prefaulter.join(5)
         self.arena.close(unlink=True)  # views of it still alive in this process keep their mappings
         if self.spill_folder is not None:
             self.spill_folder.close()
