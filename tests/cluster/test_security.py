@@ -338,3 +338,36 @@ def test_init_takes_the_transport_and_its_option():
         assert api._runtime().transport_name == "zmq"
     finally:
         nexus.shutdown()
+
+
+def _fetch(url):
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def test_the_metrics_endpoint_is_on_loopback_readable_by_every_local_user_and_shows_no_values():
+    needs_root()
+    from nexus import observe
+
+    nexus.init(num_cpus=1)
+    try:
+        secret = "a-value-only-this-user-may-see"
+        assert nexus.get(_echo.remote(secret), timeout=30) == secret
+        sink = observe.start_metrics_server()
+        try:
+            url = f"http://127.0.0.1:{sink.port}/metrics"
+            wait_until(lambda: "nexus_calls_finished_total" in _fetch(url), timeout=30)
+            seen = as_another_user(_fetch, url)  # loopback, no authentication: the Prometheus convention
+            assert "nexus_calls_submitted_total" in seen and secret not in seen
+            assert sink.server.server_address[0] == "127.0.0.1"
+        finally:
+            observe.hub().remove_sink(sink)
+    finally:
+        nexus.shutdown()
+
+
+@nexus.remote
+def _echo(value):
+    return value
