@@ -49,6 +49,15 @@ class Idle(Actor):
         ctx.respond(message)
 
 
+def _when_stopped(runtime: Runtime, target: ActorRef) -> threading.Event:
+    """Set once ``target`` has finished stopping: every Terminated notice it sends has been posted by then."""
+    from nexus.core.events import ActorStopped
+
+    stopped = threading.Event()
+    runtime.system.event_stream.subscribe(ActorStopped, lambda e: e.actor == target and stopped.set())
+    return stopped
+
+
 # ---- respond, forward, request -------------------------------------------------
 
 
@@ -91,10 +100,12 @@ def test_terminated_is_delivered_exactly_once(runtime: Runtime) -> None:
     target = system.spawn(Idle)
     assert watcher.ask(("watch", target), timeout=5).result(5) == "watching"
     assert watcher.ask(("watch", target), timeout=5).result(5) == "watching"  # twice: still one notice
+    stopped = _when_stopped(runtime, target)
     system.stop(target).result(5)
+    runtime.wait_until(stopped.is_set)
     runtime.wait_until(lambda: watcher.ask("log", timeout=5).result(5) == [Terminated(target)])
-    time.sleep(0.02)
     runtime.settle()
+    # Every notice was posted before ActorStopped, and the watcher takes them before a later ask: a second one shows here.
     assert watcher.ask("log", timeout=5).result(5) == [Terminated(target)]
 
 
@@ -116,9 +127,10 @@ def test_unwatch_means_no_terminated(runtime: Runtime) -> None:
     target = system.spawn(Idle)
     watcher.ask(("watch", target), timeout=5).result(5)
     watcher.ask(("unwatch", target), timeout=5).result(5)
+    stopped = _when_stopped(runtime, target)
     system.stop(target).result(5)
+    runtime.wait_until(stopped.is_set)  # any notice it sent has been posted to the watcher by now
     runtime.settle()
-    time.sleep(0.02)
     assert watcher.ask("log", timeout=5).result(5) == []
 
 
@@ -455,22 +467,27 @@ def test_expect_takes_the_match_and_keeps_the_others_in_order(sync_runtime: Runt
 
 
 def test_expect_with_a_predicate_and_from_another_thread(system: Any) -> None:
+    expecting = threading.Event()
+
     class Waiter(Actor):
         def receive(self, ctx: Context, message: Any) -> None:
             if message == "wait":
-                got = ctx.expect(lambda m: isinstance(m, str) and m.startswith("go"), timeout=5)
+                expecting.set()
+                got = ctx.expect(lambda m: isinstance(m, str) and m.startswith("go"), timeout=20)
                 ctx.respond(got)
 
     ref = system.spawn(Waiter)
-    fut = ref.ask("wait", timeout=5)
+    fut = ref.ask("wait", timeout=20)
 
     def later() -> None:
-        time.sleep(0.05)
+        assert expecting.wait(20)  # the actor is in (or about to enter) expect
         ref.tell("nope")
         ref.tell("go!")
 
-    threading.Thread(target=later).start()
-    assert fut.result(5) == "go!"
+    thread = threading.Thread(target=later)
+    thread.start()
+    assert fut.result(20) == "go!"
+    thread.join(20)
 
 
 def test_expect_timeout_raises(det: Runtime) -> None:
@@ -511,9 +528,11 @@ def test_expect_sees_terminated_of_a_watched_actor(system: Any) -> None:
 
 def test_stop_abandons_a_blocked_expect(system: Any) -> None:
     outcome: list[str] = []
+    entered = threading.Event()
 
     class Stubborn(Actor):
         def receive(self, ctx: Context, message: Any) -> None:
+            entered.set()
             try:
                 ctx.expect(int, timeout=30)
             except ActorStoppingError:
@@ -522,8 +541,8 @@ def test_stop_abandons_a_blocked_expect(system: Any) -> None:
 
     ref = system.spawn(Stubborn)
     ref.tell("start")
-    time.sleep(0.05)
-    system.stop(ref).result(5)
+    assert entered.wait(20)
+    system.stop(ref).result(20)
     assert outcome == ["abandoned"]
 
 
