@@ -151,6 +151,6 @@ class ZmqTransport(Transport):
         return ZmqConnection(context, socket, own_context=True)
 
     def close(self) -> None:
-        self._context.term()
+        self._context.destroy(linger=0)  # closes any channel left open (term() alone would wait for it)
         if self._folder:
             shutil.rmtree(self._folder, ignore_errors=True)

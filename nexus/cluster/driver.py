@@ -363,6 +363,9 @@ class Runtime:
                 # or when it is gone (the death pipe).
                 start_new_session=True,
             )
+        except BaseException:
+            conn.close()
+            raise
         finally:
             os.close(bootstrap_r)
         w.pid = w.proc.pid
