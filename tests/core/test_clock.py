@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from nexus.core import clock as clock_module
 from nexus.core.clock import ManualClock, SystemClock, TimerHandle
 
 from ..conftest import wait_until
@@ -221,6 +222,40 @@ def sysclock(request: pytest.FixtureRequest) -> Iterator[SystemClock]:
     clock.close()
 
 
+class _StoppableTime:
+    """Stands in for the ``time`` module of nexus.core.clock: ``monotonic()`` holds still while stopped.
+
+    Timers scheduled while time stands still get exactly the deadlines their delays say, however long
+    the test thread is held up between two calls on a busy machine.
+    """
+
+    def __init__(self) -> None:
+        self.stopped_at: float | None = None
+
+    def monotonic(self) -> float:
+        return time.monotonic() if self.stopped_at is None else self.stopped_at
+
+
+@pytest.fixture
+def still_time(monkeypatch: pytest.MonkeyPatch) -> _StoppableTime:
+    fake = _StoppableTime()
+    monkeypatch.setattr(clock_module, "time", fake)
+    return fake
+
+
+def _hold_the_timer_thread(clock: SystemClock) -> threading.Event:
+    """Occupy ``clock``'s timer thread with a timer until the returned event is set (nothing else fires meanwhile)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def blocker() -> None:
+        entered.set()
+        release.wait(20)
+
+    clock.call_later(0, blocker)
+    assert entered.wait(20), "the timer thread never ran the blocker"
+    return release
+
+
 def test_system_clock_now_is_monotonic_time() -> None:
     clock = SystemClock()
     before = time.monotonic()
@@ -238,14 +273,14 @@ def test_system_clock_starts_its_thread_lazily() -> None:
         assert _timer_threads(name) == [], "no timer thread before the first call_later"
         done = threading.Event()
         clock.call_later(0, done.set)
-        assert done.wait(5)
+        assert done.wait(20)
         threads = _timer_threads(name)
         assert len(threads) == 1
         assert threads[0].daemon
         # a second timer reuses the same thread
         again = threading.Event()
         clock.call_later(0, again.set)
-        assert again.wait(5)
+        assert again.wait(20)
         assert _timer_threads(name) == threads
     finally:
         clock.close()
@@ -271,7 +306,7 @@ def test_system_clock_call_later_fires_on_its_thread_after_the_delay(sysclock: S
 
     start = time.monotonic()
     sysclock.call_later(delay, fire, "a", 2)
-    assert done.wait(5), "timer never fired"
+    assert done.wait(20), "timer never fired"
     [(thread_name, fired_at, args)] = seen
     assert thread_name == sysclock._name
     assert thread_name != threading.current_thread().name
@@ -279,7 +314,7 @@ def test_system_clock_call_later_fires_on_its_thread_after_the_delay(sysclock: S
     assert fired_at - start >= delay - 1e-6, "a timer must never fire early"
 
 
-def test_system_clock_fires_in_deadline_order(sysclock: SystemClock) -> None:
+def test_system_clock_fires_in_deadline_order(sysclock: SystemClock, still_time: _StoppableTime) -> None:
     fired: list[float] = []
     done = threading.Event()
 
@@ -288,9 +323,11 @@ def test_system_clock_fires_in_deadline_order(sysclock: SystemClock) -> None:
         if len(fired) == 3:
             done.set()
 
+    still_time.stopped_at = time.monotonic()  # the three deadlines are 20 ms apart, whatever the scheduling
     for delay in (0.06, 0.02, 0.04):
         sysclock.call_later(delay, fire, delay)
-    assert done.wait(5)
+    still_time.stopped_at = None
+    assert done.wait(20)
     assert fired == [0.02, 0.04, 0.06]
 
 
@@ -298,21 +335,26 @@ def test_system_clock_an_earlier_timer_scheduled_later_is_not_held_up(sysclock: 
     far_fired = threading.Event()
     near_fired = threading.Event()
     sysclock.call_later(30.0, far_fired.set)
-    time.sleep(0.01)  # let the timer thread go to sleep on the far deadline
+    # The timer thread waits on the clock's condition, with the far deadline's timeout
+    wait_until(lambda: len(sysclock._cond._waiters) == 1, timeout=20)  # type: ignore[attr-defined]
     sysclock.call_later(0.01, near_fired.set)
-    assert near_fired.wait(5), "the timer thread slept past an earlier deadline"
+    assert near_fired.wait(20), "the timer thread slept past an earlier deadline"
     assert not far_fired.is_set()
 
 
 def test_system_clock_cancel_prevents_firing(sysclock: SystemClock) -> None:
     fired: list[str] = []
     done = threading.Event()
-    handle = sysclock.call_later(0.02, fired.append, "cancelled")
-    sysclock.call_later(0.08, lambda: (fired.append("sentinel"), done.set()))
-    handle.cancel()
-    assert handle.cancelled
-    assert done.wait(5)
-    assert fired == ["sentinel"]
+    release = _hold_the_timer_thread(sysclock)  # so the cancel surely comes before the timer could fire
+    try:
+        handle = sysclock.call_later(0, fired.append, "cancelled")
+        sysclock.call_later(0, lambda: (fired.append("sentinel"), done.set()))
+        handle.cancel()
+        assert handle.cancelled
+    finally:
+        release.set()
+    assert done.wait(20)
+    assert fired == ["sentinel"], "the cancelled timer was due, yet it did not fire"
 
 
 def test_system_clock_many_cancellations_keep_the_rest_correct(sysclock: SystemClock) -> None:
@@ -326,12 +368,17 @@ def test_system_clock_many_cancellations_keep_the_rest_correct(sysclock: SystemC
             if len(fired) == 25:
                 done.set()
 
-    handles = [sysclock.call_later(0.05, fire, i) for i in range(200)]
-    for i, handle in enumerate(handles):
-        if i % 8 != 0:
-            handle.cancel()
-    assert done.wait(5)
-    time.sleep(0.05)
+    last = threading.Event()
+    release = _hold_the_timer_thread(sysclock)  # every cancel comes before any of them could fire
+    try:
+        handles = [sysclock.call_later(0.05, fire, i) for i in range(200)]
+        for i, handle in enumerate(handles):
+            if i % 8 != 0:
+                handle.cancel()
+        sysclock.call_later(0.05, last.set)  # due with or after every one of them: it fires after them
+    finally:
+        release.set()
+    assert done.wait(20) and last.wait(20)
     assert fired == [i for i in range(200) if i % 8 == 0]
 
 
@@ -344,7 +391,7 @@ def test_system_clock_a_raising_timer_does_not_kill_the_thread(sysclock: SystemC
     with caplog.at_level(logging.ERROR, logger="nexus.core.clock"):
         sysclock.call_later(0, bad)
         sysclock.call_later(0.02, done.set)
-        assert done.wait(5), "a raising timer stopped the timer thread"
+        assert done.wait(20), "a raising timer stopped the timer thread"
     assert any(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in caplog.records)
 
 
@@ -352,17 +399,21 @@ def test_system_clock_close_stops_the_thread_and_pending_timers_never_fire() -> 
     name = "nexus-timer-close"
     clock = SystemClock(name=name)
     fired: list[str] = []
-    started = threading.Event()
-    clock.call_later(0, started.set)
-    assert started.wait(5)
-    clock.call_later(0.05, fired.append, "pending")
-    clock.close()
+    release = _hold_the_timer_thread(clock)
+    try:
+        clock.call_later(0, fired.append, "pending")  # due at once, but the timer thread is busy until release
+        closer = threading.Thread(target=clock.close)  # close() waits for the timer thread, so not on this one
+        closer.start()
+        wait_until(lambda: clock._closed, timeout=20)  # type: ignore[attr-defined]
+    finally:
+        release.set()
+    closer.join(20)
+    assert not closer.is_alive()
     assert _timer_threads(name) == [], "close() must stop the timer thread"
     after = clock.call_later(0, fired.append, "after close")
-    assert isinstance(after, TimerHandle)
-    time.sleep(0.1)
-    assert fired == []
+    assert isinstance(after, TimerHandle) and after.cancelled
     assert _timer_threads(name) == [], "call_later after close must not restart the thread"
+    assert fired == [], "a timer fired after close(); with no timer thread left none can fire later"
 
 
 def test_system_clock_close_from_inside_a_timer_does_not_deadlock() -> None:
@@ -375,7 +426,7 @@ def test_system_clock_close_from_inside_a_timer_does_not_deadlock() -> None:
         returned.set()
 
     clock.call_later(0, close_me)
-    assert returned.wait(5), "close() from the timer thread hung"
+    assert returned.wait(20), "close() from the timer thread hung"
     wait_until(lambda: not _timer_threads(name))
     clock.close()
 
@@ -389,10 +440,10 @@ def test_system_clock_close_from_a_timer_stops_the_rest_of_its_batch() -> None:
 
         def blocker() -> None:
             entered.set()
-            release.wait(5)
+            release.wait(20)
 
         clock.call_later(0, blocker)
-        assert entered.wait(5)
+        assert entered.wait(20)
         # Both are due by the time the blocker returns, so the loop pops them together.
         clock.call_later(0, lambda: (fired.append("closer"), clock.close()))
         clock.call_later(0, fired.append, "after close")
