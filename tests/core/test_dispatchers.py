@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -73,24 +72,29 @@ def test_deterministic_dispatcher_repeats_the_same_interleaving() -> None:
 def test_creating_a_system_starts_no_thread() -> None:
     before = set(threading.enumerate())
     system = ActorSystem("lazy")
-    assert set(threading.enumerate()) == before
+    assert set(threading.enumerate()) - before == set(), "no new thread (one of another test may end meanwhile)"
     system.spawn(Props.from_class(Log, "x", []))
     assert len(set(threading.enumerate()) - before) >= 1
     system.shutdown()
 
 
 def _quick_and_sleeper(system: ActorSystem, events: list[str]) -> tuple[ActorRef, ActorRef]:
-    """Quick records that it ran; Sleeper sends to the ref it gets, then blocks its worker for 0.5 s."""
+    """Quick records that it ran; Sleeper sends to the ref it gets, then blocks its worker until Quick has run.
+
+    Sleeper gives up after 20 s: Quick, stuck behind it on its worker's local queue, never ran.
+    """
+    quick_ran = threading.Event()
 
     class Quick(Actor):
         def receive(self, ctx: Context, message: Any) -> None:
             events.append("quick ran")
+            if message == "go":
+                quick_ran.set()
 
     class Sleeper(Actor):
         def receive(self, ctx: Context, message: Any) -> None:
             ctx.send(message, "go")  # lands on this worker's local queue
-            time.sleep(0.5)
-            events.append("sleeper woke")
+            events.append("sleeper woke" if quick_ran.wait(20) else "sleeper gave up: quick never ran")
 
     return system.spawn(Quick), system.spawn(Sleeper)
 
@@ -101,7 +105,7 @@ def test_a_blocking_actor_does_not_hold_up_actors_queued_behind_it(system: Actor
     events: list[str] = []
     quick, sleeper = _quick_and_sleeper(system, events)
     sleeper.tell(quick)
-    wait_until(lambda: len(events) == 2)
+    wait_until(lambda: len(events) == 2, timeout=30)
     assert events == ["quick ran", "sleeper woke"]
 
 
@@ -186,18 +190,22 @@ def test_async_actor_handles_one_message_at_a_time(system: ActorSystem) -> None:
 
 def test_async_actors_interleave_with_each_other(system: ActorSystem) -> None:
     spans: list[tuple[str, str]] = []
+    b_began = asyncio.Event()
 
     class Napper:
         async def receive(self, ctx: Context, message: Any) -> None:
             spans.append(("begin", message))
-            await asyncio.sleep(0.05)
+            if message == "a":
+                await asyncio.wait_for(b_began.wait(), 20)  # only b, running while a awaits, sets it
+            else:
+                b_began.set()
             spans.append(("end", message))
             ctx.respond(message)
 
     a, b = system.spawn(Napper), system.spawn(Napper)
-    fa, fb = a.ask("a", timeout=5), b.ask("b", timeout=5)
-    assert (fa.result(5), fb.result(5)) == ("a", "b")
-    assert spans[:2] == [("begin", "a"), ("begin", "b")]  # b began while a was awaiting
+    fa, fb = a.ask("a", timeout=30), b.ask("b", timeout=30)
+    assert (fa.result(30), fb.result(30)) == ("a", "b")
+    assert spans.index(("begin", "b")) < spans.index(("end", "a")), "b began while a was awaiting"
 
 
 def test_async_function_actor_with_hooks_and_restart(system: ActorSystem) -> None:
@@ -276,9 +284,10 @@ def test_the_stall_monitor_wakes_again_after_the_pool_was_idle(system: ActorSyst
     quick, sleeper = _quick_and_sleeper(system, events)
     quick.tell("warm up")
     wait_until(lambda: events == ["quick ran"])
-    time.sleep(0.1)  # every worker parks, and with them the stall monitor
+    dispatcher = system._dispatcher  # type: ignore[attr-defined]
+    wait_until(lambda: dispatcher._monitor_parked, timeout=30)  # every worker parked, and with them the stall monitor
     sleeper.tell(quick)
-    wait_until(lambda: len(events) == 3)
+    wait_until(lambda: len(events) == 3, timeout=30)
     assert events == ["quick ran", "quick ran", "sleeper woke"]
 
 
