@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -117,7 +116,7 @@ def test_block_makes_the_sender_wait_for_room(system: ActorSystem) -> None:
     spec = MailboxSpec.bounded(2, OverflowPolicy.BLOCK)
     ref = system.spawn(Props.from_class(Gated, gate, entered).with_mailbox(spec))
     ref.tell("wait")
-    assert entered.wait(5)
+    assert entered.wait(20)
     ref.tell(1)
     ref.tell(2)  # the mailbox is now full
     sent: list[int] = []
@@ -128,12 +127,13 @@ def test_block_makes_the_sender_wait_for_room(system: ActorSystem) -> None:
 
     thread = threading.Thread(target=sender)
     thread.start()
-    time.sleep(0.05)
-    assert sent == [] and thread.is_alive()
+    room = ref._cell._mailbox._queue._not_full  # the condition a blocked sender waits on
+    wait_until(lambda: len(room._waiters) == 1, timeout=20)  # the sender waits for room...
+    assert sent == [] and thread.is_alive()  # ...and has not returned
     gate.set()
-    thread.join(5)
+    thread.join(20)
     assert sent == [3]
-    assert ref.ask("got").result(5) == [1, 2, 3]
+    assert ref.ask("got").result(20) == [1, 2, 3]
 
 
 def test_block_with_a_timeout_raises(system: ActorSystem) -> None:
@@ -141,12 +141,12 @@ def test_block_with_a_timeout_raises(system: ActorSystem) -> None:
     spec = MailboxSpec.bounded(1, OverflowPolicy.BLOCK, block_timeout=0.05)
     ref = system.spawn(Props.from_class(Gated, gate, entered).with_mailbox(spec))
     ref.tell("wait")
-    assert entered.wait(5)
+    assert entered.wait(20)
     ref.tell(1)
     with pytest.raises(MailboxFullError, match="stayed full"):
         ref.tell(2)
     gate.set()
-    assert ref.ask("got").result(5) == [1]
+    assert ref.ask("got").result(20) == [1]
 
 
 def test_block_refuses_to_deadlock_on_the_own_mailbox(det: Runtime) -> None:
