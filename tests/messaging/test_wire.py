@@ -260,4 +260,4 @@ def test_cbor_and_flatbuffers_payloads_from_an_untrusted_peer_are_bounded() -> N
     start = time.perf_counter()
     with pytest.raises(DeserializationError, match="tag 35"):
         Wire(LinkPolicy.safe_link()).decode(hostile)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5, "refused unread, not worked through"  # a hang guard, not a measurement
