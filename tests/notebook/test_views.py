@@ -123,8 +123,16 @@ def test_the_kernel_starts_attached_to_a_cluster(tmp_path):
             # Interrupting a cell interrupts the get in it, not the cluster
             setup = "import time\n@nexus.remote\ndef nap(s):\n    time.sleep(s)\n    return s\n"
             assert client.execute_interactive(setup, timeout=60)["content"]["status"] == "ok"
-            msg_id = client.execute("nexus.get(nap.remote(60))")
-            time.sleep(1.5)
+            # stop_on_error=False: the kernel would otherwise abort the next cell if it came in while it still
+            # drops what was queued behind the interrupted one (ipykernel ends that asynchronously: a race)
+            msg_id = client.execute("ref = nap.remote(60)\nprint('getting', flush=True)\nnexus.get(ref)", stop_on_error=False)
+            deadline = time.monotonic() + 60  # wait for the line printed just before the blocking get
+            while True:
+                msg = client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+                if msg["parent_header"].get("msg_id") != msg_id or msg["msg_type"] != "stream":
+                    continue
+                if "getting" in msg["content"]["text"]:
+                    break
             manager.interrupt_kernel()
             reply = client.get_shell_msg(timeout=30)
             while reply["parent_header"].get("msg_id") != msg_id:
