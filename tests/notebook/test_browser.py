@@ -1,13 +1,28 @@
 """A real browser: JupyterLab headless, Debian's Chromium driven by Playwright, the observation notebook run in it.
 
-Checks that the ClusterView shows the workers and the actor and that the
-TraceView gains spans while work runs; saves a screenshot
-(``artifacts/observation-notebook.png``, or ``$NEXUS_ARTIFACTS``).
+Checks that the ClusterView widget shows the workers and the actor and that
+the TraceView widget draws the spans of the notebook's work, then gains the
+spans of work the test starts itself once it has counted them (so the check
+does not depend on how long the notebook's own work lasts). Saves a
+screenshot (``artifacts/observation-notebook.png``, or ``$NEXUS_ARTIFACTS``),
+and on a failure what the page showed: ``observation-notebook-failure.png``
+and ``.txt`` (the page's text, each cell's source and outputs, the kernels
+and sessions from the REST API, the server's log, how long each step took).
+
+Every step waits for a condition, never for a time: the notebook's kernel
+connected and idle (JupyterLab clears, without a word, a cell run while the
+session has no kernel yet: key presses sent too early were lost that way, and
+this test waited for a view that no cell would ever draw), each cell run with
+JupyterLab's own ``notebook:run-cell`` command (``window.jupyterapp``, as
+JupyterLab's Galata tests do) and its execution finished, an error in a cell
+reported at once with its traceback. The timeouts are hang guards only.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -15,20 +30,100 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
+NOTEBOOK = "observation.ipynb"
 
 pytestmark = [
-    pytest.mark.timeout(300),
+    pytest.mark.timeout(300),  # a hang guard: a cold start on a loaded 2-core machine took under 2 minutes
     pytest.mark.skipif(
         not os.path.exists(CHROMIUM) and not os.environ.get("NEXUS_REQUIRE_BROWSER"),
         reason="needs Debian's chromium (.ci/run installs it: apt-get install chromium)",
     ),
 ]
+
+# Hang guards (ms), each far above what its step takes on a cold, loaded machine (at most 14 s, 14 s, 6 s and 0.3 s
+# seen there), and small enough that a hang is reported by its own message before pytest's timeout strikes.
+PAGE_LOAD = 150_000
+KERNEL_READY = 150_000
+CELL_RUN = 120_000
+VIEW_UPDATE = 60_000
+
+# Work the test starts itself once it has counted the TraceView's spans: a function of a name no span had before,
+# so its spans appearing in the view is the view gaining spans, however long the notebook's own work lasted.
+MORE_WORK = "after_the_first_count"
+MORE_CALLS = 20
+MORE_CODE = f"""
+@nexus.remote
+def {MORE_WORK}(i):
+    time.sleep(0.02)
+    return i
+
+assert nexus.get([{MORE_WORK}.remote(i) for i in range({MORE_CALLS})]) == list(range({MORE_CALLS}))
+"""
+
+# Helpers in the page: the notebook panel of NOTEBOOK in the running JupyterLab (window.jupyterapp, there with
+# LabApp.expose_app_in_browser), and the elements matching a selector in the node of its cell i.
+_HELPERS = f"""
+window.__nexusPanel = () => {{
+    const app = window.jupyterapp;
+    if (!app || !app.shell) return null;
+    for (const w of app.shell.widgets('main')) {{
+        if (w.context && w.context.path === {NOTEBOOK!r} && w.content && w.sessionContext) return w;
+    }}
+    return null;
+}};
+window.__nexusInCell = (i, selector) => [...window.__nexusPanel().content.widgets[i].node.querySelectorAll(selector)];
+"""
+
+_KERNEL_READY = """() => {
+    const panel = window.__nexusPanel && window.__nexusPanel();
+    if (!panel || !panel.context.isReady || !panel.sessionContext.isReady) return false;
+    const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+    return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
+}"""
+
+# Starts running cell i with JupyterLab's command; the outcome lands in window.__nexusRuns[i].
+_RUN_CELL = """(i) => {
+    const panel = window.__nexusPanel(), notebook = panel.content;
+    window.jupyterapp.shell.activateById(panel.id);  // the command runs in the current notebook
+    notebook.deselectAll();
+    notebook.activeCellIndex = i;
+    if (notebook.activeCellIndex !== i) throw new Error(`cell ${i} could not be selected`);
+    const run = (window.__nexusRuns = window.__nexusRuns || {})[i] = {done: false, ok: null, error: null};
+    window.jupyterapp.commands.execute('notebook:run-cell').then(
+        (ok) => { run.ok = ok; run.done = true; },
+        (err) => { run.error = String(err); run.done = true; },
+    );
+}"""
+
+_CELLS = """() => window.__nexusPanel().content.widgets.map((cell) => ({
+    type: cell.model.type,
+    source: cell.model.sharedModel.getSource(),
+    count: cell.model.type === 'code' ? cell.model.executionCount : null,
+    state: cell.model.type === 'code' ? cell.model.executionState : null,
+    outputs: cell.model.type === 'code' ? cell.model.outputs.toJSON() : [],
+}))"""
+
+# Runs code in the notebook's kernel (not in a cell); the reply lands in window.__nexusMore.
+_EXECUTE = """(code) => {
+    const kernel = window.__nexusPanel().sessionContext.session.kernel;
+    const more = window.__nexusMore = {done: false, reply: null, errors: []};
+    const future = kernel.requestExecute({code, store_history: false});
+    future.onIOPub = (msg) => {
+        if (msg.header.msg_type === 'error' || (msg.header.msg_type === 'stream' && msg.content.name === 'stderr')) {
+            more.errors.push(msg.content);
+        }
+    };
+    future.done.then((reply) => { more.reply = reply.content; more.done = true; },
+                     (err) => { more.reply = {status: 'error', evalue: String(err)}; more.done = true; });
+}"""
 
 
 def _free_port() -> int:
@@ -37,74 +132,247 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Lab:
+    """A running JupyterLab server: its address, token, log and REST API."""
+
+    def __init__(self, url: str, token: str, log: Path, started_in: float) -> None:
+        self.url, self.token, self.log, self.started_in = url, token, log, started_in
+
+    def api(self, path: str) -> object:
+        with urllib.request.urlopen(f"{self.url}/api/{path}?token={self.token}", timeout=10) as answer:
+            return json.load(answer)
+
+
 @pytest.fixture()
 def lab(tmp_path):
-    shutil.copy(ROOT / "notebooks" / "04-live-observation.ipynb", tmp_path / "observation.ipynb")
+    shutil.copy(ROOT / "notebooks" / "04-live-observation.ipynb", tmp_path / NOTEBOOK)
+    config = tmp_path / ".jupyter"
+    # No "get notified about Jupyter news?" toast over the notebook in the screenshots.
+    settings = config / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     port, token = _free_port(), secrets.token_hex(16)
     lab_bin = Path(sys.executable).with_name("jupyter-lab")
-    proc = subprocess.Popen(
-        [
-            str(lab_bin), "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=",
-            "--ServerApp.open_browser=False", "--LabServerApp.extra_labextensions_path=[]",
-            *(["--allow-root"] if os.geteuid() == 0 else []),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / ".jupyter"), JUPYTER_RUNTIME_DIR=str(tmp_path / ".runtime")),
-    )
+    log = tmp_path / "jupyterlab.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(lab_bin), "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=",
+                "--ServerApp.open_browser=False", "--LabServerApp.extra_labextensions_path=[]",
+                "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: the test runs cells with JupyterLab's commands
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(tmp_path / ".runtime")),
+        )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("JupyterLab did not start") from None
-            time.sleep(0.5)
+    start = time.monotonic()
     try:
-        yield url, token
+        deadline = start + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"JupyterLab did not start (exit code {proc.poll()}):\n{_tail(log)}") from None
+                time.sleep(0.25)
+        print(f"JupyterLab's server answered in {time.monotonic() - start:.1f} s", flush=True)
+        yield Lab(url, token, log, time.monotonic() - start)
     finally:
-        proc.terminate()
+        proc.terminate()  # the server shuts its kernels down, and the kernel its cluster
         try:
-            proc.wait(15)
+            proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"({exc})"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _output_text(output: dict) -> str:
+    if output.get("output_type") == "error":
+        return _ANSI.sub("", "\n".join(output.get("traceback") or [f"{output.get('ename')}: {output.get('evalue')}"]))
+    if output.get("output_type") == "stream":
+        text = output.get("text", "")
+        return "".join(text) if isinstance(text, list) else str(text)
+    data = output.get("data", {})
+    text = data.get("text/plain", "")
+    return "".join(text) if isinstance(text, list) else str(text)
+
+
+class Run:
+    """Drives the notebook in the page; remembers how long each step took for the report."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.page: Any = None
+        self.lab = lab
+        self.t0 = self.last = time.monotonic()
+        self.steps: list[tuple[str, float]] = [("server start", lab.started_in)]
+
+    def step(self, name: str) -> None:
+        now = time.monotonic()
+        self.steps.append((name, now - self.last))
+        self.last = now
+        print(f"[{now - self.t0:6.1f} s] {name} (+{self.steps[-1][1]:.1f} s)", flush=True)
+
+    def timings(self) -> str:
+        total = self.lab.started_in + time.monotonic() - self.t0
+        return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.steps) + f"; total {total:.1f} s"
+
+    def wait(self, what: str, predicate: str, arg: object = None, timeout: float = VIEW_UPDATE) -> None:
+        """Wait for a JS predicate; on a timeout, say what did not happen."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_function(predicate, arg=arg, timeout=timeout, polling=250)
+        except PlaywrightTimeout:
+            raise AssertionError(f"{what}: not within {timeout / 1000:.0f} s") from None
+
+    def cells(self) -> list[dict]:
+        return self.page.evaluate(_CELLS)
+
+    def _cells_report(self) -> list[dict]:
+        """The cells, read with a timeout (the page may be what is stuck)."""
+        handle = self.page.wait_for_function(f"() => ({{cells: ({_CELLS})()}})", timeout=10_000)
+        return handle.json_value()["cells"]
+
+    def run_cell(self, i: int) -> dict:
+        """Run cell i and wait for its execution to finish; a cell that fails fails the test with its traceback."""
+        self.page.evaluate(_RUN_CELL, i)
+        source = (self.cells()[i]["source"].splitlines() or [""])[0]
+        self.wait(f"cell {i} ({source!r}) to finish running", "(i) => window.__nexusRuns[i].done", i, CELL_RUN)
+        run = self.page.evaluate("(i) => window.__nexusRuns[i]", i)
+        cell = self.cells()[i]
+        errors = [_output_text(o) for o in cell["outputs"] if o.get("output_type") == "error"]
+        if errors:
+            raise AssertionError(f"cell {i} ({source!r}) failed:\n" + "\n".join(errors))
+        if run["error"] is not None:
+            raise AssertionError(f"running cell {i} ({source!r}) failed in JupyterLab: {run['error']}")
+        if cell["type"] == "code" and cell["count"] is None:
+            raise AssertionError(f"cell {i} ({source!r}) was not executed (no execution count)")
+        self.step(f"cell {i}")
+        return cell
+
+    def execute(self, code: str) -> None:
+        """Run code in the notebook's kernel, outside the cells, and wait for it."""
+        self.page.evaluate(_EXECUTE, code)
+        self.wait("the test's own work to finish in the kernel", "() => window.__nexusMore.done", timeout=CELL_RUN)
+        more = self.page.evaluate("() => window.__nexusMore")
+        if more["reply"]["status"] != "ok":
+            errors = [_ANSI.sub("", "\n".join(e.get("traceback") or [e.get("text", "")])) for e in more["errors"]]
+            raise AssertionError("the test's own work failed in the kernel:\n" + "\n".join(errors) + f"\n{more['reply']}")
+
+    def _cells_text(self) -> str:
+        return "\n".join(
+            f"--- cell {i} [{c['count']}] {c['state']}\n{c['source']}\n>>>\n" + "\n".join(_output_text(o) for o in c["outputs"])
+            for i, c in enumerate(self._cells_report())
+        )
+
+    def report(self, shots: Path, error: BaseException) -> str:
+        """Save what the page showed (screenshot, text, cells, kernel, server log): the next failure says what it saw."""
+        png, txt = shots / "observation-notebook-failure.png", shots / "observation-notebook-failure.txt"
+        parts = [f"failure: {type(error).__name__}: {error}", f"steps: {self.timings()}"]
+        probes: list[tuple[str, Callable[[], str]]] = [
+            ("kernels (REST)", lambda: json.dumps(self.lab.api("kernels"), indent=1)),
+            ("sessions (REST)", lambda: json.dumps(self.lab.api("sessions"), indent=1)),
+        ]
+        if self.page is not None:  # each with a timeout of its own: after pytest's, nothing else stops a stuck call
+            probes[:0] = [("screenshot", lambda: self.page.screenshot(path=str(png), full_page=True, timeout=15_000) and str(png))]
+            probes += [("cells", self._cells_text), ("page text", lambda: self.page.inner_text("body", timeout=15_000))]
+        for name, probe in probes:
+            try:
+                parts.append(f"== {name} ==\n{probe()}")
+            except Exception as exc:  # a page that broke still leaves the rest of the report
+                parts.append(f"== {name} ==\n(unavailable: {type(exc).__name__}: {exc})")
+        parts.append(f"== JupyterLab's log (tail) ==\n{_tail(self.lab.log, 200)}")
+        txt.write_text("\n\n".join(parts))
+        return f"what the page showed: {png if png.exists() else '(no screenshot)'} and {txt}; steps: {self.timings()}"
 
 
 def test_the_views_update_live_in_jupyterlab(lab):
     from playwright.sync_api import sync_playwright
 
-    url, token = lab
     shots = Path(os.environ.get("NEXUS_ARTIFACTS", ROOT / "artifacts"))
     shots.mkdir(parents=True, exist_ok=True)
+    for old in ("observation-notebook-failure.png", "observation-notebook-failure.txt"):
+        (shots / old).unlink(missing_ok=True)  # an earlier run's report must not pass for this one's
+    run = Run(lab)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.goto(f"{url}/lab/tree/observation.ipynb?token={token}", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-mod-idle", timeout=120_000)
-        page.locator(".jp-Notebook .jp-Cell").first.click()
-        cells = page.locator(".jp-Notebook .jp-Cell").count()
-        for _ in range(cells - 3):  # everything up to the cell that waits for the results: the work runs meanwhile
-            page.keyboard.press("Shift+Enter")
-            time.sleep(0.3)
-        view = page.locator(".nexus-cluster").first
-        view.wait_for(timeout=120_000)
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.nexus-cluster')].some(e => e.textContent.includes('Greeter'))",
-            timeout=60_000,
-        )
-        text = view.text_content() or ""
-        assert "worker-1" in text and "worker-2" in text, "the ClusterView shows the workers"
-        page.wait_for_selector(".nexus-trace svg rect", timeout=60_000)
-        first = later = page.locator(".nexus-trace svg rect").count()
-        deadline = time.monotonic() + 30
-        while later <= first and time.monotonic() < deadline:
-            time.sleep(0.5)
-            later = page.locator(".nexus-trace svg rect").count()
-        page.screenshot(path=str(shots / "observation-notebook.png"), full_page=True)
-        assert later > first > 0, f"the TraceView gains spans while work runs ({first} -> {later})"
-        browser.close()
+        try:
+            page = run.page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            run.step("Chromium started")
+            try:
+                _drive(run, page, shots)
+            except BaseException as error:  # an assertion, a Playwright error, or pytest-timeout's hang guard
+                where = run.report(shots, error)
+                if isinstance(error, AssertionError):
+                    raise AssertionError(f"{error}\n{where}") from None
+                print(where, flush=True)
+                raise
+        finally:
+            browser.close()
+
+
+def _drive(run: Run, page, shots: Path) -> None:
+    page.add_init_script(_HELPERS)
+    page.goto(f"{run.lab.url}/lab/tree/{NOTEBOOK}?token={run.lab.token}", timeout=PAGE_LOAD)
+    run.wait("JupyterLab to open the notebook", "() => !!(window.__nexusPanel && window.__nexusPanel())", timeout=PAGE_LOAD)
+    run.step("JupyterLab open")
+    # JupyterLab drops (clears, without a word) a cell run before the kernel is connected: wait for it to be, and idle.
+    run.wait("the notebook's kernel to start, connect and be idle", _KERNEL_READY, timeout=KERNEL_READY)
+    run.step("kernel idle")
+
+    cells = run.cells()
+    cell_of = {key: next(i for i, c in enumerate(cells) if key in c["source"]) for key in ("ClusterView()", "TraceView(", "get(refs)")}
+    cluster, trace = cell_of["ClusterView()"], cell_of["TraceView("]
+    # The live widgets' HTML (ipywidgets.HTML), not the static text/html a notebook keeps for where widgets do not run.
+    cluster_view = "(i) => window.__nexusInCell(i, '.widget-html-content .nexus-cluster').map((e) => e.textContent).join('')"
+    rects = "(i) => window.__nexusInCell(i, '.widget-html-content .nexus-trace svg rect').length"
+    more_rects = f"""(i) => window.__nexusInCell(i, '.widget-html-content .nexus-trace svg rect title')
+                             .filter((t) => t.textContent.startsWith('{MORE_WORK} ')).length"""
+
+    for i in range(len(cells)):
+        run.run_cell(i)
+        if i == cluster:
+            run.wait(
+                "the ClusterView widget to show the workers and the Greeter actor",
+                f"(i) => ['worker-1', 'worker-2', 'Greeter'].every((w) => ({cluster_view})(i).includes(w))",
+                cluster,
+            )
+            run.step("ClusterView shows the workers and the actor")
+        elif i == trace:
+            shown = "(i) => window.__nexusInCell(i, '.widget-html-content .nexus-trace').length"
+            run.wait("the TraceView widget to be shown", shown, trace)
+        elif i == cell_of["get(refs)"]:
+            run.wait("the TraceView widget to draw the spans of the notebook's work", f"(i) => ({rects})(i) > 0", trace)
+            run.step("TraceView draws spans")
+
+    text = page.evaluate(cluster_view, cluster)
+    assert all(w in text for w in ("worker-1", "worker-2", "Greeter")), f"the ClusterView shows the workers and the actor: {text!r}"
+    first = page.evaluate(rects, trace)
+    assert first > 0, "the TraceView drew the spans of the notebook's work"
+    assert page.evaluate(more_rects, trace) == 0, f"no span of {MORE_WORK} before the test starts it"
+
+    run.execute(MORE_CODE)  # more work, started after the count: its spans can only reach the view live
+    run.step("the test's own work ran")
+    run.wait(
+        f"the TraceView to gain the spans of the work started after the first count ({first} rects then)",
+        f"(i) => ({more_rects})(i) === {MORE_CALLS}",
+        trace,
+    )
+    later = page.evaluate(rects, trace)
+    run.step(f"TraceView gained the {MORE_CALLS} new spans ({first} -> {later} rects)")
+    page.screenshot(path=str(shots / "observation-notebook.png"), full_page=True)
+    print(f"steps: {run.timings()}", flush=True)

@@ -38,5 +38,6 @@ def test_notebook_runs_top_to_bottom(name, tmp_path):
     for expected in EXPECTED[name]:
         assert expected in text, f"{name}: {expected!r} not in the outputs"
     if name == "04-live-observation.ipynb":
+        # The notebook flushes the hub before it counts, so every span has reached the view: 25 tasks and their 100 calls.
         spans = int(text.split("spans in the trace view:")[1].split()[0])
-        assert spans >= 100, "the trace view gained the spans of the work that ran"
+        assert spans >= 125, f"the trace view gained the spans of the work that ran ({spans} of 125)"
