@@ -111,7 +111,7 @@ class TraceView(_View):
     def __init__(self, window: float = 10.0) -> None:
         widgets = _ipywidgets()
         self.model = TraceModel(window)
-        events, _cursor, _missed = hub().read(0)
+        events, self._cursor, _missed = hub().read(0)  # the past; the pump brings what comes after _cursor
         self.model.feed(events)
         self.html = widgets.HTML(self.model.to_html())
         self.pause = widgets.ToggleButton(value=False, description="pause", tooltip="stop following new spans")
@@ -130,6 +130,15 @@ class TraceView(_View):
         self.html.value = self.model.to_html()
 
     def _tick(self, events: list[Any], missed: int, snapshot: Any) -> None:
+        # The pump's cursor is its own: its first batch for this view may hold events the view read when it was
+        # made (they would show twice), or start past them (a tick between the read and joining the pump).
+        if events and events[0].seq > self._cursor:
+            gap, _, _ = hub().read(self._cursor, limit=events[0].seq - self._cursor)
+            events = gap + events
+        if events and events[0].seq < self._cursor:
+            events = [e for e in events if e.seq >= self._cursor]
+        if events:
+            self._cursor = events[-1].seq + 1
         self.model.feed(events, missed)
         if self.model.version != self._drawn:
             self._drawn = self.model.version

@@ -1,0 +1,63 @@
+"""A TraceView made while others are live shows each span once: what it read when it was made, and after."""
+
+from __future__ import annotations
+
+import pytest
+
+import nexus
+from nexus.observe import hub
+
+from ..conftest import wait_until
+
+
+@nexus.remote
+def _step(i):
+    return i
+
+
+@pytest.fixture()
+def cluster():
+    nexus.init(num_cpus=1)
+    try:
+        yield
+    finally:
+        nexus.shutdown()
+
+
+def _finished():
+    return sum(1 for e in hub().read(0)[0] if e.kind == "finished")
+
+
+def _ids(view):
+    return [s.id for s in view.model.spans]
+
+
+def test_a_trace_view_made_beside_a_live_one_shows_each_span_once(cluster):
+    first = nexus.TraceView()  # the views' pump now follows the hub
+    h = hub()
+    with h._flush_lock:  # hold the pump's next delivery until the second view has read the past
+        nexus.get([_step.remote(i) for i in range(50)], timeout=30)
+        wait_until(lambda: _finished() >= 50, timeout=30)
+        second = nexus.TraceView()
+        assert len(_ids(second)) == 50
+    h.flush()  # the pump delivers from its own cursor: the 50 spans the second view read already come again
+    assert sorted(_ids(second)) == sorted(set(_ids(second))) and len(_ids(second)) == 50
+    assert len(_ids(first)) == 50
+    nexus.get([_step.remote(i) for i in range(10)], timeout=30)
+    wait_until(lambda: _finished() >= 60, timeout=30)
+    h.flush()
+    assert len(_ids(second)) == len(set(_ids(second))) == 60, "later spans arrive once too"
+
+
+def test_a_trace_view_that_joined_after_a_tick_catches_up_on_what_it_missed(cluster):
+    h = hub()
+    with h._flush_lock:  # no delivery but the one this test makes
+        view = nexus.TraceView()
+        start = view._cursor
+        nexus.get([_step.remote(i) for i in range(20)], timeout=30)
+        wait_until(lambda: _finished() >= 20, timeout=30)
+        events, cursor, _ = h.read(start)
+        # As if a tick had delivered the first ten events before the view joined the pump: it reads them itself.
+        view._tick([e for e in events if e.seq >= start + 10], 0, None)
+        assert len(_ids(view)) == len(set(_ids(view))) == 20
+        assert view._cursor == cursor
