@@ -12,6 +12,7 @@ last state where widgets do not run (GitHub, nbviewer).
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from collections.abc import Sequence
@@ -126,7 +127,10 @@ class TraceView(_View):
         self.model.paused = bool(change["new"])
 
     def _zoomed(self, change: dict[str, Any]) -> None:
-        self.model.window = float(change["new"])
+        new = float(change["new"])
+        if abs(math.log10(new) - math.log10(self.model.window)) <= self.zoom.step / 2 + 1e-9:
+            return  # the slider rounding the window it was given to its nearest step (30 s -> 31.6 s): not a zoom
+        self.model.window = new
         self.html.value = self.model.to_html()
 
     def _tick(self, events: list[Any], missed: int, snapshot: Any) -> None:

@@ -61,3 +61,11 @@ def test_a_trace_view_that_joined_after_a_tick_catches_up_on_what_it_missed(clus
         view._tick([e for e in events if e.seq >= start + 10], 0, None)
         assert len(_ids(view)) == len(set(_ids(view))) == 20
         assert view._cursor == cursor
+
+
+def test_the_zoom_slider_rounding_the_window_it_was_given_does_not_change_it(cluster):
+    view = nexus.TraceView(window=30)
+    view._zoomed({"new": 10**1.5})  # what the browser sends back: the slider's nearest step
+    assert view.model.window == 30
+    view._zoomed({"new": 10**1.6})  # a step of the user's
+    assert view.model.window == pytest.approx(10**1.6)
