@@ -200,6 +200,7 @@ class _Actor:
         self.worker: _WorkerProc | None = None
         self.ready = False
         self.dead: BaseException | None = None
+        self.exited = False  # its death was settled and published (see Runtime._fail_calls)
         self.error_blob: Blob | None = None
         self.queue: deque[_Call] = deque()
         self.inflight: dict[int, _Call] = {}
@@ -283,7 +284,7 @@ class Runtime:
         self.arena = Arena.create(default_capacity(object_store_memory))
         self.allocator = Allocator(self.arena.size)
         self.ticks = itertools.count(1)
-        self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers run inside a locked section
+        self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers that found the lock taken
         self.spills = self.restores = self.spilled_bytes = 0
         self.spill_folder: SpillFolder | None = None  # made at the first spill
         # What happened, for the observation layer (nexus.observe reads it): one tuple per event, never a wait.
@@ -914,15 +915,26 @@ class Runtime:
         self._finalized(oid, -1, 0)
 
     def _finalized(self, oid: int, dref: int, dpin: int) -> None:
-        """A ref or a view died in this process (a finalizer: it may run inside a locked section, so maybe later)."""
+        """A ref or a view died in this process: count it now if the lock is free, else later.
+
+        A finalizer runs wherever the garbage collector does: inside a
+        locked section of this thread (which must not be interrupted), or
+        on a thread that another one, holding the lock, waits for (a thread
+        being started under the lock runs finalizers as it starts: waiting
+        for the lock there deadlocked the driver). So it never waits: when
+        the lock is taken, the change is queued for whoever takes it next
+        (the receiver does within a round).
+        """
         if self.closed:
             return
-        if self.lock._is_owned():  # type: ignore[attr-defined]
+        if self.lock._is_owned() or not self.lock.acquire(blocking=False):  # type: ignore[attr-defined]
             self.deferred.append((oid, dref, dpin))
             return
-        with self.lock:
+        try:
             self._change(oid, dref, dpin)
             self._drain_deferred()
+        finally:
+            self.lock.release()
 
     def _drain_deferred(self) -> None:
         while self.deferred:
@@ -1808,16 +1820,19 @@ class Runtime:
                 call.deps = []  # consumed: a failure of the actor from here on must not release them again
 
     def _fail_calls(self, actor: _Actor) -> None:
+        """The actor is dead: its calls fail (those queued and in flight; later ones as they come, once each)."""
         assert actor.dead is not None
-        for key, amount in actor.needs.items():  # a dead actor holds nothing
-            self.used[key] -= amount
-        actor.needs = {}
-        self._unpin(actor.deps)
-        actor.deps = []
-        self._decref(actor.args_oid)
-        actor.args_oid = 0
-        self.events.publish(ActorExited(_label(actor), str(actor.dead)))
-        self._emit("actor", _label(actor), "died", actor.worker.name if actor.worker else "", str(actor.dead))
+        if not actor.exited:  # what its death itself settles, once (not again for each call made to it later)
+            actor.exited = True
+            for key, amount in actor.needs.items():  # a dead actor holds nothing
+                self.used[key] -= amount
+            actor.needs = {}
+            self._unpin(actor.deps)
+            actor.deps = []
+            self._decref(actor.args_oid)
+            actor.args_oid = 0
+            self.events.publish(ActorExited(_label(actor), str(actor.dead)))
+            self._emit("actor", _label(actor), "died", actor.worker.name if actor.worker else "", str(actor.dead))
         waiting, actor.on_ready = actor.on_ready, []
         if waiting:
             died = actor.error_blob or error_blob(ActorDiedError(str(actor.dead)), "the driver")

@@ -222,3 +222,45 @@ def _zombie(pid):
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_a_ref_dropped_on_another_thread_while_the_lock_is_held_does_not_wait_for_it():
+    # A finalizer runs wherever the garbage collector does, for instance in a thread that another one, holding the
+    # driver's lock, is starting and waits for: a finalizer that waited for the lock deadlocked the driver.
+    nexus.init(num_cpus=1)
+    try:
+        runtime = api._runtime()
+        ref = nexus.put(b"x" * 100)
+        oid = ref.id
+        holder = [ref]
+        del ref
+        dropper = threading.Thread(target=holder.clear)  # the last ref dies on this thread
+        with runtime.lock:
+            dropper.start()
+            dropper.join(10)
+            assert not dropper.is_alive(), "the finalizer waited for the lock"
+            assert oid in runtime.objects, "counted later, not inside the locked section"
+        wait_until(lambda: oid not in runtime.objects, timeout=30)
+    finally:
+        nexus.shutdown()
+
+
+def test_an_actor_is_reported_exited_once_however_many_calls_it_gets_afterwards():
+    from nexus.cluster.events import ActorExited
+    from nexus.core.errors import ActorDiedError
+
+    nexus.init(num_cpus=1)
+    try:
+        seen: list[ActorExited] = []
+        subscription = nexus.event_stream().subscribe(ActorExited, seen.append)
+        sink = _Sink.remote()
+        assert nexus.get(sink.pid.remote(), timeout=30) > 0
+        nexus.kill(sink)
+        for _ in range(3):
+            with pytest.raises(ActorDiedError):
+                nexus.get(sink.pid.remote(), timeout=30)
+        wait_until(lambda: seen, timeout=30)
+        assert len(seen) == 1, seen
+        subscription.unsubscribe()
+    finally:
+        nexus.shutdown()
