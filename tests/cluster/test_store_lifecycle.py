@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gc
+import glob
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -56,9 +58,9 @@ def test_a_full_store_with_everything_pinned_raises_with_the_figures():
 
 
 def _cluster_files(pid: int) -> list[str]:
+    """The cluster's segments in /dev/shm and its folders (spilled objects) in the temporary directory."""
     shm = [n for n in os.listdir("/dev/shm") if n.startswith(f"nexus-{pid}-")]
-    spill = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"nexus-spill-{pid}")
-    return shm + ([spill] if os.path.exists(spill) else [])
+    return shm + glob.glob(os.path.join(tempfile.gettempdir(), f"nexus-{pid}-*"))
 
 
 def test_nothing_left_after_shutdown_or_a_killed_worker():
@@ -75,7 +77,8 @@ def test_nothing_left_after_shutdown_or_a_killed_worker():
         finally:
             sub.unsubscribe()
         assert [int(nexus.get(r).sum()) for r in refs] == [2 * MiB] * 3
-        assert _cluster_files(os.getpid())
+        files = _cluster_files(os.getpid())
+        assert any("-arena-" in f for f in files) and any("-spill-" in f for f in files), files
     finally:
         nexus.shutdown()
     assert _cluster_files(os.getpid()) == []
