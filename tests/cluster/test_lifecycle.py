@@ -85,7 +85,7 @@ def test_ctrl_c_during_get_interrupts_the_driver_and_keeps_the_cluster(tmp_path)
     started = tmp_path / "started"
     script = textwrap.dedent(
         f"""
-        import os, signal, threading, time, nexus
+        import os, signal, sys, threading, time, nexus
 
         STARTED = {str(started)!r}
 
@@ -99,19 +99,30 @@ def test_ctrl_c_during_get_interrupts_the_driver_and_keeps_the_cluster(tmp_path)
             return "still usable"
 
         sent = []
+        main = threading.main_thread().ident
 
-        def interrupt_once_it_runs():
+        def waiting_in_get():
+            frame = sys._current_frames().get(main)
+            while frame is not None:
+                if frame.f_code.co_name == "_wait_object":
+                    return True
+                frame = frame.f_back
+            return False
+
+        def interrupt_once_get_waits():
+            # The task runs and the main thread waits in get(): only then is Ctrl-C a Ctrl-C *during get*.
             deadline = time.monotonic() + 30
-            while not os.path.exists(STARTED) and time.monotonic() < deadline:
+            while not (os.path.exists(STARTED) and waiting_in_get()) and time.monotonic() < deadline:
                 time.sleep(0.01)
             sent.append(time.monotonic())
             os.kill(os.getpid(), signal.SIGINT)
 
         nexus.init(num_cpus=2)
-        ref = slow.remote()
-        threading.Thread(target=interrupt_once_it_runs, daemon=True).start()
+        threading.Thread(target=interrupt_once_get_waits, daemon=True).start()
+        begin = time.monotonic()
         try:
-            nexus.get(ref)
+            nexus.get(slow.remote())
+            print("get returned after", round(time.monotonic() - begin, 1), "s, sent", sent)
         except KeyboardInterrupt:
             print("interrupted after", round(time.monotonic() - sent[0], 1))
         print(nexus.get(quick.remote(), timeout=30))
