@@ -87,6 +87,7 @@ def test_ctrl_c_during_get_interrupts_the_driver_and_keeps_the_cluster(tmp_path)
         f"""
         import os, signal, sys, threading, time, nexus
 
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own Ctrl-C, even if the runner ignores SIGINT
         STARTED = {str(started)!r}
 
         @nexus.remote
