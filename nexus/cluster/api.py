@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import (
     ActorDiedError,
@@ -36,6 +36,9 @@ from ..core.errors import (
 from . import context
 from .signatures import ArgumentCheck, method_checks
 from .values import Blob, ObjectRef, deserialize, serialize
+
+if TYPE_CHECKING:
+    from .transport import Transport
 
 __all__ = [
     "ActorClass",
@@ -140,7 +143,7 @@ def init(
     ignore_reinit_error: bool = False,
     object_store_memory: int | None = None,
     resources: dict[str, float] | None = None,
-    transport: Any = None,
+    transport: str | Transport | None = None,
     observe: bool = True,
     **_unused: Any,
 ) -> ClusterInfo:
@@ -427,17 +430,18 @@ class ActorMethod:
         self._num_returns = num_returns
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        checks = self._handle._checks
-        if checks is not None and self._name in checks:
-            checks[self._name](args, kwargs)
+        self._check(args, kwargs)
         refs = _runtime().submit_call(self._handle._actor_id, self._name, args, kwargs, self._num_returns, False)
         return refs[0] if self._num_returns == 1 else refs
 
     def tell(self, *args: Any, **kwargs: Any) -> None:
+        self._check(args, kwargs)
+        _runtime().submit_call(self._handle._actor_id, self._name, args, kwargs, 1, True)
+
+    def _check(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         checks = self._handle._checks
         if checks is not None and self._name in checks:
             checks[self._name](args, kwargs)
-        _runtime().submit_call(self._handle._actor_id, self._name, args, kwargs, 1, True)
 
     def options(self, **options: Any) -> ActorMethod:
         _check_options(options, METHOD_OPTIONS, f"actor method {self._name}")
