@@ -4,6 +4,9 @@ Tables go to stdout (one per benchmark); with ``--json`` stdout holds exactly
 one JSON object instead. Progress and errors go to stderr. The exit status is
 0 even when targets are missed -- benchmarks report, they do not gate -- and 1
 only when a benchmark could not run or produced an invalid figure.
+
+``python -m benchmarks.ab --base REV`` compares this tree's figures with those of commit REV, in alternating
+rounds of fresh runs of this command (see :mod:`benchmarks.ab`).
 """
 
 from __future__ import annotations
