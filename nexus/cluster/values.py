@@ -24,6 +24,7 @@ from typing import Any
 
 from ..core.errors import NexusError, SerializationError
 from ..messaging.serializers import CloudPickleSerializer
+from . import context
 from .store import INLINE_MAX, PAGE, Pin
 
 __all__ = ["Blob", "ObjectRef", "RemoteError", "Slice", "StoreClient", "TaskError"]
@@ -385,9 +386,25 @@ class ObjectRef:
         """``await ref`` in a coroutine (a notebook cell, an async actor): the value, without blocking the event loop."""
         import asyncio
 
-        from .api import get
+        return asyncio.get_running_loop().run_in_executor(None, _resolve, self).__await__()
 
-        return asyncio.get_running_loop().run_in_executor(None, get, self).__await__()
+
+def _resolve(ref: ObjectRef) -> Any:
+    """``nexus.get(ref)`` for ``await ref``, from the runtime that :mod:`nexus.cluster.context` holds.
+
+    Not by importing ``get``: :mod:`nexus.cluster.api` imports this module, and importing it back made a cycle.
+    """
+    runtime = context.current()
+    if runtime is None:
+        raise RuntimeError("no Nexus cluster in this process: call nexus.init() first")
+    if hasattr(runtime, "get_blobs"):  # inside a worker
+        blob = runtime.get_blobs([ref.id], None)[ref.id]
+    else:
+        blob = runtime.wait_object(ref.id, None)
+    value = deserialize(blob)
+    if blob.error:
+        raise value.to_exception()
+    return value
 
 
 def _rebuild_ref(object_id: int) -> ObjectRef:
