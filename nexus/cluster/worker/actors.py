@@ -1,0 +1,200 @@
+"""Hosting one actor in a worker: its instance made, its calls run in order, on a thread pool or on an event loop."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ...core.errors import NexusError
+from ..values import Blob, deserialize, error_blob
+from .execution import TaskExecution, _DependencyFailed, _now, _trace_context
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["ActorHosting"]
+
+
+def _set_policy(batch: bool) -> None:
+    """Put the calling thread under ``SCHED_BATCH`` (or back to the normal policy).
+
+    A worker's receiving thread runs under SCHED_BATCH: when the driver
+    wakes a parked worker, the worker takes the next free core instead of
+    preempting the driver on its own. On a host with more busy processes
+    than cores (calls spread over several actors, tasks submitted from
+    several threads), every wake-up otherwise cost the driver 50-130 µs of
+    its core, and 1:n actor calls ran 1.6x slower. With a core free the
+    worker runs at once either way. Threads that run an actor's calls
+    handed over by the receiving thread (a thread pool) keep the normal
+    policy: the hand-over must preempt the spinning receiver. Other threads
+    started in the worker, and processes started by tasks, inherit the
+    policy (they still get their fair share of CPU; they just do not preempt
+    on waking). ``NEXUS_SCHED_BATCH=0`` turns this off.
+    """
+    if hasattr(os, "SCHED_BATCH"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_BATCH if batch else os.SCHED_OTHER, os.sched_param(0))
+
+
+class _ActorHost:
+    def __init__(self, actor_id: int, instance: Any, max_concurrency: int, is_async: bool) -> None:
+        self.actor_id = actor_id
+        self.instance = instance
+        self.is_async = is_async
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        self.semaphore: asyncio.Semaphore | None = None
+        self.concurrent = is_async or max_concurrency > 1  # calls run on threads or an event loop
+        if is_async:
+            import asyncio  # only here: a worker that hosts no async actor starts ~15 ms sooner without it
+
+            # Run by the worker's main thread, which also receives (WorkerRuntime._serve_async): a call
+            # starts without a hand-over to another thread.
+            self.loop = asyncio.new_event_loop()
+            self.semaphore = asyncio.Semaphore(max_concurrency)
+        elif max_concurrency > 1:
+            self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="nexus-actor", initializer=_set_policy, initargs=(False,))
+
+
+class ActorHosting(TaskExecution):
+    """How a worker hosts its actor: its calls run as tasks do; a part of ``WorkerRuntime``, which sets these."""
+
+    actor: _ActorHost | None
+    busy_call: bool
+    running_since: float
+
+    def _create_actor(self, actor_id: int, cls_id: bytes, name: str, args_blob: Blob, deps: list[tuple[int, Blob]], options: dict) -> None:
+        cls = self.defs.get(cls_id)
+        try:
+            if cls is None:
+                raise NexusError(f"worker has no definition of {name}")
+            args, kwargs = self._arguments(args_blob, deps)
+            instance = cls(*args, **kwargs)
+            is_async = any(inspect.iscoroutinefunction(getattr(cls, m, None)) for m in dir(cls) if not m.startswith("__"))
+            concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
+            self.actor = _ActorHost(actor_id, instance, concurrency, is_async)
+            sequential = self.actor.loop is None and self.actor.pool is None
+            self.send(("actor_ready", actor_id, None, sequential, concurrency))
+        except _DependencyFailed as failed:
+            self.send(("actor_ready", actor_id, failed.blob))
+        except BaseException as exc:
+            if isinstance(exc, SystemExit):
+                self._exit_for_user_code(exc, f"the constructor of {name}")
+            self.send(("actor_ready", actor_id, error_blob(exc, self.where)))
+
+    def _call(
+        self,
+        actor_id: int,
+        call_id: int,
+        method: str,
+        args_blob: Blob,
+        deps: list[tuple[int, Blob]],
+        result_ids: list[int],
+        trace: int = 0,
+    ) -> None:
+        host = self.actor
+        if host is None or host.actor_id != actor_id:
+            blob = error_blob(NexusError(f"actor {actor_id:x} does not live in {self.where}"), self.where)
+            if result_ids:
+                self.send(("done", call_id, [(oid, blob) for oid in result_ids], None))
+            return
+        context = (trace or call_id, call_id)
+        bound = getattr(host.instance, method, None)
+        name = f"{type(host.instance).__qualname__}.{method}"
+        if bound is None:
+            bound = _missing(type(host.instance).__qualname__, method)
+        if host.loop is not None:
+            self._call_async(host, bound, name, call_id, args_blob, deps, result_ids, context)
+        elif host.pool is not None:
+            host.pool.submit(self._finish_call, bound, name, call_id, args_blob, deps, result_ids, None, context)
+        else:
+            self.busy_call = True
+            try:
+                start = self.running_since = time.perf_counter()
+                self._finish_call(bound, name, call_id, args_blob, deps, result_ids, (method, start), context)
+            finally:
+                self.busy_call = False
+                self.running_since = 0.0
+
+    def _finish_call(
+        self,
+        bound: Any,
+        name: str,
+        call_id: int,
+        args_blob: Blob,
+        deps: list,
+        result_ids: list[int],
+        timed: Any = None,
+        context: tuple[int, int] = (0, 0),
+    ) -> None:
+        token = _trace_context.set(context)
+        try:
+            items, _value, timing = self._outcome(bound, name, args_blob, deps, result_ids or [0])
+        finally:
+            _trace_context.reset(token)
+        if result_ids:
+            if timed is not None:  # a sequential actor's call, on the main thread: (method, start)
+                self.answers.answer(call_id, items, timed[0], time.perf_counter() - timed[1], timing)
+            else:
+                self.send(("done", call_id, items, timing))
+        elif items[0][1].error:
+            print(f"nexus {self.where}: {name} (a tell) failed:\n{deserialize(items[0][1]).traceback_text}", file=sys.stderr)
+
+    def _call_async(
+        self,
+        host: _ActorHost,
+        bound: Any,
+        name: str,
+        call_id: int,
+        args_blob: Blob,
+        deps: list,
+        result_ids: list[int],
+        context: tuple[int, int] = (0, 0),
+    ) -> None:
+        async def run() -> None:
+            assert host.semaphore is not None
+            _trace_context.set(context)  # this coroutine's own context
+            start = ready = ran = _now()
+            ok = False
+            async with host.semaphore:
+                try:
+                    args, kwargs = self._arguments(args_blob, deps)
+                    ready = _now()
+                    value = bound(*args, **kwargs)
+                    if inspect.isawaitable(value):
+                        value = await value
+                    ran = _now()
+                    items = self._results(value, result_ids or [0], name)
+                    ok = True
+                except _DependencyFailed as failed:
+                    items = [(oid, failed.blob) for oid in result_ids or [0]]
+                except BaseException as exc:
+                    if isinstance(exc, SystemExit):
+                        self._exit_for_user_code(exc, name)
+                    blob = error_blob(exc, self.where)
+                    items = [(oid, blob) for oid in result_ids or [0]]
+            if result_ids:
+                self.send(("done", call_id, items, (start, ready, max(ran, ready), _now(), ok)))
+            elif not ok and items[0][1].error:
+                print(f"nexus {self.where}: {name} (a tell) failed:\n{deserialize(items[0][1]).traceback_text}", file=sys.stderr)
+
+        assert host.loop is not None
+        if threading.get_ident() == self.main_ident:
+            host.loop.create_task(run())
+        else:  # the monitor thread received it for a main thread blocked in a call
+            import asyncio
+
+            asyncio.run_coroutine_threadsafe(run(), host.loop)
+
+
+def _missing(cls_name: str, method: str) -> Any:
+    def missing(*_args: Any, **_kwargs: Any) -> Any:
+        raise AttributeError(f"actor class {cls_name} has no method {method!r}")
+
+    return missing

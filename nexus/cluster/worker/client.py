@@ -1,0 +1,127 @@
+"""What user code inside a worker calls (``.remote()``, ``nexus.get``, ``nexus.put``, ...): requests to the driver."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ...core.errors import GetTimeoutError
+from ..values import Blob, ObjectRef, deserialize, serialize, split_args
+from .execution import _trace_context
+
+__all__ = ["WorkerClient"]
+
+
+class _Waiter:
+    __slots__ = ("event", "ids", "results")
+
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+        self.results: dict[int, Blob] = {}
+        self.event = threading.Event()
+
+
+class WorkerClient:
+    """The worker's side of ``nexus.get``, ``.remote()`` and the rest; a part of ``WorkerRuntime``, which sets
+    these and waits for the answers (``_wait``: the main thread keeps receiving and running what arrives)."""
+
+    shipped: set[bytes]
+    waiters: dict[int, _Waiter]
+    requests: Iterator[int]
+    ids: Iterator[int]
+    id_base: int
+
+    if TYPE_CHECKING:
+
+        def send(self, body: tuple[Any, ...]) -> None: ...
+
+        def _wait(self, waiter: _Waiter, timeout: float | None, blocking: bool = True) -> None: ...
+
+    def new_id(self) -> int:
+        return self.id_base | next(self.ids)
+
+    def ship(self, def_id: bytes, blob_factory: Any) -> Blob | None:
+        if def_id in self.shipped:
+            return None
+        self.shipped.add(def_id)
+        return blob_factory()
+
+    def submit_task(
+        self, fn_id: bytes, blob_factory: Any, name: str, args: tuple, kwargs: dict, num_returns: int, options: dict
+    ) -> list[ObjectRef]:
+        definition = self.ship(fn_id, blob_factory)
+        args, kwargs, deps = split_args(args, kwargs)
+        args_blob = serialize((args, kwargs), f"the arguments of {name}")
+        result_ids = [self.new_id() for _ in range(num_returns)]
+        trace, parent = _trace_context.get()
+        self.send(("submit", fn_id, definition, name, args_blob, deps, result_ids, options, trace, parent))
+        return [ObjectRef(oid) for oid in result_ids]
+
+    def create_actor(self, cls_id: bytes, blob_factory: Any, name: str, args: tuple, kwargs: dict, options: dict) -> int:
+        definition = self.ship(cls_id, blob_factory)
+        args, kwargs, deps = split_args(args, kwargs)
+        args_blob = serialize((args, kwargs), f"the arguments of {name}")
+        actor_id = self.new_id()
+        reply = self._request(("create_actor", actor_id, cls_id, definition, name, args_blob, deps, options))
+        if reply is not None:
+            raise deserialize(reply).to_exception()
+        return actor_id
+
+    def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]:
+        args, kwargs, deps = split_args(args, kwargs)
+        args_blob = serialize((args, kwargs), f"the arguments of {method}")
+        result_ids = [] if tell else [self.new_id() for _ in range(num_returns)]
+        trace, parent = _trace_context.get()
+        self.send(("submit_call", actor_id, method, args_blob, deps, result_ids, trace, parent))
+        return [ObjectRef(oid) for oid in result_ids]
+
+    def put(self, value: Any) -> ObjectRef:
+        blob = serialize(value, "the value to put")
+        oid = self.new_id()
+        self.send(("put", oid, blob))
+        return ObjectRef(oid)
+
+    def _request(self, body: tuple[Any, ...], timeout: float | None = None, blocking: bool = True) -> Any:
+        """Send a request whose answer comes back as ``objects`` under a fresh request id; return the answer.
+
+        ``blocking=False`` for a short request (an arena region): the worker
+        does not count as blocked meanwhile and runs nothing else.
+        """
+        request = next(self.requests)
+        waiter = _Waiter([0])
+        self.waiters[request] = waiter
+        try:
+            self.send((body[0], request, *body[1:]))
+            self._wait(waiter, timeout, blocking)
+            if not waiter.event.is_set():
+                raise GetTimeoutError(f"no answer from the driver within {timeout} s")
+            return waiter.results.get(0)
+        finally:
+            self.waiters.pop(request, None)
+
+    def get_blobs(self, ids: list[int], timeout: float | None) -> dict[int, Blob] | None:
+        request = next(self.requests)
+        waiter = _Waiter(ids)
+        self.waiters[request] = waiter
+        try:
+            self.send(("get", request, ids, timeout))
+            self._wait(waiter, timeout)
+            return waiter.results if waiter.event.is_set() else None
+        finally:
+            self.waiters.pop(request, None)
+
+    def wait_ids(self, ids: list[int], num_returns: int, timeout: float | None) -> list[int]:
+        request = next(self.requests)
+        waiter = _Waiter(ids)
+        self.waiters[request] = waiter
+        try:
+            self.send(("wait", request, ids, num_returns, timeout))
+            self._wait(waiter, None if timeout is None else timeout + 5.0)
+            ready = waiter.results.get(0)
+            return list(ready) if ready is not None else []  # type: ignore[call-overload]
+        finally:
+            self.waiters.pop(request, None)
+
+    def control(self, body: tuple[Any, ...]) -> Any:
+        return self._request(body)

@@ -1,0 +1,54 @@
+"""A worker process's start: its channel read from the bootstrap pipe, its runtime made and run until told to exit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from .. import context
+from ..transport import ChannelSpec, load_transport
+from ..values import set_client
+from .actors import _set_policy
+from .loop import WorkerRuntime
+from .store_client import _WorkerStore
+
+__all__ = ["main"]
+
+
+def _read_bootstrap(fd: int) -> str:
+    """What the driver wrote to the pipe this process inherited (its channel, with any secret): read to the end."""
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    worker_id, kind, bootstrap_fd, death_fd = int(argv[0]), argv[1], int(argv[2]), int(argv[3])
+    spec = ChannelSpec.decode(_read_bootstrap(bootstrap_fd))
+    # Tasks that arrive while one waits in get() run on top of it, ~8 frames each: room for ~700 of them. Deeper
+    # nesting fails the task that does not fit with a RecursionError (see _next_task) instead of hanging.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 6000))
+    _set_policy(batch=os.environ.get("NEXUS_SCHED_BATCH", "1") != "0")
+    conn = load_transport(spec.transport, os.environ.get("NEXUS_TRANSPORT_CLASS")).attach(spec)
+    runtime = WorkerRuntime(conn, worker_id, kind, death_fd if death_fd >= 0 else None)
+    context.set_current(runtime)
+    signal.signal(signal.SIGUSR1, runtime._on_cancel_signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the whole group: the driver decides
+    set_client(_WorkerStore(runtime, os.environ.get("NEXUS_ARENA")))
+    try:
+        runtime.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        set_client(None)
+        try:
+            conn.close()
+        except Exception:
+            pass
+    os._exit(0)  # do not wait for actor threads or run atexit hooks of user code: the driver decides our fate
