@@ -97,6 +97,12 @@ class ShmConnection(Connection):
     # -- sending ----------------------------------------------------------------
 
     def send(self, data: bytes, frames: Sequence[Any] = ()) -> None:
+        self._send(data, frames, True)
+
+    def try_send(self, data: bytes, frames: Sequence[Any] = ()) -> bool:
+        return self._send(data, frames, False)
+
+    def _send(self, data: bytes, frames: Sequence[Any], wait: bool) -> bool:
         lengths = [memoryview(f).nbytes for f in frames]
         head_size = 8 + 4 * len(lengths)
         head_size += (-head_size) & 7
@@ -114,6 +120,10 @@ class ShmConnection(Connection):
             offset = tail % cap
             need = size if offset + size <= cap else size + (cap - offset)
             if cap - (tail - words[HEAD]) < need:
+                if not wait:
+                    if self._closed or words[CLOSED]:
+                        raise TransportClosedError("the channel is closed")
+                    return False
                 self._wait_for_space(need)
             if offset + size > cap:  # no room before the end: mark the jump, start again at 0
                 _REC.pack_into(ring.data, offset, WRAP, 0)
@@ -138,6 +148,7 @@ class ShmConnection(Connection):
                 os.eventfd_write(self._wake_out, 1)
             except OSError:
                 pass
+        return True
 
     def _wait_for_space(self, need: int) -> None:
         words = self._out.words

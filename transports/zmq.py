@@ -43,22 +43,25 @@ class ZmqConnection(Connection):
         self.sent = 0
         self.received = 0
 
+    def try_send(self, data: bytes, frames: Sequence[Any] = ()) -> bool:
+        with self._lock:
+            if self._closed:
+                raise TransportClosedError("the channel is closed")
+            try:
+                if frames:
+                    self._socket.send_multipart([data, *frames], zmq.NOBLOCK, copy=False)
+                else:
+                    self._socket.send(data, zmq.NOBLOCK, copy=len(data) < 65536)
+            except zmq.Again:
+                return False
+            self.sent += 1
+            return True
+
     def send(self, data: bytes, frames: Sequence[Any] = ()) -> None:
-        parts = [data, *frames]
         delay = 1e-5
         while True:
-            with self._lock:  # never held while waiting: the receiving side must go on meanwhile
-                if self._closed:
-                    raise TransportClosedError("the channel is closed")
-                try:
-                    if frames:
-                        self._socket.send_multipart(parts, zmq.NOBLOCK, copy=False)
-                    else:
-                        self._socket.send(data, zmq.NOBLOCK, copy=len(data) < 65536)
-                    self.sent += 1
-                    return
-                except zmq.Again:
-                    pass
+            if self.try_send(data, frames):  # the lock is never held while waiting: the receiving side goes on
+                return
             alive = self.peer_alive
             if alive is not None and delay >= 1e-3 and not alive():
                 raise TransportClosedError("the peer is gone and its queue is full")

@@ -96,6 +96,16 @@ class Connection(abc.ABC):
     def send(self, data: bytes, frames: Sequence[Any] = ()) -> None:
         """Send one message; blocks while the peer's buffer is full (back-pressure)."""
 
+    def try_send(self, data: bytes, frames: Sequence[Any] = ()) -> bool:
+        """Send one message if the peer has room for it now; False (nothing sent) when it has not.
+
+        The driver sends this way from threads that must never wait for one
+        peer (a worker that stopped reading must not stall the others). A
+        transport that cannot tell waits, as :meth:`send` does.
+        """
+        self.send(data, frames)
+        return True
+
     @abc.abstractmethod
     def try_recv(self) -> Message | None:
         """The next message, or ``None`` at once when there is none."""
