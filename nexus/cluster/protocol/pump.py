@@ -1,52 +1,20 @@
-"""Messages between the driver and its workers: pickled tuples in envelopes.
-
-The channel is trusted (both ends are processes of one cluster, started by
-one user), so bodies are pickle protocol 5; every message still travels in a
-checked envelope, and one that does not decode is counted and dropped, never
-fatal to the receiver.
-
-Driver -> worker: ``def`` (a function or class, once per worker), ``task``,
-``create_actor``, ``call``, ``objects`` (answer to a ``get``), ``cancel``,
-``exit``. Worker -> driver: ``hello``, ``done``, ``submit``, ``submit_call``,
-``create_actor``, ``get``, ``put``, ``kill``, ``get_actor``, ``log``.
-"""
+"""The pump: receives from many connections at once (spin briefly, then park on all of them)."""
 
 from __future__ import annotations
 
-import pickle
 import select
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..core.errors import EnvelopeError
-from ..messaging.envelope import Envelope, Kind, decode_envelope, encode_envelope
-from ..messaging.serializers import CodecId
-from .transport import Connection
+from ..transport import Connection
+from .codec import unpack
 
-__all__ = ["SPIN_SECONDS", "LogLimiter", "Pump", "pack", "unpack"]
+__all__ = ["SPIN_SECONDS", "LogLimiter", "Pump"]
 
 SPIN_SECONDS = 200e-6
 """How long a receiver polls its rings before it parks: longer than a typical call, far shorter than a wake-up."""
-
-_PICKLE = CodecId.PICKLE
-_dumps = pickle.dumps
-_loads = pickle.loads
-
-
-def pack(body: tuple[Any, ...], kind: int = Kind.CONTROL) -> bytes:
-    return encode_envelope(Envelope(kind, _dumps(body, 5), _PICKLE))
-
-
-def unpack(data: bytes) -> tuple[Any, ...]:
-    envelope = decode_envelope(data)
-    if envelope.codec != _PICKLE:
-        raise EnvelopeError(f"unexpected codec {envelope.codec} on a cluster channel")
-    body = _loads(envelope.payload)
-    if not isinstance(body, tuple) or not body or not isinstance(body[0], str):
-        raise EnvelopeError("a cluster message must be a tuple starting with its operation name")
-    return body
 
 
 class LogLimiter:
