@@ -61,12 +61,9 @@ class ObjectState:
 
 
 def _runtime() -> Any:
-    from .cluster import context
+    from .cluster.session import current_driver
 
-    runtime = context.current()
-    if runtime is None or not hasattr(runtime, "objects"):
-        raise RuntimeError("the state API is the driver's: call nexus.init() in this process first")
-    return runtime
+    return current_driver("the state API")
 
 
 def list_workers() -> list[WorkerState]:
@@ -75,14 +72,17 @@ def list_workers() -> list[WorkerState]:
         return [
             WorkerState(
                 w.name,
-                w.proc.pid if w.proc else 0,
+                w.pid,
                 "actor" if w.kind == "actor" else "task",
                 w.alive,
-                f"{w.actor.cls_name} ({w.actor.actor_id:x})" if w.actor else None,
+                w.actor.label if w.actor else None,
                 len(w.actor.inflight) if w.actor else w.inflight,
             )
-            for w in rt.every_worker
+            for w in rt.every_worker_record()
         ]
+
+
+_ACTOR_STATES = {"pending": "starting"}  # an actor waiting for its arguments shows as starting (as before)
 
 
 def list_actors() -> list[ActorState]:
@@ -90,12 +90,6 @@ def list_actors() -> list[ActorState]:
     with rt.lock:
         out = []
         for a in rt.actors.values():
-            if a.dead is not None:
-                state = "dead"
-            elif a.ready:
-                state = "alive"
-            else:
-                state = "restarting" if a.restarts else "starting"
             w = a.worker
             out.append(
                 ActorState(
@@ -103,9 +97,9 @@ def list_actors() -> list[ActorState]:
                     a.cls_name,
                     a.name,
                     a.namespace,
-                    state,
+                    _ACTOR_STATES.get(a.state.value, a.state.value),
                     w.name if w else None,
-                    w.proc.pid if w and w.proc else None,
+                    w.pid if w else None,
                     a.restarts,
                     len(a.queue) + len(a.inflight),
                     str(a.dead) if a.dead is not None else None,
@@ -138,7 +132,7 @@ def list_tasks(filters: list[tuple[str, str, Any]] | None = None, limit: int = 1
                 rec = records[event[2]]
                 rec.update(state="finished" if event[9] else "failed", worker=event[3], duration=(event[8] - event[5]) / 1e9)
     with rt.lock:
-        for task in rt.running.values():
+        for task in rt.tasks.running.values():
             if task.task_id in records and records[task.task_id]["state"] == "queued":
                 records[task.task_id].update(state="running", worker=task.worker.name if task.worker else None)
         for a in rt.actors.values():
@@ -160,7 +154,7 @@ def list_objects(limit: int = 1000) -> list[ObjectState]:
     rt = _runtime()
     with rt.lock:
         out = []
-        for oid, obj in list(rt.objects.items())[:limit]:
+        for oid, obj in list(rt.objects.entries.items())[:limit]:
             if obj.blob is None:
                 where, nbytes = "pending", 0
             elif obj.spilled is not None:

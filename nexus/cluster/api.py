@@ -21,7 +21,6 @@ import itertools
 import os
 import secrets
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +32,13 @@ from ..core.errors import (
     TaskCancelledError,
     WorkerCrashedError,
 )
-from . import context
+from . import session as _session
+from .config import ClusterConfig
 from .signatures import ArgumentCheck, method_checks
 from .values import Blob, ObjectRef, deserialize, serialize
 
 if TYPE_CHECKING:
+    from .session import Session
     from .transport import Transport
 
 __all__ = [
@@ -115,8 +116,8 @@ def _check_options(options: dict[str, Any], allowed: frozenset[str], what: str) 
     return options
 
 
-def _runtime() -> Any:
-    runtime = context.current()
+def _runtime() -> Session:
+    runtime = _session.current()
     if runtime is None:
         raise RuntimeError("no Nexus cluster in this process: call nexus.init() first")
     return runtime
@@ -145,6 +146,7 @@ def init(
     resources: dict[str, float] | None = None,
     transport: str | Transport | None = None,
     observe: bool = True,
+    _system_config: ClusterConfig | dict[str, Any] | None = None,
     **_unused: Any,
 ) -> ClusterInfo:
     """Start a local cluster: this process becomes the driver, ``num_cpus`` worker processes run tasks.
@@ -156,17 +158,18 @@ def init(
     with CURVE; another installed plugin by name, or a ``Transport``
     instance. Also from ``NEXUS_TRANSPORT``. ``observe=False`` records no events for
     :mod:`nexus.observe` (timelines, metrics, the state API's task history). ``address`` other than ``None``/``"local"``
-    is for joining a running cluster, which a later release brings.
+    is for joining a running cluster, which a later release brings. ``_system_config`` (as in Ray: internal
+    tunables, for tests and experiments) is a :class:`~nexus.cluster.config.ClusterConfig` or a dict of its fields.
     """
-    from .driver import Runtime
+    from .head.runtime import Runtime
 
     if _unused:
         raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(sorted(_unused))}")
     with _init_lock:
-        current = context.current()
+        current = _session.current()
         if current is not None:
             if ignore_reinit_error:
-                return _info(current)
+                return ClusterInfo(current.info())
             raise RuntimeError("nexus.init() was already called; call nexus.shutdown() first, or pass ignore_reinit_error=True")
         if address not in (None, "local", "auto"):
             raise ValueError(f"joining a cluster at {address!r} is not supported yet; use nexus.init() for a local cluster")
@@ -176,6 +179,7 @@ def init(
             raise ValueError(f"num_cpus must be a positive int, not {num_cpus!r}")
         if resources is not None and (not isinstance(resources, dict) or "CPU" in resources):
             raise ValueError("resources is a dict of resource names (such as 'GPU') to amounts; set CPUs with num_cpus")
+        config = _system_config if isinstance(_system_config, ClusterConfig) else ClusterConfig(**(_system_config or {}))
         runtime = Runtime(
             num_cpus,
             transport or os.environ.get("NEXUS_TRANSPORT", "shm"),
@@ -183,43 +187,39 @@ def init(
             resources=resources,
             object_store_memory=object_store_memory,
             observe=observe,
+            config=config,
         )
-        context.set_current(runtime)
+        _session.set_current(runtime)
         global _exit_hook
         if not _exit_hook:  # a kernel or script that ends without shutdown(): stop the workers, free the memory
             atexit.register(shutdown)
             _exit_hook = True
-        return _info(runtime)
-
-
-def _info(runtime: Any) -> ClusterInfo:
-    return ClusterInfo(
-        workers=len(runtime.workers),
-        num_cpus=runtime.num_cpus,
-        transport=runtime.transport_name,
-        namespace=runtime.namespace,
-        pid=os.getpid(),
-    )
+        return ClusterInfo(runtime.info())
 
 
 def shutdown() -> None:
     """Stop every worker and free every shared-memory segment of the cluster; a no-op without one."""
     with _init_lock:
-        runtime = context.current()
-        if runtime is None or not hasattr(runtime, "shutdown"):
+        runtime = _session.current()
+        if runtime is None:
             return
-        context.set_current(None)
-        runtime.shutdown()
+        try:
+            owned = runtime.shutdown()  # False in a worker: the cluster is its driver's to stop
+        except BaseException:
+            _session.set_current(None)
+            raise
+        if owned:
+            _session.set_current(None)
 
 
 def is_initialized() -> bool:
-    return context.current() is not None
+    return _session.current() is not None
 
 
 # -- get / wait / put ----------------------------------------------------------------------
 
 
-def _raise_or_value(runtime: Any, blob: Blob) -> Any:
+def _raise_or_value(blob: Blob) -> Any:
     value = deserialize(blob)
     if blob.error:
         raise value.to_exception()
@@ -236,20 +236,10 @@ def get(refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None = None) 
     for ref in items:
         if not isinstance(ref, ObjectRef):
             raise TypeError(f"nexus.get takes an ObjectRef or a list of ObjectRefs; the list holds {_described(ref)}")
-    deadline = None if timeout is None else time.monotonic() + timeout
-    if hasattr(runtime, "get_blobs"):  # inside a worker
-        blobs = runtime.get_blobs([r.id for r in items], timeout)
-        if blobs is None:
-            raise GetTimeoutError(f"get timed out after {timeout} s")
-        values = [_raise_or_value(runtime, blobs[r.id]) for r in items]
-    else:
-        values = []
-        for ref in items:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            blob = runtime.wait_object(ref.id, left)
-            if blob is None:
-                raise GetTimeoutError(f"get timed out after {timeout} s waiting for {ref!r}")
-            values.append(_raise_or_value(runtime, blob))
+    blobs = runtime.get_blobs([r.id for r in items], timeout)
+    if blobs is None:
+        raise GetTimeoutError(f"get timed out after {timeout} s")
+    values = [_raise_or_value(blob) for blob in blobs]
     return values[0] if single else values
 
 
@@ -297,17 +287,14 @@ def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> No
     in it (a blocking call such as ``time.sleep`` is interrupted), or with
     ``force=True`` its worker process is killed and replaced.
     """
-    runtime = _runtime()
-    if hasattr(runtime, "cancel"):
-        runtime.cancel(ref.id, force=force)
+    if not isinstance(ref, ObjectRef):
+        raise TypeError(f"nexus.cancel takes an ObjectRef, not {_described(ref)}")
+    _runtime().cancel(ref.id, force)
 
 
 def event_stream() -> Any:
     """The cluster's event stream: subscribe to :mod:`nexus.cluster.events` classes (workers, restarts, retries)."""
-    runtime = _runtime()
-    if not hasattr(runtime, "events"):
-        raise RuntimeError("the event stream is the driver's: subscribe in the process that called nexus.init()")
-    return runtime.events
+    return _runtime().event_stream()
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
@@ -318,23 +305,12 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     """
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"nexus.kill takes an actor handle, not {type(actor).__qualname__}")
-    runtime = _runtime()
-    if hasattr(runtime, "kill"):
-        runtime.kill(actor._actor_id, no_restart=no_restart)
-    else:
-        runtime.control(("control", "kill", actor._actor_id))
+    _runtime().kill(actor._actor_id, no_restart)
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     """The handle of the named actor; ValueError when there is none."""
-    runtime = _runtime()
-    if hasattr(runtime, "control_get_actor"):
-        actor_id, cls_name = runtime.control_get_actor(name, namespace)
-    else:
-        result = runtime.control(("control", "get_actor", name, namespace))
-        if isinstance(result, tuple) and result and result[0] == "error":
-            raise deserialize(result[1]).to_exception()
-        actor_id, cls_name = result
+    actor_id, cls_name = _runtime().get_actor(name, namespace)
     return ActorHandle(actor_id, cls_name)
 
 

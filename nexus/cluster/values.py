@@ -24,7 +24,7 @@ from typing import Any
 
 from ..core.errors import NexusError, SerializationError
 from ..messaging.serializers import CloudPickleSerializer
-from . import context
+from . import session
 from .store import INLINE_MAX, PAGE, Pin
 
 __all__ = ["Blob", "ObjectRef", "RemoteError", "Slice", "StoreClient", "TaskError"]
@@ -390,17 +390,16 @@ class ObjectRef:
 
 
 def _resolve(ref: ObjectRef) -> Any:
-    """``nexus.get(ref)`` for ``await ref``, from the runtime that :mod:`nexus.cluster.context` holds.
+    """``nexus.get(ref)`` for ``await ref``, from the session that :mod:`nexus.cluster.session` holds.
 
     Not by importing ``get``: :mod:`nexus.cluster.api` imports this module, and importing it back made a cycle.
     """
-    runtime = context.current()
+    runtime = session.current()
     if runtime is None:
         raise RuntimeError("no Nexus cluster in this process: call nexus.init() first")
-    if hasattr(runtime, "get_blobs"):  # inside a worker
-        blob = runtime.get_blobs([ref.id], None)[ref.id]
-    else:
-        blob = runtime.wait_object(ref.id, None)
+    blobs = runtime.get_blobs([ref.id], None)
+    assert blobs is not None  # no timeout
+    blob = blobs[0]
     value = deserialize(blob)
     if blob.error:
         raise value.to_exception()

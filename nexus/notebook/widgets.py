@@ -162,13 +162,13 @@ class _Progress(_View):
             _pump().views.add(self)
 
     def _check(self) -> None:
-        from ..cluster import context
+        from ..cluster.session import current_driver
 
-        runtime = context.current()
+        runtime = current_driver("progress")
         done = failed = 0
         with runtime.lock:
             for ref in self.refs:
-                obj = runtime.objects.get(ref.id)
+                obj = runtime.objects.entries.get(ref.id)
                 if obj is None or obj.blob is not None:
                     done += 1
                     failed += bool(obj is not None and obj.blob is not None and obj.blob.error)

@@ -30,11 +30,9 @@ __all__ = [
 
 
 def _runtime() -> Any:
-    from ..cluster import context
+    from ..cluster.session import current_driver
 
-    runtime = context.current()
-    if runtime is None or not hasattr(runtime, "observed"):
-        raise RuntimeError("observation is the driver's: call nexus.init() in this process first")
+    runtime = current_driver("observation")
     if runtime.observed is None:
         raise RuntimeError("this cluster records no events: it was started with nexus.init(observe=False)")
     return runtime
@@ -43,7 +41,7 @@ def _runtime() -> Any:
 def hub() -> ObservationHub:
     """The ObservationHub of the running cluster (made on first use)."""
     runtime = _runtime()
-    existing = getattr(runtime, "observation_hub", None)
+    existing = runtime.observation_hub
     if existing is None:
         existing = runtime.observation_hub = ObservationHub(runtime.observed)
     return existing

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import nexus
-from nexus.cluster import api, driver
+from nexus.cluster import api
 from nexus.cluster.events import CallDropped
 from nexus.core.errors import MailboxFullError
 from nexus.core.mailbox import MailboxSpec, OverflowPolicy
@@ -57,7 +57,7 @@ def test_a_blocking_mailbox_makes_the_caller_wait(cluster):
     assert waited >= 0.3, "the caller waited for room instead of queueing without bound"
 
 
-def test_a_failing_mailbox_raises(cluster, tmp_path):
+def test_a_failing_mailbox_raises(cluster, tmp_path, request):
     release = tmp_path / "release"
     actor = Slow.options(mailbox=MailboxSpec.bounded(1, OverflowPolicy.FAIL)).remote()
     first = actor.held.remote(str(release), "first")  # unanswered until released
@@ -69,7 +69,7 @@ def test_a_failing_mailbox_raises(cluster, tmp_path):
     assert nexus.get(first, timeout=30) == "first"
 
 
-def test_drop_newest_and_drop_oldest(cluster, tmp_path):
+def test_drop_newest_and_drop_oldest(cluster, tmp_path, request):
     release, started = tmp_path / "release", tmp_path / "started"
     seen = []
     sub = nexus.event_stream().subscribe(CallDropped, seen.append)
@@ -101,13 +101,14 @@ def test_a_mailbox_must_be_bounded():
         Slow.options(mailbox=MailboxSpec())
 
 
-def test_the_task_queue_is_bounded(cluster, monkeypatch):
-    monkeypatch.setattr(driver, "MAX_QUEUED_TASKS", 20)
+def test_the_task_queue_is_bounded(cluster, request):
+    before = api._runtime().configure(max_queued_tasks=20)
+    request.addfinalizer(lambda: api._runtime().configure(max_queued_tasks=before.max_queued_tasks))
     runtime = api._runtime()
     deepest = 0
     refs = []
     for _ in range(120):
         refs.append(nap.remote(0.002))
-        deepest = max(deepest, len(runtime.queue))
+        deepest = max(deepest, len(runtime.tasks))
     assert nexus.get(refs) == [0.002] * 120
     assert deepest <= 21, "the submitter waited for the workers instead of queueing without bound"

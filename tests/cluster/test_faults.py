@@ -172,7 +172,7 @@ def test_the_pool_replaces_a_dead_worker(cluster):
     pids = set(nexus.get([sleeper.remote(0.2) for _ in range(4)]))
     victim = next(iter(pids))
     _kill(victim)
-    assert _wait_for(lambda: len([w for w in runtime.workers if w.alive and w.ready.is_set()]) == runtime.num_cpus)
+    assert _wait_for(lambda: len([w for w in runtime.workers if w.alive and w.link.ready.is_set()]) == runtime.num_cpus)
     after = set(nexus.get([sleeper.remote(0.2) for _ in range(4)], timeout=30))
     assert victim not in after
 
@@ -186,22 +186,22 @@ def test_cancel_interrupts_a_running_task_and_force_kills_its_worker(cluster, tm
         nexus.get(ref, timeout=15)
     assert time.monotonic() - start < 10, "the sleep was interrupted"
     runtime = api._runtime()
-    before = {w.proc.pid for w in runtime.workers}
+    before = {w.pid for w in runtime.workers}
     ref = sleeper.remote(30, str(tmp_path / "second"))
     assert _wait_for((tmp_path / "second").exists), "the task started"
     nexus.cancel(ref, force=True)
     with pytest.raises(TaskCancelledError):
         nexus.get(ref, timeout=15)
-    assert _wait_for(lambda: len([w for w in runtime.workers if w.alive and w.ready.is_set()]) == runtime.num_cpus)
-    assert {w.proc.pid for w in runtime.workers} != before, "the worker was killed and replaced"
+    assert _wait_for(lambda: len([w for w in runtime.workers if w.alive and w.link.ready.is_set()]) == runtime.num_cpus)
+    assert {w.pid for w in runtime.workers} != before, "the worker was killed and replaced"
     assert len(nexus.get([pid_of_worker.remote() for _ in range(4)], timeout=30)) == 4
 
 
 def test_a_corrupted_message_is_rejected_and_counted(cluster, capfd):
     runtime = api._runtime()
-    workers = {w.proc.pid: w.name for w in runtime.workers}
+    workers = {w.pid: w.name for w in runtime.workers}
     for w in runtime.workers:  # driver -> worker: the worker drops it and goes on
-        w.conn.send(b"\x00garbage, not an envelope" * 3)
+        w.link.conn.send(b"\x00garbage, not an envelope" * 3)
     pids = nexus.get([pid_of_worker.remote() for _ in range(4)], timeout=30)
     assert len(pids) == 4 and set(pids) <= set(workers), "the workers that got the garbage still run tasks"
     err = ""
@@ -220,7 +220,7 @@ def test_a_corrupted_message_is_rejected_and_counted(cluster, capfd):
 
 @nexus.remote
 def _send_garbage():
-    from nexus.cluster import context
+    from nexus.cluster import session as context
 
     context.current().conn.send(b"\xff\xfe not an envelope at all")
     return "sent"

@@ -183,11 +183,6 @@ def _kill_and_remove(driver: int, workers: set[int]) -> None:
                 os.unlink(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: sends to a worker happen under the runtime's lock; see Runtime._post and Runtime.send in "
-    "nexus/cluster/driver.py: a thread waiting there for room in a worker's channel holds Runtime.lock",
-)
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_worker_that_stops_reading_holds_up_no_other_call_nor_shutdown(transport: str, tmp_path: Path) -> None:
     pids_file = tmp_path / "workers"

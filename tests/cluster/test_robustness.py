@@ -37,10 +37,10 @@ CORRUPT = textwrap.dedent(
     nexus.init(num_cpus=2)
     assert nexus.get([square.remote(i) for i in range(10)], timeout=30) == [i * i for i in range(10)]
     runtime = api._runtime()
-    w = runtime.workers[0]
+    w = runtime.workers[0].link
     direction, kind = sys.argv[1], sys.argv[2]
     ring = w.conn._in if direction == "up" else w.conn._out  # up: worker -> driver; down: driver -> worker
-    with runtime.lock:  # nothing else writes this ring meanwhile (the worker is idle; the driver's sends hold the lock)
+    with w.send_lock:  # nothing else writes this ring meanwhile (the worker is idle; the driver's sends hold this lock)
         tail = ring.words[8]
         header = (0xFFFFFF00, 0) if kind == "length" else (8, 0xFFFFFFF0)
         struct.pack_into("<II", ring.data, tail % ring.capacity, *header)
@@ -53,7 +53,7 @@ CORRUPT = textwrap.dedent(
         time.sleep(0.01)
     assert nexus.get([square.remote(i) for i in range(20)], timeout=60) == [i * i for i in range(20)]
     alive = [x for x in runtime.workers if x.alive]
-    print("dropped", runtime.dropped_channels, "replaced", w not in runtime.workers, "alive", len(alive), flush=True)
+    print("dropped", runtime.dropped_channels, "replaced", w.record not in runtime.workers, "alive", len(alive), flush=True)
     nexus.shutdown()
     print("shut down", flush=True)
     """
@@ -75,7 +75,7 @@ def test_a_corrupt_ring_record_drops_the_channel_and_replaces_its_worker(directi
 
 @nexus.remote
 def _flood(n):
-    from nexus.cluster import context
+    from nexus.cluster import session as context
 
     conn = context.current().conn
     for _ in range(n):
@@ -128,7 +128,7 @@ def test_a_worker_that_stops_reading_does_not_hang_shutdown():
         stopped = nexus.get(sink.pid.remote(), timeout=30)
         os.kill(stopped, signal.SIGSTOP)  # alive, but it reads nothing more: its channel fills up
         runtime = api._runtime()
-        ring = runtime.actors[sink._actor_id].worker.conn._out
+        ring = runtime.actors[sink._actor_id].worker.link.conn._out
         sent: list[None] = []
         stopped_by: list[BaseException] = []
 
@@ -239,8 +239,8 @@ def test_a_ref_dropped_on_another_thread_while_the_lock_is_held_does_not_wait_fo
             dropper.start()
             dropper.join(10)
             assert not dropper.is_alive(), "the finalizer waited for the lock"
-            assert oid in runtime.objects, "counted later, not inside the locked section"
-        wait_until(lambda: oid not in runtime.objects, timeout=30)
+            assert oid in runtime.objects.entries, "counted later, not inside the locked section"
+        wait_until(lambda: oid not in runtime.objects.entries, timeout=30)
     finally:
         nexus.shutdown()
 

@@ -307,7 +307,7 @@ def test_no_secret_is_on_a_worker_command_line(transport):
         for w in runtime.every_worker:
             args = _cmdline(w.pid)
             assert args[:3] == [sys.executable.encode(), b"-m", b"nexus.cluster.worker"]
-            assert args[3:5] == [str(w.index).encode(), w.kind.encode()]
+            assert args[3:5] == [str(w.record.index).encode(), w.kind.encode()]
             assert all(a.isdigit() for a in args[5:]) and len(args) == 7, f"only numbers follow: {args}"
             if os.geteuid() == 0:
                 assert as_another_user(_environ_readable, w.pid) is False, "nor can another user read its environment"

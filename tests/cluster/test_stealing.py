@@ -7,7 +7,7 @@ import threading
 import time
 
 import nexus
-from nexus.cluster import api, driver
+from nexus.cluster import api
 
 GATE_GUARD = 60.0
 """A gated task gives up waiting for its release file after this long, so a failed test does not hold a worker for ever."""
@@ -36,10 +36,11 @@ def get_on_a_thread(refs):
     return out[0]
 
 
-def test_tasks_queued_behind_a_long_task_are_stolen(cluster, tmp_path, monkeypatch):
+def test_tasks_queued_behind_a_long_task_are_stolen(cluster, tmp_path, request):
     # Every worker counts as having just started its task, so the backlog is prefetched behind the long
     # one too (otherwise that depends on the submitter beating a 2 ms window): stealing must take it back.
-    monkeypatch.setattr(driver, "PREFETCH_YOUNG", 3600.0)
+    before = api._runtime().configure(prefetch_young=3600.0)
+    request.addfinalizer(lambda: api._runtime().configure(prefetch_young=before.prefetch_young))
     runtime = api._runtime()
     stolen_before = runtime.stolen
     go, release = tmp_path / "go", tmp_path / "release"
@@ -70,7 +71,7 @@ def mostly_quick(x, release=None):
     return x
 
 
-def test_a_quick_function_prefetched_deep_still_gets_around_a_slow_call(cluster, tmp_path):
+def test_a_quick_function_prefetched_deep_still_gets_around_a_slow_call(cluster, tmp_path, request):
     release = tmp_path / "release"
     nexus.get([mostly_quick.remote(i) for i in range(500)], timeout=30)  # known quick: prefetched many per worker
     slow = mostly_quick.remote(-1, str(release))

@@ -24,7 +24,7 @@ def _stats():
 
 
 def _stored(oid):
-    return oid in api._runtime().objects
+    return oid in api._runtime().objects.entries
 
 
 def _settle(predicate, timeout=10.0):
@@ -163,7 +163,7 @@ def test_readers_see_the_same_memory_zero_copy(cluster):
     assert not local.flags.writeable and not local.flags.owndata
     # The store's own writable mapping (what a writer uses) changes the bytes every reader maps.
     runtime = api._runtime()
-    region = runtime.objects[ref.id].region
+    region = runtime.objects.entries[ref.id].region
     assert region is not None
     np.frombuffer(runtime.arena.view[region[0] : region[0] + 8], dtype=np.int64)[0] = 424242
     assert local[0] == 424242, "the driver's view is the arena's memory"
@@ -183,9 +183,9 @@ def test_writing_through_a_read_view_raises(cluster):
 
 def test_small_values_stay_inline(cluster):
     ref = nexus.put(np.zeros(16))
-    assert api._runtime().objects[ref.id].region is None
+    assert api._runtime().objects.entries[ref.id].region is None
     big = nexus.put(np.zeros(1 << 17))
-    assert api._runtime().objects[big.id].region is not None
+    assert api._runtime().objects.entries[big.id].region is not None
 
 
 # -- reference counting ------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def test_small_values_stay_inline(cluster):
 def test_memory_comes_back_when_the_last_ref_dies(cluster):
     ref = nexus.put(np.ones(4 * MiB))
     oid = ref.id
-    region = api._runtime().objects[oid].region
+    region = api._runtime().objects.entries[oid].region
     assert region is not None and region[1] >= 32 * MiB, "the array lives in the arena"
     # Measured with the object in: earlier tests' objects released late only lower the use from here.
     with_it = _stats()["used"]
@@ -251,9 +251,9 @@ def test_large_arguments_and_results_are_freed(cluster):
     a = np.ones(2 * MiB)
     assert nexus.get(first_and_writable.remote(a)) == (1, False)
     holder = Holder.remote()
-    known = set(runtime.objects)
+    known = set(runtime.objects.entries)
     assert nexus.get(holder.keep.remote(a))
-    kept = [oid for oid, obj in runtime.objects.items() if oid not in known and obj.region is not None]
+    kept = [oid for oid, obj in runtime.objects.entries.items() if oid not in known and obj.region is not None]
     assert kept and _holds(lambda: all(_stored(oid) for oid in kept)), "the actor's view keeps its argument"
     assert nexus.get(holder.drop.remote())
     assert _settle(lambda: not any(_stored(oid) for oid in kept))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...core.errors import GetTimeoutError
@@ -31,6 +32,7 @@ class WorkerClient:
     requests: Iterator[int]
     ids: Iterator[int]
     id_base: int
+    worker_id: int
 
     if TYPE_CHECKING:
 
@@ -100,28 +102,59 @@ class WorkerClient:
         finally:
             self.waiters.pop(request, None)
 
-    def get_blobs(self, ids: list[int], timeout: float | None) -> dict[int, Blob] | None:
+    def get_blobs(self, ids: Sequence[int], timeout: float | None) -> list[Blob] | None:
         request = next(self.requests)
-        waiter = _Waiter(ids)
+        waiter = _Waiter(list(ids))
         self.waiters[request] = waiter
         try:
-            self.send(("get", request, ids, timeout))
+            self.send(("get", request, list(ids), timeout))
             self._wait(waiter, timeout)
-            return waiter.results if waiter.event.is_set() else None
+            if not waiter.event.is_set():
+                return None
+            results = waiter.results
+            return [results[oid] for oid in ids]
         finally:
             self.waiters.pop(request, None)
 
-    def wait_ids(self, ids: list[int], num_returns: int, timeout: float | None) -> list[int]:
+    def wait_ids(self, ids: Sequence[int], num_returns: int, timeout: float | None) -> list[int]:
         request = next(self.requests)
-        waiter = _Waiter(ids)
+        waiter = _Waiter(list(ids))
         self.waiters[request] = waiter
         try:
-            self.send(("wait", request, ids, num_returns, timeout))
+            self.send(("wait", request, list(ids), num_returns, timeout))
             self._wait(waiter, None if timeout is None else timeout + 5.0)
             ready = waiter.results.get(0)
             return list(ready) if ready is not None else []  # type: ignore[call-overload]
         finally:
             self.waiters.pop(request, None)
 
-    def control(self, body: tuple[Any, ...]) -> Any:
-        return self._request(body)
+    def control(self, op: str, *args: Any) -> Any:
+        """Ask the driver to run ``control_<op>(*args)`` (a kill, a cancel, a name lookup); its error is raised here."""
+        result = self._request(("control", op, *args))
+        if isinstance(result, tuple) and result and result[0] == "error":
+            raise deserialize(result[1]).to_exception()
+        return result
+
+    # -- the rest of the session (see nexus.cluster.session) ---------------------------------------
+
+    def cancel(self, oid: int, force: bool = False) -> bool:
+        return bool(self.control("cancel", oid, force))
+
+    def kill(self, actor_id: int, no_restart: bool = True) -> None:
+        self.control("kill", actor_id, no_restart)
+
+    def get_actor(self, name: str, namespace: str | None) -> tuple[int, str]:
+        actor_id, cls_name = self.control("get_actor", name, namespace)
+        return actor_id, cls_name
+
+    def event_stream(self) -> Any:
+        raise RuntimeError("the event stream is the driver's: subscribe in the process that called nexus.init()")
+
+    def driver(self) -> None:
+        return None
+
+    def info(self) -> dict[str, Any]:
+        return {"worker": self.worker_id, "pid": os.getpid()}
+
+    def shutdown(self) -> bool:
+        return False  # the cluster is its driver's to stop

@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 
-from .. import context
+from .. import session
 from ..transport import ChannelSpec, load_transport
 from ..values import set_client
 from .actors import _set_policy
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     _set_policy(batch=os.environ.get("NEXUS_SCHED_BATCH", "1") != "0")
     conn = load_transport(spec.transport, os.environ.get("NEXUS_TRANSPORT_CLASS")).attach(spec)
     runtime = WorkerRuntime(conn, worker_id, kind, death_fd if death_fd >= 0 else None)
-    context.set_current(runtime)
+    session.set_current(runtime)
     signal.signal(signal.SIGUSR1, runtime._on_cancel_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the whole group: the driver decides
     set_client(_WorkerStore(runtime, os.environ.get("NEXUS_ARENA")))

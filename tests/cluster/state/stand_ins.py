@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nexus.cluster.state.tasks import TaskRecord
-from nexus.cluster.state.workers import WorkerRecord, WorkerState
+from nexus.cluster.state.workers import WorkerRecord, WorkerStatus
 
 
 @dataclass
@@ -20,7 +20,7 @@ class StandInBlob:
 
 def ready_worker(index: int = 0) -> WorkerRecord:
     w = WorkerRecord(index, "task")
-    w.to(WorkerState.READY)
+    w.to(WorkerStatus.READY)
     return w
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -144,12 +143,6 @@ def test_a_value_may_hold_an_object_that_is_not_made_yet() -> None:
     assert freed.ids == [2, 1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="free() -> change() -> maybe_free() -> free() recurses once per level of nesting: "
-    "a chain of a few hundred values each holding the previous one's ref overflows the stack",
-)
 def test_dropping_a_long_chain_of_values_holding_each_other_frees_them_all() -> None:
     t, freed = table()
     depth = 1000

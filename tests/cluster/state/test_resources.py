@@ -67,11 +67,6 @@ def test_holding_without_cpu_leaves_the_cpu_count_to_the_workers() -> None:
     assert r.used == {"CPU": 0.0, "GPU": 0.0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="needs_of accepts 0 of a resource the cluster does not have, then fits/short_of/hold raise KeyError on it",
-)
 def test_asking_for_none_of_a_resource_the_cluster_lacks_is_harmless() -> None:
     r = cluster(4)
     needs = r.needs_of({"resources": {"TPU": 0}}, "f", 1.0)

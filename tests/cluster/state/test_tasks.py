@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from nexus.cluster.config import ClusterConfig
 from nexus.cluster.state.resources import Resources
 from nexus.cluster.state.tasks import TaskQueue, TaskRecord, new_id
-from nexus.cluster.state.workers import WorkerRecord, WorkerState
+from nexus.cluster.state.workers import WorkerRecord, WorkerStatus
 
 from .stand_ins import plain_task, ready_worker, special_task
 
@@ -103,7 +103,7 @@ def test_free_cpus_are_those_no_running_task_or_actor_holds() -> None:
     a, b, c, d = workers(4)
     busy(a)
     busy(b).blocked = True  # waits in get: it counts no CPU
-    busy(c).to(WorkerState.DEAD)
+    busy(c).to(WorkerStatus.DEAD)
     q.resources.hold({"CPU": 1.0})  # an actor
     assert q.free_cpus([a, b, c, d]) == 2.0
 
@@ -209,7 +209,7 @@ def test_no_task_is_prefetched_while_one_with_needs_of_its_own_waits() -> None:
 def test_workers_that_are_not_ready_get_nothing() -> None:
     q = tasks_on(cpus=4)
     starting, broken = WorkerRecord(0, "task"), ready_worker(1)
-    broken.to(WorkerState.BROKEN)
+    broken.to(WorkerStatus.BROKEN)
     q.push(plain_task())
     assert dispatch(q, [starting, broken]) == []
 
@@ -297,7 +297,7 @@ def test_no_tasks_are_stolen_from_a_worker_that_has_none_behind_its_current_one_
     victim.blocked = why == "blocked"
     victim.revoking = why == "revoking"
     if why == "dead":
-        victim.to(WorkerState.DEAD)
+        victim.to(WorkerStatus.DEAD)
     assert q.steal_candidates([idle, victim], now=1.0) == (False, [])
 
 

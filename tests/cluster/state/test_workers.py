@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nexus.cluster.state.workers import InvalidTransitionError, WorkerRecord, WorkerState
+from nexus.cluster.state.workers import InvalidTransitionError, WorkerRecord, WorkerStatus
 from nexus.core.errors import NexusError
 
 from .stand_ins import ready_worker
@@ -12,23 +12,23 @@ from .stand_ins import ready_worker
 
 def test_a_new_worker_is_alive_but_takes_no_work_until_it_said_hello() -> None:
     w = WorkerRecord(3, "task")
-    assert w.state is WorkerState.STARTING
+    assert w.state is WorkerStatus.STARTING
     assert w.alive and not w.ready and not w.idle_for_tasks()
     assert w.name == "worker-3"
 
 
 def test_a_worker_goes_from_starting_to_ready_to_broken_to_dead() -> None:
     w = WorkerRecord(0, "task")
-    w.to(WorkerState.READY)
+    w.to(WorkerStatus.READY)
     assert w.ready
-    w.to(WorkerState.BROKEN)
+    w.to(WorkerStatus.BROKEN)
     assert w.broken and w.alive and not w.ready
-    w.to(WorkerState.DEAD)
+    w.to(WorkerStatus.DEAD)
     assert not w.alive
 
 
-@pytest.mark.parametrize("early", [WorkerState.BROKEN, WorkerState.DEAD])
-def test_a_worker_may_break_or_die_before_it_ever_was_ready(early: WorkerState) -> None:
+@pytest.mark.parametrize("early", [WorkerStatus.BROKEN, WorkerStatus.DEAD])
+def test_a_worker_may_break_or_die_before_it_ever_was_ready(early: WorkerStatus) -> None:
     w = WorkerRecord(0, "actor")
     w.to(early)
     assert w.state is early
@@ -37,14 +37,14 @@ def test_a_worker_may_break_or_die_before_it_ever_was_ready(early: WorkerState) 
 @pytest.mark.parametrize(
     ("path", "target"),
     [
-        ([WorkerState.DEAD], WorkerState.READY),
-        ([WorkerState.DEAD], WorkerState.DEAD),
-        ([WorkerState.READY], WorkerState.STARTING),
-        ([WorkerState.READY], WorkerState.READY),
-        ([WorkerState.BROKEN], WorkerState.READY),
+        ([WorkerStatus.DEAD], WorkerStatus.READY),
+        ([WorkerStatus.DEAD], WorkerStatus.DEAD),
+        ([WorkerStatus.READY], WorkerStatus.STARTING),
+        ([WorkerStatus.READY], WorkerStatus.READY),
+        ([WorkerStatus.BROKEN], WorkerStatus.READY),
     ],
 )
-def test_a_worker_cannot_go_back_and_a_dead_one_stays_dead(path: list[WorkerState], target: WorkerState) -> None:
+def test_a_worker_cannot_go_back_and_a_dead_one_stays_dead(path: list[WorkerStatus], target: WorkerStatus) -> None:
     w = WorkerRecord(7, "task")
     for state in path:
         w.to(state)
@@ -64,7 +64,7 @@ def test_a_ready_worker_takes_tasks_while_idle_or_blocked_in_get() -> None:
     assert not w.idle_for_tasks()
     w.blocked = True  # its main thread waits in get: tasks sent now run on top of it
     assert w.idle_for_tasks()
-    w.to(WorkerState.BROKEN)
+    w.to(WorkerStatus.BROKEN)
     assert not w.idle_for_tasks()
 
 

@@ -1,0 +1,64 @@
+"""The tunables of a cluster, in one frozen object passed to the parts that use them.
+
+Each figure names the measurement or reason behind it. A cluster takes its
+config at ``init`` (``nexus.init(_config=ClusterConfig(...))`` for tests and
+experiments); the defaults are what the benchmarks were tuned with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+__all__ = ["ClusterConfig"]
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """What a cluster's head, node agent and scheduler are tuned with (all times in seconds)."""
+
+    default_task_retries: int = 3
+    """``max_retries`` of a task by default (as in Ray): retried this often when its worker dies."""
+    prefetch: int = 4
+    """Most tasks in flight to one worker while a backlog waits (see the task scheduler)."""
+    prefetch_quick: int = 16
+    """The same for a function whose last run took less than ``quick_task``: its tasks go in batches."""
+    quick_task: float = 100e-6
+    prefetch_young: float = 0.002
+    """A worker whose current task has run longer than this gets no prefetched tasks: they would wait behind it."""
+    steal_after: float = 0.01
+    """A worker busy this long with one task has the tasks queued behind it taken back for an idle worker."""
+    max_queued_tasks: int = 200_000
+    """Tasks waiting at the driver beyond which a submitting thread waits for the workers (back-pressure)."""
+    max_queued_bytes: int = 1 << 30
+    """Bytes of inline arguments of waiting tasks beyond which a submitting thread waits likewise."""
+    max_unsent_messages: int = 4096
+    """Messages waiting for room in one worker's channel beyond which a thread that submits to it waits."""
+    coalesce_after: int = 4
+    """A worker with this many calls or tasks unanswered gets further ones coalesced into one ``batch`` message."""
+    coalesce_max: int = 64
+    """Most messages held in a worker's outbox; a full outbox is sent at once."""
+    max_start_failures: int = 3
+    """Workers in a row that die before they start, after which the pool stops replacing them."""
+    worker_start_timeout: float = 60.0
+    """How long ``init`` (and an actor's placement) waits for a worker process to say hello."""
+    spare_actor_workers: int = 1
+    """Worker processes started ahead for actors, so that creating one does not wait for an interpreter."""
+    role_grace: float = 0.002
+    """After a get() returns, the receiver thread leaves receiving to callers this long: the next get() usually comes sooner."""
+    assist_every: float = 20e-6
+    """A submitting thread drains the channels at most this often (each drain polls every channel)."""
+    pin_cache: int = 64
+    """Read mappings of recently read objects the driver keeps for the next get of them."""
+    prefault_first: int = 64 << 20
+    """The arena memory faulted in ahead of time at start (in the background)."""
+    prefault_ahead: int = 256 << 20
+    """How far past the highest region ever handed out the arena is kept faulted in."""
+    sample_every: float = 1.0
+    """Seconds between samples of each process's CPU, memory and waiting work."""
+    observed_events: int = 65536
+    """Events the driver keeps for the observation layer (the oldest go first)."""
+
+    def replace(self, **changes: object) -> ClusterConfig:
+        """A copy with ``changes``; unknown names raise TypeError."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

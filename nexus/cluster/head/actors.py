@@ -1,0 +1,439 @@
+"""The head's actors: creating and placing them, their calls in order, bounded mailboxes, restarts, kills, names."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ...core.errors import ActorDiedError, MailboxFullError, NexusError, PendingCallsLimitExceededError
+from ..events import ActorExited, ActorRestarting, CallDropped
+from ..state.actors import ActorRecord, ActorStatus, Admission
+from ..state.tasks import CallRecord, new_id
+from ..state.workers import WorkerRecord
+from ..values import Blob, ObjectRef, error_blob, serialize, split_args
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+__all__ = ["ActorDirectory"]
+
+_now = time.monotonic_ns
+
+
+class ActorDirectory:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.lock = rt.lock
+        self.objects = rt.objects
+        self.outbox = rt.outbox
+        self.actors: dict[int, ActorRecord] = {}
+        self.named: dict[tuple[str, str], int] = {}
+
+    # -- creating --------------------------------------------------------------------------
+
+    def create(self, cls_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, options: dict) -> int:
+        self.rt.scheduler.define(cls_id, factory)
+        args, kwargs, deps = split_args(args, kwargs)
+        args_blob = serialize((args, kwargs), f"the arguments of {name}")
+        actor_id = new_id()
+        try:
+            self._create(actor_id, cls_id, name, args_blob, deps, options, None)
+        except BaseException:
+            self._discard(args_blob)
+            raise
+        return actor_id
+
+    def _discard(self, blob: Blob) -> None:
+        """A blob no object took (its creation failed): its arena region comes back."""
+        if blob.region is not None and not blob.oid:
+            self.rt.store.free(*blob.region)
+            blob.region = None
+
+    def _create(
+        self,
+        actor_id: int,
+        cls_id: bytes,
+        cls_name: str,
+        args_blob: Blob,
+        deps: list[int],
+        options: dict,
+        answer: Callable[[Blob | None], None] | None,
+    ) -> None:
+        rt = self.rt
+        name = options.get("name")
+        namespace = options.get("namespace") or rt.namespace
+        needs = rt.resources.needs_of(options, cls_name, default_cpu=0.0)  # actors hold no CPU unless they ask (as in Ray)
+        with self.lock:
+            if needs is not None:
+                short = rt.resources.short_of(needs, rt.tasks.free_cpus(rt.workers))
+                if short:
+                    raise ValueError(f"{cls_name} needs {', '.join(f'{needs[k]:g} {k}' for k in short)}, more than is free now")
+            if name is not None and (namespace, name) in self.named:
+                existing = self.actors.get(self.named[(namespace, name)])
+                if existing is not None and existing.dead is None:
+                    raise ValueError(
+                        f"an actor named {name!r} already exists in namespace {namespace!r}; use get_if_exists=True or get_actor"
+                    )
+            actor = ActorRecord(actor_id, cls_name, name, namespace)
+            actor.needs = needs or {}
+            actor.set_options(options)
+            actor.cls_id, actor.args_blob, actor.deps, actor.options = cls_id, args_blob, deps, options
+            actor.args_oid = self.objects.args_object(args_blob)
+            rt.resources.hold(actor.needs)
+            self.actors[actor_id] = actor
+            if name is not None:
+                self.named[(namespace, name)] = actor_id
+            if answer is not None:
+                actor.on_ready.append(answer)
+            missing = [0]
+
+            def dep_ready() -> None:
+                missing[0] -= 1
+                if missing[0] == 0:
+                    rt.helper(self.place, actor)
+
+            missing[0] = self.objects.table.hold(deps, dep_ready)
+        if missing[0] == 0:
+            self.place(actor)
+
+    def place(self, actor: ActorRecord) -> None:
+        """Start ``actor`` in a worker process of its own (a pre-started spare when there is one)."""
+        rt = self.rt
+        with self.lock:
+            if actor.dead is not None or rt.closing:
+                return
+            w = rt.spares.pop() if rt.spares else None
+        if w is None:
+            w = rt.spawn("actor")
+            with self.lock:
+                rt.spares.remove(w)
+        with self.lock:
+            if actor.dead is not None:  # killed while its process started: that one is a spare again
+                rt.spares.append(w)
+                return
+            actor.placed(w)
+            rt.receiver.changed()
+        rt.helper(rt.replenish_spare)
+
+        def start() -> None:
+            if not rt.wait_started(w, rt.config.worker_start_timeout):
+                if w.alive and not rt.closing:  # (one that died is settled by worker_died: restart or fail)
+                    self.on_actor_ready(w, actor.actor_id, error_blob(NexusError(f"{w.name} did not start"), "the driver"))
+                return
+            with self.lock:
+                if actor.dead is not None or actor.worker is not w or not w.alive:
+                    return
+                if actor.cls_id not in w.shipped:
+                    self.outbox.send(w, ("def", actor.cls_id, rt.defs[actor.cls_id]))
+                    w.shipped.add(actor.cls_id)
+                args = self.objects.ship(w, actor.args_oid) if actor.args_oid else actor.args_blob
+                deps = self.objects.ship_all(w, actor.deps)
+                self.outbox.send(w, ("create_actor", actor.actor_id, actor.cls_id, actor.cls_name, args, deps, actor.options))
+                if actor.max_restarts == 0:  # nothing will need them again: the worker's copy pins the arguments
+                    self.objects.unpin(actor.deps)
+                    actor.deps = []
+                    self.objects.decref(actor.args_oid)
+                    actor.args_oid = 0
+
+        if w.link.ready.is_set():
+            start()
+        else:
+            rt.helper(start)
+
+    def on_create_actor(
+        self,
+        w: WorkerRecord,
+        request: int,
+        actor_id: int,
+        cls_id: bytes,
+        def_blob: Blob | None,
+        name: str,
+        args_blob: Blob,
+        deps: list[int],
+        options: dict,
+    ) -> None:
+        if def_blob is not None:
+            self.rt.defs[cls_id] = def_blob
+        if args_blob.region is not None:
+            with self.lock:
+                w.allocs.pop(args_blob.region[0], None)  # the arguments' object owns the region from here on
+
+        def answer(error: Blob | None) -> None:
+            self.outbox.send(w, ("objects", request, [(0, error)]))
+
+        try:
+            self._create(actor_id, cls_id, name, args_blob, deps, options, answer)
+        except Exception as exc:
+            self._discard(args_blob)
+            answer(error_blob(exc, "the driver"))
+
+    def on_actor_ready(self, w: WorkerRecord, actor_id: int, error: Blob | None, sequential: bool = False, concurrency: int = 1) -> None:
+        with self.lock:
+            actor = self.actors.get(actor_id)
+            if actor is None or actor.worker is not w or actor.state is not ActorStatus.STARTING:
+                return
+            if error is not None:
+                actor.error_blob = error
+                actor.die("its constructor raised")
+                self.fail_calls(actor)
+            else:
+                actor.started(sequential, concurrency)
+                self.rt.emit("actor", actor.label, "restarted" if actor.restarts else "created", w.name, "")
+                self.pump_calls(actor)
+            callbacks, actor.on_ready = actor.on_ready, []
+            for callback in callbacks:
+                callback(error)
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]:
+        rt = self.rt
+        begin = _now() if rt.observed is not None else 0
+        if not self.room_for_call(actor_id, method):  # before anything is stored for the call
+            refs = []
+            if not tell:
+                blob = error_blob(MailboxFullError(f"dropped: the actor's mailbox was full (drop-newest), {method}"), "the driver")
+                for _ in range(num_returns):
+                    oid = new_id()
+                    with self.lock:
+                        self.objects.new(oid)
+                        self.objects.store(oid, blob)
+                    refs.append(ObjectRef(oid))
+            return refs
+        args, kwargs, deps = split_args(args, kwargs)
+        args_blob = serialize((args, kwargs), f"the arguments of {method}")
+        result_ids = [] if tell else [new_id() for _ in range(num_returns)]
+        with self.lock:
+            new = self.objects.table.new
+            for oid in result_ids:
+                new(oid)
+            call = CallRecord(method, args_blob, deps, result_ids)
+            call.args_oid = self.objects.args_object(args_blob)
+            actor = self.actors.get(actor_id)
+            call.retries = actor.max_task_retries if actor is not None else 0
+            if begin and rt.observed is not None:
+                label: Any = method
+                if actor is not None:
+                    label = actor.labels.get(method) or actor.labels.setdefault(method, (actor.cls_name, method))
+                rt.push((rt.seq(), "submitted", _now(), call.call_id, label, "call", call.call_id, 0, "driver", begin))
+            self.enqueue_call(actor_id, call)
+        refs = [ObjectRef(oid) for oid in result_ids]
+        rt.receiver.assist()
+        if actor is not None and actor.worker is not None:
+            self.outbox.wait_for_room(actor.worker, lambda: rt.closing, rt.receiver.assist)
+        return refs
+
+    def on_submit_call(
+        self,
+        w: WorkerRecord,
+        actor_id: int,
+        method: str,
+        args_blob: Blob,
+        deps: list[int],
+        result_ids: list[int],
+        trace: int = 0,
+        parent: int = 0,
+    ) -> None:
+        rt = self.rt
+        with self.lock:
+            for oid in result_ids:
+                self.objects.made_by(w, oid)
+            call = CallRecord(method, args_blob, deps, result_ids)
+            call.args_oid = self.objects.args_object(args_blob, w)
+            actor = self.actors.get(actor_id)
+            call.retries = actor.max_task_retries if actor is not None else 0
+            call.trace = trace or call.call_id
+            if rt.observed is not None:
+                label = (actor.cls_name, method) if actor is not None else method
+                rt.emit("submitted", call.call_id, label, "call", call.trace, parent, w.name, 0)
+            self.enqueue_call(actor_id, call)
+
+    def check_pending(self, actor: ActorRecord | None) -> None:
+        if actor is not None and actor.over_pending_limit():
+            raise PendingCallsLimitExceededError(
+                f"actor {actor.cls_name} has {actor.max_pending} calls pending (its max_pending_calls); "
+                "wait for some results before sending more"
+            )
+
+    def room_for_call(self, actor_id: int, method: str) -> bool:
+        """Apply the actor's bounded mailbox before a new call: True to go on, False to drop the new call.
+
+        Calls count while queued here or running (answers pending); BLOCK
+        waits (outside the lock) for room, up to the mailbox's
+        ``block_timeout``; FAIL raises MailboxFullError; DROP_OLDEST drops the
+        oldest call not sent yet; DROP_NEWEST drops this one.
+        """
+        actor = self.actors.get(actor_id)
+        if actor is not None and actor.mailbox is None and actor.max_pending < 0:
+            return True  # the common case: no bound (a dict read is atomic; no lock)
+        deadline: float | None = None
+        while True:
+            with self.lock:
+                actor = self.actors.get(actor_id)
+                self.check_pending(actor)
+                if actor is None:
+                    return True
+                admission = actor.admit()
+                if admission is Admission.ADMIT:
+                    return True
+                spec = actor.mailbox
+                if admission is Admission.FAIL:
+                    raise MailboxFullError(f"actor {actor.label} has {spec.capacity} calls pending, its mailbox's capacity")
+                if admission is Admission.DROP_NEW:
+                    self.rt.events.publish(CallDropped(actor.label, method, spec.overflow.value))
+                    return False
+                if admission is Admission.DROP_OLDEST:
+                    oldest = actor.queue.popleft()
+                    self.objects.unpin(oldest.deps)
+                    self.objects.decref(oldest.args_oid)
+                    blob = error_blob(MailboxFullError(f"dropped: actor {actor.label}'s mailbox was full (drop-oldest)"), "the driver")
+                    for oid in oldest.result_ids:
+                        self.objects.store(oid, blob)
+                    self.rt.events.publish(CallDropped(actor.label, oldest.method, spec.overflow.value))
+                    return True
+                label = actor.label
+            # WAIT: for answers to make room
+            now = time.monotonic()
+            if deadline is None:
+                deadline = float("inf") if spec.block_timeout is None else now + spec.block_timeout
+            elif now >= deadline:
+                raise MailboxFullError(f"actor {label}'s mailbox stayed full for {spec.block_timeout} s")
+            self.rt.receiver.assist()
+            time.sleep(0.0005)
+
+    def enqueue_call(self, actor_id: int, call: CallRecord) -> None:
+        actor = self.actors.get(actor_id)
+        if actor is None:
+            blob = error_blob(ActorDiedError(f"actor {actor_id:x} is unknown to this cluster"), "the driver")
+            for oid in call.result_ids:
+                self.objects.store(oid, blob)
+            self.objects.decref(call.args_oid)
+            call.args_oid = 0
+            return
+
+        def dep_ready() -> None:
+            call.missing -= 1
+            if call.missing == 0:
+                self.pump_calls(actor)
+
+        call.missing = self.objects.table.hold(call.deps, dep_ready) if call.deps else 0
+        actor.queue.append(call)
+        if actor.dead is not None:
+            self.fail_calls(actor)
+        else:
+            self.pump_calls(actor)
+
+    def pump_calls(self, actor: ActorRecord) -> None:
+        """Send queued calls in order; a call waiting for its arguments holds back the ones behind it."""
+        w = actor.worker
+        objects = self.objects
+        post = self.outbox.post
+        while (call := actor.sendable()) is not None:
+            assert w is not None
+            deps = objects.ship_all(w, call.deps)
+            args = objects.ship(w, call.args_oid) if call.args_oid else call.args_blob
+            body = ("call", actor.actor_id, call.call_id, call.method, args, deps, call.result_ids, call.trace)
+            unanswered = len(actor.inflight) - (1 if call.result_ids else 0)
+            post(w, body, unanswered, actor.coalesce_after())
+            if call.retries == 0 or not call.result_ids:
+                objects.unpin(call.deps)
+                objects.decref(call.args_oid)  # the worker's copy holds a pin of it from here on
+                call.args_oid = 0
+                call.deps = []  # consumed: a failure of the actor from here on must not release them again
+
+    def call_done(self, actor: ActorRecord, call_id: int) -> None:
+        call = actor.inflight.pop(call_id, None)
+        if call is not None and (call.deps or call.args_oid):  # kept for a retry: not needed any more
+            self.objects.unpin(call.deps)
+            call.deps = []
+            self.objects.decref(call.args_oid)
+            call.args_oid = 0
+
+    def _settle(self, calls: list[CallRecord], blob: Blob) -> None:
+        objects = self.objects
+        for call in calls:
+            objects.unpin(call.deps)  # every dep that existed got a ref (table.hold), arrived or not
+            call.deps = []
+            objects.decref(call.args_oid)
+            call.args_oid = 0
+            for oid in call.result_ids:
+                objects.store(oid, blob)
+
+    def fail_calls(self, actor: ActorRecord) -> None:
+        """The actor is dead: its calls fail (those queued and in flight; later ones as they come, once each)."""
+        assert actor.dead is not None
+        rt = self.rt
+        if not actor.exited:  # what its death itself settles, once (not again for each call made to it later)
+            actor.exited = True
+            rt.resources.release(actor.needs)  # a dead actor holds nothing
+            actor.needs = {}
+            self.objects.unpin(actor.deps)
+            actor.deps = []
+            self.objects.decref(actor.args_oid)
+            actor.args_oid = 0
+            rt.events.publish(ActorExited(actor.label, str(actor.dead)))
+            rt.emit("actor", actor.label, "died", actor.worker.name if actor.worker else "", str(actor.dead))
+        waiting, actor.on_ready = actor.on_ready, []
+        if waiting:
+            died = actor.error_blob or error_blob(ActorDiedError(str(actor.dead)), "the driver")
+            for answer in waiting:
+                with contextlib.suppress(Exception):
+                    answer(died)
+        reason = actor.dead if isinstance(actor.dead, ActorDiedError) else ActorDiedError(str(actor.dead))
+        blob = actor.error_blob if actor.error_blob is not None else error_blob(reason, "the driver")
+        self._settle(actor.take_all_calls(), blob)
+
+    # -- failures, kills, names ----------------------------------------------------------------
+
+    def worker_died(self, actor: ActorRecord, w: WorkerRecord, code: int | None) -> None:
+        """The process of ``actor`` died: it restarts if it may, else it is dead and its calls fail."""
+        if actor.dead is not None or actor.worker is not w:
+            return
+        if actor.may_restart() and not self.rt.closing:
+            self._restart(actor, f"its {w.name} exited with code {code}")
+        else:
+            spent = f" and its {actor.restarts} restarts (max_restarts) are spent" if actor.max_restarts else ""
+            actor.die(f"its {w.name} exited with code {code}{spent}")
+            self.fail_calls(actor)
+
+    def _restart(self, actor: ActorRecord, reason: str) -> None:
+        """Run its constructor again in a new process; calls in flight are retried or fail."""
+        retried, failed = actor.begin_restart()
+        blob = error_blob(
+            ActorDiedError(
+                f"actor {actor.label} died while running this call ({reason}); it is restarting, "
+                "and the call is not retried (max_task_retries)"
+            ),
+            "the driver",
+        )
+        self._settle(failed, blob)
+        self.rt.events.publish(ActorRestarting(actor.label, actor.restarts, reason, len(retried), len(failed)))
+        self.rt.emit("actor", actor.label, "restarting", "", reason)
+        self.rt.helper(self.place, actor)
+
+    def kill(self, actor_id: int, no_restart: bool = True) -> None:
+        with self.lock:
+            actor = self.actors.get(actor_id)
+            if actor is None or actor.dead is not None:
+                return
+            w = actor.worker
+            if not no_restart:  # as if its process had crashed: it restarts if it may
+                if w is not None:
+                    self.lock.after(w.link.kill)
+                return
+            actor.die(ActorDiedError(f"actor {actor.label} was killed with nexus.kill"))
+            self.fail_calls(actor)
+            if actor.name is not None:
+                self.named.pop((actor.namespace, actor.name), None)
+            if w is not None:
+                self.lock.after(w.link.kill)  # the receiver sees its pidfd and cleans up (worker_died)
+
+    def get_actor(self, name: str, namespace: str | None) -> tuple[int, str]:
+        with self.lock:
+            actor_id = self.named.get((namespace or self.rt.namespace, name))
+            actor = self.actors.get(actor_id) if actor_id is not None else None
+            if actor is None or actor.dead is not None:
+                raise ValueError(f"no actor named {name!r} in namespace {namespace or self.rt.namespace!r}")
+            return actor.actor_id, actor.cls_name

@@ -1,0 +1,350 @@
+"""The head's objects: the table applied to what workers and the driver say, and the reads that wait for objects."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ...core.errors import ObjectLostError, ObjectStoreFullError, SystemShutdownError
+from ..state.objects import ObjectEntry, ObjectTable
+from ..state.tasks import new_id
+from ..state.workers import WorkerRecord
+from ..store import Pin
+from ..values import Blob, ObjectRef, error_blob, serialize
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+__all__ = ["ObjectDirectory"]
+
+_now = time.monotonic_ns
+
+
+class ObjectDirectory:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.lock = rt.lock
+        self.table = ObjectTable(on_free=self._freed, on_unreferenced=self._unreferenced)
+        self.entries = self.table.entries
+        self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers that found the lock taken
+
+    def _freed(self, oid: int, entry: ObjectEntry) -> None:
+        self.rt.store.freed(oid, entry)
+
+    def _unreferenced(self, oid: int) -> None:
+        if oid in self.rt.store.pin_cache:  # nobody can get it again: let its read mapping go
+            self.rt.store.unreferenced(oid)
+
+    # -- what the table is told ------------------------------------------------------------
+
+    def store(self, oid: int, blob: Blob, w: WorkerRecord | None = None) -> None:
+        """``oid`` has its value (or error) now. A blob from worker ``w`` may fill a region it was given."""
+        if w is not None and blob.region is not None:
+            w.allocs.pop(blob.region[0], None)  # the region is the object's now, not the worker's
+        entry = self.entries.get(oid)
+        waiters = self.table.store(oid, blob)
+        if waiters is None:
+            if blob.region is not None:
+                self.rt.store.allocator.free(*blob.region)
+            return
+        for waiter in waiters:
+            waiter()
+        assert entry is not None
+        self.table.maybe_free(oid, entry)
+
+    def new(self, oid: int) -> None:
+        self.table.new(oid)
+
+    def made_by(self, w: WorkerRecord, oid: int) -> None:
+        """Worker ``w`` made the id of a new object and holds the one ref to it."""
+        if oid not in self.entries:
+            self.table.new(oid)
+            w.held[oid] = w.held.get(oid, 0) + 1
+
+    def args_object(self, args_blob: Blob, w: WorkerRecord | None = None) -> int:
+        """Store arguments that live in the arena or hold refs as an object (one ref: the task's); 0 for plain ones."""
+        if args_blob.region is None and not args_blob.refs:
+            return 0
+        oid = new_id()
+        self.table.new(oid)
+        self.store(oid, args_blob, w)
+        return oid
+
+    def change(self, oid: int, dref: int, dpin: int, w: WorkerRecord | None = None) -> None:
+        entry = self.table.change(oid, dref, dpin)
+        if entry is None:
+            return
+        if w is not None:
+            w.count(oid, dref, dpin)
+
+    def decref(self, oid: int) -> None:
+        if oid:
+            self.change(oid, -1, 0)
+
+    def unpin(self, deps: list[int]) -> None:
+        for oid in deps:
+            self.change(oid, -1, 0)
+
+    def finalized(self, oid: int, dref: int, dpin: int) -> None:
+        """A ref or a view died in this process: count it now if the lock is free, else later.
+
+        A finalizer runs wherever the garbage collector does: inside a
+        locked section of this thread (which must not be interrupted), or
+        on a thread that another one, holding the lock, waits for (a thread
+        being started under the lock runs finalizers as it starts: waiting
+        for the lock there deadlocked the driver). So it never waits: when
+        the lock is taken, the change is queued for whoever takes it next
+        (the receiver does within a round).
+        """
+        if self.rt.closed:
+            return
+        if self.lock.held() or not self.lock.acquire(blocking=False):
+            self.deferred.append((oid, dref, dpin))
+            return
+        try:
+            self.change(oid, dref, dpin)
+            self.drain_deferred()
+        finally:
+            self.lock.release()
+
+    def drain_deferred(self) -> None:
+        while self.deferred:
+            self.change(*self.deferred.popleft())
+
+    def forget_worker(self, w: WorkerRecord) -> None:
+        """A dead worker holds nothing: its refs and pins go, and regions it was filling come back."""
+        held, pinned, allocs = w.forget()
+        for offset, nbytes in allocs.items():
+            self.rt.store.allocator.free(offset, nbytes)
+        for oid, n in held.items():
+            if n:
+                self.change(oid, -n, 0)
+        for oid, n in pinned.items():
+            if n:
+                self.change(oid, 0, -n)
+
+    # -- blobs going out -------------------------------------------------------------------
+
+    def blob_or_lost(self, oid: int) -> Blob:
+        if self.rt.closing:
+            return error_blob(SystemShutdownError("the cluster was shut down before this value arrived"), "the driver")
+        entry = self.entries.get(oid)
+        if entry is None or entry.blob is None:
+            lost = ObjectLostError(f"object {oid:016x} is no longer stored (every reference to it was dropped)")
+            return error_blob(lost, "the driver")
+        try:
+            return self.rt.store.resident(oid, entry)
+        except ObjectStoreFullError as exc:
+            return error_blob(exc, "the driver")
+
+    def ship(self, w: WorkerRecord, oid: int) -> Blob:
+        """The blob of ``oid`` for worker ``w``, pinned on its behalf (the worker's copy of the blob holds the pin)."""
+        blob = self.blob_or_lost(oid)
+        if blob.oid and (blob.region is not None or blob.refs) and w.alive:  # a dead worker's pins are settled
+            self.change(oid, 0, 1, w)
+            # A copy per shipment: one message may carry the object for several tasks, and pickle would send
+            # one blob for all of them (one pin released at the other end for several taken here).
+            return Blob(blob.payload, blob.buffers, blob.error, blob.region, blob.refs, blob.oid)
+        return blob
+
+    def ship_all(self, w: WorkerRecord, deps: list[int]) -> list[tuple[int, Blob]]:
+        return [(oid, self.ship(w, oid)) for oid in deps]
+
+    def unship(self, w: WorkerRecord, body: tuple[Any, ...]) -> None:
+        """A task body that never left the outbox: give back the pins ``ship`` took for it."""
+        shipped = [(blob.oid, blob) for _, blob in body[5]]
+        if isinstance(body[4], Blob) and body[4].oid:
+            shipped.append((body[4].oid, body[4]))
+        for oid, blob in shipped:
+            if oid and (blob.region is not None or blob.refs):
+                self.change(oid, 0, -1, w)
+
+    # -- the driver's own reads and writes -----------------------------------------------------
+
+    def put(self, value: Any) -> ObjectRef:
+        oid = new_id()
+        blob = serialize(value, "the value to put", oid)
+        with self.lock:
+            self.table.new(oid)
+            self.store(oid, blob)
+        rt = self.rt
+        if rt.observed is not None:
+            rt.push((rt.seq(), "object", _now(), oid, "put", blob.nbytes))
+        return ObjectRef(oid)
+
+    def wait_object(self, oid: int, timeout: float | None) -> Blob | None:
+        """The blob of ``oid`` once it is there (None after ``timeout``), pinned for reading if it is in the arena.
+
+        The caller receives while it waits.
+        """
+        with self.lock:
+            entry = self.entries.get(oid)
+            if entry is None or entry.blob is not None:
+                return self._for_reading(oid)
+        blob = self._wait_made(oid, entry, timeout)
+        if blob is None:
+            return None
+        with self.lock:
+            return self._for_reading(oid)
+
+    def _for_reading(self, oid: int) -> Blob:
+        """The blob of ``oid`` with a read pin of its region taken now (under the lock: it cannot be spilled meanwhile)."""
+        blob = self.blob_or_lost(oid)
+        if blob.region is None or not blob.oid:
+            return blob
+        copy = Blob(blob.payload, blob.buffers, blob.error, blob.region, blob.refs, blob.oid)
+        cache = self.rt.store.pin_cache
+        pin = cache.get(oid)
+        if pin is None:
+            pin = cache[oid] = self.pin(oid, blob.region)
+            if len(cache) > self.rt.config.pin_cache:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(oid)
+        copy.pin = pin
+        return copy
+
+    def pin(self, oid: int, region: tuple[int, int]) -> Pin:
+        self.change(oid, 0, 1)
+        return self.rt.store.arena.pin(region[0], region[1], lambda: self.finalized(oid, 0, -1))
+
+    def _wait_made(self, oid: int, entry: ObjectEntry, timeout: float | None) -> Blob | None:
+        rt = self.rt
+        receiver = rt.receiver
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with receiver.role_cond:
+            receiver.want_role += 1
+        if receiver.parked:  # it holds the role while parked: wake it so that it lets go
+            receiver.wake()
+        event: threading.Event | None = None
+        try:
+            while entry.blob is None:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                if receiver.role.acquire(blocking=False):
+                    try:
+                        while entry.blob is None:
+                            if rt.closed:
+                                return self.blob_or_lost(oid)
+                            left = None if deadline is None else deadline - time.monotonic()
+                            if left is not None and left <= 0:
+                                return None
+                            receiver.receive_once(0.05 if left is None else min(left, 0.05))
+                    finally:
+                        receiver.role.release()
+                else:  # another thread receives: it tells us when the object arrives
+                    if rt.closed:
+                        return self.blob_or_lost(oid)
+                    if event is None:
+                        with self.lock:
+                            if entry.blob is None:
+                                event = threading.Event()
+                                entry.waiters.append(event.set)
+                    if event is not None:
+                        event.wait(0.001 if left is None else min(left, 0.001))
+        finally:
+            with receiver.role_cond:
+                receiver.want_role -= 1
+                receiver.activity = time.monotonic()
+                receiver.role_cond.notify_all()
+        return entry.blob
+
+    def wait_ids(self, ids: Sequence[int], num_returns: int, timeout: float | None) -> list[int]:
+        """The ids ready once ``num_returns`` are (or after ``timeout``); SystemShutdownError if the cluster shuts down first."""
+        rt = self.rt
+        done = threading.Event()
+        ready: list[int] = []
+        with self.lock:
+            if rt.closing:
+                raise SystemShutdownError("the cluster was shut down (nexus.shutdown)")
+            for oid in ids:
+                entry = self.entries.get(oid)
+                if entry is None or entry.blob is not None:
+                    ready.append(oid)
+                else:
+
+                    def arrived(oid: int = oid) -> None:
+                        ready.append(oid)
+                        if len(ready) >= num_returns:
+                            done.set()
+
+                    entry.waiters.append(arrived)
+            if len(ready) >= num_returns:
+                done.set()
+            else:
+                rt.waits.add(done)
+        try:
+            done.wait(timeout)
+        finally:
+            with self.lock:
+                rt.waits.discard(done)
+        with self.lock:
+            if rt.closing and len(ready) < num_returns:
+                raise SystemShutdownError("the cluster was shut down (nexus.shutdown) while this wait was waiting")
+            return list(ready)
+
+    # -- what workers say -------------------------------------------------------------------
+
+    def on_put(self, w: WorkerRecord, oid: int, blob: Blob) -> None:
+        with self.lock:
+            self.made_by(w, oid)
+            self.store(oid, blob, w)
+        self.rt.emit("object", oid, "put", blob.nbytes)
+
+    def on_refs(self, w: WorkerRecord, ops: list[tuple[int, int, int]]) -> None:
+        """Reference and pin changes a worker made (refs received in values, dropped; views made, dropped)."""
+        with self.lock:
+            for oid, dref, dpin in ops:
+                self.change(oid, dref, dpin, w)
+            self.drain_deferred()
+
+    def on_alloc(self, w: WorkerRecord, request: int, nbytes: int) -> None:
+        try:
+            answer: Any = self.rt.store.allocate(nbytes, w)
+        except Exception as exc:
+            answer = error_blob(exc, "the driver")
+        self.rt.outbox.send(w, ("objects", request, [(0, answer)]))
+
+    def on_free(self, w: WorkerRecord, offset: int, nbytes: int) -> None:
+        with self.lock:
+            if w.allocs.pop(offset, None) is not None:
+                self.rt.store.allocator.free(offset, nbytes)
+
+    def on_get(self, w: WorkerRecord, request: int, ids: list[int], _timeout: float | None) -> None:
+        remaining = set(ids)
+        send = self.rt.outbox.send
+
+        def reply() -> None:
+            if not w.alive:
+                return
+            send(w, ("objects", request, self.ship_all(w, ids)))
+
+        with self.lock:
+            for oid in ids:
+                entry = self.entries.get(oid)
+                if entry is None or entry.blob is not None:
+                    remaining.discard(oid)
+                    continue
+
+                def arrived(oid: int = oid) -> None:
+                    remaining.discard(oid)
+                    if not remaining:
+                        reply()
+
+                entry.waiters.append(arrived)
+            if not remaining:
+                reply()
+
+    def on_wait(self, w: WorkerRecord, request: int, ids: list[int], num_returns: int, timeout: float | None) -> None:
+        def work() -> None:
+            try:
+                ready = self.wait_ids(ids, num_returns, timeout)
+            except Exception:
+                ready = []
+            self.rt.outbox.send(w, ("objects", request, [(0, ready)]))
+
+        threading.Thread(target=work, name="nexus-wait", daemon=True).start()

@@ -1,0 +1,466 @@
+"""The driver's runtime: the head's tables and the node agent of this host, in the driver's own process.
+
+Tasks wait in one queue at the head and go to a worker as soon as it is idle
+(see :mod:`..state.tasks`). Each actor lives in a worker process of its own,
+taken from a pre-started spare so that creating an actor does not wait for
+an interpreter to start. Every table is guarded by one lock (:class:`TableLock`);
+what a change calls for outside the tables (messages, file removals, kills)
+runs once the lock is released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ...core.errors import NexusError
+from ...core.event_ring import EventRing
+from ...core.event_stream import EventStream
+from ..config import ClusterConfig
+from ..events import WorkerDied, WorkerStarted
+from ..node.outbox import Outbox
+from ..node.processes import WorkerProcess, spawn_worker
+from ..node.receiver import Receiver
+from ..node.sampler import Sampler
+from ..node.store import DriverStoreClient, NodeStore
+from ..protocol import LogLimiter, Pump, pack
+from ..shm_util import cluster_id, remove_cluster_files, remove_dead_clusters
+from ..state.resources import Resources
+from ..state.tasks import TaskQueue
+from ..state.workers import WorkerRecord, WorkerStatus
+from ..transport import ChannelCorruptError, Transport, make_transport
+from ..values import Blob, ObjectRef, set_client
+from .actors import ActorDirectory
+from .lock import TableLock
+from .objects import ObjectDirectory
+from .tasks import TaskScheduler
+
+__all__ = ["Runtime"]
+
+_now = time.monotonic_ns
+
+
+def _ignore(_record: Any) -> None:
+    return None
+
+
+class Runtime:
+    """The local cluster, as the driver sees it."""
+
+    def __init__(
+        self,
+        num_cpus: int,
+        transport: str | Transport = "shm",
+        namespace: str = "default",
+        resources: dict[str, float] | None = None,
+        object_store_memory: int | None = None,
+        observe: bool = True,
+        config: ClusterConfig | None = None,
+    ) -> None:
+        self.config = config = config or ClusterConfig()
+        self.num_cpus = num_cpus
+        self.namespace = namespace
+        self.lock = TableLock()
+        self.closed = False
+        self.closing = False
+        self.resources = Resources(num_cpus, resources)
+        self.tasks = TaskQueue(self.resources, config)
+        self.defs: dict[bytes, Any] = {}
+        self.waits: set[threading.Event] = set()  # what threads in wait() wait on: set at shutdown
+        self.workers: list[WorkerRecord] = []  # task workers
+        self.spares: list[WorkerRecord] = []  # started for actors to come
+        self.every_worker: list[WorkerProcess] = []
+        self.indexes = itertools.count(1)
+        self.transport: Transport = make_transport(transport)
+        self.transport_name = transport if isinstance(transport, str) else self.transport.name
+        self.log = LogLimiter()  # what peers can cause at any rate is logged at a bounded rate
+        self.rejected = 0  # messages that could not be read
+        self.dropped_channels = 0  # channels found corrupt (their workers were replaced)
+        self.start_failures = 0  # workers in a row that died before they said hello
+        self.give_up_at = [float("inf")]  # set at shutdown: blocking sends to full channels stop waiting then
+        self.events = EventStream()
+        # What happened, for the observation layer (nexus.observe reads it): one tuple per event, never a wait.
+        self.observed: EventRing[tuple[Any, ...]] | None = EventRing(config.observed_events, flat=True) if observe else None
+        # The hot paths record with these (two C calls, no Python frame): ``rt.push((rt.seq(), *record))``.
+        self.seq: Callable[[], int] = int
+        self.push: Callable[[tuple[Any, ...]], None] = _ignore
+        if self.observed is not None:
+            self.seq, self.push = self.observed.producer()
+        self.observation_hub: Any = None  # made by nexus.observe.hub() on first use
+        self.helpers: set[threading.Thread] = set()
+        self.death_r, self.death_w = os.pipe()
+        os.set_inheritable(self.death_r, False)
+        self.started_at = time.perf_counter()
+        self.cluster = cluster_id()
+        remove_dead_clusters()  # segments of clusters killed with their workers, before this one takes room
+        self.handlers: dict[str, Callable[..., None]] = {}
+        pump = Pump(self._handle, self._bad)
+        self.receiver = Receiver(self, pump)
+        self.outbox = Outbox(self.lock, config, self.receiver.wake, self.log)
+        self.objects = ObjectDirectory(self)
+        self.store = NodeStore(self, object_store_memory)
+        self.scheduler = TaskScheduler(self)
+        self.actors_dir = ActorDirectory(self)
+        self.actors = self.actors_dir.actors
+        self.handlers = self._handlers()
+        procs = [self.spawn("task") for _ in range(num_cpus)]
+        self.receiver.start()
+        deadline = time.monotonic() + config.worker_start_timeout
+        for w in procs:
+            if not self.wait_started(w, deadline - time.monotonic()):
+                code = w.link.proc.poll()
+                self.shutdown()
+                if code is not None:
+                    raise NexusError(f"{w.name} exited with code {code} as it started (its output is above)")
+                raise NexusError(f"{w.name} did not start within {config.worker_start_timeout:g} s")
+        # Spare workers for actors start now and are not waited for: an actor created before its spare is up
+        # waits for it. Started with the task workers, they took a share of the cores init waits for.
+        for _ in range(config.spare_actor_workers):
+            self.spawn("actor")
+        set_client(DriverStoreClient(self))
+        self.store.prefaulter.start()
+        if self.observed is not None:
+            Sampler(self).start()
+
+    def _handlers(self) -> dict[str, Callable[..., None]]:
+        """What each message from a worker is handled by (its first element names the operation)."""
+        objects, scheduler, actors = self.objects, self.scheduler, self.actors_dir
+        return {
+            "hello": self._on_hello,
+            "done": scheduler.on_done,
+            "done_many": scheduler.on_done_many,
+            "blocked": scheduler.on_blocked,
+            "revoked": scheduler.on_revoked,
+            "submit": scheduler.on_submit,
+            "submit_call": actors.on_submit_call,
+            "create_actor": actors.on_create_actor,
+            "actor_ready": actors.on_actor_ready,
+            "put": objects.on_put,
+            "refs": objects.on_refs,
+            "alloc": objects.on_alloc,
+            "free": objects.on_free,
+            "get": objects.on_get,
+            "wait": objects.on_wait,
+            "control": self._on_control,
+        }
+
+    # -- the session: what the api calls (see nexus.cluster.session) --------------------------------
+
+    def submit_task(
+        self, fn_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, num_returns: int, options: dict
+    ) -> list[ObjectRef]:
+        return self.scheduler.submit(fn_id, factory, name, args, kwargs, num_returns, options)
+
+    def create_actor(self, cls_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, options: dict) -> int:
+        return self.actors_dir.create(cls_id, factory, name, args, kwargs, options)
+
+    def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]:
+        return self.actors_dir.submit_call(actor_id, method, args, kwargs, num_returns, tell)
+
+    def put(self, value: Any) -> ObjectRef:
+        return self.objects.put(value)
+
+    def get_blobs(self, ids: Sequence[int], timeout: float | None) -> list[Blob] | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        blobs = []
+        wait_object = self.objects.wait_object
+        for oid in ids:
+            blob = wait_object(oid, None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if blob is None:
+                return None
+            blobs.append(blob)
+        return blobs
+
+    def wait_ids(self, ids: Sequence[int], num_returns: int, timeout: float | None) -> list[int]:
+        return self.objects.wait_ids(ids, num_returns, timeout)
+
+    def cancel(self, oid: int, force: bool = False) -> bool:
+        return self.scheduler.cancel(oid, force)
+
+    def kill(self, actor_id: int, no_restart: bool = True) -> None:
+        self.actors_dir.kill(actor_id, no_restart)
+
+    def get_actor(self, name: str, namespace: str | None) -> tuple[int, str]:
+        return self.actors_dir.get_actor(name, namespace)
+
+    def event_stream(self) -> EventStream:
+        return self.events
+
+    def driver(self) -> Runtime:
+        return self
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "workers": len(self.workers),
+            "num_cpus": self.num_cpus,
+            "transport": self.transport_name,
+            "namespace": self.namespace,
+            "pid": os.getpid(),
+        }
+
+    # What workers ask of the driver by name (``control`` messages)
+    control_get_actor = get_actor
+    control_kill = kill
+    control_cancel = cancel
+
+    def store_stats(self) -> dict[str, int]:
+        return self.store.statistics()
+
+    def configure(self, **changes: Any) -> ClusterConfig:
+        """Change tunables of the running cluster (for tests and experiments); returns the config before."""
+        before = self.config
+        self.config = after = before.replace(**changes)
+        for part in (self.tasks, self.scheduler, self.outbox, self.store, self.receiver):
+            part.config = after
+        return before
+
+    # -- views for the state API and tests ---------------------------------------------------------
+
+    @property
+    def arena(self) -> Any:
+        return self.store.arena
+
+    @property
+    def spill_folder(self) -> Any:
+        return self.store.spill_folder
+
+    @property
+    def stolen(self) -> int:
+        return self.tasks.stolen
+
+    @property
+    def want_role(self) -> int:
+        return self.receiver.want_role
+
+    def links(self) -> list[WorkerProcess]:
+        """The processes whose channels and descriptors the receiver polls."""
+        with self.lock:
+            return [w for w in self.every_worker if w.alive]
+
+    def every_worker_record(self) -> list[WorkerRecord]:
+        return [w.record for w in self.every_worker]
+
+    def emit(self, kind: str, *values: Any) -> None:
+        """Record an event for the observation layer (see nexus.observe.hub for the kinds and their fields)."""
+        if self.observed is not None:
+            self.observed.append((kind, _now(), *values))
+
+    # -- worker processes ----------------------------------------------------------------------
+
+    def spawn(self, kind: str) -> WorkerRecord:
+        if self.closing:
+            raise NexusError("the cluster is shutting down")
+        record = WorkerRecord(next(self.indexes), kind)
+        env = {"NEXUS_CLUSTER_ID": self.cluster, "NEXUS_ARENA": self.store.arena.name}
+        link = spawn_worker(record, self.transport, env, self.death_r, self.give_up_at)
+        with self.lock:
+            self.every_worker.append(link)
+            (self.workers if kind == "task" else self.spares).append(record)
+            self.receiver.changed()
+        self.receiver.wake()
+        return record
+
+    def wait_started(self, w: WorkerRecord, timeout: float) -> bool:
+        """Wait until ``w`` said hello; False if it died first, the cluster is closing, or ``timeout`` passed."""
+        link: WorkerProcess = w.link
+        deadline = time.monotonic() + timeout
+        while not link.ready.wait(0.05):
+            if not w.alive or self.closing or link.proc.poll() is not None or time.monotonic() > deadline:
+                return link.ready.is_set()
+        return True
+
+    def helper(self, target: Callable[..., Any], *args: Any) -> None:
+        """Run ``target`` on a thread that shutdown() waits for (spawning must not race with it)."""
+
+        def run() -> None:
+            try:
+                with contextlib.suppress(NexusError):
+                    target(*args)
+            finally:
+                self.helpers.discard(threading.current_thread())
+
+        thread = threading.Thread(target=run, name=f"nexus-helper-{getattr(target, '__name__', '')}", daemon=True)
+        self.helpers.add(thread)
+        thread.start()
+
+    def replenish_spare(self) -> None:
+        with self.lock:
+            if self.spares or self.closed:
+                return
+        with contextlib.suppress(Exception):
+            self.spawn("actor")
+
+    def _on_hello(self, w: WorkerRecord, _index: int, pid: int) -> None:
+        with self.lock:
+            if w.state is WorkerStatus.STARTING:
+                w.to(WorkerStatus.READY)
+            self.start_failures = 0
+            w.link.ready.set()
+            self.scheduler.dispatch()  # tasks may have queued while this worker started (a replacement, say)
+        self.events.publish(WorkerStarted(w.name, pid, w.kind))
+        self.emit("worker", w.name, pid, "started", w.kind)
+
+    def _on_control(self, w: WorkerRecord, request: int, op: str, *args: Any) -> None:
+        from ..values import error_blob
+
+        try:
+            result: Any = getattr(self, f"control_{op}")(*args)
+        except Exception as exc:
+            result = ("error", error_blob(exc, "the driver"))
+        self.outbox.send(w, ("objects", request, [(0, result)]))
+
+    def _handle(self, w: WorkerRecord, body: tuple[Any, ...]) -> None:
+        handler = self.handlers.get(body[0])
+        if handler is None:
+            self._bad(w, ValueError(f"unknown operation {body[0]!r}"))
+            return
+        try:
+            handler(w, *body[1:])
+        except Exception as exc:
+            self._bad(w, exc)
+
+    def _bad(self, w: Any, exc: Exception) -> None:
+        """A message that cannot be read: counted and dropped (logged at a bounded rate); a corrupt channel is dropped."""
+        self.rejected += 1
+        if isinstance(exc, ChannelCorruptError) and isinstance(w, WorkerRecord):
+            self._drop_channel(w, exc)
+            return
+        self.log(f"nexus: dropped a malformed message from {getattr(w, 'name', w)}: {exc}")
+
+    def _drop_channel(self, w: WorkerRecord, exc: Exception) -> None:
+        """``w``'s channel cannot be read any more: stop reading it and replace the worker, as if it had crashed."""
+        with self.lock:
+            if w.broken or not w.alive:
+                return
+            w.to(WorkerStatus.BROKEN)
+            self.dropped_channels += 1
+            self.receiver.changed()  # out of the set the receiver polls
+            self.lock.after(w.link.kill)  # the receiver sees it die: its tasks are retried, its actor restarts
+        self.log(f"nexus: {w.name}'s channel is unusable ({exc}); the worker is stopped and replaced")
+
+    def worker_exited(self, link: WorkerProcess) -> None:
+        """The pidfd of ``link`` says its process exited: settle what it had, reap it, replace it if it was a task worker."""
+        w = link.record
+        replace = False
+        with self.lock:
+            self.receiver.changed()
+            if not w.alive:
+                return
+            w.to(WorkerStatus.DEAD)
+            self.objects.forget_worker(w)
+            link.unsent.clear()
+            code = link.proc.poll()
+            link.close_pidfd()
+            if self.closed:
+                return
+            tasks = self.tasks
+            lost = [t for t in tasks.running.values() if t.worker is w]
+            for task in reversed(lost):  # back to the front of the queue in their order
+                if task.retries != 0 and not task.cancelled:
+                    self.scheduler.count_retry(task, f"its {w.name} died (exit code {code})")
+                    tasks.take_back(w, task)
+                    continue
+                self.scheduler.finished(w, task)
+                self._fail_lost_task(w, task, code)
+            self.events.publish(WorkerDied(w.name, link.pid, code, w.actor.cls_name if w.actor else None, len(lost)))
+            self.emit("worker", w.name, link.pid, "died", f"exit code {code}")
+            if w.actor is not None:
+                self.actors_dir.worker_died(w.actor, w, code)
+            if w in self.workers:
+                self.workers.remove(w)
+                replace = True
+                if not link.ready.is_set():  # it died before it started: something in its environment, most likely
+                    self.start_failures += 1
+                    if self.start_failures >= self.config.max_start_failures:
+                        replace = False
+                        self.log(
+                            f"nexus: {self.start_failures} workers in a row exited before they started (the last with "
+                            f"code {code}; their output is above); the pool stops replacing them"
+                        )
+            elif w in self.spares:
+                self.spares.remove(w)
+            self.scheduler.dispatch()
+        with contextlib.suppress(Exception):
+            link.conn.close()
+        link.reap()
+        self.receiver.changed()
+        if replace and not self.closing:
+            self.helper(self.spawn, "task")
+
+    def _fail_lost_task(self, w: WorkerRecord, task: Any, code: int | None) -> None:
+        from ...core.errors import TaskCancelledError, WorkerCrashedError
+        from ..values import error_blob
+
+        if task.cancelled:
+            failure: BaseException = TaskCancelledError(f"task {task.name} was cancelled (its worker was killed)")
+        else:
+            failure = WorkerCrashedError(
+                f"{w.name} died (exit code {code}) while running {task.name}, and it has no retries left (max_retries)"
+            )
+        blob = error_blob(failure, "the driver")
+        for oid in task.result_ids:
+            self.objects.store(oid, blob)
+
+    # -- shutdown -----------------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float = 3.0) -> bool:
+        """Stop every worker and free everything of the cluster; returns within about ``timeout`` (twice, at worst)."""
+        if self.closed:
+            return True
+        # First, before the lock: blocking sends to full channels give up once the timeout is over.
+        self.give_up_at[0] = time.monotonic() + timeout
+        with self.lock:
+            self.closing = True
+            for waiting in self.waits:  # threads in wait() raise SystemShutdownError
+                waiting.set()
+        self.store.prefault_wanted.set()
+        hub = self.observation_hub
+        if hub is not None:
+            with contextlib.suppress(Exception):
+                hub.close()
+        for thread in list(self.helpers):
+            thread.join(min(5.0, timeout))
+        with self.lock:
+            links = list(self.every_worker)
+        deadline = self.give_up_at[0] = time.monotonic() + timeout
+        exit_message = pack(("exit",))
+        for w in links:
+            if w.alive:
+                w.unsent.clear()  # what was not sent yet never will be: the worker is told to leave now
+                with contextlib.suppress(Exception):
+                    w.conn.send(exit_message)  # gives up at the deadline if its channel stays full
+        for w in links:
+            try:
+                w.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.kill()
+                w.proc.wait()
+        self.closed = True
+        self.receiver.wake()
+        with self.receiver.role_cond:
+            self.receiver.role_cond.notify_all()
+        self.receiver.thread.join(5)
+        for w in links:
+            w.finish()
+        set_client(None)
+        with self.lock:
+            self.store.pin_cache.clear()
+            table = self.objects.table
+            for oid, entry in list(table.entries.items()):
+                table.free(oid, entry)
+            table.entries.clear()
+        with contextlib.suppress(Exception):
+            self.transport.close()
+        self.store.close()
+        self.receiver.close()
+        remove_cluster_files(self.cluster)  # anything left of the cluster (rings, the arena, folders)
+        for fd in (self.death_r, self.death_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        return True

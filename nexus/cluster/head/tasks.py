@@ -1,0 +1,309 @@
+"""The head's tasks: submitting, placing (see state.tasks for the rules), answers, retries, stealing, cancelling."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ...core.errors import TaskCancelledError
+from ..events import TaskRetried
+from ..state.tasks import TaskQueue, TaskRecord, new_id
+from ..state.workers import WorkerRecord
+from ..values import Blob, ObjectRef, error_blob, serialize, split_args
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+__all__ = ["TaskScheduler"]
+
+_now = time.monotonic_ns
+
+
+class TaskScheduler:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.lock = rt.lock
+        self.config = rt.config
+        self.tasks: TaskQueue = rt.tasks
+        self.objects = rt.objects
+        self.outbox = rt.outbox
+        self.steal_watch = False  # an idle worker and a busy one with tasks queued: look again soon
+        self.queue_full_warned = False
+
+    # -- submitting ------------------------------------------------------------------------
+
+    def define(self, def_id: bytes, factory: Callable[[], Blob]) -> None:
+        defs = self.rt.defs
+        if def_id not in defs:
+            blob = factory()
+            with self.lock:
+                defs.setdefault(def_id, blob)
+
+    def submit(
+        self, fn_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, num_returns: int, options: dict
+    ) -> list[ObjectRef]:
+        rt = self.rt
+        begin = _now() if rt.observed is not None else 0
+        needs = rt.resources.needs_of(options, name, default_cpu=1.0)
+        self.define(fn_id, factory)
+        if self.tasks.full():
+            self.wait_for_queue_room()
+        args, kwargs, deps = split_args(args, kwargs)
+        args_blob = serialize((args, kwargs), f"the arguments of {name}")
+        result_ids = [new_id() for _ in range(num_returns)]
+        refs = [ObjectRef(oid) for oid in result_ids]
+        with self.lock:
+            new = self.objects.table.new
+            for oid in result_ids:
+                new(oid)
+            task = TaskRecord(fn_id, name, args_blob, deps, result_ids, needs, self.config.default_task_retries)
+            task.args_oid = self.objects.args_object(args_blob)
+            task.set_retry_options(options)
+            if begin and rt.observed is not None:
+                rt.push((rt.seq(), "submitted", _now(), task.task_id, name, "task", task.task_id, 0, "driver", begin))
+            self.enqueue(task)
+        rt.receiver.assist()
+        return refs
+
+    def wait_for_queue_room(self) -> None:
+        """Back-pressure: tasks are submitted faster than the workers run them; wait until the queue drains a bit."""
+        if not self.queue_full_warned:
+            self.queue_full_warned = True
+            print(
+                f"nexus: {len(self.tasks):,} tasks are waiting for a worker ({self.tasks.queued_bytes:,} bytes of arguments); "
+                "submitting waits for the workers to catch up",
+                file=sys.stderr,
+            )
+        while not self.tasks.drained_enough() and not self.rt.closing:
+            self.rt.receiver.assist()
+            time.sleep(0.001)
+
+    def on_submit(
+        self,
+        w: WorkerRecord,
+        fn_id: bytes,
+        def_blob: Blob | None,
+        name: str,
+        args_blob: Blob,
+        deps: list[int],
+        result_ids: list[int],
+        options: dict,
+        trace: int = 0,
+        parent: int = 0,
+    ) -> None:
+        rt = self.rt
+        with self.lock:
+            if def_blob is not None:
+                rt.defs[fn_id] = def_blob
+            for oid in result_ids:
+                self.objects.made_by(w, oid)
+            task = TaskRecord(fn_id, name, args_blob, deps, result_ids, None, self.config.default_task_retries)
+            task.args_oid = self.objects.args_object(args_blob, w)
+            task.trace = trace or task.task_id
+            rt.emit("submitted", task.task_id, name, "task", task.trace, parent, w.name, 0)
+            task.set_retry_options(options)
+            try:
+                task.needs = rt.resources.needs_of(options, name, default_cpu=1.0)
+            except ValueError as exc:
+                blob = error_blob(exc, "the driver")
+                for oid in result_ids:
+                    self.objects.store(oid, blob)
+                self.objects.decref(task.args_oid)
+                return
+            self.enqueue(task)
+
+    def enqueue(self, task: TaskRecord) -> None:
+        tasks = self.tasks
+
+        def dep_ready() -> None:
+            task.missing -= 1
+            if task.missing == 0 and tasks.waiting.pop(task.task_id, None) is not None:  # not cancelled meanwhile
+                tasks.push(task)
+                self.dispatch()
+
+        task.missing = self.objects.table.hold(task.deps, dep_ready)
+        if task.missing == 0:
+            tasks.push(task)
+            self.dispatch()
+        else:
+            tasks.waiting[task.task_id] = task
+
+    # -- placing -------------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Place queued tasks on workers (see TaskQueue.dispatch); with nothing queued, look for work to steal."""
+        if self.rt.closing:
+            return
+        if not self.tasks.queue:
+            self.steal()
+            return
+        self.tasks.dispatch(self.rt.workers, time.monotonic(), self._send_task)
+
+    def _send_task(self, w: WorkerRecord, task: TaskRecord) -> None:
+        rt = self.rt
+        if task.fn_id not in w.shipped:
+            self.outbox.send(w, ("def", task.fn_id, rt.defs[task.fn_id]))
+            w.shipped.add(task.fn_id)
+        objects = self.objects
+        deps = objects.ship_all(w, task.deps)
+        args_blob = objects.ship(w, task.args_oid) if task.args_oid else task.args_blob
+        body = ("task", task.task_id, task.fn_id, task.name, args_blob, deps, task.result_ids, task.trace)
+        if w.blocked:
+            self.outbox.flush(w)
+            self.outbox.send(w, body)
+        else:
+            self.outbox.post(w, body, w.inflight - 1, after=2)  # one prefetched task always waits in the channel
+        # the dependencies stay pinned until the task is done: it may be taken back and sent again
+
+    def steal(self) -> None:
+        """Work stealing: an idle worker takes the tasks queued behind a long one on a busy worker.
+
+        Tasks still in the busy worker's outbox come back at once; those
+        already in its channel are asked back (``revoke``): its monitor
+        thread answers within a few ms with the ones that had not started,
+        and they go to the front of the queue. Called with the lock held.
+        """
+        tasks = self.tasks
+        if self.rt.closing:
+            self.steal_watch = False
+            return
+        self.steal_watch, victims = tasks.steal_candidates(self.rt.workers, time.monotonic())
+        for v in victims:
+            back = [tasks.running[body[1]] for body in v.outbox if body[1] in tasks.running]
+            for body in v.outbox:
+                self.objects.unship(v, body)
+            v.outbox.clear()
+            for task in back:
+                tasks.take_back(v, task)
+            queued = tasks.queued_on(v)
+            if len(queued) > 1:
+                v.revoking = True
+                self.outbox.send(v, ("revoke", queued))
+        if tasks.queue:
+            self.dispatch()
+
+    # -- answers ---------------------------------------------------------------------------------
+
+    def on_done(self, w: WorkerRecord, task_id: int, items: list[tuple[int, Blob]], timing: Any = None) -> None:
+        rt = self.rt
+        if timing is not None and rt.observed is not None:
+            rt.push((rt.seq(), "finished", timing[3], task_id, w.name, w.pid, *timing))
+        tasks = self.tasks
+        with self.lock:
+            task = tasks.running.get(task_id)
+            if task is not None and task.worker is w and self._retry_on_error(task, items):
+                tasks.take_back(w, task)
+                tasks.requeue_last(task)
+                w.busy_since = time.monotonic()
+                w.cpu_held = 1.0 if w.inflight else 0.0
+                self.outbox.flush(w)
+                self.dispatch()
+                return
+            store = self.objects.store
+            for oid, blob in items:
+                store(oid, blob, w)
+            task = tasks.running.get(task_id)
+            if task is not None and task.worker is w:
+                self.finished(w, task)
+                if timing is not None:
+                    tasks.took[task.fn_id] = (timing[3] - timing[0]) * 1e-9
+            elif task is None and w.actor is not None:
+                rt.actors_dir.call_done(w.actor, task_id)
+            self.outbox.flush(w)
+            self.dispatch()
+
+    def on_done_many(self, w: WorkerRecord, entries: list[tuple[int, list[tuple[int, Blob]], Any]]) -> None:
+        """Answers a worker coalesced: calls that finished while more waited in its channel."""
+        with self.lock:
+            for task_id, items, timing in entries:
+                self.on_done(w, task_id, items, timing)
+
+    def finished(self, w: WorkerRecord, task: TaskRecord) -> None:
+        self.tasks.finished(w, task, time.monotonic())
+        self.objects.unpin(task.deps)
+        self.objects.decref(task.args_oid)
+        task.args_oid = 0
+
+    def _retry_on_error(self, task: TaskRecord, items: list[tuple[int, Blob]]) -> bool:
+        """Whether a task that raised is retried (``retry_exceptions`` and retries left); counts the attempt."""
+        if not task.retry_exceptions or task.retries == 0 or task.cancelled:
+            return False
+        failed = next((blob for _, blob in items if blob.error), None)
+        if failed is None:
+            return False
+        from ..values import deserialize
+
+        try:
+            error = deserialize(failed)
+        except Exception:
+            return False
+        exc = getattr(error, "exception", None)
+        if isinstance(exc, TaskCancelledError):
+            return False
+        if task.retry_exceptions is not True and not (exc is not None and isinstance(exc, task.retry_exceptions)):
+            return False
+        for _, blob in items:
+            if blob.region is not None:
+                self.rt.store.allocator.free(*blob.region)
+        self.count_retry(task, f"it raised {getattr(error, 'type_name', 'an exception')}")
+        return True
+
+    def count_retry(self, task: TaskRecord, reason: str) -> None:
+        self.rt.events.publish(TaskRetried(task.name, task.count_retry(), reason))
+
+    def on_blocked(self, w: WorkerRecord, flag: bool) -> None:
+        with self.lock:
+            w.blocked = flag
+            if flag:
+                self.outbox.flush(w)  # a worker blocked in get runs arriving tasks: let it have them
+                self.dispatch()
+
+    def on_revoked(self, w: WorkerRecord, task_ids: list[int]) -> None:
+        tasks = self.tasks
+        with self.lock:
+            w.revoking = False
+            for task_id in reversed(task_ids):  # appendleft: the first stays first
+                task = tasks.running.get(task_id)
+                if task is not None and task.worker is w:
+                    tasks.take_back(w, task)
+            self.dispatch()
+
+    # -- cancelling ------------------------------------------------------------------------------
+
+    def cancel(self, oid: int, force: bool = False) -> bool:
+        """Cancel the task that would produce ``oid``: drop it if queued, else interrupt it (``force``: kill its worker).
+
+        True when a task was found.
+        """
+        tasks = self.tasks
+        with self.lock:
+            for task in list(tasks.waiting.values()):
+                if oid in task.result_ids:  # still waiting for an argument: settled now, never queued
+                    del tasks.waiting[task.task_id]
+                    self.cancel_unsent(task, "while it waited for its arguments")
+                    return True
+            for task in list(tasks.queue):
+                if oid in task.result_ids:
+                    tasks.remove(task)
+                    self.cancel_unsent(task, "before it ran")
+                    return True
+            for task in tasks.running.values():
+                if oid in task.result_ids and task.worker is not None:
+                    task.cancelled = True
+                    if force:
+                        self.lock.after(task.worker.link.kill)  # the receiver sees it die: TaskCancelledError, a new worker
+                    else:  # the worker drops it if it has not started, else raises TaskCancelledError in it
+                        self.outbox.send(task.worker, ("cancel", task.task_id))
+                    return True
+        return False
+
+    def cancel_unsent(self, task: TaskRecord, when: str) -> None:
+        task.cancelled = True
+        blob = error_blob(TaskCancelledError(f"task {task.name} was cancelled {when}"), "the driver")
+        for result in task.result_ids:
+            self.objects.store(result, blob)
+        self.objects.unpin(task.deps)
+        self.objects.decref(task.args_oid)
+        task.args_oid = 0

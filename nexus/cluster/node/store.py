@@ -1,0 +1,246 @@
+"""This host's object store as the driver runs it: the arena, its allocator, prefaulting, spilling, read mappings.
+
+Regions are handed out under the head's lock (the tables and the allocator
+change together: an object's region is freed when the table frees it).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from ...core.errors import NexusError, ObjectLostError, ObjectStoreFullError
+from ..state.objects import ObjectEntry
+from ..state.workers import WorkerRecord
+from ..store import PREFAULT_STEP, Allocator, Arena, Pin, SpillFolder, default_capacity
+from ..values import Blob, StoreClient
+
+if TYPE_CHECKING:
+    from ..head.runtime import Runtime
+
+__all__ = ["DriverStoreClient", "NodeStore"]
+
+
+class NodeStore:
+    def __init__(self, rt: Runtime, object_store_memory: int | None) -> None:
+        self.rt = rt
+        self.config = rt.config
+        self.lock = rt.lock
+        self.arena = Arena.create(default_capacity(object_store_memory))
+        self.allocator = Allocator(self.arena.size)
+        self.spills = self.restores = self.spilled_bytes = 0
+        self.spill_folder: SpillFolder | None = None  # made at the first spill
+        self.prefaulted = 0
+        self.prefault_wanted = threading.Event()
+        self.prefault_hold = False  # the prefaulter holds a step of the arena while it writes zeros there
+        self.prefault_done = threading.Condition(self.lock)  # type: ignore[arg-type]
+        # Read mappings this process made lately, by object: the next get of the object reuses one
+        # (no mmap, no pin count); dropped when the object's refs are gone or the store needs the room.
+        self.pin_cache: OrderedDict[int, Pin] = OrderedDict()
+        self.prefaulter = threading.Thread(target=self._prefault_loop, name="nexus-prefault", daemon=True)
+
+    def allocate(self, nbytes: int, w: WorkerRecord | None = None, may_wait: bool = True) -> int:
+        """A region of the arena for ``nbytes``, spilling least recently used objects to disk to make room.
+
+        ``may_wait``: the caller holds the lock only for this call, so it may
+        wait (~2 ms) for the prefaulter to give back the step it holds, rather
+        than allocate around it and fragment the arena.
+        """
+        rt = self.rt
+        with self.lock:
+            if rt.closing:
+                raise ObjectStoreFullError("the cluster is shutting down")
+            while may_wait and self.prefault_hold:
+                self.prefault_done.wait(0.05)
+            while True:
+                offset = self.allocator.alloc(nbytes)
+                if offset is not None:
+                    try:
+                        self.arena.reserve(offset + nbytes)
+                    except OSError:
+                        self.allocator.free(offset, nbytes)
+                        if self.spill_one():
+                            continue
+                        raise ObjectStoreFullError(self._full_message(nbytes, "/dev/shm itself is full")) from None
+                    if w is not None:
+                        if not w.alive:
+                            self.allocator.free(offset, nbytes)
+                            raise NexusError(f"{w.name} is gone")
+                        w.allocs[offset] = nbytes
+                    if self.allocator.high_water + self.config.prefault_ahead // 2 > self.prefaulted:
+                        self.prefault_wanted.set()
+                    return offset
+                if nbytes > self.allocator.capacity:
+                    raise ObjectStoreFullError(self._full_message(nbytes, "it is larger than the store"))
+                if self.spill_one():
+                    continue
+                if self.pin_cache:  # mappings kept for the next get only: give them up and try again
+                    self.pin_cache.clear()
+                    rt.objects.drain_deferred()
+                    continue
+                raise ObjectStoreFullError(self._full_message(nbytes, "nothing can be spilled"))
+
+    def free(self, offset: int, nbytes: int) -> None:
+        with self.lock:
+            self.allocator.free(offset, nbytes)
+
+    def freed(self, oid: int, entry: ObjectEntry) -> None:
+        """The table freed ``oid`` (called with the lock held): its region and its spill file go."""
+        if entry.region is not None:
+            self.allocator.free(*entry.region)
+            self.rt.emit("object", oid, "freed", entry.region[1])
+        if entry.spilled is not None and self.spill_folder is not None:
+            self.lock.after(self.spill_folder.remove, entry.spilled)
+
+    def unreferenced(self, oid: int) -> None:
+        """Nobody can get ``oid`` again: let its read mapping go."""
+        if self.pin_cache.pop(oid, None) is not None:
+            self.rt.objects.drain_deferred()
+
+    def _prefault_loop(self) -> None:
+        """Keep the arena's pages allocated ahead of the regions handed out (see Arena.prefault).
+
+        Only memory no region ever covered is prefaulted (it is overwritten
+        with zeros); an allocation that lands on the step being written
+        waits for it.
+        """
+        rt = self.rt
+        self.prefault_wanted.set()
+        while not rt.closing:
+            self.prefault_wanted.wait()
+            with self.lock:
+                if rt.closing:
+                    return
+                start = max(self.prefaulted, self.allocator.high_water)
+                target = min(self.arena.size, max(self.config.prefault_first, self.allocator.high_water + self.config.prefault_ahead))
+                if start >= target:
+                    self.prefault_wanted.clear()
+                    continue
+                end = min(start + PREFAULT_STEP, target)
+                try:
+                    self.arena.reserve(end)
+                except OSError:
+                    return  # /dev/shm is full: allocations will say so when they need the memory
+                if not self.allocator.take(start, end - start):  # held while zeros are written: nobody gets it
+                    self.prefaulted = end
+                    continue
+                self.prefault_hold = True
+            try:
+                self.arena.prefault(start, end - start)
+            except OSError:
+                return
+            finally:
+                with self.lock:
+                    self.allocator.free(start, end - start)
+                    self.prefaulted = end
+                    self.prefault_hold = False
+                    self.prefault_done.notify_all()
+
+    def _full_message(self, nbytes: int, why: str) -> str:
+        pinned = self.rt.objects.table.pinned_in_arena()
+        return (
+            f"the object store has no room for {nbytes:,} bytes ({why}): capacity {self.allocator.capacity:,} bytes, "
+            f"{self.allocator.used:,} in use, {sum(o.region[1] for o in pinned if o.region):,} of them in {len(pinned)} "
+            f"objects pinned by readers, largest free block {self.allocator.largest_free:,}; drop references or views "
+            "of objects you no longer need, or start the cluster with a larger object_store_memory"
+        )
+
+    def spill_one(self) -> bool:
+        """Move the least recently used unpinned object to disk; False when there is none."""
+        chosen = self.rt.objects.table.spill_victim()
+        if chosen is None:
+            return False
+        victim_id, victim = chosen
+        assert victim.region is not None
+        offset, size = victim.region
+        if self.spill_folder is None:
+            self.spill_folder = SpillFolder()
+        name = f"{victim_id:016x}"
+        self.spill_folder.write(name, self.arena.read(offset, size))
+        self.allocator.free(offset, size)
+        victim.region = None
+        victim.spilled = name
+        self.spills += 1
+        self.rt.emit("object", victim_id, "spilled", size)
+        self.spilled_bytes += size
+        return True
+
+    def resident(self, oid: int, entry: ObjectEntry) -> Blob:
+        """The object's blob, with its bytes back in the arena if they were spilled (lock held)."""
+        assert entry.blob is not None
+        self.rt.objects.table.touch(entry)
+        if entry.spilled is None:
+            return entry.blob
+        assert entry.blob.region is not None
+        size = entry.blob.region[1]
+        offset = self.allocate(size, may_wait=False)  # the caller's locked section must not be interrupted
+        assert self.spill_folder is not None
+        try:
+            self.spill_folder.read_into(entry.spilled, self.arena.view[offset : offset + size])
+        except BaseException:
+            self.allocator.free(offset, size)
+            raise
+        self.spill_folder.remove(entry.spilled)
+        entry.spilled = None
+        entry.blob = entry.blob.moved(offset)
+        entry.region = entry.blob.region
+        self.restores += 1
+        self.rt.emit("object", oid, "restored", size)
+        return entry.blob
+
+    def statistics(self) -> dict[str, int]:
+        with self.lock:
+            return {
+                "capacity": self.allocator.capacity,
+                "used": self.allocator.used,
+                **self.rt.objects.table.statistics(),
+                "spills": self.spills,
+                "restores": self.restores,
+                "spilled_bytes": self.spilled_bytes,
+                "reserved": self.arena.reserved,
+            }
+
+    def close(self) -> None:
+        self.prefault_wanted.set()
+        if self.prefaulter.is_alive():
+            self.prefaulter.join(5)
+        self.arena.close(unlink=True)  # views of it still alive in this process keep their mappings
+        if self.spill_folder is not None:
+            self.spill_folder.close()
+
+
+class DriverStoreClient(StoreClient):
+    """The driver's side of the object store: allocates directly, counts refs and pins under the head's lock."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.arena = rt.store.arena
+        self.objects = rt.objects
+
+    def allocate(self, nbytes: int) -> int:
+        return self.rt.store.allocate(nbytes)
+
+    def free(self, offset: int, nbytes: int) -> None:
+        self.rt.store.free(offset, nbytes)
+
+    def pin(self, oid: int, region: tuple[int, int]) -> Pin:
+        with self.rt.lock:
+            if oid not in self.objects.table:
+                raise ObjectLostError(f"object {oid:016x} is no longer stored")
+            return self.objects.pin(oid, region)
+
+    def acquire(self, oid: int) -> None:
+        with self.rt.lock:
+            self.objects.change(oid, 1, 0)
+
+    def acquire_many(self, oids: tuple[int, ...]) -> None:
+        with self.rt.lock:
+            entries = self.objects.table.entries
+            for oid in oids:
+                entry = entries.get(oid)
+                if entry is not None:
+                    entry.refs += 1
+
+    def release(self, oid: int) -> None:
+        self.objects.finalized(oid, -1, 0)

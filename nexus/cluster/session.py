@@ -1,0 +1,82 @@
+"""The one current cluster of this process, behind the small protocol the public API calls.
+
+A process belongs to at most one cluster at a time: as its driver (after
+``nexus.init()``: a :class:`~nexus.cluster.head.runtime.Runtime`), or as one of
+its workers (a :class:`~nexus.cluster.worker.WorkerRuntime`). Both implement
+:class:`Session`, so the API never asks which one it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..core.event_stream import EventStream
+    from .values import Blob, ObjectRef
+
+__all__ = ["Session", "current", "current_driver", "set_current"]
+
+
+class Session(Protocol):
+    """What ``nexus.remote``, ``get``, ``wait``, ``put``, ``cancel``, ``kill`` and ``get_actor`` ask of a cluster."""
+
+    def submit_task(
+        self, fn_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, num_returns: int, options: dict
+    ) -> list[ObjectRef]: ...
+
+    def create_actor(self, cls_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, options: dict) -> int: ...
+
+    def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]: ...
+
+    def put(self, value: Any) -> ObjectRef: ...
+
+    def get_blobs(self, ids: Sequence[int], timeout: float | None) -> list[Blob] | None:
+        """The blobs of ``ids`` in order, pinned for reading while they live; None once ``timeout`` passed."""
+        ...
+
+    def wait_ids(self, ids: Sequence[int], num_returns: int, timeout: float | None) -> list[int]: ...
+
+    def cancel(self, oid: int, force: bool) -> bool: ...
+
+    def kill(self, actor_id: int, no_restart: bool) -> None: ...
+
+    def get_actor(self, name: str, namespace: str | None) -> tuple[int, str]:
+        """(actor id, class name) of the named actor; ValueError when there is none."""
+        ...
+
+    def event_stream(self) -> EventStream:
+        """The cluster's events; RuntimeError where they are not kept (in a worker)."""
+        ...
+
+    def driver(self) -> Any:
+        """The driver's runtime, for the state API and the views; None in a worker."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """Facts shown by ``init``: workers, CPUs, transport, namespace."""
+        ...
+
+    def shutdown(self) -> bool:
+        """Stop the cluster if this process owns it (the driver); False, and nothing done, in a worker."""
+        ...
+
+
+_current: Session | None = None
+
+
+def set_current(session: Session | None) -> None:
+    global _current
+    _current = session
+
+
+def current() -> Session | None:
+    return _current
+
+
+def current_driver(what: str) -> Any:
+    """The driver's runtime of this process; RuntimeError saying ``what`` needs one when there is none (or this is a worker)."""
+    driver = _current.driver() if _current is not None else None
+    if driver is None:
+        raise RuntimeError(f"{what} is the driver's: call nexus.init() in this process first")
+    return driver

@@ -1,0 +1,171 @@
+"""The object table: what each object is (once made), who counts on it, where its bytes are.
+
+An object lives while anything counts on it: ObjectRefs anywhere in the
+cluster, values holding its ref (containment), tasks waiting for it; its
+bytes stay in place while a reader holds a pin of them. When both counts are
+gone the table frees it and says so (``on_free``), and the owner of the
+memory gives the region back. Blobs are opaque here: only their ``region``,
+``refs`` and ``oid`` are read.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["ObjectEntry", "ObjectTable"]
+
+
+class ObjectEntry:
+    """One object: its blob once made, who counts on it, where its bytes are."""
+
+    __slots__ = ("blob", "contained", "pins", "refs", "region", "spilled", "used", "waiters")
+
+    def __init__(self, refs: int = 1) -> None:
+        self.blob: Any = None
+        self.waiters: list[Callable[[], None]] = []  # told once when it is made (tasks, gets, waits)
+        self.refs = refs  # ObjectRefs anywhere, values holding it, tasks waiting for it
+        self.pins = 0  # readers' views (and blobs on their way to a worker): not freed, not spilled
+        self.region: tuple[int, int] | None = None  # its bytes in the arena
+        self.contained: tuple[int, ...] = ()  # objects whose refs its value holds
+        self.spilled: str | None = None  # the file it was spilled to
+        self.used = 0  # when it was last stored or read (for spilling the least recently used)
+
+    def __repr__(self) -> str:
+        state = "pending" if self.blob is None else "spilled" if self.spilled else "arena" if self.region else "inline"
+        return f"ObjectEntry({state}, refs={self.refs}, pins={self.pins})"
+
+
+def _nothing(_oid: int) -> None:
+    return None
+
+
+class ObjectTable:
+    """Objects by id.
+
+    ``on_free(oid, entry)`` is called for each object freed, with its region
+    and spill file still set; ``on_unreferenced(oid)`` for one whose last ref
+    went while a reader still pins it (nobody can ask for it again).
+    """
+
+    def __init__(self, on_free: Callable[[int, ObjectEntry], None], on_unreferenced: Callable[[int], None] = _nothing) -> None:
+        self.entries: dict[int, ObjectEntry] = {}
+        self.on_free = on_free
+        self.on_unreferenced = on_unreferenced
+        self._ticks = itertools.count(1)
+
+    def __contains__(self, oid: int) -> bool:
+        return oid in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.entries)
+
+    def get(self, oid: int) -> ObjectEntry | None:
+        return self.entries.get(oid)
+
+    def new(self, oid: int) -> ObjectEntry:
+        """A new object (not made yet) with one ref: its maker's."""
+        entry = self.entries[oid] = ObjectEntry()
+        return entry
+
+    def touch(self, entry: ObjectEntry) -> None:
+        entry.used = next(self._ticks)
+
+    def store(self, oid: int, blob: Any) -> list[Callable[[], None]] | None:
+        """``oid`` has its value (or error) now; returns who waited for it, to be told.
+
+        None when nobody wants it any more (every ref is gone, or it has its
+        outcome already: a late result after a kill): the caller gives the
+        blob's region back.
+        """
+        entry = self.entries.get(oid)
+        if entry is None or entry.blob is not None:
+            return None
+        blob.oid = oid
+        entry.blob = blob
+        entry.region = blob.region
+        entry.used = next(self._ticks)
+        if blob.refs:
+            entry.contained = blob.refs
+            for inner in blob.refs:
+                self.change(inner, 1, 0)
+        waiters, entry.waiters = entry.waiters, []
+        return waiters
+
+    def change(self, oid: int, dref: int, dpin: int) -> ObjectEntry | None:
+        """Count refs and pins gained (positive) or lost (negative); frees the object when both reach zero."""
+        entry = self.entries.get(oid)
+        if entry is None:
+            return None
+        entry.refs += dref
+        entry.pins += dpin
+        if dref < 0 or dpin < 0:
+            self.maybe_free(oid, entry)
+            if entry.refs <= 0 and oid in self.entries:
+                self.on_unreferenced(oid)
+        return entry
+
+    def maybe_free(self, oid: int, entry: ObjectEntry) -> None:
+        if entry.refs <= 0 and entry.pins <= 0 and entry.blob is not None and not entry.waiters:
+            self.free(oid, entry)
+
+    def free(self, oid: int, entry: ObjectEntry) -> None:
+        """Free ``entry`` and, in turn, the objects only it kept alive (a loop, not a recursion: values can nest deep)."""
+        if self.entries.pop(oid, None) is None:
+            return
+        entries = self.entries
+        freed = [(oid, entry)]
+        while freed:
+            oid, entry = freed.pop()
+            self.on_free(oid, entry)
+            entry.region = None
+            entry.spilled = None
+            for inner_id in entry.contained:
+                inner = entries.get(inner_id)
+                if inner is None:
+                    continue
+                inner.refs -= 1
+                if inner.refs <= 0:
+                    if inner.pins <= 0 and inner.blob is not None and not inner.waiters:
+                        del entries[inner_id]
+                        freed.append((inner_id, inner))
+                    else:
+                        self.on_unreferenced(inner_id)
+
+    def hold(self, deps: list[int], on_ready: Callable[[], None]) -> int:
+        """Count a ref on each dependency; returns how many are not made yet (``on_ready`` is called as each is)."""
+        missing = 0
+        entries = self.entries
+        for oid in deps:
+            entry = entries.get(oid)
+            if entry is None:
+                continue
+            entry.refs += 1
+            if entry.blob is None:
+                missing += 1
+                entry.waiters.append(on_ready)
+        return missing
+
+    def spill_victim(self) -> tuple[int, ObjectEntry] | None:
+        """The least recently used object whose bytes are in the arena and that no reader pins."""
+        victim_id, victim = 0, None
+        for oid, entry in self.entries.items():
+            if entry.region is not None and entry.pins <= 0 and entry.blob is not None and (victim is None or entry.used < victim.used):
+                victim_id, victim = oid, entry
+        return None if victim is None else (victim_id, victim)
+
+    def pinned_in_arena(self) -> list[ObjectEntry]:
+        return [e for e in self.entries.values() if e.region is not None and e.pins > 0]
+
+    def statistics(self) -> dict[str, int]:
+        in_arena = [e for e in self.entries.values() if e.region is not None]
+        return {
+            "objects": len(self.entries),
+            "objects_in_arena": len(in_arena),
+            "pinned": sum(1 for e in in_arena if e.pins > 0),
+            "spilled_now": sum(1 for e in self.entries.values() if e.spilled is not None),
+        }

@@ -1,0 +1,120 @@
+"""A worker as the head sees it: its state, the work it has, the refs and regions it holds."""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+from ...core.errors import NexusError
+
+if TYPE_CHECKING:
+    from .actors import ActorRecord
+
+__all__ = ["InvalidTransitionError", "WorkerRecord", "WorkerStatus"]
+
+
+class InvalidTransitionError(NexusError):
+    """A record was asked to move to a state it cannot reach from its current one (a bug in the caller)."""
+
+
+class WorkerStatus(enum.Enum):
+    STARTING = "starting"  # its process runs; it has not said hello yet
+    READY = "ready"  # takes work
+    BROKEN = "broken"  # its channel turned out corrupt: not read any more, the process is being replaced
+    DEAD = "dead"  # its process exited
+
+
+_NEXT = {
+    WorkerStatus.STARTING: frozenset({WorkerStatus.READY, WorkerStatus.BROKEN, WorkerStatus.DEAD}),
+    WorkerStatus.READY: frozenset({WorkerStatus.BROKEN, WorkerStatus.DEAD}),
+    WorkerStatus.BROKEN: frozenset({WorkerStatus.DEAD}),
+    WorkerStatus.DEAD: frozenset(),
+}
+
+
+class WorkerRecord:
+    """One worker process: a task worker (``kind="task"``) or the host of one actor (``"actor"``).
+
+    ``link`` is the node's handle on the process and its channel: opaque
+    here, carried so that what the head decides can be sent to it.
+    """
+
+    __slots__ = (
+        "actor",
+        "allocs",
+        "blocked",
+        "busy_since",
+        "cpu_held",
+        "held",
+        "index",
+        "inflight",
+        "kind",
+        "link",
+        "name",
+        "outbox",
+        "pid",
+        "pinned",
+        "revoking",
+        "shipped",
+        "state",
+    )
+
+    def __init__(self, index: int, kind: str) -> None:
+        self.index = index
+        self.kind = kind
+        self.name = f"worker-{index}"
+        self.state = WorkerStatus.STARTING
+        self.pid = 0
+        self.link: Any = None
+        self.shipped: set[bytes] = set()  # definitions it has
+        self.inflight = 0  # tasks sent and not yet done (the first runs, the others wait in its channel)
+        self.cpu_held = 0.0  # CPUs the task running now holds
+        self.busy_since = 0.0
+        self.blocked = False  # its main thread waits in get: it counts no CPU and runs tasks sent meanwhile
+        self.revoking = False  # asked to give back the tasks queued behind its long one
+        self.actor: ActorRecord | None = None
+        # Calls and tasks held back while the worker is busy with earlier ones; sent as one message when
+        # an answer comes (so no earlier call can be waiting for them), or when the outbox is full.
+        self.outbox: list[tuple[Any, ...]] = []
+        self.held: dict[int, int] = {}  # refs this worker holds, by object id (dropped if it dies)
+        self.pinned: dict[int, int] = {}  # pins it holds
+        self.allocs: dict[int, int] = {}  # arena regions it was given and has not filled and handed back yet
+
+    def __repr__(self) -> str:
+        return f"WorkerRecord({self.name}, {self.kind}, {self.state.value}, inflight={self.inflight})"
+
+    def to(self, state: WorkerStatus) -> None:
+        if state not in _NEXT[self.state]:
+            raise InvalidTransitionError(f"{self.name} cannot go from {self.state.value} to {state.value}")
+        self.state = state
+
+    @property
+    def alive(self) -> bool:
+        """Its process has not been seen to exit (it may be broken, and about to)."""
+        return self.state is not WorkerStatus.DEAD
+
+    @property
+    def ready(self) -> bool:
+        return self.state is WorkerStatus.READY
+
+    @property
+    def broken(self) -> bool:
+        return self.state is WorkerStatus.BROKEN
+
+    def idle_for_tasks(self) -> bool:
+        """A ready worker with nothing running, or one whose main thread waits in get (tasks run on top of it)."""
+        return self.state is WorkerStatus.READY and (self.inflight == 0 or self.blocked)
+
+    def forget(self) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
+        """What a dead worker held (refs, pins, regions), handed back once: it holds nothing from here on."""
+        held, pinned, allocs = self.held, self.pinned, self.allocs
+        self.held, self.pinned, self.allocs = {}, {}, {}
+        self.outbox = []
+        return held, pinned, allocs
+
+    def count(self, oid: int, dref: int, dpin: int) -> None:
+        """Record that this worker took (or gave back) ``dref`` refs and ``dpin`` pins of ``oid``."""
+        if dref:
+            self.held[oid] = self.held.get(oid, 0) + dref
+        if dpin:
+            self.pinned[oid] = self.pinned.get(oid, 0) + dpin
