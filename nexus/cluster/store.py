@@ -278,8 +278,7 @@ def default_capacity(requested: int | None) -> int:
             raise ValueError(f"object_store_memory must be a number of bytes of at least {PAGE}, not {requested!r}")
         if requested > limit:
             warnings.warn(
-                f"object_store_memory={requested:,} is more than /dev/shm has free ({free:,} bytes); "
-                f"using {limit:,}",
+                f"object_store_memory={requested:,} is more than /dev/shm has free ({free:,} bytes); using {limit:,}",
                 ResourceWarning,
                 stacklevel=3,
             )

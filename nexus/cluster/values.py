@@ -346,6 +346,7 @@ def error_blob(exc: BaseException, where: str) -> Blob:
 
 # -- ObjectRef ---------------------------------------------------------------------------------
 
+
 class ObjectRef:
     """A reference to a value that a task returns or ``put`` stored; resolve it with ``nexus.get``."""
 

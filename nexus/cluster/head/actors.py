@@ -221,8 +221,9 @@ class ActorDirectory:
             self.enqueue_call(actor_id, call)
         refs = [ObjectRef(oid) for oid in result_ids]
         rt.receiver.assist()
-        if actor is not None and actor.worker is not None:
-            self.outbox.wait_for_room(actor.worker, lambda: rt.closing, rt.receiver.assist)
+        w = actor.worker if actor is not None else None
+        if w is not None and len(w.link.unsent) >= rt.config.max_unsent_messages:  # the worker does not read
+            self.outbox.wait_for_room(w, lambda: rt.closing, rt.receiver.assist)
         return refs
 
     def on_submit_call(

@@ -22,57 +22,58 @@ class TableLock:
     """A reentrant lock whose ``after(fn, *args)`` commands run once the outermost holder has released it."""
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        self._lock = self.raw = threading.RLock()  # raw: for a hot section, which then calls run_commands_if_free
         self._acquire = self._lock.acquire
         self._release = self._lock.release
-        self.depth = 0  # how deep its holder is (read and written only while holding it)
+        self._owned = self._lock._is_owned  # type: ignore[attr-defined]
         self.commands: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
 
+    # Kept to two C calls and a check each way: the hot paths take this lock once or twice per call
+    # (measured: 0.41 us a round against 0.23 us for a bare RLock; counting the depth in Python cost 0.9 us).
     def __enter__(self) -> None:
         self._acquire()
-        self.depth += 1
 
     def __exit__(self, *_exc: object) -> None:
-        self.depth -= 1
-        outermost = not self.depth
         self._release()
-        if outermost and self.commands:
+        if self.commands and not self._owned():  # the outermost release runs what was queued
             self.run_commands()
 
     def acquire(self, blocking: bool = True) -> bool:
-        if not self._acquire(blocking):
-            return False
-        self.depth += 1
-        return True
+        return self._acquire(blocking)
 
     def release(self) -> None:
         self.__exit__()
 
     # What threading.Condition uses to wait with the lock released at any depth (as for an RLock)
     def _release_save(self) -> Any:
-        depth, self.depth = self.depth, 0
-        return depth, self._lock._release_save()  # type: ignore[attr-defined]
+        return self._lock._release_save()  # type: ignore[attr-defined]
 
     def _acquire_restore(self, state: Any) -> None:
-        self._lock._acquire_restore(state[1])  # type: ignore[attr-defined]
-        self.depth = state[0]
+        self._lock._acquire_restore(state)  # type: ignore[attr-defined]
 
     def _is_owned(self) -> bool:
-        return self._lock._is_owned()  # type: ignore[attr-defined]
+        return self._owned()  # type: ignore[no-any-return]
 
     def held(self) -> bool:
         """Whether the calling thread holds the lock."""
-        return self._lock._is_owned()  # type: ignore[attr-defined]
+        return self._owned()  # type: ignore[no-any-return]
 
     def after(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` once the lock is released (at once if the caller does not hold it)."""
-        if self._lock._is_owned():  # type: ignore[attr-defined]
+        if self._owned():
             self.commands.append((fn, args))
         else:
             fn(*args)
 
+    def run_commands_if_free(self) -> None:
+        if self.commands and not self._owned():
+            self.run_commands()
+
     def run_commands(self) -> None:
-        """Carry out queued commands (any thread not holding the lock may; each runs once)."""
+        """Carry out queued commands, in order (any thread not holding the lock may; each runs once).
+
+        Another thread may hold the lock meanwhile: commands need only what they carry.
+        """
         commands = self.commands
         while True:
             try:

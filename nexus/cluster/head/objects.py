@@ -27,12 +27,10 @@ class ObjectDirectory:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.lock = rt.lock
-        self.table = ObjectTable(on_free=self._freed, on_unreferenced=self._unreferenced)
+        self.table = ObjectTable(on_free=rt.store.freed, on_unreferenced=self._unreferenced)
         self.entries = self.table.entries
+        self.ticks = self.table.ticks
         self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers that found the lock taken
-
-    def _freed(self, oid: int, entry: ObjectEntry) -> None:
-        self.rt.store.freed(oid, entry)
 
     def _unreferenced(self, oid: int) -> None:
         if oid in self.rt.store.pin_cache:  # nobody can get it again: let its read mapping go
@@ -101,14 +99,16 @@ class ObjectDirectory:
         """
         if self.rt.closed:
             return
-        if self.lock.held() or not self.lock.acquire(blocking=False):
+        lock = self.lock
+        if lock._owned() or not lock._acquire(False):
             self.deferred.append((oid, dref, dpin))
             return
         try:
-            self.change(oid, dref, dpin)
-            self.drain_deferred()
+            self.table.change(oid, dref, dpin)
+            if self.deferred:
+                self.drain_deferred()
         finally:
-            self.lock.release()
+            lock.release()
 
     def drain_deferred(self) -> None:
         while self.deferred:
@@ -135,8 +135,11 @@ class ObjectDirectory:
         if entry is None or entry.blob is None:
             lost = ObjectLostError(f"object {oid:016x} is no longer stored (every reference to it was dropped)")
             return error_blob(lost, "the driver")
+        entry.used = next(self.ticks)
+        if entry.spilled is None:
+            return entry.blob  # type: ignore[no-any-return]
         try:
-            return self.rt.store.resident(oid, entry)
+            return self.rt.store.restore(oid, entry)
         except ObjectStoreFullError as exc:
             return error_blob(exc, "the driver")
 
@@ -180,10 +183,18 @@ class ObjectDirectory:
 
         The caller receives while it waits.
         """
-        with self.lock:
+        lock = self.lock
+        with lock.raw:  # the bare lock (~0.2 us less): what this queues, if anything, runs just below
             entry = self.entries.get(oid)
             if entry is None or entry.blob is not None:
-                return self._for_reading(oid)
+                blob = self._for_reading(oid)
+            else:
+                blob = None
+        if lock.commands:
+            lock.run_commands_if_free()
+        if blob is not None:
+            return blob
+        assert entry is not None
         blob = self._wait_made(oid, entry, timeout)
         if blob is None:
             return None

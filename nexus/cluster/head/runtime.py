@@ -103,8 +103,8 @@ class Runtime:
         pump = Pump(self._handle, self._bad)
         self.receiver = Receiver(self, pump)
         self.outbox = Outbox(self.lock, config, self.receiver.wake, self.log)
-        self.objects = ObjectDirectory(self)
         self.store = NodeStore(self, object_store_memory)
+        self.objects = ObjectDirectory(self)
         self.scheduler = TaskScheduler(self)
         self.actors_dir = ActorDirectory(self)
         self.actors = self.actors_dir.actors
@@ -167,6 +167,9 @@ class Runtime:
         return self.objects.put(value)
 
     def get_blobs(self, ids: Sequence[int], timeout: float | None) -> list[Blob] | None:
+        if len(ids) == 1:
+            blob = self.objects.wait_object(ids[0], timeout)
+            return None if blob is None else [blob]
         deadline = None if timeout is None else time.monotonic() + timeout
         blobs = []
         wait_object = self.objects.wait_object

@@ -166,12 +166,9 @@ class NodeStore:
         self.spilled_bytes += size
         return True
 
-    def resident(self, oid: int, entry: ObjectEntry) -> Blob:
-        """The object's blob, with its bytes back in the arena if they were spilled (lock held)."""
-        assert entry.blob is not None
-        self.rt.objects.table.touch(entry)
-        if entry.spilled is None:
-            return entry.blob
+    def restore(self, oid: int, entry: ObjectEntry) -> Blob:
+        """The blob of a spilled object, its bytes read back into the arena (lock held)."""
+        assert entry.blob is not None and entry.spilled is not None
         assert entry.blob.region is not None
         size = entry.blob.region[1]
         offset = self.allocate(size, may_wait=False)  # the caller's locked section must not be interrupted

@@ -53,7 +53,7 @@ class ObjectTable:
         self.entries: dict[int, ObjectEntry] = {}
         self.on_free = on_free
         self.on_unreferenced = on_unreferenced
-        self._ticks = itertools.count(1)
+        self.ticks = itertools.count(1)  # a clock of uses, for the spill choice
 
     def __contains__(self, oid: int) -> bool:
         return oid in self.entries
@@ -73,7 +73,7 @@ class ObjectTable:
         return entry
 
     def touch(self, entry: ObjectEntry) -> None:
-        entry.used = next(self._ticks)
+        entry.used = next(self.ticks)
 
     def store(self, oid: int, blob: Any) -> list[Callable[[], None]] | None:
         """``oid`` has its value (or error) now; returns who waited for it, to be told.
@@ -88,7 +88,7 @@ class ObjectTable:
         blob.oid = oid
         entry.blob = blob
         entry.region = blob.region
-        entry.used = next(self._ticks)
+        entry.used = next(self.ticks)
         if blob.refs:
             entry.contained = blob.refs
             for inner in blob.refs:
@@ -103,9 +103,10 @@ class ObjectTable:
             return None
         entry.refs += dref
         entry.pins += dpin
-        if dref < 0 or dpin < 0:
-            self.maybe_free(oid, entry)
-            if entry.refs <= 0 and oid in self.entries:
+        if (dref < 0 or dpin < 0) and entry.refs <= 0:
+            if entry.pins <= 0 and entry.blob is not None and not entry.waiters:
+                self.free(oid, entry)
+            else:
                 self.on_unreferenced(oid)
         return entry
 
@@ -114,27 +115,35 @@ class ObjectTable:
             self.free(oid, entry)
 
     def free(self, oid: int, entry: ObjectEntry) -> None:
-        """Free ``entry`` and, in turn, the objects only it kept alive (a loop, not a recursion: values can nest deep)."""
+        """Free ``entry`` and, in turn, the objects only it kept alive."""
         if self.entries.pop(oid, None) is None:
             return
+        self.on_free(oid, entry)
+        entry.region = None
+        entry.spilled = None
+        if entry.contained:
+            self._free_contained(entry.contained)
+
+    def _free_contained(self, contained: tuple[int, ...]) -> None:
+        """Drop the refs a freed value held: a loop, not a recursion (values can nest thousands deep)."""
         entries = self.entries
-        freed = [(oid, entry)]
-        while freed:
-            oid, entry = freed.pop()
-            self.on_free(oid, entry)
-            entry.region = None
-            entry.spilled = None
-            for inner_id in entry.contained:
-                inner = entries.get(inner_id)
-                if inner is None:
-                    continue
-                inner.refs -= 1
-                if inner.refs <= 0:
-                    if inner.pins <= 0 and inner.blob is not None and not inner.waiters:
-                        del entries[inner_id]
-                        freed.append((inner_id, inner))
-                    else:
-                        self.on_unreferenced(inner_id)
+        pending = list(contained)
+        while pending:
+            inner_id = pending.pop()
+            inner = entries.get(inner_id)
+            if inner is None:
+                continue
+            inner.refs -= 1
+            if inner.refs > 0:
+                continue
+            if inner.pins <= 0 and inner.blob is not None and not inner.waiters:
+                del entries[inner_id]
+                self.on_free(inner_id, inner)
+                inner.region = None
+                inner.spilled = None
+                pending.extend(inner.contained)
+            else:
+                self.on_unreferenced(inner_id)
 
     def hold(self, deps: list[int], on_ready: Callable[[], None]) -> int:
         """Count a ref on each dependency; returns how many are not made yet (``on_ready`` is called as each is)."""
