@@ -312,8 +312,8 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     """The handle of the named actor; ValueError when there is none."""
-    actor_id, cls_name = _runtime().get_actor(name, namespace)
-    return ActorHandle(actor_id, cls_name)
+    actor_id, cls_name, bounded = _runtime().get_actor(name, namespace)
+    return ActorHandle(actor_id, cls_name, bounded=bounded)
 
 
 def _with_options(target: Any, options: dict[str, Any], allowed: frozenset[str], what: str) -> Any:
@@ -409,12 +409,14 @@ class ActorMethod:
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         self._check(args, kwargs)
-        refs = _runtime().submit_call(self._handle._actor_id, self._name, args, kwargs, self._num_returns, False)
+        handle = self._handle
+        refs = _runtime().submit_call(handle._actor_id, self._name, args, kwargs, self._num_returns, False, handle._bounded)
         return refs[0] if self._num_returns == 1 else refs
 
     def tell(self, *args: Any, **kwargs: Any) -> None:
         self._check(args, kwargs)
-        _runtime().submit_call(self._handle._actor_id, self._name, args, kwargs, 1, True)
+        handle = self._handle
+        _runtime().submit_call(handle._actor_id, self._name, args, kwargs, 1, True, handle._bounded)
 
     def _check(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         checks = self._handle._checks
@@ -433,12 +435,20 @@ class ActorHandle:
     """A handle to an actor in a worker process; pass it to tasks and other actors freely."""
 
     def __init__(
-        self, actor_id: int, cls_name: str, methods: frozenset[str] | None = None, checks: dict[str, ArgumentCheck] | None = None
+        self,
+        actor_id: int,
+        cls_name: str,
+        methods: frozenset[str] | None = None,
+        checks: dict[str, ArgumentCheck] | None = None,
+        bounded: bool = False,
     ) -> None:
         self._actor_id = actor_id
         self._cls_name = cls_name
         self._methods = methods
         self._checks = checks  # what each method's arguments must fit (travels with the handle)
+        # Whether calls to it may be refused or made to wait (max_pending_calls, a bounded mailbox): a caller
+        # inside a worker then asks the driver before each call instead of sending it and going on.
+        self._bounded = bounded
 
     def __getattr__(self, name: str) -> ActorMethod:
         if name.startswith("__"):
@@ -448,7 +458,7 @@ class ActorHandle:
         return ActorMethod(self, name)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return ActorHandle, (self._actor_id, self._cls_name, self._methods, self._checks)
+        return ActorHandle, (self._actor_id, self._cls_name, self._methods, self._checks, self._bounded)
 
     def __repr__(self) -> str:
         return f"Actor({self._cls_name}, {self._actor_id:016x})"
@@ -510,7 +520,8 @@ class ActorClass:
         )
         actor_options = {k: v for k, v in options.items() if k in kept}
         actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)
-        return ActorHandle(actor_id, self._name, self._methods, self._checks)
+        bounded = options.get("mailbox") is not None or options.get("max_pending_calls") not in (None, -1)
+        return ActorHandle(actor_id, self._name, self._methods, self._checks, bounded)
 
 
 def remote(*args: Any, **options: Any) -> Any:

@@ -27,7 +27,11 @@ class Session(Protocol):
 
     def create_actor(self, cls_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, options: dict) -> int: ...
 
-    def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]: ...
+    def submit_call(
+        self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool, bounded: bool = False
+    ) -> list[ObjectRef]:
+        """A call of ``method``; ``bounded``: the actor has max_pending_calls or a bounded mailbox (its handle says)."""
+        ...
 
     def put(self, value: Any) -> ObjectRef: ...
 
@@ -41,8 +45,8 @@ class Session(Protocol):
 
     def kill(self, actor_id: int, no_restart: bool) -> None: ...
 
-    def get_actor(self, name: str, namespace: str | None) -> tuple[int, str]:
-        """(actor id, class name) of the named actor; ValueError when there is none."""
+    def get_actor(self, name: str, namespace: str | None) -> tuple[int, str, bool]:
+        """(actor id, class name, whether it is bounded) of the named actor; ValueError when there is none."""
         ...
 
     def event_stream(self) -> EventStream:

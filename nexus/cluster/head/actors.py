@@ -271,38 +271,109 @@ class ActorDirectory:
             return True  # the common case: no bound (a dict read is atomic; no lock)
         deadline: float | None = None
         while True:
-            with self.lock:
-                actor = self.actors.get(actor_id)
-                self.check_pending(actor)
-                if actor is None:
-                    return True
-                admission = actor.admit()
-                if admission is Admission.ADMIT:
-                    return True
-                spec = actor.mailbox
-                if admission is Admission.FAIL:
-                    raise MailboxFullError(f"actor {actor.label} has {spec.capacity} calls pending, its mailbox's capacity")
-                if admission is Admission.DROP_NEW:
-                    self.rt.events.publish(CallDropped(actor.label, method, spec.overflow.value))
-                    return False
-                if admission is Admission.DROP_OLDEST:
-                    oldest = actor.queue.popleft()
-                    self.objects.unpin(oldest.deps)
-                    self.objects.decref(oldest.args_oid)
-                    blob = error_blob(MailboxFullError(f"dropped: actor {actor.label}'s mailbox was full (drop-oldest)"), "the driver")
-                    for oid in oldest.result_ids:
-                        self.objects.store(oid, blob)
-                    self.rt.events.publish(CallDropped(actor.label, oldest.method, spec.overflow.value))
-                    return True
-                label = actor.label
+            admitted = self._admit_once(actor_id, method)
+            if admitted is not None:
+                return admitted
             # WAIT: for answers to make room
+            actor = self.actors[actor_id]
+            spec = actor.mailbox
             now = time.monotonic()
             if deadline is None:
                 deadline = float("inf") if spec.block_timeout is None else now + spec.block_timeout
             elif now >= deadline:
-                raise MailboxFullError(f"actor {label}'s mailbox stayed full for {spec.block_timeout} s")
+                raise MailboxFullError(f"actor {actor.label}'s mailbox stayed full for {spec.block_timeout} s")
             self.rt.receiver.assist()
             time.sleep(0.0005)
+
+    def _admit_once(self, actor_id: int, method: str) -> bool | None:
+        """One look at the actor's bounds: True (go on), False (drop the new call), None (wait); raises when full and FAIL."""
+        with self.lock:
+            actor = self.actors.get(actor_id)
+            self.check_pending(actor)
+            if actor is None:
+                return True
+            admission = actor.admit()
+            if admission is Admission.ADMIT:
+                return True
+            spec = actor.mailbox
+            if admission is Admission.FAIL:
+                raise MailboxFullError(f"actor {actor.label} has {spec.capacity} calls pending, its mailbox's capacity")
+            if admission is Admission.DROP_NEW:
+                self.rt.events.publish(CallDropped(actor.label, method, spec.overflow.value))
+                return False
+            if admission is Admission.DROP_OLDEST:
+                oldest = actor.queue.popleft()
+                self.objects.unpin(oldest.deps)
+                self.objects.decref(oldest.args_oid)
+                blob = error_blob(MailboxFullError(f"dropped: actor {actor.label}'s mailbox was full (drop-oldest)"), "the driver")
+                for oid in oldest.result_ids:
+                    self.objects.store(oid, blob)
+                self.rt.events.publish(CallDropped(actor.label, oldest.method, spec.overflow.value))
+                return True
+            return None
+
+    def on_submit_call_bounded(
+        self,
+        w: WorkerRecord,
+        request: int,
+        actor_id: int,
+        method: str,
+        args_blob: Blob,
+        deps: list[int],
+        result_ids: list[int],
+        trace: int = 0,
+        parent: int = 0,
+    ) -> None:
+        """A call from a worker to an actor with bounds: admitted (answered None), dropped, refused, or made to wait.
+
+        The worker waits for the answer, as a caller in the driver waits in
+        ``submit_call``; a call that must wait for room waits on a helper
+        thread, never on the receiver's.
+        """
+
+        def answer(reply: Any) -> None:
+            self.outbox.send(w, ("objects", request, [(0, reply)]))
+
+        def decided(admitted: bool | None) -> bool:
+            if admitted is None:
+                return False
+            if admitted:
+                self.on_submit_call(w, actor_id, method, args_blob, deps, result_ids, trace, parent)
+            else:  # dropped (drop-newest): what it would have made fails with MailboxFullError
+                self._give_back(w, args_blob)
+                blob = error_blob(MailboxFullError(f"dropped: the actor's mailbox was full (drop-newest), {method}"), "the driver")
+                with self.lock:
+                    for oid in result_ids:
+                        self.objects.made_by(w, oid)
+                        self.objects.store(oid, blob)
+            answer(None)
+            return True
+
+        def refused(exc: Exception) -> None:
+            self._give_back(w, args_blob)
+            answer(error_blob(exc, "the driver"))
+
+        try:
+            if decided(self._admit_once(actor_id, method)):
+                return
+        except Exception as exc:
+            refused(exc)
+            return
+
+        def wait_for_room() -> None:
+            try:
+                decided(self.room_for_call(actor_id, method))
+            except Exception as exc:
+                refused(exc)
+
+        self.rt.helper(wait_for_room)
+
+    def _give_back(self, w: WorkerRecord, blob: Blob) -> None:
+        """A worker's blob no object took: the arena region it was given comes back."""
+        if blob.region is not None:
+            with self.lock:
+                if w.allocs.pop(blob.region[0], None) is not None:
+                    self.rt.store.allocator.free(*blob.region)
 
     def enqueue_call(self, actor_id: int, call: CallRecord) -> None:
         actor = self.actors.get(actor_id)
@@ -431,10 +502,10 @@ class ActorDirectory:
             if w is not None:
                 self.lock.after(w.link.kill)  # the receiver sees its pidfd and cleans up (worker_died)
 
-    def get_actor(self, name: str, namespace: str | None) -> tuple[int, str]:
+    def get_actor(self, name: str, namespace: str | None) -> tuple[int, str, bool]:
         with self.lock:
             actor_id = self.named.get((namespace or self.rt.namespace, name))
             actor = self.actors.get(actor_id) if actor_id is not None else None
             if actor is None or actor.dead is not None:
                 raise ValueError(f"no actor named {name!r} in namespace {namespace or self.rt.namespace!r}")
-            return actor.actor_id, actor.cls_name
+            return actor.actor_id, actor.cls_name, actor.mailbox is not None or actor.max_pending >= 0

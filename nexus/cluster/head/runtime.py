@@ -137,8 +137,10 @@ class Runtime:
             "done_many": scheduler.on_done_many,
             "blocked": scheduler.on_blocked,
             "revoked": scheduler.on_revoked,
+            "room": scheduler.on_room,
             "submit": scheduler.on_submit,
             "submit_call": actors.on_submit_call,
+            "submit_call_bounded": actors.on_submit_call_bounded,
             "create_actor": actors.on_create_actor,
             "actor_ready": actors.on_actor_ready,
             "put": objects.on_put,
@@ -160,7 +162,9 @@ class Runtime:
     def create_actor(self, cls_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, options: dict) -> int:
         return self.actors_dir.create(cls_id, factory, name, args, kwargs, options)
 
-    def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]:
+    def submit_call(
+        self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool, bounded: bool = False
+    ) -> list[ObjectRef]:
         return self.actors_dir.submit_call(actor_id, method, args, kwargs, num_returns, tell)
 
     def put(self, value: Any) -> ObjectRef:
@@ -189,7 +193,7 @@ class Runtime:
     def kill(self, actor_id: int, no_restart: bool = True) -> None:
         self.actors_dir.kill(actor_id, no_restart)
 
-    def get_actor(self, name: str, namespace: str | None) -> tuple[int, str]:
+    def get_actor(self, name: str, namespace: str | None) -> tuple[int, str, bool]:
         return self.actors_dir.get_actor(name, namespace)
 
     def event_stream(self) -> EventStream:
@@ -221,6 +225,10 @@ class Runtime:
         self.config = after = before.replace(**changes)
         for part in (self.tasks, self.scheduler, self.outbox, self.store, self.receiver):
             part.config = after
+        with self.lock:
+            for w in self.every_worker_record():
+                if w.ready:
+                    self.outbox.send(w, ("window", self.scheduler.submit_window()))
         return before
 
     # -- views for the state API and tests ---------------------------------------------------------
@@ -305,6 +313,9 @@ class Runtime:
                 w.to(WorkerStatus.READY)
             self.start_failures = 0
             w.link.ready.set()
+            self.outbox.send(w, ("window", self.scheduler.submit_window()))
+            if self.scheduler.backpressure:  # what the others were told
+                self.outbox.send(w, ("backpressure", True))
             self.scheduler.dispatch()  # tasks may have queued while this worker started (a replacement, say)
         self.events.publish(WorkerStarted(w.name, pid, w.kind))
         self.emit("worker", w.name, pid, "started", w.kind)

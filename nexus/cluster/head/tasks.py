@@ -31,6 +31,8 @@ class TaskScheduler:
         self.outbox = rt.outbox
         self.steal_watch = False  # an idle worker and a busy one with tasks queued: look again soon
         self.queue_full_warned = False
+        self.backpressure = False  # the workers were told the queue is full: their submitters wait
+        self.room_waiters: list[tuple[WorkerRecord, int]] = []  # workers that asked for room (see on_room)
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -129,6 +131,15 @@ class TaskScheduler:
             self.dispatch()
         else:
             tasks.waiting[task.task_id] = task
+        if not self.backpressure and tasks.full():
+            self.tell_backpressure(True)
+
+    def tell_backpressure(self, full: bool) -> None:
+        """Tell every worker that the queue is full (its submitters wait, as one in the driver does) or has room."""
+        self.backpressure = full
+        for w in self.rt.every_worker_record():
+            if w.ready:
+                self.outbox.send(w, ("backpressure", full))
 
     # -- placing -------------------------------------------------------------------------------
 
@@ -136,10 +147,27 @@ class TaskScheduler:
         """Place queued tasks on workers (see TaskQueue.dispatch); with nothing queued, look for work to steal."""
         if self.rt.closing:
             return
-        if not self.tasks.queue:
+        if self.tasks.queue:
+            self.tasks.dispatch(self.rt.workers, time.monotonic(), self._send_task)
+        else:
             self.steal()
-            return
-        self.tasks.dispatch(self.rt.workers, time.monotonic(), self._send_task)
+        if (self.backpressure or self.room_waiters) and self.tasks.drained_enough():
+            self.tell_backpressure(False)
+            waiters, self.room_waiters = self.room_waiters, []
+            for w, request in waiters:
+                self.outbox.send(w, ("objects", request, [(0, None)]))
+
+    def on_room(self, w: WorkerRecord, request: int) -> None:
+        """A worker submitted its window of tasks (see ``submit_window``): answered once the queue has room."""
+        with self.lock:
+            if self.tasks.full() or self.room_waiters:
+                self.room_waiters.append((w, request))
+            else:
+                self.outbox.send(w, ("objects", request, [(0, None)]))
+
+    def submit_window(self) -> int:
+        """Tasks a worker may submit before it asks for room: the queue's bound holds within a window per worker."""
+        return max(1, self.config.max_queued_tasks // 10)
 
     def _send_task(self, w: WorkerRecord, task: TaskRecord) -> None:
         rt = self.rt

@@ -33,6 +33,11 @@ class WorkerClient:
     ids: Iterator[int]
     id_base: int
     worker_id: int
+    queue_full: bool
+    submit_window: int
+    submitted: int
+    queue_room: _Waiter
+    exiting: bool
 
     if TYPE_CHECKING:
 
@@ -52,6 +57,12 @@ class WorkerClient:
     def submit_task(
         self, fn_id: bytes, blob_factory: Any, name: str, args: tuple, kwargs: dict, num_returns: int, options: dict
     ) -> list[ObjectRef]:
+        if self.queue_full:
+            self._wait_for_queue_room()
+        self.submitted += 1
+        if self.submitted >= self.submit_window:  # a window's worth sent: ask for room before more (back-pressure)
+            self.submitted = 0
+            self._request(("room",))
         definition = self.ship(fn_id, blob_factory)
         args, kwargs, deps = split_args(args, kwargs)
         args_blob = serialize((args, kwargs), f"the arguments of {name}")
@@ -59,6 +70,12 @@ class WorkerClient:
         trace, parent = _trace_context.get()
         self.send(("submit", fn_id, definition, name, args_blob, deps, result_ids, options, trace, parent))
         return [ObjectRef(oid) for oid in result_ids]
+
+    def _wait_for_queue_room(self) -> None:
+        """Back-pressure, as for a submitter in the driver: wait (receiving, running tasks sent here) until the
+        driver's task queue has room again."""
+        while self.queue_full and not self.exiting:
+            self._wait(self.queue_room, 1.0)
 
     def create_actor(self, cls_id: bytes, blob_factory: Any, name: str, args: tuple, kwargs: dict, options: dict) -> int:
         definition = self.ship(cls_id, blob_factory)
@@ -70,12 +87,19 @@ class WorkerClient:
             raise deserialize(reply).to_exception()
         return actor_id
 
-    def submit_call(self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool) -> list[ObjectRef]:
+    def submit_call(
+        self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool, bounded: bool = False
+    ) -> list[ObjectRef]:
         args, kwargs, deps = split_args(args, kwargs)
         args_blob = serialize((args, kwargs), f"the arguments of {method}")
         result_ids = [] if tell else [self.new_id() for _ in range(num_returns)]
         trace, parent = _trace_context.get()
-        self.send(("submit_call", actor_id, method, args_blob, deps, result_ids, trace, parent))
+        if bounded:  # the driver says whether the call is admitted (and may make it wait for room), as in the driver
+            reply = self._request(("submit_call_bounded", actor_id, method, args_blob, deps, result_ids, trace, parent))
+            if reply is not None:
+                raise deserialize(reply).to_exception()
+        else:
+            self.send(("submit_call", actor_id, method, args_blob, deps, result_ids, trace, parent))
         return [ObjectRef(oid) for oid in result_ids]
 
     def put(self, value: Any) -> ObjectRef:
@@ -143,9 +167,9 @@ class WorkerClient:
     def kill(self, actor_id: int, no_restart: bool = True) -> None:
         self.control("kill", actor_id, no_restart)
 
-    def get_actor(self, name: str, namespace: str | None) -> tuple[int, str]:
-        actor_id, cls_name = self.control("get_actor", name, namespace)
-        return actor_id, cls_name
+    def get_actor(self, name: str, namespace: str | None) -> tuple[int, str, bool]:
+        actor_id, cls_name, bounded = self.control("get_actor", name, namespace)
+        return actor_id, cls_name, bounded
 
     def event_stream(self) -> Any:
         raise RuntimeError("the event stream is the driver's: subscribe in the process that called nexus.init()")

@@ -60,6 +60,10 @@ class WorkerRuntime(WorkerClient, ActorHosting):
         self.exiting = False
         self.main_thread = threading.main_thread()
         self.waiters: dict[int, _Waiter] = {}
+        self.queue_full = False  # the driver's task queue is full: submitting waits for room (see submit_task)
+        self.queue_room = _Waiter([])  # set when it has room again
+        self.submit_window = 1 << 62  # tasks it may submit before it asks for room (the driver says at hello)
+        self.submitted = 0  # tasks submitted since it last asked
         self.requests = itertools.count(1)
         self.ids = itertools.count(1)
         # Ids this worker makes: unique in the cluster (its index) and across clusters (a random salt), so that
@@ -236,6 +240,14 @@ class WorkerRuntime(WorkerClient, ActorHosting):
                 signal.pthread_kill(self.main_ident or 0, signal.SIGUSR1)  # interrupt it, even in a sleep
         elif op == "revoke":
             self._revoke(body[1])
+        elif op == "window":  # how many tasks it may submit before it asks the driver for room
+            self.submit_window = body[1]
+        elif op == "backpressure":  # the driver's task queue is full (True) or has room again (False)
+            self.queue_full = body[1]
+            if body[1]:
+                self.queue_room = _Waiter([])
+            else:
+                self.queue_room.event.set()
         elif op == "call" and not self.backlog and self.actor is not None and self.actor.concurrent:
             self._dispatch(body)  # to the actor's threads or event loop: it returns at once
         elif op in ("call", "create_actor"):
