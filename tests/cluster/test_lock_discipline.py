@@ -225,3 +225,49 @@ def test_a_worker_that_stops_reading_holds_up_no_other_call_nor_shutdown(transpo
             proc.kill()
             proc.wait()
         _kill_and_remove(proc.pid, workers)
+
+
+def test_a_spill_file_is_written_with_the_tables_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a put waits for a slow disk to take a spilled object, other threads' calls go on."""
+    import threading
+
+    import numpy as np
+
+    import nexus
+    from nexus.cluster import store
+
+    mib = 1 << 20
+    real_write = store.SpillFolder.write
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_write(self: store.SpillFolder, name: str, data: object) -> None:  # a disk that takes its time
+        writing.set()
+        release.wait(30)
+        real_write(self, name, data)
+
+    monkeypatch.setattr(store.SpillFolder, "write", slow_write)
+
+    @nexus.remote
+    def square(x: int) -> int:
+        return x * x
+
+    nexus.init(num_cpus=1, object_store_memory=32 * mib)
+    try:
+        kept = [nexus.put(np.full(2 * mib, i, dtype=np.int64)) for i in range(2)]  # 32 MiB: the store is full
+        spiller = threading.Thread(target=lambda: kept.append(nexus.put(np.ones(2 * mib))))
+        spiller.start()
+        assert writing.wait(30), "the put had to spill"
+        start = time.monotonic()
+        try:
+            assert nexus.get(square.remote(9), timeout=20) == 81
+            assert int(nexus.get(kept[1])[0]) == 1, "an object in the arena is read meanwhile"
+            took = time.monotonic() - start
+        finally:
+            release.set()
+            spiller.join(30)
+        assert took < 10, f"a task and a get waited {took:.1f} s for the spill's file"
+        assert len(kept) == 3 and float(nexus.get(kept[2])[0]) == 1.0
+        assert int(nexus.get(kept[0])[0]) == 0, "the spilled object comes back"
+    finally:
+        release.set()
+        nexus.shutdown()

@@ -43,43 +43,96 @@ class NodeStore:
     def allocate(self, nbytes: int, w: WorkerRecord | None = None, may_wait: bool = True) -> int:
         """A region of the arena for ``nbytes``, spilling least recently used objects to disk to make room.
 
-        ``may_wait``: the caller holds the lock only for this call, so it may
-        wait (~2 ms) for the prefaulter to give back the step it holds, rather
-        than allocate around it and fragment the arena.
+        The spill file is written with the lock released (the object is
+        pinned meanwhile, so nobody frees or moves it), unless the caller
+        holds the lock already (a restore while a message is built): then
+        under it. ``may_wait``: the caller holds the lock only for this call,
+        so it may wait (~2 ms) for the prefaulter to give back the step it
+        holds, rather than allocate around it and fragment the arena.
         """
         rt = self.rt
-        with self.lock:
-            if rt.closing:
-                raise ObjectStoreFullError("the cluster is shutting down")
-            while may_wait and self.prefault_hold:
-                self.prefault_done.wait(0.05)
-            while True:
-                offset = self.allocator.alloc(nbytes)
+        lock = self.lock
+        nested = lock.held()
+        while True:
+            with lock:
+                if rt.closing:
+                    raise ObjectStoreFullError("the cluster is shutting down")
+                while may_wait and self.prefault_hold:
+                    self.prefault_done.wait(0.05)
+                offset, why = self._alloc_now(nbytes, w)
                 if offset is not None:
-                    try:
-                        self.arena.reserve(offset + nbytes)
-                    except OSError:
-                        self.allocator.free(offset, nbytes)
-                        if self.spill_one():
-                            continue
-                        raise ObjectStoreFullError(self._full_message(nbytes, "/dev/shm itself is full")) from None
-                    if w is not None:
-                        if not w.alive:
-                            self.allocator.free(offset, nbytes)
-                            raise NexusError(f"{w.name} is gone")
-                        w.allocs[offset] = nbytes
-                    if self.allocator.high_water + self.config.prefault_ahead // 2 > self.prefaulted:
-                        self.prefault_wanted.set()
                     return offset
-                if nbytes > self.allocator.capacity:
-                    raise ObjectStoreFullError(self._full_message(nbytes, "it is larger than the store"))
-                if self.spill_one():
-                    continue
-                if self.pin_cache:  # mappings kept for the next get only: give them up and try again
-                    self.pin_cache.clear()
-                    rt.objects.drain_deferred()
-                    continue
-                raise ObjectStoreFullError(self._full_message(nbytes, "nothing can be spilled"))
+                if nested:
+                    if self.spill_one():
+                        continue
+                    victim = None
+                else:
+                    victim = self._begin_spill()
+                if victim is None:
+                    if self.pin_cache:  # mappings kept for the next get only: give them up and try again
+                        self.pin_cache.clear()
+                        rt.objects.drain_deferred()
+                        continue
+                    raise ObjectStoreFullError(self._full_message(nbytes, why))
+            self._spill_unlocked(*victim)
+
+    def _alloc_now(self, nbytes: int, w: WorkerRecord | None) -> tuple[int | None, str]:
+        """A region if one is free now (lock held); else None and why there is none."""
+        offset = self.allocator.alloc(nbytes)
+        if offset is None:
+            if nbytes > self.allocator.capacity:
+                raise ObjectStoreFullError(self._full_message(nbytes, "it is larger than the store"))
+            return None, "nothing can be spilled"
+        try:
+            self.arena.reserve(offset + nbytes)
+        except OSError:
+            self.allocator.free(offset, nbytes)
+            return None, "/dev/shm itself is full"
+        if w is not None:
+            if not w.alive:
+                self.allocator.free(offset, nbytes)
+                raise NexusError(f"{w.name} is gone")
+            w.allocs[offset] = nbytes
+        if self.allocator.high_water + self.config.prefault_ahead // 2 > self.prefaulted:
+            self.prefault_wanted.set()
+        return offset, ""
+
+    def _begin_spill(self) -> tuple[int, ObjectEntry, int, int] | None:
+        """Choose what to spill and pin it while its file is written (lock held)."""
+        chosen = self.rt.objects.table.spill_victim()
+        if chosen is None:
+            return None
+        oid, entry = chosen
+        assert entry.region is not None
+        entry.pins += 1  # the spill's own pin: not freed, not chosen again, not moved while it is written
+        return oid, entry, *entry.region
+
+    def _spill_unlocked(self, oid: int, entry: ObjectEntry, offset: int, size: int) -> None:
+        """Write ``oid``'s bytes to its spill file with the lock released, then give its region back."""
+        if self.spill_folder is None:
+            with self.lock:
+                if self.spill_folder is None:
+                    self.spill_folder = SpillFolder()
+        name = f"{oid:016x}"
+        try:
+            self.spill_folder.write(name, self.arena.read(offset, size))
+        except BaseException:
+            with self.lock:
+                self.rt.objects.table.change(oid, 0, -1)
+            raise
+        with self.lock:
+            entry.pins -= 1
+            table = self.rt.objects.table
+            if table.get(oid) is entry and entry.region == (offset, size) and entry.pins <= 0:
+                self.allocator.free(offset, size)
+                entry.region = None
+                entry.spilled = name
+                self.spills += 1
+                self.spilled_bytes += size
+                self.rt.emit("object", oid, "spilled", size)
+            else:  # a reader pinned it meanwhile: it stays in the arena, the file is not needed
+                self.lock.after(self.spill_folder.remove, name)
+            table.maybe_free(oid, entry)  # its last ref may have gone while the file was written
 
     def free(self, offset: int, nbytes: int) -> None:
         with self.lock:
