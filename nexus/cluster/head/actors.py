@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ...core.errors import ActorDiedError, MailboxFullError, NexusError, PendingCallsLimitExceededError
 from ..events import ActorExited, ActorRestarting, CallDropped
 from ..state.actors import ActorRecord, ActorStatus, Admission
-from ..state.tasks import CallRecord, new_id
+from ..state.tasks import CallRecord
 from ..state.workers import WorkerRecord
 from ..values import Blob, ObjectRef, error_blob, serialize, split_args
 
@@ -26,6 +26,7 @@ class ActorDirectory:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.lock = rt.lock
+        self.new_id = rt.ids.new
         self.objects = rt.objects
         self.outbox = rt.outbox
         self.actors: dict[int, ActorRecord] = {}
@@ -37,7 +38,7 @@ class ActorDirectory:
         self.rt.scheduler.define(cls_id, factory)
         args, kwargs, deps = split_args(args, kwargs)
         args_blob = serialize((args, kwargs), f"the arguments of {name}")
-        actor_id = new_id()
+        actor_id = self.new_id()
         try:
             self._create(actor_id, cls_id, name, args_blob, deps, options, None)
         except BaseException:
@@ -196,7 +197,7 @@ class ActorDirectory:
             if not tell:
                 blob = error_blob(MailboxFullError(f"dropped: the actor's mailbox was full (drop-newest), {method}"), "the driver")
                 for _ in range(num_returns):
-                    oid = new_id()
+                    oid = self.new_id()
                     with self.lock:
                         self.objects.new(oid)
                         self.objects.store(oid, blob)
@@ -204,12 +205,12 @@ class ActorDirectory:
             return refs
         args, kwargs, deps = split_args(args, kwargs)
         args_blob = serialize((args, kwargs), f"the arguments of {method}")
-        result_ids = [] if tell else [new_id() for _ in range(num_returns)]
+        result_ids = [] if tell else [self.new_id() for _ in range(num_returns)]
         with self.lock:
             new = self.objects.table.new
             for oid in result_ids:
                 new(oid)
-            call = CallRecord(method, args_blob, deps, result_ids)
+            call = CallRecord(self.new_id(), method, args_blob, deps, result_ids)
             call.args_oid = self.objects.args_object(args_blob)
             actor = self.actors.get(actor_id)
             call.retries = actor.max_task_retries if actor is not None else 0
@@ -241,7 +242,7 @@ class ActorDirectory:
         with self.lock:
             for oid in result_ids:
                 self.objects.made_by(w, oid)
-            call = CallRecord(method, args_blob, deps, result_ids)
+            call = CallRecord(self.new_id(), method, args_blob, deps, result_ids)
             call.args_oid = self.objects.args_object(args_blob, w)
             actor = self.actors.get(actor_id)
             call.retries = actor.max_task_retries if actor is not None else 0

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.errors import ObjectLostError, ObjectStoreFullError, SystemShutdownError
 from ..state.objects import ObjectEntry, ObjectTable
-from ..state.tasks import new_id
 from ..state.workers import WorkerRecord
 from ..store import Pin
 from ..values import Blob, ObjectRef, error_blob, serialize
@@ -27,6 +26,7 @@ class ObjectDirectory:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.lock = rt.lock
+        self.new_id = rt.ids.new
         self.table = ObjectTable(on_free=rt.store.freed, on_unreferenced=self._unreferenced)
         self.entries = self.table.entries
         self.ticks = self.table.ticks
@@ -66,7 +66,7 @@ class ObjectDirectory:
         """Store arguments that live in the arena or hold refs as an object (one ref: the task's); 0 for plain ones."""
         if args_blob.region is None and not args_blob.refs:
             return 0
-        oid = new_id()
+        oid = self.new_id()
         self.table.new(oid)
         self.store(oid, args_blob, w)
         return oid
@@ -168,7 +168,7 @@ class ObjectDirectory:
     # -- the driver's own reads and writes -----------------------------------------------------
 
     def put(self, value: Any) -> ObjectRef:
-        oid = new_id()
+        oid = self.new_id()
         blob = serialize(value, "the value to put", oid)
         with self.lock:
             self.table.new(oid)
@@ -325,7 +325,8 @@ class ObjectDirectory:
             if w.allocs.pop(offset, None) is not None:
                 self.rt.store.allocator.free(offset, nbytes)
 
-    def on_get(self, w: WorkerRecord, request: int, ids: list[int], _timeout: float | None) -> None:
+    def on_get(self, w: WorkerRecord, request: int, ids: list[int], timeout: float | None) -> None:
+        """Answer once every object of ``ids`` is made (the worker keeps its own timeout)."""
         remaining = set(ids)
         send = self.rt.outbox.send
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import secrets
 import subprocess
 import threading
 import time
@@ -31,6 +32,7 @@ from ..node.sampler import Sampler
 from ..node.store import DriverStoreClient, NodeStore
 from ..protocol import LogLimiter, Pump, pack
 from ..shm_util import cluster_id, remove_cluster_files, remove_dead_clusters
+from ..state.ids import NODE_BITS, IdSpace
 from ..state.resources import Resources
 from ..state.tasks import TaskQueue
 from ..state.workers import WorkerRecord, WorkerStatus
@@ -98,6 +100,9 @@ class Runtime:
         os.set_inheritable(self.death_r, False)
         self.started_at = time.perf_counter()
         self.cluster = cluster_id()
+        # This host's node: its number is drawn at random (ids carry it; see state.ids), the driver is its process 0
+        self.node_id = secrets.randbelow((1 << NODE_BITS) - 1) + 1
+        self.ids = IdSpace(self.node_id, 0)
         remove_dead_clusters()  # segments of clusters killed with their workers, before this one takes room
         self.handlers: dict[str, Callable[..., None]] = {}
         pump = Pump(self._handle, self._bad)
@@ -267,8 +272,9 @@ class Runtime:
     def spawn(self, kind: str) -> WorkerRecord:
         if self.closing:
             raise NexusError("the cluster is shutting down")
-        record = WorkerRecord(next(self.indexes), kind)
-        env = {"NEXUS_CLUSTER_ID": self.cluster, "NEXUS_ARENA": self.store.arena.name}
+        index = next(self.indexes)
+        record = WorkerRecord(index, kind, self.ids.worker_id(index))
+        env = {"NEXUS_CLUSTER_ID": self.cluster, "NEXUS_ARENA": self.store.arena.name, "NEXUS_NODE_ID": str(self.node_id)}
         link = spawn_worker(record, self.transport, env, self.death_r, self.give_up_at)
         with self.lock:
             self.every_worker.append(link)
@@ -307,7 +313,7 @@ class Runtime:
         with contextlib.suppress(Exception):
             self.spawn("actor")
 
-    def _on_hello(self, w: WorkerRecord, _index: int, pid: int) -> None:
+    def _on_hello(self, w: WorkerRecord, index: int, pid: int) -> None:
         with self.lock:
             if w.state is WorkerStatus.STARTING:
                 w.to(WorkerStatus.READY)

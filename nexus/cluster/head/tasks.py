@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.errors import TaskCancelledError
 from ..events import TaskRetried
-from ..state.tasks import TaskQueue, TaskRecord, new_id
+from ..state.tasks import TaskQueue, TaskRecord
 from ..state.workers import WorkerRecord
 from ..values import Blob, ObjectRef, error_blob, serialize, split_args
 
@@ -25,6 +25,7 @@ class TaskScheduler:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.lock = rt.lock
+        self.new_id = rt.ids.new
         self.config = rt.config
         self.tasks: TaskQueue = rt.tasks
         self.objects = rt.objects
@@ -54,13 +55,13 @@ class TaskScheduler:
             self.wait_for_queue_room()
         args, kwargs, deps = split_args(args, kwargs)
         args_blob = serialize((args, kwargs), f"the arguments of {name}")
-        result_ids = [new_id() for _ in range(num_returns)]
+        result_ids = [self.new_id() for _ in range(num_returns)]
         refs = [ObjectRef(oid) for oid in result_ids]
         with self.lock:
             new = self.objects.table.new
             for oid in result_ids:
                 new(oid)
-            task = TaskRecord(fn_id, name, args_blob, deps, result_ids, needs, self.config.default_task_retries)
+            task = TaskRecord(self.new_id(), fn_id, name, args_blob, deps, result_ids, needs, self.config.default_task_retries)
             task.args_oid = self.objects.args_object(args_blob)
             task.set_retry_options(options)
             if begin and rt.observed is not None:
@@ -101,7 +102,7 @@ class TaskScheduler:
                 rt.defs[fn_id] = def_blob
             for oid in result_ids:
                 self.objects.made_by(w, oid)
-            task = TaskRecord(fn_id, name, args_blob, deps, result_ids, None, self.config.default_task_retries)
+            task = TaskRecord(self.new_id(), fn_id, name, args_blob, deps, result_ids, None, self.config.default_task_retries)
             task.args_oid = self.objects.args_object(args_blob, w)
             task.trace = trace or task.task_id
             rt.emit("submitted", task.task_id, name, "task", task.trace, parent, w.name, 0)

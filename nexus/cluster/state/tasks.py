@@ -9,7 +9,6 @@ ships what it decides.
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,14 +17,7 @@ from ..config import ClusterConfig
 from .resources import Resources
 from .workers import WorkerRecord
 
-__all__ = ["CallRecord", "TaskQueue", "TaskRecord", "new_id"]
-
-_ids = itertools.count(1)
-
-
-def new_id() -> int:
-    """A fresh id for a task, a call or an object the driver makes (unique in this process)."""
-    return next(_ids)
+__all__ = ["CallRecord", "TaskQueue", "TaskRecord"]
 
 
 class TaskRecord:
@@ -49,6 +41,7 @@ class TaskRecord:
 
     def __init__(
         self,
+        task_id: int,
         fn_id: bytes,
         name: str,
         args_blob: Any,
@@ -58,7 +51,7 @@ class TaskRecord:
         retries: int = 3,
     ) -> None:
         self.needs = needs  # None: one CPU and nothing else (the common case, which may be prefetched)
-        self.task_id = new_id()
+        self.task_id = task_id
         self.fn_id = fn_id
         self.name = name
         self.args_blob = args_blob
@@ -95,8 +88,8 @@ class CallRecord:
 
     __slots__ = ("args_blob", "args_oid", "call_id", "deps", "method", "missing", "result_ids", "retries", "trace")
 
-    def __init__(self, method: str, args_blob: Any, deps: list[int], result_ids: list[int]) -> None:
-        self.call_id = new_id()
+    def __init__(self, call_id: int, method: str, args_blob: Any, deps: list[int], result_ids: list[int]) -> None:
+        self.call_id = call_id
         self.method = method
         self.args_blob = args_blob
         self.deps = deps

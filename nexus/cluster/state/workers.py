@@ -57,10 +57,12 @@ class WorkerRecord:
         "revoking",
         "shipped",
         "state",
+        "worker_id",
     )
 
-    def __init__(self, index: int, kind: str) -> None:
-        self.index = index
+    def __init__(self, index: int, kind: str, worker_id: int = 0) -> None:
+        self.index = index  # its number on its node (its process number in ids, see state.ids)
+        self.worker_id = worker_id or index  # node and number: unique in the cluster
         self.kind = kind
         self.name = f"worker-{index}"
         self.state = WorkerStatus.STARTING

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...core.errors import GetTimeoutError
@@ -30,8 +30,7 @@ class WorkerClient:
     shipped: set[bytes]
     waiters: dict[int, _Waiter]
     requests: Iterator[int]
-    ids: Iterator[int]
-    id_base: int
+    new_id: Callable[[], int]
     worker_id: int
     queue_full: bool
     submit_window: int
@@ -44,9 +43,6 @@ class WorkerClient:
         def send(self, body: tuple[Any, ...]) -> None: ...
 
         def _wait(self, waiter: _Waiter, timeout: float | None, blocking: bool = True) -> None: ...
-
-    def new_id(self) -> int:
-        return self.id_base | next(self.ids)
 
     def ship(self, def_id: bytes, blob_factory: Any) -> Blob | None:
         if def_id in self.shipped:

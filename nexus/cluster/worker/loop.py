@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import itertools
 import os
-import secrets
 import select
 import signal
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import SPIN_SECONDS, LogLimiter, Pump, pack
+from ..state.ids import IdSpace
 from ..transport import ChannelCorruptError, Connection
 from ..values import deserialize, error_blob
 from .actors import ActorHosting, _ActorHost
@@ -65,12 +66,14 @@ class WorkerRuntime(WorkerClient, ActorHosting):
         self.submit_window = 1 << 62  # tasks it may submit before it asks for room (the driver says at hello)
         self.submitted = 0  # tasks submitted since it last asked
         self.requests = itertools.count(1)
-        self.ids = itertools.count(1)
-        # Ids this worker makes: unique in the cluster (its index) and across clusters (a random salt), so that
-        # a ref kept from an earlier cluster never names an object of this one.
-        self.id_base = (secrets.randbits(15) + 1) << 48 | (worker_id + 1) << 32
+        # Ids this worker makes: its node's and its own number in each (see state.ids): unique in the cluster,
+        # and across clusters (the node's number is drawn at random), so that a ref kept from an earlier cluster
+        # never names an object of this one.
+        self.id_space = IdSpace(int(os.environ.get("NEXUS_NODE_ID") or 1), worker_id)
+        self.new_id = self.id_space.new
         self.send_lock = threading.Lock()
         self.pump = Pump(self._handle, self._bad)
+        self.handlers = self._handlers()
         self.log = LogLimiter()
         self.main_ident = threading.main_thread().ident
         self.answers = HeldAnswers(conn, self)  # answers and ref changes not sent yet; they go before anything else
@@ -204,58 +207,84 @@ class WorkerRuntime(WorkerClient, ActorHosting):
             self.conn.park_end()
         return fd in extra
 
+    def _handlers(self) -> dict[str, Callable[[tuple[Any, ...]], None]]:
+        """What each message from the driver is handled by (its first element names the operation)."""
+        return {
+            "objects": self._on_objects,
+            "def": self._on_def,
+            "batch": self._on_batch,
+            "exit": self._on_exit,
+            "task": self.tasks.append,  # run after the channel is drained, so a cancel sent meanwhile is seen first
+            "cancel": self._on_cancel,
+            "revoke": lambda body: self._revoke(body[1]),
+            "window": self._on_window,
+            "backpressure": self._on_backpressure,
+            "call": self._on_call,
+            "create_actor": self.backlog.append,  # run by the main loop (see _on_call)
+        }
+
     def _handle(self, _key: Any, body: tuple[Any, ...]) -> None:
-        op = body[0]
-        if op == "objects":
-            _, request, items = body
-            waiter = self.waiters.get(request)
-            if waiter is not None:
-                waiter.results.update(items)
-                waiter.event.set()
-        elif op == "def":
-            _, def_id, blob = body
-            try:
-                self.defs[def_id] = deserialize(blob)
-            except Exception as exc:  # e.g. its module does not import here: every use of it fails with this
-                self.defs[def_id] = _Unloadable(exc)
-        elif op == "batch":  # calls or tasks the driver coalesced: queued, then run by the loop in order
-            for item in body[1]:
-                if item[0] == "task":
-                    self.tasks.append(item)
-                elif item[0] == "call":
-                    self.backlog.append(item)
-                else:
-                    self._handle(_key, item)
-        elif op == "exit":
-            self.exiting = True
-            if threading.get_ident() != self.main_ident:
-                # Received by the monitor for a main thread stuck in a long task or call (or a blocked event
-                # loop): the driver is shutting down and waits for this process, so leave now.
-                os._exit(0)
-        elif op == "task":
-            self.tasks.append(body)  # run after the channel is drained, so a cancel sent meanwhile is seen first
-        elif op == "cancel":
-            self.cancelled.add(body[1])
-            if body[1] == self.current_task and threading.get_ident() != self.main_ident:
-                signal.pthread_kill(self.main_ident or 0, signal.SIGUSR1)  # interrupt it, even in a sleep
-        elif op == "revoke":
-            self._revoke(body[1])
-        elif op == "window":  # how many tasks it may submit before it asks the driver for room
-            self.submit_window = body[1]
-        elif op == "backpressure":  # the driver's task queue is full (True) or has room again (False)
-            self.queue_full = body[1]
-            if body[1]:
-                self.queue_room = _Waiter([])
+        handler = self.handlers.get(body[0])
+        if handler is None:
+            self._bad(_key, ValueError(f"unknown operation {body[0]!r}"))
+            return
+        handler(body)
+
+    def _on_objects(self, body: tuple[Any, ...]) -> None:
+        _, request, items = body
+        waiter = self.waiters.get(request)
+        if waiter is not None:
+            waiter.results.update(items)
+            waiter.event.set()
+
+    def _on_def(self, body: tuple[Any, ...]) -> None:
+        _, def_id, blob = body
+        try:
+            self.defs[def_id] = deserialize(blob)
+        except Exception as exc:  # e.g. its module does not import here: every use of it fails with this
+            self.defs[def_id] = _Unloadable(exc)
+
+    def _on_batch(self, body: tuple[Any, ...]) -> None:
+        """Calls or tasks the driver coalesced: queued, then run by the loop in order."""
+        for item in body[1]:
+            if item[0] == "task":
+                self.tasks.append(item)
+            elif item[0] == "call":
+                self.backlog.append(item)
             else:
-                self.queue_room.event.set()
-        elif op == "call" and not self.backlog and self.actor is not None and self.actor.concurrent:
+                self._handle(None, item)
+
+    def _on_exit(self, _body: tuple[Any, ...]) -> None:
+        self.exiting = True
+        if threading.get_ident() != self.main_ident:
+            # Received by the monitor for a main thread stuck in a long task or call (or a blocked event
+            # loop): the driver is shutting down and waits for this process, so leave now.
+            os._exit(0)
+
+    def _on_cancel(self, body: tuple[Any, ...]) -> None:
+        self.cancelled.add(body[1])
+        if body[1] == self.current_task and threading.get_ident() != self.main_ident:
+            signal.pthread_kill(self.main_ident or 0, signal.SIGUSR1)  # interrupt it, even in a sleep
+
+    def _on_window(self, body: tuple[Any, ...]) -> None:
+        """How many tasks it may submit before it asks the driver for room."""
+        self.submit_window = body[1]
+
+    def _on_backpressure(self, body: tuple[Any, ...]) -> None:
+        """The driver's task queue is full (True) or has room again (False)."""
+        self.queue_full = body[1]
+        if body[1]:
+            self.queue_room = _Waiter([])
+        else:
+            self.queue_room.event.set()
+
+    def _on_call(self, body: tuple[Any, ...]) -> None:
+        if not self.backlog and self.actor is not None and self.actor.concurrent:
             self._dispatch(body)  # to the actor's threads or event loop: it returns at once
-        elif op in ("call", "create_actor"):
+        else:
             # Run by the main loop, never here: receiving must not hold the role while user code runs,
             # and one caller's calls run in order behind those already waiting.
             self.backlog.append(body)
-        else:
-            self._dispatch(body)
 
     def _monitor(self) -> None:
         """Receive on behalf of a main thread busy with a long task or call (every few ms, while it lasts).

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nexus.cluster.state.ids import IdSpace
 from nexus.cluster.state.tasks import TaskRecord
 from nexus.cluster.state.workers import WorkerRecord, WorkerStatus
+
+new_id = IdSpace(node=1, process=0).new
+"""Fresh ids, as the head of a node makes them."""
 
 
 @dataclass
@@ -26,9 +30,9 @@ def ready_worker(index: int = 0) -> WorkerRecord:
 
 def plain_task(fn_id: bytes = b"f", nbytes: int = 10) -> TaskRecord:
     """A task that needs one CPU and nothing else, with ``nbytes`` of inline arguments."""
-    return TaskRecord(fn_id, fn_id.decode(), StandInBlob(nbytes=nbytes), [], [])
+    return TaskRecord(new_id(), fn_id, fn_id.decode(), StandInBlob(nbytes=nbytes), [], [])
 
 
 def special_task(needs: dict[str, float], fn_id: bytes = b"g", nbytes: int = 10) -> TaskRecord:
     """A task with needs of its own (num_cpus, num_gpus, resources)."""
-    return TaskRecord(fn_id, fn_id.decode(), StandInBlob(nbytes=nbytes), [], [], needs)
+    return TaskRecord(new_id(), fn_id, fn_id.decode(), StandInBlob(nbytes=nbytes), [], [], needs)

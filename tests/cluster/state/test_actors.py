@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from nexus.cluster.state.actors import ActorRecord, ActorStatus, Admission
-from nexus.cluster.state.tasks import CallRecord, new_id
+from nexus.cluster.state.tasks import CallRecord
 from nexus.cluster.state.workers import InvalidTransitionError
 from nexus.core.errors import ActorDiedError
 from nexus.core.mailbox import MailboxSpec, OverflowPolicy
 
-from .stand_ins import StandInBlob, ready_worker
+from .stand_ins import StandInBlob, new_id, ready_worker
 
 
 def actor(**options: object) -> ActorRecord:
@@ -27,7 +27,7 @@ def alive(**options: object) -> ActorRecord:
 
 
 def call(method: str = "m", results: int = 1, missing: int = 0, retries: int = 0) -> CallRecord:
-    c = CallRecord(method, StandInBlob(), [], [new_id() for _ in range(results)])
+    c = CallRecord(new_id(), method, StandInBlob(), [], [new_id() for _ in range(results)])
     c.missing = missing
     c.retries = retries
     return c

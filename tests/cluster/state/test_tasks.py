@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from nexus.cluster.config import ClusterConfig
 from nexus.cluster.state.resources import Resources
-from nexus.cluster.state.tasks import TaskQueue, TaskRecord, new_id
+from nexus.cluster.state.tasks import TaskQueue, TaskRecord
 from nexus.cluster.state.workers import WorkerRecord, WorkerStatus
 
-from .stand_ins import plain_task, ready_worker, special_task
+from .stand_ins import new_id, plain_task, ready_worker, special_task
 
 CONFIG = ClusterConfig()  # prefetch 4, prefetch_quick 16, quick_task 100 us, prefetch_young 2 ms, steal_after 10 ms
 

@@ -85,3 +85,15 @@ def test_a_dead_worker_hands_back_what_it_held_once() -> None:
     assert w.forget() == ({5: 2}, {5: 1}, {4096: 128})
     assert w.forget() == ({}, {}, {})
     assert w.outbox == []
+
+
+def test_ids_carry_their_node_and_process_and_never_meet():
+    from nexus.cluster.state.ids import IdSpace, node_of, process_of
+
+    head, worker, other_node = IdSpace(7, 0), IdSpace(7, 3), IdSpace(8, 3)
+    made = [space.new() for space in (head, worker, other_node) for _ in range(1000)]
+    assert len(set(made)) == len(made)
+    assert {(node_of(i), process_of(i)) for i in made} == {(7, 0), (7, 3), (8, 3)}
+    assert head.worker_id(3) != other_node.worker_id(3)
+    with pytest.raises(ValueError, match="node"):
+        IdSpace(0, 0)
