@@ -271,3 +271,56 @@ def test_a_spill_file_is_written_with_the_tables_free(monkeypatch: pytest.Monkey
     finally:
         release.set()
         nexus.shutdown()
+
+
+def test_a_spilled_object_is_read_back_with_the_tables_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a get reads a spilled object back from a slow disk, other threads' calls go on."""
+    import threading
+
+    import numpy as np
+
+    import nexus
+    from nexus.cluster import store
+
+    mib = 1 << 20
+    real_read = store.SpillFolder.read_into
+    reading, release = threading.Event(), threading.Event()
+
+    def slow_read(self: store.SpillFolder, name: str, view: memoryview) -> None:  # a disk that takes its time
+        reading.set()
+        release.wait(30)
+        real_read(self, name, view)
+
+    @nexus.remote
+    def square(x: int) -> int:
+        return x * x
+
+    nexus.init(num_cpus=1, object_store_memory=32 * mib)
+    try:
+        refs = [nexus.put(np.full(2 * mib, i, dtype=np.int64)) for i in range(3)]  # 48 MiB into 32: one spilled
+        spilled = [ref for ref in refs if nexus.state.list_objects() and _where(ref) == "spilled"]
+        assert spilled, "the first object went to disk"
+        monkeypatch.setattr(store.SpillFolder, "read_into", slow_read)
+        got: list[int] = []
+        reader = threading.Thread(target=lambda: got.append(int(nexus.get(spilled[0])[0])))
+        reader.start()
+        assert reading.wait(30), "the get reads it back from disk"
+        start = time.monotonic()
+        try:
+            assert nexus.get(square.remote(9), timeout=20) == 81
+            took = time.monotonic() - start
+        finally:
+            release.set()
+            reader.join(30)
+        assert took < 10, f"a task waited {took:.1f} s for the read of a spilled object"
+        assert got == [refs.index(spilled[0])], "the value came back whole"
+    finally:
+        release.set()
+        nexus.shutdown()
+
+
+def _where(ref: object) -> str:
+    import nexus
+
+    oid = f"{ref.id:x}"  # type: ignore[attr-defined]
+    return next((o.where for o in nexus.state.list_objects() if o.object_id == oid), "gone")

@@ -313,7 +313,7 @@ class Runtime:
         with contextlib.suppress(Exception):
             self.spawn("actor")
 
-    def _on_hello(self, w: WorkerRecord, index: int, pid: int) -> None:
+    def _on_hello(self, w: WorkerRecord, worker_index: int, pid: int) -> None:
         with self.lock:
             if w.state is WorkerStatus.STARTING:
                 w.to(WorkerStatus.READY)

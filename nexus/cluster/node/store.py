@@ -219,6 +219,44 @@ class NodeStore:
         self.spilled_bytes += size
         return True
 
+    def restore_unlocked(self, oid: int) -> None:
+        """Read a spilled object back into the arena with the lock released (the caller does not hold it).
+
+        The object is pinned meanwhile (not freed); if another thread
+        restored it first, this copy's region is given back.
+        """
+        table = self.rt.objects.table
+        with self.lock:
+            entry = table.get(oid)
+            if entry is None or entry.spilled is None or entry.blob is None or self.rt.closing:
+                return
+            name, size = entry.spilled, entry.blob.region[1]
+            entry.pins += 1
+        try:
+            offset = self.allocate(size)
+            try:
+                assert self.spill_folder is not None
+                self.spill_folder.read_into(name, self.arena.view[offset : offset + size])
+            except BaseException:
+                self.free(offset, size)
+                raise
+        except BaseException:
+            with self.lock:
+                table.change(oid, 0, -1)
+            raise
+        with self.lock:
+            entry.pins -= 1
+            if table.get(oid) is entry and entry.spilled == name:
+                entry.spilled = None
+                entry.blob = entry.blob.moved(offset)
+                entry.region = entry.blob.region
+                self.restores += 1
+                self.rt.emit("object", oid, "restored", size)
+                self.lock.after(self.spill_folder.remove, name)
+            else:  # restored meanwhile by another thread
+                self.allocator.free(offset, size)
+            table.maybe_free(oid, entry)
+
     def restore(self, oid: int, entry: ObjectEntry) -> Blob:
         """The blob of a spilled object, its bytes read back into the arena (lock held)."""
         assert entry.blob is not None and entry.spilled is not None

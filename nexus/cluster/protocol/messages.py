@@ -26,7 +26,7 @@ Timing = tuple[int, int, int, int, bool]  # started, arguments read, returned, r
 class Hello(NamedTuple):
     """The worker started and attached to its channel."""
 
-    index: int
+    worker_index: int
     pid: int
 
 
