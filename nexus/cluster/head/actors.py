@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ...core.errors import ActorDiedError, MailboxFullError, NexusError, PendingCallsLimitExceededError
+from ...core.errors import ActorDiedError, MailboxFullError, NexusError, PendingCallsLimitExceededError, SystemShutdownError
 from ..events import ActorExited, ActorRestarting, CallDropped
 from ..state.actors import ActorRecord, ActorStatus, Admission
 from ..state.tasks import CallRecord
@@ -240,6 +240,8 @@ class ActorDirectory:
     ) -> None:
         rt = self.rt
         with self.lock:
+            if not w.alive:  # a bounded call admitted after its worker died: its regions and refs are settled already
+                return
             for oid in result_ids:
                 self.objects.made_by(w, oid)
             call = CallRecord(self.new_id(), method, args_blob, deps, result_ids)
@@ -276,6 +278,8 @@ class ActorDirectory:
             if admitted is not None:
                 return admitted
             # WAIT: for answers to make room
+            if self.rt.closing:
+                raise SystemShutdownError("the cluster shut down while this call waited for room in the actor's mailbox")
             actor = self.actors[actor_id]
             spec = actor.mailbox
             now = time.monotonic()
@@ -344,6 +348,8 @@ class ActorDirectory:
                 self._give_back(w, args_blob)
                 blob = error_blob(MailboxFullError(f"dropped: the actor's mailbox was full (drop-newest), {method}"), "the driver")
                 with self.lock:
+                    if not w.alive:  # it died while its call waited: what it held is settled (worker_exited)
+                        return True
                     for oid in result_ids:
                         self.objects.made_by(w, oid)
                         self.objects.store(oid, blob)

@@ -336,7 +336,10 @@ class ObjectDirectory:
 
             def restore_then_answer() -> None:
                 for oid in spilled:
-                    self.rt.store.restore_unlocked(oid)
+                    try:
+                        self.rt.store.restore_unlocked(oid)
+                    except Exception:  # no room, or shutting down: the answer says so (blob_or_lost tries again)
+                        pass
                 self._answer_get(w, request, ids)
 
             self.rt.helper(restore_then_answer)

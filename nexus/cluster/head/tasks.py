@@ -222,7 +222,7 @@ class TaskScheduler:
         tasks = self.tasks
         with self.lock:
             task = tasks.running.get(task_id)
-            if task is not None and task.worker is w and self._retry_on_error(task, items):
+            if task is not None and task.worker is w and self._retry_on_error(w, task, items):
                 tasks.take_back(w, task)
                 tasks.requeue_last(task)
                 w.busy_since = time.monotonic()
@@ -255,7 +255,7 @@ class TaskScheduler:
         self.objects.decref(task.args_oid)
         task.args_oid = 0
 
-    def _retry_on_error(self, task: TaskRecord, items: list[tuple[int, Blob]]) -> bool:
+    def _retry_on_error(self, w: WorkerRecord, task: TaskRecord, items: list[tuple[int, Blob]]) -> bool:
         """Whether a task that raised is retried (``retry_exceptions`` and retries left); counts the attempt."""
         if not task.retry_exceptions or task.retries == 0 or task.cancelled:
             return False
@@ -274,7 +274,7 @@ class TaskScheduler:
         if task.retry_exceptions is not True and not (exc is not None and isinstance(exc, task.retry_exceptions)):
             return False
         for _, blob in items:
-            if blob.region is not None:
+            if blob.region is not None and w.allocs.pop(blob.region[0], None) is not None:  # (not freed again if w dies)
                 self.rt.store.allocator.free(*blob.region)
         self.count_retry(task, f"it raised {getattr(error, 'type_name', 'an exception')}")
         return True
@@ -317,6 +317,7 @@ class TaskScheduler:
                 if oid in task.result_ids:
                     tasks.remove(task)
                     self.cancel_unsent(task, "before it ran")
+                    self.dispatch()  # (which also tells submitters waiting for room that there is room again)
                     return True
             for task in tasks.running.values():
                 if oid in task.result_ids and task.worker is not None:

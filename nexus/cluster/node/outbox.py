@@ -92,9 +92,11 @@ class Outbox:
                         return
                     with contextlib.suppress(IndexError):
                         unsent.popleft()
+                # All sent: no longer backed up. Under the send lock, so that a thread that queues more and finds
+                # no room meanwhile adds it back after this, not before (the loop above looks again once let go).
+                self.backed_up.discard(link)
             finally:
                 link.send_lock.release()
-        self.backed_up.discard(link)
 
     def retry(self) -> None:
         """Try again the channels that had no room (the receiver does, every round while there are any)."""

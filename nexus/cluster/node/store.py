@@ -35,6 +35,8 @@ class NodeStore:
         self.prefault_wanted = threading.Event()
         self.prefault_hold = False  # the prefaulter holds a step of the arena while it writes zeros there
         self.prefault_done = threading.Condition(self.lock)  # type: ignore[arg-type]
+        self.spilling = 0  # spill files being written with the lock released
+        self.spill_done = threading.Condition(self.lock)  # type: ignore[arg-type]
         # Read mappings this process made lately, by object: the next get of the object reuses one
         # (no mmap, no pin count); dropped when the object's refs are gone or the store needs the room.
         self.pin_cache: OrderedDict[int, Pin] = OrderedDict()
@@ -73,8 +75,17 @@ class NodeStore:
                         self.pin_cache.clear()
                         rt.objects.drain_deferred()
                         continue
+                    if self.spilling:  # another thread's spill is making room: wait for it, then look again
+                        self.spill_done.wait(0.1)
+                        continue
                     raise ObjectStoreFullError(self._full_message(nbytes, why))
-            self._spill_unlocked(*victim)
+                self.spilling += 1
+            try:
+                self._spill_unlocked(*victim)
+            finally:
+                with lock:
+                    self.spilling -= 1
+                    self.spill_done.notify_all()
 
     def _alloc_now(self, nbytes: int, w: WorkerRecord | None) -> tuple[int | None, str]:
         """A region if one is free now (lock held); else None and why there is none."""
@@ -237,8 +248,13 @@ class NodeStore:
             try:
                 assert self.spill_folder is not None
                 self.spill_folder.read_into(name, self.arena.view[offset : offset + size])
-            except BaseException:
+            except BaseException as exc:
                 self.free(offset, size)
+                if isinstance(exc, FileNotFoundError):
+                    with self.lock:
+                        if entry.spilled != name:  # another reader restored it first (and removed the file)
+                            table.change(oid, 0, -1)
+                            return
                 raise
         except BaseException:
             with self.lock:
