@@ -14,6 +14,7 @@ actors creating actors, ``get`` inside a task).
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -179,7 +180,14 @@ def init(
             raise ValueError(f"num_cpus must be a positive int, not {num_cpus!r}")
         if resources is not None and (not isinstance(resources, dict) or "CPU" in resources):
             raise ValueError("resources is a dict of resource names (such as 'GPU') to amounts; set CPUs with num_cpus")
-        config = _system_config if isinstance(_system_config, ClusterConfig) else ClusterConfig(**(_system_config or {}))
+        if isinstance(_system_config, ClusterConfig):
+            config = _system_config
+        else:
+            tunables: dict[str, Any] = {"sched_batch": os.environ.get("NEXUS_SCHED_BATCH", "1") != "0"}
+            unknown = sorted(set(_system_config or {}) - {f.name for f in dataclasses.fields(ClusterConfig)})
+            if unknown:
+                raise ValueError(f"unknown _system_config key(s) {', '.join(unknown)}; the tunables are ClusterConfig's fields")
+            config = ClusterConfig(**{**tunables, **(_system_config or {})})
         runtime = Runtime(
             num_cpus,
             transport or os.environ.get("NEXUS_TRANSPORT", "shm"),

@@ -1,13 +1,15 @@
 """The tunables of a cluster, in one frozen object passed to the parts that use them.
 
 Each figure names the measurement or reason behind it. A cluster takes its
-config at ``init`` (``nexus.init(_config=ClusterConfig(...))`` for tests and
-experiments); the defaults are what the benchmarks were tuned with.
+config at ``init`` (``nexus.init(_system_config={...})``, as in Ray, for tests
+and experiments; ``NEXUS_SCHED_BATCH`` is read there too) and hands it to each
+worker with its channel; the defaults are what the benchmarks were tuned with.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 
 __all__ = ["ClusterConfig"]
@@ -54,10 +56,29 @@ class ClusterConfig:
     """The arena memory faulted in ahead of time at start (in the background)."""
     prefault_ahead: int = 256 << 20
     """How far past the highest region ever handed out the arena is kept faulted in."""
+    spin: float = 200e-6
+    """How long a receiver polls its channels before it parks: longer than a typical call, far shorter than a wake-up."""
+    hold_under: float = 100e-6
+    """A worker holds an answer back (to go with the next ones in one message) only after a call this quick,
+    before one expected to be as quick."""
+    hold_max: int = 64
+    """Most answers a worker holds back at once."""
+    hold_age: float = 1e-3
+    """Answers are never held much longer than this past the first of them."""
+    sched_batch: bool = True
+    """Workers' receiving threads run under SCHED_BATCH (see worker.actors._set_policy); ``NEXUS_SCHED_BATCH=0``."""
     sample_every: float = 1.0
     """Seconds between samples of each process's CPU, memory and waiting work."""
     observed_events: int = 65536
     """Events the driver keeps for the observation layer (the oldest go first)."""
+
+    def to_json(self) -> str:
+        """The config as workers get it (on their bootstrap pipe, with their channel)."""
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ClusterConfig:
+        return cls(**json.loads(text))
 
     def replace(self, **changes: object) -> ClusterConfig:
         """A copy with ``changes``; unknown names raise TypeError."""

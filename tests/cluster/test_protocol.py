@@ -70,3 +70,23 @@ def test_parse_gives_the_typed_message_and_refuses_what_does_not_fit():
         messages.parse(("teleport", 1), to_driver=True)
     with pytest.raises(ValueError, match="does not fit"):
         messages.parse(("done",), to_driver=True)
+
+
+@nexus.remote
+def tunables_here():
+    from nexus.cluster import session
+
+    config = session.current().config
+    return config.steal_after, config.hold_age, config.sched_batch
+
+
+def test_workers_get_the_clusters_config_with_their_channel(monkeypatch):
+    monkeypatch.setenv("NEXUS_SCHED_BATCH", "0")
+    nexus.init(num_cpus=1, _system_config={"steal_after": 0.02, "hold_age": 0.0005})
+    try:
+        assert nexus.get(tunables_here.remote(), timeout=30) == (0.02, 0.0005, False)
+    finally:
+        nexus.shutdown()
+    with pytest.raises(ValueError, match="unknown _system_config key"):
+        nexus.init(num_cpus=1, _system_config={"no_such_tunable": 1})
+    assert not nexus.is_initialized()

@@ -275,7 +275,7 @@ class Runtime:
         index = next(self.indexes)
         record = WorkerRecord(index, kind, self.ids.worker_id(index))
         env = {"NEXUS_CLUSTER_ID": self.cluster, "NEXUS_ARENA": self.store.arena.name, "NEXUS_NODE_ID": str(self.node_id)}
-        link = spawn_worker(record, self.transport, env, self.death_r, self.give_up_at)
+        link = spawn_worker(record, self.transport, env, self.death_r, self.give_up_at, self.config.to_json())
         with self.lock:
             self.every_worker.append(link)
             (self.workers if kind == "task" else self.spares).append(record)

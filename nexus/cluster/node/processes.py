@@ -110,15 +110,18 @@ class WorkerProcess:
         self.close_pidfd()
 
 
-def spawn_worker(record: WorkerRecord, transport: Transport, env: dict[str, str], death_r: int, give_up_at: list[float]) -> WorkerProcess:
-    """Start the process of ``record`` with a new channel; ``give_up_at[0]``: when sends to a full channel stop waiting."""
+def spawn_worker(
+    record: WorkerRecord, transport: Transport, env: dict[str, str], death_r: int, give_up_at: list[float], config: str
+) -> WorkerProcess:
+    """Start the process of ``record`` with a new channel and ``config`` (JSON); ``give_up_at[0]``: when sends to a
+    full channel stop waiting."""
     conn, spec = transport.open_channel(record.name)
     env = dict(os.environ, PYTHONUNBUFFERED="1", NEXUS_TRANSPORT_CLASS=transport_target(type(transport)), **env)
     # What the worker needs to attach, secrets included (a ZeroMQ channel's key), goes through a pipe it
     # inherits: a command line is readable by every local user (/proc/PID/cmdline), a pipe is not.
     bootstrap_r, bootstrap_w = os.pipe()
     try:
-        os.write(bootstrap_w, spec.encode().encode())
+        os.write(bootstrap_w, f"{spec.encode()}\n{config}".encode())  # (a pipe holds 64 KiB: both fit at once)
     finally:
         os.close(bootstrap_w)
     try:

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..protocol import SPIN_SECONDS, Pump
+from ..protocol import Pump
 
 if TYPE_CHECKING:
     from ..head.runtime import Runtime
@@ -107,7 +107,7 @@ class Receiver:
         conns, extra, _ = self._poll_cache
         return conns, extra
 
-    def receive_once(self, timeout: float, spin: float = SPIN_SECONDS) -> None:
+    def receive_once(self, timeout: float, spin: float | None = None) -> None:
         """One round of receiving: spin on the channels, else park on them and on the extra descriptors."""
         rt = self.rt
         if rt.objects.deferred:
@@ -122,7 +122,7 @@ class Receiver:
             outbox.retry()
             if outbox.backed_up:
                 timeout = min(timeout, 0.001)
-        ready = self.pump.once(conns, self._poll_cache[2], timeout=timeout, spin=spin)
+        ready = self.pump.once(conns, self._poll_cache[2], timeout=timeout, spin=self.config.spin if spin is None else spin)
         if scheduler.steal_watch:
             with rt.lock:
                 scheduler.steal()

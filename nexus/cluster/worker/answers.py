@@ -8,18 +8,12 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
+from ..config import ClusterConfig
 from ..protocol import pack
 from ..transport import Connection
 from ..values import Blob
 
-__all__ = ["HOLD_AGE", "HOLD_MAX", "HOLD_UNDER", "HeldAnswers"]
-
-HOLD_UNDER = 100e-6
-"""An answer is held back (to go with the next ones in one message) only after a call this quick, before one
-expected to be as quick (its function or method took less than this last time)."""
-HOLD_MAX = 64
-HOLD_AGE = 1e-3
-"""Answers are never held much longer than this past the first of them."""
+__all__ = ["HeldAnswers"]
 
 
 class _Owner(Protocol):
@@ -37,8 +31,9 @@ class HeldAnswers:
     with ``held_lock`` held): nothing overtakes an answer or a ref change.
     """
 
-    def __init__(self, conn: Connection, runtime: _Owner) -> None:
+    def __init__(self, conn: Connection, runtime: _Owner, config: ClusterConfig) -> None:
         self.conn = conn
+        self.hold_under, self.hold_max, self.hold_age = config.hold_under, config.hold_max, config.hold_age
         self.runtime = runtime
         # Ref and pin changes (oid, dref, dpin), in the order they happened; they go to the driver before
         # anything else this process sends (a ref received in a value is counted before the value is let go).
@@ -71,7 +66,7 @@ class HeldAnswers:
         Held only when this call was quick and the next one waiting here is
         expected to be quick too (its function or method was last time); held
         answers go out with the next answer that is not held, and in any case
-        within about ``HOLD_AGE`` (a watchdog thread sends them when the call
+        within about ``hold_age`` (ClusterConfig) (a watchdog thread sends them when the call
         now running turns out slow). Ref changes keep their place among held
         answers: a ref released after an answer holding it was made goes after it.
         """
@@ -80,14 +75,14 @@ class HeldAnswers:
             self._absorb_ref_ops()
             self.held.append(("d", (call_id, items, timing)))
             self.held_answers += 1
-            if took < HOLD_UNDER and self.held_answers < HOLD_MAX and self._next_is_quick():
+            if took < self.hold_under and self.held_answers < self.hold_max and self._next_is_quick():
                 now = time.perf_counter()
                 if self.held_answers == 1:
                     self.held_since = now
                     self._start_watchdog()
                     self.held_cond.notify()
                     return
-                if now - self.held_since < HOLD_AGE:
+                if now - self.held_since < self.hold_age:
                     return
             self.flush_held()
 
@@ -103,7 +98,7 @@ class HeldAnswers:
         except IndexError:
             return False
         took = self.durations.get(key)
-        return took is not None and took < HOLD_UNDER
+        return took is not None and took < self.hold_under
 
     def flush_held(self) -> None:
         """Send held answers and ref changes in their order (with ``held_lock`` held, so that nothing overtakes them)."""
@@ -140,7 +135,7 @@ class HeldAnswers:
                 if not self.held:
                     self.held_cond.wait()
                     continue
-                late = self.held_since + HOLD_AGE - time.perf_counter()
+                late = self.held_since + self.hold_age - time.perf_counter()
                 if late > 0:
                     self.held_cond.wait(late)
                     continue

@@ -13,7 +13,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..protocol import SPIN_SECONDS, LogLimiter, Pump, pack
+from ..config import ClusterConfig
+from ..protocol import LogLimiter, Pump, pack
 from ..state.ids import IdSpace
 from ..transport import ChannelCorruptError, Connection
 from ..values import deserialize, error_blob
@@ -25,12 +26,7 @@ from .execution import _Unloadable
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["STEAL_AFTER", "WORKER_SPIN", "WorkerRuntime"]
-
-WORKER_SPIN = SPIN_SECONDS
-STEAL_AFTER = 0.01
-"""A call or task running longer than this lets the monitor thread receive for it: tasks queued behind it
-can be taken back by the driver for an idle worker, and a get() on another thread of the task is answered."""
+__all__ = ["WorkerRuntime"]
 
 
 class WorkerRuntime(WorkerClient, ActorHosting):
@@ -41,7 +37,13 @@ class WorkerRuntime(WorkerClient, ActorHosting):
     through the ``HeldAnswers`` it owns. This class receives and dispatches.
     """
 
-    def __init__(self, conn: Connection, worker_id: int, kind: str, death_fd: int | None) -> None:
+    def __init__(self, conn: Connection, worker_id: int, kind: str, death_fd: int | None, config: ClusterConfig | None = None) -> None:
+        # The driver's tunables: ``spin`` (how long the receiver polls before it parks), ``steal_after`` (a call or
+        # task running longer lets the monitor thread receive for it: tasks queued behind it can be taken back for
+        # an idle worker, and a get() on another thread of the task is answered), the ``hold_*`` of answers.
+        self.config = config = config or ClusterConfig()
+        self.spin = config.spin
+        self.steal_after = config.steal_after
         self.conn = conn
         self.worker_id = worker_id
         self.kind = kind
@@ -76,9 +78,9 @@ class WorkerRuntime(WorkerClient, ActorHosting):
         self.handlers = self._handlers()
         self.log = LogLimiter()
         self.main_ident = threading.main_thread().ident
-        self.answers = HeldAnswers(conn, self)  # answers and ref changes not sent yet; they go before anything else
+        self.answers = HeldAnswers(conn, self, config)  # answers and ref changes not sent yet; they go before anything else
         # Receiving is a role: the main thread holds it while it receives; while a task or call runs longer
-        # than STEAL_AFTER, the monitor thread takes it (see _monitor).
+        # than steal_after, the monitor thread takes it (see _monitor).
         self.role = threading.Lock()
         self.task_lock = threading.Lock()  # taking the next task vs. the driver taking it back (revoke)
         self.running_since = 0.0
@@ -131,7 +133,7 @@ class WorkerRuntime(WorkerClient, ActorHosting):
             with self.role:
                 self.in_pump = True
                 try:
-                    ready = self.pump.once([(0, self.conn)], extra, timeout=1.0, spin=WORKER_SPIN)
+                    ready = self.pump.once([(0, self.conn)], extra, timeout=1.0, spin=self.spin)
                 finally:
                     self.in_pump = False
             if ready or os.getppid() != parent:
@@ -160,7 +162,7 @@ class WorkerRuntime(WorkerClient, ActorHosting):
             if answers.ref_ops or answers.held:
                 with answers.held_lock:
                     answers.flush_held()
-            deadline = time.perf_counter() + WORKER_SPIN
+            deadline = time.perf_counter() + self.spin
             got = 0
             while not got and not self.exiting:
                 with self.role:
@@ -298,11 +300,11 @@ class WorkerRuntime(WorkerClient, ActorHosting):
         if self.death_fd is not None:
             watch.register(self.death_fd, select.POLLIN)
         while not self.exiting:
-            time.sleep(STEAL_AFTER / 2)
+            time.sleep(self.steal_after / 2)
             if os.getppid() != parent or watch.poll(0):  # the driver died, while user code may hold the main thread
                 _driver_gone()
             since = self.running_since
-            long_call = since and time.perf_counter() - since > STEAL_AFTER
+            long_call = since and time.perf_counter() - since > self.steal_after
             if (long_call or self.thread_waiters) and self.role.acquire(blocking=False):
                 try:
                     self.pump.drain([(0, self.conn)])

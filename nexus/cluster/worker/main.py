@@ -7,6 +7,7 @@ import signal
 import sys
 
 from .. import session
+from ..config import ClusterConfig
 from ..transport import ChannelSpec, load_transport
 from ..values import set_client
 from .actors import _set_policy
@@ -30,13 +31,15 @@ def _read_bootstrap(fd: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     worker_id, kind, bootstrap_fd, death_fd = int(argv[0]), argv[1], int(argv[2]), int(argv[3])
-    spec = ChannelSpec.decode(_read_bootstrap(bootstrap_fd))
+    spec_text, _, config_text = _read_bootstrap(bootstrap_fd).partition("\n")
+    spec = ChannelSpec.decode(spec_text)
+    config = ClusterConfig.from_json(config_text) if config_text else ClusterConfig()
     # Tasks that arrive while one waits in get() run on top of it, ~8 frames each: room for ~700 of them. Deeper
     # nesting fails the task that does not fit with a RecursionError (see _next_task) instead of hanging.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 6000))
-    _set_policy(batch=os.environ.get("NEXUS_SCHED_BATCH", "1") != "0")
+    _set_policy(batch=config.sched_batch)
     conn = load_transport(spec.transport, os.environ.get("NEXUS_TRANSPORT_CLASS")).attach(spec)
-    runtime = WorkerRuntime(conn, worker_id, kind, death_fd if death_fd >= 0 else None)
+    runtime = WorkerRuntime(conn, worker_id, kind, death_fd if death_fd >= 0 else None, config)
     session.set_current(runtime)
     signal.signal(signal.SIGUSR1, runtime._on_cancel_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the whole group: the driver decides
