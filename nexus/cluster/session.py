@@ -36,7 +36,10 @@ class Session(Protocol):
     def put(self, value: Any) -> ObjectRef: ...
 
     def get_blobs(self, ids: Sequence[int], timeout: float | None) -> list[Blob] | None:
-        """The blobs of ``ids`` in order, pinned for reading while they live; None once ``timeout`` passed."""
+        """The blobs of ``ids`` in order, pinned for reading while they live; None once ``timeout`` passed.
+
+        May stop after the first that holds an error (the caller raises it; later ones need not be waited for).
+        """
         ...
 
     def wait_ids(self, ids: Sequence[int], num_returns: int, timeout: float | None) -> list[int]: ...

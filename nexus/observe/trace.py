@@ -62,8 +62,10 @@ def chrome_trace(raw: list[tuple[Any, ...]], driver_pid: int | None = None) -> d
             flow_at = begin + max(at - begin, 1) // 2
         else:
             flow_at = at
-        out.append({"ph": "s", "name": "call", "cat": "flow", "id": task_id, "pid": src, "tid": 0, "ts": _us(flow_at)})
-        out.append({"ph": "f", "bp": "e", "name": "call", "cat": "flow", "id": task_id, "pid": pid, "tid": 0, "ts": _us(start)})
+        # The id as a string: ids are 96-bit (node, process, counter) and a JSON number loses that (doubles)
+        flow = f"{task_id:x}"
+        out.append({"ph": "s", "name": "call", "cat": "flow", "id": flow, "pid": src, "tid": 0, "ts": _us(flow_at)})
+        out.append({"ph": "f", "bp": "e", "name": "call", "cat": "flow", "id": flow, "pid": pid, "tid": 0, "ts": _us(start)})
     return {"traceEvents": out, "displayTimeUnit": "ns", "otherData": {"source": "nexus"}}
 
 

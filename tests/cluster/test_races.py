@@ -207,3 +207,63 @@ def test_a_message_queued_while_another_thread_finishes_sending_is_retried():
     link.conn.room = True
     outbox.retry()  # what the receiver does each round while a channel is backed up
     assert list(link.unsent) == [], "the second message is sent once there is room"
+
+
+@nexus.remote
+class _Ticker:
+    def __init__(self):
+        self.n = 0
+
+    def start(self, me):
+        me.step.tell()  # schedules its own next step: it must not wait for room in its own mailbox
+        return "scheduled"
+
+    async def start_async(self, me):
+        me.step.tell()
+        return "scheduled"
+
+    def step(self):
+        self.n += 1
+
+    def count(self):
+        return self.n
+
+
+@pytest.mark.parametrize("method", ["start", "start_async"])
+def test_a_bounded_actor_calling_itself_does_not_wait_for_its_own_room(method):
+    nexus.init(num_cpus=1)
+    try:
+        ticker = _Ticker.options(mailbox=MailboxSpec.bounded(1, OverflowPolicy.BLOCK)).remote()
+        assert nexus.get(getattr(ticker, method).remote(ticker), timeout=30) == "scheduled"
+        deadline = time.monotonic() + 30
+        while nexus.get(ticker.count.remote(), timeout=30) != 1:
+            assert time.monotonic() < deadline, "the step it scheduled never ran"
+            time.sleep(0.01)
+    finally:
+        nexus.shutdown()
+
+
+@nexus.remote
+def _fails():
+    raise KeyError("the first")
+
+
+@nexus.remote
+def _sleeps(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def test_get_of_a_list_raises_the_first_failure_without_waiting_for_the_rest():
+    nexus.init(num_cpus=2)
+    try:
+        failed, slow = _fails.remote(), _sleeps.remote(30)
+        with pytest.raises(KeyError):
+            nexus.get(failed, timeout=30)  # it has failed by now
+        start = time.monotonic()
+        with pytest.raises(KeyError):
+            nexus.get([failed, slow], timeout=20)
+        assert time.monotonic() - start < 10, "the failure was raised at once, as in Ray"
+        nexus.cancel(slow, force=True)
+    finally:
+        nexus.shutdown()

@@ -71,7 +71,7 @@ def test_a_chain_across_three_processes_is_one_trace_in_the_chrome_trace(cluster
     starts = {(e["id"], e["pid"]) for e in events if e["ph"] == "s"}
     ends = {(e["id"], e["pid"]) for e in events if e["ph"] == "f"}
     for parent, child in zip(chain, chain[1:], strict=False):
-        flow = int(child["args"]["id"], 16)
+        flow = child["args"]["id"]  # hex, as the flow's id (ids are 96-bit: a JSON number would lose them)
         assert (flow, parent["pid"]) in starts and (flow, child["pid"]) in ends, "an arrow from caller to callee"
     names = {e["name"] for e in events if e["ph"] == "X" and e["pid"] == chain[0]["pid"]}
     assert {"read arguments", "run", "write results"} <= names

@@ -241,6 +241,9 @@ class ActorDirectory:
         rt = self.rt
         with self.lock:
             if not w.alive:  # a bounded call admitted after its worker died: its regions and refs are settled already
+                gone = error_blob(ActorDiedError(f"the caller of {method} ({w.name}) died before its call was sent"), "the driver")
+                for oid in result_ids:  # (made when its request came: stored now, they are freed)
+                    self.objects.store(oid, gone)
                 return
             for oid in result_ids:
                 self.objects.made_by(w, oid)
@@ -348,20 +351,31 @@ class ActorDirectory:
                 self._give_back(w, args_blob)
                 blob = error_blob(MailboxFullError(f"dropped: the actor's mailbox was full (drop-newest), {method}"), "the driver")
                 with self.lock:
-                    if not w.alive:  # it died while its call waited: what it held is settled (worker_exited)
-                        return True
                     for oid in result_ids:
-                        self.objects.made_by(w, oid)
                         self.objects.store(oid, blob)
             answer(None)
             return True
 
         def refused(exc: Exception) -> None:
             self._give_back(w, args_blob)
-            answer(error_blob(exc, "the driver"))
+            failed = error_blob(exc, "the driver")
+            with self.lock:  # the caller raises at .remote() and drops its refs: the results end here
+                for oid in result_ids:
+                    self.objects.store(oid, failed)
+            answer(failed)
 
+        with self.lock:
+            if not w.alive:
+                return
+            # The results exist from now on, held by the caller (which makes its refs before it waits): if it
+            # gives up waiting (cancelled), its refs' release finds them, whatever is decided here later.
+            for oid in result_ids:
+                self.objects.made_by(w, oid)
         try:
-            if decided(self._admit_once(actor_id, method)):
+            admitted = self._admit_once(actor_id, method)
+            if admitted is None and w.actor is not None and w.actor.actor_id == actor_id:
+                admitted = True  # an actor calling itself cannot wait for its own mailbox to have room: it is the room
+            if decided(admitted):
                 return
         except Exception as exc:
             refused(exc)

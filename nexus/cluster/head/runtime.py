@@ -187,6 +187,8 @@ class Runtime:
             if blob is None:
                 return None
             blobs.append(blob)
+            if blob.error:  # the first failure in order ends the get at once (the caller raises it)
+                break
         return blobs
 
     def wait_ids(self, ids: Sequence[int], num_returns: int, timeout: float | None) -> list[int]:

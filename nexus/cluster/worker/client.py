@@ -90,13 +90,14 @@ class WorkerClient:
         args_blob = serialize((args, kwargs), f"the arguments of {method}")
         result_ids = [] if tell else [self.new_id() for _ in range(num_returns)]
         trace, parent = _trace_context.get()
+        refs = [ObjectRef(oid) for oid in result_ids]  # (made first: dropped, they release the results, see below)
         if bounded:  # the driver says whether the call is admitted (and may make it wait for room), as in the driver
             reply = self._request(("submit_call_bounded", actor_id, method, args_blob, deps, result_ids, trace, parent))
-            if reply is not None:
+            if reply is not None:  # refused: the refs go with this frame, and the driver frees the results
                 raise deserialize(reply).to_exception()
         else:
             self.send(("submit_call", actor_id, method, args_blob, deps, result_ids, trace, parent))
-        return [ObjectRef(oid) for oid in result_ids]
+        return refs
 
     def put(self, value: Any) -> ObjectRef:
         blob = serialize(value, "the value to put")
