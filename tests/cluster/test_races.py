@@ -178,6 +178,7 @@ class _Link:
         self.conn = _Channel()
         self.alive = True
         self.name = "worker-1"
+        self.push_queued = False
 
 
 def test_a_message_queued_while_another_thread_finishes_sending_is_retried():

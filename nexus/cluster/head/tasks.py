@@ -132,7 +132,8 @@ class TaskScheduler:
             self.dispatch()
         else:
             tasks.waiting[task.task_id] = task
-        if not self.backpressure and tasks.full():
+        config = self.config
+        if not self.backpressure and (len(tasks.queue) >= config.max_queued_tasks or tasks.queued_bytes >= config.max_queued_bytes):
             self.tell_backpressure(True)
 
     def tell_backpressure(self, full: bool) -> None:

@@ -39,7 +39,12 @@ class Outbox:
         """Send ``body`` to ``w`` in order with what was sent to it before (after the lock is released)."""
         link: WorkerProcess = w.link
         link.unsent.append(body)
-        self.lock.after(self.push, link)
+        lock = self.lock
+        if not lock.held():
+            self.push(link)
+        elif not link.push_queued:  # one push per worker per locked section: it sends all that is queued by then
+            link.push_queued = True
+            lock.commands.append((self.push, (link,)))
 
     def post(self, w: WorkerRecord, body: tuple[Any, ...], unanswered: int, after: int) -> None:
         """Send a call or task, or hold it in the worker's outbox while ``unanswered`` earlier ones keep it busy.
@@ -65,6 +70,7 @@ class Outbox:
 
     def push(self, link: WorkerProcess) -> None:
         """Send what waits for ``link``, in order, as far as its channel has room (never waits)."""
+        link.push_queued = False  # what is queued from here on is sent by this push, or asks for another
         unsent = link.unsent
         while unsent:
             if not link.send_lock.acquire(blocking=False):

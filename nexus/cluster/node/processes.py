@@ -33,6 +33,7 @@ class WorkerProcess:
         # whoever releases the head's lock, never while holding it (see node.outbox).
         self.unsent: deque[Any] = deque()
         self.send_lock = threading.Lock()  # one thread at a time sends what is unsent, in order
+        self.push_queued = False  # a push of what is unsent is queued to run when the head's lock is released
         record.link = self
         record.pid = proc.pid
 
