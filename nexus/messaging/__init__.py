@@ -27,10 +27,9 @@ from .envelope import (
     Flags,
     Kind,
     decode_envelope,
-    decode_envelope_generic,
     encode_envelope,
-    encode_envelope_generic,
 )
+from .envelope_reference import decode_envelope_generic, encode_envelope_generic
 from .message_ids import MessageIdTable, message_type, stable_message_id
 from .serializers import (
     CborSerializer,

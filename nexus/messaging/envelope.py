@@ -11,8 +11,9 @@ The schema is ``envelope.fbs`` beside this module. Two paths read and write it:
   builder, from C on a device, or from a newer writer with added fields -- and
   checks bounds before every access: hostile bytes raise :class:`EnvelopeError`
   and nothing else, in time and memory bounded by their length.
-* the generic path, :func:`encode_envelope_generic` /
-  :func:`decode_envelope_generic`, built on the code ``flatc`` generated from
+* the generic path, :func:`~nexus.messaging.envelope_reference.encode_envelope_generic` /
+  :func:`~nexus.messaging.envelope_reference.decode_envelope_generic` (in
+  :mod:`.envelope_reference`), built on the code ``flatc`` generated from
   the schema (``nexus.messaging.fbs``). It is the reference the fast path is
   tested against; its reader trusts its input, so never use it on the wire.
 
@@ -43,9 +44,7 @@ __all__ = [
     "Flags",
     "Kind",
     "decode_envelope",
-    "decode_envelope_generic",
     "encode_envelope",
-    "encode_envelope_generic",
 ]
 
 FORMAT_VERSION = 1
@@ -513,9 +512,7 @@ def _decode_fast(buf: Any, size: int) -> Envelope:
 
 
 def _version_error(version: int) -> EnvelopeError:
-    return EnvelopeError(
-        f"envelope format version {version} is newer than this reader's ({FORMAT_VERSION}); upgrade nexus on this side"
-    )
+    return EnvelopeError(f"envelope format version {version} is newer than this reader's ({FORMAT_VERSION}); upgrade nexus on this side")
 
 
 def _decode_any(buf: Any, size: int) -> Envelope:
@@ -571,98 +568,4 @@ def _decode_any(buf: Any, size: int) -> Envelope:
         values["flags"],
         buffers,
         version,
-    )
-
-
-# -- the generic path (reference; trusts its input) ---------------------------------
-
-
-def encode_envelope_generic(envelope: Envelope) -> bytes:
-    """Write ``envelope`` with ``flatbuffers.Builder`` and the generated code (the slow reference path)."""
-    import flatbuffers
-
-    from .fbs import Envelope as fb_env
-    from .fbs import MessageHeader as fb_hdr
-    from .fbs.BufferRef import CreateBufferRef
-    from .fbs.TraceContext import CreateTraceContext
-
-    e = envelope
-    b = flatbuffers.Builder(256 + len(e.payload))
-    sender = b.CreateString(e.sender) if e.sender else 0
-    target = b.CreateString(e.target) if e.target else 0
-    payload = b.CreateByteVector(bytes(e.payload))
-    buffers = 0
-    if e.buffers:
-        fb_env.EnvelopeStartBuffersVector(b, len(e.buffers))
-        for ref in reversed(e.buffers):
-            CreateBufferRef(b, ref.segment, ref.offset, ref.length)
-        buffers = b.EndVector()
-    fb_hdr.MessageHeaderStart(b)
-    fb_hdr.MessageHeaderAddKind(b, e.kind)
-    fb_hdr.MessageHeaderAddCodec(b, e.codec)
-    fb_hdr.MessageHeaderAddMessageId(b, e.message_id)
-    fb_hdr.MessageHeaderAddCorrelationId(b, e.correlation_id)
-    if sender:
-        fb_hdr.MessageHeaderAddSender(b, sender)
-    if target:
-        fb_hdr.MessageHeaderAddTarget(b, target)
-    if e.trace_id or e.span_id or e.trace_flags:
-        fb_hdr.MessageHeaderAddTrace(b, CreateTraceContext(b, e.trace_id >> 64, e.trace_id & _U64, e.span_id, e.trace_flags))
-    fb_hdr.MessageHeaderAddTimestampNs(b, e.timestamp_ns)
-    fb_hdr.MessageHeaderAddFlags(b, e.flags)
-    header = fb_hdr.MessageHeaderEnd(b)
-    fb_env.EnvelopeStart(b)
-    fb_env.EnvelopeAddVersion(b, e.version)
-    fb_env.EnvelopeAddHeader(b, header)
-    fb_env.EnvelopeAddPayload(b, payload)
-    if buffers:
-        fb_env.EnvelopeAddBuffers(b, buffers)
-    b.Finish(fb_env.EnvelopeEnd(b), file_identifier=FILE_IDENTIFIER)
-    return bytes(b.Output())
-
-
-def _generic_payload(env: Any) -> bytes:
-    """The payload bytes through the runtime's Table reader (the generated per-byte accessor costs ~0.5 us a byte)."""
-    tab = env._tab
-    o = tab.Offset(8)
-    if not o:
-        return b""
-    start = tab.Vector(o)
-    return bytes(tab.Bytes[start : start + tab.VectorLen(o)])
-
-
-def decode_envelope_generic(data: bytes) -> Envelope:
-    """Read an envelope with the generated accessors (trusted input only: they do not check bounds)."""
-    from .fbs.Envelope import Envelope as FbEnvelope
-
-    env = FbEnvelope.GetRootAs(data, 0)
-    hdr = env.Header()
-    if hdr is None:
-        raise EnvelopeError("malformed envelope: no header")
-    trace = hdr.Trace()
-    trace_hi, trace_lo, span_id, trace_flags = (
-        (trace.TraceIdHi(), trace.TraceIdLo(), trace.SpanId(), trace.TraceFlags()) if trace is not None else (0, 0, 0, 0)
-    )
-    buffers = []
-    for i in range(env.BuffersLength()):
-        ref = env.Buffers(i)
-        assert ref is not None
-        buffers.append(BufferRef(ref.Segment(), ref.Offset(), ref.Length()))
-    sender = hdr.Sender()
-    target = hdr.Target()
-    return Envelope(
-        hdr.Kind(),
-        _generic_payload(env),
-        hdr.Codec(),
-        hdr.MessageId(),
-        hdr.CorrelationId(),
-        sender.decode() if isinstance(sender, bytes) else (sender or ""),
-        target.decode() if isinstance(target, bytes) else (target or ""),
-        (trace_hi << 64) | trace_lo,
-        span_id,
-        trace_flags,
-        hdr.TimestampNs(),
-        hdr.Flags(),
-        tuple(buffers),
-        env.Version(),
     )
