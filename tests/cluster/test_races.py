@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 
@@ -112,8 +113,13 @@ class _Gate:
     def __init__(self):
         self.seen = None
 
-    def hold(self, seconds):
-        time.sleep(seconds)
+    def hold(self, seconds, release=None):
+        if release is None:
+            time.sleep(seconds)
+            return
+        deadline = time.monotonic() + seconds  # until the test says so (a failed test must not hold it for ever)
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def take(self, data):
         self.seen = int(data[0])
@@ -123,22 +129,28 @@ class _Gate:
 
 
 @nexus.remote
-def call_then_linger(gate):
+def call_then_linger(gate, calling):
+    open(calling, "w").close()
     gate.take.remote(np.full(8 * MiB, 7, dtype=np.uint8))  # waits at the driver for room in the mailbox
     time.sleep(60)
 
 
-def test_a_bounded_call_of_a_worker_that_died_waiting_is_dropped_not_run_on_reused_memory():
+def test_a_bounded_call_of_a_worker_that_died_waiting_is_dropped_not_run_on_reused_memory(tmp_path):
     nexus.init(num_cpus=1, object_store_memory=64 * MiB)
     try:
         gate = _Gate.options(mailbox=MailboxSpec.bounded(1, OverflowPolicy.BLOCK)).remote()
         nexus.get(gate.seen_value.remote())
-        held = gate.hold.remote(3)  # the mailbox is full for 3 s
-        caller = call_then_linger.remote(gate)
-        time.sleep(1.0)  # the caller's call waits for room
+        release, calling = tmp_path / "release", tmp_path / "calling"
+        held = gate.hold.remote(60, str(release))  # the mailbox is full until the test releases it
+        caller = call_then_linger.remote(gate, str(calling))
+        deadline = time.monotonic() + 60
+        while not calling.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)  # the caller's call is at the driver, waiting for room
         nexus.cancel(caller, force=True)  # its worker dies: its argument's region comes back
         time.sleep(0.5)
         other = nexus.put(np.full(8 * MiB, 9, dtype=np.uint8))  # may take that region
+        release.touch()
         nexus.get(held, timeout=30)
         time.sleep(0.5)
         assert nexus.get(gate.seen_value.remote(), timeout=30) is None, "the dead worker's call was not run"

@@ -27,14 +27,10 @@ class ObjectDirectory:
         self.rt = rt
         self.lock = rt.lock
         self.new_id = rt.ids.new
-        self.table = ObjectTable(on_free=rt.store.freed, on_unreferenced=self._unreferenced)
+        self.table = ObjectTable(on_free=rt.store.freed, on_unreferenced=rt.store.unreferenced)
         self.entries = self.table.entries
         self.ticks = self.table.ticks
         self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers that found the lock taken
-
-    def _unreferenced(self, oid: int) -> None:
-        if oid in self.rt.store.pin_cache:  # nobody can get it again: let its read mapping go
-            self.rt.store.unreferenced(oid)
 
     # -- what the table is told ------------------------------------------------------------
 
