@@ -96,6 +96,7 @@ class Runtime:
             self.seq, self.push = self.observed.producer()
         self.observation_hub: Any = None  # made by nexus.observe.hub() on first use
         self.helpers: set[threading.Thread] = set()
+        self.helpers_lock = threading.Lock()  # never the table lock: a thread being started runs finalizers, which take that
         self.death_r, self.death_w = os.pipe()
         os.set_inheritable(self.death_r, False)
         self.started_at = time.perf_counter()
@@ -305,8 +306,9 @@ class Runtime:
                 self.helpers.discard(threading.current_thread())
 
         thread = threading.Thread(target=run, name=f"nexus-helper-{getattr(target, '__name__', '')}", daemon=True)
-        self.helpers.add(thread)
-        thread.start()
+        with self.helpers_lock:  # added and started together: shutdown joins only started threads
+            self.helpers.add(thread)
+            thread.start()
 
     def replenish_spare(self) -> None:
         with self.lock:
@@ -446,7 +448,9 @@ class Runtime:
         if hub is not None:
             with contextlib.suppress(Exception):
                 hub.close()
-        for thread in list(self.helpers):
+        with self.helpers_lock:
+            helpers = list(self.helpers)
+        for thread in helpers:
             thread.join(min(5.0, timeout))
         with self.lock:
             links = list(self.every_worker)
