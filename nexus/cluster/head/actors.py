@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ...core.errors import ActorDiedError, MailboxFullError, NexusError, PendingCallsLimitExceededError, SystemShutdownError
 from ..events import ActorExited, ActorRestarting, CallDropped
 from ..state.actors import ActorRecord, ActorStatus, Admission
+from ..state.commands import Kill
 from ..state.tasks import CallRecord
 from ..state.workers import WorkerRecord
 from ..values import Blob, ObjectRef, error_blob, serialize, split_args
@@ -31,6 +32,14 @@ class ActorDirectory:
         self.outbox = rt.outbox
         self.actors: dict[int, ActorRecord] = {}
         self.named: dict[tuple[str, str], int] = {}
+        rt.objects.on_ready[CallRecord] = self._call_args_made
+        rt.objects.on_ready[ActorRecord] = self._actor_args_made
+
+    def _call_args_made(self, call: CallRecord) -> None:
+        self.pump_calls(call.actor)
+
+    def _actor_args_made(self, actor: ActorRecord) -> None:
+        self.rt.helper(self.place, actor)
 
     # -- creating --------------------------------------------------------------------------
 
@@ -88,15 +97,8 @@ class ActorDirectory:
                 self.named[(namespace, name)] = actor_id
             if answer is not None:
                 actor.on_ready.append(answer)
-            missing = [0]
-
-            def dep_ready() -> None:
-                missing[0] -= 1
-                if missing[0] == 0:
-                    rt.helper(self.place, actor)
-
-            missing[0] = self.objects.table.hold(deps, dep_ready)
-        if missing[0] == 0:
+            missing = self.objects.table.hold(deps, actor)  # placed once they are made (_actor_args_made)
+        if missing == 0:
             self.place(actor)
 
     def place(self, actor: ActorRecord) -> None:
@@ -405,13 +407,9 @@ class ActorDirectory:
             self.objects.decref(call.args_oid)
             call.args_oid = 0
             return
-
-        def dep_ready() -> None:
-            call.missing -= 1
-            if call.missing == 0:
-                self.pump_calls(actor)
-
-        call.missing = self.objects.table.hold(call.deps, dep_ready) if call.deps else 0
+        call.actor = actor
+        if call.deps:
+            self.objects.table.hold(call.deps, call)  # pump_calls once they are made (_args_made)
         actor.queue.append(call)
         if actor.dead is not None:
             self.fail_calls(actor)
@@ -514,14 +512,14 @@ class ActorDirectory:
             w = actor.worker
             if not no_restart:  # as if its process had crashed: it restarts if it may
                 if w is not None:
-                    self.lock.after(w.link.kill)
+                    self.lock.after(Kill(w.link))
                 return
             actor.die(ActorDiedError(f"actor {actor.label} was killed with nexus.kill"))
             self.fail_calls(actor)
             if actor.name is not None:
                 self.named.pop((actor.namespace, actor.name), None)
             if w is not None:
-                self.lock.after(w.link.kill)  # the receiver sees its pidfd and cleans up (worker_died)
+                self.lock.after(Kill(w.link))  # the receiver sees its pidfd and cleans up (worker_died)
 
     def get_actor(self, name: str, namespace: str | None) -> tuple[int, str, bool]:
         with self.lock:

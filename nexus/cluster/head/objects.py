@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...core.errors import ObjectLostError, ObjectStoreFullError, SystemShutdownError
-from ..state.objects import ObjectEntry, ObjectTable
+from ..state.objects import ObjectEntry, ObjectTable, ObjectWait
 from ..state.workers import WorkerRecord
 from ..store import Pin
 from ..values import Blob, ObjectRef, error_blob, serialize
@@ -17,9 +17,31 @@ from ..values import Blob, ObjectRef, error_blob, serialize
 if TYPE_CHECKING:
     from .runtime import Runtime
 
-__all__ = ["ObjectDirectory"]
+__all__ = ["EventWait", "ObjectDirectory", "WorkerGet"]
 
 _now = time.monotonic_ns
+
+
+class EventWait(ObjectWait):
+    """A thread of this process waiting for objects (a get, a wait): its event is set once they are made."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event = threading.Event()
+
+
+class WorkerGet(ObjectWait):
+    """A worker's get of objects: answered once every one of them is made."""
+
+    __slots__ = ("ids", "request", "worker")
+
+    def __init__(self, worker: WorkerRecord, request: int, ids: list[int]) -> None:
+        super().__init__()
+        self.worker = worker
+        self.request = request
+        self.ids = ids
 
 
 class ObjectDirectory:
@@ -28,6 +50,8 @@ class ObjectDirectory:
         self.lock = rt.lock
         self.new_id = rt.ids.new
         self.table = ObjectTable(on_free=rt.store.freed, on_unreferenced=rt.store.unreferenced)
+        # What a waiter whose last missing object was made comes to, by its type (the tables add theirs)
+        self.on_ready: dict[type, Callable[[Any], None]] = {EventWait: _set_event, WorkerGet: self._answer_now}
         self.entries = self.table.entries
         self.ticks = self.table.ticks
         self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers that found the lock taken
@@ -39,13 +63,15 @@ class ObjectDirectory:
         if w is not None and blob.region is not None:
             w.allocs.pop(blob.region[0], None)  # the region is the object's now, not the worker's
         entry = self.entries.get(oid)
-        waiters = self.table.store(oid, blob)
-        if waiters is None:
+        ready = self.table.store(oid, blob)
+        if ready is None:
             if blob.region is not None:
                 self.rt.store.allocator.free(*blob.region)
             return
-        for waiter in waiters:
-            waiter()
+        if ready:
+            on_ready = self.on_ready
+            for waiter in ready:
+                on_ready[type(waiter)](waiter)
         assert entry is not None
         self.table.maybe_free(oid, entry)
 
@@ -226,7 +252,7 @@ class ObjectDirectory:
             receiver.want_role += 1
         if receiver.parked:  # it holds the role while parked: wake it so that it lets go
             receiver.wake()
-        event: threading.Event | None = None
+        wait: EventWait | None = None
         try:
             while entry.blob is None:
                 left = None if deadline is None else deadline - time.monotonic()
@@ -246,13 +272,14 @@ class ObjectDirectory:
                 else:  # another thread receives: it tells us when the object arrives
                     if rt.closed:
                         return self.blob_or_lost(oid)
-                    if event is None:
+                    if wait is None:
                         with self.lock:
                             if entry.blob is None:
-                                event = threading.Event()
-                                entry.waiters.append(event.set)
-                    if event is not None:
-                        event.wait(0.001 if left is None else min(left, 0.001))
+                                wait = EventWait()
+                                wait.missing = 1
+                                entry.waiters.append(wait)
+                    if wait is not None:
+                        wait.event.wait(0.001 if left is None else min(left, 0.001))
         finally:
             with receiver.role_cond:
                 receiver.want_role -= 1
@@ -263,36 +290,26 @@ class ObjectDirectory:
     def wait_ids(self, ids: Sequence[int], num_returns: int, timeout: float | None) -> list[int]:
         """The ids ready once ``num_returns`` are (or after ``timeout``); SystemShutdownError if the cluster shuts down first."""
         rt = self.rt
-        done = threading.Event()
-        ready: list[int] = []
+        wait = EventWait()
         with self.lock:
             if rt.closing:
                 raise SystemShutdownError("the cluster was shut down (nexus.shutdown)")
-            for oid in ids:
-                entry = self.entries.get(oid)
-                if entry is None or entry.blob is not None:
-                    ready.append(oid)
-                else:
-
-                    def arrived(oid: int = oid) -> None:
-                        ready.append(oid)
-                        if len(ready) >= num_returns:
-                            done.set()
-
-                    entry.waiters.append(arrived)
-            if len(ready) >= num_returns:
-                done.set()
+            ids = list(ids)
+            if self.table.watch(ids, wait, num_returns):
+                rt.waits.add(wait.event)
             else:
-                rt.waits.add(done)
+                wait.event.set()
         try:
-            done.wait(timeout)
+            wait.event.wait(timeout)
         finally:
             with self.lock:
-                rt.waits.discard(done)
+                rt.waits.discard(wait.event)
         with self.lock:
+            entries = self.entries
+            ready = [oid for oid in ids if (entry := entries.get(oid)) is None or entry.blob is not None]
             if rt.closing and len(ready) < num_returns:
                 raise SystemShutdownError("the cluster was shut down (nexus.shutdown) while this wait was waiting")
-            return list(ready)
+            return ready
 
     # -- what workers say -------------------------------------------------------------------
 
@@ -343,29 +360,15 @@ class ObjectDirectory:
         self._answer_get(w, request, ids)
 
     def _answer_get(self, w: WorkerRecord, request: int, ids: list[int]) -> None:
-        remaining = set(ids)
-        send = self.rt.outbox.send
-
-        def reply() -> None:
-            if not w.alive:
-                return
-            send(w, ("objects", request, self.ship_all(w, ids)))
-
+        get = WorkerGet(w, request, ids)
         with self.lock:
-            for oid in ids:
-                entry = self.entries.get(oid)
-                if entry is None or entry.blob is not None:
-                    remaining.discard(oid)
-                    continue
+            if not self.table.watch(ids, get, len(ids)):
+                self._answer_now(get)
 
-                def arrived(oid: int = oid) -> None:
-                    remaining.discard(oid)
-                    if not remaining:
-                        reply()
-
-                entry.waiters.append(arrived)
-            if not remaining:
-                reply()
+    def _answer_now(self, get: WorkerGet) -> None:
+        w = get.worker
+        if w.alive:
+            self.rt.outbox.send(w, ("objects", get.request, self.ship_all(w, get.ids)))
 
     def on_wait(self, w: WorkerRecord, request: int, ids: list[int], num_returns: int, timeout: float | None) -> None:
         def work() -> None:
@@ -376,3 +379,7 @@ class ObjectDirectory:
             self.rt.outbox.send(w, ("objects", request, [(0, ready)]))
 
         threading.Thread(target=work, name="nexus-wait", daemon=True).start()
+
+
+def _set_event(wait: EventWait) -> None:
+    wait.event.set()

@@ -32,6 +32,7 @@ from ..node.sampler import Sampler
 from ..node.store import DriverStoreClient, NodeStore
 from ..protocol import LogLimiter, Pump, pack
 from ..shm_util import cluster_id, remove_cluster_files, remove_dead_clusters
+from ..state.commands import Kill, Push, RemoveSpill
 from ..state.ids import NODE_BITS, IdSpace
 from ..state.resources import Resources
 from ..state.tasks import TaskQueue
@@ -110,6 +111,8 @@ class Runtime:
         self.receiver = Receiver(self, pump)
         self.outbox = Outbox(self.lock, config, self.receiver.wake, self.log)
         self.store = NodeStore(self, object_store_memory)
+        # What the head's commands come to on this host (run with the lock released)
+        self.lock.carry_out.update({Push: self.outbox.push, Kill: WorkerProcess.kill, RemoveSpill: self.store.remove_spill})
         self.objects = ObjectDirectory(self)
         self.scheduler = TaskScheduler(self)
         self.actors_dir = ActorDirectory(self)
@@ -365,7 +368,7 @@ class Runtime:
             w.to(WorkerStatus.BROKEN)
             self.dropped_channels += 1
             self.receiver.changed()  # out of the set the receiver polls
-            self.lock.after(w.link.kill)  # the receiver sees it die: its tasks are retried, its actor restarts
+            self.lock.after(Kill(w.link))  # the receiver sees it die: its tasks are retried, its actor restarts
         self.log(f"nexus: {w.name}'s channel is unusable ({exc}); the worker is stopped and replaced")
 
     def worker_exited(self, link: WorkerProcess) -> None:

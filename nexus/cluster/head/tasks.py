@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.errors import TaskCancelledError
 from ..events import TaskRetried
+from ..state.commands import Kill
 from ..state.tasks import TaskQueue, TaskRecord
 from ..state.workers import WorkerRecord
 from ..values import Blob, ObjectRef, error_blob, serialize, split_args
@@ -34,6 +35,12 @@ class TaskScheduler:
         self.queue_full_warned = False
         self.backpressure = False  # the workers were told the queue is full: their submitters wait
         self.room_waiters: list[tuple[WorkerRecord, int]] = []  # workers that asked for room (see on_room)
+        rt.objects.on_ready[TaskRecord] = self._args_made
+
+    def _args_made(self, task: TaskRecord) -> None:
+        if self.tasks.waiting.pop(task.task_id, None) is not None:  # not cancelled meanwhile
+            self.tasks.push(task)
+            self.dispatch()
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -119,15 +126,7 @@ class TaskScheduler:
 
     def enqueue(self, task: TaskRecord) -> None:
         tasks = self.tasks
-
-        def dep_ready() -> None:
-            task.missing -= 1
-            if task.missing == 0 and tasks.waiting.pop(task.task_id, None) is not None:  # not cancelled meanwhile
-                tasks.push(task)
-                self.dispatch()
-
-        task.missing = self.objects.table.hold(task.deps, dep_ready)
-        if task.missing == 0:
+        if self.objects.table.hold(task.deps, task) == 0:  # else queued once they are made (_args_made)
             tasks.push(task)
             self.dispatch()
         else:
@@ -324,7 +323,7 @@ class TaskScheduler:
                 if oid in task.result_ids and task.worker is not None:
                     task.cancelled = True
                     if force:
-                        self.lock.after(task.worker.link.kill)  # the receiver sees it die: TaskCancelledError, a new worker
+                        self.lock.after(Kill(task.worker.link))  # the receiver sees it die: TaskCancelledError, a new worker
                     else:  # the worker drops it if it has not started, else raises TaskCancelledError in it
                         self.outbox.send(task.worker, ("cancel", task.task_id))
                     return True

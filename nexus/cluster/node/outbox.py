@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ...core.errors import SystemShutdownError
 from ..config import ClusterConfig
 from ..protocol import LogLimiter, pack
+from ..state.commands import Push
 from ..state.workers import WorkerRecord
 from .processes import WorkerProcess
 
@@ -44,7 +45,7 @@ class Outbox:
             self.push(link)
         elif not link.push_queued:  # one push per worker per locked section: it sends all that is queued by then
             link.push_queued = True
-            lock.commands.append((self.push, (link,)))
+            lock.commands.append(Push(link))
 
     def post(self, w: WorkerRecord, body: tuple[Any, ...], unanswered: int, after: int) -> None:
         """Send a call or task, or hold it in the worker's outbox while ``unanswered`` earlier ones keep it busy.

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from ...core.errors import NexusError, ObjectLostError, ObjectStoreFullError
+from ..state.commands import RemoveSpill
 from ..state.objects import ObjectEntry
 from ..state.workers import WorkerRecord
 from ..store import PREFAULT_STEP, Allocator, Arena, Pin, SpillFolder, default_capacity
@@ -142,7 +143,7 @@ class NodeStore:
                 self.spilled_bytes += size
                 self.rt.emit("object", oid, "spilled", size)
             else:  # a reader pinned it meanwhile: it stays in the arena, the file is not needed
-                self.lock.after(self.spill_folder.remove, name)
+                self.lock.after(RemoveSpill(name))
             table.maybe_free(oid, entry)  # its last ref may have gone while the file was written
 
     def free(self, offset: int, nbytes: int) -> None:
@@ -155,7 +156,12 @@ class NodeStore:
             self.allocator.free(*entry.region)
             self.rt.emit("object", oid, "freed", entry.region[1])
         if entry.spilled is not None and self.spill_folder is not None:
-            self.lock.after(self.spill_folder.remove, entry.spilled)
+            self.lock.after(RemoveSpill(entry.spilled))
+
+    def remove_spill(self, name: str) -> None:
+        """Carries out a RemoveSpill command."""
+        if self.spill_folder is not None:
+            self.spill_folder.remove(name)
 
     def unreferenced(self, oid: int) -> None:
         """Nobody can get ``oid`` again: let its read mapping go."""
@@ -268,7 +274,7 @@ class NodeStore:
                 entry.region = entry.blob.region
                 self.restores += 1
                 self.rt.emit("object", oid, "restored", size)
-                self.lock.after(self.spill_folder.remove, name)
+                self.lock.after(RemoveSpill(name))
             else:  # restored meanwhile by another thread
                 self.allocator.free(offset, size)
             table.maybe_free(oid, entry)

@@ -56,6 +56,7 @@ class ActorRecord:
         self.exited = False  # its death was settled and published (resources, arguments given back)
         self.error_blob: Any = None  # its constructor's error: what every call then fails with
         self.queue: deque[CallRecord] = deque()
+        self.missing = 0  # objects its constructor's arguments wait for
         self.inflight: dict[int, CallRecord] = {}
         self.on_ready: list[Callable[[Any], None]] = []  # told once its constructor ran (with its error or None)
         self.needs: dict[str, float] = {}

@@ -12,9 +12,29 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["ObjectEntry", "ObjectTable"]
+__all__ = ["ObjectEntry", "ObjectTable", "ObjectWait", "Waiter"]
+
+
+class Waiter(Protocol):
+    """What waits for objects to be made: a task, a call or an actor for its arguments, a caller's get or wait.
+
+    ``missing`` counts the objects it still waits for; the table counts it
+    down as each is made and returns it once it reaches zero, for the head to
+    act on by its type (dispatch the task, start the actor, wake the caller).
+    """
+
+    missing: int
+
+
+class ObjectWait:
+    """A caller waiting for objects to be made (a get, a wait); the head's subclasses say whom to wake."""
+
+    __slots__ = ("missing",)
+
+    def __init__(self) -> None:
+        self.missing = 0
 
 
 class ObjectEntry:
@@ -24,7 +44,7 @@ class ObjectEntry:
 
     def __init__(self, refs: int = 1) -> None:
         self.blob: Any = None
-        self.waiters: list[Callable[[], None]] = []  # told once when it is made (tasks, gets, waits)
+        self.waiters: list[Waiter] = []  # counted down once when it is made (tasks, calls, actors, gets, waits)
         self.refs = refs  # ObjectRefs anywhere, values holding it, tasks waiting for it
         self.pins = 0  # readers' views (and blobs on their way to a worker): not freed, not spilled
         self.region: tuple[int, int] | None = None  # its bytes in the arena
@@ -75,8 +95,8 @@ class ObjectTable:
     def touch(self, entry: ObjectEntry) -> None:
         entry.used = next(self.ticks)
 
-    def store(self, oid: int, blob: Any) -> list[Callable[[], None]] | None:
-        """``oid`` has its value (or error) now; returns who waited for it, to be told.
+    def store(self, oid: int, blob: Any) -> list[Waiter] | None:
+        """``oid`` has its value (or error) now; returns the waiters for which it was the last missing object.
 
         None when nobody wants it any more (every ref is gone, or it has its
         outcome already: a late result after a kill): the caller gives the
@@ -94,7 +114,12 @@ class ObjectTable:
             for inner in blob.refs:
                 self.change(inner, 1, 0)
         waiters, entry.waiters = entry.waiters, []
-        return waiters
+        ready = []
+        for waiter in waiters:
+            waiter.missing -= 1
+            if waiter.missing == 0:
+                ready.append(waiter)
+        return ready
 
     def change(self, oid: int, dref: int, dpin: int) -> ObjectEntry | None:
         """Count refs and pins gained (positive) or lost (negative); frees the object when both reach zero."""
@@ -145,8 +170,8 @@ class ObjectTable:
             else:
                 self.on_unreferenced(inner_id)
 
-    def hold(self, deps: list[int], on_ready: Callable[[], None]) -> int:
-        """Count a ref on each dependency; returns how many are not made yet (``on_ready`` is called as each is)."""
+    def hold(self, deps: list[int], waiter: Waiter) -> int:
+        """Count a ref on each dependency and make ``waiter`` wait for those not made yet; returns how many."""
         missing = 0
         entries = self.entries
         for oid in deps:
@@ -156,7 +181,23 @@ class ObjectTable:
             entry.refs += 1
             if entry.blob is None:
                 missing += 1
-                entry.waiters.append(on_ready)
+                entry.waiters.append(waiter)
+        waiter.missing = missing
+        return missing
+
+    def watch(self, ids: list[int], waiter: Waiter, enough: int) -> int:
+        """Make ``waiter`` wait until ``enough`` of ``ids`` are made (without counting on them); returns how many more.
+
+        An id the table does not know counts as made (it was freed: a get
+        says it is lost). An id listed twice counts twice, both ways.
+        """
+        entries = self.entries
+        waiting = [entry for oid in ids if (entry := entries.get(oid)) is not None and entry.blob is None]
+        missing = max(0, enough - (len(ids) - len(waiting)))
+        if missing:
+            for entry in waiting:
+                entry.waiters.append(waiter)
+        waiter.missing = missing
         return missing
 
     def spill_victim(self) -> tuple[int, ObjectEntry] | None:

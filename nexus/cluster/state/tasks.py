@@ -86,9 +86,10 @@ class TaskRecord:
 class CallRecord:
     """A call of an actor method: queued at the head until the actor is ready and its arguments are."""
 
-    __slots__ = ("args_blob", "args_oid", "call_id", "deps", "method", "missing", "result_ids", "retries", "trace")
+    __slots__ = ("actor", "args_blob", "args_oid", "call_id", "deps", "method", "missing", "result_ids", "retries", "trace")
 
-    def __init__(self, call_id: int, method: str, args_blob: Any, deps: list[int], result_ids: list[int]) -> None:
+    def __init__(self, call_id: int, method: str, args_blob: Any, deps: list[int], result_ids: list[int], actor: Any = None) -> None:
+        self.actor = actor  # the ActorRecord it calls
         self.call_id = call_id
         self.method = method
         self.args_blob = args_blob

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nexus.cluster.state.objects import ObjectEntry, ObjectTable
+from nexus.cluster.state.objects import ObjectEntry, ObjectTable, ObjectWait
 
 from .stand_ins import StandInBlob
 
@@ -33,11 +33,21 @@ def made(t: ObjectTable, oid: int, region: tuple[int, int] | None = None, refs: 
     return entry
 
 
+class Told(ObjectWait):
+    """A waiter that records each time the table returns it as ready."""
+
+    def __init__(self, name: str = "ready", told: list | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.told = [] if told is None else told
+
+
 def store(t: ObjectTable, oid: int, blob: StandInBlob) -> list | None:
     entry = t.get(oid)
     waiters = t.store(oid, blob)
     for waiter in waiters or ():
-        waiter()
+        if isinstance(waiter, Told):
+            waiter.told.append(waiter.name)
     if waiters is not None and entry is not None:
         t.maybe_free(oid, entry)
     return waiters
@@ -167,23 +177,63 @@ def test_shutting_down_frees_everything_once_whoever_holds_it() -> None:
 # -- dependencies ----------------------------------------------------------------------------
 
 
-def test_a_task_counts_the_dependencies_not_made_yet_and_is_told_as_each_is() -> None:
+def test_a_task_counts_the_dependencies_not_made_yet_and_is_ready_once_the_last_is_made() -> None:
     t, _ = table()
     made(t, 1)
     t.new(2)
     t.new(3)
-    told: list[str] = []
-    assert t.hold([1, 2, 3], lambda: told.append("ready")) == 2
+    task = Told()
+    assert t.hold([1, 2, 3], task) == 2 and task.missing == 2
     store(t, 2, StandInBlob())
-    assert told == ["ready"]
+    assert task.told == [] and task.missing == 1
     store(t, 3, StandInBlob())
-    assert told == ["ready", "ready"]
+    assert task.told == ["ready"] and task.missing == 0
+
+
+def test_waiters_of_one_object_are_returned_in_the_order_they_came() -> None:
+    t, _ = table()
+    t.new(1)
+    told: list[str] = []
+    first, second = Told("first", told), Told("second", told)
+    t.hold([1], first)
+    t.hold([1], second)
+    store(t, 1, StandInBlob())
+    assert told == ["first", "second"]
+
+
+def test_a_wait_is_ready_once_enough_of_its_objects_are_made_and_counts_none_of_them() -> None:
+    t, _ = table()
+    made(t, 1)
+    for oid in (2, 3, 4):
+        t.new(oid)
+    wait = Told()
+    assert t.watch([1, 2, 3, 4], wait, 3) == 2  # 1 is made already
+    assert t.get(2).refs == 1  # a wait keeps nothing alive
+    store(t, 3, StandInBlob())
+    assert wait.told == []
+    store(t, 2, StandInBlob())
+    assert wait.told == ["ready"]
+    store(t, 4, StandInBlob())  # more than enough: told once
+    assert wait.told == ["ready"]
+
+
+def test_a_wait_that_has_enough_already_waits_for_nothing_and_an_unknown_id_counts_as_made() -> None:
+    t, _ = table()
+    made(t, 1)
+    t.new(2)
+    wait = Told()
+    assert t.watch([1, 2], wait, 1) == 0
+    assert not t.get(2).waiters
+    assert t.watch([99, 2], wait, 1) == 0  # freed (a get says it is lost)
+    assert t.watch([2, 2], wait, 2) == 2  # listed twice, counted twice
+    store(t, 2, StandInBlob())
+    assert wait.told == ["ready"]
 
 
 def test_a_task_waiting_for_an_object_keeps_it_alive() -> None:
     t, freed = table()
     made(t, 1)
-    t.hold([1], lambda: None)
+    t.hold([1], Told())
     t.change(1, -1, 0)  # the driver dropped its ref
     assert 1 in t
     t.change(1, -1, 0)  # the task is done with it
@@ -193,19 +243,19 @@ def test_a_task_waiting_for_an_object_keeps_it_alive() -> None:
 def test_an_object_with_waiters_is_kept_until_it_is_made_and_they_are_told() -> None:
     t, freed = table()
     t.new(1)
-    told: list[int] = []
-    t.hold([1], lambda: told.append(1))
+    task = Told()
+    t.hold([1], task)
     t.change(1, -2, 0)  # the maker's ref and the waiting task's (cancelled) are gone
     assert 1 in t
     store(t, 1, StandInBlob())
-    assert told == [1] and freed.ids == [1]
+    assert task.told == ["ready"] and freed.ids == [1]
 
 
 def test_a_dependency_already_freed_does_not_make_a_task_wait() -> None:
     t, _ = table()
     made(t, 1)
     t.change(1, -1, 0)
-    assert t.hold([1], lambda: None) == 0
+    assert t.hold([1], Told()) == 0
 
 
 # -- spilling and statistics -----------------------------------------------------------------
@@ -304,7 +354,7 @@ def test_no_object_is_freed_while_anything_counts_on_it_and_each_is_freed_exactl
             store(t, oid, StandInBlob(refs=contains[oid]))
         elif op == "hold" and entry is not None:
             refs[oid] += 1
-            t.hold([oid], lambda: None)
+            t.hold([oid], Told())
         check()
 
     for oid in _OBJECTS:  # everything let go, everything made
