@@ -68,7 +68,7 @@ SCENARIO = textwrap.dedent(
         f.write(" ".join(map(str, workers)))
     os.kill(stopped, signal.SIGSTOP)  # alive, but it reads nothing more: its channel fills up
 
-    payload = b"x" * 60_000  # inline (under the 64 KiB INLINE_MAX), so the calls themselves fill the channel
+    payload = b"x" * 60_000  # inline (under the 64 KiB inline_max), so the calls themselves fill the channel
     FLOOD = 4000  # 240 MB: more than any channel holds (the shm ring 8 MiB, zmq ~1000 messages)
     sent = [0]
     in_tell_since = [None]
@@ -324,3 +324,71 @@ def _where(ref: object) -> str:
 
     oid = f"{ref.id:x}"  # type: ignore[attr-defined]
     return next((o.where for o in nexus.state.list_objects() if o.object_id == oid), "gone")
+
+
+def test_a_task_whose_argument_is_on_disk_goes_at_once_and_its_worker_asks_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The argument is read back on a helper when the worker asks, never under the lock while the task is sent."""
+    import threading
+
+    import numpy as np
+
+    import nexus
+    from nexus.cluster import store
+    from nexus.cluster.node.store import NodeStore
+
+    mib = 1 << 20
+    real_read = store.SpillFolder.read_into
+    reading, release = threading.Event(), threading.Event()
+    locked_restores: list[int] = []
+    real_restore = NodeStore.restore
+
+    def slow_read(self: store.SpillFolder, name: str, view: memoryview) -> None:
+        reading.set()
+        release.wait(30)
+        real_read(self, name, view)
+
+    def restore_under_the_lock(self: NodeStore, oid: int, entry: object) -> object:
+        locked_restores.append(oid)
+        return real_restore(self, oid, entry)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(NodeStore, "restore", restore_under_the_lock)
+
+    @nexus.remote
+    def first(a: object) -> int:
+        return int(a[0])  # type: ignore[index]
+
+    @nexus.remote
+    def square(x: int) -> int:
+        return x * x
+
+    @nexus.remote
+    class Reader:
+        def first(self, a: object) -> int:
+            return int(a[0])  # type: ignore[index]
+
+    nexus.init(num_cpus=2, object_store_memory=32 * mib)
+    try:
+        reader = Reader.remote()
+        refs = [nexus.put(np.full(2 * mib, i, dtype=np.int64)) for i in range(3)]  # 48 MiB into 32: one spilled
+        spilled = [ref for ref in refs if _where(ref) == "spilled"]
+        assert spilled, "the first object went to disk"
+        monkeypatch.setattr(store.SpillFolder, "read_into", slow_read)
+        ref = first.remote(spilled[0])
+        assert reading.wait(30), "the task's worker asked for its argument, which is read back"
+        start = time.monotonic()
+        try:
+            assert nexus.get(square.remote(9), timeout=20) == 81
+            took = time.monotonic() - start
+        finally:
+            release.set()
+        assert took < 10, f"a task waited {took:.1f} s for the read of another task's argument"
+        assert nexus.get(ref, timeout=30) == refs.index(spilled[0])
+        # an actor's call with an argument on disk, likewise (more puts push one of the others out if need be)
+        while not any(_where(r) == "spilled" for r in refs) and len(refs) < 8:
+            refs.append(nexus.put(np.full(2 * mib, len(refs), dtype=np.int64)))
+        on_disk = next(r for r in refs if _where(r) == "spilled")
+        assert nexus.get(reader.first.remote(on_disk), timeout=30) == refs.index(on_disk)
+        assert locked_restores == [], "no argument was read back under the lock"
+    finally:
+        release.set()
+        nexus.shutdown()

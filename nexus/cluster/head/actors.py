@@ -131,8 +131,7 @@ class ActorDirectory:
                 if actor.cls_id not in w.shipped:
                     self.outbox.send(w, ("def", actor.cls_id, rt.defs[actor.cls_id]))
                     w.shipped.add(actor.cls_id)
-                args = self.objects.ship(w, actor.args_oid) if actor.args_oid else actor.args_blob
-                deps = self.objects.ship_all(w, actor.deps)
+                deps, args = self.objects.ship_args(w, actor.deps, actor.args_oid, actor.args_blob)
                 self.outbox.send(w, ("create_actor", actor.actor_id, actor.cls_id, actor.cls_name, args, deps, actor.options))
                 if actor.max_restarts == 0:  # nothing will need them again: the worker's copy pins the arguments
                     self.objects.unpin(actor.deps)
@@ -423,8 +422,7 @@ class ActorDirectory:
         post = self.outbox.post
         while (call := actor.sendable()) is not None:
             assert w is not None
-            deps = objects.ship_all(w, call.deps)
-            args = objects.ship(w, call.args_oid) if call.args_oid else call.args_blob
+            deps, args = objects.ship_args(w, call.deps, call.args_oid, call.args_blob)
             body = ("call", actor.actor_id, call.call_id, call.method, args, deps, call.result_ids, call.trace)
             unanswered = len(actor.inflight) - (1 if call.result_ids else 0)
             post(w, body, unanswered, actor.coalesce_after())

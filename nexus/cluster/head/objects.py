@@ -178,9 +178,27 @@ class ObjectDirectory:
     def ship_all(self, w: WorkerRecord, deps: list[int]) -> list[tuple[int, Blob]]:
         return [(oid, self.ship(w, oid)) for oid in deps]
 
+    def ship_args(self, w: WorkerRecord, deps: list[int], args_oid: int, args_blob: Blob) -> tuple[list[tuple[int, Blob | None]], Any]:
+        """The arguments of a task, call or actor for ``w``, as :meth:`ship` makes them, except those on disk.
+
+        Those are not read back here, under the lock: a dependency on disk
+        goes as None, an arguments object as its id, and the worker asks for
+        them with a get (read back on a helper, see :meth:`on_get`).
+        """
+        entries = self.entries
+        ship = self.ship
+        shipped: list[tuple[int, Blob | None]] = []
+        for oid in deps:
+            entry = entries.get(oid)
+            shipped.append((oid, None if entry is not None and entry.spilled is not None else ship(w, oid)))
+        if not args_oid:
+            return shipped, args_blob
+        entry = entries.get(args_oid)
+        return shipped, args_oid if entry is not None and entry.spilled is not None else ship(w, args_oid)
+
     def unship(self, w: WorkerRecord, body: tuple[Any, ...]) -> None:
         """A task body that never left the outbox: give back the pins ``ship`` took for it."""
-        shipped = [(blob.oid, blob) for _, blob in body[5]]
+        shipped = [(blob.oid, blob) for _, blob in body[5] if blob is not None]
         if isinstance(body[4], Blob) and body[4].oid:
             shipped.append((body[4].oid, body[4]))
         for oid, blob in shipped:

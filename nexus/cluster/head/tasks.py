@@ -176,8 +176,7 @@ class TaskScheduler:
             self.outbox.send(w, ("def", task.fn_id, rt.defs[task.fn_id]))
             w.shipped.add(task.fn_id)
         objects = self.objects
-        deps = objects.ship_all(w, task.deps)
-        args_blob = objects.ship(w, task.args_oid) if task.args_oid else task.args_blob
+        deps, args_blob = objects.ship_args(w, task.deps, task.args_oid, task.args_blob)
         body = ("task", task.task_id, task.fn_id, task.name, args_blob, deps, task.result_ids, task.trace)
         if w.blocked:
             self.outbox.flush(w)

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 __all__ = ["TO_DRIVER", "TO_WORKER", "parse"]
 
 Items = list[tuple[int, Any]]  # (object id, Blob) pairs
+# In a Task, Call or CreateActor: an argument the driver has on disk travels as None in ``deps`` (as its object id,
+# an int, for ``args_blob``), and the worker asks for it with a get: read back on a helper, never under the lock.
 Timing = tuple[int, int, int, int, bool]  # started, arguments read, returned, results made (monotonic ns), ok
 
 

@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ...core.errors import NexusError
@@ -38,10 +39,21 @@ class TaskExecution:
 
         def send(self, body: tuple[Any, ...]) -> None: ...
 
-    def _arguments(self, args_blob: Blob, deps: list[tuple[int, Blob]]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        def get_blobs(self, ids: Sequence[int], timeout: float | None) -> list[Blob] | None: ...
+
+    def _fetch(self, oid: int) -> Blob:
+        """An argument the driver had on disk when it sent the work: a get, answered once it is read back."""
+        blobs = self.get_blobs([oid], None)
+        assert blobs is not None  # (no timeout)
+        return blobs[0]
+
+    def _arguments(self, args_blob: Blob | int, deps: Sequence[tuple[int, Blob | None]]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if isinstance(args_blob, int):  # on disk at the driver: asked for (see ObjectDirectory.ship_args)
+            args_blob = self._fetch(args_blob)
         args, kwargs = deserialize(args_blob)
         values = []
-        for _, blob in deps:
+        for oid, shipped in deps:
+            blob = self._fetch(oid) if shipped is None else shipped
             if blob.error:
                 raise _DependencyFailed(blob)
             values.append(deserialize(blob))
