@@ -18,7 +18,7 @@ driver's bookkeeping, over 2,000 objects of 100,000 bytes), and the inline
 threshold: a task round trip with an array argument of 4 KiB-1 MiB, once
 with every buffer inline in the message and once with every buffer in the
 arena (two short-lived clusters with ``NEXUS_INLINE_MAX`` set), which is how
-:data:`nexus.cluster.store.INLINE_MAX` was chosen.
+``ClusterConfig.inline_max`` was chosen.
 """
 
 from __future__ import annotations

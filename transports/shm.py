@@ -295,6 +295,10 @@ class ShmRingTransport(Transport):
             raise ValueError(f"ring capacity must be a power of two >= 4096, not {capacity}")
         self.capacity = capacity
 
+    @classmethod
+    def sized(cls, channel_bytes: int) -> ShmRingTransport:
+        return cls(channel_bytes)
+
     def open_channel(self, label: str) -> tuple[Connection, ChannelSpec]:
         segment = create_segment(f"ch-{label}", 2 * (HEADER + self.capacity))
         down, up = _rings(segment.buf, self.capacity)  # down: driver -> child, up: child -> driver

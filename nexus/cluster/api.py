@@ -14,13 +14,9 @@ actors creating actors, ``get`` inside a task).
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import functools
-import hashlib
 import inspect
-import itertools
 import os
-import secrets
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -180,14 +176,7 @@ def init(
             raise ValueError(f"num_cpus must be a positive int, not {num_cpus!r}")
         if resources is not None and (not isinstance(resources, dict) or "CPU" in resources):
             raise ValueError("resources is a dict of resource names (such as 'GPU') to amounts; set CPUs with num_cpus")
-        if isinstance(_system_config, ClusterConfig):
-            config = _system_config
-        else:
-            tunables: dict[str, Any] = {"sched_batch": os.environ.get("NEXUS_SCHED_BATCH", "1") != "0"}
-            unknown = sorted(set(_system_config or {}) - {f.name for f in dataclasses.fields(ClusterConfig)})
-            if unknown:
-                raise ValueError(f"unknown _system_config key(s) {', '.join(unknown)}; the tunables are ClusterConfig's fields")
-            config = ClusterConfig(**{**tunables, **(_system_config or {})})
+        config = _system_config if isinstance(_system_config, ClusterConfig) else ClusterConfig.from_environment(_system_config)
         runtime = Runtime(
             num_cpus,
             transport or os.environ.get("NEXUS_TRANSPORT", "shm"),
@@ -347,21 +336,31 @@ def _shipped_form(obj: Any) -> Callable[[], Blob]:
     return factory
 
 
-_definitions = itertools.count(1)
-_definition_salt = secrets.token_bytes(8)
+class _Definition:
+    """A function or class as its cluster knows it: its id there, and the form it travels in.
 
-
-def _definition_id(obj: Any) -> tuple[bytes, Callable[[], Blob]]:
-    """A new id for a function or class, never given to another definition, and its shipped form.
-
-    Not ``id(obj)``: Python reuses it once an object is gone, and a function
-    defined again (a notebook cell run twice, a definition in a loop) would
-    then run its predecessor's code, cached under that id in the workers.
-    A counter, with the process's pid and a random salt so that ids made in
-    different processes (workers define functions too) never meet.
+    The id is a node-qualified id of the session where it is first used
+    (``Session.new_id``), made again in a new session (after ``shutdown`` and
+    ``init``). Not ``id(obj)``: Python reuses that once an object is gone, and
+    a function defined again (a notebook cell run twice, a definition in a
+    loop) would then run its predecessor's code, cached under that id in the
+    workers. Copies that ``.options()`` makes share one: one definition,
+    shipped once. A definition that travels in a value keeps its id, which
+    the receiving worker's cluster made.
     """
-    key = b"%s:%d:%d" % (_definition_salt, os.getpid(), next(_definitions))
-    return hashlib.blake2b(key, digest_size=12).digest(), _shipped_form(obj)
+
+    __slots__ = ("factory", "id", "session")
+
+    def __init__(self, obj: Any, id: bytes = b"", session: Any = None) -> None:
+        self.factory = _shipped_form(obj)
+        self.id = id
+        self.session = session if id else None
+
+    def id_in(self, session: Any) -> bytes:
+        if self.session is not session:
+            self.id = session.new_id().to_bytes(12, "big")
+            self.session = session
+        return self.id
 
 
 class RemoteFunction:
@@ -371,8 +370,7 @@ class RemoteFunction:
         self._function = fn
         self._options = _check_options(dict(options), TASK_OPTIONS, f"remote function {fn.__qualname__}")
         self._name = fn.__qualname__
-        # Made here, so that every copy .options() makes shares them (one definition shipped once).
-        self._def: tuple[bytes, Callable[[], Blob]] = _definition_id(fn)
+        self._def = _Definition(fn)  # shared by every copy .options() makes
         self._check = ArgumentCheck.of(fn, self._name)
         functools.update_wrapper(self, fn)
 
@@ -380,13 +378,13 @@ class RemoteFunction:
         raise TypeError(f"remote function {self._name} cannot be called directly; use {self._name}.remote(...)")
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"fn": self._function, "options": self._options, "id": self._def[0], "check": self._check}
+        return {"fn": self._function, "options": self._options, "id": self._def.id, "check": self._check}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._function = state["fn"]
         self._options = state["options"]
         self._name = self._function.__qualname__
-        self._def = (state["id"], _shipped_form(self._function))
+        self._def = _Definition(self._function, state["id"], _session.current())
         self._check = state.get("check")
 
     def options(self, **options: Any) -> RemoteFunction:
@@ -396,9 +394,10 @@ class RemoteFunction:
         runtime = _runtime()
         if self._check is not None:
             self._check(args, kwargs)
-        fn_id, factory = self._def
+        d = self._def
+        fn_id = d.id if d.session is runtime else d.id_in(runtime)
         num_returns = self._options.get("num_returns", 1)
-        refs = runtime.submit_task(fn_id, factory, self._name, args, kwargs, num_returns, self._options)
+        refs = runtime.submit_task(fn_id, d.factory, self._name, args, kwargs, num_returns, self._options)
         return refs[0] if num_returns == 1 else refs
 
 
@@ -485,7 +484,7 @@ class ActorClass:
         self._cls = cls
         self._options = _check_options(dict(options), ACTOR_OPTIONS, f"actor class {cls.__qualname__}")
         self._name = cls.__qualname__
-        self._def: tuple[bytes, Callable[[], Blob]] = _definition_id(cls)
+        self._def = _Definition(cls)
         self._methods = frozenset(name for name, _ in inspect.getmembers(cls, callable) if not name.startswith("__"))
         self._checks = method_checks(cls, self._methods)
         self._init_check = ArgumentCheck.of(cls, self._name)
@@ -494,11 +493,11 @@ class ActorClass:
         raise TypeError(f"actor class {self._name} cannot be instantiated directly; use {self._name}.remote(...)")
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_def": self._def[0]}  # the id travels; the shipped form is made again where needed
+        return {**self.__dict__, "_def": self._def.id}  # the id travels; the shipped form is made again where needed
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._def = (state["_def"], _shipped_form(self._cls))
+        self._def = _Definition(self._cls, state["_def"], _session.current())
 
     def options(self, **options: Any) -> ActorClass:
         return _with_options(self, options, ACTOR_OPTIONS, f"actor class {self._name}")
@@ -513,7 +512,7 @@ class ActorClass:
                 pass
         if self._init_check is not None:
             self._init_check(args, kwargs)
-        cls_id, factory = self._def
+        cls_id, factory = self._def.id_in(runtime), self._def.factory
         kept = (
             "name",
             "namespace",

@@ -2,15 +2,20 @@
 
 Each figure names the measurement or reason behind it. A cluster takes its
 config at ``init`` (``nexus.init(_system_config={...})``, as in Ray, for tests
-and experiments; ``NEXUS_SCHED_BATCH`` is read there too) and hands it to each
-worker with its channel; the defaults are what the benchmarks were tuned with.
+and experiments) and hands it to each worker with its channel; the defaults
+are what the benchmarks were tuned with. :meth:`ClusterConfig.from_environment`
+is the one place that reads the environment for tunables
+(``NEXUS_SCHED_BATCH``, ``NEXUS_INLINE_MAX``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["ClusterConfig"]
 
@@ -71,6 +76,54 @@ class ClusterConfig:
     """Seconds between samples of each process's CPU, memory and waiting work."""
     observed_events: int = 65536
     """Events the driver keeps for the observation layer (the oldest go first)."""
+    inline_max: int = 64 << 10
+    """Values whose out-of-band buffers (numpy arrays, bytes) total less than this travel inline, in the
+    message, and live in the driver's memory; larger ones go to the arena. Measured: below ~64 KiB copying
+    through the ring is cheaper than the arena's allocation request and read mapping; above it, the arena
+    wins (``python -m benchmarks --only store`` measures both sides). At most a quarter of ``channel_bytes``:
+    a message must fit its channel."""
+    channel_bytes: int = 8 << 20
+    """Bytes of each direction of a worker's shared-memory channel (the shm transport; a power of two >= 4096)."""
+    arena_chunk: int = 64 << 20
+    """The arena's memory is reserved (fallocate) in steps of this size, as allocations first reach it, so a
+    full /dev/shm is an ObjectStoreFullError at the allocation, not a SIGBUS at the first write."""
+    prefault_step: int = 2 << 20
+    """The arena is faulted in ahead (see ``prefault_first``) this much at a time, the lock released between steps."""
+
+    def __post_init__(self) -> None:
+        channel = self.channel_bytes
+        if channel < 4096 or channel & (channel - 1):
+            raise ValueError(f"channel_bytes must be a power of two >= 4096, not {channel}")
+        if not 0 < self.inline_max <= channel // 4:
+            raise ValueError(
+                f"inline_max must be between 1 and a quarter of channel_bytes ({channel // 4}), not {self.inline_max}: "
+                "an inline value travels in one message"
+            )
+        for name in ("arena_chunk", "prefault_step"):
+            value = getattr(self, name)
+            if value < 4096 or value % 4096:
+                raise ValueError(f"{name} must be a positive multiple of 4096 bytes, not {value}")
+
+    @classmethod
+    def from_environment(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] = os.environ) -> ClusterConfig:
+        """The defaults, then what the environment sets, then ``overrides`` (``init``'s ``_system_config``).
+
+        ``NEXUS_SCHED_BATCH=0`` turns ``sched_batch`` off; ``NEXUS_INLINE_MAX``
+        sets ``inline_max`` (bytes). An unknown override is a ValueError.
+        """
+        unknown = sorted(set(overrides or {}) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown _system_config key(s) {', '.join(unknown)}; the tunables are ClusterConfig's fields")
+        values: dict[str, Any] = {}
+        if environ.get("NEXUS_SCHED_BATCH", "1") == "0":
+            values["sched_batch"] = False
+        inline = environ.get("NEXUS_INLINE_MAX")
+        if inline:
+            try:
+                values["inline_max"] = int(inline)
+            except ValueError:
+                raise ValueError(f"NEXUS_INLINE_MAX is a number of bytes, not {inline!r}") from None
+        return cls(**{**values, **(overrides or {})})
 
     def to_json(self) -> str:
         """The config as workers get it (on their bootstrap pipe, with their channel)."""

@@ -21,6 +21,9 @@ __all__ = ["Session", "current", "current_driver", "set_current"]
 class Session(Protocol):
     """What ``nexus.remote``, ``get``, ``wait``, ``put``, ``cancel``, ``kill`` and ``get_actor`` ask of a cluster."""
 
+    new_id: Callable[[], int]
+    """A fresh id of this cluster, qualified by this node and process (see :mod:`.state.ids`)."""
+
     def submit_task(
         self, fn_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, num_returns: int, options: dict
     ) -> list[ObjectRef]: ...

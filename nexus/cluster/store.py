@@ -10,7 +10,7 @@ from the store is a view of the very same memory in every process, and
 writing through it raises.
 
 Memory is reserved with ``fallocate`` as the allocator first reaches it (in
-:data:`CHUNK` steps), so a full /dev/shm is an :class:`ObjectStoreFullError`
+``ClusterConfig.arena_chunk`` steps), so a full /dev/shm is an :class:`ObjectStoreFullError`
 at allocation time, never a SIGBUS at a page fault later. The allocator hands
 out the lowest free addresses first, so the memory objects come back to is
 memory every process has already faulted in: a fresh page costs ~5 us, a
@@ -36,8 +36,6 @@ from ..core.errors import ObjectStoreFullError
 from .shm_util import SEGMENT_PREFIX, SHM_DIR, check_private, cluster_id, private_dir
 
 __all__ = [
-    "CHUNK",
-    "INLINE_MAX",
     "PAGE",
     "Allocator",
     "Arena",
@@ -48,16 +46,7 @@ __all__ = [
 ]
 
 PAGE = mmap.PAGESIZE
-CHUNK = 64 << 20
-"""The arena's memory is reserved (fallocate) in steps of this size, as allocations first reach it."""
-INLINE_MAX = min(int(os.environ.get("NEXUS_INLINE_MAX") or 64 << 10), 1 << 20)
-"""Values whose out-of-band buffers (numpy arrays, bytes) total less than this travel inline, in the
-message, and live in the driver's memory; larger ones go to the arena. Measured: below ~64 KiB copying
-through the ring is cheaper than the arena's allocation request and read mapping; above it, the arena
-wins (``python -m benchmarks --only store`` measures both sides). ``NEXUS_INLINE_MAX`` overrides it
-(at most 1 MiB: a message must fit its ring)."""
 SMALL_SHM_WARNING = 1 << 30
-PREFAULT_STEP = 2 << 20
 _zeros: bytes | None = None
 
 
@@ -160,6 +149,9 @@ class Pin(mmap.mmap):
 class Arena:
     """The arena file, mapped writable in this process (the driver creates it; workers attach)."""
 
+    chunk = 64 << 20  # reserved in steps of this (ClusterConfig.arena_chunk; driver only)
+    step = 2 << 20  # prefaulted this much per write (ClusterConfig.prefault_step; driver only)
+
     def __init__(self, name: str, size: int, fd: int, owner: bool) -> None:
         self.name = name
         self.size = size
@@ -170,13 +162,15 @@ class Arena:
         self.reserved = 0  # bytes from 0 that fallocate has reserved (driver only)
 
     @classmethod
-    def create(cls, capacity: int) -> Arena:
+    def create(cls, capacity: int, chunk: int = chunk, step: int = step) -> Arena:
         size = _round_up(capacity)
         name = f"{SEGMENT_PREFIX}{cluster_id()}-arena-{os.getpid()}-{os.urandom(4).hex()}"
         fd = os.open(os.path.join(SHM_DIR, name), os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600)
         try:
             os.ftruncate(fd, size)
-            return cls(name, size, fd, owner=True)
+            arena = cls(name, size, fd, owner=True)
+            arena.chunk, arena.step = chunk, step
+            return arena
         except BaseException:
             os.close(fd)
             with contextlib.suppress(FileNotFoundError):
@@ -194,10 +188,10 @@ class Arena:
         return self.name
 
     def reserve(self, end: int) -> None:
-        """Reserve the arena's memory up to ``end`` (in CHUNK steps); OSError(ENOSPC) when /dev/shm is full."""
+        """Reserve the arena's memory up to ``end`` (in ``chunk`` steps); OSError(ENOSPC) when /dev/shm is full."""
         if end <= self.reserved:
             return
-        target = min(self.size, _round_up(end, CHUNK))
+        target = min(self.size, _round_up(end, self.chunk))
         try:
             os.posix_fallocate(self.fd, self.reserved, target - self.reserved)
         except OSError as exc:
@@ -218,11 +212,12 @@ class Arena:
         Only for memory no object was ever given: it overwrites.
         """
         global _zeros
-        if _zeros is None:
-            _zeros = bytes(PREFAULT_STEP)
+        step = self.step
+        if _zeros is None or len(_zeros) < step:
+            _zeros = bytes(step)
         end = offset + length
         while offset < end:
-            n = min(PREFAULT_STEP, end - offset)
+            n = min(step, end - offset)
             os.pwrite(self.fd, memoryview(_zeros)[:n], offset)
             offset += n
 

@@ -149,6 +149,14 @@ class Transport(abc.ABC):
         """The transport named ``<name>+<option>`` (``zmq+tcp``); one that takes no option says so."""
         raise ValueError(f"the {cls.name!r} transport takes no option (got {cls.name}+{option})")
 
+    @classmethod
+    def sized(cls, channel_bytes: int) -> Transport:
+        """The transport by its name alone, for a cluster whose channels hold ``channel_bytes`` each way.
+
+        A transport whose channels have no fixed size ignores it.
+        """
+        return cls()
+
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release what the transport holds beyond its channels (sockets, temp folders)."""
 
@@ -185,9 +193,9 @@ def load_transport(name: str, target: str | None = None) -> type[Transport]:
     return cls
 
 
-def make_transport(transport: str | Transport) -> Transport:
+def make_transport(transport: str | Transport, channel_bytes: int = 8 << 20) -> Transport:
     """A transport from what ``nexus.init(transport=...)`` takes: a name (``"shm"``), a name with an option
-    (``"zmq+tcp"``), or an instance."""
+    (``"zmq+tcp"``), or an instance (used as it is). ``channel_bytes``: ``ClusterConfig.channel_bytes``."""
     if isinstance(transport, Transport):
         return transport
     if not isinstance(transport, str):
@@ -196,4 +204,4 @@ def make_transport(transport: str | Transport) -> Transport:
     cls = load_transport(name)
     if plus:
         return cls.configured(option)
-    return cls()
+    return cls.sized(channel_bytes)

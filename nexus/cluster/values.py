@@ -3,7 +3,7 @@
 A value is serialized once, where it is made (pickle protocol 5, cloudpickle
 when plain pickle cannot), into a :class:`Blob`: the in-band payload plus its
 out-of-band buffers. When the buffers (numpy arrays, large bytes) come to
-:data:`~nexus.cluster.store.INLINE_MAX` or more, they are copied once into a
+``ClusterConfig.inline_max`` or more, they are copied once into a
 region of the cluster's arena (see :mod:`nexus.cluster.store`) and travel as
 :class:`Slice` references to it; smaller values travel inline. The driver
 stores blobs and forwards them without deserializing them. A blob records the
@@ -25,7 +25,8 @@ from typing import Any
 from ..core.errors import NexusError, SerializationError
 from ..messaging.serializers import CloudPickleSerializer
 from . import session
-from .store import INLINE_MAX, PAGE, Pin
+from .config import ClusterConfig
+from .store import PAGE, Pin
 
 __all__ = ["Blob", "ObjectRef", "RemoteError", "Slice", "StoreClient", "TaskError"]
 
@@ -137,6 +138,7 @@ class StoreClient:
 
     adopts_pins = False
     arena: Any = None
+    inline_max = ClusterConfig.inline_max  # the runtime sets its cluster's
 
     def allocate(self, nbytes: int) -> int:
         raise NotImplementedError
@@ -246,9 +248,10 @@ def serialize(value: Any, what: str = "value", oid: int = 0, inline: bool = Fals
     finally:
         _collector.refs = outer
     views = [memoryview(b).cast("B") for b in buffers]
-    big = sum(v.nbytes for v in views) + (len(payload) if len(payload) >= INLINE_MAX else 0)
     client = _client
-    if big < INLINE_MAX or inline or client is None or client.arena is None:
+    inline_max = ClusterConfig.inline_max if client is None else client.inline_max
+    big = sum(v.nbytes for v in views) + (len(payload) if len(payload) >= inline_max else 0)
+    if big < inline_max or inline or client is None or client.arena is None:
         return Blob(payload, [bytes(v) for v in views], refs=tuple(refs), oid=oid)
     return _to_arena(client, payload, views, tuple(refs), oid)
 
@@ -256,7 +259,7 @@ def serialize(value: Any, what: str = "value", oid: int = 0, inline: bool = Fals
 def _to_arena(client: StoreClient, payload: bytes, views: list[memoryview], refs: tuple[int, ...], oid: int) -> Blob:
     """Copy the buffers (and a large payload) into one region of the arena, once."""
     parts: list[Any] = list(views)
-    big_payload = len(payload) >= INLINE_MAX
+    big_payload = len(payload) >= client.inline_max
     if big_payload:
         parts.append(memoryview(payload))
     size = sum(_align(p.nbytes) for p in parts)

@@ -523,7 +523,30 @@ def test_a_function_or_class_defined_again_runs_its_own_definition(cluster):
         del actor, A
     assert values == list(range(10))
     same = [double.options(num_cpus=1) for _ in range(3)]
-    assert len({f._def[0] for f in [double, *same]}) == 1, "copies with other options share the definition"
+    nexus.get([f.remote(1) for f in same], timeout=20)
+    assert len({f._def.id for f in [double, *same]}) == 1, "copies with other options share the definition"
+
+
+@nexus.remote
+def defines_and_calls_its_own():
+    @nexus.remote
+    def inner():
+        return 1
+
+    assert nexus.get(inner.remote(), timeout=20) == 1
+    return int.from_bytes(inner._def.id, "big")
+
+
+def test_definition_ids_are_ids_of_the_node_and_process_that_first_used_them(cluster):
+    from nexus.cluster import session
+    from nexus.cluster.state.ids import node_of, process_of
+
+    runtime = session.current_driver("this test")
+    nexus.get(double.remote(1), timeout=20)
+    mine = int.from_bytes(double._def.id, "big")
+    assert (node_of(mine), process_of(mine)) == (runtime.node_id, 0)
+    theirs = nexus.get(defines_and_calls_its_own.remote(), timeout=20)
+    assert node_of(theirs) == runtime.node_id and process_of(theirs) >= 1  # a worker's
 
 
 def test_sys_exit_in_a_task_is_its_worker_exiting_and_is_retried(cluster, tmp_path):

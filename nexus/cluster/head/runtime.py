@@ -80,7 +80,7 @@ class Runtime:
         self.spares: list[WorkerRecord] = []  # started for actors to come
         self.every_worker: list[WorkerProcess] = []
         self.indexes = itertools.count(1)
-        self.transport: Transport = make_transport(transport)
+        self.transport: Transport = make_transport(transport, config.channel_bytes)
         self.transport_name = transport if isinstance(transport, str) else self.transport.name
         self.log = LogLimiter()  # what peers can cause at any rate is logged at a bounded rate
         self.rejected = 0  # messages that could not be read
@@ -105,6 +105,7 @@ class Runtime:
         # This host's node: its number is drawn at random (ids carry it; see state.ids), the driver is its process 0
         self.node_id = secrets.randbelow((1 << NODE_BITS) - 1) + 1
         self.ids = IdSpace(self.node_id, 0)
+        self.new_id = self.ids.new
         remove_dead_clusters()  # segments of clusters killed with their workers, before this one takes room
         self.handlers: dict[str, Callable[..., None]] = {}
         pump = Pump(self._handle, self._bad)

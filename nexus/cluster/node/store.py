@@ -14,7 +14,7 @@ from ...core.errors import NexusError, ObjectLostError, ObjectStoreFullError
 from ..state.commands import RemoveSpill
 from ..state.objects import ObjectEntry
 from ..state.workers import WorkerRecord
-from ..store import PREFAULT_STEP, Allocator, Arena, Pin, SpillFolder, default_capacity
+from ..store import Allocator, Arena, Pin, SpillFolder, default_capacity
 from ..values import Blob, StoreClient
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ class NodeStore:
         self.rt = rt
         self.config = rt.config
         self.lock = rt.lock
-        self.arena = Arena.create(default_capacity(object_store_memory))
+        self.arena = Arena.create(default_capacity(object_store_memory), self.config.arena_chunk, self.config.prefault_step)
         self.allocator = Allocator(self.arena.size)
         self.spills = self.restores = self.spilled_bytes = 0
         self.spill_folder: SpillFolder | None = None  # made at the first spill
@@ -187,7 +187,7 @@ class NodeStore:
                 if start >= target:
                     self.prefault_wanted.clear()
                     continue
-                end = min(start + PREFAULT_STEP, target)
+                end = min(start + self.config.prefault_step, target)
                 try:
                     self.arena.reserve(end)
                 except OSError:
@@ -327,6 +327,7 @@ class DriverStoreClient(StoreClient):
         self.rt = rt
         self.arena = rt.store.arena
         self.objects = rt.objects
+        self.inline_max = rt.config.inline_max
 
     def allocate(self, nbytes: int) -> int:
         return self.rt.store.allocate(nbytes)

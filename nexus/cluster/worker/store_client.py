@@ -20,6 +20,7 @@ class _WorkerStore(StoreClient):
         self.runtime = runtime
         self.answers = runtime.answers  # ref changes go among the held answers, in the order they happened
         self.arena = Arena.attach(arena_name) if arena_name else None
+        self.inline_max = runtime.config.inline_max
 
     def allocate(self, nbytes: int) -> int:
         answer = self.runtime._request(("alloc", nbytes), blocking=False)
