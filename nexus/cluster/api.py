@@ -49,13 +49,16 @@ __all__ = [
     "RemoteFunction",
     "TaskCancelledError",
     "WorkerCrashedError",
+    "available_resources",
     "cancel",
+    "cluster_resources",
     "event_stream",
     "get",
     "get_actor",
     "init",
     "is_initialized",
     "kill",
+    "nodes",
     "put",
     "remote",
     "shutdown",
@@ -176,7 +179,7 @@ def init(
             raise ValueError(f"num_cpus must be a positive int, not {num_cpus!r}")
         if resources is not None and (not isinstance(resources, dict) or "CPU" in resources):
             raise ValueError("resources is a dict of resource names (such as 'GPU') to amounts; set CPUs with num_cpus")
-        config = _system_config if isinstance(_system_config, ClusterConfig) else ClusterConfig.from_environment(_system_config)
+        config = _system_config if isinstance(_system_config, ClusterConfig) else ClusterConfig.from_environment(_system_config, os.environ)
         runtime = Runtime(
             num_cpus,
             transport or os.environ.get("NEXUS_TRANSPORT", "shm"),
@@ -311,6 +314,23 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     """The handle of the named actor; ValueError when there is none."""
     actor_id, cls_name, bounded = _runtime().get_actor(name, namespace)
     return ActorHandle(actor_id, cls_name, bounded=bounded)
+
+
+def nodes() -> list[dict[str, Any]]:
+    """The nodes of the cluster, as ``ray.nodes()`` gives them: ``NodeID``, ``Alive``, ``NodeManagerAddress``,
+    ``NodeManagerHostname``, ``Resources``, ``Labels`` (a one-host cluster has one: this host)."""
+    return _runtime().nodes()
+
+
+def cluster_resources() -> dict[str, float]:
+    """What the cluster has in all, by resource name (``ray.cluster_resources()``)."""
+    return _runtime().cluster_resources(False)
+
+
+def available_resources() -> dict[str, float]:
+    """What no running task or actor holds now, by resource name; a resource with none free is left out
+    (``ray.available_resources()``)."""
+    return _runtime().cluster_resources(True)
 
 
 def _with_options(target: Any, options: dict[str, Any], allowed: frozenset[str], what: str) -> Any:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +89,11 @@ class ClusterConfig:
     prefault_step: int = 2 << 20
     """The arena is faulted in ahead (see ``prefault_first``) this much at a time, the lock released between steps."""
 
+    node_heartbeat: float = 0.5
+    """How often a node tells the head it is alive (seconds)."""
+    node_timeout: float = 5.0
+    """A node not heard from for this long is declared dead (and fenced: it must join again as a new node)."""
+
     def __post_init__(self) -> None:
         channel = self.channel_bytes
         if channel < 4096 or channel & (channel - 1):
@@ -105,8 +109,8 @@ class ClusterConfig:
                 raise ValueError(f"{name} must be a positive multiple of 4096 bytes, not {value}")
 
     @classmethod
-    def from_environment(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] = os.environ) -> ClusterConfig:
-        """The defaults, then what the environment sets, then ``overrides`` (``init``'s ``_system_config``).
+    def from_environment(cls, overrides: Mapping[str, Any] | None, environ: Mapping[str, str]) -> ClusterConfig:
+        """The defaults, then what ``environ`` (``os.environ``) sets, then ``overrides`` (``init``'s ``_system_config``).
 
         ``NEXUS_SCHED_BATCH=0`` turns ``sched_batch`` off; ``NEXUS_INLINE_MAX``
         sets ``inline_max`` (bytes). An unknown override is a ValueError.
