@@ -1,0 +1,162 @@
+"""A node's end of the control link: join the head, beat, rejoin when fenced, leave.
+
+A DEALER socket, a CURVE client that knows the head's public key (from the
+key file): it talks to that head only, encrypted, and the head lets it in
+only if its own key is on the allow-list. A refusal is told by the
+handshake (a socket monitor sees it), so ``join`` says "refused" at once
+instead of waiting out its timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket as _socket
+import sys
+import threading
+import time
+from typing import Any
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from . import wire
+from .keys import NodeKey
+
+__all__ = ["HeadUnreachableError", "KeyRefusedError", "NodeLink"]
+
+_HEAD_OPS: dict[str, dict[str, Any]] = {
+    "welcome": {"node_id": int, "heartbeat": (int, float), "timeout": (int, float), "wall": (int, float)},
+    "ack": {},
+    "fenced": {"node_id": int, "why": str},
+    "nodes": {"nodes": list, "refused": int, "malformed": int},
+}
+
+_AUTH_FAILED = getattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH", 0x4000)
+_PROTOCOL_FAILED = getattr(zmq, "EVENT_HANDSHAKE_FAILED_PROTOCOL", 0x2000)
+_NO_DETAIL = getattr(zmq, "EVENT_HANDSHAKE_FAILED_NO_DETAIL", 0x0800)
+
+
+class KeyRefusedError(PermissionError):
+    """The head refused this peer's key (it is not on the head's allow-list)."""
+
+
+class HeadUnreachableError(ConnectionError):
+    """No head answered at the address within the time allowed."""
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"a head's address is HOST:PORT, such as 127.0.0.1:6380, not {address!r}")
+    return host.strip("[]"), int(port)
+
+
+class NodeLink:
+    """One authenticated connection to a head (a node agent's, or ``nexus status``'s)."""
+
+    def __init__(self, key: NodeKey, address: str) -> None:
+        host, port = parse_address(address)
+        self.address = address
+        self.key = key
+        self.context = zmq.Context()
+        sock = self.socket = self.context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_FRAME)
+        sock.curve_serverkey = key.head_public.encode("ascii")
+        sock.curve_publickey = key.pair.public.encode("ascii")
+        sock.curve_secretkey = key.pair.secret.encode("ascii")
+        self.monitor = sock.get_monitor_socket(_AUTH_FAILED | _PROTOCOL_FAILED | _NO_DETAIL)
+        sock.connect(f"tcp://{host}:{port}")
+        self.node_id = 0
+        self.heartbeat = 0.5
+        self.timeout = 5.0
+
+    def request(self, op: str, timeout: float, **fields: Any) -> tuple[str, dict[str, Any]]:
+        """Send one frame and wait for the head's answer; KeyRefusedError or HeadUnreachableError if none comes."""
+        self.socket.send(wire.encode(op, **fields))
+        return self.receive(timeout)
+
+    def receive(self, timeout: float) -> tuple[str, dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        poller.register(self.monitor, zmq.POLLIN)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise HeadUnreachableError(
+                    f"no Nexus head answered at {self.address} within {timeout:g} s: is `nexus start --head` running there, "
+                    "is the port open, and is the key file that head's?"
+                )
+            events = dict(poller.poll(max(1, int(left * 1000))))
+            if self.monitor in events:
+                event = recv_monitor_message(self.monitor)
+                if event["event"] == _AUTH_FAILED:
+                    raise KeyRefusedError(
+                        f"the head at {self.address} refused this key ({self.key.path}): it is not on that head's allow-list"
+                    )
+            if self.socket in events:
+                try:
+                    return wire.decode(self.socket.recv(zmq.NOBLOCK), _HEAD_OPS)
+                except ValueError as exc:
+                    print(f"nexus: dropped a malformed frame from the head: {exc}", file=sys.stderr)
+
+    # -- a node's membership ---------------------------------------------------------------
+
+    def join(self, resources: dict[str, float], labels: dict[str, str], timeout: float = 10.0) -> int:
+        sent = time.time()
+        op, f = self.request("join", timeout, host=_socket.gethostname(), pid=os.getpid(), resources=resources, labels=labels, wall=sent)
+        if op != "welcome":
+            raise HeadUnreachableError(f"the head at {self.address} answered a join with {op!r}")
+        back = time.time()
+        self.node_id = f["node_id"]
+        self.heartbeat = float(f["heartbeat"])
+        self.timeout = float(f["timeout"])
+        self.clock_offset = (sent + back) / 2 - float(f["wall"])  # ours minus the head's, to within half the round trip
+        return self.node_id
+
+    def beat_until(
+        self, stop: threading.Event, resources: dict[str, float], labels: dict[str, str], log: Any, rejoined: Any = None
+    ) -> None:
+        """Beat every ``heartbeat`` until ``stop``; rejoin as a new node when fenced (``rejoined(node_id)``); say when
+        the head is lost and back."""
+        lost_since = 0.0
+        offset_told = False
+        while not stop.wait(self.heartbeat):
+            try:
+                fields: dict[str, Any] = {"node_id": self.node_id}
+                if not offset_told:
+                    fields["offset"] = self.clock_offset
+                op, f = self.request("beat", max(self.heartbeat * 2, 1.0), **fields)
+            except HeadUnreachableError:
+                if not lost_since:
+                    lost_since = time.monotonic()
+                    log(f"nexus node {self.node_id}: the head at {self.address} does not answer; trying on")
+                continue
+            except KeyRefusedError as exc:
+                log(f"nexus node {self.node_id}: {exc}; leaving")
+                return
+            if lost_since:
+                log(f"nexus node {self.node_id}: the head answers again after {time.monotonic() - lost_since:.1f} s")
+                lost_since = 0.0
+            offset_told = True
+            if op == "fenced":
+                old = self.node_id
+                self.join(resources, labels)
+                offset_told = False
+                log(f"nexus node {old}: the head declared it dead ({f['why']}); joined again as node {self.node_id}")
+                if rejoined is not None:
+                    rejoined(self.node_id)
+
+    def leave(self) -> None:
+        if self.node_id:
+            with contextlib.suppress(zmq.ZMQError):
+                self.socket.send(wire.encode("leave", node_id=self.node_id), zmq.NOBLOCK)
+                time.sleep(0.05)  # (LINGER 0: give the frame a moment to leave)
+
+    def close(self) -> None:
+        self.socket.disable_monitor()
+        self.monitor.close(0)
+        self.socket.close(0)
+        self.context.term()

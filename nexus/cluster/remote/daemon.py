@@ -1,0 +1,177 @@
+"""The processes ``nexus start`` leaves running: a head, or a node agent (``python -m nexus.cluster.remote.daemon``).
+
+Each writes a state file in its folder under ``$NEXUS_HOME`` (``~/.nexus``;
+mode 0700, files 0600) once it is ready, which ``nexus start`` waits for and
+``nexus stop`` and ``nexus status`` read, and removes it when it ends
+(SIGTERM or SIGINT: a node says it leaves first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..config import ClusterConfig
+from .files import home, private_folder, write_private
+
+__all__ = ["head_folder", "main", "node_folder"]
+
+
+def head_folder(base: Path | None = None) -> Path:
+    return (base or home()) / "head"
+
+
+def node_folder(base: Path | None = None) -> Path:
+    return (base or home()) / "nodes"
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def _log(line: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
+
+
+def run_head(args: argparse.Namespace) -> int:
+    from .head import HeadService
+    from .keys import create_head_keys
+
+    private_folder(home())
+    folder = Path(private_folder(head_folder()))
+    state_file = folder / "state.json"
+    keys = create_head_keys(str(folder), cluster=f"{socket.gethostname()}-{os.urandom(4).hex()}")
+    config = ClusterConfig()
+    service = HeadService(
+        keys,
+        bind=args.bind,
+        port=args.port,
+        heartbeat=args.heartbeat or config.node_heartbeat,
+        timeout=args.node_timeout or config.node_timeout,
+        resources={"CPU": float(args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1), **_resources(args.resources)},
+        labels=_labels(args.labels),
+        log=_log,
+    )
+    stop = _stop_on_signals()
+    shown = socket.gethostname() if args.bind in ("0.0.0.0", "::", "*") else args.bind
+    address = f"{shown}:{service.port}"
+    write_private(str(state_file), {"address": address, "pid": os.getpid(), "cluster": keys.cluster, "node_key": keys.node_key_file})
+    _log(f"nexus head: listening on {args.bind}:{service.port} (cluster {keys.cluster})")
+    try:
+        service.serve(stop)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(state_file)
+        service.close()
+        _log("nexus head: stopped")
+    return 0
+
+
+def run_node(args: argparse.Namespace) -> int:
+    from .agent import HeadUnreachableError, KeyRefusedError, NodeLink
+    from .keys import load_node_key
+
+    private_folder(home())
+    folder = Path(private_folder(node_folder()))
+    key = load_node_key(args.key)
+    resources = {"CPU": float(args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1), **_resources(args.resources)}
+    labels = _labels(args.labels)
+    link = NodeLink(key, args.address)
+    stop = _stop_on_signals()
+    state_file = folder / f"node-{os.getpid()}.json"
+    try:
+        try:
+            node_id = link.join(resources, labels, timeout=args.join_timeout)
+        except (KeyRefusedError, HeadUnreachableError) as exc:
+            _log(f"nexus node: {exc}")
+            return 3
+
+        def record(node_id: int) -> None:
+            write_private(str(state_file), {"address": args.address, "pid": os.getpid(), "node_id": node_id})
+
+        record(node_id)
+        _log(f"nexus node {node_id}: joined the head at {args.address} with {resources}")
+        link.beat_until(stop, resources, labels, _log, rejoined=record)
+        link.leave()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(state_file)
+        link.close()
+    _log(f"nexus node {link.node_id}: stopped")
+    return 0
+
+
+def _resources(text: str | None) -> dict[str, float]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise SystemExit(f"--resources is JSON, such as '{{\"GPU\": 1}}', not {text!r}") from None
+    amounts = isinstance(value, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value.values())
+    if not amounts or "CPU" in value:
+        raise SystemExit("--resources maps names (not CPU: that is --num-cpus) to non-negative amounts")
+    return {str(k): float(v) for k, v in value.items()}
+
+
+def _labels(pairs: Sequence[str] | None) -> dict[str, str]:
+    labels = {}
+    for pair in pairs or ():
+        name, eq, value = pair.partition("=")
+        if not eq or not name:
+            raise SystemExit(f"--labels takes NAME=VALUE, not {pair!r}")
+        labels[name] = value
+    return labels
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--num-cpus", type=int, default=None, help="the CPUs this node offers (default: all)")
+    parser.add_argument("--resources", default=None, help="other resources as JSON, such as '{\"GPU\": 1}'")
+    parser.add_argument("--labels", nargs="*", default=None, metavar="NAME=VALUE", help="labels for placement")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nexus.cluster.remote.daemon")
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    head = kinds.add_parser("head")
+    head.add_argument("--bind", default="127.0.0.1")
+    head.add_argument("--port", type=int, default=6380)
+    head.add_argument("--node-timeout", type=float, default=None)
+    head.add_argument("--heartbeat", type=float, default=None)
+    add_common(head)
+    node = kinds.add_parser("node")
+    node.add_argument("--address", required=True)
+    node.add_argument("--key", required=True)
+    node.add_argument("--join-timeout", type=float, default=10.0)
+    add_common(node)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_head(args) if args.kind == "head" else run_node(args)
+    except (OSError, ValueError) as exc:
+        _log(f"nexus {args.kind}: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The control messages between a head and its nodes: one JSON object per frame, checked before it is used.
+
+JSON, not pickle: membership needs only plain data, and nothing a peer sends
+on the control link is ever executed, even from a peer that authenticated
+(a node key can leak). A frame is ``{"op": NAME, ...fields}``; what does not
+parse, is too large, or lacks a field is a ValueError the receiver counts and
+drops.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["MAX_FRAME", "decode", "encode"]
+
+MAX_FRAME = 1 << 20
+"""The largest control frame taken (the sockets refuse larger ones too: ZMQ_MAXMSGSIZE)."""
+
+
+def encode(op: str, **fields: Any) -> bytes:
+    return json.dumps({"op": op, **fields}, separators=(",", ":")).encode()
+
+
+def decode(frame: bytes, required: dict[str, dict[str, type | tuple[type, ...]]]) -> tuple[str, dict[str, Any]]:
+    """The op and fields of ``frame``; ``required`` maps each op taken to its fields and their types."""
+    if len(frame) > MAX_FRAME:
+        raise ValueError(f"a control frame of {len(frame)} bytes (at most {MAX_FRAME})")
+    try:
+        message = json.loads(frame)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("a control frame that is not JSON") from None
+    if not isinstance(message, dict) or not isinstance(message.get("op"), str):
+        raise ValueError("a control frame without an op")
+    op = message.pop("op")
+    fields = required.get(op)
+    if fields is None:
+        raise ValueError(f"an unknown control op {op[:40]!r}")
+    for name, kind in fields.items():
+        value = message.get(name)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float, (int, float))):
+            raise ValueError(f"a {op!r} frame whose {name!r} is {type(value).__name__}, not {getattr(kind, '__name__', kind)}")
+    return op, message

@@ -1,0 +1,264 @@
+"""A head and node agents as real processes over real sockets: join, status, refusal, death, fencing, stop.
+
+Each test has a ``$NEXUS_HOME`` of its own (a temporary folder) and a head on a free port of loopback; the
+fixture stops whatever is left and checks that no daemon of that home survives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nexus.cluster.remote import wire
+from nexus.cluster.remote.agent import NodeLink
+from nexus.cluster.remote.files import write_private
+from nexus.cluster.remote.keys import create_head_keys, load_node_key
+
+TIMEOUT = 2.0  # the heads' node timeout in these tests (seconds)
+DETECT_BOUND = 15.0  # a dead node shows as dead by then, however slow the machine (TIMEOUT plus a heartbeat, really)
+
+
+class Home:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.env = dict(os.environ, NEXUS_HOME=str(path))
+
+    def nexus(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "nexus.manage.cli", *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"nexus {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def start_head(self, *extra: str) -> dict:
+        self.nexus("start", "--head", "--port", "0", "--node-timeout", str(TIMEOUT), "--num-cpus", "2", *extra)
+        return self.head_state()
+
+    def head_state(self) -> dict:
+        return json.loads((self.path / "head" / "state.json").read_text())
+
+    def start_node(self, *extra: str, key: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        state = self.head_state()
+        return self.nexus("start", "--address", state["address"], "--key", key or state["node_key"], *extra, check=check)
+
+    def status(self) -> dict:
+        return json.loads(self.nexus("status", "--json").stdout)
+
+    def node_pids(self) -> dict[int, int]:
+        """node id -> pid of the node agents running now."""
+        found = {}
+        for path in (self.path / "nodes").glob("node-*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(path.read_text())
+                found[data["node_id"]] = data["pid"]
+        return found
+
+    def daemons(self) -> list[int]:
+        """Pids of every daemon started with this home (read from the processes' environments)."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+                if (
+                    b"nexus.cluster.remote.daemon" in cmdline
+                    and f"NEXUS_HOME={self.path}".encode() in Path(f"/proc/{entry}/environ").read_bytes()
+                ):
+                    pids.append(int(entry))
+        return pids
+
+
+@pytest.fixture
+def home(tmp_path: Path):
+    h = Home(tmp_path / "nexus-home")
+    yield h
+    h.nexus("stop", check=False)
+    left = h.daemons()
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"daemons left running after `nexus stop`: {left}"
+
+
+def wait_for(what: str, check, bound: float = DETECT_BOUND):
+    deadline = time.monotonic() + bound
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {bound:g} s: {what}")
+        time.sleep(0.1)
+
+
+def by_id(status: dict) -> dict[int, dict]:
+    return {n["node_id"]: n for n in status["nodes"]}
+
+
+def test_a_head_and_two_nodes_join_show_in_status_and_stop_leaves_nothing(home: Home) -> None:
+    state = home.start_head()
+    assert state["address"].startswith("127.0.0.1:"), "the head listens on loopback unless told otherwise"
+    port = int(state["address"].rsplit(":", 1)[1])
+    assert _listening(port) == ["127.0.0.1"]
+    out = home.start_node("--num-cpus", "1").stdout
+    assert "joined the head" in out
+    home.start_node("--num-cpus", "3", "--resources", '{"GPU": 1}', "--labels", "zone=b", "rack=7")
+    nodes = by_id(home.status())
+    assert sorted(nodes) == [1, 2, 3] and all(n["alive"] for n in nodes.values())
+    assert nodes[1]["head"] and nodes[1]["resources"] == {"CPU": 2.0}
+    assert nodes[2]["resources"] == {"CPU": 1.0}
+    assert nodes[3]["resources"] == {"CPU": 3.0, "GPU": 1.0} and nodes[3]["labels"] == {"zone": "b", "rack": "7"}
+    assert all(abs(n["clock_offset"]) < 1.0 for n in nodes.values()), "one host: the clocks agree"
+    for path in [*home.path.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        assert mode & 0o077 == 0, f"{path} is open to others ({oct(mode)})"
+    text = home.nexus("status").stdout
+    assert "3 node(s) alive, 0 peer(s) refused" in text
+    stopped = home.nexus("stop").stdout
+    assert stopped.count("stopped the node") == 2 and "stopped the head" in stopped
+    assert home.daemons() == []
+    assert not (home.path / "head" / "state.json").exists() and not list((home.path / "nodes").glob("*.json"))
+    assert "nothing to stop" in home.nexus("stop").stdout
+
+
+def test_a_node_whose_key_is_not_on_the_allow_list_is_refused_at_once_and_counted(home: Home, tmp_path: Path) -> None:
+    state = home.start_head()
+    right = load_node_key(state["node_key"])
+    import zmq
+
+    public, secret = zmq.curve_keypair()
+    stranger = str(tmp_path / "stranger.key")
+    write_private(stranger, {"head_public": right.head_public, "public": public.decode(), "secret": secret.decode()})
+    start = time.monotonic()
+    proc = home.start_node(key=stranger, check=False)
+    assert proc.returncode != 0
+    assert "refused this key" in proc.stderr and "allow-list" in proc.stderr
+    assert time.monotonic() - start < 10, "a refusal is told by the handshake, not by a timeout"
+    status = home.status()
+    assert status["refused"] >= 1 and [n["node_id"] for n in status["nodes"]] == [1]
+
+
+def test_a_key_file_of_another_cluster_gets_no_answer_and_says_what_to_check(home: Home, tmp_path: Path) -> None:
+    home.start_head()
+    other = create_head_keys(str(tmp_path / "other"), "other")
+    proc = home.start_node("--num-cpus", "1", key=other.node_key_file, check=False)  # waits out the join timeout (10 s)
+    assert proc.returncode != 0 and "no Nexus head answered" in proc.stderr and "is the key file that head's?" in proc.stderr
+    assert [n["node_id"] for n in home.status()["nodes"]] == [1]
+
+
+def test_a_loose_key_file_is_refused_before_anything_is_sent(home: Home, tmp_path: Path) -> None:
+    state = home.start_head()
+    loose = tmp_path / "loose.key"
+    loose.write_text(Path(state["node_key"]).read_text())
+    os.chmod(loose, 0o644)
+    proc = home.start_node(key=str(loose), check=False)
+    assert proc.returncode != 0 and f"`chmod 600 {loose}`" in proc.stderr
+    proc = home.nexus("status", "--address", state["address"], "--key", str(loose), check=False)
+    assert proc.returncode != 0 and "chmod 600" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_killed_node_is_declared_dead_within_the_timeout_and_its_restart_joins_as_a_new_node(home: Home) -> None:
+    home.start_head()
+    home.start_node("--num-cpus", "1")
+    pid = home.node_pids()[2]
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    dead = wait_for("node 2 declared dead", lambda: not by_id(home.status())[2]["alive"])
+    took = time.monotonic() - killed
+    assert dead and took >= TIMEOUT - 0.5, f"declared dead after {took:.1f} s, before its timeout"
+    assert "not heard from" in by_id(home.status())[2]["why"]
+    home.start_node("--num-cpus", "1")
+    nodes = by_id(home.status())
+    assert nodes[3]["alive"] and not nodes[2]["alive"], "the restarted agent is a new node; the old one stays dead"
+    assert sum(n["alive"] for n in nodes.values()) == 2
+
+
+def test_a_node_cut_off_past_the_timeout_is_fenced_and_joins_again_as_a_new_node(home: Home) -> None:
+    """SIGSTOP stands in for a partition: the agent is silent, then speaks again under its old number."""
+    home.start_head()
+    home.start_node("--num-cpus", "1")
+    pid = home.node_pids()[2]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for("node 2 declared dead", lambda: not by_id(home.status())[2]["alive"])
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    nodes = wait_for("the fenced agent joined again", lambda: (n := by_id(home.status())).get(3, {}).get("alive") and n)
+    assert not nodes[2]["alive"], "its old number is never alive again"
+    assert nodes[3]["pid"] == pid, "the same agent, under a new number"
+    wait_for("its state file names its new number", lambda: home.node_pids() == {3: pid})
+
+
+def test_malformed_frames_from_an_authenticated_peer_are_dropped_and_counted(home: Home) -> None:
+    state = home.start_head()
+    link = NodeLink(load_node_key(state["node_key"]), state["address"])
+    try:
+        bad = [
+            b"\xff\xfe not json",
+            b"[1, 2]",
+            wire.encode("teleport"),
+            wire.encode("beat", node_id="one"),
+            wire.encode("join", host="h", pid=1, resources={"CPU": -1}, labels={}, wall=0.0),
+            wire.encode("join", host="h", pid=1, resources={"CPU": 1}, labels={"a": 1}, wall=0.0),
+        ]
+        for frame in bad:
+            link.socket.send(frame)
+        link.socket.send_multipart([b"two", b"frames"])
+        _op, reply = link.request("nodes", 10)
+        assert reply["malformed"] == len(bad) + 1
+        assert [n["node_id"] for n in reply["nodes"]] == [1]
+        link.socket.send(b"x" * (wire.MAX_FRAME + 10))  # over ZMQ_MAXMSGSIZE: the head's socket drops this connection
+    finally:
+        link.close()
+    assert home.status()["nodes"][0]["alive"], "the head still answers others"
+
+
+def test_a_second_head_on_one_host_is_refused_and_status_without_a_head_says_so(home: Home) -> None:
+    home.start_head()
+    proc = home.nexus("start", "--head", "--port", "0", check=False)
+    assert proc.returncode == 1 and "a head runs here already" in proc.stderr
+    state = home.head_state()
+    home.nexus("stop")
+    proc = home.nexus("status", "--address", state["address"], "--key", state["node_key"], "--timeout", "1", check=False)
+    assert proc.returncode == 1 and "no Nexus head answered" in proc.stderr
+    proc = home.nexus("status", check=False)
+    assert proc.returncode == 1 and "no head runs here" in proc.stderr
+
+
+def test_bad_start_arguments_say_what_is_expected(home: Home) -> None:
+    proc = home.nexus("start", check=False)
+    assert proc.returncode == 2 and "--head" in proc.stderr
+    proc = home.nexus("start", "--address", "127.0.0.1:1", check=False)
+    assert proc.returncode == 2 and "--key" in proc.stderr
+    home.start_head()
+    proc = home.start_node("--resources", "GPU=1", check=False)
+    assert proc.returncode != 0 and "--resources is JSON" in proc.stderr
+    proc = home.nexus("start", "--address", "nowhere", "--key", home.head_state()["node_key"], check=False)
+    assert proc.returncode != 0 and "HOST:PORT" in proc.stderr
+
+
+def _listening(port: int) -> list[str]:
+    """The local addresses a TCP socket listens on ``port`` at (from /proc/net/tcp and tcp6)."""
+    found = []
+    for table, size in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                addr, hexport = local.split(":")
+                if state == "0A" and int(hexport, 16) == port:
+                    if size == 8:
+                        found.append(".".join(str(b) for b in reversed(bytes.fromhex(addr))))
+                    else:
+                        found.append(addr)
+    return found
