@@ -1,7 +1,7 @@
 """The state API: plain records of the cluster's workers, actors, tasks and objects.
 
-``nexus.state.list_workers()``, ``list_actors()``, ``list_tasks(filters=...,
-limit=...)``, ``list_objects()``, ``summary()``: what the widgets and the CLI
+``nexus.state.list_nodes()``, ``list_workers()``, ``list_actors()``,
+``list_tasks(filters=..., limit=...)``, ``list_objects()``, ``summary()``: what the widgets and the CLI
 show, from the driver's own tables and its recent events (tasks finished
 longer ago than the event ring reaches are no longer listed).
 """
@@ -12,7 +12,29 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["ActorState", "ObjectState", "TaskState", "WorkerState", "list_actors", "list_objects", "list_tasks", "list_workers", "summary"]
+__all__ = [
+    "ActorState",
+    "NodeState",
+    "ObjectState",
+    "TaskState",
+    "WorkerState",
+    "list_actors",
+    "list_nodes",
+    "list_objects",
+    "list_tasks",
+    "list_workers",
+    "summary",
+]
+
+
+@dataclass(frozen=True)
+class NodeState:
+    node_id: str
+    host: str
+    alive: bool
+    resources: dict[str, float]
+    labels: dict[str, str]
+    workers: int
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,13 @@ def _runtime() -> Any:
     from .cluster.session import current_driver
 
     return current_driver("the state API")
+
+
+def list_nodes() -> list[NodeState]:
+    return [
+        NodeState(n["NodeID"], n["NodeManagerHostname"], n["Alive"], n["Resources"], n["Labels"], n["Workers"])
+        for n in _runtime().nodes()
+    ]
 
 
 def list_workers() -> list[WorkerState]:

@@ -55,6 +55,14 @@ class Session(Protocol):
         """(actor id, class name, whether it is bounded) of the named actor; ValueError when there is none."""
         ...
 
+    def nodes(self) -> list[dict[str, Any]]:
+        """The cluster's nodes, as ``ray.nodes()`` gives them."""
+        ...
+
+    def cluster_resources(self, available: bool) -> dict[str, float]:
+        """The cluster's resources in all, or (``available``) those free now."""
+        ...
+
     def event_stream(self) -> EventStream:
         """The cluster's events; RuntimeError where they are not kept (in a worker)."""
         ...

@@ -645,3 +645,35 @@ def test_get_and_wait_of_something_else_say_what_they_take(cluster):
         nexus.get([double.remote(1), "x"])
     with pytest.raises(TypeError, match="nexus.wait takes a list of ObjectRefs, not int 42"):
         nexus.wait(42)
+
+
+@nexus.remote
+def resources_seen_inside():
+    return nexus.cluster_resources(), [n["NodeID"] for n in nexus.nodes()]
+
+
+def test_nodes_and_resources_as_ray_gives_them(cluster):
+    from nexus.cluster import session
+
+    runtime = session.current_driver("this test")
+    (node,) = nexus.nodes()
+    assert node["Alive"] and node["NodeID"] == f"{runtime.node_id:06x}"
+    assert node["Resources"]["CPU"] == runtime.num_cpus
+    total = nexus.cluster_resources()
+    assert total["CPU"] == runtime.num_cpus and total["object_store_memory"] > 0
+    assert nexus.available_resources()["CPU"] <= total["CPU"]
+    (listed,) = nexus.state.list_nodes()
+    assert listed.node_id == node["NodeID"] and listed.alive and listed.workers == len(runtime.workers)
+    inside_total, inside_nodes = nexus.get(resources_seen_inside.remote(), timeout=20)
+    assert inside_total == total and inside_nodes == [node["NodeID"]], "a task sees the same cluster"
+
+    @nexus.remote(num_cpus=0)
+    class Holder:
+        def ping(self):
+            return True
+
+    holder = Holder.options(num_cpus=1).remote()
+    assert nexus.get(holder.ping.remote(), timeout=20)
+    held = nexus.available_resources().get("CPU", 0.0)
+    assert held <= total["CPU"] - 1, "an actor holding a CPU makes it unavailable"
+    nexus.kill(holder)

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import os
 import secrets
+import socket
 import subprocess
 import threading
 import time
@@ -223,10 +224,40 @@ class Runtime:
             "pid": os.getpid(),
         }
 
+    def nodes(self) -> list[dict[str, Any]]:
+        """This cluster's one node (this host), in ``ray.nodes()``'s form."""
+        host = socket.gethostname()
+        return [
+            {
+                "NodeID": f"{self.node_id:06x}",
+                "Alive": True,
+                "NodeManagerAddress": "127.0.0.1",
+                "NodeManagerHostname": host,
+                "NodeName": host,
+                "Resources": self.cluster_resources(False),
+                "Labels": {},
+                "Workers": len(self.workers),
+                "alive": True,
+            }
+        ]
+
+    def cluster_resources(self, available: bool) -> dict[str, float]:
+        """What the cluster has, or what is free now (CPUs no running task or actor holds; others not held)."""
+        with self.lock:
+            total = {**self.resources.total, "object_store_memory": float(self.store.allocator.capacity)}
+            if not available:
+                return total
+            free = {k: v - self.resources.used.get(k, 0.0) for k, v in total.items()}
+            free["CPU"] = self.tasks.free_cpus(self.workers)
+            free["object_store_memory"] = float(self.store.allocator.capacity - self.store.allocator.used)
+        return {k: v for k, v in free.items() if v > 0}
+
     # What workers ask of the driver by name (``control`` messages)
     control_get_actor = get_actor
     control_kill = kill
     control_cancel = cancel
+    control_nodes = nodes
+    control_cluster_resources = cluster_resources
 
     def store_stats(self) -> dict[str, int]:
         return self.store.statistics()

@@ -168,6 +168,12 @@ class WorkerClient:
         actor_id, cls_name, bounded = self.control("get_actor", name, namespace)
         return actor_id, cls_name, bounded
 
+    def nodes(self) -> list[dict[str, Any]]:
+        return list(self.control("nodes"))
+
+    def cluster_resources(self, available: bool) -> dict[str, float]:
+        return dict(self.control("cluster_resources", available))
+
     def event_stream(self) -> Any:
         raise RuntimeError("the event stream is the driver's: subscribe in the process that called nexus.init()")
 
