@@ -131,7 +131,8 @@ class ClusterInfo(dict):  # type: ignore[type-arg]
 
     def _repr_html_(self) -> str:
         rows = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in self.items())
-        return f"<table><caption>Nexus local cluster</caption>{rows}</table>"
+        what = "attached to the cluster at " + str(self["address"]) if "attached_as" in self else "local cluster"
+        return f"<table><caption>Nexus {what}</caption>{rows}</table>"
 
     def __repr__(self) -> str:
         return "NexusCluster(" + ", ".join(f"{k}={v!r}" for k, v in self.items()) + ")"
@@ -147,6 +148,7 @@ def init(
     transport: str | Transport | None = None,
     observe: bool = True,
     _system_config: ClusterConfig | dict[str, Any] | None = None,
+    key: str | None = None,
     **_unused: Any,
 ) -> ClusterInfo:
     """Start a local cluster: this process becomes the driver, ``num_cpus`` worker processes run tasks.
@@ -157,8 +159,10 @@ def init(
     over TCP on 127.0.0.1), each ZeroMQ channel authenticated and encrypted
     with CURVE; another installed plugin by name, or a ``Transport``
     instance. Also from ``NEXUS_TRANSPORT``. ``observe=False`` records no events for
-    :mod:`nexus.observe` (timelines, metrics, the state API's task history). ``address`` other than ``None``/``"local"``
-    is for joining a running cluster, which a later release brings. ``_system_config`` (as in Ray: internal
+    :mod:`nexus.observe` (timelines, metrics, the state API's task history). ``address="HOST:PORT"`` attaches this process
+    to a running cluster as a driver (``"auto"``: the head ``nexus start --head`` started on this host), with the
+    head's ``node.key`` file as ``key`` (default: ``$NEXUS_KEY``, else the key of the head started here); the
+    other arguments are the cluster's, not this process's, then. ``_system_config`` (as in Ray: internal
     tunables, for tests and experiments) is a :class:`~nexus.cluster.config.ClusterConfig` or a dict of its fields.
     """
     from .head.runtime import Runtime
@@ -171,8 +175,13 @@ def init(
             if ignore_reinit_error:
                 return ClusterInfo(current.info())
             raise RuntimeError("nexus.init() was already called; call nexus.shutdown() first, or pass ignore_reinit_error=True")
-        if address not in (None, "local", "auto"):
-            raise ValueError(f"joining a cluster at {address!r} is not supported yet; use nexus.init() for a local cluster")
+        if address not in (None, "local"):
+            from .remote.driver import attach
+
+            session = attach(address, key)
+            _session.set_current(session)
+            _register_exit_hook()
+            return ClusterInfo(session.info())
         if num_cpus is None:
             num_cpus = os.cpu_count() or 1
         if not isinstance(num_cpus, int) or num_cpus < 1:
@@ -190,11 +199,15 @@ def init(
             config=config,
         )
         _session.set_current(runtime)
-        global _exit_hook
-        if not _exit_hook:  # a kernel or script that ends without shutdown(): stop the workers, free the memory
-            atexit.register(shutdown)
-            _exit_hook = True
+        _register_exit_hook()
         return ClusterInfo(runtime.info())
+
+
+def _register_exit_hook() -> None:
+    global _exit_hook
+    if not _exit_hook:  # a kernel or script that ends without shutdown(): stop the workers, free the memory
+        atexit.register(shutdown)
+        _exit_hook = True
 
 
 def shutdown() -> None:

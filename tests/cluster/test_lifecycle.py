@@ -60,11 +60,15 @@ def test_unknown_option_fails_at_decoration_time():
         nexus.remote(num_returns=0)(lambda: 1)
 
 
-def test_bad_init_arguments():
+def test_bad_init_arguments(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="num_cpus"):
         nexus.init(num_cpus=0)
-    with pytest.raises(ValueError, match="not supported yet"):
+    monkeypatch.setenv("NEXUS_HOME", str(tmp_path))  # no head started here, so no key to take from it
+    monkeypatch.delenv("NEXUS_KEY", raising=False)
+    with pytest.raises(ValueError, match="needs its key file"):
         nexus.init(address="10.0.0.1:6379")
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        nexus.init(address="nowhere", key=str(tmp_path / "k"))
     with pytest.raises(ValueError, match="unknown transport 'carrier-pigeon'"):
         nexus.init(num_cpus=1, transport="carrier-pigeon")
     assert not nexus.is_initialized()

@@ -103,7 +103,8 @@ def wait_for(what: str, check, bound: float = DETECT_BOUND):
 
 
 def by_id(status: dict) -> dict[int, dict]:
-    return {n["node_id"]: n for n in status["nodes"]}
+    """The nodes by number, the head's own as 0 (its number is its cluster's, drawn at random; joined nodes count from 1)."""
+    return {0 if n["head"] else n["node_id"]: n for n in status["nodes"]}
 
 
 def test_a_head_and_two_nodes_join_show_in_status_and_stop_leaves_nothing(home: Home) -> None:
@@ -115,10 +116,10 @@ def test_a_head_and_two_nodes_join_show_in_status_and_stop_leaves_nothing(home: 
     assert "joined the head" in out
     home.start_node("--num-cpus", "3", "--resources", '{"GPU": 1}', "--labels", "zone=b", "rack=7")
     nodes = by_id(home.status())
-    assert sorted(nodes) == [1, 2, 3] and all(n["alive"] for n in nodes.values())
-    assert nodes[1]["head"] and nodes[1]["resources"] == {"CPU": 2.0}
-    assert nodes[2]["resources"] == {"CPU": 1.0}
-    assert nodes[3]["resources"] == {"CPU": 3.0, "GPU": 1.0} and nodes[3]["labels"] == {"zone": "b", "rack": "7"}
+    assert sorted(nodes) == [0, 1, 2] and all(n["alive"] for n in nodes.values())
+    assert nodes[0]["head"] and nodes[0]["resources"] == {"CPU": 2.0}
+    assert nodes[1]["resources"] == {"CPU": 1.0}
+    assert nodes[2]["resources"] == {"CPU": 3.0, "GPU": 1.0} and nodes[2]["labels"] == {"zone": "b", "rack": "7"}
     assert all(abs(n["clock_offset"]) < 1.0 for n in nodes.values()), "one host: the clocks agree"
     for path in [*home.path.rglob("*")]:
         mode = stat.S_IMODE(path.lstat().st_mode)
@@ -146,7 +147,7 @@ def test_a_node_whose_key_is_not_on_the_allow_list_is_refused_at_once_and_counte
     assert "refused this key" in proc.stderr and "allow-list" in proc.stderr
     assert time.monotonic() - start < 10, "a refusal is told by the handshake, not by a timeout"
     status = home.status()
-    assert status["refused"] >= 1 and [n["node_id"] for n in status["nodes"]] == [1]
+    assert status["refused"] >= 1 and [n["head"] for n in status["nodes"]] == [True]
 
 
 def test_a_key_file_of_another_cluster_gets_no_answer_and_says_what_to_check(home: Home, tmp_path: Path) -> None:
@@ -154,7 +155,7 @@ def test_a_key_file_of_another_cluster_gets_no_answer_and_says_what_to_check(hom
     other = create_head_keys(str(tmp_path / "other"), "other")
     proc = home.start_node("--num-cpus", "1", key=other.node_key_file, check=False)  # waits out the join timeout (10 s)
     assert proc.returncode != 0 and "no Nexus head answered" in proc.stderr and "is the key file that head's?" in proc.stderr
-    assert [n["node_id"] for n in home.status()["nodes"]] == [1]
+    assert [n["head"] for n in home.status()["nodes"]] == [True]
 
 
 def test_a_loose_key_file_is_refused_before_anything_is_sent(home: Home, tmp_path: Path) -> None:
@@ -171,16 +172,16 @@ def test_a_loose_key_file_is_refused_before_anything_is_sent(home: Home, tmp_pat
 def test_a_killed_node_is_declared_dead_within_the_timeout_and_its_restart_joins_as_a_new_node(home: Home) -> None:
     home.start_head()
     home.start_node("--num-cpus", "1")
-    pid = home.node_pids()[2]
+    pid = home.node_pids()[1]
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    dead = wait_for("node 2 declared dead", lambda: not by_id(home.status())[2]["alive"])
+    dead = wait_for("node 1 declared dead", lambda: not by_id(home.status())[1]["alive"])
     took = time.monotonic() - killed
     assert dead and took >= TIMEOUT - 0.5, f"declared dead after {took:.1f} s, before its timeout"
-    assert "not heard from" in by_id(home.status())[2]["why"]
+    assert "not heard from" in by_id(home.status())[1]["why"]
     home.start_node("--num-cpus", "1")
     nodes = by_id(home.status())
-    assert nodes[3]["alive"] and not nodes[2]["alive"], "the restarted agent is a new node; the old one stays dead"
+    assert nodes[2]["alive"] and not nodes[1]["alive"], "the restarted agent is a new node; the old one stays dead"
     assert sum(n["alive"] for n in nodes.values()) == 2
 
 
@@ -188,16 +189,16 @@ def test_a_node_cut_off_past_the_timeout_is_fenced_and_joins_again_as_a_new_node
     """SIGSTOP stands in for a partition: the agent is silent, then speaks again under its old number."""
     home.start_head()
     home.start_node("--num-cpus", "1")
-    pid = home.node_pids()[2]
+    pid = home.node_pids()[1]
     os.kill(pid, signal.SIGSTOP)
     try:
-        wait_for("node 2 declared dead", lambda: not by_id(home.status())[2]["alive"])
+        wait_for("node 1 declared dead", lambda: not by_id(home.status())[1]["alive"])
     finally:
         os.kill(pid, signal.SIGCONT)
-    nodes = wait_for("the fenced agent joined again", lambda: (n := by_id(home.status())).get(3, {}).get("alive") and n)
-    assert not nodes[2]["alive"], "its old number is never alive again"
-    assert nodes[3]["pid"] == pid, "the same agent, under a new number"
-    wait_for("its state file names its new number", lambda: home.node_pids() == {3: pid})
+    nodes = wait_for("the fenced agent joined again", lambda: (n := by_id(home.status())).get(2, {}).get("alive") and n)
+    assert not nodes[1]["alive"], "its old number is never alive again"
+    assert nodes[2]["pid"] == pid, "the same agent, under a new number"
+    wait_for("its state file names its new number", lambda: home.node_pids() == {2: pid})
 
 
 def test_malformed_frames_from_an_authenticated_peer_are_dropped_and_counted(home: Home) -> None:
@@ -217,7 +218,7 @@ def test_malformed_frames_from_an_authenticated_peer_are_dropped_and_counted(hom
         link.socket.send_multipart([b"two", b"frames"])
         _op, reply = link.request("nodes", 10)
         assert reply["malformed"] == len(bad) + 1
-        assert [n["node_id"] for n in reply["nodes"]] == [1]
+        assert [n["head"] for n in reply["nodes"]] == [True]
         link.socket.send(b"x" * (wire.MAX_FRAME + 10))  # over ZMQ_MAXMSGSIZE: the head's socket drops this connection
     finally:
         link.close()

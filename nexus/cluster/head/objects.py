@@ -13,6 +13,7 @@ from ..state.objects import ObjectEntry, ObjectTable, ObjectWait
 from ..state.workers import WorkerRecord
 from ..store import Pin
 from ..values import Blob, ObjectRef, error_blob, serialize
+from .peers import inline_copy
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -168,6 +169,10 @@ class ObjectDirectory:
     def ship(self, w: WorkerRecord, oid: int) -> Blob:
         """The blob of ``oid`` for worker ``w``, pinned on its behalf (the worker's copy of the blob holds the pin)."""
         blob = self.blob_or_lost(oid)
+        if w.remote and blob.region is not None:  # it does not map the arena: the bytes go (pinned only for its refs)
+            if blob.refs and w.alive:
+                self.change(oid, 0, 1, w)
+            return inline_copy(blob, self.rt.store.arena)
         if blob.oid and (blob.region is not None or blob.refs) and w.alive:  # a dead worker's pins are settled
             self.change(oid, 0, 1, w)
             # A copy per shipment: one message may carry the object for several tasks, and pickle would send

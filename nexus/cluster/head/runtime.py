@@ -43,6 +43,7 @@ from ..values import Blob, ObjectRef, set_client
 from .actors import ActorDirectory
 from .lock import TableLock
 from .objects import ObjectDirectory
+from .peers import PeerDirectory
 from .tasks import TaskScheduler
 
 __all__ = ["Runtime"]
@@ -114,11 +115,14 @@ class Runtime:
         self.outbox = Outbox(self.lock, config, self.receiver.wake, self.log)
         self.store = NodeStore(self, object_store_memory)
         # What the head's commands come to on this host (run with the lock released)
-        self.lock.carry_out.update({Push: self.outbox.push, Kill: WorkerProcess.kill, RemoveSpill: self.store.remove_spill})
+        carry_out: dict[type, Callable[..., Any]] = {Push: self.outbox.push, Kill: _kill, RemoveSpill: self.store.remove_spill}
+        self.lock.carry_out.update(carry_out)
         self.objects = ObjectDirectory(self)
         self.scheduler = TaskScheduler(self)
         self.actors_dir = ActorDirectory(self)
         self.actors = self.actors_dir.actors
+        self.peers = PeerDirectory(self)  # drivers attached from other processes (see remote.head)
+        self.membership: Any = None  # the nodes that joined, when this runtime is a standalone head's
         self.handlers = self._handlers()
         procs = [self.spawn("task") for _ in range(num_cpus)]
         self.receiver.start()
@@ -134,7 +138,8 @@ class Runtime:
         # waits for it. Started with the task workers, they took a share of the cores init waits for.
         for _ in range(config.spare_actor_workers):
             self.spawn("actor")
-        set_client(DriverStoreClient(self))
+        self.store_client = DriverStoreClient(self)
+        set_client(self.store_client)
         self.store.prefaulter.start()
         if self.observed is not None:
             Sampler(self).start()
@@ -225,20 +230,15 @@ class Runtime:
         }
 
     def nodes(self) -> list[dict[str, Any]]:
-        """This cluster's one node (this host), in ``ray.nodes()``'s form."""
-        host = socket.gethostname()
+        """This cluster's nodes in ``ray.nodes()``'s form: this host, and those that joined a standalone head."""
+        resources, workers = self.cluster_resources(False), len(self.workers)
+        if self.membership is None:
+            return [_node_info(self.node_id, True, socket.gethostname(), resources, {}, workers)]
         return [
-            {
-                "NodeID": f"{self.node_id:06x}",
-                "Alive": True,
-                "NodeManagerAddress": "127.0.0.1",
-                "NodeManagerHostname": host,
-                "NodeName": host,
-                "Resources": self.cluster_resources(False),
-                "Labels": {},
-                "Workers": len(self.workers),
-                "alive": True,
-            }
+            _node_info(r.node_id, r.alive, r.host, resources, r.labels, workers)
+            if r.node_id == self.node_id
+            else _node_info(r.node_id, r.alive, r.host, r.resources, r.labels, len(self.peers.of_node(r.node_id)))
+            for r in list(self.membership)
         ]
 
     def cluster_resources(self, available: bool) -> dict[str, float]:
@@ -418,19 +418,7 @@ class Runtime:
             link.close_pidfd()
             if self.closed:
                 return
-            tasks = self.tasks
-            lost = [t for t in tasks.running.values() if t.worker is w]
-            for task in reversed(lost):  # back to the front of the queue in their order
-                if task.retries != 0 and not task.cancelled:
-                    self.scheduler.count_retry(task, f"its {w.name} died (exit code {code})")
-                    tasks.take_back(w, task)
-                    continue
-                self.scheduler.finished(w, task)
-                self._fail_lost_task(w, task, code)
-            self.events.publish(WorkerDied(w.name, link.pid, code, w.actor.cls_name if w.actor else None, len(lost)))
-            self.emit("worker", w.name, link.pid, "died", f"exit code {code}")
-            if w.actor is not None:
-                self.actors_dir.worker_died(w.actor, w, code)
+            self.settle_lost_work(w, link.pid, code)
             if w in self.workers:
                 self.workers.remove(w)
                 replace = True
@@ -451,6 +439,22 @@ class Runtime:
         self.receiver.changed()
         if replace and not self.closing:
             self.helper(self.spawn, "task")
+
+    def settle_lost_work(self, w: WorkerRecord, pid: int, code: int | None) -> None:
+        """A worker that died (lock held): its tasks are retried or fail, its actor restarts or dies; said as events."""
+        tasks = self.tasks
+        lost = [t for t in tasks.running.values() if t.worker is w]
+        for task in reversed(lost):  # back to the front of the queue in their order
+            if task.retries != 0 and not task.cancelled:
+                self.scheduler.count_retry(task, f"its {w.name} died (exit code {code})")
+                tasks.take_back(w, task)
+                continue
+            self.scheduler.finished(w, task)
+            self._fail_lost_task(w, task, code)
+        self.events.publish(WorkerDied(w.name, pid, code, w.actor.cls_name if w.actor else None, len(lost)))
+        self.emit("worker", w.name, pid, "died", f"exit code {code}")
+        if w.actor is not None:
+            self.actors_dir.worker_died(w.actor, w, code)
 
     def _fail_lost_task(self, w: WorkerRecord, task: Any, code: int | None) -> None:
         from ...core.errors import TaskCancelledError, WorkerCrashedError
@@ -525,3 +529,22 @@ class Runtime:
             with contextlib.suppress(OSError):
                 os.close(fd)
         return True
+
+
+def _kill(link: Any) -> None:
+    """Carries out a Kill command (a worker process, or an attached driver: each link knows how)."""
+    link.kill()
+
+
+def _node_info(node_id: int, alive: bool, host: str, resources: dict[str, float], labels: dict[str, str], workers: int) -> dict[str, Any]:
+    return {
+        "NodeID": f"{node_id:06x}",
+        "Alive": alive,
+        "NodeManagerAddress": host if host != socket.gethostname() else "127.0.0.1",
+        "NodeManagerHostname": host,
+        "NodeName": host,
+        "Resources": dict(resources),
+        "Labels": dict(labels),
+        "Workers": workers,
+        "alive": alive,
+    }

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.errors import SystemShutdownError
 from ..config import ClusterConfig
-from ..protocol import LogLimiter, pack
+from ..protocol import LogLimiter
 from ..state.commands import Push
 from ..state.workers import WorkerRecord
 from .processes import WorkerProcess
@@ -82,7 +82,7 @@ class Outbox:
                         item = unsent[0]
                     except IndexError:  # dropped meanwhile (its worker died, or shutdown)
                         break
-                    data = item if type(item) is bytes else pack(item)
+                    data = item if type(item) is bytes else link.pack(item)
                     try:
                         sent = link.conn.try_send(data)
                     except Exception as exc:

@@ -11,6 +11,7 @@ import time
 from collections import deque
 from typing import Any
 
+from ..protocol.codec import pack
 from ..state.workers import WorkerRecord
 from ..transport import Transport, transport_target
 
@@ -34,6 +35,7 @@ class WorkerProcess:
         self.unsent: deque[Any] = deque()
         self.send_lock = threading.Lock()  # one thread at a time sends what is unsent, in order
         self.push_queued = False  # a push of what is unsent is queued to run when the head's lock is released
+        self.pack = pack  # how a message for it is encoded (one host: one buffer, its blobs' bytes in the arena)
         record.link = self
         record.pid = proc.pid
 

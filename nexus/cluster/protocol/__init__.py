@@ -8,7 +8,7 @@ driver: ``hello``, ``done``, ``done_many``, ``blocked``, ``revoked``,
 ``wait``, ``put``, ``refs``, ``alloc``, ``free``, ``control``.
 """
 
-from .codec import pack, unpack
+from .codec import pack, pack_frames, unpack, unpack_frames
 from .pump import SPIN_SECONDS, LogLimiter, Pump
 
-__all__ = ["SPIN_SECONDS", "LogLimiter", "Pump", "pack", "unpack"]
+__all__ = ["SPIN_SECONDS", "LogLimiter", "Pump", "pack", "pack_frames", "unpack", "unpack_frames"]

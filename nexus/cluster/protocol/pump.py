@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..transport import Connection
-from .codec import unpack
+from .codec import unpack, unpack_frames
 
 __all__ = ["SPIN_SECONDS", "LogLimiter", "Pump"]
 
@@ -67,7 +67,7 @@ class Pump:
                     break
                 n += 1
                 try:
-                    body = unpack(message[0])
+                    body = unpack(message[0]) if not message[1] else unpack_frames([message[0], *message[1]])
                 except Exception as exc:
                     self.rejected += 1
                     self.on_bad(key, exc)

@@ -62,7 +62,9 @@ class NodeLink:
         self.context = zmq.Context()
         sock = self.socket = self.context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_FRAME)
+        sock.setsockopt(zmq.MAXMSGSIZE, -1)  # (data frames carry arrays; the head is authenticated by its key)
+        sock.setsockopt(zmq.SNDHWM, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)
         sock.curve_serverkey = key.head_public.encode("ascii")
         sock.curve_publickey = key.pair.public.encode("ascii")
         sock.curve_secretkey = key.pair.secret.encode("ascii")
@@ -72,12 +74,20 @@ class NodeLink:
         self.heartbeat = 0.5
         self.timeout = 5.0
 
-    def request(self, op: str, timeout: float, **fields: Any) -> tuple[str, dict[str, Any]]:
-        """Send one frame and wait for the head's answer; KeyRefusedError or HeadUnreachableError if none comes."""
-        self.socket.send(wire.encode(op, **fields))
-        return self.receive(timeout)
+    def request(
+        self, op: str, timeout: float, ops: dict[str, dict[str, Any]] | None = None, data: list[Any] | None = None, **fields: Any
+    ) -> tuple[str, dict[str, Any]]:
+        """Send one frame and wait for the head's answer; KeyRefusedError or HeadUnreachableError if none comes.
 
-    def receive(self, timeout: float) -> tuple[str, dict[str, Any]]:
+        ``ops``: the answers taken (the head's to a node by default); ``data``: where data frames that come
+        first are kept (an attached driver's), else they are dropped.
+        """
+        self.socket.send(wire.encode(op, **fields))
+        return self.receive(timeout, ops or _HEAD_OPS, data)
+
+    def receive(
+        self, timeout: float, ops: dict[str, dict[str, Any]] = _HEAD_OPS, data: list[Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
         deadline = time.monotonic() + timeout
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
@@ -97,8 +107,15 @@ class NodeLink:
                         f"the head at {self.address} refused this key ({self.key.path}): it is not on that head's allow-list"
                     )
             if self.socket in events:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+                if len(frames) >= 2 and frames[0] == b"D":
+                    if data is not None:
+                        data.append(frames)
+                    continue
                 try:
-                    return wire.decode(self.socket.recv(zmq.NOBLOCK), _HEAD_OPS)
+                    if len(frames) != 1:
+                        raise ValueError(f"{len(frames)} frames")
+                    return wire.decode(frames[0], ops)
                 except ValueError as exc:
                     print(f"nexus: dropped a malformed frame from the head: {exc}", file=sys.stderr)
 
@@ -106,9 +123,10 @@ class NodeLink:
 
     def join(self, resources: dict[str, float], labels: dict[str, str], timeout: float = 10.0) -> int:
         sent = time.time()
+        deadline = time.monotonic() + timeout
         op, f = self.request("join", timeout, host=_socket.gethostname(), pid=os.getpid(), resources=resources, labels=labels, wall=sent)
-        if op != "welcome":
-            raise HeadUnreachableError(f"the head at {self.address} answered a join with {op!r}")
+        while op != "welcome":  # answers to beats sent before (a link that came back delivers them late)
+            op, f = self.receive(max(0.0, deadline - time.monotonic()))
         back = time.time()
         self.node_id = f["node_id"]
         self.heartbeat = float(f["heartbeat"])
@@ -143,7 +161,11 @@ class NodeLink:
             offset_told = True
             if op == "fenced":
                 old = self.node_id
-                self.join(resources, labels)
+                try:
+                    self.join(resources, labels)
+                except HeadUnreachableError as exc:
+                    log(f"nexus node {old}: fenced, and joining again failed ({exc}); trying on")
+                    continue
                 offset_told = False
                 log(f"nexus node {old}: the head declared it dead ({f['why']}); joined again as node {self.node_id}")
                 if rejoined is not None:

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -58,17 +59,27 @@ def run_head(args: argparse.Namespace) -> int:
     folder = Path(private_folder(head_folder()))
     state_file = folder / "state.json"
     keys = create_head_keys(str(folder), cluster=f"{socket.gethostname()}-{os.urandom(4).hex()}")
-    config = ClusterConfig()
-    service = HeadService(
-        keys,
-        bind=args.bind,
-        port=args.port,
-        heartbeat=args.heartbeat or config.node_heartbeat,
-        timeout=args.node_timeout or config.node_timeout,
-        resources={"CPU": float(args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1), **_resources(args.resources)},
-        labels=_labels(args.labels),
-        log=_log,
-    )
+    from ..head.runtime import Runtime
+
+    config = ClusterConfig.from_environment(None, os.environ)
+    num_cpus = args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1
+    custom = _resources(args.resources)
+    runtime = Runtime(max(1, num_cpus), "shm", "default", resources=custom or None, config=config)  # the head's own node
+    try:
+        service = HeadService(
+            keys,
+            bind=args.bind,
+            port=args.port,
+            heartbeat=args.heartbeat or config.node_heartbeat,
+            timeout=args.node_timeout or config.node_timeout,
+            resources={"CPU": float(num_cpus), **custom},
+            labels=_labels(args.labels),
+            log=_log,
+            runtime=runtime,
+        )
+    except BaseException:
+        runtime.shutdown()
+        raise
     stop = _stop_on_signals()
     shown = socket.gethostname() if args.bind in ("0.0.0.0", "::", "*") else args.bind
     address = f"{shown}:{service.port}"
@@ -80,6 +91,7 @@ def run_head(args: argparse.Namespace) -> int:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(state_file)
         service.close()
+        runtime.shutdown()
         _log("nexus head: stopped")
     return 0
 
@@ -96,6 +108,7 @@ def run_node(args: argparse.Namespace) -> int:
     link = NodeLink(key, args.address)
     stop = _stop_on_signals()
     state_file = folder / f"node-{os.getpid()}.json"
+    workers: list[subprocess.Popen[bytes]] = []
     try:
         try:
             node_id = link.join(resources, labels, timeout=args.join_timeout)
@@ -104,18 +117,45 @@ def run_node(args: argparse.Namespace) -> int:
             return 3
 
         def record(node_id: int) -> None:
+            """Joined (again) as ``node_id``: the state file says so, and the workers attach under that number."""
+            _stop_workers(workers)
+            workers[:] = _start_workers(int(resources["CPU"]), args.address, key.path, node_id)
             write_private(str(state_file), {"address": args.address, "pid": os.getpid(), "node_id": node_id})
 
         record(node_id)
-        _log(f"nexus node {node_id}: joined the head at {args.address} with {resources}")
+        _log(f"nexus node {node_id}: joined the head at {args.address} with {resources}; {len(workers)} workers")
         link.beat_until(stop, resources, labels, _log, rejoined=record)
         link.leave()
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(state_file)
+        _stop_workers(workers)
         link.close()
     _log(f"nexus node {link.node_id}: stopped")
     return 0
+
+
+def _start_workers(count: int, address: str, key_path: str, node_id: int) -> list[subprocess.Popen[bytes]]:
+    """This node's task workers: each attaches to the head on its own (and dies with this agent)."""
+    argv = [sys.executable, "-m", "nexus.cluster.remote.worker", "--address", address, "--key", key_path]
+    return [
+        subprocess.Popen([*argv, "--node", str(node_id), "--agent", str(os.getpid())], stdin=subprocess.DEVNULL, close_fds=True)
+        for _ in range(count)
+    ]
+
+
+def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for proc in workers:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+    deadline = time.monotonic() + 5
+    for proc in workers:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    workers.clear()
 
 
 def _resources(text: str | None) -> dict[str, float]:

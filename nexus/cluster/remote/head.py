@@ -16,12 +16,13 @@ import socket as _socket
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from ..protocol import LogLimiter
+from ..protocol import LogLimiter, unpack_frames
 from ..state.nodes import Membership, NodeRecord
 from . import wire
 from .keys import HeadKeys
@@ -33,7 +34,37 @@ _NODE_OPS: dict[str, dict[str, Any]] = {
     "beat": {"node_id": int},
     "leave": {"node_id": int},
     "nodes": {},
+    "attach": {"host": str, "pid": int},
+    "peer_beat": {"worker_id": int},
+    "detach": {"worker_id": int},
 }
+
+
+class _Peer:
+    """A driver attached over this link: its record in the head's tables, its routing id and key."""
+
+    __slots__ = ("identity", "key", "last_heard", "record")
+
+    def __init__(self, identity: bytes, key: str, record: Any, now: float) -> None:
+        self.identity = identity
+        self.key = key
+        self.record = record
+        self.last_heard = now
+
+
+class _PeerConnection:
+    """What the head's outbox sends to an attached driver through: frames queued for the link's thread to send."""
+
+    def __init__(self, service: HeadService, identity: bytes) -> None:
+        self.service = service
+        self.identity = identity
+
+    def try_send(self, data: Any, frames: Any = ()) -> bool:
+        self.service.outgoing.append((self.identity, data))  # (frames: see PeerLink.pack)
+        os.eventfd_write(self.service.wake_fd, 1)
+        return True
+
+    send = try_send
 
 
 class HeadService:
@@ -49,8 +80,17 @@ class HeadService:
         resources: dict[str, float] | None = None,
         labels: dict[str, str] | None = None,
         log: Any = None,
+        runtime: Any = None,
     ) -> None:
         self.keys = keys
+        self.runtime = runtime  # the head's cluster, which attached drivers use (None: membership only)
+        self.peers: dict[bytes, _Peer] = {}  # by routing id
+        self.outgoing: deque[tuple[bytes, list[Any]]] = deque()
+        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        if runtime is not None:
+            from ..head.peers import peer_loads
+
+            self.loads = peer_loads(runtime)
         self.heartbeat = heartbeat
         self.membership = Membership(timeout)
         self.refused = 0  # peers whose key is not on the allow-list (counted by the ZAP handler's thread)
@@ -63,8 +103,10 @@ class HeadService:
         self.auth.configure_curve_callback("nexus", credentials_provider=self)
         sock = self.socket = self.context.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_FRAME)
+        sock.setsockopt(zmq.MAXMSGSIZE, -1)  # data frames carry arrays; only authenticated peers get to send any
         sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        sock.setsockopt(zmq.SNDHWM, 0)  # a ROUTER drops what passes its high-water mark: no mark for cluster traffic
+        sock.setsockopt(zmq.RCVHWM, 0)
         sock.curve_server = True
         sock.curve_secretkey = keys.head.secret.encode("ascii")
         sock.curve_publickey = keys.head.public.encode("ascii")
@@ -82,8 +124,16 @@ class HeadService:
         # The head's own host is a node of the cluster too (its key is the head's)
         now = time.monotonic()
         self.own = self.membership.join(
-            keys.head.public, _socket.gethostname(), dict(resources or {}), dict(labels or {}), now, info={"pid": os.getpid(), "head": True}
+            keys.head.public,
+            _socket.gethostname(),
+            dict(resources or {}),
+            dict(labels or {}),
+            now,
+            info={"pid": os.getpid(), "head": True},
+            node_id=runtime.node_id if runtime is not None else 0,
         )
+        if runtime is not None:
+            runtime.membership = self.membership
 
     # -- the ZAP handler's question (its thread) ---------------------------------------------
 
@@ -100,8 +150,13 @@ class HeadService:
         sock = self.socket
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
+        poller.register(self.wake_fd, zmq.POLLIN)
         while not stop.is_set():
             events = dict(poller.poll(int(self.heartbeat * 500)))
+            if self.wake_fd in events:
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(self.wake_fd)
+            self._send_outgoing()
             if sock in events:
                 for _ in range(1000):  # what waits now, without starving the expiry below
                     try:
@@ -113,8 +168,21 @@ class HeadService:
             self.membership.heard(self.own.node_id, self.own.key, now)
             for record in self.membership.expire(now):
                 self.print(f"nexus head: node {record.node_id} ({record.host}) is dead: {record.why}")
+                self._drop_workers_of(record.node_id, f"its node is dead: {record.why}")
+            for peer in [p for p in self.peers.values() if now - p.last_heard > self.membership.timeout]:
+                self._peer_gone(peer, f"not heard from for {now - peer.last_heard:.1f} s")
+
+    def _send_outgoing(self) -> None:
+        outgoing = self.outgoing
+        while outgoing:
+            identity, frames = outgoing.popleft()
+            with contextlib.suppress(zmq.ZMQError):
+                self.socket.send_multipart([identity, b"D", *frames], zmq.NOBLOCK, copy=False)
 
     def _handle(self, frames: list[Any]) -> None:
+        if len(frames) >= 3 and frames[1].bytes == b"D":
+            self._on_data(frames[0].bytes, frames[2].get("User-Id"), frames[2:])
+            return
         if len(frames) != 2:
             self.malformed += 1
             self.limited(f"nexus head: dropped a message of {len(frames) - 1} frames (one is taken)")
@@ -123,7 +191,10 @@ class HeadService:
         key = frame.get("User-Id")  # the authenticated public key (Z85), set by the ZAP handler
         try:
             op, fields = wire.decode(frame.bytes, _NODE_OPS)
-            reply = getattr(self, f"_on_{op}")(key, fields)
+            if op in ("attach", "peer_beat", "detach"):
+                reply = getattr(self, f"_on_{op}")(identity.bytes, key, fields)
+            else:
+                reply = getattr(self, f"_on_{op}")(key, fields)
         except ValueError as exc:
             self.malformed += 1
             self.limited(f"nexus head: dropped a malformed control frame: {exc}")
@@ -165,11 +236,85 @@ class HeadService:
         record = self.membership.leave(f["node_id"], key)
         if record is not None:
             self.print(f"nexus head: node {record.node_id} ({record.host}) left")
+            self._drop_workers_of(record.node_id, "its node left")
+
+    # -- attached drivers --------------------------------------------------------------------
+
+    def _on_attach(self, identity: bytes, key: str, f: dict[str, Any]) -> bytes:
+        rt = self.runtime
+        if rt is None:
+            return wire.encode("refused", why="this head runs no cluster to attach to")
+        old = self.peers.pop(identity, None)
+        if old is not None:
+            self._peer_gone(old, "it attached again")
+        kind = f.get("kind", "driver")
+        node = f.get("node_id", 0)
+        if kind == "task":
+            member = self.membership.get(node) if isinstance(node, int) else None
+            if member is None or not member.alive or member.key != key:
+                return wire.encode("refused", why=f"node {node} is not a live member joined with this key")
+        elif kind != "driver":
+            raise ValueError(f"an attach of kind {str(kind)[:20]!r}")
+        record = rt.peers.attach(_PeerConnection(self, identity), f["pid"], lambda: None, kind, node if kind == "task" else 0)
+        peer = self.peers[identity] = _Peer(identity, key, record, time.monotonic())
+        record.link._on_kill = lambda: self._peer_gone(peer, "the head dropped it")
+        what = f"a worker of node {node}" if kind == "task" else "a driver"
+        self.print(f"nexus head: {what} attached from {f['host'][:253]} (pid {f['pid']}) as {record.name}")
+        return wire.encode(
+            "attached",
+            worker_id=record.index,
+            node=rt.node_id,
+            config=rt.config.to_json(),
+            namespace=rt.namespace,
+            heartbeat=self.heartbeat,
+            timeout=self.membership.timeout,
+        )
+
+    def _on_peer_beat(self, identity: bytes, key: str, f: dict[str, Any]) -> bytes:
+        peer = self.peers.get(identity)
+        if peer is None or peer.key != key or peer.record.index != f["worker_id"]:
+            return wire.encode("fenced", node_id=f["worker_id"], why="it is not attached to this head (declared gone?)")
+        peer.last_heard = time.monotonic()
+        return wire.encode("ack")
+
+    def _on_detach(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
+        peer = self.peers.get(identity)
+        if peer is not None and peer.key == key and peer.record.index == f["worker_id"]:
+            self._peer_gone(peer, "it detached")
+
+    def _drop_workers_of(self, node: int, why: str) -> None:
+        """A node's workers go with it (they are fenced too: what they still say is not taken)."""
+        for peer in [p for p in self.peers.values() if getattr(p.record.link, "node", 0) == node]:
+            self._peer_gone(peer, why)
+
+    def _peer_gone(self, peer: _Peer, why: str) -> None:
+        if self.peers.get(peer.identity) is peer:
+            del self.peers[peer.identity]
+        self.runtime.peers.gone(peer.record, why)
+        self.print(f"nexus head: {peer.record.name} is gone: {why}")
+
+    def _on_data(self, identity: bytes, key: str | None, frames: list[Any]) -> None:
+        peer = self.peers.get(identity)
+        if peer is None or peer.key != key:
+            self.malformed += 1
+            self.limited("nexus head: dropped data from a peer that is not attached")
+            return
+        peer.last_heard = time.monotonic()
+        try:
+            body = unpack_frames([frames[0].bytes, *(f.buffer for f in frames[1:])], self.loads)
+        except Exception as exc:
+            self.malformed += 1
+            self.limited(f"nexus head: dropped a malformed message from {peer.record.name}: {exc}")
+            return
+        self.runtime._handle(peer.record, body)
 
     def _on_nodes(self, _key: str, _f: dict[str, Any]) -> bytes:
         return wire.encode("nodes", nodes=[_describe(r) for r in self.membership], refused=self.refused, malformed=self.malformed)
 
     def close(self) -> None:
+        for peer in list(self.peers.values()):
+            self._peer_gone(peer, "the head stopped")
+        os.close(self.wake_fd)
         self.auth.stop()
         self.socket.close(0)
         self.context.term()

@@ -73,13 +73,23 @@ class Membership:
         now: float,
         clock_offset: float = 0.0,
         info: dict[str, Any] | None = None,
+        node_id: int = 0,
     ) -> NodeRecord:
-        """A node joins: always under a new number, even if its key was here before (a dead node comes back new)."""
+        """A node joins: always under a new number, even if its key was here before (a dead node comes back new).
+
+        ``node_id``: the number it has already (the head's own node, whose number its ids carry).
+        """
         bad = {k: v for k, v in resources.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0}
         if bad:
             raise ValueError(f"a node's resources are non-negative numbers, not {bad!r}")
-        node_id = self._next_id
-        self._next_id += 1
+        if node_id:
+            if node_id in self.nodes:
+                raise ValueError(f"node {node_id} is a member already")
+        else:
+            while self._next_id in self.nodes:
+                self._next_id += 1
+            node_id = self._next_id
+            self._next_id += 1
         record = NodeRecord(node_id, key, host, dict(resources), dict(labels), now, now, clock_offset, info=dict(info or {}))
         self.nodes[node_id] = record
         return record

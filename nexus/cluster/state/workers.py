@@ -33,7 +33,8 @@ _NEXT = {
 
 
 class WorkerRecord:
-    """One worker process: a task worker (``kind="task"``) or the host of one actor (``"actor"``).
+    """One worker process: a task worker (``kind="task"``), the host of one actor (``"actor"``), or a driver
+    attached from elsewhere (``"driver"``: it runs nothing, and asks as a worker does).
 
     ``link`` is the node's handle on the process and its channel: opaque
     here, carried so that what the head decides can be sent to it.
@@ -57,6 +58,7 @@ class WorkerRecord:
         "pid",
         "pinned",
         "ready",
+        "remote",
         "revoking",
         "shipped",
         "state",
@@ -67,7 +69,8 @@ class WorkerRecord:
         self.index = index  # its number on its node (its process number in ids, see state.ids)
         self.worker_id = worker_id or index  # node and number: unique in the cluster
         self.kind = kind
-        self.name = f"worker-{index}"
+        self.name = f"{'driver' if kind == 'driver' else 'worker'}-{index}"
+        self.remote = False  # in another process than this host's arena is mapped by: blobs go with their bytes
         self.state = WorkerStatus.STARTING
         self.alive, self.ready, self.broken = True, False, False  # what ``state`` says (see ``to``)
         self.pid = 0

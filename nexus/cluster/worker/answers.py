@@ -33,6 +33,7 @@ class HeldAnswers:
 
     def __init__(self, conn: Connection, runtime: _Owner, config: ClusterConfig) -> None:
         self.conn = conn
+        self.encode = getattr(conn, "encode", pack)  # (see WorkerRuntime.encode)
         self.hold_under, self.hold_max, self.hold_age = config.hold_under, config.hold_max, config.hold_age
         self.runtime = runtime
         # Ref and pin changes (oid, dref, dpin), in the order they happened; they go to the driver before
@@ -118,11 +119,11 @@ class HeldAnswers:
 
     def _send_run(self, kind: str, run: list[Any]) -> None:
         if kind == "r":
-            self.conn.send(pack(("refs", run)))
+            self.conn.send(self.encode(("refs", run)))
         elif len(run) == 1:
-            self.conn.send(pack(("done", *run[0])))
+            self.conn.send(self.encode(("done", *run[0])))
         else:
-            self.conn.send(pack(("done_many", run)))
+            self.conn.send(self.encode(("done_many", run)))
 
     def _start_watchdog(self) -> None:
         if self.watchdog is None:

@@ -45,6 +45,7 @@ class WorkerRuntime(WorkerClient, ActorHosting):
         self.spin = config.spin
         self.steal_after = config.steal_after
         self.conn = conn
+        self.encode = getattr(conn, "encode", pack)  # a channel between hosts packs large buffers as frames of their own
         self.worker_id = worker_id
         self.kind = kind
         self.death_fd = death_fd
@@ -96,7 +97,7 @@ class WorkerRuntime(WorkerClient, ActorHosting):
         if answers.held or answers.ref_ops:
             with answers.held_lock:
                 answers.flush_held()  # what was answered or counted before goes before what follows
-        self.conn.send(pack(body))
+        self.conn.send(self.encode(body))
         wake = self.parked_wake
         if wake is not None and threading.get_ident() == self.main_ident and not self.conn.park_begin():
             # An async actor's loop is parked on the channel and a coroutine sent this: on zmq, sending lets

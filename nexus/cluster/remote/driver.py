@@ -1,0 +1,282 @@
+"""A driver attached to a running head (``nexus.init(address=...)``): the session of a notebook that joins a cluster.
+
+It asks the head what a worker asks its driver (submit, calls, get, wait,
+put, refs: :class:`~nexus.cluster.worker.client.WorkerClient` makes the
+requests), over one CURVE-authenticated DEALER socket that only its I/O
+thread touches: callers queue frames and wake it. It maps no arena: values
+travel with their bytes both ways. It beats; a head that stops answering for
+the link's timeout fails every call in progress and every later one with
+``SystemShutdownError`` (no call hangs on a head that is gone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import socket as _socket
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import zmq
+
+from ...core.errors import SystemShutdownError
+from ..config import ClusterConfig
+from ..protocol import pack_frames, unpack_frames
+from ..state.ids import IdSpace
+from ..values import Blob, Pin, StoreClient, set_client
+from ..worker.client import WorkerClient, _Waiter
+from . import wire
+from .agent import _HEAD_OPS, HeadUnreachableError, NodeLink
+from .keys import NodeKey
+
+__all__ = ["AttachedDriver"]
+
+_OPS = {**_HEAD_OPS, "attached": {"worker_id": int, "node": int, "config": str}, "refused": {"why": str}}
+
+
+class _PeerStore(StoreClient):
+    """Values here have no arena: they travel inline; ref and pin changes go to the head, in order with the rest."""
+
+    adopts_pins = True
+
+    def __init__(self, driver: AttachedDriver) -> None:
+        self.driver = driver
+        self.inline_max = driver.config.inline_max
+
+    def allocate(self, nbytes: int) -> int:
+        raise RuntimeError("an attached driver has no arena")
+
+    def free(self, offset: int, nbytes: int) -> None:
+        raise RuntimeError("an attached driver has no arena")
+
+    def pin(self, oid: int, region: tuple[int, int]) -> Pin:
+        raise RuntimeError("an attached driver has no arena")
+
+    def adopt_pin(self, oid: int, region: tuple[int, int] | None) -> Any:
+        from ..worker.store_client import _Hold
+
+        return _Hold(lambda: self.driver.ref_ops.append((oid, 0, -1))) if oid else None
+
+    def acquire(self, oid: int) -> None:
+        self.driver.ref_ops.append((oid, 1, 0))
+
+    def acquire_many(self, oids: tuple[int, ...]) -> None:
+        self.driver.ref_ops.extend((oid, 1, 0) for oid in oids)
+
+    def release(self, oid: int) -> None:
+        self.driver.ref_ops.append((oid, -1, 0))
+
+
+class AttachedDriver(WorkerClient):
+    def __init__(self, key: NodeKey, address: str, timeout: float = 10.0) -> None:
+        self.address = address
+        link = self.link = NodeLink(key, address)
+        try:
+            early: list[Any] = []  # data frames that come before the answer (the head's first messages to it)
+            op, f = link.request("attach", timeout, ops=_OPS, data=early, host=_socket.gethostname(), pid=os.getpid())
+        except BaseException:
+            link.close()
+            raise
+        if op != "attached":
+            link.close()
+            why = f.get("why", f"it answered {op!r}")
+            raise ConnectionError(f"the head at {address} does not take drivers: {why}")
+        self.worker_id = f["worker_id"]
+        self.node_id = f["node"]
+        self.config = ClusterConfig.from_json(f["config"])
+        self.namespace = str(f.get("namespace") or "default")
+        self.heartbeat = float(f.get("heartbeat") or 0.5)
+        self.timeout = float(f.get("timeout") or 5.0)
+        self.id_space = IdSpace(self.node_id, self.worker_id)
+        self.new_id = self.id_space.new
+        self.shipped: set[bytes] = set()
+        self.waiters: dict[int, _Waiter] = {}
+        self.requests = itertools.count(1)
+        self.queue_full = False
+        self.queue_room = _Waiter([])
+        self.submit_window = 1 << 62
+        self.submitted = 0
+        self.exiting = False
+        self.lost: str | None = None  # why the head is gone, once it is
+        self.ref_ops: deque[tuple[int, int, int]] = deque()
+        self.outgoing: deque[list[bytes]] = deque()
+        self.send_lock = threading.Lock()
+        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.store = _PeerStore(self)
+        set_client(self.store)
+        for frames in early:
+            self._received(frames)
+        self.thread = threading.Thread(target=self._io_loop, name="nexus-attached", daemon=True)
+        self.thread.start()
+
+    # -- what WorkerClient needs -----------------------------------------------------------
+
+    def send(self, body: tuple[Any, ...]) -> None:
+        if self.lost is not None:
+            raise SystemShutdownError(self.lost)
+        with self.send_lock:
+            self._take_ref_ops()
+            self.outgoing.append([b"D", *pack_frames(body)])
+        os.eventfd_write(self.wake_fd, 1)
+
+    def _take_ref_ops(self) -> None:
+        """Ref changes made so far go before what is sent next (called with the send lock held)."""
+        ops = self.ref_ops
+        if ops:
+            run = []
+            with contextlib.suppress(IndexError):
+                while True:
+                    run.append(ops.popleft())
+            self.outgoing.append([b"D", *pack_frames(("refs", run))])
+
+    def _wait(self, waiter: _Waiter, timeout: float | None, blocking: bool = True) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not waiter.event.wait(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))):
+            if self.lost is not None:
+                raise SystemShutdownError(self.lost)
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+        if self.lost is not None and any(i not in waiter.results for i in waiter.ids):
+            raise SystemShutdownError(self.lost)  # woken because the head is gone, not answered
+
+    # -- the I/O thread --------------------------------------------------------------------
+
+    def _io_loop(self) -> None:
+        sock = self.link.socket
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self.wake_fd, zmq.POLLIN)
+        last_beat = last_heard = time.monotonic()
+        while not self.exiting:
+            events = dict(poller.poll(int(self.heartbeat * 500)))
+            if self.wake_fd in events:
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(self.wake_fd)
+            if self.ref_ops and self.send_lock.acquire(blocking=False):
+                try:
+                    self._take_ref_ops()
+                finally:
+                    self.send_lock.release()
+            while self.outgoing:
+                with contextlib.suppress(zmq.ZMQError):
+                    sock.send_multipart(self.outgoing.popleft(), zmq.NOBLOCK, copy=False)
+            if sock in events:
+                for _ in range(1000):
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    last_heard = time.monotonic()
+                    self._received(frames)
+            now = time.monotonic()
+            if now - last_beat >= self.heartbeat:
+                with contextlib.suppress(zmq.ZMQError):
+                    sock.send(wire.encode("peer_beat", worker_id=self.worker_id), zmq.NOBLOCK)
+                last_beat = now
+            if now - last_heard > self.timeout and self.lost is None:
+                self._lose(f"the head at {self.address} has not answered for {now - last_heard:.1f} s")
+
+    def _received(self, frames: list[Any]) -> None:
+        frames = [f if isinstance(f, bytes) else f.buffer for f in frames]
+        if len(frames) >= 2 and frames[0] == b"D":
+            try:
+                body = unpack_frames([bytes(frames[1]), *frames[2:]])
+            except Exception:
+                return
+            handler = getattr(self, f"_on_{body[0]}", None)
+            if handler is not None:
+                handler(body)
+            return
+        if len(frames) == 1:
+            with contextlib.suppress(ValueError):
+                op, f = wire.decode(bytes(frames[0]), _OPS)
+                if op == "fenced":
+                    self._lose(f"the head at {self.address} dropped this driver: {f['why']}")
+
+    def _lose(self, why: str) -> None:
+        self.lost = f"{why}; the cluster is gone for this driver (nexus.shutdown(), then nexus.init() to attach again)"
+        for waiter in list(self.waiters.values()):
+            waiter.event.set()  # (their _wait sees self.lost and raises)
+        self.queue_room.event.set()
+
+    def _on_objects(self, body: tuple[Any, ...]) -> None:
+        _, request, items = body
+        waiter = self.waiters.get(request)
+        if waiter is not None:
+            waiter.results.update(items)
+            waiter.event.set()
+
+    def _on_window(self, body: tuple[Any, ...]) -> None:
+        self.submit_window = body[1]
+
+    def _on_backpressure(self, body: tuple[Any, ...]) -> None:
+        self.queue_full = body[1]
+        if body[1]:
+            self.queue_room = _Waiter([])
+        else:
+            self.queue_room.event.set()
+
+    def _on_exit(self, _body: tuple[Any, ...]) -> None:
+        self._lose(f"the head at {self.address} shut down")
+
+    # -- the session ---------------------------------------------------------------------------
+
+    def get_blobs(self, ids: Any, timeout: float | None) -> list[Blob] | None:
+        blobs = super().get_blobs(ids, timeout)
+        if self.lost is not None and blobs is None:
+            raise SystemShutdownError(self.lost)
+        return blobs
+
+    def info(self) -> dict[str, Any]:
+        return {"address": self.address, "attached_as": f"driver-{self.worker_id}", "namespace": self.namespace, "pid": os.getpid()}
+
+    def shutdown(self) -> bool:
+        """Detach: what this driver holds is let go at the head; the cluster goes on."""
+        if not self.exiting:
+            if self.lost is None:
+                with self.send_lock:
+                    self._take_ref_ops()
+                    self.outgoing.append([wire.encode("detach", worker_id=self.worker_id)])
+                os.eventfd_write(self.wake_fd, 1)
+                time.sleep(0.05)
+            self.exiting = True
+            self.thread.join(5)
+            self.link.close()
+            os.close(self.wake_fd)
+            set_client(None)
+        return True
+
+
+def attach(address: str, key_file: str | None, timeout: float = 10.0) -> AttachedDriver:
+    """The session of this process attached to the head at ``address`` ("auto": the one started on this host)."""
+    from .agent import parse_address
+    from .daemon import head_folder
+    from .keys import load_node_key
+
+    if address != "auto":
+        parse_address(address)  # a bad address says so before anything else
+    if address == "auto" or key_file is None:
+        import json
+
+        state_path = head_folder() / "state.json"
+        try:
+            state = json.loads(state_path.read_text())
+        except (OSError, ValueError):
+            state = None
+        if address == "auto":
+            if state is None:
+                raise ConnectionError(
+                    "address='auto' attaches to a head started on this host, and none runs here "
+                    f"(no {state_path}): `nexus start --head` first, or nexus.init() for a cluster of this process"
+                )
+            address = state["address"]
+        key_file = key_file or os.environ.get("NEXUS_KEY") or (state or {}).get("node_key")
+        if key_file is None:
+            raise ValueError(f"attaching to {address} needs its key file: nexus.init(address=..., key='node.key') or NEXUS_KEY")
+    try:
+        return AttachedDriver(load_node_key(key_file), address, timeout)
+    except HeadUnreachableError as exc:
+        raise ConnectionError(str(exc)) from None
