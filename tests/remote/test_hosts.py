@@ -1,0 +1,242 @@
+"""Three simulated hosts (network namespaces, veth pairs, a private /dev/shm each): a head, nodes and a driver apart.
+
+Host 1 runs the head (bound to its veth address), hosts 2 and 3 join it as nodes with a copy of its key file, and
+a driver on host 3 attaches across the network. A cut link (``ip link set DEV down``) is detected within the
+node timeout, and the node that comes back is fenced and joins anew.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from .hosts import Hosts, hosts_available
+from .test_membership import TIMEOUT, wait_for
+
+_WHY = hosts_available()
+pytestmark = pytest.mark.skipif(
+    _WHY is not None and os.environ.get("NEXUS_REQUIRE_NETNS") != "1", reason=f"simulated hosts: {_WHY}"
+)
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory):
+    if _WHY is not None:
+        pytest.fail(f"NEXUS_REQUIRE_NETNS=1 but simulated hosts cannot be made: {_WHY}")
+    made = Hosts(3, tmp_path_factory.mktemp("hosts"))
+    try:
+        made.nexus(1, "start", "--head", "--bind", made.address(1), "--port", "0", "--node-timeout", str(TIMEOUT), "--num-cpus", "2")
+        state = json.loads((made.homes[0] / "head" / "state.json").read_text())
+        assert state["address"].startswith(made.address(1) + ":")
+        for i in (2, 3):  # the key file goes to the other hosts (as scp would), private there too
+            key = made.homes[i - 1] / "node.key"
+            shutil.copyfile(state["node_key"], key)
+            os.chmod(key, 0o600)
+        made.state = state  # type: ignore[attr-defined]
+        yield made
+    finally:
+        for i in (3, 2, 1):
+            made.nexus(i, "stop", check=False, timeout=60)
+        made.close()
+
+
+def join(hosts: Hosts, i: int, *extra: str) -> str:
+    return hosts.nexus(i, "start", "--address", hosts.state["address"], "--key", str(hosts.homes[i - 1] / "node.key"), *extra).stdout  # type: ignore[attr-defined]
+
+
+def status(hosts: Hosts) -> dict:
+    return json.loads(hosts.nexus(1, "status", "--json").stdout)
+
+
+def test_nodes_on_two_other_hosts_join_the_head_across_the_network(hosts: Hosts) -> None:
+    join(hosts, 2, "--num-cpus", "1", "--labels", "zone=b")
+    join(hosts, 3, "--num-cpus", "3", "--resources", '{"GPU": 1}')
+    nodes = [n for n in status(hosts)["nodes"] if n["alive"]]
+    assert sorted(n["host"] for n in nodes) == ["host1", "host2", "host3"]
+    by_host = {n["host"]: n for n in nodes}
+    assert by_host["host1"]["head"] and by_host["host2"]["labels"] == {"zone": "b"}
+    assert by_host["host3"]["resources"] == {"CPU": 3.0, "GPU": 1.0}
+    assert all(abs(n["clock_offset"]) < 1.0 for n in nodes), "one machine's clock, estimated across the link"
+
+
+DRIVER = textwrap.dedent(
+    """
+    import sys, time, json
+    import numpy as np
+    import nexus
+
+    address, key = sys.argv[1], sys.argv[2]
+    start = time.monotonic()
+    nexus.init(address=address, key=key)
+    attached = time.monotonic() - start
+
+    @nexus.remote
+    def total(a):
+        return int(a.sum())
+
+    @nexus.remote
+    def ramp(n):
+        return np.arange(n, dtype=np.int64)
+
+    @nexus.remote
+    class Counter:
+        def __init__(self):
+            self.n = 0
+        def add(self, k):
+            self.n += k
+            return self.n
+
+    big = np.arange(12_500_000, dtype=np.int64)  # 100 MB, across the link to the head's arena
+    ref = nexus.put(big)
+    out = {"attached_s": attached, "sum_ok": nexus.get(total.remote(ref), timeout=120) == int(big.sum())}
+    back = nexus.get(ramp.remote(2_500_000), timeout=120)  # 20 MB made on host 1, back across the link
+    out["back_ok"] = int(back[-1]) == 2_499_999
+    c = Counter.remote()
+    c.add.tell(2)
+    out["actor"] = nexus.get(c.add.remote(3), timeout=60)
+    out["hosts"] = sorted(n["NodeManagerHostname"] for n in nexus.nodes() if n["Alive"])
+    import os
+    out["my_shm"] = sorted(os.listdir("/dev/shm"))
+    nexus.shutdown()
+    print(json.dumps(out))
+    """
+)
+
+
+def test_a_driver_on_another_host_attaches_and_its_values_cross_the_network(hosts: Hosts) -> None:
+    out = hosts.python(3, DRIVER, hosts.state["address"], str(hosts.homes[2] / "node.key"))  # type: ignore[attr-defined]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["sum_ok"] and result["back_ok"] and result["actor"] == 5
+    assert "host1" in result["hosts"]
+    assert result["my_shm"] == [], "the driver's host shares no memory with the head's: the values crossed the link"
+    assert result["attached_s"] < 5
+
+
+def test_a_cut_link_is_detected_and_the_node_that_comes_back_is_fenced_and_joins_anew(hosts: Hosts) -> None:
+    if not any(n["host"] == "host2" and n["alive"] for n in status(hosts)["nodes"]):
+        join(hosts, 2, "--num-cpus", "1")
+    before = {n["node_id"] for n in status(hosts)["nodes"] if n["host"] == "host2" and n["alive"]}
+    hosts.link(2, up=False)
+    cut = time.monotonic()
+    try:
+        wait_for("host2's node declared dead", lambda: not any(n["host"] == "host2" and n["alive"] for n in status(hosts)["nodes"]))
+        took = time.monotonic() - cut
+    finally:
+        hosts.link(2, up=True)
+    assert took >= TIMEOUT - 0.5
+    dead = {n["node_id"]: n for n in status(hosts)["nodes"] if n["node_id"] in before}
+    assert all(not n["alive"] and "not heard from" in n["why"] for n in dead.values())
+    rejoined = wait_for(
+        "host2's agent joined again under a new number",
+        lambda: [n for n in status(hosts)["nodes"] if n["host"] == "host2" and n["alive"] and n["node_id"] not in before],
+    )
+    assert len(rejoined) == 1
+    log = next(Path(hosts.homes[1] / "nodes").glob("node-*.log")).read_text()
+    assert "joined again as node" in log
+
+
+WORK = textwrap.dedent(
+    """
+    import sys, time, json, os
+    import numpy as np
+    import nexus
+
+    nexus.init(address=sys.argv[1], key=sys.argv[2])
+
+    @nexus.remote
+    def where(x):
+        time.sleep(0.3)
+        return os.uname().nodename, x * x
+
+    @nexus.remote
+    def total(a):
+        return os.uname().nodename, int(a.sum())
+
+    out = {"cpus": nexus.cluster_resources()["CPU"]}
+    results = nexus.get([where.remote(i) for i in range(24)], timeout=120)
+    out["squares_ok"] = [r for _, r in results] == [i * i for i in range(24)]
+    out["hosts"] = sorted({h for h, _ in results})
+    big = np.arange(2_500_000, dtype=np.int64)  # 20 MB to whichever host runs it
+    sums = nexus.get([total.remote(big) for _ in range(6)], timeout=120)
+    out["sums_ok"] = all(s == int(big.sum()) for _, s in sums)
+    out["sum_hosts"] = sorted({h for h, _ in sums})
+    nexus.shutdown()
+    print(json.dumps(out))
+    """
+)
+
+
+def test_work_is_placed_on_the_workers_of_nodes_that_joined_from_other_hosts(hosts: Hosts) -> None:
+    for i, cpus in ((2, "1"), (3, "2")):
+        if not any(n["host"] == f"host{i}" and n["alive"] for n in status(hosts)["nodes"]):
+            join(hosts, i, "--num-cpus", cpus)
+    wait_for("the nodes' workers attached", lambda: _cpus(hosts) >= 5)
+    out = hosts.python(3, WORK, hosts.state["address"], str(hosts.homes[2] / "node.key"))  # type: ignore[attr-defined]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["cpus"] >= 5 and result["squares_ok"] and result["sums_ok"]
+    assert result["hosts"] == ["host1", "host2", "host3"], "24 tasks of 0.3 s on 5 CPUs reach every host"
+
+
+def _cpus(hosts: Hosts) -> float:
+    code = "import nexus, sys; nexus.init(address=sys.argv[1], key=sys.argv[2]); print(nexus.cluster_resources()['CPU']); nexus.shutdown()"
+    out = hosts.python(3, code, hosts.state["address"], str(hosts.homes[2] / "node.key"))  # type: ignore[attr-defined]
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+RETRIED = textwrap.dedent(
+    """
+    import sys, time, json, os
+    import nexus
+
+    nexus.init(address=sys.argv[1], key=sys.argv[2])
+
+    @nexus.remote
+    def slow(x):
+        time.sleep(1.0)
+        return os.uname().nodename, x
+
+    refs = [slow.remote(i) for i in range(16)]
+    print("submitted", flush=True)
+    start = time.monotonic()
+    results = nexus.get(refs, timeout=120)
+    print(json.dumps({"ok": [x for _, x in results] == list(range(16)), "took": time.monotonic() - start,
+                      "hosts": sorted({h for h, _ in results})}), flush=True)
+    nexus.shutdown()
+    """
+)
+
+
+def test_a_node_killed_with_tasks_running_there_has_them_retried_elsewhere(hosts: Hosts) -> None:
+    if not any(n["host"] == "host2" and n["alive"] for n in status(hosts)["nodes"]):
+        join(hosts, 2, "--num-cpus", "1")
+    wait_for("host2's worker attached", lambda: _cpus(hosts) >= 3)
+    agent = json.loads(next((hosts.homes[1] / "nodes").glob("node-*.json")).read_text())["pid"]
+    driver = hosts.popen(3, [sys.executable, "-c", RETRIED, hosts.state["address"], str(hosts.homes[2] / "node.key")])  # type: ignore[attr-defined]
+    try:
+        assert driver.stdout is not None and driver.stdout.readline().strip() == "submitted"
+        time.sleep(1.5)  # host2's worker is in a task by now
+        os.kill(agent, signal.SIGKILL)
+        out, err = driver.communicate(timeout=150)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["ok"], err
+    wait_for("host2's node declared dead", lambda: not any(n["host"] == "host2" and n["alive"] for n in status(hosts)["nodes"]))
+    assert not [p for p in hosts.pids(2) if _cmdline(p).find("nexus.cluster.remote.worker") >= 0], "its workers died with it"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
