@@ -25,6 +25,7 @@ from .cluster.api import (
     shutdown,
     wait,
 )
+from .cluster.strategies import NodeAffinitySchedulingStrategy
 from .core import _EXPORTS as _core_exports  # the in-process runtime's names (the modules load on first use)
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ __all__ = [
     "MailboxKind",
     "MailboxSpec",
     "NexusError",
+    "NodeAffinitySchedulingStrategy",
     "ObjectRef",
     "OverflowPolicy",
     "PoisonPill",

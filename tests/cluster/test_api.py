@@ -677,3 +677,19 @@ def test_nodes_and_resources_as_ray_gives_them(cluster):
     held = nexus.available_resources().get("CPU", 0.0)
     assert held <= total["CPU"] - 1, "an actor holding a CPU makes it unavailable"
     nexus.kill(holder)
+
+
+def test_scheduling_strategies_as_in_ray(cluster):
+    here = nexus.nodes()[0]["NodeID"]
+    assert nexus.get(double.options(scheduling_strategy="SPREAD").remote(2), timeout=20) == 4
+    pinned = nexus.NodeAffinitySchedulingStrategy(here)
+    assert nexus.get(double.options(scheduling_strategy=pinned).remote(3), timeout=20) == 6
+    nowhere = nexus.NodeAffinitySchedulingStrategy("abcdef" if here != "abcdef" else "abcdee")
+    with pytest.raises(ValueError, match="can never run: node .* is not alive"):
+        double.options(scheduling_strategy=nowhere).remote(1)
+    soft = nexus.NodeAffinitySchedulingStrategy(nowhere.node_id, soft=True)
+    assert nexus.get(double.options(scheduling_strategy=soft).remote(4), timeout=20) == 8, "soft: runs elsewhere"
+    with pytest.raises(ValueError, match="scheduling_strategy is 'DEFAULT', 'SPREAD'"):
+        double.options(scheduling_strategy="EVERYWHERE").remote(1)
+    with pytest.raises(ValueError, match="takes a NodeID"):
+        double.options(scheduling_strategy=nexus.NodeAffinitySchedulingStrategy("not hex")).remote(1)

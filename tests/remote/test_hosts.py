@@ -240,3 +240,39 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+PLACED = textwrap.dedent(
+    """
+    import sys, time, json, os
+    import nexus
+
+    nexus.init(address=sys.argv[1], key=sys.argv[2])
+
+    @nexus.remote
+    def where(x):
+        time.sleep(0.5)
+        return os.uname().nodename
+
+    ids = {n["NodeManagerHostname"]: n["NodeID"] for n in nexus.nodes() if n["Alive"]}
+    out = {}
+    for host, node in sorted(ids.items()):
+        strategy = nexus.NodeAffinitySchedulingStrategy(node)
+        out[host] = sorted(set(nexus.get([where.options(scheduling_strategy=strategy).remote(i) for i in range(3)], timeout=60)))
+    out["spread"] = sorted(set(nexus.get([where.options(scheduling_strategy="SPREAD").remote(i) for i in range(3)], timeout=60)))
+    nexus.shutdown()
+    print(json.dumps(out))
+    """
+)
+
+
+def test_node_affinity_and_spread_place_tasks_on_the_hosts_they_name(hosts: Hosts) -> None:
+    for i in (2, 3):
+        if not any(n["host"] == f"host{i}" and n["alive"] for n in status(hosts)["nodes"]):
+            join(hosts, i, "--num-cpus", "1")
+    wait_for("every node's worker attached", lambda: _cpus(hosts) >= 4)
+    out = hosts.python(3, PLACED, hosts.state["address"], str(hosts.homes[2] / "node.key"))  # type: ignore[attr-defined]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for host in ("host1", "host2", "host3"):
+        assert result[host] == [host], f"tasks bound to {host} ran on {result[host]}"
+    assert result["spread"] == ["host1", "host2", "host3"], "three tasks spread over three hosts"

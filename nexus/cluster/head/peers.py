@@ -78,7 +78,7 @@ class PeerDirectory:
         record.remote = True
         record.pid = pid
         link = PeerLink(record, conn, on_kill)
-        link.node = node
+        link.node = record.node = node
         if kind == "task":
             link.ready.clear()
             with rt.lock:
@@ -114,6 +114,8 @@ class PeerDirectory:
             if record in rt.workers:
                 rt.workers.remove(record)
                 rt.resources.total["CPU"] -= 1.0
+            if not self.of_node(record.node):
+                rt.scheduler.fail_stranded(record.node, f"has no worker left ({why})")
             rt.scheduler.dispatch()
 
     def of_node(self, node: int) -> list[WorkerRecord]:

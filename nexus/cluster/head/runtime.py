@@ -241,6 +241,12 @@ class Runtime:
             for r in list(self.membership)
         ]
 
+    def alive_nodes(self) -> set[int]:
+        """The numbers of the nodes alive now (this host's, and those that joined a standalone head)."""
+        if self.membership is None:
+            return {self.node_id}
+        return {r.node_id for r in list(self.membership) if r.alive}
+
     def cluster_resources(self, available: bool) -> dict[str, float]:
         """What the cluster has, or what is free now (CPUs no running task or actor holds; others not held)."""
         with self.lock:
@@ -312,6 +318,7 @@ class Runtime:
             raise NexusError("the cluster is shutting down")
         index = next(self.indexes)
         record = WorkerRecord(index, kind, self.ids.worker_id(index))
+        record.node = self.node_id
         env = {"NEXUS_CLUSTER_ID": self.cluster, "NEXUS_ARENA": self.store.arena.name, "NEXUS_NODE_ID": str(self.node_id)}
         link = spawn_worker(record, self.transport, env, self.death_r, self.give_up_at, self.config.to_json())
         with self.lock:

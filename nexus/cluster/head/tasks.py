@@ -12,6 +12,7 @@ from ..events import TaskRetried
 from ..state.commands import Kill
 from ..state.tasks import TaskQueue, TaskRecord
 from ..state.workers import WorkerRecord
+from ..strategies import placement
 from ..values import Blob, ObjectRef, error_blob, serialize, split_args
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ class TaskScheduler:
         rt = self.rt
         begin = _now() if rt.observed is not None else 0
         needs = rt.resources.needs_of(options, name, default_cpu=1.0)
+        strategy = placement(options.get("scheduling_strategy"), name, rt.alive_nodes()) if options else None
+        if strategy is not None and needs is None:
+            needs = {"CPU": 1.0}  # placed on its own, never prefetched
         self.define(fn_id, factory)
         if self.tasks.full():
             self.wait_for_queue_room()
@@ -71,6 +75,7 @@ class TaskScheduler:
             task = TaskRecord(self.new_id(), fn_id, name, args_blob, deps, result_ids, needs, self.config.default_task_retries)
             task.args_oid = self.objects.args_object(args_blob)
             task.set_retry_options(options)
+            task.strategy = strategy
             if begin and rt.observed is not None:
                 rt.push((rt.seq(), "submitted", _now(), task.task_id, name, "task", task.task_id, 0, "driver", begin))
             self.enqueue(task)
@@ -116,6 +121,9 @@ class TaskScheduler:
             task.set_retry_options(options)
             try:
                 task.needs = rt.resources.needs_of(options, name, default_cpu=1.0)
+                task.strategy = placement(options.get("scheduling_strategy"), name, rt.alive_nodes()) if options else None
+                if task.strategy is not None and task.needs is None:
+                    task.needs = {"CPU": 1.0}
             except ValueError as exc:
                 blob = error_blob(exc, "the driver")
                 for oid in result_ids:
@@ -134,6 +142,22 @@ class TaskScheduler:
         config = self.config
         if not self.backpressure and (len(tasks.queue) >= config.max_queued_tasks or tasks.queued_bytes >= config.max_queued_bytes):
             self.tell_backpressure(True)
+
+    def fail_stranded(self, node: int, why: str) -> None:
+        """Queued tasks bound to ``node`` (a hard affinity) fail: it is gone (lock held)."""
+        from ...core.errors import NexusError
+
+        stranded = [
+            t
+            for t in self.tasks.queue
+            if t.strategy is not None and t.strategy[0] == "node" and t.strategy[1] == node and not t.strategy[2]
+        ]
+        for task in stranded:
+            self.tasks.remove(task)
+            blob = error_blob(NexusError(f"{task.name} can never run: node {node:06x}, which it must run on, {why}"), "the driver")
+            for oid in task.result_ids:
+                self.objects.store(oid, blob)
+            self.objects.decref(task.args_oid)
 
     def tell_backpressure(self, full: bool) -> None:
         """Tell every worker that the queue is full (its submitters wait, as one in the driver does) or has room."""

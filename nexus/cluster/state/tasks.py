@@ -34,6 +34,7 @@ class TaskRecord:
         "result_ids",
         "retries",
         "retry_exceptions",
+        "strategy",
         "task_id",
         "trace",
         "worker",
@@ -65,6 +66,7 @@ class TaskRecord:
         self.attempt = 0
         self.cancelled = False
         self.trace = self.task_id  # the trace it belongs to: the id of the call that started the chain
+        self.strategy: tuple[Any, ...] | None = None  # where it may run: ("node", id, soft) or ("spread",) (see strategies)
 
     def set_retry_options(self, options: dict[str, Any]) -> None:
         retries = options.get("max_retries")
@@ -157,10 +159,11 @@ class TaskQueue:
             return self.free_cpus(workers) >= 1.0
         return self.resources.fits(task.needs, self.free_cpus(workers))
 
-    def take_fitting(self, workers: list[WorkerRecord]) -> TaskRecord | None:
-        """The first queued task that fits the free resources (a big one waiting does not hold back small ones)."""
+    def take_fitting(self, workers: list[WorkerRecord], w: WorkerRecord | None = None) -> TaskRecord | None:
+        """The first queued task that fits the free resources (a big one waiting does not hold back small ones)
+        and, for ``w``, may run there (its scheduling strategy)."""
         for i, task in enumerate(self.queue):
-            if self.fits(task, workers):
+            if self.fits(task, workers) and (task.strategy is None or w is None or self.placeable_on(task, w, workers)):
                 del self.queue[i]
                 if task.needs is not None:
                     self.special_queued -= 1
@@ -168,6 +171,27 @@ class TaskQueue:
             if i >= 64:
                 break
         return None
+
+    @staticmethod
+    def placeable_on(task: TaskRecord, w: WorkerRecord, workers: list[WorkerRecord]) -> bool:
+        """Whether ``task``'s strategy lets it run on ``w`` now (``w`` is idle)."""
+        strategy = task.strategy
+        assert strategy is not None
+        if strategy[0] == "node":
+            _, node, soft = strategy
+            if w.node == node:
+                return True
+            return bool(soft) and not any(x.ready and x.node == node and (x.inflight == 0 or x.blocked) for x in workers)
+        # SPREAD: on a node with the fewest busy workers among the nodes that have an idle one
+        busy: dict[int, int] = {}
+        idle_nodes = set()
+        for x in workers:
+            if x.ready:
+                if x.inflight == 0 or x.blocked:
+                    idle_nodes.add(x.node)
+                else:
+                    busy[x.node] = busy.get(x.node, 0) + 1
+        return busy.get(w.node, 0) <= min(busy.get(n, 0) for n in idle_nodes)
 
     # -- placing ---------------------------------------------------------------------------
 
@@ -192,8 +216,10 @@ class TaskQueue:
             if not queue:
                 return
             if w.inflight == 0 or w.blocked:
-                task = self.take_fitting(workers)
+                task = self.take_fitting(workers, w)
                 if task is None:
+                    if self.special_queued:
+                        continue  # what is queued may not run on this worker, but on another
                     return
                 self.started(w, task, now)
                 send(w, task)

@@ -54,6 +54,7 @@ class WorkerRecord:
         "kind",
         "link",
         "name",
+        "node",
         "outbox",
         "pid",
         "pinned",
@@ -70,6 +71,7 @@ class WorkerRecord:
         self.worker_id = worker_id or index  # node and number: unique in the cluster
         self.kind = kind
         self.name = f"{'driver' if kind == 'driver' else 'worker'}-{index}"
+        self.node = 0  # the node it runs on (its number: see state.ids)
         self.remote = False  # in another process than this host's arena is mapped by: blobs go with their bytes
         self.state = WorkerStatus.STARTING
         self.alive, self.ready, self.broken = True, False, False  # what ``state`` says (see ``to``)

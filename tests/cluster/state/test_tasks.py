@@ -404,3 +404,62 @@ def test_queue_accounting_returns_to_zero_after_every_task_is_taken_and_finished
     assert (q.queued_bytes, q.special_queued, len(q.queue), len(q.running)) == (0, 0, 0, 0)
     assert q.resources.used == {"CPU": 0.0, "GPU": 0.0}
     assert all(w.inflight == 0 for w in ws) and q.free_cpus(ws) == 2.0
+
+
+# -- scheduling strategies -------------------------------------------------------------------
+
+
+def on_nodes(*nodes: int) -> list[WorkerRecord]:
+    ws = workers(len(nodes))
+    for w, node in zip(ws, nodes, strict=True):
+        w.node = node
+    return ws
+
+
+def placed(strategy: tuple) -> TaskRecord:
+    task = special_task({"CPU": 1.0})
+    task.strategy = strategy
+    return task
+
+
+def test_a_hard_node_affinity_runs_only_on_that_node_and_waits_while_it_is_busy() -> None:
+    q = tasks_on(cpus=3)
+    ws = on_nodes(1, 1, 2)
+    q.push(placed(("node", 2, False)))
+    assert [i for i, _ in dispatch(q, ws)] == [2]
+    q.push(placed(("node", 2, False)))
+    assert dispatch(q, ws) == [], "node 2's worker is busy: it waits, though node 1 has idle workers"
+    assert len(q.queue) == 1
+
+
+def test_a_soft_node_affinity_goes_elsewhere_when_its_node_has_no_idle_worker_or_is_gone() -> None:
+    q = tasks_on(cpus=3)
+    ws = on_nodes(1, 2)
+    busy(ws[1])
+    q.push(placed(("node", 2, True)))
+    assert [i for i, _ in dispatch(q, ws)] == [0]
+    q.push(placed(("node", 9, True)))  # no such node
+    assert [i for i, _ in dispatch(q, on_nodes(1))] == [0]
+
+
+def test_spread_places_tasks_on_the_least_busy_nodes_first() -> None:
+    q = tasks_on(cpus=4)
+    ws = on_nodes(1, 1, 1, 2)
+    for _ in range(2):
+        q.push(placed(("spread",)))
+    sent = dispatch(q, ws)
+    assert sorted(ws[i].node for i, _ in sent) == [1, 2], "one on each node, not two on the first"
+    q.push(placed(("spread",)))
+    q.push(placed(("spread",)))
+    sent = dispatch(q, ws)
+    assert [ws[i].node for i, _ in sent] == [1, 1], "node 2 has no idle worker left: node 1's idle ones take them"
+
+
+def test_plain_tasks_behind_a_placed_one_still_run_on_other_workers() -> None:
+    q = tasks_on(cpus=2)
+    ws = on_nodes(1, 2)
+    busy(ws[1])
+    q.push(placed(("node", 2, False)))
+    q.push(plain_task())
+    sent = dispatch(q, ws)
+    assert [(i, t.strategy) for i, t in sent] == [(0, None)], "the plain task is not held up by the placed one"
