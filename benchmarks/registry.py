@@ -31,6 +31,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("store", "benchmarks.store"),
     ("microbench", "benchmarks.microbench"),
     ("pool", "benchmarks.pool"),
+    ("hosts", "benchmarks.hosts"),
 )
 
 
