@@ -89,10 +89,12 @@ def _runtime() -> Any:
 
 
 def list_nodes() -> list[NodeState]:
-    return [
-        NodeState(n["NodeID"], n["NodeManagerHostname"], n["Alive"], n["Resources"], n["Labels"], n["Workers"])
-        for n in _runtime().nodes()
-    ]
+    """The cluster's nodes (in a driver attached to a head too: it asks the head)."""
+    from .cluster.session import current
+
+    session = current()
+    nodes = session.nodes() if session is not None and session.driver() is None else _runtime().nodes()
+    return [NodeState(n["NodeID"], n["NodeManagerHostname"], n["Alive"], n["Resources"], n["Labels"], n["Workers"]) for n in nodes]
 
 
 def list_workers() -> list[WorkerState]:

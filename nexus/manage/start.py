@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cluster.remote.daemon import add_common, head_folder, node_folder
+from ..cluster.remote.daemon import add_common, head_folder, node_folder, process_start
 from ..cluster.remote.files import home, private_folder
 
 __all__ = ["add_commands"]
@@ -35,14 +35,15 @@ def _read_state(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("pid"), int) else None
 
 
-def _ours(pid: int) -> bool:
-    """Whether ``pid`` is a Nexus daemon of this user (not a process that reused a dead one's pid)."""
+def _ours(state: dict[str, Any]) -> bool:
+    """Whether the process a state file names still runs, as this user's (not another that reused its pid)."""
+    pid = state["pid"]
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read()
-        return b"nexus.cluster.remote.daemon" in cmdline and os.stat(f"/proc/{pid}").st_uid == os.geteuid()
+        if os.stat(f"/proc/{pid}").st_uid != os.geteuid():
+            return False
     except OSError:
         return False
+    return state.get("started") == process_start(pid)
 
 
 def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -100,7 +101,7 @@ def _start(args: argparse.Namespace) -> int:
 def _start_head(args: argparse.Namespace, common: list[str]) -> int:
     folder = Path(private_folder(head_folder()))
     existing = _read_state(folder / "state.json")
-    if existing is not None and _ours(existing["pid"]):
+    if existing is not None and _ours(existing):
         print(
             f"nexus start: a head runs here already (pid {existing['pid']}) at {existing['address']}; `nexus stop` first", file=sys.stderr
         )
@@ -141,26 +142,28 @@ def _start_node(args: argparse.Namespace, common: list[str]) -> int:
 
 
 def _stop(_args: argparse.Namespace) -> int:
-    targets: list[tuple[str, Path, int]] = []
-    for path in sorted(node_folder().glob("node-*.json")):
+    targets: list[tuple[str, Path, dict[str, Any]]] = []
+    nodes = Path(private_folder(node_folder()))  # (this user's own, mode 0700: nobody else's state files are read)
+    for path in sorted(nodes.glob("node-*.json")):
         data = _read_state(path)
         if data is not None:
-            targets.append((f"node {data.get('node_id')}", path, data["pid"]))
-    head_state = head_folder() / "state.json"
+            targets.append((f"node {data.get('node_id')}", path, data))
+    head_state = Path(private_folder(head_folder())) / "state.json"
     data = _read_state(head_state)
     if data is not None:
-        targets.append(("head", head_state, data["pid"]))
+        targets.append(("head", head_state, data))
     stopped = 0
-    for what, path, pid in targets:
-        if not _ours(pid):
+    for what, path, state in targets:
+        pid = state["pid"]
+        if not _ours(state):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # left by a daemon that was killed: nothing to stop
             continue
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while _ours(pid) and time.monotonic() < deadline:
+        while _ours(state) and time.monotonic() < deadline:
             time.sleep(0.02)
-        if _ours(pid):
+        if _ours(state):
             os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -177,7 +180,7 @@ def _status(args: argparse.Namespace) -> int:
 
     address, key_path = args.address, args.key
     if address is None:
-        state = _read_state(head_folder() / "state.json")
+        state = _read_state(Path(private_folder(head_folder())) / "state.json")
         if state is None:
             print("nexus status: no head runs here; say --address HOST:PORT --key FILE", file=sys.stderr)
             return 1

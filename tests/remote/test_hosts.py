@@ -22,9 +22,7 @@ from .hosts import Hosts, hosts_available
 from .test_membership import TIMEOUT, wait_for
 
 _WHY = hosts_available()
-pytestmark = pytest.mark.skipif(
-    _WHY is not None and os.environ.get("NEXUS_REQUIRE_NETNS") != "1", reason=f"simulated hosts: {_WHY}"
-)
+pytestmark = pytest.mark.skipif(_WHY is not None and os.environ.get("NEXUS_REQUIRE_NETNS") != "1", reason=f"simulated hosts: {_WHY}")
 
 
 @pytest.fixture(scope="module")

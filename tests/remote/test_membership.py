@@ -212,6 +212,9 @@ def test_malformed_frames_from_an_authenticated_peer_are_dropped_and_counted(hom
             wire.encode("beat", node_id="one"),
             wire.encode("join", host="h", pid=1, resources={"CPU": -1}, labels={}, wall=0.0),
             wire.encode("join", host="h", pid=1, resources={"CPU": 1}, labels={"a": 1}, wall=0.0),
+            b"[" * 200_000 + b"]" * 200_000,  # deep enough to exhaust a recursive parser
+            b'{"op": "beat", "node_id": ' + b"9" * 400 + b"}",  # an integer no node has
+            b'{"op": "join", "host": "h", "pid": 1, "resources": {}, "labels": {}, "wall": NaN}',
         ]
         for frame in bad:
             link.socket.send(frame)
@@ -223,6 +226,67 @@ def test_malformed_frames_from_an_authenticated_peer_are_dropped_and_counted(hom
     finally:
         link.close()
     assert home.status()["nodes"][0]["alive"], "the head still answers others"
+
+
+def test_only_the_connection_a_node_joined_on_speaks_for_it(home: Home) -> None:
+    state = home.start_head()
+    key = load_node_key(state["node_key"])
+    mine, other = NodeLink(key, state["address"]), NodeLink(key, state["address"])
+    try:
+        node = mine.join({"CPU": 1.0}, {})
+        other.socket.send(wire.encode("leave", node_id=node))  # the same key, another connection
+        op, _ = other.request("beat", 10, node_id=node, epoch=mine.epoch)
+        assert op == "fenced", "a beat for a node from another connection is not taken"
+        assert by_id(home.status())[node]["alive"], "nor is its leave"
+        assert mine.request("beat", 10, node_id=node, epoch=mine.epoch)[0] == "ack"
+        assert mine.request("beat", 10, node_id=node, epoch="an earlier run")[0] == "fenced"
+    finally:
+        mine.close()
+        other.close()
+
+
+def test_a_node_of_a_head_that_restarted_is_fenced_and_joins_the_new_one(home: Home) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port the restarted head can take again
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    home.nexus("start", "--head", "--port", port, "--node-timeout", str(TIMEOUT), "--num-cpus", "1")
+    home.start_node("--num-cpus", "1")
+    agent = home.node_pids()[1]
+    os.kill(home.head_state()["pid"], signal.SIGKILL)
+    wait_for(
+        "the killed head's state is stale",
+        lambda: (
+            home.nexus("start", "--head", "--port", port, "--node-timeout", str(TIMEOUT), "--num-cpus", "1", check=False).returncode == 0
+        ),
+    )
+    nodes = wait_for("the agent joined the new head", lambda: [n for n in home.status()["nodes"] if not n["head"] and n["alive"]])
+    assert [n["pid"] for n in nodes] == [agent], "the same agent, a member of the new head's run"
+
+
+def test_a_nodes_worker_that_exits_is_started_again(home: Home) -> None:
+    home.start_head()
+    home.start_node("--num-cpus", "2")
+    code = "import nexus; nexus.init(address='auto'); print(nexus.cluster_resources()['CPU']); nexus.shutdown()"
+
+    def cpus() -> float:
+        return float(subprocess.run([sys.executable, "-c", code], env=home.env, capture_output=True, text=True, timeout=60).stdout)
+
+    wait_for("the node's two workers attached", lambda: cpus() == 4.0)
+    agent = home.node_pids()[1]
+    children = [int(p) for p in Path(f"/proc/{agent}/task/{agent}/children").read_text().split()]
+    assert len(children) == 2
+    os.kill(children[0], signal.SIGKILL)
+    wait_for(
+        "a new worker took its place",
+        lambda: (
+            len(Path(f"/proc/{agent}/task/{agent}/children").read_text().split()) == 2
+            and children[0] not in [int(p) for p in Path(f"/proc/{agent}/task/{agent}/children").read_text().split()]
+        ),
+    )
+    time.sleep(TIMEOUT + 1)  # the head has let the killed one go by now
+    wait_for("the cluster has its CPUs back", lambda: cpus() == 4.0)
 
 
 def test_a_second_head_on_one_host_is_refused_and_status_without_a_head_says_so(home: Home) -> None:

@@ -144,7 +144,10 @@ def peer_loads(rt: Runtime) -> Callable[[bytes], Any]:
         # Its buffers are views of the frames received: large ones go to the arena, small ones become bytes
         size = (len(payload) if isinstance(payload, bytes) else 0) + sum(memoryview(b).nbytes for b in buffers)
         if region is None and isinstance(payload, bytes) and size >= limit:
-            return into_arena(Blob(payload, buffers, error, None, refs, oid), rt)
+            try:
+                return into_arena(Blob(payload, buffers, error, None, refs, oid), rt)
+            except Exception:  # no room (even after spilling): it stays in the head's memory, nothing is lost
+                pass
         return _rebuild_blob(payload, [b if isinstance(b, bytes) else bytes(b) for b in buffers], error, region, refs, oid)
 
     class Unpickler(pickle.Unpickler):

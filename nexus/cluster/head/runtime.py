@@ -234,10 +234,15 @@ class Runtime:
         resources, workers = self.cluster_resources(False), len(self.workers)
         if self.membership is None:
             return [_node_info(self.node_id, True, socket.gethostname(), resources, {}, workers)]
-        return [
-            _node_info(r.node_id, r.alive, r.host, resources, r.labels, workers)
-            if r.node_id == self.node_id
-            else _node_info(r.node_id, r.alive, r.host, r.resources, r.labels, len(self.peers.of_node(r.node_id)))
+        return [  # each node with what it offers (the head's own: its own CPUs, not the cluster's)
+            _node_info(
+                r.node_id,
+                r.alive,
+                r.host,
+                r.resources,
+                r.labels,
+                workers if r.node_id == self.node_id else len(self.peers.of_node(r.node_id)),
+            )
             for r in list(self.membership)
         ]
 

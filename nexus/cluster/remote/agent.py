@@ -71,6 +71,8 @@ class NodeLink:
         self.monitor = sock.get_monitor_socket(_AUTH_FAILED | _PROTOCOL_FAILED | _NO_DETAIL)
         sock.connect(f"tcp://{host}:{port}")
         self.node_id = 0
+        self.epoch = ""
+        self.clock_offset = 0.0
         self.heartbeat = 0.5
         self.timeout = 5.0
 
@@ -129,21 +131,30 @@ class NodeLink:
             op, f = self.receive(max(0.0, deadline - time.monotonic()))
         back = time.time()
         self.node_id = f["node_id"]
+        self.epoch = str(f.get("epoch", ""))
         self.heartbeat = float(f["heartbeat"])
         self.timeout = float(f["timeout"])
         self.clock_offset = (sent + back) / 2 - float(f["wall"])  # ours minus the head's, to within half the round trip
         return self.node_id
 
     def beat_until(
-        self, stop: threading.Event, resources: dict[str, float], labels: dict[str, str], log: Any, rejoined: Any = None
+        self,
+        stop: threading.Event,
+        resources: dict[str, float],
+        labels: dict[str, str],
+        log: Any,
+        rejoined: Any = None,
+        tick: Any = None,
     ) -> None:
         """Beat every ``heartbeat`` until ``stop``; rejoin as a new node when fenced (``rejoined(node_id)``); say when
         the head is lost and back."""
         lost_since = 0.0
         offset_told = False
         while not stop.wait(self.heartbeat):
+            if tick is not None:
+                tick()
             try:
-                fields: dict[str, Any] = {"node_id": self.node_id}
+                fields: dict[str, Any] = {"node_id": self.node_id, "epoch": self.epoch}
                 if not offset_told:
                     fields["offset"] = self.clock_offset
                 op, f = self.request("beat", max(self.heartbeat * 2, 1.0), **fields)

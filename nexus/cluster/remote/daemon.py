@@ -36,6 +36,15 @@ def node_folder(base: Path | None = None) -> Path:
     return (base or home()) / "nodes"
 
 
+def process_start(pid: int) -> int:
+    """When process ``pid`` started (clock ticks since boot): with its pid, it names one process for good."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
@@ -83,7 +92,16 @@ def run_head(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
     shown = socket.gethostname() if args.bind in ("0.0.0.0", "::", "*") else args.bind
     address = f"{shown}:{service.port}"
-    write_private(str(state_file), {"address": address, "pid": os.getpid(), "cluster": keys.cluster, "node_key": keys.node_key_file})
+    write_private(
+        str(state_file),
+        {
+            "address": address,
+            "pid": os.getpid(),
+            "started": process_start(os.getpid()),
+            "cluster": keys.cluster,
+            "node_key": keys.node_key_file,
+        },
+    )
     _log(f"nexus head: listening on {args.bind}:{service.port} (cluster {keys.cluster})")
     try:
         service.serve(stop)
@@ -120,11 +138,15 @@ def run_node(args: argparse.Namespace) -> int:
             """Joined (again) as ``node_id``: the state file says so, and the workers attach under that number."""
             _stop_workers(workers)
             workers[:] = _start_workers(int(resources["CPU"]), args.address, key.path, node_id)
-            write_private(str(state_file), {"address": args.address, "pid": os.getpid(), "node_id": node_id})
+            write_private(
+                str(state_file), {"address": args.address, "pid": os.getpid(), "started": process_start(os.getpid()), "node_id": node_id}
+            )
 
         record(node_id)
         _log(f"nexus node {node_id}: joined the head at {args.address} with {resources}; {len(workers)} workers")
-        link.beat_until(stop, resources, labels, _log, rejoined=record)
+        link.beat_until(
+            stop, resources, labels, _log, rejoined=record, tick=lambda: _replace_exited(workers, args.address, key.path, link.node_id)
+        )
         link.leave()
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -138,10 +160,21 @@ def run_node(args: argparse.Namespace) -> int:
 def _start_workers(count: int, address: str, key_path: str, node_id: int) -> list[subprocess.Popen[bytes]]:
     """This node's task workers: each attaches to the head on its own (and dies with this agent)."""
     argv = [sys.executable, "-m", "nexus.cluster.remote.worker", "--address", address, "--key", key_path]
+    # Not a worker of any local cluster this agent may have been started from (that cluster's files are not theirs)
+    env = {k: v for k, v in os.environ.items() if k not in ("NEXUS_CLUSTER_ID", "NEXUS_ARENA", "NEXUS_NODE_ID")}
     return [
-        subprocess.Popen([*argv, "--node", str(node_id), "--agent", str(os.getpid())], stdin=subprocess.DEVNULL, close_fds=True)
+        subprocess.Popen([*argv, "--node", str(node_id), "--agent", str(os.getpid())], stdin=subprocess.DEVNULL, close_fds=True, env=env)
         for _ in range(count)
     ]
+
+
+def _replace_exited(workers: list[subprocess.Popen[bytes]], address: str, key_path: str, node_id: int) -> None:
+    """Workers that exited (a task that crashed its process, a force-cancel) are started again."""
+    exited = [proc for proc in workers if proc.poll() is not None]
+    for proc in exited:
+        workers.remove(proc)
+    if exited:
+        workers.extend(_start_workers(len(exited), address, key_path, node_id))
 
 
 def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import os
 import socket as _socket
+import sys
 import threading
 import time
 from collections import deque
@@ -145,6 +146,13 @@ class AttachedDriver(WorkerClient):
     # -- the I/O thread --------------------------------------------------------------------
 
     def _io_loop(self) -> None:
+        try:
+            self._io()
+        except BaseException as exc:
+            self._lose(f"the link to the head at {self.address} failed ({exc!r})")
+            raise
+
+    def _io(self) -> None:
         sock = self.link.socket
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
@@ -170,7 +178,10 @@ class AttachedDriver(WorkerClient):
                     except zmq.Again:
                         break
                     last_heard = time.monotonic()
-                    self._received(frames)
+                    try:
+                        self._received(frames)
+                    except Exception as exc:  # this thread must go on (or every call would wait for ever)
+                        print(f"nexus: dropped a message from the head that could not be handled: {exc!r}", file=sys.stderr)
             now = time.monotonic()
             if now - last_beat >= self.heartbeat:
                 with contextlib.suppress(zmq.ZMQError):
@@ -261,7 +272,11 @@ def attach(address: str, key_file: str | None, timeout: float = 10.0) -> Attache
     if address == "auto" or key_file is None:
         import json
 
+        from .files import private_folder
+
         state_path = head_folder() / "state.json"
+        if state_path.parent.exists():
+            private_folder(state_path.parent)  # this user's own, nobody else's, before its files are believed
         try:
             state = json.loads(state_path.read_text())
         except (OSError, ValueError):

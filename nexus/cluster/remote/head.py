@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket as _socket
 import sys
 import threading
@@ -60,8 +61,10 @@ class _PeerConnection:
         self.identity = identity
 
     def try_send(self, data: Any, frames: Any = ()) -> bool:
-        self.service.outgoing.append((self.identity, data))  # (frames: see PeerLink.pack)
-        os.eventfd_write(self.service.wake_fd, 1)
+        service = self.service
+        if not service.closed:
+            service.outgoing.append((self.identity, data))  # (frames: see PeerLink.pack)
+            service.wake()
         return True
 
     send = try_send
@@ -86,7 +89,11 @@ class HeadService:
         self.runtime = runtime  # the head's cluster, which attached drivers use (None: membership only)
         self.peers: dict[bytes, _Peer] = {}  # by routing id
         self.outgoing: deque[tuple[bytes, list[Any]]] = deque()
+        self.kills: deque[_Peer] = deque()  # peers to drop, asked from other threads (the loop thread drops them)
         self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.closed = False
+        self.epoch = secrets.token_hex(8)  # this head's run: a beat for a node of an earlier run is fenced
+        self.node_identity: dict[int, bytes] = {}  # the connection each node joined on: only it speaks for it
         if runtime is not None:
             from ..head.peers import peer_loads
 
@@ -138,7 +145,11 @@ class HeadService:
     # -- the ZAP handler's question (its thread) ---------------------------------------------
 
     def callback(self, _domain: str, key: bytes) -> bool:
-        allowed = key.decode("ascii", "replace") in self.keys.allowed()
+        try:
+            allowed = key.decode("ascii", "replace") in self.keys.allowed()
+        except Exception as exc:  # an exception here would end the authenticator's thread: refuse instead
+            self.limited(f"nexus head: cannot read the allow-list ({exc}); refusing")
+            allowed = False
         if not allowed:
             self.refused += 1
             self.limited(f"nexus head: refused a peer whose key is not on the allow-list ({self.refused} so far)")
@@ -156,6 +167,8 @@ class HeadService:
             if self.wake_fd in events:
                 with contextlib.suppress(BlockingIOError):
                     os.eventfd_read(self.wake_fd)
+            while self.kills:
+                self._peer_gone(self.kills.popleft(), "the head dropped it")
             self._send_outgoing()
             if sock in events:
                 for _ in range(1000):  # what waits now, without starving the expiry below
@@ -163,7 +176,11 @@ class HeadService:
                         frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
-                    self._handle(frames)
+                    try:
+                        self._handle(frames)
+                    except Exception as exc:  # a defect here must not end membership for everyone: said, and on
+                        self.malformed += 1
+                        self.limited(f"nexus head: a message could not be handled: {exc!r}")
             now = time.monotonic()
             self.membership.heard(self.own.node_id, self.own.key, now)
             for record in self.membership.expire(now):
@@ -171,6 +188,12 @@ class HeadService:
                 self._drop_workers_of(record.node_id, f"its node is dead: {record.why}")
             for peer in [p for p in self.peers.values() if now - p.last_heard > self.membership.timeout]:
                 self._peer_gone(peer, f"not heard from for {now - peer.last_heard:.1f} s")
+
+    def wake(self) -> None:
+        """Wake the loop thread (any thread may)."""
+        with contextlib.suppress(OSError):
+            if not self.closed:
+                os.eventfd_write(self.wake_fd, 1)
 
     def _send_outgoing(self) -> None:
         outgoing = self.outgoing
@@ -191,29 +214,31 @@ class HeadService:
         key = frame.get("User-Id")  # the authenticated public key (Z85), set by the ZAP handler
         try:
             op, fields = wire.decode(frame.bytes, _NODE_OPS)
-            if op in ("attach", "peer_beat", "detach"):
+            if op in ("attach", "peer_beat", "detach", "join", "beat", "leave"):
                 reply = getattr(self, f"_on_{op}")(identity.bytes, key, fields)
             else:
                 reply = getattr(self, f"_on_{op}")(key, fields)
-        except ValueError as exc:
+        except Exception as exc:  # nothing a peer sends may end this loop (membership for everyone)
             self.malformed += 1
-            self.limited(f"nexus head: dropped a malformed control frame: {exc}")
+            self.limited(f"nexus head: dropped a malformed control frame: {exc!r}")
             return
         if reply is not None:
             with contextlib.suppress(zmq.ZMQError):  # a peer gone meanwhile: nothing to tell
                 self.socket.send_multipart([identity.bytes, reply], zmq.NOBLOCK)
 
-    def _on_join(self, key: str, f: dict[str, Any]) -> bytes:
+    def _on_join(self, identity: bytes, key: str, f: dict[str, Any]) -> bytes:
         resources = f["resources"]
         labels = f["labels"]
         if not all(isinstance(k, str) for k in resources) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
             raise ValueError("a join whose resources or labels are not names to amounts and strings")
         now = time.monotonic()
         info = {"pid": f["pid"]}
-        record = self.membership.join(key, f["host"][:253], resources, labels, now, time.time() - f["wall"], info)
+        record = self.membership.join(key, f["host"][:253], resources, labels, now, float(f["wall"]) - time.time(), info)
+        self.node_identity[record.node_id] = identity
         self.print(f"nexus head: node {record.node_id} ({record.host}, pid {f['pid']}) joined with {_amounts(record.resources)}")
         return wire.encode(
             "welcome",
+            epoch=self.epoch,
             node_id=record.node_id,
             heartbeat=self.heartbeat,
             timeout=self.membership.timeout,
@@ -221,18 +246,22 @@ class HeadService:
             cluster=self.keys.cluster,
         )
 
-    def _on_beat(self, key: str, f: dict[str, Any]) -> bytes:
-        record = self.membership.heard(f["node_id"], key, time.monotonic())
+    def _on_beat(self, identity: bytes, key: str, f: dict[str, Any]) -> bytes:
+        node = f["node_id"]
+        ours = f.get("epoch") == self.epoch and self.node_identity.get(node) == identity
+        record = self.membership.heard(node, key, time.monotonic()) if ours else None
         if record is None:
-            known = self.membership.get(f["node_id"])
-            why = known.why if known is not None and known.key == key else "it is not a node of this cluster"
-            return wire.encode("fenced", node_id=f["node_id"], why=why)
+            known = self.membership.get(node) if ours else None
+            why = known.why if known is not None else "it is not a node of this head's run (the head restarted, or it was never joined)"
+            return wire.encode("fenced", node_id=node, why=why)
         offset = f.get("offset")
-        if isinstance(offset, (int, float)) and not isinstance(offset, bool):
+        if isinstance(offset, (int, float)) and not isinstance(offset, bool) and abs(offset) < 1e9:
             record.clock_offset = float(offset)
         return wire.encode("ack")
 
-    def _on_leave(self, key: str, f: dict[str, Any]) -> None:
+    def _on_leave(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
+        if self.node_identity.get(f["node_id"]) != identity:
+            return  # only the connection it joined on speaks for a node
         record = self.membership.leave(f["node_id"], key)
         if record is not None:
             self.print(f"nexus head: node {record.node_id} ({record.host}) left")
@@ -257,7 +286,12 @@ class HeadService:
             raise ValueError(f"an attach of kind {str(kind)[:20]!r}")
         record = rt.peers.attach(_PeerConnection(self, identity), f["pid"], lambda: None, kind, node if kind == "task" else 0)
         peer = self.peers[identity] = _Peer(identity, key, record, time.monotonic())
-        record.link._on_kill = lambda: self._peer_gone(peer, "the head dropped it")
+
+        def kill() -> None:  # (any thread): the loop thread drops it
+            self.kills.append(peer)
+            self.wake()
+
+        record.link._on_kill = kill
         what = f"a worker of node {node}" if kind == "task" else "a driver"
         self.print(f"nexus head: {what} attached from {f['host'][:253]} (pid {f['pid']}) as {record.name}")
         return wire.encode(
@@ -314,6 +348,7 @@ class HeadService:
     def close(self) -> None:
         for peer in list(self.peers.values()):
             self._peer_gone(peer, "the head stopped")
+        self.closed = True
         os.close(self.wake_fd)
         self.auth.stop()
         self.socket.close(0)

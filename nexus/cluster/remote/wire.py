@@ -27,7 +27,9 @@ def decode(frame: bytes, required: dict[str, dict[str, type | tuple[type, ...]]]
     if len(frame) > MAX_FRAME:
         raise ValueError(f"a control frame of {len(frame)} bytes (at most {MAX_FRAME})")
     try:
-        message = json.loads(frame)
+        message = json.loads(frame, parse_int=_small_int, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("a control frame nested too deep") from None
     except (ValueError, UnicodeDecodeError):
         raise ValueError("a control frame that is not JSON") from None
     if not isinstance(message, dict) or not isinstance(message.get("op"), str):
@@ -41,3 +43,14 @@ def decode(frame: bytes, required: dict[str, dict[str, type | tuple[type, ...]]]
         if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float, (int, float))):
             raise ValueError(f"a {op!r} frame whose {name!r} is {type(value).__name__}, not {getattr(kind, '__name__', kind)}")
     return op, message
+
+
+def _small_int(text: str) -> int:
+    """JSON integers up to 2**63 (a number of 400 digits is no pid, port or node number)."""
+    if len(text) > 19:
+        raise ValueError("an integer out of range in a control frame")
+    return int(text)
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} in a control frame")  # NaN and Infinity are no times or amounts
