@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,63 +40,99 @@ _ATTACHED: dict[str, dict[str, Any]] = {
 
 
 class PeerChannel(Connection):
-    """A worker's channel to the head across hosts: data frames ``[b"D", envelope, *buffers]``, control frames JSON."""
+    """A worker's channel to the head across hosts: data frames ``[b"D", envelope, *buffers]``, control frames JSON.
+
+    One thread of its own owns the socket (a ZeroMQ socket is one thread's): it sends what callers queue, keeps
+    what arrives for ``try_recv``, and beats. The descriptor the worker's loop parks on is an eventfd this thread
+    sets while messages wait (the socket's own is edge-triggered, and another thread's send could clear it).
+    """
 
     encode = staticmethod(pack_frames)  # how the worker packs what it sends on this channel
 
-    def __init__(self, link: NodeLink) -> None:
+    def __init__(self, link: NodeLink, worker_id: int, heartbeat: float, timeout: float) -> None:
         self.link = link
-        self._socket = link.socket
-        self._lock = threading.Lock()
-        self._fd: int = self._socket.getsockopt(zmq.FD)  # type: ignore[assignment]
-        self._closed = False
-        self.last_heard = time.monotonic()
+        self.worker_id = worker_id
+        self.heartbeat = heartbeat
+        self.timeout = timeout
+        self.inbox: deque[Message] = deque()
+        self.outbox: deque[list[Any]] = deque()
+        self.ready_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # readable while the inbox has messages
+        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # wakes the thread: something to send
+        self.closed = False
         self.fenced = ""
+        self.thread = threading.Thread(target=self._io, name="nexus-link", daemon=True)
+        self.thread.start()
 
     def send(self, data: Any, frames: Sequence[Any] = ()) -> None:
-        parts = [b"D", *data] if isinstance(data, list) else [b"D", data, *frames]
-        with self._lock:
-            if self._closed:
-                raise TransportClosedError("the channel is closed")
-            self._socket.send_multipart(parts, copy=False)
-
-    def control(self, op: str, **fields: Any) -> None:
-        with self._lock:
-            if not self._closed:
-                self._socket.send(wire.encode(op, **fields), zmq.NOBLOCK)
+        if self.closed:
+            raise TransportClosedError("the channel is closed")
+        self.outbox.append([b"D", *data] if isinstance(data, list) else [b"D", data, *frames])
+        os.eventfd_write(self.wake_fd, 1)
 
     def try_recv(self) -> Message | None:
-        while True:
-            with self._lock:
-                if self._closed:
-                    return None
-                try:
-                    frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
-                except zmq.Again:
-                    return None
-            self.last_heard = time.monotonic()
-            if len(frames) >= 2 and frames[0].bytes == b"D":
-                return frames[1].bytes, [f.buffer for f in frames[2:]]
-            if len(frames) == 1:  # an answer to a beat
-                with contextlib.suppress(ValueError):
-                    op, f = wire.decode(frames[0].bytes, _ATTACHED)
-                    if op == "fenced":
-                        self.fenced = f["why"]
+        try:
+            return self.inbox.popleft()
+        except IndexError:
+            pass
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self.ready_fd)  # nothing waits: not readable until the thread adds more
+        try:
+            return self.inbox.popleft()  # (added between the two looks)
+        except IndexError:
+            return None
 
     def fileno(self) -> int:
-        return self._fd
+        return self.ready_fd
 
     def park_begin(self) -> bool:
-        with self._lock:
-            if self._closed:
-                return True
-            return not (int(self._socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN)  # type: ignore[arg-type]
+        return not self.inbox
+
+    def _io(self) -> None:
+        sock = self.link.socket
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self.wake_fd, zmq.POLLIN)
+        last_beat = last_heard = time.monotonic()
+        while not self.closed:
+            events = dict(poller.poll(int(self.heartbeat * 500)))
+            if self.wake_fd in events:
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(self.wake_fd)
+            while self.outbox:
+                with contextlib.suppress(zmq.ZMQError):
+                    sock.send_multipart(self.outbox.popleft(), copy=False)
+            if sock in events:
+                for _ in range(1000):
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    last_heard = time.monotonic()
+                    if len(frames) >= 2 and frames[0].bytes == b"D":
+                        self.inbox.append((frames[1].bytes, [f.buffer for f in frames[2:]]))
+                        os.eventfd_write(self.ready_fd, 1)
+                    elif len(frames) == 1:  # an answer to a beat
+                        with contextlib.suppress(ValueError):
+                            op, f = wire.decode(frames[0].bytes, _ATTACHED)
+                            if op == "fenced":
+                                self.fenced = f["why"]
+            now = time.monotonic()
+            if now - last_beat >= self.heartbeat:
+                with contextlib.suppress(zmq.ZMQError):
+                    sock.send(wire.encode("peer_beat", worker_id=self.worker_id), zmq.NOBLOCK)
+                last_beat = now
+            if self.fenced or now - last_heard > self.timeout:
+                why = self.fenced or f"the head has not answered for {now - last_heard:.1f} s"
+                print(f"nexus worker-{self.worker_id}: {why}; exiting (what ran here is retried elsewhere)", file=sys.stderr, flush=True)
+                os._exit(3)
 
     def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(OSError):
+            os.eventfd_write(self.wake_fd, 1)
+        self.thread.join(2)
         self.link.close()
 
 
@@ -137,19 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..worker import WorkerRuntime
     from ..worker.store_client import _WorkerStore
 
-    channel = PeerChannel(link)
+    channel = PeerChannel(link, f["worker_id"], heartbeat, timeout)
     runtime = WorkerRuntime(channel, f["worker_id"], "task", None, config)
     session.set_current(runtime)
     set_client(_WorkerStore(runtime, None))
-
-    def beat() -> None:
-        while True:
-            time.sleep(heartbeat)
-            channel.control("peer_beat", worker_id=f["worker_id"])
-            if channel.fenced or time.monotonic() - channel.last_heard > timeout:
-                os._exit(3)  # the head let this worker go, or is gone: what ran here is retried elsewhere
-
-    threading.Thread(target=beat, name="nexus-beat", daemon=True).start()
     try:
         runtime.serve()
     finally:
