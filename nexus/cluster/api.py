@@ -557,6 +557,7 @@ class ActorClass:
             "num_cpus",
             "num_gpus",
             "resources",
+            "scheduling_strategy",
         )
         actor_options = {k: v for k, v in options.items() if k in kept}
         actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)

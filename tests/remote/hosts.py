@@ -88,7 +88,9 @@ class Hosts:
         return proc
 
     def popen(self, i: int, argv: list[str]) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.argv(i, argv), env=self.env(i), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            self.argv(i, argv), env=self.env(i), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
     def nexus(self, i: int, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return self.run(i, [sys.executable, "-m", "nexus.manage.cli", *args], timeout=timeout, check=check)

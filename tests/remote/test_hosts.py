@@ -216,7 +216,7 @@ def test_a_node_killed_with_tasks_running_there_has_them_retried_elsewhere(hosts
     if not any(n["host"] == "host2" and n["alive"] for n in status(hosts)["nodes"]):
         join(hosts, 2, "--num-cpus", "1")
     wait_for("host2's worker attached", lambda: _cpus(hosts) >= 3)
-    agent = json.loads(next((hosts.homes[1] / "nodes").glob("node-*.json")).read_text())["pid"]
+    agent = live_agent(hosts, 2)
     driver = hosts.popen(3, [sys.executable, "-c", RETRIED, hosts.state["address"], str(hosts.homes[2] / "node.key")])  # type: ignore[attr-defined]
     try:
         assert driver.stdout is not None and driver.stdout.readline().strip() == "submitted"
@@ -274,3 +274,61 @@ def test_node_affinity_and_spread_place_tasks_on_the_hosts_they_name(hosts: Host
     for host in ("host1", "host2", "host3"):
         assert result[host] == [host], f"tasks bound to {host} ran on {result[host]}"
     assert result["spread"] == ["host1", "host2", "host3"], "three tasks spread over three hosts"
+
+
+ACTORS = textwrap.dedent(
+    """
+    import sys, time, json, os
+    import nexus
+
+    nexus.init(address=sys.argv[1], key=sys.argv[2])
+
+    @nexus.remote
+    class Where:
+        def __init__(self):
+            self.calls = 0
+        def host(self):
+            self.calls += 1
+            return os.uname().nodename, os.getpid(), self.calls
+
+    ids = {n["NodeManagerHostname"]: n["NodeID"] for n in nexus.nodes() if n["Alive"]}
+    there = nexus.NodeAffinitySchedulingStrategy(ids["host2"], soft=True)
+    actor = Where.options(scheduling_strategy=there, max_restarts=1, max_task_retries=1).remote()
+    first = nexus.get(actor.host.remote(), timeout=60)
+    second = nexus.get(actor.host.remote(), timeout=60)
+    print(json.dumps({"first": first, "second": second}), flush=True)
+    sys.stdin.readline()  # the test kills host2's node now
+    after = nexus.get(actor.host.remote(), timeout=90)
+    nexus.shutdown()
+    print(json.dumps({"after": after}), flush=True)
+    """
+)
+
+
+def test_an_actor_placed_on_another_host_restarts_elsewhere_when_that_node_dies(hosts: Hosts) -> None:
+    if not any(n["host"] == "host2" and n["alive"] for n in status(hosts)["nodes"]):
+        join(hosts, 2, "--num-cpus", "1")
+    wait_for("host2's workers attached", lambda: _cpus(hosts) >= 3)
+    driver = hosts.popen(3, [sys.executable, "-c", ACTORS, hosts.state["address"], str(hosts.homes[2] / "node.key")])  # type: ignore[attr-defined]
+    try:
+        assert driver.stdout is not None
+        placed = json.loads(driver.stdout.readline())
+        assert placed["first"][0] == "host2" and placed["second"][2] == 2, placed
+        agent = live_agent(hosts, 2)
+        os.kill(agent, signal.SIGKILL)
+        out, err = driver.communicate(input="\n", timeout=150)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    after = json.loads(out.strip().splitlines()[-1])["after"]
+    assert after[0] != "host2" and after[2] == 1, f"restarted elsewhere, constructor run again: {after} {err}"
+
+
+def live_agent(hosts: Hosts, i: int) -> int:
+    """The pid of host ``i``'s running node agent (a killed one leaves its state file behind)."""
+    for path in (hosts.homes[i - 1] / "nodes").glob("node-*.json"):
+        pid = json.loads(path.read_text())["pid"]
+        if Path(f"/proc/{pid}").exists():
+            return int(pid)
+    raise AssertionError(f"no node agent runs on host{i}")

@@ -275,16 +275,15 @@ def test_a_nodes_worker_that_exits_is_started_again(home: Home) -> None:
 
     wait_for("the node's two workers attached", lambda: cpus() == 4.0)
     agent = home.node_pids()[1]
-    children = [int(p) for p in Path(f"/proc/{agent}/task/{agent}/children").read_text().split()]
-    assert len(children) == 2
-    os.kill(children[0], signal.SIGKILL)
-    wait_for(
-        "a new worker took its place",
-        lambda: (
-            len(Path(f"/proc/{agent}/task/{agent}/children").read_text().split()) == 2
-            and children[0] not in [int(p) for p in Path(f"/proc/{agent}/task/{agent}/children").read_text().split()]
-        ),
-    )
+
+    def task_workers() -> list[int]:
+        children = Path(f"/proc/{agent}/task/{agent}/children").read_text().split()
+        return [int(p) for p in children if b"--kind\0task" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+    first = task_workers()
+    assert len(first) == 2
+    os.kill(first[0], signal.SIGKILL)
+    wait_for("a new worker took its place", lambda: len(now := task_workers()) == 2 and first[0] not in now)
     time.sleep(TIMEOUT + 1)  # the head has let the killed one go by now
     wait_for("the cluster has its CPUs back", lambda: cpus() == 4.0)
 

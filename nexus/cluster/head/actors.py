@@ -13,6 +13,7 @@ from ..state.actors import ActorRecord, ActorStatus, Admission
 from ..state.commands import Kill
 from ..state.tasks import CallRecord
 from ..state.workers import WorkerRecord
+from ..strategies import placement
 from ..values import Blob, ObjectRef, error_blob, serialize, split_args
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class ActorDirectory:
                         f"an actor named {name!r} already exists in namespace {namespace!r}; use get_if_exists=True or get_actor"
                     )
             actor = ActorRecord(actor_id, cls_name, name, namespace)
+            actor.placement = placement(options.get("scheduling_strategy"), cls_name, rt.alive_nodes())
             actor.needs = needs or {}
             actor.set_options(options)
             actor.cls_id, actor.args_blob, actor.deps, actor.options = cls_id, args_blob, deps, options
@@ -107,11 +109,23 @@ class ActorDirectory:
         with self.lock:
             if actor.dead is not None or rt.closing:
                 return
-            w = rt.spares.pop() if rt.spares else None
+            w, node = self._take_spare(actor)
+        if w is None and node != rt.node_id:  # bound to a joined node without a spare now: its agent starts one
+            soft = actor.placement is not None and actor.placement[2]
+            w = self._spare_from(node, actor, fail=not soft)
+            if w is None and not soft:
+                return
+            if w is None:  # soft: anywhere, then
+                with self.lock:
+                    w = next((x for x in reversed(rt.spares) if not x.remote), None)
+                    if w is not None:
+                        rt.spares.remove(w)
         if w is None:
             w = rt.spawn("actor")
             with self.lock:
                 rt.spares.remove(w)
+        elif w.remote and rt.spawn_on is not None:
+            rt.spawn_on(w.node, "actor")  # that node keeps a spare
         with self.lock:
             if actor.dead is not None:  # killed while its process started: that one is a spare again
                 rt.spares.append(w)
@@ -143,6 +157,62 @@ class ActorDirectory:
             start()
         else:
             rt.helper(start)
+
+    def _take_spare(self, actor: ActorRecord) -> tuple[WorkerRecord | None, int]:
+        """A spare worker for ``actor`` where its strategy allows (lock held); else None and the node to start one on.
+
+        By default, a spare of this host (as on one host), else one of a joined node.
+        """
+        rt = self.rt
+        spares = rt.spares
+        strategy = actor.placement
+        if strategy is not None and strategy[0] == "node":
+            node = strategy[1]
+            chosen = next((w for w in reversed(spares) if w.node == node), None)
+            if chosen is not None:
+                spares.remove(chosen)
+            return chosen, node
+        if strategy is not None and strategy[0] == "spread" and spares:
+            hosting: dict[int, int] = {}
+            for other in self.actors.values():
+                if other.worker is not None and other.dead is None:
+                    hosting[other.worker.node] = hosting.get(other.worker.node, 0) + 1
+            chosen = min(reversed(spares), key=lambda w: hosting.get(w.node, 0))
+            spares.remove(chosen)
+            return chosen, chosen.node
+        chosen = next((w for w in reversed(spares) if not w.remote), None) or (spares[-1] if spares else None)
+        if chosen is not None:
+            spares.remove(chosen)
+        return chosen, rt.node_id
+
+    def on_actor_failed(self, actor: ActorRecord, exc: BaseException) -> None:
+        """``actor`` cannot start at all (lock held): it is dead, its calls and its creator are told why."""
+        actor.error_blob = error_blob(exc, "the driver")
+        actor.die(str(exc))
+        self.fail_calls(actor)
+        callbacks, actor.on_ready = actor.on_ready, []
+        for callback in callbacks:
+            callback(actor.error_blob)
+
+    def _spare_from(self, node: int, actor: ActorRecord, fail: bool = True) -> WorkerRecord | None:
+        """Ask joined node ``node`` for a spare and wait for it; if none comes, the actor fails (``fail``) or None."""
+        rt = self.rt
+        asked = rt.spawn_on is not None and rt.spawn_on(node, "actor")
+        deadline = time.monotonic() + rt.config.worker_start_timeout
+        while asked and time.monotonic() < deadline and not rt.closing:
+            with self.lock:
+                chosen = next((w for w in rt.spares if w.node == node), None)
+                if chosen is not None:
+                    rt.spares.remove(chosen)
+                    return chosen
+            time.sleep(0.01)
+        if not fail:
+            return None
+        why = f"node {node:06x} gave no worker for it within {rt.config.worker_start_timeout:g} s" if asked else f"node {node:06x} is gone"
+        with self.lock:
+            if actor.dead is None:
+                self.on_actor_failed(actor, NexusError(f"actor {actor.cls_name} cannot be placed: {why}"))
+        return None
 
     def on_create_actor(
         self,

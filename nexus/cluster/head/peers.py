@@ -79,13 +79,16 @@ class PeerDirectory:
         record.pid = pid
         link = PeerLink(record, conn, on_kill)
         link.node = record.node = node
-        if kind == "task":
+        if kind in ("task", "actor"):
             link.ready.clear()
             with rt.lock:
                 self.peers[index] = record
-                rt.resources.total["CPU"] += 1.0  # a CPU of its node (its node's other resources: not placed on yet)
-                rt.workers.append(record)
-            rt.emit("worker", record.name, pid, "started", "task")
+                if kind == "task":
+                    rt.resources.total["CPU"] += 1.0  # a CPU of its node (its node's other resources: not placed on yet)
+                    rt.workers.append(record)
+                else:
+                    rt.spares.append(record)  # for an actor placed on its node
+            rt.emit("worker", record.name, pid, "started", kind)
             return record
         with rt.lock:
             record.to(WorkerStatus.READY)
@@ -114,6 +117,8 @@ class PeerDirectory:
             if record in rt.workers:
                 rt.workers.remove(record)
                 rt.resources.total["CPU"] -= 1.0
+            elif record in rt.spares:
+                rt.spares.remove(record)
             if not self.of_node(record.node):
                 rt.scheduler.fail_stranded(record.node, f"has no worker left ({why})")
             rt.scheduler.dispatch()

@@ -123,6 +123,7 @@ class Runtime:
         self.actors = self.actors_dir.actors
         self.peers = PeerDirectory(self)  # drivers attached from other processes (see remote.head)
         self.membership: Any = None  # the nodes that joined, when this runtime is a standalone head's
+        self.spawn_on: Callable[[int, str], bool] | None = None  # asks a joined node for a worker (set with membership)
         self.handlers = self._handlers()
         procs = [self.spawn("task") for _ in range(num_cpus)]
         self.receiver.start()
@@ -359,7 +360,7 @@ class Runtime:
 
     def replenish_spare(self) -> None:
         with self.lock:
-            if self.spares or self.closed:
+            if any(not w.remote for w in self.spares) or self.closed:  # (a joined node's spare is that node's)
                 return
         with contextlib.suppress(Exception):
             self.spawn("actor")

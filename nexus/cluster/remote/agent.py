@@ -30,6 +30,7 @@ _HEAD_OPS: dict[str, dict[str, Any]] = {
     "ack": {},
     "fenced": {"node_id": int, "why": str},
     "nodes": {"nodes": list, "refused": int, "malformed": int},
+    "spawn": {"kind": str},
 }
 
 _AUTH_FAILED = getattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH", 0x4000)
@@ -71,6 +72,7 @@ class NodeLink:
         self.monitor = sock.get_monitor_socket(_AUTH_FAILED | _PROTOCOL_FAILED | _NO_DETAIL)
         sock.connect(f"tcp://{host}:{port}")
         self.node_id = 0
+        self.on_spawn: Any = None  # called with the kind of worker the head asks this node to start
         self.epoch = ""
         self.clock_offset = 0.0
         self.heartbeat = 0.5
@@ -117,9 +119,15 @@ class NodeLink:
                 try:
                     if len(frames) != 1:
                         raise ValueError(f"{len(frames)} frames")
-                    return wire.decode(frames[0], ops)
+                    op, f = wire.decode(frames[0], {**ops, "spawn": _HEAD_OPS["spawn"]})
                 except ValueError as exc:
                     print(f"nexus: dropped a malformed frame from the head: {exc}", file=sys.stderr)
+                    continue
+                if op == "spawn":  # the head asks for a worker (any time, not as an answer)
+                    if self.on_spawn is not None:
+                        self.on_spawn(f["kind"])
+                    continue
+                return op, f
 
     # -- a node's membership ---------------------------------------------------------------
 

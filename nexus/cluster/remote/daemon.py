@@ -126,7 +126,8 @@ def run_node(args: argparse.Namespace) -> int:
     link = NodeLink(key, args.address)
     stop = _stop_on_signals()
     state_file = folder / f"node-{os.getpid()}.json"
-    workers: list[subprocess.Popen[bytes]] = []
+    workers: list[subprocess.Popen[bytes]] = []  # task workers: kept at one per CPU
+    actors: list[subprocess.Popen[bytes]] = []  # actor workers: one spare, and those the head asked for
     try:
         try:
             node_id = link.join(resources, labels, timeout=args.join_timeout)
@@ -137,11 +138,19 @@ def run_node(args: argparse.Namespace) -> int:
         def record(node_id: int) -> None:
             """Joined (again) as ``node_id``: the state file says so, and the workers attach under that number."""
             _stop_workers(workers)
+            _stop_workers(actors)
             workers[:] = _start_workers(int(resources["CPU"]), args.address, key.path, node_id)
+            actors[:] = _start_workers(1, args.address, key.path, node_id, "actor")  # a spare, for an actor placed here
             write_private(
                 str(state_file), {"address": args.address, "pid": os.getpid(), "started": process_start(os.getpid()), "node_id": node_id}
             )
 
+        def spawn(kind: str) -> None:  # the head asks for one more (an actor took this node's spare)
+            actors[:] = [p for p in actors if p.poll() is None]  # (actors' workers that ended)
+            if kind == "actor":
+                actors.extend(_start_workers(1, args.address, key.path, link.node_id, "actor"))
+
+        link.on_spawn = spawn
         record(node_id)
         _log(f"nexus node {node_id}: joined the head at {args.address} with {resources}; {len(workers)} workers")
         link.beat_until(
@@ -152,14 +161,15 @@ def run_node(args: argparse.Namespace) -> int:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(state_file)
         _stop_workers(workers)
+        _stop_workers(actors)
         link.close()
     _log(f"nexus node {link.node_id}: stopped")
     return 0
 
 
-def _start_workers(count: int, address: str, key_path: str, node_id: int) -> list[subprocess.Popen[bytes]]:
-    """This node's task workers: each attaches to the head on its own (and dies with this agent)."""
-    argv = [sys.executable, "-m", "nexus.cluster.remote.worker", "--address", address, "--key", key_path]
+def _start_workers(count: int, address: str, key_path: str, node_id: int, kind: str = "task") -> list[subprocess.Popen[bytes]]:
+    """This node's workers: each attaches to the head on its own (and dies with this agent)."""
+    argv = [sys.executable, "-m", "nexus.cluster.remote.worker", "--address", address, "--key", key_path, "--kind", kind]
     # Not a worker of any local cluster this agent may have been started from (that cluster's files are not theirs)
     env = {k: v for k, v in os.environ.items() if k not in ("NEXUS_CLUSTER_ID", "NEXUS_ARENA", "NEXUS_NODE_ID")}
     return [
@@ -169,7 +179,7 @@ def _start_workers(count: int, address: str, key_path: str, node_id: int) -> lis
 
 
 def _replace_exited(workers: list[subprocess.Popen[bytes]], address: str, key_path: str, node_id: int) -> None:
-    """Workers that exited (a task that crashed its process, a force-cancel) are started again."""
+    """Task workers that exited (a task that crashed its process, a force-cancel) are started again."""
     exited = [proc for proc in workers if proc.poll() is not None]
     for proc in exited:
         workers.remove(proc)

@@ -90,6 +90,7 @@ class HeadService:
         self.peers: dict[bytes, _Peer] = {}  # by routing id
         self.outgoing: deque[tuple[bytes, list[Any]]] = deque()
         self.kills: deque[_Peer] = deque()  # peers to drop, asked from other threads (the loop thread drops them)
+        self.control_out: deque[tuple[bytes, bytes]] = deque()  # control frames other threads send to nodes
         self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.closed = False
         self.epoch = secrets.token_hex(8)  # this head's run: a beat for a node of an earlier run is fenced
@@ -141,6 +142,7 @@ class HeadService:
         )
         if runtime is not None:
             runtime.membership = self.membership
+            runtime.spawn_on = self.request_worker
 
     # -- the ZAP handler's question (its thread) ---------------------------------------------
 
@@ -195,7 +197,21 @@ class HeadService:
             if not self.closed:
                 os.eventfd_write(self.wake_fd, 1)
 
+    def request_worker(self, node: int, kind: str) -> bool:
+        """Ask node ``node``'s agent to start a worker of ``kind`` (any thread); False if the node is not joined."""
+        identity = self.node_identity.get(node)
+        record = self.membership.get(node)
+        if identity is None or record is None or not record.alive:
+            return False
+        self.control_out.append((identity, wire.encode("spawn", kind=kind)))
+        self.wake()
+        return True
+
     def _send_outgoing(self) -> None:
+        while self.control_out:
+            identity, frame = self.control_out.popleft()
+            with contextlib.suppress(zmq.ZMQError):
+                self.socket.send_multipart([identity, frame], zmq.NOBLOCK)
         outgoing = self.outgoing
         while outgoing:
             identity, frames = outgoing.popleft()
@@ -278,13 +294,13 @@ class HeadService:
             self._peer_gone(old, "it attached again")
         kind = f.get("kind", "driver")
         node = f.get("node_id", 0)
-        if kind == "task":
+        if kind in ("task", "actor"):
             member = self.membership.get(node) if isinstance(node, int) else None
             if member is None or not member.alive or member.key != key:
                 return wire.encode("refused", why=f"node {node} is not a live member joined with this key")
         elif kind != "driver":
             raise ValueError(f"an attach of kind {str(kind)[:20]!r}")
-        record = rt.peers.attach(_PeerConnection(self, identity), f["pid"], lambda: None, kind, node if kind == "task" else 0)
+        record = rt.peers.attach(_PeerConnection(self, identity), f["pid"], lambda: None, kind, node if kind != "driver" else 0)
         peer = self.peers[identity] = _Peer(identity, key, record, time.monotonic())
 
         def kill() -> None:  # (any thread): the loop thread drops it
@@ -292,7 +308,7 @@ class HeadService:
             self.wake()
 
         record.link._on_kill = kill
-        what = f"a worker of node {node}" if kind == "task" else "a driver"
+        what = f"a{'n actor' if kind == 'actor' else ''} worker of node {node}" if kind != "driver" else "a driver"
         self.print(f"nexus head: {what} attached from {f['host'][:253]} (pid {f['pid']}) as {record.name}")
         return wire.encode(
             "attached",

@@ -151,13 +151,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--key", required=True)
     parser.add_argument("--node", type=int, required=True)
     parser.add_argument("--agent", type=int, required=True, help="the agent's pid (exit if it is gone already)")
+    parser.add_argument("--kind", choices=("task", "actor"), default="task", help="a task worker, or a spare for an actor")
     args = parser.parse_args(argv)
     _die_with_parent()
     if os.getppid() != args.agent:
         return 1  # the agent died before the kernel could be told to kill us with it
     link = NodeLink(load_node_key(args.key), args.address)
     try:
-        op, f = link.request("attach", 10.0, ops=_ATTACHED, host=os.uname().nodename, pid=os.getpid(), kind="task", node_id=args.node)
+        op, f = link.request("attach", 10.0, ops=_ATTACHED, host=os.uname().nodename, pid=os.getpid(), kind=args.kind, node_id=args.node)
     except Exception as exc:
         print(f"nexus worker: {exc}", file=sys.stderr, flush=True)
         link.close()
@@ -175,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..worker.store_client import _WorkerStore
 
     channel = PeerChannel(link, f["worker_id"], heartbeat, timeout)
-    runtime = WorkerRuntime(channel, f["worker_id"], "task", None, config)
+    runtime = WorkerRuntime(channel, f["worker_id"], args.kind, None, config)
     session.set_current(runtime)
     set_client(_WorkerStore(runtime, None))
     try:

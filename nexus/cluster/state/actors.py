@@ -57,6 +57,7 @@ class ActorRecord:
         self.error_blob: Any = None  # its constructor's error: what every call then fails with
         self.queue: deque[CallRecord] = deque()
         self.missing = 0  # objects its constructor's arguments wait for
+        self.placement: tuple[Any, ...] | None = None  # where it may run (see strategies.placement)
         self.inflight: dict[int, CallRecord] = {}
         self.on_ready: list[Callable[[Any], None]] = []  # told once its constructor ran (with its error or None)
         self.needs: dict[str, float] = {}
