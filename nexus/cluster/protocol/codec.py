@@ -9,6 +9,7 @@ fatal to the receiver.
 
 from __future__ import annotations
 
+import array
 import pickle
 from collections.abc import Callable
 from typing import Any
@@ -52,17 +53,44 @@ class _FramePickler(pickle.Pickler):
 _OUT_OF_BAND = 4096  # smaller buffers go in the message itself
 
 
+_CHUNK = 1 << 20
+"""Large buffers go in frames of this size: CURVE encrypts frame by frame, at about twice the rate for 1 MiB
+frames as for 100 MiB ones (measured: 0.40 against 0.23 GB/s on one core)."""
+
+
 def pack_frames(body: tuple[Any, ...]) -> list[Any]:
-    """``body`` as frames for a link between hosts: the envelope, then each large buffer as it is (zero-copy)."""
+    """``body`` as frames for a link between hosts: the envelope, then, if it has large buffers, how many frames
+    each takes (uint32s) and the frames themselves, views of the buffers (no copy)."""
     import io
 
     buffers: list[pickle.PickleBuffer] = []
     out = io.BytesIO()
     _FramePickler(out, 5, buffer_callback=buffers.append).dump(body)
-    return [encode_envelope(Envelope(Kind.CONTROL, out.getvalue(), _PICKLE)), *(b.raw() for b in buffers)]
+    envelope = encode_envelope(Envelope(Kind.CONTROL, out.getvalue(), _PICKLE))
+    if not buffers:
+        return [envelope]
+    counts = array.array("I")
+    frames: list[Any] = []
+    for buffer in buffers:
+        raw = buffer.raw()
+        parts = [raw[i : i + _CHUNK] for i in range(0, len(raw), _CHUNK)] or [raw]
+        counts.append(len(parts))
+        frames.extend(parts)
+    return [envelope, counts.tobytes(), *frames]
 
 
 def unpack_frames(frames: list[Any], loads: Callable[..., Any] = _loads) -> tuple[Any, ...]:
-    """What :func:`pack_frames` made, from the frames received (the buffers are views of them)."""
-    buffers = frames[1:]
+    """What :func:`pack_frames` made, from the frames received (a buffer in one frame is a view of it; one in
+    several is joined, once)."""
+    if len(frames) == 1:
+        return unpack(frames[0], lambda payload: loads(payload, buffers=()))
+    counts = array.array("I")
+    counts.frombytes(bytes(frames[1]))
+    if sum(counts) != len(frames) - 2:
+        raise EnvelopeError(f"a message of {len(frames) - 2} buffer frames says it has {sum(counts)}")
+    buffers: list[Any] = []
+    at = 2
+    for n in counts:
+        buffers.append(frames[at] if n == 1 else b"".join(frames[at : at + n]))
+        at += n
     return unpack(frames[0], lambda payload: loads(payload, buffers=buffers))
