@@ -15,13 +15,10 @@ import contextlib
 import itertools
 import os
 import socket as _socket
-import sys
 import threading
 import time
 from collections import deque
 from typing import Any
-
-import zmq
 
 from ...core.errors import SystemShutdownError
 from ..config import ClusterConfig
@@ -32,6 +29,7 @@ from ..worker.client import WorkerClient, _Waiter
 from . import wire
 from .agent import _HEAD_OPS, HeadUnreachableError, NodeLink
 from .keys import NodeKey
+from .link import LinkThread
 
 __all__ = ["AttachedDriver"]
 
@@ -103,15 +101,23 @@ class AttachedDriver(WorkerClient):
         self.exiting = False
         self.lost: str | None = None  # why the head is gone, once it is
         self.ref_ops: deque[tuple[int, int, int]] = deque()
-        self.outgoing: deque[list[bytes]] = deque()
-        self.send_lock = threading.Lock()
-        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.send_lock = threading.Lock()  # a message and the ref changes made before it go in that order
+        self.io = LinkThread(
+            link.socket,
+            self.heartbeat,
+            self.timeout,
+            wire.encode("peer_beat", worker_id=self.worker_id),
+            on_data=self._received,
+            on_control=self._control,
+            on_lost=lambda why: self._lose(f"{why} (at {address})"),
+            before_send=self._flush_ref_ops,
+            name="nexus-attached",
+        )
         self.store = _PeerStore(self)
         set_client(self.store)
         for frames in early:
             self._received(frames)
-        self.thread = threading.Thread(target=self._io_loop, name="nexus-attached", daemon=True)
-        self.thread.start()
+        self.io.start()
 
     # -- what WorkerClient needs -----------------------------------------------------------
 
@@ -120,8 +126,8 @@ class AttachedDriver(WorkerClient):
             raise SystemShutdownError(self.lost)
         with self.send_lock:
             self._take_ref_ops()
-            self.outgoing.append([b"D", *pack_frames(body)])
-        os.eventfd_write(self.wake_fd, 1)
+            self.io.outgoing.append([b"D", *pack_frames(body)])
+        self.io.wake()
 
     def _take_ref_ops(self) -> None:
         """Ref changes made so far go before what is sent next (called with the send lock held)."""
@@ -131,7 +137,15 @@ class AttachedDriver(WorkerClient):
             with contextlib.suppress(IndexError):
                 while True:
                     run.append(ops.popleft())
-            self.outgoing.append([b"D", *pack_frames(("refs", run))])
+            self.io.outgoing.append([b"D", *pack_frames(("refs", run))])
+
+    def _flush_ref_ops(self) -> None:
+        """(The link's thread, each round: ref changes made while nothing else is sent go too.)"""
+        if self.ref_ops and self.send_lock.acquire(blocking=False):
+            try:
+                self._take_ref_ops()
+            finally:
+                self.send_lock.release()
 
     def _wait(self, waiter: _Waiter, timeout: float | None, blocking: bool = True) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -145,90 +159,25 @@ class AttachedDriver(WorkerClient):
 
     # -- the I/O thread --------------------------------------------------------------------
 
-    def _io_loop(self) -> None:
-        try:
-            self._io()
-        except BaseException as exc:
-            self._lose(f"the link to the head at {self.address} failed ({exc!r})")
-            raise
-
-    def _io(self) -> None:
-        sock = self.link.socket
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        poller.register(self.wake_fd, zmq.POLLIN)
-        last_beat = last_heard = time.monotonic()
-        while not self.exiting:
-            events = dict(poller.poll(int(self.heartbeat * 500)))
-            if self.wake_fd in events:
-                with contextlib.suppress(BlockingIOError):
-                    os.eventfd_read(self.wake_fd)
-            if self.ref_ops and self.send_lock.acquire(blocking=False):
-                try:
-                    self._take_ref_ops()
-                finally:
-                    self.send_lock.release()
-            while self.outgoing:
-                with contextlib.suppress(zmq.ZMQError):
-                    sock.send_multipart(self.outgoing.popleft(), zmq.NOBLOCK, copy=False)
-            if sock in events:
-                for _ in range(1000):
-                    try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                    except zmq.Again:
-                        break
-                    last_heard = time.monotonic()
-                    try:
-                        self._received(frames)
-                    except Exception as exc:  # this thread must go on (or every call would wait for ever)
-                        print(f"nexus: dropped a message from the head that could not be handled: {exc!r}", file=sys.stderr)
-            now = time.monotonic()
-            if now - last_beat >= self.heartbeat:
-                with contextlib.suppress(zmq.ZMQError):
-                    sock.send(wire.encode("peer_beat", worker_id=self.worker_id), zmq.NOBLOCK)
-                last_beat = now
-            if now - last_heard > self.timeout and self.lost is None:
-                self._lose(f"the head at {self.address} has not answered for {now - last_heard:.1f} s")
-
     def _received(self, frames: list[Any]) -> None:
+        """A data frame of the head's (from the link's thread, or kept from before it started)."""
         frames = [f if isinstance(f, bytes) else f.buffer for f in frames]
-        if len(frames) >= 2 and frames[0] == b"D":
-            try:
-                body = unpack_frames([bytes(frames[1]), *frames[2:]])
-            except Exception:
-                return
-            handler = getattr(self, f"_on_{body[0]}", None)
-            if handler is not None:
-                handler(body)
-            return
-        if len(frames) == 1:
-            with contextlib.suppress(ValueError):
-                op, f = wire.decode(bytes(frames[0]), _OPS)
-                if op == "fenced":
-                    self._lose(f"the head at {self.address} dropped this driver: {f['why']}")
+        body = unpack_frames([bytes(frames[1]), *frames[2:]])
+        handler = getattr(self, f"_on_{body[0]}", None)
+        if handler is not None:
+            handler(body)
+
+    def _control(self, frame: bytes) -> None:
+        with contextlib.suppress(ValueError):
+            op, f = wire.decode(frame, _OPS)
+            if op == "fenced":
+                self._lose(f"the head at {self.address} dropped this driver: {f['why']}")
 
     def _lose(self, why: str) -> None:
         self.lost = f"{why}; the cluster is gone for this driver (nexus.shutdown(), then nexus.init() to attach again)"
         for waiter in list(self.waiters.values()):
             waiter.event.set()  # (their _wait sees self.lost and raises)
         self.queue_room.event.set()
-
-    def _on_objects(self, body: tuple[Any, ...]) -> None:
-        _, request, items = body
-        waiter = self.waiters.get(request)
-        if waiter is not None:
-            waiter.results.update(items)
-            waiter.event.set()
-
-    def _on_window(self, body: tuple[Any, ...]) -> None:
-        self.submit_window = body[1]
-
-    def _on_backpressure(self, body: tuple[Any, ...]) -> None:
-        self.queue_full = body[1]
-        if body[1]:
-            self.queue_room = _Waiter([])
-        else:
-            self.queue_room.event.set()
 
     def _on_exit(self, _body: tuple[Any, ...]) -> None:
         self._lose(f"the head at {self.address} shut down")
@@ -247,16 +196,14 @@ class AttachedDriver(WorkerClient):
     def shutdown(self) -> bool:
         """Detach: what this driver holds is let go at the head; the cluster goes on."""
         if not self.exiting:
+            self.exiting = True
             if self.lost is None:
                 with self.send_lock:
                     self._take_ref_ops()
-                    self.outgoing.append([wire.encode("detach", worker_id=self.worker_id)])
-                os.eventfd_write(self.wake_fd, 1)
-                time.sleep(0.05)
-            self.exiting = True
-            self.thread.join(5)
+                    self.io.outgoing.append([wire.encode("detach", worker_id=self.worker_id)])
+                self.io.wake()
+            self.io.close()
             self.link.close()
-            os.close(self.wake_fd)
             set_client(None)
         return True
 

@@ -14,13 +14,9 @@ import argparse
 import contextlib
 import os
 import sys
-import threading
-import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
-
-import zmq
 
 from ..config import ClusterConfig
 from ..protocol import pack_frames
@@ -28,6 +24,7 @@ from ..transport import Connection, Message, TransportClosedError
 from . import wire
 from .agent import NodeLink
 from .keys import load_node_key
+from .link import LinkThread
 
 __all__ = ["PeerChannel", "main"]
 
@@ -42,9 +39,9 @@ _ATTACHED: dict[str, dict[str, Any]] = {
 class PeerChannel(Connection):
     """A worker's channel to the head across hosts: data frames ``[b"D", envelope, *buffers]``, control frames JSON.
 
-    One thread of its own owns the socket (a ZeroMQ socket is one thread's): it sends what callers queue, keeps
-    what arrives for ``try_recv``, and beats. The descriptor the worker's loop parks on is an eventfd this thread
-    sets while messages wait (the socket's own is edge-triggered, and another thread's send could clear it).
+    Its socket is its :class:`~.link.LinkThread`'s, which keeps what arrives for ``try_recv`` and beats. The
+    descriptor the worker's loop parks on is an eventfd that thread sets while messages wait (the socket's own is
+    edge-triggered, and another thread's send could clear it).
     """
 
     encode = staticmethod(pack_frames)  # how the worker packs what it sends on this channel
@@ -52,22 +49,38 @@ class PeerChannel(Connection):
     def __init__(self, link: NodeLink, worker_id: int, heartbeat: float, timeout: float) -> None:
         self.link = link
         self.worker_id = worker_id
-        self.heartbeat = heartbeat
-        self.timeout = timeout
         self.inbox: deque[Message] = deque()
-        self.outbox: deque[list[Any]] = deque()
         self.ready_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # readable while the inbox has messages
-        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # wakes the thread: something to send
         self.closed = False
-        self.fenced = ""
-        self.thread = threading.Thread(target=self._io, name="nexus-link", daemon=True)
-        self.thread.start()
+        self.io = LinkThread(
+            link.socket,
+            heartbeat,
+            timeout,
+            wire.encode("peer_beat", worker_id=worker_id),
+            on_data=self._arrived,
+            on_control=self._control,
+            on_lost=self._lost,
+        )
+        self.io.start()
+
+    def _arrived(self, frames: list[Any]) -> None:
+        self.inbox.append((frames[1].bytes, [f.buffer for f in frames[2:]]))
+        os.eventfd_write(self.ready_fd, 1)
+
+    def _control(self, frame: bytes) -> None:
+        with contextlib.suppress(ValueError):
+            op, f = wire.decode(frame, _ATTACHED)
+            if op == "fenced":
+                self._lost(f"the head let it go ({f['why']})")
+
+    def _lost(self, why: str) -> None:
+        print(f"nexus worker-{self.worker_id}: {why}; exiting (what ran here is retried elsewhere)", file=sys.stderr, flush=True)
+        os._exit(3)
 
     def send(self, data: Any, frames: Sequence[Any] = ()) -> None:
         if self.closed:
             raise TransportClosedError("the channel is closed")
-        self.outbox.append([b"D", *data] if isinstance(data, list) else [b"D", data, *frames])
-        os.eventfd_write(self.wake_fd, 1)
+        self.io.send([b"D", *data] if isinstance(data, list) else [b"D", data, *frames])
 
     def try_recv(self) -> Message | None:
         try:
@@ -87,52 +100,11 @@ class PeerChannel(Connection):
     def park_begin(self) -> bool:
         return not self.inbox
 
-    def _io(self) -> None:
-        sock = self.link.socket
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        poller.register(self.wake_fd, zmq.POLLIN)
-        last_beat = last_heard = time.monotonic()
-        while not self.closed:
-            events = dict(poller.poll(int(self.heartbeat * 500)))
-            if self.wake_fd in events:
-                with contextlib.suppress(BlockingIOError):
-                    os.eventfd_read(self.wake_fd)
-            while self.outbox:
-                with contextlib.suppress(zmq.ZMQError):
-                    sock.send_multipart(self.outbox.popleft(), copy=False)
-            if sock in events:
-                for _ in range(1000):
-                    try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                    except zmq.Again:
-                        break
-                    last_heard = time.monotonic()
-                    if len(frames) >= 2 and frames[0].bytes == b"D":
-                        self.inbox.append((frames[1].bytes, [f.buffer for f in frames[2:]]))
-                        os.eventfd_write(self.ready_fd, 1)
-                    elif len(frames) == 1:  # an answer to a beat
-                        with contextlib.suppress(ValueError):
-                            op, f = wire.decode(frames[0].bytes, _ATTACHED)
-                            if op == "fenced":
-                                self.fenced = f["why"]
-            now = time.monotonic()
-            if now - last_beat >= self.heartbeat:
-                with contextlib.suppress(zmq.ZMQError):
-                    sock.send(wire.encode("peer_beat", worker_id=self.worker_id), zmq.NOBLOCK)
-                last_beat = now
-            if self.fenced or now - last_heard > self.timeout:
-                why = self.fenced or f"the head has not answered for {now - last_heard:.1f} s"
-                print(f"nexus worker-{self.worker_id}: {why}; exiting (what ran here is retried elsewhere)", file=sys.stderr, flush=True)
-                os._exit(3)
-
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        with contextlib.suppress(OSError):
-            os.eventfd_write(self.wake_fd, 1)
-        self.thread.join(2)
+        self.io.close()
         self.link.close()
 
 

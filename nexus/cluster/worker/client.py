@@ -44,6 +44,27 @@ class WorkerClient:
 
         def _wait(self, waiter: _Waiter, timeout: float | None, blocking: bool = True) -> None: ...
 
+    # -- answers from the driver (the same in a worker and in a driver attached to a head) ---------
+
+    def _on_objects(self, body: tuple[Any, ...]) -> None:
+        _, request, items = body
+        waiter = self.waiters.get(request)
+        if waiter is not None:
+            waiter.results.update(items)
+            waiter.event.set()
+
+    def _on_window(self, body: tuple[Any, ...]) -> None:
+        """How many tasks it may submit before it asks the driver for room."""
+        self.submit_window = body[1]
+
+    def _on_backpressure(self, body: tuple[Any, ...]) -> None:
+        """The driver's task queue is full (True) or has room again (False)."""
+        self.queue_full = body[1]
+        if body[1]:
+            self.queue_room = _Waiter([])
+        else:
+            self.queue_room.event.set()
+
     def ship(self, def_id: bytes, blob_factory: Any) -> Blob | None:
         if def_id in self.shipped:
             return None

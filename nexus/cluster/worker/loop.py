@@ -233,13 +233,6 @@ class WorkerRuntime(WorkerClient, ActorHosting):
             return
         handler(body)
 
-    def _on_objects(self, body: tuple[Any, ...]) -> None:
-        _, request, items = body
-        waiter = self.waiters.get(request)
-        if waiter is not None:
-            waiter.results.update(items)
-            waiter.event.set()
-
     def _on_def(self, body: tuple[Any, ...]) -> None:
         _, def_id, blob = body
         try:
@@ -268,18 +261,6 @@ class WorkerRuntime(WorkerClient, ActorHosting):
         self.cancelled.add(body[1])
         if body[1] == self.current_task and threading.get_ident() != self.main_ident:
             signal.pthread_kill(self.main_ident or 0, signal.SIGUSR1)  # interrupt it, even in a sleep
-
-    def _on_window(self, body: tuple[Any, ...]) -> None:
-        """How many tasks it may submit before it asks the driver for room."""
-        self.submit_window = body[1]
-
-    def _on_backpressure(self, body: tuple[Any, ...]) -> None:
-        """The driver's task queue is full (True) or has room again (False)."""
-        self.queue_full = body[1]
-        if body[1]:
-            self.queue_room = _Waiter([])
-        else:
-            self.queue_room.event.set()
 
     def _on_call(self, body: tuple[Any, ...]) -> None:
         if not self.backlog and self.actor is not None and self.actor.concurrent:
