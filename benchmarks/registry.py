@@ -32,6 +32,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("microbench", "benchmarks.microbench"),
     ("pool", "benchmarks.pool"),
     ("hosts", "benchmarks.hosts"),
+    ("scale", "benchmarks.scale"),
 )
 
 

@@ -17,7 +17,7 @@ from ..config import ClusterConfig
 from .resources import Resources
 from .workers import WorkerRecord
 
-__all__ = ["CallRecord", "TaskQueue", "TaskRecord"]
+__all__ = ["CallRecord", "NodeLoad", "TaskQueue", "TaskRecord"]
 
 
 class TaskRecord:
@@ -159,39 +159,33 @@ class TaskQueue:
             return self.free_cpus(workers) >= 1.0
         return self.resources.fits(task.needs, self.free_cpus(workers))
 
-    def take_fitting(self, workers: list[WorkerRecord], w: WorkerRecord | None = None) -> TaskRecord | None:
+    def take_fitting(self, workers: list[WorkerRecord], w: WorkerRecord | None = None, load: NodeLoad | None = None) -> TaskRecord | None:
         """The first queued task that fits the free resources (a big one waiting does not hold back small ones)
         and, for ``w``, may run there (its scheduling strategy)."""
         for i, task in enumerate(self.queue):
-            if self.fits(task, workers) and (task.strategy is None or w is None or self.placeable_on(task, w, workers)):
+            if i > 64:
+                break  # (a long queue is not scanned whole for every worker)
+            if task.strategy is not None and w is not None:
+                if load is None:
+                    load = NodeLoad(workers)
+                if not self.placeable_on(task, w, load):
+                    continue
+            if self.fits(task, workers):
                 del self.queue[i]
                 if task.needs is not None:
                     self.special_queued -= 1
                 return task
-            if i >= 64:
-                break
         return None
 
     @staticmethod
-    def placeable_on(task: TaskRecord, w: WorkerRecord, workers: list[WorkerRecord]) -> bool:
-        """Whether ``task``'s strategy lets it run on ``w`` now (``w`` is idle)."""
+    def placeable_on(task: TaskRecord, w: WorkerRecord, load: NodeLoad) -> bool:
+        """Whether ``task``'s strategy lets it run on ``w`` now (``w`` is idle; ``load``: the nodes' workers now)."""
         strategy = task.strategy
         assert strategy is not None
         if strategy[0] == "node":
             _, node, soft = strategy
-            if w.node == node:
-                return True
-            return bool(soft) and not any(x.ready and x.node == node and (x.inflight == 0 or x.blocked) for x in workers)
-        # SPREAD: on a node with the fewest busy workers among the nodes that have an idle one
-        busy: dict[int, int] = {}
-        idle_nodes = set()
-        for x in workers:
-            if x.ready:
-                if x.inflight == 0 or x.blocked:
-                    idle_nodes.add(x.node)
-                else:
-                    busy[x.node] = busy.get(x.node, 0) + 1
-        return busy.get(w.node, 0) <= min(busy.get(n, 0) for n in idle_nodes)
+            return w.node == node or (bool(soft) and not load.idle.get(node))
+        return load.least_busy(w.node)  # SPREAD
 
     # -- placing ---------------------------------------------------------------------------
 
@@ -212,15 +206,18 @@ class TaskQueue:
         """
         queue = self.queue
         ready = [w for w in workers if w.ready]
+        load = NodeLoad(workers) if self.special_queued else None  # (for strategies: counted once, kept up to date)
         for w in ready:
             if not queue:
                 return
             if w.inflight == 0 or w.blocked:
-                task = self.take_fitting(workers, w)
+                task = self.take_fitting(workers, w, load)
                 if task is None:
                     if self.special_queued:
                         continue  # what is queued may not run on this worker, but on another
                     return
+                if load is not None:
+                    load.took(w)
                 self.started(w, task, now)
                 send(w, task)
         if len(queue) <= len(ready) or self.special_queued:
@@ -300,3 +297,28 @@ class TaskQueue:
     def queued_on(self, w: WorkerRecord) -> list[int]:
         """The ids of the tasks sent to ``w`` and not answered (the first runs, the others wait in its channel)."""
         return [t.task_id for t in self.running.values() if t.worker is w]
+
+
+class NodeLoad:
+    """The nodes' ready workers, idle and busy, for placing tasks with a strategy in one pass of dispatch."""
+
+    __slots__ = ("busy", "idle")
+
+    def __init__(self, workers: Iterable[WorkerRecord]) -> None:
+        self.busy: dict[int, int] = {}
+        self.idle: dict[int, int] = {}
+        for x in workers:
+            if x.ready:
+                counts = self.idle if x.inflight == 0 or x.blocked else self.busy
+                counts[x.node] = counts.get(x.node, 0) + 1
+
+    def least_busy(self, node: int) -> bool:
+        """Whether ``node`` has the fewest busy workers among the nodes with an idle one (SPREAD)."""
+        busy = self.busy
+        return busy.get(node, 0) <= min((busy.get(n, 0) for n, k in self.idle.items() if k > 0), default=0)
+
+    def took(self, w: WorkerRecord) -> None:
+        """``w`` (idle) takes a task."""
+        if w.inflight == 0 or w.blocked:
+            self.idle[w.node] = self.idle.get(w.node, 1) - 1
+            self.busy[w.node] = self.busy.get(w.node, 0) + 1
