@@ -102,6 +102,14 @@ class Hosts:
         """Cut host ``i``'s link (``ip link set DEV down``) or restore it."""
         _ip("-n", self.names[i - 1], "link", "set", self.dev(i), "up" if up else "down")
 
+    def partition(self, i: int, on: bool) -> None:
+        """Cut host ``i`` off from the others while its link stays up (a blackhole route to the whole subnet's
+        other hosts: what it sends them is dropped), or heal that. (netem's loss would do as well, where the
+        kernel has it: this one's does not.)"""
+        for j in range(1, self.count + 1):
+            if j != i:
+                _ip("-n", self.names[i - 1], "route", "add" if on else "del", "blackhole", f"{self.address(j)}/32")
+
     def pids(self, i: int) -> list[int]:
         return _pids(self.names[i - 1])
 

@@ -332,3 +332,19 @@ def live_agent(hosts: Hosts, i: int) -> int:
         if Path(f"/proc/{pid}").exists():
             return int(pid)
     raise AssertionError(f"no node agent runs on host{i}")
+
+
+def test_a_partitioned_node_is_declared_dead_and_joins_anew_when_the_partition_heals(hosts: Hosts) -> None:
+    """Host 3 is cut off while its link stays up (see Hosts.partition): the head hears nothing, then hears it again."""
+    if not any(n["host"] == "host3" and n["alive"] for n in status(hosts)["nodes"]):
+        join(hosts, 3, "--num-cpus", "1")
+    before = {n["node_id"] for n in status(hosts)["nodes"] if n["host"] == "host3" and n["alive"]}
+    hosts.partition(3, on=True)
+    try:
+        wait_for("host3's node declared dead", lambda: not any(n["host"] == "host3" and n["alive"] for n in status(hosts)["nodes"]))
+    finally:
+        hosts.partition(3, on=False)
+    wait_for(
+        "host3's agent joined again under a new number",
+        lambda: [n for n in status(hosts)["nodes"] if n["host"] == "host3" and n["alive"] and n["node_id"] not in before],
+    )
