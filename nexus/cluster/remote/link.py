@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -98,7 +99,7 @@ class LinkThread:
                         elif len(frames) == 1:
                             self.on_control(frames[0].bytes)
                     except Exception as exc:  # this thread must go on (calls waiting on it would wait for ever)
-                        print(f"nexus: dropped a message from the head that could not be handled: {exc!r}", flush=True)
+                        print(f"nexus: dropped a message from the head that could not be handled: {exc!r}", file=sys.stderr, flush=True)
             now = time.monotonic()
             if now - last_beat >= self.heartbeat:
                 with contextlib.suppress(zmq.ZMQError):

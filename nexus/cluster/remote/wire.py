@@ -1,10 +1,12 @@
 """The control messages between a head and its nodes: one JSON object per frame, checked before it is used.
 
-JSON, not pickle: membership needs only plain data, and nothing a peer sends
-on the control link is ever executed, even from a peer that authenticated
-(a node key can leak). A frame is ``{"op": NAME, ...fields}``; what does not
-parse, is too large, or lacks a field is a ValueError the receiver counts and
-drops.
+JSON, not pickle: membership needs only plain data, so a control frame is
+never executed, whoever sent it. (The data frames of attached peers, drivers
+and a node's workers, are pickled, as between a driver and its workers: only
+peers whose key is on the allow-list get to send them, and the cluster's key
+is as good as a login to every host of it.) A frame is ``{"op": NAME,
+...fields}``; what does not parse, is too large, or lacks a field is a
+ValueError the receiver counts and drops.
 """
 
 from __future__ import annotations
