@@ -38,11 +38,7 @@ def head(tmp_path_factory):
             os.environ.pop("NEXUS_HOME", None)
         else:
             os.environ["NEXUS_HOME"] = saved
-        home.nexus("stop", check=False)
-        left = home.daemons()
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        left = home.stop_all()
         assert not left, f"daemons left running: {left}"
 
 

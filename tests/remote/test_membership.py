@@ -63,6 +63,15 @@ class Home:
                 found[data["node_id"]] = data["pid"]
         return found
 
+    def stop_all(self) -> list[int]:
+        """``nexus stop``, then SIGKILL for any daemon of this home that outlived it; returns those (none, rightly)."""
+        self.nexus("stop", check=False)
+        left = self.daemons()
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return left
+
     def daemons(self) -> list[int]:
         """Pids of every daemon started with this home (read from the processes' environments)."""
         pids = []
@@ -83,11 +92,7 @@ class Home:
 def home(tmp_path: Path):
     h = Home(tmp_path / "nexus-home")
     yield h
-    h.nexus("stop", check=False)
-    left = h.daemons()
-    for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    left = h.stop_all()
     assert not left, f"daemons left running after `nexus stop`: {left}"
 
 
