@@ -71,6 +71,7 @@ class TaskState:
     submitted_by: str | None
     trace: str | None
     duration_s: float | None
+    waiting_for: str | None = None  # a queued task: why it has not started (its arguments, or what no node has free)
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,19 @@ def list_actors() -> list[ActorState]:
 
 
 def list_tasks(filters: list[tuple[str, str, Any]] | None = None, limit: int = 1000) -> list[TaskState]:
-    """Recent tasks and calls, newest first; ``filters`` as in Ray: ``[("state", "=", "failed"), ("name", "!=", "f")]``."""
+    """Recent tasks and calls, newest first; ``filters`` as in Ray: ``[("state", "=", "failed"), ("name", "!=", "f")]``.
+
+    A queued task says why it waits (``waiting_for``). In a driver attached to a head, the tasks the head
+    has queued (what it keeps of finished ones stays there).
+    """
+    from .cluster.session import current
+
+    session = current()
+    if session is not None and session.driver() is None:
+        queued = [TaskState(f"{tid:x}", name, "task", "queued", None, None, None, None, why) for tid, name, why in session.waiting_tasks()]
+        return _filtered(queued, filters)[:limit]
     rt = _runtime()
+    waiting = {tid: why for tid, _, why in rt.waiting_tasks()}
     records: dict[int, dict[str, Any]] = {}
     if rt.observed is not None:
         from .cluster.observed import expand
@@ -171,14 +183,18 @@ def list_tasks(filters: list[tuple[str, str, Any]] | None = None, limit: int = 1
                 if call.call_id in records and records[call.call_id]["state"] == "queued":
                     records[call.call_id].update(state="running", worker=a.worker.name if a.worker else None)
     out = [
-        TaskState(f"{tid:x}", r["name"], r["kind"], r["state"], r["worker"], r["by"], r["trace"], r["duration"])
+        TaskState(f"{tid:x}", r["name"], r["kind"], r["state"], r["worker"], r["by"], r["trace"], r["duration"], waiting.get(tid))
         for tid, r in reversed(records.items())
     ]
+    return _filtered(out, filters)[:limit]
+
+
+def _filtered(tasks: list[TaskState], filters: list[tuple[str, str, Any]] | None) -> list[TaskState]:
     for key, op, value in filters or []:
         if op not in ("=", "!="):
             raise ValueError(f"filter operator must be '=' or '!=', not {op!r}")
-        out = [t for t in out if (getattr(t, key) == value) == (op == "=")]
-    return out[:limit]
+        tasks = [t for t in tasks if (getattr(t, key) == value) == (op == "=")]
+    return tasks
 
 
 def list_objects(limit: int = 1000) -> list[ObjectState]:

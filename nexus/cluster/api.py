@@ -66,7 +66,7 @@ __all__ = [
 ]
 
 TASK_OPTIONS = frozenset(
-    {"num_cpus", "num_gpus", "resources", "num_returns", "max_retries", "retry_exceptions", "name", "scheduling_strategy", "memory"}
+    "num_cpus num_gpus resources num_returns max_retries retry_exceptions name scheduling_strategy label_selector memory".split()
 )
 ACTOR_OPTIONS = frozenset(
     {
@@ -83,6 +83,7 @@ ACTOR_OPTIONS = frozenset(
         "max_pending_calls",
         "mailbox",
         "scheduling_strategy",
+        "label_selector",
         "memory",
     }
 )
@@ -558,6 +559,7 @@ class ActorClass:
             "num_gpus",
             "resources",
             "scheduling_strategy",
+            "label_selector",
         )
         actor_options = {k: v for k, v in options.items() if k in kept}
         actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)

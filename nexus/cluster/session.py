@@ -63,6 +63,10 @@ class Session(Protocol):
         """The cluster's resources in all, or (``available``) those free now."""
         ...
 
+    def waiting_tasks(self) -> list[tuple[int, str, str]]:
+        """The tasks queued and not started: (task id, name, why it waits)."""
+        ...
+
     def event_stream(self) -> EventStream:
         """The cluster's events; RuntimeError where they are not kept (in a worker)."""
         ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -693,3 +694,43 @@ def test_scheduling_strategies_as_in_ray(cluster):
         double.options(scheduling_strategy="EVERYWHERE").remote(1)
     with pytest.raises(ValueError, match="takes a NodeID"):
         double.options(scheduling_strategy=nexus.NodeAffinitySchedulingStrategy("not hex")).remote(1)
+
+
+def test_a_queued_task_says_why_it_waits_in_the_state_api(cluster):
+    @nexus.remote(num_cpus=0)
+    class Holder:
+        def ping(self):
+            return True
+
+    holder = Holder.options(num_cpus=2).remote()  # every CPU of the cluster
+    assert nexus.get(holder.ping.remote(), timeout=20)
+    ref = double.remote(5)
+    queued = wait_for_state(lambda: [t for t in nexus.state.list_tasks() if t.name == "double" and t.state == "queued"])
+    assert re.fullmatch(r"waiting for 1 CPU: node [0-9a-f]{6} has 0 CPU free", queued[0].waiting_for or ""), queued
+    nexus.kill(holder)
+    assert nexus.get(ref, timeout=20) == 10, "it runs once the actor gives its CPUs back"
+    assert all(t.waiting_for is None for t in nexus.state.list_tasks() if t.state != "queued")
+
+
+def wait_for_state(probe, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError("the state API never showed it")
+
+
+def test_a_label_selector_as_in_ray(cluster):
+    """This host has no labels: a selector that needs one can never run here, one that excludes it runs."""
+    with pytest.raises(ValueError, match="can never run: no node has the labels it asks for"):
+        double.options(label_selector={"zone": "a"}).remote(1)
+    assert nexus.get(double.options(label_selector={"zone": "!a"}).remote(2), timeout=20) == 4
+    assert nexus.get(double.options(label_selector={"zone": "!in(a,b)"}).remote(3), timeout=20) == 6
+    with pytest.raises(ValueError, match=r"label_selector\['zone'\] is a value, '!value', 'in\(a,b\)'"):
+        double.options(label_selector={"zone": "in()"}).remote(1)
+    with pytest.raises(ValueError, match="label_selector maps label names to values"):
+        double.options(label_selector={"zone": 1}).remote(1)
+    with pytest.raises(ValueError, match="can never run: no node has the labels"):
+        Counter.options(label_selector={"gpu": "a100"}).remote()

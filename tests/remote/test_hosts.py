@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -176,17 +177,18 @@ def test_work_is_placed_on_the_workers_of_nodes_that_joined_from_other_hosts(hos
     for i, cpus in ((2, "1"), (3, "2")):
         if not any(n["host"] == f"host{i}" and n["alive"] for n in status(hosts)["nodes"]):
             join(hosts, i, "--num-cpus", cpus)
-    wait_for("the nodes' workers attached", lambda: _cpus(hosts) >= 5)
+    wait_for("the nodes' workers attached", lambda: _attached(hosts, "host2", "host3"))
     out = hosts.python(3, WORK, hosts.state["address"], str(hosts.homes[2] / "node.key"))  # type: ignore[attr-defined]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["cpus"] >= 5 and result["squares_ok"] and result["sums_ok"]
     assert result["hosts"] == ["host1", "host2", "host3"], "24 tasks of 0.3 s on 5 CPUs reach every host"
 
 
-def _cpus(hosts: Hosts) -> float:
-    code = "import nexus, sys; nexus.init(address=sys.argv[1], key=sys.argv[2]); print(nexus.cluster_resources()['CPU']); nexus.shutdown()"
-    out = hosts.python(3, code, hosts.state["address"], str(hosts.homes[2] / "node.key"))  # type: ignore[attr-defined]
-    return float(out.stdout.strip().splitlines()[-1])
+def _attached(hosts: Hosts, *names: str) -> bool:
+    """Whether the alive nodes of hosts ``names`` each have a task worker that takes work (a node's CPUs count from its
+    join, its workers once they attached)."""
+    working = {n["host"] for n in status(hosts)["nodes"] if n["alive"] and n["workers"] > 0}
+    return set(names) <= working
 
 
 RETRIED = textwrap.dedent(
@@ -215,7 +217,7 @@ RETRIED = textwrap.dedent(
 def test_a_node_killed_with_tasks_running_there_has_them_retried_elsewhere(hosts: Hosts) -> None:
     if not any(n["host"] == "host2" and n["alive"] for n in status(hosts)["nodes"]):
         join(hosts, 2, "--num-cpus", "1")
-    wait_for("host2's worker attached", lambda: _cpus(hosts) >= 3)
+    wait_for("host2's worker attached", lambda: _attached(hosts, "host2"))
     agent = live_agent(hosts, 2)
     driver = hosts.popen(3, [sys.executable, "-c", RETRIED, hosts.state["address"], str(hosts.homes[2] / "node.key")])  # type: ignore[attr-defined]
     try:
@@ -268,7 +270,7 @@ def test_node_affinity_and_spread_place_tasks_on_the_hosts_they_name(hosts: Host
     for i in (2, 3):
         if not any(n["host"] == f"host{i}" and n["alive"] for n in status(hosts)["nodes"]):
             join(hosts, i, "--num-cpus", "1")
-    wait_for("every node's worker attached", lambda: _cpus(hosts) >= 4)
+    wait_for("every node's worker attached", lambda: _attached(hosts, "host2", "host3"))
     out = hosts.python(3, PLACED, hosts.state["address"], str(hosts.homes[2] / "node.key"))  # type: ignore[attr-defined]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     for host in ("host1", "host2", "host3"):
@@ -308,7 +310,7 @@ ACTORS = textwrap.dedent(
 def test_an_actor_placed_on_another_host_restarts_elsewhere_when_that_node_dies(hosts: Hosts) -> None:
     if not any(n["host"] == "host2" and n["alive"] for n in status(hosts)["nodes"]):
         join(hosts, 2, "--num-cpus", "1")
-    wait_for("host2's workers attached", lambda: _cpus(hosts) >= 3)
+    wait_for("host2's workers attached", lambda: _attached(hosts, "host2"))
     driver = hosts.popen(3, [sys.executable, "-c", ACTORS, hosts.state["address"], str(hosts.homes[2] / "node.key")])  # type: ignore[attr-defined]
     try:
         assert driver.stdout is not None
@@ -348,3 +350,82 @@ def test_a_partitioned_node_is_declared_dead_and_joins_anew_when_the_partition_h
         "host3's agent joined again under a new number",
         lambda: [n for n in status(hosts)["nodes"] if n["host"] == "host3" and n["alive"] and n["node_id"] not in before],
     )
+
+
+RESOURCES = textwrap.dedent(
+    """
+    import sys, json, os, time
+    import nexus
+
+    nexus.init(address=sys.argv[1], key=sys.argv[2])
+
+    @nexus.remote
+    def where():
+        return os.uname().nodename
+
+    out = {}
+    out["gpu"] = sorted(set(nexus.get([where.options(num_gpus=1).remote() for _ in range(3)], timeout=60)))
+    out["wide"] = nexus.get(where.options(num_cpus=3).remote(), timeout=60)
+    out["zone_b"] = sorted(set(nexus.get([where.options(label_selector={"zone": "b"}).remote() for _ in range(3)], timeout=60)))
+    try:  # 6 CPUs in all, never 4 on one node (an attached driver's submit is not answered: get raises)
+        nexus.get(where.options(num_cpus=4).remote(), timeout=30)
+        out["never"] = None
+    except ValueError as exc:
+        out["never"] = str(exc)
+
+    @nexus.remote(num_gpus=1)
+    class Trainer:
+        def host(self):
+            return os.uname().nodename
+
+    trainer = Trainer.remote()
+    out["actor"] = nexus.get(trainer.host.remote(), timeout=60)
+    ref = where.options(num_gpus=1).remote()  # the actor holds the only GPU: this waits, and says why
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not [t for t in nexus.state.list_tasks() if t.state == "queued"]:
+        time.sleep(0.05)
+    out["waiting"] = [t.waiting_for for t in nexus.state.list_tasks() if t.state == "queued"]
+    out["free_gpu"] = nexus.available_resources().get("GPU", 0.0)
+    nexus.kill(trainer)
+    out["after"] = nexus.get(ref, timeout=60)
+    holder = Trainer.remote()
+    nexus.get(holder.host.remote(), timeout=60)
+    stranded = where.options(num_gpus=1).remote()
+    print(json.dumps(out), flush=True)
+    sys.stdin.readline()  # the test kills host3's node now: the queued GPU task can never run
+    try:
+        nexus.get(stranded, timeout=60)
+        print(json.dumps({"stranded": None}), flush=True)
+    except Exception as exc:
+        print(json.dumps({"stranded": f"{type(exc).__name__}: {exc}"}), flush=True)
+    nexus.shutdown()
+    """
+)
+
+
+def test_tasks_and_actors_go_to_the_node_that_has_what_they_need(hosts: Hosts) -> None:
+    for i in (2, 3):
+        hosts.nexus(i, "stop", timeout=60)
+    join(hosts, 2, "--num-cpus", "1", "--labels", "zone=b")
+    join(hosts, 3, "--num-cpus", "3", "--resources", '{"GPU": 1}', "--labels", "zone=c")
+    wait_for("both nodes' workers attached", lambda: _attached(hosts, "host2", "host3"))
+    driver = hosts.popen(2, [sys.executable, "-c", RESOURCES, hosts.state["address"], str(hosts.homes[1] / "node.key")])  # type: ignore[attr-defined]
+    try:
+        assert driver.stdout is not None
+        line = driver.stdout.readline()
+        assert line, driver.communicate(timeout=30)[1]
+        result = json.loads(line)
+        os.kill(live_agent(hosts, 3), signal.SIGKILL)
+        out, err = driver.communicate(input="\n", timeout=150)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    assert result["gpu"] == ["host3"] and result["wide"] == "host3", "only host3 has a GPU, and 3 CPUs"
+    assert result["zone_b"] == ["host2"]
+    assert "it needs 4 CPU on one node and no node has that" in result["never"]
+    assert result["actor"] == "host3" and result["after"] == "host3"
+    assert result["free_gpu"] == 0.0
+    assert len(result["waiting"]) == 1 and re.fullmatch(r"waiting for 1 CPU, 1 GPU: node [0-9a-f]{6} has 0 GPU free", result["waiting"][0])
+    stranded = json.loads(out.strip().splitlines()[-1])["stranded"]
+    assert stranded is not None and "can never run now" in stranded and "no other node has what it needs" in stranded, err

@@ -13,8 +13,9 @@ from ..state.actors import ActorRecord, ActorStatus, Admission
 from ..state.commands import Kill
 from ..state.tasks import CallRecord
 from ..state.workers import WorkerRecord
-from ..strategies import placement
+from ..strategies import label_selector, placement
 from ..values import Blob, ObjectRef, error_blob, serialize, split_args
+from .placing import ActorPlacement
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -33,6 +34,7 @@ class ActorDirectory:
         self.outbox = rt.outbox
         self.actors: dict[int, ActorRecord] = {}
         self.named: dict[tuple[str, str], int] = {}
+        self.placing = ActorPlacement(rt, self.actors, self.on_actor_failed)
         rt.objects.on_ready[CallRecord] = self._call_args_made
         rt.objects.on_ready[ActorRecord] = self._actor_args_made
 
@@ -75,12 +77,9 @@ class ActorDirectory:
         rt = self.rt
         name = options.get("name")
         namespace = options.get("namespace") or rt.namespace
-        needs = rt.resources.needs_of(options, cls_name, default_cpu=0.0)  # actors hold no CPU unless they ask (as in Ray)
+        where = label_selector(options.get("label_selector"), cls_name)
+        needs = rt.resources.needs_of(options, cls_name, default_cpu=0.0, where=where)  # no CPU unless asked (as in Ray)
         with self.lock:
-            if needs is not None:
-                short = rt.resources.short_of(needs, rt.tasks.free_cpus(rt.workers))
-                if short:
-                    raise ValueError(f"{cls_name} needs {', '.join(f'{needs[k]:g} {k}' for k in short)}, more than is free now")
             if name is not None and (namespace, name) in self.named:
                 existing = self.actors.get(self.named[(namespace, name)])
                 if existing is not None and existing.dead is None:
@@ -89,11 +88,14 @@ class ActorDirectory:
                     )
             actor = ActorRecord(actor_id, cls_name, name, namespace)
             actor.placement = placement(options.get("scheduling_strategy"), cls_name, rt.alive_nodes())
-            actor.needs = needs or {}
+            actor.needs, actor.where = needs or {}, where
+            if needs is not None or where is not None:  # held on a node from now on (see placing)
+                why = self.placing.hold_node(actor)
+                if why is not None:
+                    raise ValueError(why)
             actor.set_options(options)
             actor.cls_id, actor.args_blob, actor.deps, actor.options = cls_id, args_blob, deps, options
             actor.args_oid = self.objects.args_object(args_blob)
-            rt.resources.hold(actor.needs)
             self.actors[actor_id] = actor
             if name is not None:
                 self.named[(namespace, name)] = actor_id
@@ -103,16 +105,20 @@ class ActorDirectory:
         if missing == 0:
             self.place(actor)
 
-    def place(self, actor: ActorRecord) -> None:
+    def place(self, actor: ActorRecord, waiting: bool = False) -> None:
         """Start ``actor`` in a worker process of its own (a pre-started spare when there is one)."""
         rt = self.rt
         with self.lock:
-            if actor.dead is not None or rt.closing:
+            if actor.dead is not None or rt.closing or not self.placing.moved(actor):
                 return
-            w, node = self._take_spare(actor)
+            w, node = self.placing.take_spare(actor)
+            target = self.placing.target(actor)
         if w is None and node != rt.node_id:  # bound to a joined node without a spare now: its agent starts one
-            soft = actor.placement is not None and actor.placement[2]
-            w = self._spare_from(node, actor, fail=not soft)
+            if not waiting:  # (waited for on a helper thread: this one may be the one that reads every message)
+                rt.helper(self.place, actor, True)
+                return
+            soft = target is not None and target[2]
+            w = self.placing.spare_from(node, actor, fail=not soft)
             if w is None and not soft:
                 return
             if w is None:  # soft: anywhere, then
@@ -158,33 +164,6 @@ class ActorDirectory:
         else:
             rt.helper(start)
 
-    def _take_spare(self, actor: ActorRecord) -> tuple[WorkerRecord | None, int]:
-        """A spare worker for ``actor`` where its strategy allows (lock held); else None and the node to start one on.
-
-        By default, a spare of this host (as on one host), else one of a joined node.
-        """
-        rt = self.rt
-        spares = rt.spares
-        strategy = actor.placement
-        if strategy is not None and strategy[0] == "node":
-            node = strategy[1]
-            chosen = next((w for w in reversed(spares) if w.node == node), None)
-            if chosen is not None:
-                spares.remove(chosen)
-            return chosen, node
-        if strategy is not None and strategy[0] == "spread" and spares:
-            hosting: dict[int, int] = {}
-            for other in self.actors.values():
-                if other.worker is not None and other.dead is None:
-                    hosting[other.worker.node] = hosting.get(other.worker.node, 0) + 1
-            chosen = min(reversed(spares), key=lambda w: hosting.get(w.node, 0))
-            spares.remove(chosen)
-            return chosen, chosen.node
-        chosen = next((w for w in reversed(spares) if not w.remote), None) or (spares[-1] if spares else None)
-        if chosen is not None:
-            spares.remove(chosen)
-        return chosen, rt.node_id
-
     def on_actor_failed(self, actor: ActorRecord, exc: BaseException) -> None:
         """``actor`` cannot start at all (lock held): it is dead, its calls and its creator are told why."""
         actor.error_blob = error_blob(exc, "the driver")
@@ -193,26 +172,6 @@ class ActorDirectory:
         callbacks, actor.on_ready = actor.on_ready, []
         for callback in callbacks:
             callback(actor.error_blob)
-
-    def _spare_from(self, node: int, actor: ActorRecord, fail: bool = True) -> WorkerRecord | None:
-        """Ask joined node ``node`` for a spare and wait for it; if none comes, the actor fails (``fail``) or None."""
-        rt = self.rt
-        asked = rt.spawn_on is not None and rt.spawn_on(node, "actor")
-        deadline = time.monotonic() + rt.config.worker_start_timeout
-        while asked and time.monotonic() < deadline and not rt.closing:
-            with self.lock:
-                chosen = next((w for w in rt.spares if w.node == node), None)
-                if chosen is not None:
-                    rt.spares.remove(chosen)
-                    return chosen
-            time.sleep(0.01)
-        if not fail:
-            return None
-        why = f"node {node:06x} gave no worker for it within {rt.config.worker_start_timeout:g} s" if asked else f"node {node:06x} is gone"
-        with self.lock:
-            if actor.dead is None:
-                self.on_actor_failed(actor, NexusError(f"actor {actor.cls_name} cannot be placed: {why}"))
-        return None
 
     def on_create_actor(
         self,
@@ -526,7 +485,7 @@ class ActorDirectory:
         rt = self.rt
         if not actor.exited:  # what its death itself settles, once (not again for each call made to it later)
             actor.exited = True
-            rt.resources.release(actor.needs)  # a dead actor holds nothing
+            rt.resources.release(actor.needs, node=actor.held_on)  # a dead actor holds nothing
             actor.needs = {}
             self.objects.unpin(actor.deps)
             actor.deps = []

@@ -84,8 +84,7 @@ class PeerDirectory:
             with rt.lock:
                 self.peers[index] = record
                 if kind == "task":
-                    rt.resources.total["CPU"] += 1.0  # a CPU of its node (its node's other resources: not placed on yet)
-                    rt.workers.append(record)
+                    rt.workers.append(record)  # (its node's CPUs came with the node: Runtime.node_joined)
                 else:
                     rt.spares.append(record)  # for an actor placed on its node
             rt.emit("worker", record.name, pid, "started", kind)
@@ -116,7 +115,6 @@ class PeerDirectory:
                 rt.settle_lost_work(record, record.pid, None)
             if record in rt.workers:
                 rt.workers.remove(record)
-                rt.resources.total["CPU"] -= 1.0
             elif record in rt.spares:
                 rt.spares.remove(record)
             if not self.of_node(record.node):

@@ -36,7 +36,7 @@ from ..shm_util import cluster_id, remove_cluster_files, remove_dead_clusters
 from ..state.commands import Kill, Push, RemoveSpill
 from ..state.ids import NODE_BITS, IdSpace
 from ..state.resources import Resources
-from ..state.tasks import TaskQueue
+from ..state.tasks import NodeLoad, TaskQueue
 from ..state.workers import WorkerRecord, WorkerStatus
 from ..transport import ChannelCorruptError, Transport, make_transport
 from ..values import Blob, ObjectRef, set_client
@@ -107,6 +107,7 @@ class Runtime:
         # This host's node: its number is drawn at random (ids carry it; see state.ids), the driver is its process 0
         self.node_id = secrets.randbelow((1 << NODE_BITS) - 1) + 1
         self.ids = IdSpace(self.node_id, 0)
+        self.resources.renumber_local(self.node_id)
         self.new_id = self.ids.new
         remove_dead_clusters()  # segments of clusters killed with their workers, before this one takes room
         self.handlers: dict[str, Callable[..., None]] = {}
@@ -253,6 +254,16 @@ class Runtime:
             return {self.node_id}
         return {r.node_id for r in list(self.membership) if r.alive}
 
+    def node_joined(self, node: int, resources: dict[str, float], labels: dict[str, str]) -> None:
+        """A node joined the standalone head this runtime serves: what it has is placed on from now."""
+        with self.lock:
+            self.resources.add_node(node, resources, labels)
+
+    def node_gone(self, node: int) -> None:
+        """A node died or left (before its workers are dropped): nothing more is placed there."""
+        with self.lock:
+            self.resources.remove_node(node)
+
     def cluster_resources(self, available: bool) -> dict[str, float]:
         """What the cluster has, or what is free now (CPUs no running task or actor holds; others not held)."""
         with self.lock:
@@ -264,12 +275,21 @@ class Runtime:
             free["object_store_memory"] = float(self.store.allocator.capacity - self.store.allocator.used)
         return {k: v for k, v in free.items() if v > 0}
 
+    def waiting_tasks(self) -> list[tuple[int, str, str]]:
+        """The tasks queued and not started, with why each waits (its arguments, or what no node has free)."""
+        with self.lock:
+            tasks = self.tasks
+            queued = [*tasks.waiting.values(), *list(tasks.queue)[:1000]]
+            cpus = NodeLoad(self.workers, self.resources).cpus
+            return [(t.task_id, t.name, tasks.why_waiting(t, self.workers, cpus)) for t in queued[:1000]]
+
     # What workers ask of the driver by name (``control`` messages)
     control_get_actor = get_actor
     control_kill = kill
     control_cancel = cancel
     control_nodes = nodes
     control_cluster_resources = cluster_resources
+    control_waiting_tasks = waiting_tasks
 
     def store_stats(self) -> dict[str, int]:
         return self.store.statistics()

@@ -12,7 +12,7 @@ from ..events import TaskRetried
 from ..state.commands import Kill
 from ..state.tasks import TaskQueue, TaskRecord
 from ..state.workers import WorkerRecord
-from ..strategies import placement
+from ..strategies import label_selector, placement
 from ..values import Blob, ObjectRef, error_blob, serialize, split_args
 
 if TYPE_CHECKING:
@@ -57,10 +57,7 @@ class TaskScheduler:
     ) -> list[ObjectRef]:
         rt = self.rt
         begin = _now() if rt.observed is not None else 0
-        needs = rt.resources.needs_of(options, name, default_cpu=1.0)
-        strategy = placement(options.get("scheduling_strategy"), name, rt.alive_nodes()) if options else None
-        if strategy is not None and needs is None:
-            needs = {"CPU": 1.0}  # placed on its own, never prefetched
+        needs, strategy, where = self.placement_of(options, name)
         self.define(fn_id, factory)
         if self.tasks.full():
             self.wait_for_queue_room()
@@ -75,7 +72,7 @@ class TaskScheduler:
             task = TaskRecord(self.new_id(), fn_id, name, args_blob, deps, result_ids, needs, self.config.default_task_retries)
             task.args_oid = self.objects.args_object(args_blob)
             task.set_retry_options(options)
-            task.strategy = strategy
+            task.strategy, task.where = strategy, where
             if begin and rt.observed is not None:
                 rt.push((rt.seq(), "submitted", _now(), task.task_id, name, "task", task.task_id, 0, "driver", begin))
             self.enqueue(task)
@@ -120,10 +117,7 @@ class TaskScheduler:
             rt.emit("submitted", task.task_id, name, "task", task.trace, parent, w.name, 0)
             task.set_retry_options(options)
             try:
-                task.needs = rt.resources.needs_of(options, name, default_cpu=1.0)
-                task.strategy = placement(options.get("scheduling_strategy"), name, rt.alive_nodes()) if options else None
-                if task.strategy is not None and task.needs is None:
-                    task.needs = {"CPU": 1.0}
+                task.needs, task.strategy, task.where = self.placement_of(options, name)
             except ValueError as exc:
                 blob = error_blob(exc, "the driver")
                 for oid in result_ids:
@@ -131,6 +125,22 @@ class TaskScheduler:
                 self.objects.decref(task.args_oid)
                 return
             self.enqueue(task)
+
+    def placement_of(self, options: dict, name: str) -> tuple[dict[str, float] | None, tuple[Any, ...] | None, Any]:
+        """A task's needs, strategy and label selector from its options; ValueError if it can never run."""
+        if not options:
+            return None, None, None
+        rt = self.rt
+        where = label_selector(options.get("label_selector"), name)
+        needs = rt.resources.needs_of(options, name, default_cpu=1.0, where=where)
+        strategy = placement(options.get("scheduling_strategy"), name, rt.alive_nodes())
+        if (strategy is not None or where is not None) and needs is None:
+            needs = {"CPU": 1.0}  # placed on its own, never prefetched
+        if strategy is not None and strategy[0] == "node" and not strategy[2] and needs is not None:
+            pool = rt.resources.pools.get(strategy[1])
+            if pool is not None and (not pool.can_ever_hold(needs) or (where is not None and not where(pool.labels))):
+                raise ValueError(f"{name} can never run: node {strategy[1]:06x}, which it must run on, does not have what it needs")
+        return needs, strategy, where
 
     def enqueue(self, task: TaskRecord) -> None:
         tasks = self.tasks
@@ -144,7 +154,8 @@ class TaskScheduler:
             self.tell_backpressure(True)
 
     def fail_stranded(self, node: int, why: str) -> None:
-        """Queued tasks bound to ``node`` (a hard affinity) fail: it is gone (lock held)."""
+        """Queued tasks bound to ``node`` (a hard affinity) fail: it is gone (lock held); so do those that no node
+        alive now could ever run (the one that could was ``node``)."""
         from ...core.errors import NexusError
 
         stranded = [
@@ -152,9 +163,14 @@ class TaskScheduler:
             for t in self.tasks.queue
             if t.strategy is not None and t.strategy[0] == "node" and t.strategy[1] == node and not t.strategy[2]
         ]
-        for task in stranded:
+        never = [t for t in self.tasks.never_fitting() if t not in stranded] if node not in self.rt.resources.pools else []
+        for task in stranded + never:
             self.tasks.remove(task)
-            blob = error_blob(NexusError(f"{task.name} can never run: node {node:06x}, which it must run on, {why}"), "the driver")
+            if task in never:
+                exc = NexusError(f"{task.name} can never run now: node {node:06x} {why}, and no other node has what it needs")
+            else:
+                exc = NexusError(f"{task.name} can never run: node {node:06x}, which it must run on, {why}")
+            blob = error_blob(exc, "the driver")
             for oid in task.result_ids:
                 self.objects.store(oid, blob)
             self.objects.decref(task.args_oid)

@@ -251,6 +251,8 @@ class HeadService:
         info = {"pid": f["pid"]}
         record = self.membership.join(key, f["host"][:253], resources, labels, now, float(f["wall"]) - time.time(), info)
         self.node_identity[record.node_id] = identity
+        if self.runtime is not None:
+            self.runtime.node_joined(record.node_id, record.resources, record.labels)
         self.print(f"nexus head: node {record.node_id} ({record.host}, pid {f['pid']}) joined with {_amounts(record.resources)}")
         return wire.encode(
             "welcome",
@@ -333,9 +335,15 @@ class HeadService:
             self._peer_gone(peer, "it detached")
 
     def _drop_workers_of(self, node: int, why: str) -> None:
-        """A node's workers go with it (they are fenced too: what they still say is not taken)."""
+        """A node's workers go with it (they are fenced too: what they still say is not taken), and what it had."""
+        rt = self.runtime
+        if rt is not None:
+            rt.node_gone(node)
         for peer in [p for p in self.peers.values() if getattr(p.record.link, "node", 0) == node]:
             self._peer_gone(peer, why)
+        if rt is not None:
+            with rt.lock:
+                rt.scheduler.fail_stranded(node, why)
 
     def _peer_gone(self, peer: _Peer, why: str) -> None:
         if self.peers.get(peer.identity) is peer:
@@ -359,7 +367,13 @@ class HeadService:
         self.runtime._handle(peer.record, body)
 
     def _on_nodes(self, _key: str, _f: dict[str, Any]) -> bytes:
-        return wire.encode("nodes", nodes=[_describe(r) for r in self.membership], refused=self.refused, malformed=self.malformed)
+        rt = self.runtime
+        ready: dict[int, int] = {}  # task workers that take work, by node
+        for w in list(rt.workers) if rt is not None else ():
+            if w.ready:
+                ready[w.node] = ready.get(w.node, 0) + 1
+        nodes = [{**_describe(r), "workers": ready.get(r.node_id, 0)} for r in self.membership]
+        return wire.encode("nodes", nodes=nodes, refused=self.refused, malformed=self.malformed)
 
     def close(self) -> None:
         for peer in list(self.peers.values()):

@@ -61,6 +61,8 @@ class ActorRecord:
         self.inflight: dict[int, CallRecord] = {}
         self.on_ready: list[Callable[[Any], None]] = []  # told once its constructor ran (with its error or None)
         self.needs: dict[str, float] = {}
+        self.held_on: int | None = None  # the node its needs are held on (see head.placing); None: none held
+        self.where: Callable[[Any], bool] | None = None  # the nodes' labels it may run on (strategies.label_selector)
         self.max_pending = -1
         self.sequential = False  # one call at a time (no threads, no event loop): its calls may be coalesced
         self.concurrency = 1  # how many of its calls may run at once (max_concurrency)

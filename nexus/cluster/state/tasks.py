@@ -37,6 +37,7 @@ class TaskRecord:
         "strategy",
         "task_id",
         "trace",
+        "where",
         "worker",
     )
 
@@ -67,6 +68,7 @@ class TaskRecord:
         self.cancelled = False
         self.trace = self.task_id  # the trace it belongs to: the id of the call that started the chain
         self.strategy: tuple[Any, ...] | None = None  # where it may run: ("node", id, soft) or ("spread",) (see strategies)
+        self.where: Callable[[Any], bool] | None = None  # the nodes' labels it may run on (see strategies.label_selector)
 
     def set_retry_options(self, options: dict[str, Any]) -> None:
         retries = options.get("max_retries")
@@ -150,11 +152,27 @@ class TaskQueue:
         self.queue.remove(task)
         self.queue.append(task)
 
-    def free_cpus(self, workers: Iterable[WorkerRecord]) -> float:
-        running = sum(w.cpu_held for w in workers if w.inflight and not w.blocked and w.alive)
-        return self.resources.total["CPU"] - running - self.resources.used["CPU"]
+    def free_cpus(self, workers: Iterable[WorkerRecord], node: int | None = None) -> float:
+        """CPUs no running task or actor holds: in the cluster, or on ``node``."""
+        if node is None:
+            running = sum(w.cpu_held for w in workers if w.inflight and not w.blocked and w.alive)
+            return self.resources.total["CPU"] - running - self.resources.used["CPU"]
+        pool = self.resources.pools.get(node)
+        if pool is None:
+            return 0.0
+        running = sum(w.cpu_held for w in workers if w.node == node and w.inflight and not w.blocked and w.alive)
+        return pool.total["CPU"] - running - pool.used["CPU"]
 
-    def fits(self, task: TaskRecord, workers: list[WorkerRecord]) -> bool:
+    def fits(self, task: TaskRecord, workers: list[WorkerRecord], w: WorkerRecord | None = None, load: NodeLoad | None = None) -> bool:
+        """Whether ``task`` fits what is free now: on ``w``'s node when the cluster has several (``load``: theirs)."""
+        if w is not None and load is not None and load.cpus is not None:
+            node = w.node
+            free = load.cpus.get(node, 0.0)
+            if task.needs is None:
+                return free >= 1.0
+            if task.where is not None and not task.where(self.resources.labels_of(node)):
+                return False
+            return self.resources.fits(task.needs, free, node)
         if task.needs is None:
             return self.free_cpus(workers) >= 1.0
         return self.resources.fits(task.needs, self.free_cpus(workers))
@@ -170,7 +188,7 @@ class TaskQueue:
                     load = NodeLoad(workers)
                 if not self.placeable_on(task, w, load):
                     continue
-            if self.fits(task, workers):
+            if self.fits(task, workers, w, load):
                 del self.queue[i]
                 if task.needs is not None:
                     self.special_queued -= 1
@@ -206,18 +224,20 @@ class TaskQueue:
         """
         queue = self.queue
         ready = [w for w in workers if w.ready]
-        load = NodeLoad(workers) if self.special_queued else None  # (for strategies: counted once, kept up to date)
+        multi = self.resources.multi  # several nodes: a task fits a node, not the cluster
+        # (for strategies and nodes: counted once, kept up to date)
+        load = NodeLoad(workers, self.resources if multi else None) if self.special_queued or multi else None
         for w in ready:
             if not queue:
                 return
             if w.inflight == 0 or w.blocked:
                 task = self.take_fitting(workers, w, load)
                 if task is None:
-                    if self.special_queued:
+                    if self.special_queued or multi:
                         continue  # what is queued may not run on this worker, but on another
                     return
                 if load is not None:
-                    load.took(w)
+                    load.took(w, 1.0 if task.needs is None else task.needs.get("CPU", 0.0))
                 self.started(w, task, now)
                 send(w, task)
         if len(queue) <= len(ready) or self.special_queued:
@@ -246,7 +266,7 @@ class TaskQueue:
             w.busy_since = now
             w.cpu_held = 1.0 if task.needs is None else task.needs.get("CPU", 0.0)
         if task.needs is not None:
-            self.resources.hold(task.needs, cpu=False)
+            self.resources.hold(task.needs, cpu=False, node=w.node)
         w.inflight += 1
         task.worker = w
         self.running[task.task_id] = task
@@ -258,14 +278,14 @@ class TaskQueue:
         w.busy_since = now  # the next task in its channel (a prefetched, plain one) starts now
         w.cpu_held = 1.0 if w.inflight else 0.0
         if task.needs is not None:
-            self.resources.release(task.needs, cpu=False)
+            self.resources.release(task.needs, cpu=False, node=w.node)
 
     def take_back(self, w: WorkerRecord, task: TaskRecord) -> None:
         """A task sent to ``w`` that had not started goes back to the front of the queue."""
         self.running.pop(task.task_id, None)
         w.inflight -= 1
         if task.needs is not None:
-            self.resources.release(task.needs, cpu=False)
+            self.resources.release(task.needs, cpu=False, node=w.node)
             self.special_queued += 1
         task.worker = None
         self.queue.appendleft(task)
@@ -294,31 +314,69 @@ class TaskQueue:
             victims.append(v)
         return watch, victims
 
+    def never_fitting(self) -> list[TaskRecord]:
+        """Queued tasks that no node alive now could ever hold (the one that could is gone)."""
+        r = self.resources
+        return [t for t in self.queue if t.needs is not None and not r.nodes_for(t.needs, t.where)]
+
+    def why_waiting(self, task: TaskRecord, workers: list[WorkerRecord], cpus: dict[int, float] | None = None) -> str:
+        """Why a queued task has not started: what it needs and what the nodes that could run it have free.
+
+        ``cpus``: the nodes' free CPUs (``NodeLoad(workers, resources).cpus``), when asked for many tasks at once.
+        """
+        if task.task_id in self.waiting:
+            return "its arguments are not ready yet"
+        r = self.resources
+        needs = task.needs or {"CPU": 1.0}
+        strategy = task.strategy
+        nodes = [strategy[1]] if strategy is not None and strategy[0] == "node" and not strategy[2] else r.nodes_for(needs, task.where)
+        wanted = ", ".join(f"{v:g} {k}" for k, v in needs.items() if v)
+        if not any(n in r.pools for n in nodes):
+            return f"it needs {wanted} and no node alive now could ever run it"
+        said = []
+        for node in nodes[:4]:
+            if node not in r.pools:
+                continue
+            free = r.free(node, cpus[node] if cpus is not None and node in cpus else self.free_cpus(workers, node))
+            short = [k for k, v in needs.items() if free.get(k, 0.0) < v]
+            have = ", ".join(f"{max(free.get(k, 0.0), 0.0):g} {k}" for k in short) + " free" if short else "no idle worker"
+            said.append(f"node {node:06x} has {have}")
+        more = f" (and {len(nodes) - 4} more nodes)" if len(nodes) > 4 else ""
+        return f"waiting for {wanted}: " + "; ".join(said) + more
+
     def queued_on(self, w: WorkerRecord) -> list[int]:
         """The ids of the tasks sent to ``w`` and not answered (the first runs, the others wait in its channel)."""
         return [t.task_id for t in self.running.values() if t.worker is w]
 
 
 class NodeLoad:
-    """The nodes' ready workers, idle and busy, for placing tasks with a strategy in one pass of dispatch."""
+    """The nodes' ready workers, idle and busy, and their free CPUs, for placing tasks in one pass of dispatch.
 
-    __slots__ = ("busy", "idle")
+    ``cpus`` (by node) only when ``resources`` has several nodes: a task then fits a node, not the cluster.
+    """
 
-    def __init__(self, workers: Iterable[WorkerRecord]) -> None:
+    __slots__ = ("busy", "cpus", "idle")
+
+    def __init__(self, workers: Iterable[WorkerRecord], resources: Resources | None = None) -> None:
         self.busy: dict[int, int] = {}
         self.idle: dict[int, int] = {}
+        cpus = self.cpus = None if resources is None else {n: p.total["CPU"] - p.used["CPU"] for n, p in resources.pools.items()}
         for x in workers:
             if x.ready:
                 counts = self.idle if x.inflight == 0 or x.blocked else self.busy
                 counts[x.node] = counts.get(x.node, 0) + 1
+            if cpus is not None and x.inflight and not x.blocked and x.alive and x.node in cpus:
+                cpus[x.node] -= x.cpu_held
 
     def least_busy(self, node: int) -> bool:
         """Whether ``node`` has the fewest busy workers among the nodes with an idle one (SPREAD)."""
         busy = self.busy
         return busy.get(node, 0) <= min((busy.get(n, 0) for n, k in self.idle.items() if k > 0), default=0)
 
-    def took(self, w: WorkerRecord) -> None:
-        """``w`` (idle) takes a task."""
+    def took(self, w: WorkerRecord, cpu: float = 1.0) -> None:
+        """``w`` (idle) takes a task that holds ``cpu`` CPUs."""
         if w.inflight == 0 or w.blocked:
             self.idle[w.node] = self.idle.get(w.node, 1) - 1
             self.busy[w.node] = self.busy.get(w.node, 0) + 1
+            if self.cpus is not None and not w.blocked and w.node in self.cpus:
+                self.cpus[w.node] -= cpu

@@ -463,3 +463,60 @@ def test_plain_tasks_behind_a_placed_one_still_run_on_other_workers() -> None:
     q.push(plain_task())
     sent = dispatch(q, ws)
     assert [(i, t.strategy) for i, t in sent] == [(0, None)], "the plain task is not held up by the placed one"
+
+
+# -- several nodes: a task fits a node, not the cluster ---------------------------------------
+
+
+def nodes_queue() -> TaskQueue:
+    """Node 1 (the head's host, 1 CPU), node 2 (2 CPUs, 1 GPU, zone a)."""
+    r = Resources(1, node=1)
+    r.add_node(2, {"CPU": 2, "GPU": 1}, {"zone": "a"})
+    return TaskQueue(r, CONFIG)
+
+
+def test_a_task_goes_to_the_node_that_has_what_it_needs() -> None:
+    q = nodes_queue()
+    ws = on_nodes(1, 2, 2)
+    q.push(special_task({"CPU": 1.0, "GPU": 1.0}))
+    q.push(special_task({"CPU": 2.0}))
+    sent = dispatch(q, ws)
+    assert [ws[i].node for i, _ in sent] == [2], "the GPU task on node 2; the 2-CPU one fits no node now (1 + 1 free)"
+    assert q.resources.pools[2].used["GPU"] == 1.0 and len(q.queue) == 1
+    w, task = ws[sent[0][0]], sent[0][1]
+    q.finished(w, task, 1.0)
+    assert [ws[i].node for i, _ in dispatch(q, ws)] == [2], "node 2 has both its CPUs free again"
+
+
+def test_a_plain_task_waits_for_a_node_whose_cpus_an_actor_holds() -> None:
+    q = nodes_queue()
+    q.resources.hold({"CPU": 1.0}, node=1)  # an actor on the head's host holds its one CPU
+    ws = on_nodes(1, 2)
+    q.push(plain_task())
+    assert [ws[i].node for i, _ in dispatch(q, ws)] == [2], "not on node 1's idle worker: its CPU is held"
+
+
+def test_a_label_selector_places_only_on_nodes_whose_labels_match() -> None:
+    q = nodes_queue()
+    ws = on_nodes(1, 2)
+    task = special_task({"CPU": 1.0})
+    task.where = lambda labels: labels.get("zone") == "a"
+    q.push(task)
+    assert [ws[i].node for i, _ in dispatch(q, ws)] == [2]
+
+
+def test_a_queued_task_says_why_it_waits_and_fails_once_no_node_could_run_it() -> None:
+    q = nodes_queue()
+    ws = on_nodes(1, 2)
+    q.resources.hold({"GPU": 1.0}, node=2)  # an actor holds the GPU
+    task = special_task({"CPU": 1.0, "GPU": 1.0})
+    q.push(task)
+    assert dispatch(q, ws) == []
+    assert q.why_waiting(task, ws) == "waiting for 1 CPU, 1 GPU: node 000002 has 0 GPU free"
+    busy(ws[0])
+    plain = plain_task()
+    assert q.why_waiting(plain, ws) == "waiting for 1 CPU: node 000001 has 0 CPU free; node 000002 has no idle worker"
+    assert q.never_fitting() == []
+    q.resources.remove_node(2)
+    assert q.never_fitting() == [task]
+    assert q.why_waiting(task, ws) == "it needs 1 CPU, 1 GPU and no node alive now could ever run it"
