@@ -27,9 +27,11 @@ from ..protocol import LogLimiter, unpack_frames
 from ..state.nodes import Membership, NodeRecord
 from . import wire
 from .keys import HeadKeys
+from .parts import DATA, PART, Parts, split
 
 __all__ = ["HeadService"]
 
+_ACK = wire.encode("ack")
 _NODE_OPS: dict[str, dict[str, Any]] = {
     "join": {"host": str, "pid": int, "resources": dict, "labels": dict, "wall": (int, float)},
     "beat": {"node_id": int},
@@ -44,13 +46,14 @@ _NODE_OPS: dict[str, dict[str, Any]] = {
 class _Peer:
     """A driver attached over this link: its record in the head's tables, its routing id and key."""
 
-    __slots__ = ("identity", "key", "last_heard", "record")
+    __slots__ = ("identity", "key", "last_heard", "parts", "record")
 
     def __init__(self, identity: bytes, key: str, record: Any, now: float) -> None:
         self.identity = identity
         self.key = key
         self.record = record
         self.last_heard = now
+        self.parts = Parts()  # of a large message on its way (see remote.parts)
 
 
 class _PeerConnection:
@@ -216,11 +219,13 @@ class HeadService:
         while outgoing:
             identity, frames = outgoing.popleft()
             with contextlib.suppress(zmq.ZMQError):
-                self.socket.send_multipart([identity, b"D", *frames], zmq.NOBLOCK, copy=False)
+                for message in split([DATA, *frames]):  # (a large one in parts: see remote.parts)
+                    self.socket.send_multipart([identity, *message], zmq.NOBLOCK, copy=False)
 
     def _handle(self, frames: list[Any]) -> None:
-        if len(frames) >= 3 and frames[1].bytes == b"D":
-            self._on_data(frames[0].bytes, frames[2].get("User-Id"), frames[2:])
+        kind = frames[1].bytes if len(frames) >= 3 else b""
+        if kind in (DATA, PART):
+            self._on_data(frames[0].bytes, frames[2].get("User-Id"), kind, frames[2:])
             return
         if len(frames) != 2:
             self.malformed += 1
@@ -351,13 +356,19 @@ class HeadService:
         self.runtime.peers.gone(peer.record, why)
         self.print(f"nexus head: {peer.record.name} is gone: {why}")
 
-    def _on_data(self, identity: bytes, key: str | None, frames: list[Any]) -> None:
+    def _on_data(self, identity: bytes, key: str | None, kind: bytes, frames: list[Any]) -> None:
         peer = self.peers.get(identity)
         if peer is None or peer.key != key:
             self.malformed += 1
             self.limited("nexus head: dropped data from a peer that is not attached")
             return
         peer.last_heard = time.monotonic()
+        if kind == PART:  # the peer hears back at each part: its beats wait behind the rest of the message
+            peer.parts.add(frames)
+            with contextlib.suppress(zmq.ZMQError):
+                self.socket.send_multipart([identity, _ACK], zmq.NOBLOCK)
+            return
+        frames = peer.parts.join(frames)
         try:
             body = unpack_frames([frames[0].bytes, *(f.buffer for f in frames[1:])], self.loads)
         except Exception as exc:

@@ -19,6 +19,8 @@ from typing import Any
 
 import zmq
 
+from .parts import DATA, PART, Parts, split
+
 __all__ = ["LinkThread"]
 
 
@@ -75,6 +77,7 @@ class LinkThread:
         poller.register(self.wake_fd, zmq.POLLIN)
         last_beat = last_heard = time.monotonic()
         lost = False
+        parts = Parts()
         while not self.closed:
             events = dict(poller.poll(int(self.heartbeat * 500)))
             if self.wake_fd in events:
@@ -85,7 +88,8 @@ class LinkThread:
             outgoing = self.outgoing
             while outgoing:
                 with contextlib.suppress(zmq.ZMQError):
-                    sock.send_multipart(outgoing.popleft(), copy=False)
+                    for message in split(outgoing.popleft()):  # (a large one in parts: see remote.parts)
+                        sock.send_multipart(message, copy=False)
             if sock in events:
                 for _ in range(1000):
                     try:
@@ -94,8 +98,11 @@ class LinkThread:
                         break
                     last_heard = time.monotonic()
                     try:
-                        if len(frames) >= 2 and frames[0].bytes == b"D":
-                            self.on_data(frames)
+                        kind = frames[0].bytes if len(frames) >= 2 else b""
+                        if kind == PART:
+                            parts.add(frames[1:])
+                        elif kind == DATA:
+                            self.on_data([frames[0], *parts.join(frames[1:])])
                         elif len(frames) == 1:
                             self.on_control(frames[0].bytes)
                     except Exception as exc:  # this thread must go on (calls waiting on it would wait for ever)
