@@ -38,13 +38,7 @@ class Pool:
         return all(self.total.get(k, 0.0) >= v for k, v in needs.items())
 
     def fits(self, needs: Mapping[str, float], free_cpus: float) -> bool:
-        for key, amount in needs.items():
-            if key == "CPU":
-                if free_cpus < amount:
-                    return False
-            elif self.used.get(key, 0.0) + amount > self.total.get(key, 0.0):
-                return False
-        return True
+        return _fits(needs, free_cpus, self.total, self.used)
 
 
 class Resources:
@@ -140,13 +134,7 @@ class Resources:
     def fits(self, needs: Mapping[str, float], free_cpus: float, node: int | None = None) -> bool:
         """Whether ``needs`` fit what is free now on ``node`` (None: the cluster as one; ``free_cpus``: there)."""
         if node is None:
-            for key, amount in needs.items():
-                if key == "CPU":
-                    if free_cpus < amount:
-                        return False
-                elif self.used.get(key, 0.0) + amount > self.total.get(key, 0.0):
-                    return False
-            return True
+            return _fits(needs, free_cpus, self.total, self.used)
         pool = self.pools.get(node)
         return pool is not None and pool.fits(needs, free_cpus)
 
@@ -188,3 +176,13 @@ class Resources:
 
 def _amounts(amounts: Mapping[str, float]) -> str:
     return ", ".join(f"{v:g} {k}" for k, v in sorted(amounts.items())) or "nothing"
+
+
+def _fits(needs: Mapping[str, float], free_cpus: float, total: Mapping[str, float], used: Mapping[str, float]) -> bool:
+    for key, amount in needs.items():
+        if key == "CPU":
+            if free_cpus < amount:
+                return False
+        elif used.get(key, 0.0) + amount > total.get(key, 0.0):
+            return False
+    return True
