@@ -279,9 +279,9 @@ class Runtime:
         """The tasks queued and not started, with why each waits (its arguments, or what no node has free)."""
         with self.lock:
             tasks = self.tasks
-            queued = [*tasks.waiting.values(), *list(tasks.queue)[:1000]]
+            queued = list(itertools.islice(itertools.chain(tasks.waiting.values(), tasks.queue), 1000))
             cpus = NodeLoad(self.workers, self.resources).cpus
-            return [(t.task_id, t.name, tasks.why_waiting(t, self.workers, cpus)) for t in queued[:1000]]
+            return [(t.task_id, t.name, tasks.why_waiting(t, self.workers, cpus)) for t in queued]
 
     # What workers ask of the driver by name (``control`` messages)
     control_get_actor = get_actor
