@@ -48,6 +48,7 @@ __all__ = [
 PAGE = mmap.PAGESIZE
 SMALL_SHM_WARNING = 1 << 30
 _zeros: bytes | None = None
+_WRITE_STEP = 8 << 20  # large writes into the arena go in steps of this size (see Arena.write)
 
 
 def _round_up(n: int, to: int = PAGE) -> int:
@@ -223,7 +224,15 @@ class Arena:
 
     def write(self, offset: int, data: Any) -> None:
         view = memoryview(data).cast("B")
-        self.view[offset : offset + view.nbytes] = view
+        n = view.nbytes
+        if n <= _WRITE_STEP:
+            self.view[offset : offset + n] = view
+            return
+        # In steps: one copy of a large value would hold the GIL for its whole length (0.1 s a GiB warm, more
+        # on fresh pages), and the process's other threads (a link's beats, the head's loop) with it
+        for at in range(0, n, _WRITE_STEP):
+            end = min(at + _WRITE_STEP, n)
+            self.view[offset + at : offset + end] = view[at:end]
 
     def pin(self, offset: int, nbytes: int, on_release: Callable[[], None] | None) -> Pin:
         """Map ``[offset, offset + nbytes)`` read-only; ``on_release`` runs when the last view of it is gone."""

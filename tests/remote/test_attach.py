@@ -124,6 +124,26 @@ def test_put_get_wait_and_large_arrays_both_ways(attached) -> None:
     nexus.cancel(refs[1], force=True)
 
 
+def test_a_gib_put_does_not_silence_the_link(head) -> None:
+    """A GiB crosses the link (CURVE-encrypted) and is copied into the head's fresh arena in seconds, longer than
+    the link's timeout here (2 s). It goes in parts of 8 MiB, its one buffer cut into views, each part answered;
+    the head puts it together and into the arena on its data thread, in steps, while its loop goes on answering
+    beats: neither end takes the other for dead (the driver would fail the get with SystemShutdownError).
+
+    (The array is made before attaching: numpy fills it holding the GIL, a second or more with no beat sent, and
+    user code that holds the GIL longer than the timeout does make the head let the driver go.)"""
+    n = 1 << 27  # 1 GiB of int64
+    ones = np.ones(n, dtype=np.int64)
+    nexus.init(address="auto")
+    try:
+        ref = nexus.put(ones)
+        del ones
+        assert nexus.get(total.remote(ref), timeout=120) == n
+        assert nexus.get(square.remote(3), timeout=30) == 9, "the link is still up"
+    finally:
+        nexus.shutdown()
+
+
 def test_nodes_seen_from_an_attached_driver_include_the_nodes_that_joined(head, attached) -> None:
     head.start_node("--num-cpus", "1", "--labels", "zone=far")
     nodes = nexus.nodes()

@@ -5,13 +5,17 @@ One ROUTER socket, a CURVE server: ZeroMQ's ZAP handler (pyzmq's
 the allow-list (``allowed/`` in the head's folder), so no frame of a peer
 with a wrong or missing key ever reaches this code; refusals are counted.
 Frames that do arrive are JSON (:mod:`.wire`), checked, and dropped (and
-counted) when malformed: a bad frame never stops the head.
+counted) when malformed: a bad frame never stops the head. A large data
+message (and the same peer's messages behind it) is handled on a data
+thread, so that unpickling it and copying it into the arena never keeps the
+loop from answering beats; silence is measured on a :class:`~.link.LiveClock`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import secrets
 import socket as _socket
 import sys
@@ -27,11 +31,15 @@ from ..protocol import LogLimiter, unpack_frames
 from ..state.nodes import Membership, NodeRecord
 from . import wire
 from .keys import HeadKeys
-from .parts import DATA, PART, Parts, split
+from .link import LiveClock
+from .parts import DATA, LAYOUT, PART, Parts, split
 
 __all__ = ["HeadService"]
 
 _ACK = wire.encode("ack")
+SLOW_BYTES = 1 << 20
+"""A data message this large is handled on the head's data thread, not the loop's: unpickling it and copying its
+buffers into the arena takes long (a second a GiB on fresh pages), and the loop must go on answering beats."""
 _NODE_OPS: dict[str, dict[str, Any]] = {
     "join": {"host": str, "pid": int, "resources": dict, "labels": dict, "wall": (int, float)},
     "beat": {"node_id": int},
@@ -46,7 +54,7 @@ _NODE_OPS: dict[str, dict[str, Any]] = {
 class _Peer:
     """A driver attached over this link: its record in the head's tables, its routing id and key."""
 
-    __slots__ = ("identity", "key", "last_heard", "parts", "record")
+    __slots__ = ("handled", "identity", "key", "last_heard", "parts", "queued", "record")
 
     def __init__(self, identity: bytes, key: str, record: Any, now: float) -> None:
         self.identity = identity
@@ -54,6 +62,10 @@ class _Peer:
         self.record = record
         self.last_heard = now
         self.parts = Parts()  # of a large message on its way (see remote.parts)
+        # Its messages given to the data thread (counted by the loop thread) and handled there (by that thread):
+        # while they differ, its later messages go there too, in order behind them
+        self.queued = 0
+        self.handled = 0
 
 
 class _PeerConnection:
@@ -92,18 +104,22 @@ class HeadService:
         self.runtime = runtime  # the head's cluster, which attached drivers use (None: membership only)
         self.peers: dict[bytes, _Peer] = {}  # by routing id
         self.outgoing: deque[tuple[bytes, list[Any]]] = deque()
-        self.kills: deque[_Peer] = deque()  # peers to drop, asked from other threads (the loop thread drops them)
+        self.kills: deque[tuple[_Peer, str]] = deque()  # peers to drop, asked from other threads (the loop drops them)
         self.control_out: deque[tuple[bytes, bytes]] = deque()  # control frames other threads send to nodes
         self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.closed = False
         self.epoch = secrets.token_hex(8)  # this head's run: a beat for a node of an earlier run is fenced
         self.node_identity: dict[int, bytes] = {}  # the connection each node joined on: only it speaks for it
+        self.slow: queue.SimpleQueue[tuple[_Peer, Any] | None] = queue.SimpleQueue()  # for the data thread
+        self.data_thread: threading.Thread | None = None
         if runtime is not None:
             from ..head.peers import peer_loads
 
             self.loads = peer_loads(runtime)
+            self.data_thread = threading.Thread(target=self._data_loop, name="nexus-head-data", daemon=True)
         self.heartbeat = heartbeat
         self.membership = Membership(timeout)
+        self.clock = LiveClock(2 * heartbeat)  # what peers' silence is measured by (the loop thread's)
         self.refused = 0  # peers whose key is not on the allow-list (counted by the ZAP handler's thread)
         self.malformed = 0  # frames from authenticated peers that did not parse
         self.print = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -133,7 +149,7 @@ class HeadService:
             raise OSError(f"cannot listen on {bind}:{port}: {exc}") from None
         self.bind = bind
         # The head's own host is a node of the cluster too (its key is the head's)
-        now = time.monotonic()
+        now = self.clock.now
         self.own = self.membership.join(
             keys.head.public,
             _socket.gethostname(),
@@ -167,13 +183,16 @@ class HeadService:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(self.wake_fd, zmq.POLLIN)
+        if self.data_thread is not None and self.data_thread.ident is None:
+            self.data_thread.start()
         while not stop.is_set():
             events = dict(poller.poll(int(self.heartbeat * 500)))
+            self.clock.tick()
             if self.wake_fd in events:
                 with contextlib.suppress(BlockingIOError):
                     os.eventfd_read(self.wake_fd)
             while self.kills:
-                self._peer_gone(self.kills.popleft(), "the head dropped it")
+                self._peer_gone(*self.kills.popleft())
             self._send_outgoing()
             if sock in events:
                 for _ in range(1000):  # what waits now, without starving the expiry below
@@ -186,7 +205,7 @@ class HeadService:
                     except Exception as exc:  # a defect here must not end membership for everyone: said, and on
                         self.malformed += 1
                         self.limited(f"nexus head: a message could not be handled: {exc!r}")
-            now = time.monotonic()
+            now = self.clock.tick()  # (again: handling what came may have taken a while)
             self.membership.heard(self.own.node_id, self.own.key, now)
             for record in self.membership.expire(now):
                 self.print(f"nexus head: node {record.node_id} ({record.host}) is dead: {record.why}")
@@ -224,7 +243,7 @@ class HeadService:
 
     def _handle(self, frames: list[Any]) -> None:
         kind = frames[1].bytes if len(frames) >= 3 else b""
-        if kind in (DATA, PART):
+        if kind in (DATA, PART, LAYOUT):
             self._on_data(frames[0].bytes, frames[2].get("User-Id"), kind, frames[2:])
             return
         if len(frames) != 2:
@@ -252,7 +271,7 @@ class HeadService:
         labels = f["labels"]
         if not all(isinstance(k, str) for k in resources) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
             raise ValueError("a join whose resources or labels are not names to amounts and strings")
-        now = time.monotonic()
+        now = self.clock.now
         info = {"pid": f["pid"]}
         record = self.membership.join(key, f["host"][:253], resources, labels, now, float(f["wall"]) - time.time(), info)
         self.node_identity[record.node_id] = identity
@@ -272,7 +291,7 @@ class HeadService:
     def _on_beat(self, identity: bytes, key: str, f: dict[str, Any]) -> bytes:
         node = f["node_id"]
         ours = f.get("epoch") == self.epoch and self.node_identity.get(node) == identity
-        record = self.membership.heard(node, key, time.monotonic()) if ours else None
+        record = self.membership.heard(node, key, self.clock.now) if ours else None
         if record is None:
             known = self.membership.get(node) if ours else None
             why = known.why if known is not None else "it is not a node of this head's run (the head restarted, or it was never joined)"
@@ -308,10 +327,10 @@ class HeadService:
         elif kind != "driver":
             raise ValueError(f"an attach of kind {str(kind)[:20]!r}")
         record = rt.peers.attach(_PeerConnection(self, identity), f["pid"], lambda: None, kind, node if kind != "driver" else 0)
-        peer = self.peers[identity] = _Peer(identity, key, record, time.monotonic())
+        peer = self.peers[identity] = _Peer(identity, key, record, self.clock.now)
 
         def kill() -> None:  # (any thread): the loop thread drops it
-            self.kills.append(peer)
+            self.kills.append((peer, "the head dropped it"))
             self.wake()
 
         record.link._on_kill = kill
@@ -331,12 +350,16 @@ class HeadService:
         peer = self.peers.get(identity)
         if peer is None or peer.key != key or peer.record.index != f["worker_id"]:
             return wire.encode("fenced", node_id=f["worker_id"], why="it is not attached to this head (declared gone?)")
-        peer.last_heard = time.monotonic()
+        peer.last_heard = self.clock.now
         return wire.encode("ack")
 
     def _on_detach(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
         peer = self.peers.get(identity)
         if peer is not None and peer.key == key and peer.record.index == f["worker_id"]:
+            if peer.queued != peer.handled:  # after what it sent before, still on the data thread
+                peer.queued += 1
+                self.slow.put((peer, None))
+                return
             self._peer_gone(peer, "it detached")
 
     def _drop_workers_of(self, node: int, why: str) -> None:
@@ -362,13 +385,22 @@ class HeadService:
             self.malformed += 1
             self.limited("nexus head: dropped data from a peer that is not attached")
             return
-        peer.last_heard = time.monotonic()
-        if kind == PART:  # the peer hears back at each part: its beats wait behind the rest of the message
-            peer.parts.add(frames)
-            with contextlib.suppress(zmq.ZMQError):
-                self.socket.send_multipart([identity, _ACK], zmq.NOBLOCK)
+        peer.last_heard = self.clock.now
+        if kind != DATA:  # the peer hears back at each part: its beats wait behind the rest of the message
+            try:
+                (peer.parts.first if kind == LAYOUT else peer.parts.add)(frames)
+            finally:
+                with contextlib.suppress(zmq.ZMQError):
+                    self.socket.send_multipart([identity, _ACK], zmq.NOBLOCK)
             return
         frames = peer.parts.join(frames)
+        if peer.queued != peer.handled or (len(frames) > 1 and sum(len(f) for f in frames) >= SLOW_BYTES):
+            peer.queued += 1
+            self.slow.put((peer, frames))
+            return
+        self._deliver(peer, frames)
+
+    def _deliver(self, peer: _Peer, frames: list[Any]) -> None:
         try:
             body = unpack_frames([frames[0].bytes, *(f.buffer for f in frames[1:])], self.loads)
         except Exception as exc:
@@ -376,6 +408,22 @@ class HeadService:
             self.limited(f"nexus head: dropped a malformed message from {peer.record.name}: {exc}")
             return
         self.runtime._handle(peer.record, body)
+
+    def _data_loop(self) -> None:
+        """The data thread: large messages, and each peer's messages behind one, in the order they came."""
+        while (item := self.slow.get()) is not None:
+            peer, frames = item
+            try:
+                if frames is None:  # it detached after them
+                    self.kills.append((peer, "it detached"))
+                    self.wake()
+                elif peer.record.alive:  # (a peer declared gone meanwhile is fenced: what it said is not taken)
+                    self._deliver(peer, frames)
+            except Exception as exc:  # (as on the loop thread: said, and on)
+                self.malformed += 1
+                self.limited(f"nexus head: a message could not be handled: {exc!r}")
+            finally:
+                peer.handled += 1
 
     def _on_nodes(self, _key: str, _f: dict[str, Any]) -> bytes:
         rt = self.runtime
@@ -387,6 +435,9 @@ class HeadService:
         return wire.encode("nodes", nodes=nodes, refused=self.refused, malformed=self.malformed)
 
     def close(self) -> None:
+        if self.data_thread is not None and self.data_thread.is_alive():
+            self.slow.put(None)
+            self.data_thread.join(10)
         for peer in list(self.peers.values()):
             self._peer_gone(peer, "the head stopped")
         self.closed = True

@@ -19,9 +19,29 @@ from typing import Any
 
 import zmq
 
-from .parts import DATA, PART, Parts, split
+from .parts import DATA, LAYOUT, PART, Parts, split
 
-__all__ = ["LinkThread"]
+__all__ = ["LinkThread", "LiveClock"]
+
+
+class LiveClock:
+    """The clock a listening thread measures a peer's silence by: monotonic time, except that a stall of the
+    thread itself (the GIL held long elsewhere in its process, the process stopped) counts as no more than
+    ``most`` seconds. Silence is what the peer did not say while this thread could have heard it."""
+
+    __slots__ = ("_at", "most", "now")
+
+    def __init__(self, most: float) -> None:
+        self.most = most
+        self.now = 0.0
+        self._at = time.monotonic()
+
+    def tick(self) -> float:
+        """Advance to now; the new reading."""
+        at = time.monotonic()
+        self.now += min(at - self._at, self.most)
+        self._at = at
+        return self.now
 
 
 class LinkThread:
@@ -75,11 +95,14 @@ class LinkThread:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(self.wake_fd, zmq.POLLIN)
-        last_beat = last_heard = time.monotonic()
+        last_beat = time.monotonic()
+        clock = LiveClock(2 * self.heartbeat)
+        last_heard = clock.now
         lost = False
         parts = Parts()
         while not self.closed:
             events = dict(poller.poll(int(self.heartbeat * 500)))
+            heard_at = clock.tick()
             if self.wake_fd in events:
                 with contextlib.suppress(BlockingIOError):
                     os.eventfd_read(self.wake_fd)
@@ -96,10 +119,12 @@ class LinkThread:
                         frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
-                    last_heard = time.monotonic()
+                    last_heard = heard_at
                     try:
                         kind = frames[0].bytes if len(frames) >= 2 else b""
-                        if kind == PART:
+                        if kind == LAYOUT:
+                            parts.first(frames[1:])
+                        elif kind == PART:
                             parts.add(frames[1:])
                         elif kind == DATA:
                             self.on_data([frames[0], *parts.join(frames[1:])])
@@ -112,9 +137,10 @@ class LinkThread:
                 with contextlib.suppress(zmq.ZMQError):
                     sock.send(self.beat, zmq.NOBLOCK)
                 last_beat = now
-            if not lost and now - last_heard > self.timeout:
+            silent = clock.tick() - last_heard
+            if not lost and silent > self.timeout:
                 lost = True
-                self.on_lost(f"the head has not answered for {now - last_heard:.1f} s")
+                self.on_lost(f"the head has not answered for {silent:.1f} s")
 
     def close(self) -> None:
         """Stop the thread (what is queued by now is sent first)."""
