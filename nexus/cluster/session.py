@@ -63,8 +63,8 @@ class Session(Protocol):
         """The cluster's resources in all, or (``available``) those free now."""
         ...
 
-    def waiting_tasks(self) -> list[tuple[int, str, str]]:
-        """The tasks queued and not started: (task id, name, why it waits)."""
+    def control(self, op: str, *args: Any) -> Any:
+        """(A worker's or an attached driver's session) ask the driver or head to run ``control_<op>(*args)``."""
         ...
 
     def event_stream(self) -> EventStream:

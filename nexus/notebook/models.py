@@ -2,7 +2,8 @@
 
 :class:`ClusterModel` is the placement tree (host -> workers -> the actor or
 task each runs, with load, waiting work and restarts); :class:`TraceModel`
-the recent spans per worker with the caller -> callee flows between them;
+the recent spans per worker, grouped by host, with the caller -> callee
+flows between them;
 :class:`ProgressModel` a count of refs done. Each renders itself as HTML
 (the live widgets show that HTML, and a saved notebook keeps it).
 """
@@ -10,6 +11,7 @@ the recent spans per worker with the caller -> callee flows between them;
 from __future__ import annotations
 
 import html
+import itertools
 import os
 import socket
 from collections import deque
@@ -50,9 +52,11 @@ class ClusterModel:
                 self.version += 1
 
     def tree(self) -> dict[str, Any]:
-        """Host -> workers -> what runs on each; the data the HTML shows."""
+        """Host -> workers -> what runs on each; the data the HTML shows (``workers``: all of them, ``hosts``: the
+        same rows by host, this host first)."""
         by_worker = {a.worker: a for a in self.actors if a.worker}
         rows = []
+        hosts: dict[str, dict[str, Any]] = {self.host: {"host": self.host, "node_id": "", "workers": []}}
         for w in self.workers:
             actor = by_worker.get(w.name)
             load = self.load.get(w.name, _Load())
@@ -68,16 +72,41 @@ class ClusterModel:
                     "running": self.running.get(w.name, []),
                     "cpu": load.cpu,
                     "rss_mb": load.rss / 2**20,
+                    "host": w.host or self.host,
                 }
             )
-        return {"host": self.host, "driver_pid": os.getpid(), "workers": rows}
+            group = hosts.setdefault(rows[-1]["host"], {"host": rows[-1]["host"], "node_id": w.node_id, "workers": []})
+            group["node_id"] = group["node_id"] or w.node_id
+            group["workers"].append(rows[-1])
+        groups = [g for g in hosts.values() if g["workers"]] or [hosts[self.host]]
+        return {"host": self.host, "driver_pid": os.getpid(), "workers": rows, "hosts": groups}
 
     def to_html(self) -> str:
         tree = self.tree()
+        groups = tree["hosts"]
+        alive = [r for r in tree["workers"] if r["alive"]]
+        title = (
+            f"<b>{html.escape(tree['host'])}</b> (driver pid {tree['driver_pid']}): "
+            if len(groups) == 1
+            else f"<b>{len(groups)} hosts</b> (driver on {html.escape(tree['host'])}, pid {tree['driver_pid']}): "
+        )
+        head = "".join(f"<th>{h}</th>" for h in ("worker", "pid", "hosts", "running", "CPU", "memory", "waiting", "restarts"))
+        tables = []
+        for group in groups:
+            rows = self._rows([r for r in group["workers"] if r["alive"]])
+            caption = ""
+            if len(groups) > 1:
+                node = f" (node {html.escape(group['node_id'])})" if group["node_id"] else ""
+                caption = f"<caption style='text-align:left'><b>{html.escape(group['host'])}</b>{node}: {len(rows)} workers</caption>"
+            tables.append(f"<table class='nexus-host'>{caption}<tr>{head}</tr>{''.join(rows)}</table>")
+        return (
+            f"<div class='nexus-cluster'>{title}{len(alive)} workers, {sum(1 for r in alive if r['actor'])} actors{''.join(tables)}</div>"
+        )
+
+    @staticmethod
+    def _rows(workers: list[dict[str, Any]]) -> list[str]:
         rows = []
-        for r in tree["workers"]:
-            if not r["alive"]:
-                continue
+        for r in workers:
             what = html.escape(r["actor"]) if r["actor"] else "tasks"
             state = f" <i>{html.escape(r['actor_state'])}</i>" if r["actor_state"] and r["actor_state"] != "alive" else ""
             running = ", ".join(html.escape(n) for n in r["running"][:3]) or "idle"
@@ -87,13 +116,7 @@ class ClusterModel:
                 f"<td><div style='background:#ddd;width:80px'><div style='background:#4a90d9;width:{bar * 0.8:.0f}px'>&nbsp;"
                 f"</div></div>{r['cpu']:.0f}%</td><td>{r['rss_mb']:.0f} MB</td><td>{r['pending']}</td><td>{r['restarts']}</td></tr>"
             )
-        head = "".join(f"<th>{h}</th>" for h in ("worker", "pid", "hosts", "running", "CPU", "memory", "waiting", "restarts"))
-        head = f"<tr>{head}</tr>"
-        return (
-            f"<div class='nexus-cluster'><b>{html.escape(tree['host'])}</b> (driver pid {tree['driver_pid']}): "
-            f"{len(rows)} workers, {sum(1 for r in tree['workers'] if r['actor'] and r['alive'])} actors"
-            f"<table>{head}{''.join(rows)}</table></div>"
-        )
+        return rows
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,7 @@ class TraceModel:
         self.paused = False
         self.spans: deque[Span] = deque(maxlen=keep)
         self._names: dict[int, tuple[str, int]] = {}  # id -> (name, parent) from submissions
+        self.hosts: dict[str, str] = {}  # worker -> its host (rows are grouped by host when there are several)
         self.version = 0
         self.missed = 0
 
@@ -148,16 +172,28 @@ class TraceModel:
         spans = self.visible()
         if not spans:
             return "<div class='nexus-trace'><i>no spans yet</i></div>"
-        workers = sorted({s.worker for s in spans})
+        hosts = self.hosts
+        workers = sorted({s.worker for s in spans}, key=lambda w: (hosts.get(w, ""), w))
         y = {w: i * row for i, w in enumerate(workers)}
+        several = len({hosts.get(w, "") for w in workers}) > 1
         t1 = max(s.end for s in spans)
         t0 = t1 - int(self.window * 1e9)
-        scale = (width - 100) / max(t1 - t0, 1)
+        left = 160 if several else 100  # the labels' column
+        scale = (width - left) / max(t1 - t0, 1)
 
         def x(t: int) -> float:
-            return 100 + (max(t, t0) - t0) * scale
+            return left + (max(t, t0) - t0) * scale
 
-        parts = [f"<text x='0' y='{y[w] + 15}' font-size='11'>{html.escape(w)}</text>" for w in workers]
+        def label(w: str) -> str:
+            return f"{w} · {hosts[w]}" if several and w in hosts else w
+
+        parts = [
+            f"<text x='0' y='{y[w] + 15}' font-size='11'><title>{html.escape(hosts.get(w, ''))}</title>{html.escape(label(w))}</text>"
+            for w in workers
+        ]
+        for a, b in itertools.pairwise(workers):  # a rule between hosts
+            if several and hosts.get(a, "") != hosts.get(b, ""):
+                parts.append(f"<line x1='0' y1='{y[b]}' x2='{width}' y2='{y[b]}' stroke='#bbb' stroke-dasharray='3,3'/>")
         for s in spans[-2000:]:
             color = "#4a90d9" if s.ok else "#d9534f"
             w = max(x(s.end) - x(s.start), 1.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -65,11 +66,7 @@ def _pump() -> _Pump:
 
 
 def _placement() -> tuple[list[Any], list[Any], dict[str, list[str]]]:
-    running: dict[str, list[str]] = {}
-    for task in state.list_tasks(filters=[("state", "=", "running")], limit=200):
-        if task.worker:
-            running.setdefault(task.worker, []).append(task.name)
-    return state.list_workers(), state.list_actors(), running
+    return state.placement()
 
 
 class _View:
@@ -107,11 +104,16 @@ class ClusterView(_View):
 
 
 class TraceView(_View):
-    """A live timeline of recent spans per worker with caller -> callee arrows; pause and a window to zoom."""
+    """A live timeline of recent spans per worker (grouped by host) with caller -> callee arrows; pause and a
+    window to zoom."""
+
+    HOSTS_EVERY = 2.0  # seconds between looks at which host each worker is on (without a ClusterView's snapshot)
 
     def __init__(self, window: float = 10.0) -> None:
         widgets = _ipywidgets()
         self.model = TraceModel(window)
+        self._hosts_at = 0.0
+        self._hosts(None)
         events, self._cursor, _missed = hub().read(0)  # the past; the pump brings what comes after _cursor
         self.model.feed(events)
         self.html = widgets.HTML(self.model.to_html())
@@ -122,6 +124,16 @@ class TraceView(_View):
         self.widget = widgets.VBox([widgets.HBox([self.pause, self.zoom]), self.html])
         self._drawn = self.model.version
         _pump().views.add(self)
+
+    def _hosts(self, snapshot: Any) -> None:
+        if snapshot is None and time.monotonic() - self._hosts_at < self.HOSTS_EVERY:
+            return
+        self._hosts_at = time.monotonic()
+        workers = snapshot[0] if snapshot is not None else state.list_workers()
+        hosts = {w.name: w.host for w in workers if w.host}
+        if hosts != self.model.hosts:
+            self.model.hosts = hosts
+            self.model.version += 1
 
     def _paused(self, change: dict[str, Any]) -> None:
         self.model.paused = bool(change["new"])
@@ -143,6 +155,7 @@ class TraceView(_View):
             events = [e for e in events if e.seq >= self._cursor]
         if events:
             self._cursor = events[-1].seq + 1
+        self._hosts(snapshot)
         self.model.feed(events, missed)
         if self.model.version != self._drawn:
             self._drawn = self.model.version

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .hub import FIELDS, LoggingSink, ObservationEvent, ObservationHub, ObservationSink
+from .hub import FIELDS, FollowingHub, LoggingSink, ObservationEvent, ObservationHub, ObservationSink
 from .trace import chrome_trace, write_trace
 
 __all__ = [
     "FIELDS",
+    "FollowingHub",
     "LoggingSink",
     "ObservationEvent",
     "ObservationHub",
@@ -39,7 +40,17 @@ def _runtime() -> Any:
 
 
 def hub() -> ObservationHub:
-    """The ObservationHub of the running cluster (made on first use)."""
+    """The ObservationHub of the running cluster (made on first use); in a driver attached to a head, one that
+    follows the head's (:class:`FollowingHub`)."""
+    from ..cluster.session import current
+
+    session = current()
+    if session is not None and session.driver() is None and getattr(session, "attached", False):
+        following = getattr(session, "observation_hub", None)
+        if following is None:
+            following = FollowingHub(session)
+            setattr(session, "observation_hub", following)  # noqa: B010  (an attached driver's, not in Session)
+        return following
     runtime = _runtime()
     existing = runtime.observation_hub
     if existing is None:
@@ -51,7 +62,9 @@ def timeline(path: str | None = None) -> dict[str, Any]:
     """The recent tasks and calls as a Chrome / Perfetto trace; also written to ``path`` when given."""
     import os
 
-    trace = chrome_trace(hub().raw(), os.getpid())
+    from .. import state
+
+    trace = chrome_trace(hub().raw(), os.getpid(), {w.name: w.host for w in state.list_workers() if w.host})
     if path is not None:
         write_trace(path, trace)
     return trace

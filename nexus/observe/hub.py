@@ -33,8 +33,7 @@ from typing import Any
 from ..cluster.observed import FIELDS, expand
 from ..core.event_ring import EventRing
 
-__all__ = ["FIELDS", "LoggingSink", "ObservationEvent", "ObservationHub", "ObservationSink"]
-
+__all__ = ["FIELDS", "FollowingHub", "LoggingSink", "ObservationEvent", "ObservationHub", "ObservationSink"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +105,11 @@ class ObservationHub:
         """(events since ``cursor``, the next cursor, how many were missed)."""
         result = self.ring.read(cursor, limit, None if kinds is None else (lambda raw: raw[0] in kinds))
         first = result.cursor - len(result.events)
-        events = [to_event(first + i, raw) for i, raw in enumerate(result.events)] if kinds is None else [
-            to_event(-1, raw) for raw in result.events
-        ]
+        events = (
+            [to_event(first + i, raw) for i, raw in enumerate(result.events)]
+            if kinds is None
+            else [to_event(-1, raw) for raw in result.events]
+        )
         return events, result.cursor, result.missed
 
     def raw(self) -> list[tuple[Any, ...]]:
@@ -168,3 +169,50 @@ class ObservationHub:
         for sink, _ in sinks:
             with contextlib.suppress(Exception):
                 sink.close()
+
+
+class FollowingHub(ObservationHub):
+    """The hub of a process attached to a head (``nexus.init(address=...)``): a copy of the head's events, fetched
+    in batches as they are read (at most every ``interval`` / 2), so sinks, views and ``timeline()`` work unchanged.
+
+    Times stay the head's (a joined node's workers' timings are put on the head's clock there). Events the head
+    dropped before they were fetched are counted in ``missed_upstream``.
+    """
+
+    BATCH = 10_000
+
+    def __init__(self, session: Any, interval: float = 0.1) -> None:
+        super().__init__(EventRing(65536), interval)
+        self.session = session
+        self.upstream = 0  # the head's cursor: what was fetched so far
+        self.missed_upstream = 0
+        self._pull_lock = threading.Lock()
+        self._pulled_at = -1e9
+
+    def pull(self) -> None:
+        """Fetch what the head recorded since the last fetch (unless one was just made)."""
+        with self._pull_lock:
+            if time.monotonic() - self._pulled_at < self.interval / 2:
+                return
+            for _ in range(8):  # (a long backlog in a few batches; the rest at the next read)
+                events, self.upstream, missed = self.session.control("events", self.upstream, self.BATCH)
+                self.missed_upstream += missed
+                for raw in events:
+                    self.ring.append(tuple(raw))
+                if len(events) < self.BATCH:
+                    break
+            self._pulled_at = time.monotonic()
+
+    def _pull_quietly(self) -> None:
+        try:
+            self.pull()
+        except Exception:  # the head gone or busy: what was fetched is still read; said once, at DEBUG
+            logging.getLogger("nexus.observe").debug("could not fetch the head's events", exc_info=True)
+
+    def read(self, cursor: int = 0, limit: int | None = None, kinds: set[str] | None = None) -> tuple[list[ObservationEvent], int, int]:
+        self._pull_quietly()
+        return super().read(cursor, limit, kinds)
+
+    def raw(self) -> list[tuple[Any, ...]]:
+        self._pull_quietly()
+        return super().raw()

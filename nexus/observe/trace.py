@@ -1,6 +1,7 @@
 """The cluster's recent events as a Chrome / Perfetto trace (the trace-event JSON format).
 
-A row per process (the driver, each worker), a span per task or actor call
+A row per process (the driver, each worker; grouped by host when the
+workers are on several), a span per task or actor call
 with nested spans for reading the arguments, running, and writing the
 results; on the submitter's row a span for the submission; flow arrows from
 each submission to the run it caused. Open the file in https://ui.perfetto.dev
@@ -20,9 +21,17 @@ def _us(ns: int) -> float:
     return ns / 1000.0
 
 
-def chrome_trace(raw: list[tuple[Any, ...]], driver_pid: int | None = None) -> dict[str, Any]:
-    """Trace-event JSON (as a dict) for the events in ``raw`` (what the driver recorded, oldest first)."""
+def chrome_trace(raw: list[tuple[Any, ...]], driver_pid: int | None = None, hosts: dict[str, str] | None = None) -> dict[str, Any]:
+    """Trace-event JSON (as a dict) for the events in ``raw`` (what the driver recorded, oldest first).
+
+    ``hosts``: worker name -> its host. With workers on several hosts, each row is named with its host and
+    the rows are sorted by host; a row's id is then the host's number times 10**7 plus the pid (pids of
+    different hosts may be the same).
+    """
     driver_pid = driver_pid or os.getpid()
+    hosts = hosts or {}
+    names = sorted(set(hosts.values()))
+    several = len(names) > 1
     submitted: dict[int, tuple[Any, ...]] = {}
     finished: list[tuple[Any, ...]] = []
     pids: dict[str, int] = {"driver": driver_pid}
@@ -36,10 +45,15 @@ def chrome_trace(raw: list[tuple[Any, ...]], driver_pid: int | None = None) -> d
         elif kind == "worker":
             pids[event[2]] = event[3]
     out: list[dict[str, Any]] = []
+    rows: dict[str, int] = {}  # process -> its row's id
     for name, pid in pids.items():
-        out.append({"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": f"{name} (pid {pid})"}})
-        out.append({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": 0 if name == "driver" else pid}})
-    for _, _ts, task_id, worker, pid, start, ready, ran, end, ok in finished:
+        host = hosts.get(name)
+        row = rows[name] = (names.index(host) + 1) * 10**7 + pid if several and host in names else pid
+        label = f"{name} on {host} (pid {pid})" if several and host else f"{name} (pid {pid})"
+        out.append({"ph": "M", "name": "process_name", "pid": row, "tid": 0, "args": {"name": label}})
+        out.append({"ph": "M", "name": "process_sort_index", "pid": row, "tid": 0, "args": {"sort_index": 0 if name == "driver" else row}})
+    for _, _ts, task_id, worker, _pid, start, ready, ran, end, ok in finished:
+        pid = rows[worker]
         sub = submitted.get(task_id)
         name = sub[3] if sub else f"task {task_id:x}"
         what = sub[4] if sub else "task"
@@ -53,7 +67,7 @@ def chrome_trace(raw: list[tuple[Any, ...]], driver_pid: int | None = None) -> d
         if sub is None:
             continue
         by, begin, at = sub[7], sub[8], sub[1]
-        src = pids.get(by)
+        src = rows.get(by)
         if src is None:
             continue
         if begin:  # the driver measured its submission

@@ -64,6 +64,69 @@ def test_cluster_model_places_actors_and_load():
     assert "Greeter (7)" in html and "square" in html and "55%" in html
 
 
+def test_cluster_model_groups_workers_by_host_this_one_first():
+    model = ClusterModel(host="laptop")
+    workers = [
+        WorkerState("worker-1", 11, "task", True, None, 0, "000001", "head-box"),
+        WorkerState("worker-4", 11, "actor", True, "Greeter (7)", 0, "000002", "gpu-box"),
+        WorkerState("worker-5", 12, "task", False, None, 0, "000002", "gpu-box"),
+        WorkerState("worker-2", 12, "task", True, None, 0, "000001", "head-box"),
+    ]
+    model.update(workers, [ActorState("7", "Greeter", None, "default", "alive", "worker-4", 11, 0, 0, None)], {})
+    groups = model.tree()["hosts"]
+    assert [(g["host"], g["node_id"], [r["worker"] for r in g["workers"]]) for g in groups] == [
+        ("head-box", "000001", ["worker-1", "worker-2"]),
+        ("gpu-box", "000002", ["worker-4", "worker-5"]),
+    ], "a driver's host without workers (an attached notebook's) is not a group"
+    html = model.to_html()
+    assert "<b>2 hosts</b> (driver on laptop" in html and "3 workers, 1 actors" in html
+    assert "<b>head-box</b> (node 000001): 2 workers" in html and "<b>gpu-box</b> (node 000002): 1 workers" in html
+    alone = ClusterModel(host="box")
+    alone.update([WorkerState("worker-1", 11, "task", True, None, 0)], [], {})
+    assert [g["host"] for g in alone.tree()["hosts"]] == ["box"] and "<b>box</b> (driver pid" in alone.to_html()
+
+
+def test_trace_model_rows_are_grouped_and_named_by_host_when_there_are_several():
+    model = TraceModel(window=10)
+    model.feed(
+        [
+            _event("finished", id=i, worker=w, start=i * 1_000_000, end=i * 1_000_000 + 500_000, ok=True)
+            for i, w in enumerate(["w-a", "w-b", "w-c"], 1)
+        ]
+    )
+    assert "·" not in model.to_html(), "one host: rows named by worker alone"
+    model.hosts = {"w-a": "zeta", "w-b": "alpha", "w-c": "zeta"}
+    html = model.to_html()
+    assert html.index("w-b · alpha") < html.index("w-a · zeta") < html.index("w-c · zeta"), "sorted by host"
+    assert html.count("stroke-dasharray") == 1, "one rule between the two hosts"
+
+
+def test_the_chrome_trace_has_a_row_per_host_and_process_even_where_pids_are_the_same():
+    from nexus.observe.trace import chrome_trace
+
+    raw = [
+        ("finished", 5, 1, "worker-1", 100, 1_000, 1_100, 1_900, 2_000, True),
+        ("finished", 6, 2, "worker-7", 100, 3_000, 3_100, 3_900, 4_000, True),
+    ]
+    trace = chrome_trace(raw, 42, {"worker-1": "host1", "worker-7": "host2"})
+    names = {e["pid"]: e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "process_name"}
+    assert sorted(names.values()) == ["driver (pid 42)", "worker-1 on host1 (pid 100)", "worker-7 on host2 (pid 100)"]
+    spans = {e["name"]: e["pid"] for e in trace["traceEvents"] if e.get("cat") == "task"}
+    assert len(set(spans.values())) == 2 and all(names[p].endswith("(pid 100)") for p in spans.values())
+    single = chrome_trace(raw[:1], 42, {"worker-1": "host1"})
+    assert {e["pid"] for e in single["traceEvents"] if e["name"] == "process_name"} == {42, 100}, "one host: pids as they are"
+
+
+def test_a_joined_nodes_timings_are_put_on_the_heads_clock():
+    from types import SimpleNamespace
+
+    from nexus.cluster.head.tasks import _head_time
+
+    timing = (1_000, 1_100, 1_900, 2_000, True)
+    assert _head_time(timing, SimpleNamespace(mono_offset=-500)) == (500, 600, 1_400, 1_500, True), "the head's clock runs behind"
+    assert _head_time(timing, None) == timing, "a node that is gone: as it was"
+
+
 def test_progress_model():
     model = ProgressModel(4)
     model.done, model.failed = 3, 1

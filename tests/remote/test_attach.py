@@ -107,6 +107,28 @@ def test_tasks_actors_and_errors_through_an_attached_driver(attached) -> None:
     nexus.kill(named)
 
 
+def test_the_state_api_and_the_events_of_an_attached_driver_are_the_heads(attached) -> None:
+    from nexus import observe, state
+    from nexus.observe import FollowingHub
+
+    refs = [square.remote(i) for i in range(5)]
+    assert nexus.get(refs, timeout=30) == [i * i for i in range(5)]
+    workers = state.list_workers()
+    assert workers and all(w.node_id and w.host for w in workers), "each worker with its node and host"
+    assert {w.kind for w in workers if w.alive} >= {"task"}
+    hub = observe.hub()
+    assert isinstance(hub, FollowingHub) and observe.hub() is hub, "one hub that follows the head's, kept"
+    finished = wait_for("the head's events reach the driver", lambda: [e for e in hub.read(0)[0] if e.kind == "finished"])
+    assert len(finished) >= 5 and all(e["worker"] in {w.name for w in workers} for e in finished)
+    tasks = state.list_tasks(filters=[("name", "=", "square")])
+    assert len(tasks) >= 5 and {t.state for t in tasks} == {"finished"}
+    workers_now, actors, running = state.placement()
+    assert {w.name for w in workers_now} >= {w.name for w in workers if w.alive} and isinstance(running, dict)
+    assert state.summary()["workers"] >= 1 and isinstance(state.list_objects(), list)
+    trace = observe.timeline()
+    assert any(e.get("cat") == "task" and e["name"] == "square" for e in trace["traceEvents"])
+
+
 def test_put_get_wait_and_large_arrays_both_ways(attached) -> None:
     ref = nexus.put({"a": 1})
     assert nexus.get(ref, timeout=30) == {"a": 1}

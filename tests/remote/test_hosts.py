@@ -278,6 +278,86 @@ def test_node_affinity_and_spread_place_tasks_on_the_hosts_they_name(hosts: Host
     assert result["spread"] == ["host1", "host2", "host3"], "three tasks spread over three hosts"
 
 
+VIEWS = textwrap.dedent(
+    """
+    import sys, time, json, os
+    import nexus
+    from nexus import observe, state
+    from nexus.notebook.models import ClusterModel, TraceModel
+
+    nexus.init(address=sys.argv[1], key=sys.argv[2])
+
+    @nexus.remote
+    def where(x):
+        time.sleep(0.2)
+        return os.uname().nodename
+
+    ids = {n["NodeManagerHostname"]: n["NodeID"] for n in nexus.nodes() if n["Alive"]}
+    SLACK = 5_000_000
+    before = time.monotonic_ns()
+    refs = []
+    for host, node in sorted(ids.items()):
+        strategy = nexus.NodeAffinitySchedulingStrategy(node)
+        refs += [where.options(scheduling_strategy=strategy).remote(i) for i in range(2)]
+    ran = sorted(set(nexus.get(refs, timeout=60)))
+    after = time.monotonic_ns()
+    workers = state.list_workers()
+    host_of = {w.name: w.host for w in workers}
+    hub = observe.hub()
+    spans = []
+    for _ in range(50):  # (the head records a finish as the answer comes: all six are there by now, or soon)
+        # inside the driver's window, to within the clocks' alignment (half a beat's round trip)
+        spans = [e for e in hub.read(0)[0] if e.kind == "finished" and before - SLACK <= e["start"] and e["end"] <= after + SLACK]
+        if len(spans) >= 6:
+            break
+        time.sleep(0.1)
+    cluster = ClusterModel()
+    cluster.update(*state.placement())
+    trace = TraceModel(window=60)
+    trace.hosts = host_of
+    trace.feed(hub.read(0)[0])
+    timeline = observe.timeline()
+    rows = [e["args"]["name"] for e in timeline["traceEvents"] if e.get("name") == "process_name"]
+    print(json.dumps({
+        "ran": ran,
+        "worker_hosts": sorted({w.host for w in workers if w.alive}),
+        "span_hosts": sorted({host_of.get(e["worker"], "?") for e in spans}),
+        "spans": len(spans),
+        "groups": [g["host"] for g in cluster.tree()["hosts"]],
+        "cluster_html": cluster.to_html(),
+        "trace_html": trace.to_html(),
+        "rows": rows,
+        "where_finished": sum(t.state == "finished" for t in state.list_tasks(filters=[("name", "=", "where")])),
+        "summary_workers": state.summary()["workers"],
+    }))
+    nexus.shutdown()
+    """
+)
+
+
+def test_the_views_of_an_attached_driver_show_every_host_on_one_clock(hosts: Hosts) -> None:
+    """A notebook attached to the head sees what the head sees: workers by host (ClusterView's model), the head's
+    events followed (nexus.observe.hub()), spans of every host inside the driver's own window (the head puts a
+    node's timings on its clock; one kernel here, so the offsets are ~0 and anything else would show), and a
+    timeline with a row per host and process."""
+    for i in (2, 3):
+        if not any(n["host"] == f"host{i}" and n["alive"] for n in status(hosts)["nodes"]):
+            join(hosts, i, "--num-cpus", "1")
+    wait_for("every node's worker attached", lambda: _attached(hosts, "host2", "host3"))
+    assert all(abs(n["mono_offset"]) < 0.05 for n in status(hosts)["nodes"] if n["alive"]), "one kernel's monotonic clock"
+    out = hosts.python(3, VIEWS, hosts.state["address"], str(hosts.homes[2] / "node.key"))  # type: ignore[attr-defined]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    every = ["host1", "host2", "host3"]
+    assert result["ran"] == every
+    assert set(every) <= set(result["worker_hosts"]) and result["summary_workers"] >= 3
+    assert result["span_hosts"] == every and result["spans"] >= 6, f"the spans of all six tasks, on the driver's clock: {result}"
+    assert result["groups"][0] == "host3" and sorted(result["groups"]) == every, "the driver's host first, then the others"
+    assert all(f"<b>{h}</b>" in result["cluster_html"] for h in every) and "3 hosts" in result["cluster_html"]
+    assert all(f"· {h}" in result["trace_html"] for h in every), "timeline rows are named by host"
+    assert {h for h in every if any(f" on {h} (pid " in r for r in result["rows"])} == set(every), result["rows"]
+    assert result["where_finished"] >= 6, "list_tasks() is the head's: the tasks of this driver are there, finished"
+
+
 ACTORS = textwrap.dedent(
     """
     import sys, time, json, os

@@ -40,6 +40,7 @@ from ..state.tasks import NodeLoad, TaskQueue
 from ..state.workers import WorkerRecord, WorkerStatus
 from ..transport import ChannelCorruptError, Transport, make_transport
 from ..values import Blob, ObjectRef, set_client
+from . import listing
 from .actors import ActorDirectory
 from .lock import TableLock
 from .objects import ObjectDirectory
@@ -289,7 +290,12 @@ class Runtime:
     control_cancel = cancel
     control_nodes = nodes
     control_cluster_resources = cluster_resources
-    control_waiting_tasks = waiting_tasks
+
+    control_state = listing.answer  # what the state API shows ("workers", "tasks", ...), for workers and attached drivers
+    control_events = listing.events_since  # the observed events, for a hub that follows this one from elsewhere
+
+    def control(self, op: str, *args: Any) -> Any:
+        return getattr(self, f"control_{op}")(*args)
 
     def store_stats(self) -> dict[str, int]:
         return self.store.statistics()

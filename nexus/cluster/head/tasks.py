@@ -257,6 +257,8 @@ class TaskScheduler:
     def on_done(self, w: WorkerRecord, task_id: int, items: list[tuple[int, Blob]], timing: Any = None) -> None:
         rt = self.rt
         if timing is not None and rt.observed is not None:
+            if w.remote and w.node != rt.node_id and rt.membership is not None:
+                timing = _head_time(timing, rt.membership.get(w.node))
             rt.push((rt.seq(), "finished", timing[3], task_id, w.name, w.pid, *timing))
         tasks = self.tasks
         with self.lock:
@@ -376,3 +378,11 @@ class TaskScheduler:
         self.objects.unpin(task.deps)
         self.objects.decref(task.args_oid)
         task.args_oid = 0
+
+
+def _head_time(timing: Any, node: Any) -> Any:
+    """A joined node's worker's timing (its host's monotonic clock) on the head's clock, so one timeline lines up."""
+    if node is None or not node.mono_offset:
+        return timing
+    shift = node.mono_offset
+    return (timing[0] + shift, timing[1] + shift, timing[2] + shift, timing[3] + shift, *timing[4:])

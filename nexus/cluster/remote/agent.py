@@ -75,6 +75,7 @@ class NodeLink:
         self.on_spawn: Any = None  # called with the kind of worker the head asks this node to start
         self.epoch = ""
         self.clock_offset = 0.0
+        self.mono_offset = 0
         self.heartbeat = 0.5
         self.timeout = 5.0
 
@@ -132,17 +133,22 @@ class NodeLink:
     # -- a node's membership ---------------------------------------------------------------
 
     def join(self, resources: dict[str, float], labels: dict[str, str], timeout: float = 10.0) -> int:
-        sent = time.time()
+        sent, sent_mono = time.time(), time.monotonic_ns()
         deadline = time.monotonic() + timeout
-        op, f = self.request("join", timeout, host=_socket.gethostname(), pid=os.getpid(), resources=resources, labels=labels, wall=sent)
+        op, f = self.request(
+            "join", timeout, host=_socket.gethostname(), pid=os.getpid(), resources=resources, labels=labels, wall=sent, mono=sent_mono
+        )
         while op != "welcome":  # answers to beats sent before (a link that came back delivers them late)
             op, f = self.receive(max(0.0, deadline - time.monotonic()))
-        back = time.time()
+        back, back_mono = time.time(), time.monotonic_ns()
         self.node_id = f["node_id"]
         self.epoch = str(f.get("epoch", ""))
         self.heartbeat = float(f["heartbeat"])
         self.timeout = float(f["timeout"])
         self.clock_offset = (sent + back) / 2 - float(f["wall"])  # ours minus the head's, to within half the round trip
+        mono = f.get("mono")
+        if isinstance(mono, int) and not isinstance(mono, bool):
+            self.mono_offset = mono - (sent_mono + back_mono) // 2  # the head's minus ours, likewise
         return self.node_id
 
     def beat_until(
@@ -158,6 +164,7 @@ class NodeLink:
         the head is lost and back."""
         lost_since = 0.0
         offset_told = False
+        best_trip = 1 << 62  # the shortest beat round trip so far (ns): the monotonic offset measured on it
         while not stop.wait(self.heartbeat):
             if tick is not None:
                 tick()
@@ -165,7 +172,10 @@ class NodeLink:
                 fields: dict[str, Any] = {"node_id": self.node_id, "epoch": self.epoch}
                 if not offset_told:
                     fields["offset"] = self.clock_offset
+                    fields["mono"] = self.mono_offset
+                sent = time.monotonic_ns()
                 op, f = self.request("beat", max(self.heartbeat * 2, 1.0), **fields)
+                back = time.monotonic_ns()
             except HeadUnreachableError:
                 if not lost_since:
                     lost_since = time.monotonic()
@@ -178,6 +188,13 @@ class NodeLink:
                 log(f"nexus node {self.node_id}: the head answers again after {time.monotonic() - lost_since:.1f} s")
                 lost_since = 0.0
             offset_told = True
+            mono = f.get("mono") if op == "ack" else None
+            if isinstance(mono, int) and not isinstance(mono, bool) and back - sent < best_trip:
+                # NTP's way: the head's clock at the middle of the quickest round trip (the join's included the
+                # link's handshake); told with the next beat
+                best_trip = back - sent
+                self.mono_offset = mono - (sent + back) // 2
+                offset_told = False
             if op == "fenced":
                 old = self.node_id
                 try:
@@ -186,6 +203,7 @@ class NodeLink:
                     log(f"nexus node {old}: fenced, and joining again failed ({exc}); trying on")
                     continue
                 offset_told = False
+                best_trip = 1 << 62
                 log(f"nexus node {old}: the head declared it dead ({f['why']}); joined again as node {self.node_id}")
                 if rejoined is not None:
                     rejoined(self.node_id)

@@ -70,6 +70,8 @@ class _PeerStore(StoreClient):
 
 
 class AttachedDriver(WorkerClient):
+    attached = True  # (the state API and nexus.observe.hub() ask the head)
+
     def __init__(self, key: NodeKey, address: str, timeout: float = 10.0) -> None:
         self.address = address
         link = self.link = NodeLink(key, address)
@@ -100,6 +102,7 @@ class AttachedDriver(WorkerClient):
         self.submitted = 0
         self.exiting = False
         self.lost: str | None = None  # why the head is gone, once it is
+        self.observation_hub: Any = None  # the head's events, followed (nexus.observe.hub() makes it)
         self.ref_ops: deque[tuple[int, int, int]] = deque()
         self.send_lock = threading.Lock()  # a message and the ref changes made before it go in that order
         self.io = LinkThread(
@@ -197,6 +200,8 @@ class AttachedDriver(WorkerClient):
         """Detach: what this driver holds is let go at the head; the cluster goes on."""
         if not self.exiting:
             self.exiting = True
+            if self.observation_hub is not None:
+                self.observation_hub.close()
             if self.lost is None:
                 with self.send_lock:
                     self._take_ref_ops()

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, TypeGuard
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
@@ -274,6 +274,9 @@ class HeadService:
         now = self.clock.now
         info = {"pid": f["pid"]}
         record = self.membership.join(key, f["host"][:253], resources, labels, now, float(f["wall"]) - time.time(), info)
+        mono = f.get("mono")
+        if _is_int(mono):  # a first guess (one way: late by the link's latency), until its first beat says better
+            record.mono_offset = time.monotonic_ns() - mono
         self.node_identity[record.node_id] = identity
         if self.runtime is not None:
             self.runtime.node_joined(record.node_id, record.resources, record.labels)
@@ -285,6 +288,7 @@ class HeadService:
             heartbeat=self.heartbeat,
             timeout=self.membership.timeout,
             wall=time.time(),
+            mono=time.monotonic_ns(),
             cluster=self.keys.cluster,
         )
 
@@ -299,7 +303,10 @@ class HeadService:
         offset = f.get("offset")
         if isinstance(offset, (int, float)) and not isinstance(offset, bool) and abs(offset) < 1e9:
             record.clock_offset = float(offset)
-        return wire.encode("ack")
+        mono = f.get("mono")
+        if _is_int(mono):
+            record.mono_offset = mono
+        return wire.encode("ack", mono=time.monotonic_ns())
 
     def _on_leave(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
         if self.node_identity.get(f["node_id"]) != identity:
@@ -455,10 +462,15 @@ def _describe(r: NodeRecord) -> dict[str, Any]:
         "resources": r.resources,
         "labels": r.labels,
         "clock_offset": r.clock_offset,
+        "mono_offset": r.mono_offset / 1e9,  # (seconds: the head's monotonic clock minus the node's)
         "why": r.why,
         "head": bool(r.info.get("head")),
         "pid": r.info.get("pid"),
     }
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 1 << 63
 
 
 def _amounts(resources: dict[str, float]) -> str:

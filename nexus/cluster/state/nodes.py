@@ -36,6 +36,7 @@ class NodeRecord:
     joined: float  # head clock
     last_heard: float
     clock_offset: float = 0.0  # its wall clock minus the head's, estimated at join (seconds)
+    mono_offset: int = 0  # the head's monotonic clock minus its own (ns): what its workers' timings are shifted by
     status: NodeStatus = NodeStatus.ALIVE
     why: str = ""  # why it died
     info: dict[str, Any] = field(default_factory=dict)  # what else it said at join (pid, version)

@@ -195,9 +195,6 @@ class WorkerClient:
     def cluster_resources(self, available: bool) -> dict[str, float]:
         return dict(self.control("cluster_resources", available))
 
-    def waiting_tasks(self) -> list[tuple[int, str, str]]:
-        return [tuple(t) for t in self.control("waiting_tasks")]  # type: ignore[misc]
-
     def event_stream(self) -> Any:
         raise RuntimeError("the event stream is the driver's: subscribe in the process that called nexus.init()")
 

@@ -1,0 +1,263 @@
+"""The state API's records, made from a runtime's tables: what ``nexus.state`` shows.
+
+The functions take the runtime (a driver's, or a standalone head's), so the
+head answers a worker or an attached driver (``control_state``) with the
+same records the driver in the notebook's own process makes for itself.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ActorState",
+    "NodeState",
+    "ObjectState",
+    "TaskState",
+    "WorkerState",
+    "actors_of",
+    "answer",
+    "events_since",
+    "objects_of",
+    "placement_of",
+    "summary_of",
+    "tasks_of",
+    "workers_of",
+]
+
+
+@dataclass(frozen=True)
+class NodeState:
+    node_id: str
+    host: str
+    alive: bool
+    resources: dict[str, float]
+    labels: dict[str, str]
+    workers: int
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    name: str
+    pid: int
+    kind: str  # "task" or "actor"
+    alive: bool
+    actor: str | None
+    tasks_in_flight: int
+    node_id: str = ""  # the node it runs on (as nodes() names them)
+    host: str = ""  # that node's host
+
+
+@dataclass(frozen=True)
+class ActorState:
+    actor_id: str
+    class_name: str
+    name: str | None
+    namespace: str
+    state: str  # "starting", "alive", "restarting", "dead"
+    worker: str | None
+    pid: int | None
+    restarts: int
+    pending_calls: int
+    death_cause: str | None
+
+
+@dataclass(frozen=True)
+class TaskState:
+    task_id: str
+    name: str
+    kind: str  # "task" or "call"
+    state: str  # "queued", "running", "finished", "failed"
+    worker: str | None
+    submitted_by: str | None
+    trace: str | None
+    duration_s: float | None
+    waiting_for: str | None = None  # a queued task: why it has not started (its arguments, or what no node has free)
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    object_id: str
+    nbytes: int
+    where: str  # "inline", "arena", "spilled", "pending"
+    refs: int
+    pins: int
+
+
+def workers_of(rt: Any) -> list[WorkerState]:
+    """(The head answers ``list_workers`` with this, for its own runtime.)"""
+    here = socket.gethostname()
+    membership = rt.membership
+    with rt.lock:
+        records = [*rt.every_worker_record(), *(r for r in rt.peers.peers.values() if r.kind != "driver")]
+        out = []
+        for w in records:
+            node = w.node or rt.node_id
+            member = membership.get(node) if membership is not None else None
+            out.append(
+                WorkerState(
+                    w.name,
+                    w.pid,
+                    "actor" if w.kind == "actor" else "task",
+                    w.alive,
+                    w.actor.label if w.actor else None,
+                    len(w.actor.inflight) if w.actor else w.inflight,
+                    f"{node:06x}",
+                    member.host if member is not None else here,
+                )
+            )
+        return out
+
+
+_ACTOR_STATES = {"pending": "starting"}  # an actor waiting for its arguments shows as starting (as before)
+
+
+def actors_of(rt: Any) -> list[ActorState]:
+    with rt.lock:
+        out = []
+        for a in rt.actors.values():
+            w = a.worker
+            out.append(
+                ActorState(
+                    f"{a.actor_id:x}",
+                    a.cls_name,
+                    a.name,
+                    a.namespace,
+                    _ACTOR_STATES.get(a.state.value, a.state.value),
+                    w.name if w else None,
+                    w.pid if w else None,
+                    a.restarts,
+                    len(a.queue) + len(a.inflight),
+                    str(a.dead) if a.dead is not None else None,
+                )
+            )
+        return out
+
+
+def tasks_of(rt: Any, filters: list[tuple[str, str, Any]] | None = None, limit: int = 1000) -> list[TaskState]:
+    queued = rt.waiting_tasks()
+    waiting = {tid: why for tid, _, why in queued}
+    records: dict[int, dict[str, Any]] = {}
+    if rt.observed is not None:
+        from ..observed import expand
+
+        for raw in rt.observed.read(0).events:
+            event = expand(raw)
+            kind = event[0]
+            if kind == "submitted":
+                records[event[2]] = {
+                    "name": event[3],
+                    "kind": event[4],
+                    "trace": f"{event[5]:x}",
+                    "by": event[7],
+                    "state": "queued",
+                    "worker": None,
+                    "duration": None,
+                }
+            elif kind == "finished" and event[2] in records:
+                rec = records[event[2]]
+                rec.update(state="finished" if event[9] else "failed", worker=event[3], duration=(event[8] - event[5]) / 1e9)
+    with rt.lock:
+        for task in rt.tasks.running.values():
+            if task.task_id in records and records[task.task_id]["state"] == "queued":
+                records[task.task_id].update(state="running", worker=task.worker.name if task.worker else None)
+        pending = {t.task_id for t in rt.tasks.queue}
+        pending.update(rt.tasks.waiting)
+        for a in rt.actors.values():
+            for call in a.inflight.values():
+                if call.call_id in records and records[call.call_id]["state"] == "queued":
+                    records[call.call_id].update(state="running", worker=a.worker.name if a.worker else None)
+            pending.update(c.call_id for c in a.queue)
+        for tid, r in records.items():
+            if r["state"] == "queued" and tid not in pending:
+                r["state"] = "failed"  # it ended without running: cancelled, or failed where it waited (its node or actor died)
+    out = [
+        TaskState(f"{tid:x}", r["name"], r["kind"], r["state"], r["worker"], r["by"], r["trace"], r["duration"], waiting.get(tid))
+        for tid, r in reversed(records.items())
+    ]
+    # Queued tasks the events do not name (observation off, or their submission lapped out of the ring)
+    out += [TaskState(f"{tid:x}", name, "task", "queued", None, None, None, None, why) for tid, name, why in queued if tid not in records]
+    return _filtered(out, filters)[:limit]
+
+
+def placement_of(rt: Any) -> tuple[list[WorkerState], list[ActorState], dict[str, list[str]]]:
+    running: dict[str, list[str]] = {}
+    with rt.lock:
+        for task in list(rt.tasks.running.values())[:200]:
+            if task.worker is not None:
+                running.setdefault(task.worker.name, []).append(task.name)
+        for a in rt.actors.values():
+            if a.worker is not None and a.inflight:
+                running[a.worker.name] = [f"{a.cls_name}.{c.method}" for c in list(a.inflight.values())[:3]]
+    return workers_of(rt), actors_of(rt), running
+
+
+def _filtered(tasks: list[TaskState], filters: list[tuple[str, str, Any]] | None) -> list[TaskState]:
+    for key, op, value in filters or []:
+        if op not in ("=", "!="):
+            raise ValueError(f"filter operator must be '=' or '!=', not {op!r}")
+        tasks = [t for t in tasks if (getattr(t, key) == value) == (op == "=")]
+    return tasks
+
+
+def objects_of(rt: Any, limit: int = 1000) -> list[ObjectState]:
+    with rt.lock:
+        out = []
+        for oid, obj in list(rt.objects.entries.items())[:limit]:
+            if obj.blob is None:
+                where, nbytes = "pending", 0
+            elif obj.spilled is not None:
+                where, nbytes = "spilled", obj.blob.nbytes
+            elif obj.region is not None:
+                where, nbytes = "arena", obj.region[1]
+            else:
+                where, nbytes = "inline", obj.blob.nbytes
+            out.append(ObjectState(f"{oid:x}", nbytes, where, obj.refs, obj.pins))
+        return out
+
+
+def summary_of(rt: Any) -> dict[str, Any]:
+    workers = workers_of(rt)
+    actors = actors_of(rt)
+    tasks = tasks_of(rt, limit=1 << 30)
+    by_state: dict[str, int] = {}
+    for t in tasks:
+        by_state[t.state] = by_state.get(t.state, 0) + 1
+    actor_states: dict[str, int] = {}
+    for a in actors:
+        actor_states[a.state] = actor_states.get(a.state, 0) + 1
+    return {
+        "driver_pid": os.getpid(),
+        "workers": sum(w.alive for w in workers),
+        "actors": actor_states,
+        "tasks": by_state,
+        "object_store": rt.store_stats(),
+        "channels": {"rejected_messages": rt.rejected, "dropped": rt.dropped_channels},
+    }
+
+
+def answer(rt: Any, what: str, *args: Any) -> Any:
+    """(``Runtime.control_state``) what the state API shows, for a worker or an attached driver."""
+    ask = {
+        "workers": workers_of,
+        "actors": actors_of,
+        "tasks": tasks_of,
+        "objects": objects_of,
+        "placement": placement_of,
+        "summary": summary_of,
+    }
+    if what not in ask:
+        raise ValueError(f"the state API has no {what!r} (it has {', '.join(ask)})")
+    return ask[what](rt, *args)
+
+
+def events_since(rt: Any, cursor: int, limit: int) -> tuple[list[tuple[Any, ...]], int, int]:
+    """(``Runtime.control_events``) the observed events since ``cursor`` (at most ``limit``), for a hub that
+    follows this one from elsewhere: (events, the next cursor, how many were missed)."""
+    if rt.observed is None:
+        raise RuntimeError("this cluster records no events: it was started with observe=False")
+    result = rt.observed.read(int(cursor), max(1, min(int(limit), 10_000)))
+    return list(result.events), result.cursor, result.missed
