@@ -4,9 +4,12 @@ No sockets and no processes: the pure state of ``nexus.cluster.state`` (membersh
 placement strategies, workers, actors) is driven with 10 to 1,000 simulated nodes of 8 workers and 100 actors a
 node (100,000 at 1,000 nodes), and each step is timed per item, to show how its cost grows with the nodes:
 
-* a node joining, and one round of heartbeats from every node with the expiry scan;
-* placing tasks: plain ones, SPREAD ones and ones bound to a node (per task placed);
-* a node's failure: finding its workers and actors and starting the restart of each actor.
+* a node joining (its membership record and its resource pool), and one round of heartbeats from every node
+  with the expiry scan;
+* placing tasks: plain ones, SPREAD ones and ones bound to a node (per task placed), each fitted to the pool of
+  the node it goes to (a pool per node, as the head keeps them);
+* a node's failure: its pool removed, the queued tasks only it could run found, its workers and actors found and
+  the restart of each actor started.
 
 Nexus alone (no peer has this): what to read is the growth from row to row.
 """
@@ -44,7 +47,11 @@ def _cluster(nodes: int) -> tuple[Any, list[Any], list[Any]]:
             w.node = node
             w.to(WorkerStatus.READY)
             workers.append(w)
-    queue = TaskQueue(Resources(nodes * WORKERS_PER_NODE), ClusterConfig())
+    resources = Resources(0)  # the head's own host, with no CPU of its own here: every task goes to a node
+    for node in range(1, nodes + 1):
+        special = {"special": 1.0} if node == 1 else {}  # what only node 1 has (its failure strands the tasks needing it)
+        resources.add_node(node, {"CPU": float(WORKERS_PER_NODE), **special}, {"zone": f"z{node % 4}"})
+    queue = TaskQueue(resources, ClusterConfig())
     actors = []
     for node in range(1, nodes + 1):
         for _ in range(ACTORS_PER_NODE):
@@ -63,19 +70,21 @@ def _per(seconds: float, n: int) -> float:
     return seconds / max(n, 1) * 1e6  # microseconds each
 
 
-STRATEGY_NODES = 100
-"""Placement with a strategy is measured up to this many nodes: past it, its cost per task (it looks at every
-worker for each task it considers) makes one run take too long; that growth is the figure to read."""
-
-
 def _measure(nodes: int, tasks: int) -> dict[str, float]:
     from nexus.cluster.state.nodes import Membership
     from nexus.cluster.state.tasks import TaskRecord
 
     out: dict[str, float] = {}
+    from nexus.cluster.state.resources import Resources
+
     m = Membership(timeout=5.0)
+    pools = Resources(0)
     t = time.perf_counter()
-    records = [m.join(f"key-{i}", f"host-{i}", {"CPU": float(WORKERS_PER_NODE)}, {}, now=0.0) for i in range(nodes)]
+    records = []
+    for i in range(nodes):
+        record = m.join(f"key-{i}", f"host-{i}", {"CPU": float(WORKERS_PER_NODE)}, {}, now=0.0)
+        pools.add_node(record.node_id, record.resources, record.labels)
+        records.append(record)
     out["join"] = _per(time.perf_counter() - t, nodes)
     t = time.perf_counter()
     for r in records:
@@ -85,8 +94,6 @@ def _measure(nodes: int, tasks: int) -> dict[str, float]:
 
     queue, workers, actors = _cluster(nodes)
     for kind, strategy in (("plain", None), ("spread", ("spread",)), ("affinity", "node")):
-        if strategy is not None and nodes > STRATEGY_NODES:
-            continue
         for w in workers:
             w.inflight, w.cpu_held = 0, 0.0
         queue.running.clear()
@@ -118,7 +125,13 @@ def _measure(nodes: int, tasks: int) -> dict[str, float]:
         queue.special_queued = 0
 
     dead = 1
+    for i in range(min(tasks, 1000)):  # queued work for the failure to look through: some only the dead node could run
+        task = TaskRecord(10_000_000 + i, b"f", "f", _Blob(), [], [])
+        task.needs = {"CPU": 1.0, "special": 1.0} if i % 10 == 0 else {"CPU": 1.0}
+        queue.queue.append(task)
     t = time.perf_counter()
+    queue.resources.remove_node(dead)
+    stranded = queue.never_fitting()
     lost_workers = [w for w in workers if w.node == dead]
     for w in lost_workers:
         w.forget()
@@ -128,6 +141,8 @@ def _measure(nodes: int, tasks: int) -> dict[str, float]:
             actor.begin_restart()
     out["failure"] = (time.perf_counter() - t) * 1e3  # milliseconds for the whole node
     out["actors"] = len(actors)
+    out["stranded"] = len(stranded)
+    queue.queue.clear()
     return out
 
 
@@ -142,7 +157,7 @@ def run(quick: bool) -> BenchmarkResult:
         ("plain", "placing a plain task", "us"),
         ("spread", "placing a SPREAD task", "us"),
         ("affinity", "placing a task bound to a node", "us"),
-        ("failure", "a node's failure (its workers, restarting its actors)", "ms"),
+        ("failure", "a node's failure (its pool, stranded tasks, its workers, restarting its actors)", "ms"),
     ):
         for n in sizes:
             if key in rows[n]:
@@ -156,6 +171,9 @@ def run(quick: bool) -> BenchmarkResult:
         "-",
         quick,
         "one run, in process (state modules only); per item unless said",
-        notes=[f"{rows[sizes[-1]]['actors']:,} actors at {sizes[-1]:,} nodes"],
+        notes=[
+            f"{rows[sizes[-1]]['actors']:,} actors at {sizes[-1]:,} nodes; a failure strands "
+            f"{rows[sizes[-1]]['stranded']:,} of the queued tasks (what only the dead node had)"
+        ],
         available=True,  # nothing to compare with, and nothing missing
     )

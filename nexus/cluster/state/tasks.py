@@ -180,13 +180,18 @@ class TaskQueue:
     def take_fitting(self, workers: list[WorkerRecord], w: WorkerRecord | None = None, load: NodeLoad | None = None) -> TaskRecord | None:
         """The first queued task that fits the free resources (a big one waiting does not hold back small ones)
         and, for ``w``, may run there (its scheduling strategy)."""
+        spread_refused = False  # (SPREAD asks the same of every task: once refused here, refused for all)
         for i, task in enumerate(self.queue):
             if i > 64:
                 break  # (a long queue is not scanned whole for every worker)
             if task.strategy is not None and w is not None:
                 if load is None:
                     load = NodeLoad(workers)
+                spread = task.strategy[0] == "spread"
+                if spread and spread_refused:
+                    continue
                 if not self.placeable_on(task, w, load):
+                    spread_refused = spread_refused or spread
                     continue
             if self.fits(task, workers, w, load):
                 del self.queue[i]
@@ -317,7 +322,18 @@ class TaskQueue:
     def never_fitting(self) -> list[TaskRecord]:
         """Queued tasks that no node alive now could ever hold (the one that could is gone)."""
         r = self.resources
-        return [t for t in self.queue if t.needs is not None and not r.nodes_for(t.needs, t.where)]
+        seen: dict[tuple[Any, ...], bool] = {}  # (tasks alike are asked about once: a failure looks at every queued task)
+        stranded = []
+        for t in self.queue:
+            if t.needs is None:
+                continue
+            key = (tuple(sorted(t.needs.items())), t.where)
+            never = seen.get(key)
+            if never is None:
+                never = seen[key] = not r.nodes_for(t.needs, t.where)
+            if never:
+                stranded.append(t)
+        return stranded
 
     def why_waiting(self, task: TaskRecord, workers: list[WorkerRecord], cpus: dict[int, float] | None = None) -> str:
         """Why a queued task has not started: what it needs and what the nodes that could run it have free.
@@ -355,11 +371,12 @@ class NodeLoad:
     ``cpus`` (by node) only when ``resources`` has several nodes: a task then fits a node, not the cluster.
     """
 
-    __slots__ = ("busy", "cpus", "idle")
+    __slots__ = ("busy", "cpus", "fewest", "idle")
 
     def __init__(self, workers: Iterable[WorkerRecord], resources: Resources | None = None) -> None:
         self.busy: dict[int, int] = {}
         self.idle: dict[int, int] = {}
+        self.fewest: int | None = None  # the fewest busy workers of a node with an idle one (None: to count again)
         cpus = self.cpus = None if resources is None else {n: p.total["CPU"] - p.used["CPU"] for n, p in resources.pools.items()}
         for x in workers:
             if x.ready:
@@ -371,12 +388,16 @@ class NodeLoad:
     def least_busy(self, node: int) -> bool:
         """Whether ``node`` has the fewest busy workers among the nodes with an idle one (SPREAD)."""
         busy = self.busy
-        return busy.get(node, 0) <= min((busy.get(n, 0) for n, k in self.idle.items() if k > 0), default=0)
+        fewest = self.fewest
+        if fewest is None:  # (counted once per change, not once per question: a pass asks it per worker and task)
+            fewest = self.fewest = min((busy.get(n, 0) for n, k in self.idle.items() if k > 0), default=0)
+        return busy.get(node, 0) <= fewest
 
     def took(self, w: WorkerRecord, cpu: float = 1.0) -> None:
         """``w`` (idle) takes a task that holds ``cpu`` CPUs."""
         if w.inflight == 0 or w.blocked:
             self.idle[w.node] = self.idle.get(w.node, 1) - 1
             self.busy[w.node] = self.busy.get(w.node, 0) + 1
+            self.fewest = None
             if self.cpus is not None and not w.blocked and w.node in self.cpus:
                 self.cpus[w.node] -= cpu
