@@ -1,4 +1,10 @@
-"""A local cluster per transport, shared by the tests of a module: the whole API runs over both."""
+"""A local cluster per transport, shared by the tests of a module: the whole API runs over both.
+
+With ``NEXUS_TEST_ATTACH="ADDRESS KEY_FILE"`` the tests run instead through a driver attached to that head
+(``nexus.init(address=..., key=...)``): the multi-host tests run the cluster API this way from a simulated host,
+with the work placed on the nodes of others. Tests of what only a driver in this process has are marked
+``local_only``.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,18 @@ import pytest
 import nexus
 
 TRANSPORTS = ["shm", "zmq"]
+ATTACH = os.environ.get("NEXUS_TEST_ATTACH", "")
+
+local_only = pytest.mark.skipif(bool(ATTACH), reason="about the driver in this process (NEXUS_TEST_ATTACH: attached to a head)")
 
 
-@pytest.fixture(scope="module", params=TRANSPORTS)
+@pytest.fixture(scope="module", params=["attached"] if ATTACH else TRANSPORTS)
 def cluster(request: pytest.FixtureRequest) -> Iterator[str]:
-    nexus.init(num_cpus=2, transport=request.param)
+    if request.param == "attached":
+        address, key = ATTACH.split(" ", 1)
+        nexus.init(address=address, key=key)
+    else:
+        nexus.init(num_cpus=2, transport=request.param)
     try:
         yield request.param
     finally:

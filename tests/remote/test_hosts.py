@@ -509,3 +509,27 @@ def test_tasks_and_actors_go_to_the_node_that_has_what_they_need(hosts: Hosts) -
     assert len(result["waiting"]) == 1 and re.fullmatch(r"waiting for 1 CPU, 1 GPU: node [0-9a-f]{6} has 0 GPU free", result["waiting"][0])
     stranded = json.loads(out.strip().splitlines()[-1])["stranded"]
     assert stranded is not None and "can never run now" in stranded and "no other node has what it needs" in stranded, err
+
+
+@pytest.mark.timeout(900)
+def test_the_cluster_api_tests_pass_from_another_host_with_the_tasks_on_the_nodes(hosts: Hosts) -> None:
+    """tests/cluster/test_api.py (tasks, actors, get/wait/put, errors, nested calls, large arrays) from a driver on
+    host 3, attached to a head on host 1 that offers no CPU of its own: every task runs on a node of host 2 or 3
+    (1 CPU each), every value crosses the network, and actors run on the head's host. (Last here: it restarts the
+    head and the nodes, as the earlier tests leave them otherwise.)"""
+    for i in (3, 2, 1):
+        hosts.nexus(i, "stop", timeout=60)
+    hosts.nexus(1, "start", "--head", "--bind", hosts.address(1), "--port", "0", "--node-timeout", str(TIMEOUT), "--num-cpus", "0")
+    hosts.state = json.loads((hosts.homes[0] / "head" / "state.json").read_text())  # type: ignore[attr-defined]
+    for i in (2, 3):
+        join(hosts, i, "--num-cpus", "1")
+    wait_for("both nodes' workers attached", lambda: _attached(hosts, "host2", "host3"))
+    key = hosts.homes[2] / "node.key"
+    tests = Path(__file__).resolve().parents[1]
+    attach = f"NEXUS_TEST_ATTACH={hosts.state['address']} {key}"  # type: ignore[attr-defined]
+    argv = ["env", attach, sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "-o", "timeout=90"]
+    argv += ["--rootdir", str(tests.parent)]
+    proc = hosts.run(3, [*argv, str(tests / "cluster" / "test_api.py")], timeout=600, check=False)
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    assert proc.returncode == 0, f"{summary}\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+    assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary

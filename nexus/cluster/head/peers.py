@@ -98,8 +98,9 @@ class PeerDirectory:
         rt.emit("worker", record.name, pid, "started", "driver")
         return record
 
-    def gone(self, record: WorkerRecord, why: str) -> None:
-        """The driver detached or went silent: what it held goes (its refs, pins and regions)."""
+    def gone(self, record: WorkerRecord, why: str, code: int | None = None) -> None:
+        """The peer detached, went silent or exited (``code``, as its node's agent saw it): what it held goes (its
+        refs, pins and regions), and what it ran is settled."""
         rt = self.rt
         with rt.lock:
             if not record.alive:
@@ -112,7 +113,7 @@ class PeerDirectory:
                 rt.emit("worker", record.name, record.pid, "died", why)
                 return
             if not rt.closed:
-                rt.settle_lost_work(record, record.pid, None)
+                rt.settle_lost_work(record, record.pid, code)
             if record in rt.workers:
                 rt.workers.remove(record)
             elif record in rt.spares:

@@ -208,6 +208,11 @@ class NodeLink:
                 if rejoined is not None:
                     rejoined(self.node_id)
 
+    def report_exit(self, pid: int, code: int) -> None:
+        """Tell the head that a worker of this node exited, and how (from the thread that beats; no answer)."""
+        with contextlib.suppress(zmq.ZMQError):
+            self.socket.send(wire.encode("exited", node_id=self.node_id, pid=pid, code=code), zmq.NOBLOCK)
+
     def leave(self) -> None:
         if self.node_id:
             with contextlib.suppress(zmq.ZMQError):

@@ -73,7 +73,7 @@ def run_head(args: argparse.Namespace) -> int:
     config = ClusterConfig.from_environment(None, os.environ)
     num_cpus = args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1
     custom = _resources(args.resources)
-    runtime = Runtime(max(1, num_cpus), "shm", "default", resources=custom or None, config=config)  # the head's own node
+    runtime = Runtime(num_cpus, "shm", "default", resources=custom or None, config=config)  # the head's own node
     try:
         service = HeadService(
             keys,
@@ -154,7 +154,12 @@ def run_node(args: argparse.Namespace) -> int:
         record(node_id)
         _log(f"nexus node {node_id}: joined the head at {args.address} with {resources}; {len(workers)} workers")
         link.beat_until(
-            stop, resources, labels, _log, rejoined=record, tick=lambda: _replace_exited(workers, args.address, key.path, link.node_id)
+            stop,
+            resources,
+            labels,
+            _log,
+            rejoined=record,
+            tick=lambda: _replace_exited(workers, actors, args.address, key.path, link.node_id, link.report_exit),
         )
         link.leave()
     finally:
@@ -178,11 +183,23 @@ def _start_workers(count: int, address: str, key_path: str, node_id: int, kind: 
     ]
 
 
-def _replace_exited(workers: list[subprocess.Popen[bytes]], address: str, key_path: str, node_id: int) -> None:
-    """Task workers that exited (a task that crashed its process, a force-cancel) are started again."""
+def _replace_exited(
+    workers: list[subprocess.Popen[bytes]],
+    actors: list[subprocess.Popen[bytes]],
+    address: str,
+    key_path: str,
+    node_id: int,
+    report: Any,
+) -> None:
+    """Workers that exited are told to the head with their exit codes (it settles what they ran at once, rather than
+    when their links go silent); task workers (a task that crashed its process, a force-cancel) are started again."""
     exited = [proc for proc in workers if proc.poll() is not None]
     for proc in exited:
         workers.remove(proc)
+        report(proc.pid, proc.returncode)
+    for proc in [p for p in actors if p.poll() is not None]:
+        actors.remove(proc)
+        report(proc.pid, proc.returncode)
     if exited:
         workers.extend(_start_workers(len(exited), address, key_path, node_id))
 
@@ -224,8 +241,18 @@ def _labels(pairs: Sequence[str] | None) -> dict[str, str]:
     return labels
 
 
+def _cpus(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"a number of CPUs is a whole number, 0 or more, not {text!r}")
+    return n
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--num-cpus", type=int, default=None, help="the CPUs this node offers (default: all)")
+    parser.add_argument("--num-cpus", type=_cpus, default=None, help="the CPUs this node offers (default: all; 0: none)")
     parser.add_argument("--resources", default=None, help="other resources as JSON, such as '{\"GPU\": 1}'")
     parser.add_argument("--labels", nargs="*", default=None, metavar="NAME=VALUE", help="labels for placement")
 

@@ -48,6 +48,7 @@ _NODE_OPS: dict[str, dict[str, Any]] = {
     "attach": {"host": str, "pid": int},
     "peer_beat": {"worker_id": int},
     "detach": {"worker_id": int},
+    "exited": {"node_id": int, "pid": int, "code": int},
 }
 
 
@@ -254,7 +255,7 @@ class HeadService:
         key = frame.get("User-Id")  # the authenticated public key (Z85), set by the ZAP handler
         try:
             op, fields = wire.decode(frame.bytes, _NODE_OPS)
-            if op in ("attach", "peer_beat", "detach", "join", "beat", "leave"):
+            if op in ("attach", "peer_beat", "detach", "join", "beat", "leave", "exited"):
                 reply = getattr(self, f"_on_{op}")(identity.bytes, key, fields)
             else:
                 reply = getattr(self, f"_on_{op}")(key, fields)
@@ -369,6 +370,14 @@ class HeadService:
                 return
             self._peer_gone(peer, "it detached")
 
+    def _on_exited(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
+        """A node's agent saw one of its workers exit: it is gone now, with its exit code (not when it goes silent)."""
+        node = f["node_id"]
+        if self.node_identity.get(node) != identity:
+            return  # only the connection a node joined on speaks for it
+        for peer in [p for p in self.peers.values() if p.record.node == node and p.record.pid == f["pid"]]:
+            self._peer_gone(peer, f"its process exited (exit code {f['code']})", f["code"])
+
     def _drop_workers_of(self, node: int, why: str) -> None:
         """A node's workers go with it (they are fenced too: what they still say is not taken), and what it had."""
         rt = self.runtime
@@ -380,10 +389,10 @@ class HeadService:
             with rt.lock:
                 rt.scheduler.fail_stranded(node, why)
 
-    def _peer_gone(self, peer: _Peer, why: str) -> None:
+    def _peer_gone(self, peer: _Peer, why: str, code: int | None = None) -> None:
         if self.peers.get(peer.identity) is peer:
             del self.peers[peer.identity]
-        self.runtime.peers.gone(peer.record, why)
+        self.runtime.peers.gone(peer.record, why, code)
         self.print(f"nexus head: {peer.record.name} is gone: {why}")
 
     def _on_data(self, identity: bytes, key: str | None, kind: bytes, frames: list[Any]) -> None:

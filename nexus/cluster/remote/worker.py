@@ -142,14 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["NEXUS_NODE_ID"] = str(f["node"])  # ids this worker makes: the head's node space, its own number
     config = ClusterConfig.from_json(f["config"])
     heartbeat, timeout = float(f.get("heartbeat") or 0.5), float(f.get("timeout") or 5.0)
-    from .. import session
     from ..values import set_client
     from ..worker import WorkerRuntime
+    from ..worker.main import become, prepare_process
     from ..worker.store_client import _WorkerStore
 
+    prepare_process(config)
     channel = PeerChannel(link, f["worker_id"], heartbeat, timeout)
     runtime = WorkerRuntime(channel, f["worker_id"], args.kind, None, config)
-    session.set_current(runtime)
+    become(runtime)
     set_client(_WorkerStore(runtime, None))
     try:
         runtime.serve()

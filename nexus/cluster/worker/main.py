@@ -28,21 +28,31 @@ def _read_bootstrap(fd: int) -> str:
     return b"".join(chunks).decode()
 
 
+def prepare_process(config: ClusterConfig) -> None:
+    """What a worker process sets before it serves (on this host or a joined node's)."""
+    # Tasks that arrive while one waits in get() run on top of it, ~8 frames each: room for ~700 of them. Deeper
+    # nesting fails the task that does not fit with a RecursionError (see _next_task) instead of hanging.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 6000))
+    _set_policy(batch=config.sched_batch)
+
+
+def become(runtime: WorkerRuntime) -> None:
+    """This process is ``runtime``'s: the session of its tasks, cancelled by SIGUSR1, deaf to a terminal's Ctrl-C."""
+    session.set_current(runtime)
+    signal.signal(signal.SIGUSR1, runtime._on_cancel_signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the whole group: the driver decides
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     worker_id, kind, bootstrap_fd, death_fd = int(argv[0]), argv[1], int(argv[2]), int(argv[3])
     spec_text, _, config_text = _read_bootstrap(bootstrap_fd).partition("\n")
     spec = ChannelSpec.decode(spec_text)
     config = ClusterConfig.from_json(config_text) if config_text else ClusterConfig()
-    # Tasks that arrive while one waits in get() run on top of it, ~8 frames each: room for ~700 of them. Deeper
-    # nesting fails the task that does not fit with a RecursionError (see _next_task) instead of hanging.
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 6000))
-    _set_policy(batch=config.sched_batch)
+    prepare_process(config)
     conn = load_transport(spec.transport, os.environ.get("NEXUS_TRANSPORT_CLASS")).attach(spec)
     runtime = WorkerRuntime(conn, worker_id, kind, death_fd if death_fd >= 0 else None, config)
-    session.set_current(runtime)
-    signal.signal(signal.SIGUSR1, runtime._on_cancel_signal)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the whole group: the driver decides
+    become(runtime)
     set_client(_WorkerStore(runtime, os.environ.get("NEXUS_ARENA")))
     try:
         runtime.serve()
