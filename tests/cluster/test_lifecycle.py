@@ -265,11 +265,17 @@ def test_num_cpus_and_resources_are_respected(tmp_path):
             _stamp.options(resources={"TPU": 1}).remote(0)
         holder = _Holder.options(num_gpus=1).remote()
         assert nexus.get(holder.ping.remote()) == "pong"
-        with pytest.raises(ValueError, match="more than is free now"):
-            _Holder.options(resources={"GPU": 1}).remote()
+        later = _Holder.options(resources={"GPU": 1}).remote()  # the GPU is held: it waits for it, as in Ray
+        answer = later.ping.remote()
+        with pytest.raises(nexus.core.errors.GetTimeoutError):
+            nexus.get(answer, timeout=0.5)
+        (waiting,) = [a for a in nexus.state.list_actors() if a.state == "starting" and a.waiting_for]
+        assert waiting.waiting_for == "_Holder needs 1 GPU, more than is free now", waiting
         nexus.kill(holder)
-        again = _Holder.options(resources={"GPU": 1}).remote()  # the dead actor's GPU is free again at once
-        assert nexus.get(again.ping.remote()) == "pong"
+        assert nexus.get(answer, timeout=20) == "pong", "placed once the dead actor's GPU is free"
+        assert all(a.waiting_for is None for a in nexus.state.list_actors())
+        with pytest.raises(ValueError, match="can never run: it needs 2 GPU and the cluster has 1"):
+            _Holder.options(num_gpus=2).remote()
     finally:
         nexus.shutdown()
 

@@ -34,7 +34,7 @@ class ActorDirectory:
         self.outbox = rt.outbox
         self.actors: dict[int, ActorRecord] = {}
         self.named: dict[tuple[str, str], int] = {}
-        self.placing = ActorPlacement(rt, self.actors, self.on_actor_failed)
+        self.placing = ActorPlacement(rt, self.actors, self.on_actor_failed, self._actor_args_made)
         rt.objects.on_ready[CallRecord] = self._call_args_made
         rt.objects.on_ready[ActorRecord] = self._actor_args_made
 
@@ -89,10 +89,8 @@ class ActorDirectory:
             actor = ActorRecord(actor_id, cls_name, name, namespace)
             actor.placement = placement(options.get("scheduling_strategy"), cls_name, rt.alive_nodes())
             actor.needs, actor.where = needs or {}, where
-            if needs is not None or where is not None:  # held on a node from now on (see placing)
-                why = self.placing.hold_node(actor)
-                if why is not None:
-                    raise ValueError(why)
+            if needs is not None or where is not None:  # held on a node from now on, or waits for one (see placing)
+                self.placing.hold_or_wait(actor)
             actor.set_options(options)
             actor.cls_id, actor.args_blob, actor.deps, actor.options = cls_id, args_blob, deps, options
             actor.args_oid = self.objects.args_object(args_blob)
@@ -109,8 +107,8 @@ class ActorDirectory:
         """Start ``actor`` in a worker process of its own (a pre-started spare when there is one)."""
         rt = self.rt
         with self.lock:
-            if actor.dead is not None or rt.closing or not self.placing.moved(actor):
-                return
+            if actor.dead is not None or rt.closing or actor.waiting_for is not None or not self.placing.moved(actor):
+                return  # (one waiting for its needs to be free is placed when they are)
             w, node = self.placing.take_spare(actor)
             target = self.placing.target(actor)
         if w is None and node != rt.node_id:  # bound to a joined node without a spare now: its agent starts one
@@ -485,8 +483,11 @@ class ActorDirectory:
         rt = self.rt
         if not actor.exited:  # what its death itself settles, once (not again for each call made to it later)
             actor.exited = True
-            rt.resources.release(actor.needs, node=actor.held_on)  # a dead actor holds nothing
+            if actor.held_on is not None:
+                rt.resources.release(actor.needs, node=actor.held_on)  # a dead actor holds nothing
             actor.needs = {}
+            if self.placing.pending:
+                self.placing.retry()  # (what it held may be what one waits for)
             self.objects.unpin(actor.deps)
             actor.deps = []
             self.objects.decref(actor.args_oid)

@@ -63,6 +63,7 @@ class ActorState:
     restarts: int
     pending_calls: int
     death_cause: str | None
+    waiting_for: str | None = None  # one not placed yet: what no node has free now
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ def actors_of(rt: Any) -> list[ActorState]:
                     a.restarts,
                     len(a.queue) + len(a.inflight),
                     str(a.dead) if a.dead is not None else None,
+                    a.waiting_for,
                 )
             )
         return out

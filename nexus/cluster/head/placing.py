@@ -4,7 +4,10 @@ An actor that needs resources (``num_cpus``, ``num_gpus``, ``resources``) or
 asks for node labels (``label_selector``) is given a node when it is created,
 one where its needs are free now, and holds them there until it dies; it
 starts on that node, and again there when its process restarts, or on
-another that has them free when its node is gone. Any other actor goes
+another that has them free when its node is gone. When no node has them
+free now, it waits (as in Ray), saying why (``waiting_for``), and is placed
+when they are (:meth:`ActorPlacement.retry`, at each dispatch); one that no
+node could ever hold fails at once. Any other actor goes
 where its scheduling strategy says, by default to a spare of the head's own
 host first (as on one host).
 """
@@ -26,10 +29,54 @@ __all__ = ["ActorPlacement"]
 
 
 class ActorPlacement:
-    def __init__(self, rt: Runtime, actors: dict[int, ActorRecord], failed: Callable[[ActorRecord, BaseException], None]) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        actors: dict[int, ActorRecord],
+        failed: Callable[[ActorRecord, BaseException], None],
+        start: Callable[[ActorRecord], None],
+    ) -> None:
         self.rt = rt
         self.actors = actors
         self.failed = failed  # the actor cannot start at all (lock held)
+        self.start = start  # place an actor that now holds its needs (lock held: it hands over to a helper)
+        self.pending: list[ActorRecord] = []  # actors waiting for what they need to be free, oldest first
+
+    def hold_or_wait(self, actor: ActorRecord) -> None:
+        """Hold ``actor``'s needs on a node now, or have it wait for them (lock held); ValueError if no node alive
+        could ever hold them."""
+        why = self.hold_node(actor)
+        if why is None:
+            return
+        self._check_feasible(actor)
+        actor.waiting_for = why
+        self.pending.append(actor)
+
+    def _check_feasible(self, actor: ActorRecord) -> None:
+        r = self.rt.resources
+        r.check_feasible(actor.needs, actor.cls_name, actor.where)
+        strategy = actor.placement
+        if strategy is not None and strategy[0] == "node" and not strategy[2] and strategy[1] not in r.nodes_for(actor.needs, actor.where):
+            raise ValueError(f"{actor.cls_name} can never run: node {strategy[1]:06x} it is bound to does not have what it needs")
+
+    def retry(self) -> None:
+        """Place the waiting actors whose needs are free now (lock held); fail those no node could hold any more."""
+        for actor in list(self.pending):
+            if actor.dead is None:
+                why = self.hold_node(actor)
+                if why is not None:
+                    try:
+                        self._check_feasible(actor)
+                    except ValueError as exc:  # (the node that could is gone)
+                        why = None
+                        self.failed(actor, NexusError(f"{exc} now"))
+                    else:
+                        actor.waiting_for = why
+                        continue
+            self.pending.remove(actor)
+            actor.waiting_for = None
+            if actor.dead is None and actor.missing == 0:
+                self.start(actor)
 
     # -- a node for what it needs ---------------------------------------------------------------
 
@@ -85,11 +132,12 @@ class ActorPlacement:
         if actor.held_on is None or actor.held_on in self.rt.resources.pools:
             return True
         actor.held_on = None
-        why = self.hold_node(actor)
-        if why is not None:
-            self.failed(actor, NexusError(f"actor {actor.cls_name} cannot be placed again: {why}"))
+        try:
+            self.hold_or_wait(actor)
+        except ValueError as exc:
+            self.failed(actor, NexusError(f"actor {actor.cls_name} cannot be placed again: {exc}"))
             return False
-        return True
+        return actor.waiting_for is None  # (else placed when its needs are free: retry)
 
     # -- a spare worker there ---------------------------------------------------------------------
 

@@ -188,6 +188,9 @@ class TaskScheduler:
         """Place queued tasks on workers (see TaskQueue.dispatch); with nothing queued, look for work to steal."""
         if self.rt.closing:
             return
+        placing = self.rt.actors_dir.placing
+        if placing.pending:  # actors waiting for what they need: first, as it may be free now
+            placing.retry()
         if self.tasks.queue:
             self.tasks.dispatch(self.rt.workers, time.monotonic(), self._send_task)
         else:

@@ -62,6 +62,7 @@ class ActorRecord:
         self.on_ready: list[Callable[[Any], None]] = []  # told once its constructor ran (with its error or None)
         self.needs: dict[str, float] = {}
         self.held_on: int | None = None  # the node its needs are held on (see head.placing); None: none held
+        self.waiting_for: str | None = None  # why it waits to be placed: what no node has free now (see head.placing)
         self.where: Callable[[Any], bool] | None = None  # the nodes' labels it may run on (strategies.label_selector)
         self.max_pending = -1
         self.sequential = False  # one call at a time (no threads, no event loop): its calls may be coalesced
