@@ -380,7 +380,6 @@ def test_a_blocked_async_actor_still_receives(cluster, tmp_path):
     assert nexus.get(sizes, timeout=30) == [32 << 10] * 600
 
 
-@local_only  # (a worker's output goes to its node's log: an attached driver does not get it)
 def test_a_failed_tell_to_an_async_actor_is_reported(cluster, capfd):
     actor = Blocker.remote()
     actor.size.tell(None)  # len(None) raises in the coroutine
@@ -421,7 +420,6 @@ def test_calling_remote_things_directly_is_a_clear_error(cluster):
         Counter()
 
 
-@local_only  # (likewise)
 def test_worker_output_reaches_the_driver(cluster, capfd):
     @nexus.remote
     def shout(text):

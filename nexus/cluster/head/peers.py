@@ -122,6 +122,19 @@ class PeerDirectory:
                 rt.scheduler.fail_stranded(record.node, f"has no worker left ({why})")
             rt.scheduler.dispatch()
 
+    def tee_output(self, name: str, pid: int, err: bool, lines: list[str], where: str = "") -> None:
+        """A worker's output lines (this host's, or a joined node's: ``where``), for every attached driver too, as
+        Ray's ``log_to_driver`` does: each prints them with the worker's name."""
+        drivers = [r for r in list(self.peers.values()) if r.kind == "driver"]
+        if not drivers:
+            return
+        text = "\n".join(f"({name} pid={pid}{where}) {line}" for line in lines)
+        rt = self.rt
+        with rt.lock:
+            for r in drivers:
+                if r.alive:
+                    rt.outbox.send(r, ("output", err, text))
+
     def of_node(self, node: int) -> list[WorkerRecord]:
         return [r for r in self.peers.values() if r.link.node == node]
 

@@ -353,6 +353,7 @@ class Runtime:
         record.node = self.node_id
         env = {"NEXUS_CLUSTER_ID": self.cluster, "NEXUS_ARENA": self.store.arena.name, "NEXUS_NODE_ID": str(self.node_id)}
         link = spawn_worker(record, self.transport, env, self.death_r, self.give_up_at, self.config.to_json())
+        link.tee = self.peers.tee_output  # (what it prints reaches attached drivers too)
         with self.lock:
             self.every_worker.append(link)
             (self.workers if kind == "task" else self.spares).append(record)

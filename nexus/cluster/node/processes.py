@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ..protocol.codec import pack
@@ -36,6 +37,7 @@ class WorkerProcess:
         self.send_lock = threading.Lock()  # one thread at a time sends what is unsent, in order
         self.push_queued = False  # a push of what is unsent is queued to run when the head's lock is released
         self.pack = pack  # how a message for it is encoded (one host: one buffer, its blobs' bytes in the arena)
+        self.tee: Callable[[str, int, bool, list[str]], None] | None = None  # also given its output lines (see head.peers)
         record.link = self
         record.pid = proc.pid
 
@@ -82,8 +84,12 @@ class WorkerProcess:
         *lines, rest = data.split(b"\n")
         self.out_buffers[fd] = rest
         target = sys.stderr if stream is self.proc.stderr else sys.stdout
-        for line in lines:
-            print(f"({self.name} pid={self.pid}) {line.decode(errors='replace')}", file=target, flush=True)
+        text = [line.decode(errors="replace") for line in lines]
+        for line in text:
+            print(f"({self.name} pid={self.pid}) {line}", file=target, flush=True)
+        if self.tee is not None and text:
+            with contextlib.suppress(Exception):
+                self.tee(self.name, self.pid, target is sys.stderr, text)
         return True
 
     def reap(self, timeout: float = 5.0) -> None:

@@ -213,6 +213,11 @@ class NodeLink:
         with contextlib.suppress(zmq.ZMQError):
             self.socket.send(wire.encode("exited", node_id=self.node_id, pid=pid, code=code), zmq.NOBLOCK)
 
+    def send_output(self, pid: int, err: bool, text: str) -> None:
+        """What a worker of this node printed, for the head (from the thread that beats; no answer)."""
+        with contextlib.suppress(zmq.ZMQError):
+            self.socket.send(wire.encode("output", node_id=self.node_id, pid=pid, err=err, text=text), zmq.NOBLOCK)
+
     def leave(self) -> None:
         if self.node_id:
             with contextlib.suppress(zmq.ZMQError):

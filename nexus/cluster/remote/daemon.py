@@ -117,6 +117,7 @@ def run_head(args: argparse.Namespace) -> int:
 def run_node(args: argparse.Namespace) -> int:
     from .agent import HeadUnreachableError, KeyRefusedError, NodeLink
     from .keys import load_node_key
+    from .output import OutputRelay, batches
 
     private_folder(home())
     folder = Path(private_folder(node_folder()))
@@ -128,6 +129,7 @@ def run_node(args: argparse.Namespace) -> int:
     state_file = folder / f"node-{os.getpid()}.json"
     workers: list[subprocess.Popen[bytes]] = []  # task workers: kept at one per CPU
     actors: list[subprocess.Popen[bytes]] = []  # actor workers: one spare, and those the head asked for
+    relay = OutputRelay()  # what they print, for the head (and this agent's log)
     try:
         try:
             node_id = link.join(resources, labels, timeout=args.join_timeout)
@@ -139,8 +141,8 @@ def run_node(args: argparse.Namespace) -> int:
             """Joined (again) as ``node_id``: the state file says so, and the workers attach under that number."""
             _stop_workers(workers)
             _stop_workers(actors)
-            workers[:] = _start_workers(int(resources["CPU"]), args.address, key.path, node_id)
-            actors[:] = _start_workers(1, args.address, key.path, node_id, "actor")  # a spare, for an actor placed here
+            workers[:] = _start_workers(int(resources["CPU"]), args.address, key.path, node_id, relay=relay)
+            actors[:] = _start_workers(1, args.address, key.path, node_id, "actor", relay)  # a spare, for an actor placed here
             write_private(
                 str(state_file), {"address": args.address, "pid": os.getpid(), "started": process_start(os.getpid()), "node_id": node_id}
             )
@@ -148,7 +150,12 @@ def run_node(args: argparse.Namespace) -> int:
         def spawn(kind: str) -> None:  # the head asks for one more (an actor took this node's spare)
             actors[:] = [p for p in actors if p.poll() is None]  # (actors' workers that ended)
             if kind == "actor":
-                actors.extend(_start_workers(1, args.address, key.path, link.node_id, "actor"))
+                actors.extend(_start_workers(1, args.address, key.path, link.node_id, "actor", relay))
+
+        def tick() -> None:  # (each beat, on the thread that beats: the only one that uses the link)
+            for pid, err, text in batches(relay.take()):  # (before exits: a crashed worker's last words go under its name)
+                link.send_output(pid, err, text)
+            _replace_exited(workers, actors, args.address, key.path, link.node_id, link.report_exit, relay)
 
         link.on_spawn = spawn
         record(node_id)
@@ -159,7 +166,7 @@ def run_node(args: argparse.Namespace) -> int:
             labels,
             _log,
             rejoined=record,
-            tick=lambda: _replace_exited(workers, actors, args.address, key.path, link.node_id, link.report_exit),
+            tick=tick,
         )
         link.leave()
     finally:
@@ -167,20 +174,35 @@ def run_node(args: argparse.Namespace) -> int:
             os.unlink(state_file)
         _stop_workers(workers)
         _stop_workers(actors)
+        relay.close()
         link.close()
     _log(f"nexus node {link.node_id}: stopped")
     return 0
 
 
-def _start_workers(count: int, address: str, key_path: str, node_id: int, kind: str = "task") -> list[subprocess.Popen[bytes]]:
-    """This node's workers: each attaches to the head on its own (and dies with this agent)."""
+def _start_workers(
+    count: int, address: str, key_path: str, node_id: int, kind: str = "task", relay: Any = None
+) -> list[subprocess.Popen[bytes]]:
+    """This node's workers: each attaches to the head on its own (and dies with this agent); ``relay`` reads what
+    they print."""
     argv = [sys.executable, "-m", "nexus.cluster.remote.worker", "--address", address, "--key", key_path, "--kind", kind]
     # Not a worker of any local cluster this agent may have been started from (that cluster's files are not theirs)
     env = {k: v for k, v in os.environ.items() if k not in ("NEXUS_CLUSTER_ID", "NEXUS_ARENA", "NEXUS_NODE_ID")}
-    return [
-        subprocess.Popen([*argv, "--node", str(node_id), "--agent", str(os.getpid())], stdin=subprocess.DEVNULL, close_fds=True, env=env)
+    piped = subprocess.PIPE if relay is not None else None
+    procs = [
+        subprocess.Popen(
+            [*argv, "--node", str(node_id), "--agent", str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+            stdout=piped,
+            stderr=piped,
+            close_fds=True,
+            env=env,
+        )
         for _ in range(count)
     ]
+    for proc in procs if relay is not None else ():
+        relay.watch(proc)
+    return procs
 
 
 def _replace_exited(
@@ -190,6 +212,7 @@ def _replace_exited(
     key_path: str,
     node_id: int,
     report: Any,
+    relay: Any = None,
 ) -> None:
     """Workers that exited are told to the head with their exit codes (it settles what they ran at once, rather than
     when their links go silent); task workers (a task that crashed its process, a force-cancel) are started again."""
@@ -201,7 +224,7 @@ def _replace_exited(
         actors.remove(proc)
         report(proc.pid, proc.returncode)
     if exited:
-        workers.extend(_start_workers(len(exited), address, key_path, node_id))
+        workers.extend(_start_workers(len(exited), address, key_path, node_id, relay=relay))
 
 
 def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:

@@ -182,6 +182,12 @@ class AttachedDriver(WorkerClient):
             waiter.event.set()  # (their _wait sees self.lost and raises)
         self.queue_room.event.set()
 
+    def _on_output(self, body: tuple[Any, ...]) -> None:
+        """What a worker of the cluster printed (the head sends it to every attached driver, named)."""
+        import sys
+
+        print(body[2], file=sys.stderr if body[1] else sys.stdout, flush=True)
+
     def _on_exit(self, _body: tuple[Any, ...]) -> None:
         self._lose(f"the head at {self.address} shut down")
 

@@ -49,6 +49,7 @@ _NODE_OPS: dict[str, dict[str, Any]] = {
     "peer_beat": {"worker_id": int},
     "detach": {"worker_id": int},
     "exited": {"node_id": int, "pid": int, "code": int},
+    "output": {"node_id": int, "pid": int, "err": bool, "text": str},
 }
 
 
@@ -255,7 +256,7 @@ class HeadService:
         key = frame.get("User-Id")  # the authenticated public key (Z85), set by the ZAP handler
         try:
             op, fields = wire.decode(frame.bytes, _NODE_OPS)
-            if op in ("attach", "peer_beat", "detach", "join", "beat", "leave", "exited"):
+            if op in ("attach", "peer_beat", "detach", "join", "beat", "leave", "exited", "output"):
                 reply = getattr(self, f"_on_{op}")(identity.bytes, key, fields)
             else:
                 reply = getattr(self, f"_on_{op}")(key, fields)
@@ -377,6 +378,22 @@ class HeadService:
             return  # only the connection a node joined on speaks for it
         for peer in [p for p in self.peers.values() if p.record.node == node and p.record.pid == f["pid"]]:
             self._peer_gone(peer, f"its process exited (exit code {f['code']})", f["code"])
+
+    def _on_output(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
+        """What a node's worker printed (its agent read it): into this head's log, named, and to attached drivers."""
+        node, pid = f["node_id"], f["pid"]
+        member = self.membership.get(node)
+        if self.node_identity.get(node) != identity or member is None:
+            return
+        record = next((p.record for p in self.peers.values() if p.record.node == node and p.record.pid == pid), None)
+        name = record.name if record is not None else "worker"
+        lines = f["text"].split("\n")
+        where = f" on {member.host}"
+        target = sys.stderr if f["err"] else sys.stdout
+        for line in lines:
+            print(f"({name} pid={pid}{where}) {line}", file=target, flush=True)
+        if self.runtime is not None:
+            self.runtime.peers.tee_output(name, pid, f["err"], lines, where)
 
     def _drop_workers_of(self, node: int, why: str) -> None:
         """A node's workers go with it (they are fenced too: what they still say is not taken), and what it had."""
