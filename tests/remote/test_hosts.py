@@ -462,22 +462,34 @@ RESOURCES = textwrap.dedent(
     out["actor"] = nexus.get(trainer.host.remote(), timeout=60)
     ref = where.options(num_gpus=1).remote()  # the actor holds the only GPU: this waits, and says why
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not [t for t in nexus.state.list_tasks() if t.state == "queued"]:
+    while time.monotonic() < deadline and not [t for t in nexus.state.list_tasks() if t.state == "queued" and t.kind == "task"]:
         time.sleep(0.05)
-    out["waiting"] = [t.waiting_for for t in nexus.state.list_tasks() if t.state == "queued"]
+    out["waiting"] = [t.waiting_for for t in nexus.state.list_tasks() if t.state == "queued" and t.kind == "task"]
     out["free_gpu"] = nexus.available_resources().get("GPU", 0.0)
     nexus.kill(trainer)
     out["after"] = nexus.get(ref, timeout=60)
     holder = Trainer.remote()
     nexus.get(holder.host.remote(), timeout=60)
     stranded = where.options(num_gpus=1).remote()
+    second = Trainer.remote()  # the GPU is held: this actor waits for it, as in Ray
+    second_ref = second.host.remote()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not [a.waiting_for for a in nexus.state.list_actors() if a.waiting_for]:
+        time.sleep(0.05)
+    out["actor_waiting"] = [a.waiting_for for a in nexus.state.list_actors() if a.waiting_for]
     print(json.dumps(out), flush=True)
     sys.stdin.readline()  # the test kills host3's node now: the queued GPU task can never run
     try:
         nexus.get(stranded, timeout=60)
-        print(json.dumps({"stranded": None}), flush=True)
+        out["stranded"] = None
     except Exception as exc:
-        print(json.dumps({"stranded": f"{type(exc).__name__}: {exc}"}), flush=True)
+        out["stranded"] = f"{type(exc).__name__}: {exc}"
+    try:  # the waiting actor: no node has a GPU any more
+        nexus.get(second_ref, timeout=60)
+        out["second"] = None
+    except Exception as exc:
+        out["second"] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps({"stranded": out["stranded"], "second": out["second"]}), flush=True)
     nexus.shutdown()
     """
 )
@@ -507,8 +519,12 @@ def test_tasks_and_actors_go_to_the_node_that_has_what_they_need(hosts: Hosts) -
     assert result["actor"] == "host3" and result["after"] == "host3"
     assert result["free_gpu"] == 0.0
     assert len(result["waiting"]) == 1 and re.fullmatch(r"waiting for 1 CPU, 1 GPU: node [0-9a-f]{6} has 0 GPU free", result["waiting"][0])
-    stranded = json.loads(out.strip().splitlines()[-1])["stranded"]
+    last = json.loads(out.strip().splitlines()[-1])
+    stranded = last["stranded"]
     assert stranded is not None and "can never run now" in stranded and "no other node has what it needs" in stranded, err
+    assert result["actor_waiting"] == ["Trainer needs 1 GPU on one node, more than any node has free now"], result
+    second = last["second"] or ""
+    assert "can never run" in second and "the node that could hold it is gone" in second, last
 
 
 @pytest.mark.timeout(900)

@@ -97,7 +97,9 @@ class ActorDirectory:
             self.actors[actor_id] = actor
             if name is not None:
                 self.named[(namespace, name)] = actor_id
-            if answer is not None:
+            if answer is not None and actor.waiting_for is not None:
+                answer(None)  # created: it waits for its needs, the caller does not (as in Ray)
+            elif answer is not None:
                 actor.on_ready.append(answer)
             missing = self.objects.table.hold(deps, actor)  # placed once they are made (_actor_args_made)
         if missing == 0:

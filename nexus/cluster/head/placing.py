@@ -62,17 +62,20 @@ class ActorPlacement:
     def retry(self) -> None:
         """Place the waiting actors whose needs are free now (lock held); fail those no node could hold any more."""
         for actor in list(self.pending):
+            if actor not in self.pending:
+                continue  # (settled meanwhile: failing one runs this again)
             if actor.dead is None:
                 why = self.hold_node(actor)
                 if why is not None:
                     try:
                         self._check_feasible(actor)
                     except ValueError as exc:  # (the node that could is gone)
-                        why = None
-                        self.failed(actor, NexusError(f"{exc} now"))
-                    else:
-                        actor.waiting_for = why
+                        self.pending.remove(actor)
+                        actor.waiting_for = None
+                        self.failed(actor, NexusError(f"{exc}: the node that could hold it is gone"))
                         continue
+                    actor.waiting_for = why
+                    continue
             self.pending.remove(actor)
             actor.waiting_for = None
             if actor.dead is None and actor.missing == 0:
