@@ -72,6 +72,11 @@ def total(a):
 
 
 @nexus.remote
+def total_of(values):
+    return sum(values)
+
+
+@nexus.remote
 def ramp(n):
     return np.arange(n, dtype=np.int64)
 
@@ -136,6 +141,9 @@ def test_put_get_wait_and_large_arrays_both_ways(attached) -> None:
     big_ref = nexus.put(big)
     assert nexus.get(total.remote(big_ref), timeout=60) == int(big.sum())
     assert nexus.get(total.remote(big), timeout=60) == int(big.sum()), "a large argument passed by value"
+    many = list(range(2_000_000))  # ~10 MB of pickle in the message itself (no out-of-band buffer): one large frame
+    assert nexus.get(nexus.put(many), timeout=60) == many
+    assert nexus.get(total_of.remote(many), timeout=60) == sum(many)
     back = nexus.get(ramp.remote(5_000_000), timeout=60)  # 40 MB made in a worker, in the arena, sent with its bytes
     assert back.shape == (5_000_000,) and int(back[-1]) == 4_999_999
     refs = [slow.remote(0.01), slow.remote(30)]

@@ -92,3 +92,22 @@ def test_a_part_that_does_not_fit_its_layout_drops_the_message_quietly_to_its_en
     assert parts.join([b"next"]) == [b"next"]
     with pytest.raises(ValueError, match="no message"):
         parts.add([b"stray"])
+
+
+def test_a_message_of_one_large_frame_goes_in_pieces_too() -> None:
+    """An envelope whose pickle is large (a list of millions of ints has no out-of-band buffer) and nothing else."""
+    envelope = bytes(range(256)) * 20
+    messages = split([DATA, envelope], limit=1000)
+    assert len(messages) == 6 and messages[0][0] == LAYOUT and messages[-1][0] == DATA
+    assert _contents(_receive(Parts(), messages)) == [envelope]
+
+
+def test_a_layout_that_claims_more_than_this_machines_memory_is_refused_before_anything_is_allocated() -> None:
+    from array import array
+
+    parts = Parts()
+    with pytest.raises(ValueError, match="more than this machine's memory"):
+        parts.first([array("Q", [1 << 60, 4]).tobytes(), b"abcd"])
+    with pytest.raises(ValueError, match="dropped"):
+        parts.join([b"its last part"])
+    assert parts.join([b"next"]) == [b"next"]

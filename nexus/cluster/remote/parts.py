@@ -17,6 +17,7 @@ lost when a send failed, a peer that lies) drops that message, and only it.
 
 from __future__ import annotations
 
+import os
 from array import array
 from typing import Any
 
@@ -100,8 +101,10 @@ class Parts:
         try:
             layout = array("Q")
             layout.frombytes(_bytes(frames[0]))  # (ValueError unless a whole number of sizes)
-            if not 2 <= len(layout) <= MAX_FRAMES:
+            if not 1 <= len(layout) <= MAX_FRAMES:
                 raise ValueError(f"a layout of {len(layout)} frames")
+            if sum(layout) > _memory():  # (a peer's claim is checked before anything is allocated for it)
+                raise ValueError(f"a message of {sum(layout)} bytes, more than this machine's memory")
             self.sizes = list(layout)
             self._take(frames[1:])
         except ValueError:
@@ -168,6 +171,13 @@ class Parts:
             if end == size:
                 frames.append(Joined(self.buf))
                 self.buf, self.filled = None, 0
+
+
+def _memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 1 << 40
 
 
 def _bytes(frame: Any) -> bytes:
