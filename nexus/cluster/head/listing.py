@@ -143,26 +143,14 @@ def tasks_of(rt: Any, filters: list[tuple[str, str, Any]] | None = None, limit: 
     queued = rt.waiting_tasks()
     waiting = {tid: why for tid, _, why in queued}
     records: dict[int, dict[str, Any]] = {}
+    cursor = 0
     if rt.observed is not None:
-        from ..observed import expand
-
-        for raw in rt.observed.read(0).events:
-            event = expand(raw)
-            kind = event[0]
-            if kind == "submitted":
-                records[event[2]] = {
-                    "name": event[3],
-                    "kind": event[4],
-                    "trace": f"{event[5]:x}",
-                    "by": event[7],
-                    "state": "queued",
-                    "worker": None,
-                    "duration": None,
-                }
-            elif kind == "finished" and event[2] in records:
-                rec = records[event[2]]
-                rec.update(state="finished" if event[9] else "failed", worker=event[3], duration=(event[8] - event[5]) / 1e9)
+        result = rt.observed.read(0)
+        cursor = result.cursor
+        _note(records, result.events)
     with rt.lock:
+        if rt.observed is not None:  # what finished since the read above (its event comes before its task leaves running)
+            _note(records, rt.observed.read(cursor).events)
         for task in rt.tasks.running.values():
             if task.task_id in records and records[task.task_id]["state"] == "queued":
                 records[task.task_id].update(state="running", worker=task.worker.name if task.worker else None)
@@ -172,10 +160,11 @@ def tasks_of(rt: Any, filters: list[tuple[str, str, Any]] | None = None, limit: 
             for call in a.inflight.values():
                 if call.call_id in records and records[call.call_id]["state"] == "queued":
                     records[call.call_id].update(state="running", worker=a.worker.name if a.worker else None)
-            pending.update(c.call_id for c in a.queue)
         for tid, r in records.items():
-            if r["state"] == "queued" and tid not in pending:
-                r["state"] = "failed"  # it ended without running: cancelled, or failed where it waited (its node or actor died)
+            # A task neither queued, waiting nor running that never finished ended without running (cancelled, or
+            # failed where it waited: its node died). (Calls are not known so well: a tell sends no answer.)
+            if r["state"] == "queued" and r["kind"] == "task" and tid not in pending:
+                r["state"] = "failed"
     out = [
         TaskState(f"{tid:x}", r["name"], r["kind"], r["state"], r["worker"], r["by"], r["trace"], r["duration"], waiting.get(tid))
         for tid, r in reversed(records.items())
@@ -183,6 +172,28 @@ def tasks_of(rt: Any, filters: list[tuple[str, str, Any]] | None = None, limit: 
     # Queued tasks the events do not name (observation off, or their submission lapped out of the ring)
     out += [TaskState(f"{tid:x}", name, "task", "queued", None, None, None, None, why) for tid, name, why in queued if tid not in records]
     return _filtered(out, filters)[:limit]
+
+
+def _note(records: dict[int, dict[str, Any]], events: list[tuple[Any, ...]]) -> None:
+    """Tasks and calls as their events tell them: submitted (queued), then finished or failed."""
+    from ..observed import expand
+
+    for raw in events:
+        event = expand(raw)
+        kind = event[0]
+        if kind == "submitted":
+            records[event[2]] = {
+                "name": event[3],
+                "kind": event[4],
+                "trace": f"{event[5]:x}",
+                "by": event[7],
+                "state": "queued",
+                "worker": None,
+                "duration": None,
+            }
+        elif kind == "finished" and event[2] in records:
+            rec = records[event[2]]
+            rec.update(state="finished" if event[9] else "failed", worker=event[3], duration=(event[8] - event[5]) / 1e9)
 
 
 def placement_of(rt: Any) -> tuple[list[WorkerState], list[ActorState], dict[str, list[str]]]:

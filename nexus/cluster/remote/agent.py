@@ -165,11 +165,13 @@ class NodeLink:
         lost_since = 0.0
         offset_told = False
         best_trip = 1 << 62  # the shortest beat round trip so far (ns): the monotonic offset measured on it
+        seq = 0  # beats are numbered: an ack that comes late (for an earlier beat) is no sample of this one's trip
         while not stop.wait(self.heartbeat):
             if tick is not None:
                 tick()
             try:
-                fields: dict[str, Any] = {"node_id": self.node_id, "epoch": self.epoch}
+                seq += 1
+                fields: dict[str, Any] = {"node_id": self.node_id, "epoch": self.epoch, "seq": seq}
                 if not offset_told:
                     fields["offset"] = self.clock_offset
                     fields["mono"] = self.mono_offset
@@ -188,7 +190,7 @@ class NodeLink:
                 log(f"nexus node {self.node_id}: the head answers again after {time.monotonic() - lost_since:.1f} s")
                 lost_since = 0.0
             offset_told = True
-            mono = f.get("mono") if op == "ack" else None
+            mono = f.get("mono") if op == "ack" and f.get("seq") == seq else None
             if isinstance(mono, int) and not isinstance(mono, bool) and back - sent < best_trip:
                 # NTP's way: the head's clock at the middle of the quickest round trip (the join's included the
                 # link's handshake); told with the next beat

@@ -148,7 +148,6 @@ def run_node(args: argparse.Namespace) -> int:
             )
 
         def spawn(kind: str) -> None:  # the head asks for one more (an actor took this node's spare)
-            actors[:] = [p for p in actors if p.poll() is None]  # (actors' workers that ended)
             if kind == "actor":
                 actors.extend(_start_workers(1, args.address, key.path, link.node_id, "actor", relay))
 
@@ -188,6 +187,7 @@ def _start_workers(
     argv = [sys.executable, "-m", "nexus.cluster.remote.worker", "--address", address, "--key", key_path, "--kind", kind]
     # Not a worker of any local cluster this agent may have been started from (that cluster's files are not theirs)
     env = {k: v for k, v in os.environ.items() if k not in ("NEXUS_CLUSTER_ID", "NEXUS_ARENA", "NEXUS_NODE_ID")}
+    env["PYTHONUNBUFFERED"] = "1"  # (what a task prints goes to the head as it is printed, and is not lost with it)
     piped = subprocess.PIPE if relay is not None else None
     procs = [
         subprocess.Popen(

@@ -194,7 +194,7 @@ class HeadService:
                 with contextlib.suppress(BlockingIOError):
                     os.eventfd_read(self.wake_fd)
             while self.kills:
-                self._peer_gone(*self.kills.popleft())
+                self._guarded(self._peer_gone, *self.kills.popleft())
             self._send_outgoing()
             if sock in events:
                 for _ in range(1000):  # what waits now, without starving the expiry below
@@ -211,9 +211,16 @@ class HeadService:
             self.membership.heard(self.own.node_id, self.own.key, now)
             for record in self.membership.expire(now):
                 self.print(f"nexus head: node {record.node_id} ({record.host}) is dead: {record.why}")
-                self._drop_workers_of(record.node_id, f"its node is dead: {record.why}")
+                self._guarded(self._drop_workers_of, record.node_id, f"its node is dead: {record.why}")
             for peer in [p for p in self.peers.values() if now - p.last_heard > self.membership.timeout]:
-                self._peer_gone(peer, f"not heard from for {now - peer.last_heard:.1f} s")
+                self._guarded(self._peer_gone, peer, f"not heard from for {now - peer.last_heard:.1f} s")
+
+    def _guarded(self, step: Any, *args: Any) -> None:
+        """A step of the loop that settles a peer or node: a defect in it is said, and the loop goes on."""
+        try:
+            step(*args)
+        except Exception as exc:
+            self.limited(f"nexus head: settling a peer or node failed: {exc!r}")
 
     def wake(self) -> None:
         """Wake the loop thread (any thread may)."""
@@ -308,7 +315,7 @@ class HeadService:
         mono = f.get("mono")
         if _is_int(mono):
             record.mono_offset = mono
-        return wire.encode("ack", mono=time.monotonic_ns())
+        return wire.encode("ack", mono=time.monotonic_ns(), seq=f.get("seq"))
 
     def _on_leave(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
         if self.node_identity.get(f["node_id"]) != identity:

@@ -29,7 +29,7 @@ KEPT = 10_000  # lines kept for the head at most; past that the oldest are dropp
 class OutputRelay:
     def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
-        self.lines: deque[tuple[int, bool, str]] = deque()  # (pid, from stderr, line) for the head
+        self.lines: deque[tuple[int, bool, str]] = deque(maxlen=KEPT)  # (pid, from stderr, line) for the head
         self.dropped = 0
         self.partial: dict[int, bytes] = {}  # by descriptor: a line not ended yet
         self.new: deque[tuple[Any, int, bool]] = deque()  # streams to watch, handed to the reading thread
@@ -62,7 +62,12 @@ class OutputRelay:
                     with contextlib.suppress(OSError):
                         os.read(self.wake_r, 4096)
                     continue
-                self._read(key)
+                try:
+                    self._read(key)
+                except Exception as exc:  # (this thread must go on: workers block once their pipes are full)
+                    print(f"nexus node: could not read a worker's output: {exc!r}", file=sys.stderr, flush=True)
+                    with contextlib.suppress(Exception):
+                        self.selector.unregister(key.fileobj)
             while self.new:
                 stream, pid, err = self.new.popleft()
                 os.set_blocking(stream.fileno(), False)
@@ -89,9 +94,8 @@ class OutputRelay:
         for raw in whole:
             line = raw.decode(errors="replace")
             print(f"(pid {pid}) {line}", file=sys.stderr if err else sys.stdout, flush=True)  # (the agent's log)
-            if len(self.lines) >= KEPT:
-                self.lines.popleft()
-                self.dropped += 1
+            if len(self.lines) == KEPT:
+                self.dropped += 1  # (the oldest goes: the deque is bounded)
             self.lines.append((pid, err, line))
 
     def close(self) -> None:
