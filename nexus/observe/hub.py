@@ -213,6 +213,12 @@ class FollowingHub(ObservationHub):
         self._pull_quietly()
         return super().read(cursor, limit, kinds)
 
+    def add_sink(self, sink: ObservationSink, from_now: bool = True) -> ObservationSink:
+        if from_now:  # "now" is what the head has recorded so far, not what this copy fetched
+            self._pulled_at = -1e9
+            self._pull_quietly()
+        return super().add_sink(sink, from_now)
+
     def raw(self) -> list[tuple[Any, ...]]:
         self._pull_quietly()
         return super().raw()

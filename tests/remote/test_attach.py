@@ -133,6 +133,25 @@ def test_the_state_api_and_the_events_of_an_attached_driver_are_the_heads(attach
     trace = observe.timeline()
     assert any(e.get("cat") == "task" and e["name"] == "square" for e in trace["traceEvents"])
 
+    class Collect(observe.ObservationSink):
+        def __init__(self):
+            self.finished = []
+
+        def on_events(self, events, missed):
+            self.finished += [e for e in events if e.kind == "finished"]
+
+    from nexus.cluster.session import current
+
+    fresh = FollowingHub(current())  # (one that has fetched nothing yet)
+    sink = fresh.add_sink(Collect())  # from now: what the head records after this, not its history
+    try:
+        assert nexus.get(square.remote(12), timeout=30) == 144
+        wait_for("the sink gets the new task's events", lambda: sink.finished)
+        time.sleep(0.3)
+        assert len(sink.finished) == 1, [e.data for e in sink.finished]
+    finally:
+        fresh.close()
+
 
 def test_put_get_wait_and_large_arrays_both_ways(attached) -> None:
     ref = nexus.put({"a": 1})

@@ -106,13 +106,13 @@ class HeadService:
         self.runtime = runtime  # the head's cluster, which attached drivers use (None: membership only)
         self.peers: dict[bytes, _Peer] = {}  # by routing id
         self.outgoing: deque[tuple[bytes, list[Any]]] = deque()
-        self.kills: deque[tuple[_Peer, str]] = deque()  # peers to drop, asked from other threads (the loop drops them)
+        self.kills: deque[tuple[Any, ...]] = deque()  # (peer, why[, code]) to drop, asked from other threads (the loop drops them)
         self.control_out: deque[tuple[bytes, bytes]] = deque()  # control frames other threads send to nodes
         self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.closed = False
         self.epoch = secrets.token_hex(8)  # this head's run: a beat for a node of an earlier run is fenced
         self.node_identity: dict[int, bytes] = {}  # the connection each node joined on: only it speaks for it
-        self.slow: queue.SimpleQueue[tuple[_Peer, Any] | None] = queue.SimpleQueue()  # for the data thread
+        self.slow: queue.SimpleQueue[tuple[_Peer, Any] | None] = queue.SimpleQueue()  # for the data thread: frames, or a departure
         self.data_thread: threading.Thread | None = None
         if runtime is not None:
             from ..head.peers import peer_loads
@@ -372,11 +372,7 @@ class HeadService:
     def _on_detach(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
         peer = self.peers.get(identity)
         if peer is not None and peer.key == key and peer.record.index == f["worker_id"]:
-            if peer.queued != peer.handled:  # after what it sent before, still on the data thread
-                peer.queued += 1
-                self.slow.put((peer, None))
-                return
-            self._peer_gone(peer, "it detached")
+            self._depart(peer, "it detached")
 
     def _on_exited(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
         """A node's agent saw one of its workers exit: it is gone now, with its exit code (not when it goes silent)."""
@@ -384,7 +380,16 @@ class HeadService:
         if self.node_identity.get(node) != identity:
             return  # only the connection a node joined on speaks for it
         for peer in [p for p in self.peers.values() if p.record.node == node and p.record.pid == f["pid"]]:
-            self._peer_gone(peer, f"its process exited (exit code {f['code']})", f["code"])
+            self._depart(peer, f"its process exited (exit code {f['code']})", f["code"])
+
+    def _depart(self, peer: _Peer, why: str, code: int | None = None) -> None:
+        """``peer`` left (detached, or its process exited): after what it sent before, if some is still on the data
+        thread (a worker's last result, say), else now."""
+        if peer.queued != peer.handled:
+            peer.queued += 1
+            self.slow.put((peer, (why, code)))
+            return
+        self._peer_gone(peer, why, code)
 
     def _on_output(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
         """What a node's worker printed (its agent read it): into this head's log, named, and to attached drivers."""
@@ -454,8 +459,8 @@ class HeadService:
         while (item := self.slow.get()) is not None:
             peer, frames = item
             try:
-                if frames is None:  # it detached after them
-                    self.kills.append((peer, "it detached"))
+                if isinstance(frames, tuple):  # it left after them: (why, exit code)
+                    self.kills.append((peer, *frames))
                     self.wake()
                 elif peer.record.alive:  # (a peer declared gone meanwhile is fenced: what it said is not taken)
                     self._deliver(peer, frames)
