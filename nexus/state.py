@@ -13,19 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from .cluster.head.listing import (
-    ActorState,
-    NodeState,
-    ObjectState,
-    TaskState,
-    WorkerState,
-    actors_of,
-    objects_of,
-    placement_of,
-    summary_of,
-    tasks_of,
-    workers_of,
-)
+from .cluster.head.listing import ActorState, NodeState, ObjectState, TaskState, WorkerState
 
 __all__ = [
     "ActorState",
@@ -58,27 +46,24 @@ def list_nodes() -> list[NodeState]:
     return [NodeState(n["NodeID"], n["NodeManagerHostname"], n["Alive"], n["Resources"], n["Labels"], n["Workers"]) for n in nodes]
 
 
-def _attached() -> Any:
-    """The session of a driver attached to a head (which answers the state API for it), or None."""
+def _ask(what: str, *args: Any) -> Any:
+    """The state API's ``what`` (see head.listing.answer): from this process's driver's tables, or asked of the
+    driver or head that has them (in a worker, or in a driver attached to a head)."""
     from .cluster.session import current
 
     session = current()
-    return session if session is not None and session.driver() is None else None
+    if session is None:
+        session = _runtime()  # (whose error says that nexus.init() comes first)
+    return (session.driver() or session).control("state", what, *args)
 
 
 def list_workers() -> list[WorkerState]:
     """The cluster's worker processes, on every node (in a driver attached to a head too: it asks the head)."""
-    attached = _attached()
-    if attached is not None:
-        return list(attached.control("state", "workers"))
-    return workers_of(_runtime())
+    return list(_ask("workers"))
 
 
 def list_actors() -> list[ActorState]:
-    attached = _attached()
-    if attached is not None:
-        return list(attached.control("state", "actors"))
-    return actors_of(_runtime())
+    return list(_ask("actors"))
 
 
 def list_tasks(filters: list[tuple[str, str, Any]] | None = None, limit: int = 1000) -> list[TaskState]:
@@ -86,34 +71,22 @@ def list_tasks(filters: list[tuple[str, str, Any]] | None = None, limit: int = 1
 
     A queued task says why it waits (``waiting_for``). In a driver attached to a head, the head answers.
     """
-    attached = _attached()
-    if attached is not None:
-        return list(attached.control("state", "tasks", filters, limit))
-    return tasks_of(_runtime(), filters, limit)
+    return list(_ask("tasks", filters, limit))
 
 
 def placement() -> tuple[list[WorkerState], list[ActorState], dict[str, list[str]]]:
     """What ClusterView draws, in one go: the workers, the actors, and what runs on each worker now (by name)."""
-    attached = _attached()
-    if attached is not None:
-        workers, actors, running = attached.control("state", "placement")
-        return list(workers), list(actors), dict(running)
-    return placement_of(_runtime())
+    workers, actors, running = _ask("placement")
+    return list(workers), list(actors), dict(running)
 
 
 def list_objects(limit: int = 1000) -> list[ObjectState]:
-    attached = _attached()
-    if attached is not None:
-        return list(attached.control("state", "objects", limit))
-    return objects_of(_runtime(), limit)
+    return list(_ask("objects", limit))
 
 
 def summary() -> dict[str, Any]:
     """Counts at a glance: workers, actors by state, tasks by state, the object store, messages and channels dropped."""
-    attached = _attached()
-    if attached is not None:
-        return dict(attached.control("state", "summary"))
-    return summary_of(_runtime())
+    return dict(_ask("summary"))
 
 
 def as_dicts(records: list[Any]) -> list[dict[str, Any]]:

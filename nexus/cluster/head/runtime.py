@@ -295,6 +295,7 @@ class Runtime:
     control_events = listing.events_since  # the observed events, for a hub that follows this one from elsewhere
 
     def control(self, op: str, *args: Any) -> Any:
+        """Run ``control_<op>``: what a worker or an attached driver asks by name, asked in this process."""
         return getattr(self, f"control_{op}")(*args)
 
     def store_stats(self) -> dict[str, int]:
@@ -409,7 +410,7 @@ class Runtime:
         from ..values import error_blob
 
         try:
-            result: Any = getattr(self, f"control_{op}")(*args)
+            result: Any = self.control(op, *args)
         except Exception as exc:
             result = ("error", error_blob(exc, "the driver"))
         self.outbox.send(w, ("objects", request, [(0, result)]))

@@ -147,7 +147,7 @@ class NodeLink:
         self.timeout = float(f["timeout"])
         self.clock_offset = (sent + back) / 2 - float(f["wall"])  # ours minus the head's, to within half the round trip
         mono = f.get("mono")
-        if isinstance(mono, int) and not isinstance(mono, bool):
+        if wire.is_int(mono):
             self.mono_offset = mono - (sent_mono + back_mono) // 2  # the head's minus ours, likewise
         return self.node_id
 
@@ -191,7 +191,7 @@ class NodeLink:
                 lost_since = 0.0
             offset_told = True
             mono = f.get("mono") if op == "ack" and f.get("seq") == seq else None
-            if isinstance(mono, int) and not isinstance(mono, bool) and back - sent < best_trip:
+            if wire.is_int(mono) and back - sent < best_trip:
                 # NTP's way: the head's clock at the middle of the quickest round trip (the join's included the
                 # link's handshake); told with the next beat
                 best_trip = back - sent

@@ -141,7 +141,7 @@ def run_node(args: argparse.Namespace) -> int:
             """Joined (again) as ``node_id``: the state file says so, and the workers attach under that number."""
             _stop_workers(workers)
             _stop_workers(actors)
-            workers[:] = _start_workers(int(resources["CPU"]), args.address, key.path, node_id, relay=relay)
+            workers[:] = _start_workers(int(resources["CPU"]), args.address, key.path, node_id, "task", relay)
             actors[:] = _start_workers(1, args.address, key.path, node_id, "actor", relay)  # a spare, for an actor placed here
             write_private(
                 str(state_file), {"address": args.address, "pid": os.getpid(), "started": process_start(os.getpid()), "node_id": node_id}
@@ -179,28 +179,25 @@ def run_node(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_workers(
-    count: int, address: str, key_path: str, node_id: int, kind: str = "task", relay: Any = None
-) -> list[subprocess.Popen[bytes]]:
+def _start_workers(count: int, address: str, key_path: str, node_id: int, kind: str, relay: Any) -> list[subprocess.Popen[bytes]]:
     """This node's workers: each attaches to the head on its own (and dies with this agent); ``relay`` reads what
     they print."""
     argv = [sys.executable, "-m", "nexus.cluster.remote.worker", "--address", address, "--key", key_path, "--kind", kind]
     # Not a worker of any local cluster this agent may have been started from (that cluster's files are not theirs)
     env = {k: v for k, v in os.environ.items() if k not in ("NEXUS_CLUSTER_ID", "NEXUS_ARENA", "NEXUS_NODE_ID")}
     env["PYTHONUNBUFFERED"] = "1"  # (what a task prints goes to the head as it is printed, and is not lost with it)
-    piped = subprocess.PIPE if relay is not None else None
     procs = [
         subprocess.Popen(
             [*argv, "--node", str(node_id), "--agent", str(os.getpid())],
             stdin=subprocess.DEVNULL,
-            stdout=piped,
-            stderr=piped,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             close_fds=True,
             env=env,
         )
         for _ in range(count)
     ]
-    for proc in procs if relay is not None else ():
+    for proc in procs:
         relay.watch(proc)
     return procs
 
@@ -212,7 +209,7 @@ def _replace_exited(
     key_path: str,
     node_id: int,
     report: Any,
-    relay: Any = None,
+    relay: Any,
 ) -> None:
     """Workers that exited are told to the head with their exit codes (it settles what they ran at once, rather than
     when their links go silent); task workers (a task that crashed its process, a force-cancel) are started again."""
@@ -224,7 +221,7 @@ def _replace_exited(
         actors.remove(proc)
         report(proc.pid, proc.returncode)
     if exited:
-        workers.extend(_start_workers(len(exited), address, key_path, node_id, relay=relay))
+        workers.extend(_start_workers(len(exited), address, key_path, node_id, "task", relay))
 
 
 def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:

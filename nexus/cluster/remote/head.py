@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, TypeGuard
+from typing import Any
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
@@ -284,7 +284,7 @@ class HeadService:
         info = {"pid": f["pid"]}
         record = self.membership.join(key, f["host"][:253], resources, labels, now, float(f["wall"]) - time.time(), info)
         mono = f.get("mono")
-        if _is_int(mono):  # a first guess (one way: late by the link's latency), until its first beat says better
+        if wire.is_int(mono):  # a first guess (one way: late by the link's latency), until its first beat says better
             record.mono_offset = time.monotonic_ns() - mono
         self.node_identity[record.node_id] = identity
         if self.runtime is not None:
@@ -313,7 +313,7 @@ class HeadService:
         if isinstance(offset, (int, float)) and not isinstance(offset, bool) and abs(offset) < 1e9:
             record.clock_offset = float(offset)
         mono = f.get("mono")
-        if _is_int(mono):
+        if wire.is_int(mono):
             record.mono_offset = mono
         return wire.encode("ack", mono=time.monotonic_ns(), seq=f.get("seq"))
 
@@ -505,10 +505,6 @@ def _describe(r: NodeRecord) -> dict[str, Any]:
         "head": bool(r.info.get("head")),
         "pid": r.info.get("pid"),
     }
-
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 1 << 63
 
 
 def _amounts(resources: dict[str, float]) -> str:

@@ -12,9 +12,9 @@ ValueError the receiver counts and drops.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeGuard
 
-__all__ = ["MAX_FRAME", "decode", "encode"]
+__all__ = ["MAX_FRAME", "decode", "encode", "is_int"]
 
 MAX_FRAME = 1 << 20
 """The largest control frame taken (the sockets refuse larger ones too: ZMQ_MAXMSGSIZE)."""
@@ -45,6 +45,11 @@ def decode(frame: bytes, required: dict[str, dict[str, type | tuple[type, ...]]]
         if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float, (int, float))):
             raise ValueError(f"a {op!r} frame whose {name!r} is {type(value).__name__}, not {getattr(kind, '__name__', kind)}")
     return op, message
+
+
+def is_int(value: Any) -> TypeGuard[int]:
+    """Whether an optional field of a decoded frame is an integer (JSON's true and false are not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _small_int(text: str) -> int:
