@@ -22,7 +22,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.errors import NexusError, SerializationError
+from ..core.errors import NexusError, ObjectStoreFullError, SerializationError
 from ..messaging.serializers import CloudPickleSerializer
 from . import session
 from .config import ClusterConfig
@@ -71,10 +71,12 @@ class Blob:
     stored as (0 until it is). In a worker, a blob with a region that arrives
     from the driver holds a :class:`~nexus.cluster.store.Pin` of it (the
     driver pinned it when it sent it): the memory cannot be reused while the
-    blob or any view read from it is alive.
+    blob or any view read from it is alive. ``at`` is set when the region is
+    in a joined node's arena, not this host's: ``(node, address, server key)``
+    of that node's object server (see :mod:`nexus.cluster.remote.objects`).
     """
 
-    __slots__ = ("buffers", "error", "oid", "payload", "pin", "refs", "region")
+    __slots__ = ("at", "buffers", "error", "oid", "payload", "pin", "refs", "region")
 
     def __init__(
         self,
@@ -84,6 +86,7 @@ class Blob:
         region: tuple[int, int] | None = None,
         refs: tuple[int, ...] = (),
         oid: int = 0,
+        at: tuple[int, str, str] | None = None,
     ) -> None:
         self.payload = payload  # bytes, or a Slice when it is large
         self.buffers = buffers if buffers is not None else []
@@ -91,14 +94,22 @@ class Blob:
         self.region = region
         self.refs = refs
         self.oid = oid
+        self.at = at
         self.pin: Pin | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
+        if self.at is not None:
+            return _rebuild_blob, (self.payload, self.buffers, self.error, self.region, self.refs, self.oid, self.at)
         return _rebuild_blob, (self.payload, self.buffers, self.error, self.region, self.refs, self.oid)
+
+    def copy(self) -> Blob:
+        """The same blob, a new object (each shipment holds a pin of its own)."""
+        return Blob(self.payload, self.buffers, self.error, self.region, self.refs, self.oid, self.at)
 
     def __repr__(self) -> str:
         size = len(self.payload) if isinstance(self.payload, bytes) else self.payload.nbytes
-        return f"Blob(oid={self.oid:x}, payload={size} B, buffers={len(self.buffers)}, region={self.region}, refs={len(self.refs)})"
+        where = "" if self.at is None else f", on node {self.at[0]:x}"
+        return f"Blob(oid={self.oid:x}, payload={size} B, buffers={len(self.buffers)}, region={self.region}{where}, refs={len(self.refs)})"
 
     @property
     def nbytes(self) -> int:
@@ -110,7 +121,7 @@ class Blob:
         )
 
     def moved(self, offset: int) -> Blob:
-        """The same blob with its region moved to ``offset`` (after a restore from disk)."""
+        """The same blob with its region moved to ``offset`` of this host's arena (restored from disk, fetched from a node)."""
         assert self.region is not None
         delta = offset - self.region[0]
 
@@ -119,12 +130,22 @@ class Blob:
 
         return Blob(move(self.payload), [move(b) for b in self.buffers], self.error, (offset, self.region[1]), self.refs, self.oid)
 
+    def parts(self) -> list[tuple[int, int]]:
+        """The ``(offset, nbytes)`` of its slices: its buffers, then its payload if that is one."""
+        parts = [(b.offset, b.nbytes) for b in self.buffers if isinstance(b, Slice)]
+        if isinstance(self.payload, Slice):
+            parts.append((self.payload.offset, self.payload.nbytes))
+        return parts
 
-def _rebuild_blob(payload: Any, buffers: list[Any], error: bool, region: Any, refs: tuple[int, ...], oid: int) -> Blob:
-    blob = Blob(payload, buffers, error, region, refs, oid)
+
+def _rebuild_blob(payload: Any, buffers: list[Any], error: bool, region: Any, refs: tuple[int, ...], oid: int, at: Any = None) -> Blob:
+    blob = Blob(payload, buffers, error, region, refs, oid, tuple(at) if at is not None else None)
     client = _client
     if oid and (region is not None or refs) and client is not None and client.adopts_pins:
-        blob.pin = client.adopt_pin(oid, region)  # the driver pinned it for us when it sent it (see Runtime._ship)
+        # The driver pinned it for us when it sent it (see Runtime._ship); a region in another node's arena is
+        # held, not mapped
+        mapped = region if at is None or at[0] == client.node else None
+        blob.pin = client.adopt_pin(oid, mapped)
     return blob
 
 
@@ -138,6 +159,9 @@ class StoreClient:
 
     adopts_pins = False
     arena: Any = None
+    node = 0  # the joined node whose arena ``arena`` is (0: this host's head's)
+    puller: Any = None  # reads regions of other nodes' arenas (remote.objects.Puller), where there are joined nodes
+    inline_when_full = False  # a value the arena has no room for goes with its bytes instead
     inline_max = ClusterConfig.inline_max  # the runtime sets its cluster's
 
     def allocate(self, nbytes: int) -> int:
@@ -149,7 +173,7 @@ class StoreClient:
     def pin(self, oid: int, region: tuple[int, int]) -> Pin:
         raise NotImplementedError
 
-    def adopt_pin(self, oid: int, region: tuple[int, int]) -> Pin | None:
+    def adopt_pin(self, oid: int, region: tuple[int, int] | None) -> Any:
         return None
 
     def acquire(self, oid: int) -> None:
@@ -253,7 +277,12 @@ def serialize(value: Any, what: str = "value", oid: int = 0, inline: bool = Fals
     big = sum(v.nbytes for v in views) + (len(payload) if len(payload) >= inline_max else 0)
     if big < inline_max or inline or client is None or client.arena is None:
         return Blob(payload, [bytes(v) for v in views], refs=tuple(refs), oid=oid)
-    return _to_arena(client, payload, views, tuple(refs), oid)
+    try:
+        return _to_arena(client, payload, views, tuple(refs), oid)
+    except ObjectStoreFullError:
+        if not client.inline_when_full:
+            raise
+    return Blob(payload, [bytes(v) for v in views], refs=tuple(refs), oid=oid)  # (a joined node's arena is full: via the head)
 
 
 def _to_arena(client: StoreClient, payload: bytes, views: list[memoryview], refs: tuple[int, ...], oid: int) -> Blob:
@@ -309,9 +338,11 @@ def deserialize(blob: Blob) -> Any:
 def _loads(blob: Blob) -> Any:
     if blob.region is None:
         return pickle.loads(blob.payload, buffers=blob.buffers)
+    client = _client
+    if blob.at is not None and (client is None or client.node != blob.at[0]):
+        return _pulled(blob, client)
     pin = blob.pin
     if pin is None:
-        client = _client
         if client is None:
             raise NexusError("this value lives in the object store of a cluster that is not running here")
         pin = client.pin(blob.oid, blob.region)
@@ -322,6 +353,17 @@ def _loads(blob: Blob) -> Any:
         return base[part.offset - start : part.offset - start + part.nbytes] if isinstance(part, Slice) else part
 
     return pickle.loads(view(blob.payload), buffers=[view(b) for b in blob.buffers])
+
+
+def _pulled(blob: Blob, client: StoreClient | None) -> Any:
+    """The value of a blob in another node's arena, its parts pulled from there (each one frame: no copy here)."""
+    assert blob.at is not None
+    if client is None or client.puller is None:
+        raise NexusError(f"this value lives on node {blob.at[0]:x} of a cluster this process is not attached to")
+    views = iter(client.puller.pull(blob.at, blob.parts()))
+    buffers = [next(views) if isinstance(b, Slice) else b for b in blob.buffers]
+    payload = next(views) if isinstance(blob.payload, Slice) else blob.payload
+    return pickle.loads(payload, buffers=buffers)
 
 
 def error_blob(exc: BaseException, where: str) -> Blob:

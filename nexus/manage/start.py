@@ -86,6 +86,8 @@ def _start(args: argparse.Namespace) -> int:
         common += ["--resources", args.resources]
     if args.labels:
         common += ["--labels", *args.labels]
+    if args.object_store_memory is not None:
+        common += ["--object-store-memory", str(args.object_store_memory)]
     private_folder(home())
     if args.head == (args.address is not None):
         print("nexus start: say --head (start a head here) or --address HOST:PORT --key FILE (join one)", file=sys.stderr)

@@ -11,6 +11,7 @@ process of the namespaces and removes them.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -109,6 +110,18 @@ class Hosts:
         for j in range(1, self.count + 1):
             if j != i:
                 _ip("-n", self.names[i - 1], "route", "add" if on else "del", "blackhole", f"{self.address(j)}/32")
+
+    def traffic(self, i: int) -> int:
+        """The bytes host ``i``'s veth has received and sent so far."""
+        out = subprocess.run(
+            ["ip", "-n", self.names[i - 1], "-s", "-j", "link", "show", "dev", self.dev(i)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        stats = json.loads(out)[0]["stats64"]
+        return int(stats["rx"]["bytes"]) + int(stats["tx"]["bytes"])
 
     def pids(self, i: int) -> list[int]:
         return _pids(self.names[i - 1])

@@ -235,6 +235,89 @@ def test_a_node_killed_with_tasks_running_there_has_them_retried_elsewhere(hosts
     assert not [p for p in hosts.pids(2) if _cmdline(p).find("nexus.cluster.remote.worker") >= 0], "its workers died with it"
 
 
+MOVED = textwrap.dedent(
+    """
+    import sys, json, os
+    import numpy as np
+    import nexus
+    from nexus.core.errors import ObjectLostError
+
+    nexus.init(address=sys.argv[1], key=sys.argv[2])
+    ids = {n["NodeManagerHostname"]: n["NodeID"] for n in nexus.nodes() if n["Alive"]}
+    on = {h: nexus.NodeAffinitySchedulingStrategy(ids[h], soft=False) for h in ("host1", "host2", "host3")}
+
+    @nexus.remote
+    def make(n):
+        return np.arange(n, dtype=np.int64)
+
+    @nexus.remote
+    def total(a):
+        return int(a.sum()), os.uname().nodename
+
+    def where(ref):
+        return {int(o.object_id, 16): o.where for o in nexus.state.list_objects()}[ref.id]
+
+    ref = make.options(scheduling_strategy=on["host2"]).remote(12_500_000)  # 100 MB, written into host2's arena
+    nexus.wait([ref], timeout=120)
+    out = {"where": where(ref), "node": ids["host2"], "sum": 12_500_000 * 12_499_999 // 2}
+    out["on_host3"] = nexus.get(total.options(scheduling_strategy=on["host3"]).remote(ref), timeout=120)  # pulled from host2
+    out["on_host2"] = nexus.get(total.options(scheduling_strategy=on["host2"]).remote(ref), timeout=120)  # read in place
+    out["here"] = int(nexus.get(ref, timeout=120).sum())  # this driver, on host3, pulls it from host2
+    print(json.dumps(out), flush=True)
+    sys.stdin.readline()
+    out = {"on_host1": nexus.get(total.options(scheduling_strategy=on["host1"]).remote(ref), timeout=120)}
+    out["where"] = where(ref)  # fetched into the head's arena for its host's worker
+    lost = make.options(scheduling_strategy=on["host2"]).remote(1_000_000)
+    nexus.wait([lost], timeout=120)
+    print(json.dumps(out), flush=True)
+    sys.stdin.readline()  # host2's agent is killed meanwhile, and declared dead
+    try:
+        nexus.get(lost, timeout=60)
+        print(json.dumps({"lost": None}))
+    except ObjectLostError as exc:
+        print(json.dumps({"lost": str(exc)}))
+    nexus.shutdown()
+    """
+)
+
+
+def test_values_made_on_a_node_stay_there_and_go_to_readers_on_other_hosts_directly(hosts: Hosts) -> None:
+    """A value made on host2 is read on host3 (a task, and the driver) without crossing the head's link; the head's
+    own worker gets it fetched into its arena; one only host2 held is lost with host2, and the error names it."""
+    for i in (2, 3):
+        if not any(n["host"] == f"host{i}" and n["alive"] for n in status(hosts)["nodes"]):
+            join(hosts, i, "--num-cpus", "1")
+    wait_for("host2's and host3's workers attached", lambda: _attached(hosts, "host2", "host3"))
+    driver = hosts.popen(3, [sys.executable, "-c", MOVED, hosts.state["address"], str(hosts.homes[2] / "node.key")])  # type: ignore[attr-defined]
+    try:
+        assert driver.stdout is not None and driver.stdin is not None
+        head_before, host3_before = hosts.traffic(1), hosts.traffic(3)
+        line = driver.stdout.readline()
+        head_moved, host3_moved = hosts.traffic(1) - head_before, hosts.traffic(3) - host3_before
+        assert line, driver.communicate(timeout=30)
+        first = json.loads(line)
+        assert first["where"] == f"node {first['node']}"
+        assert first["on_host3"] == [first["sum"], "host3"] and first["on_host2"] == [first["sum"], "host2"]
+        assert first["here"] == first["sum"]
+        assert host3_moved > 200e6, f"host3 received the value twice (its task and its driver): {host3_moved:,} bytes"
+        assert head_moved < 20e6, f"the value did not go through the head's host: {head_moved:,} bytes crossed its link"
+        driver.stdin.write("\n")
+        driver.stdin.flush()
+        second = json.loads(driver.stdout.readline())
+        assert second["on_host1"] == [first["sum"], "host1"] and second["where"] == "arena"
+        os.kill(live_agent(hosts, 2), signal.SIGKILL)
+        wait_for("host2's node declared dead", lambda: not any(n["host"] == "host2" and n["alive"] for n in status(hosts)["nodes"]))
+        driver.stdin.write("\n")
+        driver.stdin.flush()
+        out, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    lost = json.loads(out.strip().splitlines()[-1])["lost"]
+    assert lost is not None and f"node {first['node'].lstrip('0')}" in lost and "(host2)" in lost, (lost, err)
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

@@ -61,7 +61,8 @@ class ActorDirectory:
     def _discard(self, blob: Blob) -> None:
         """A blob no object took (its creation failed): its arena region comes back."""
         if blob.region is not None and not blob.oid:
-            self.rt.store.free(*blob.region)
+            with self.lock:
+                self.rt.store.free_blob(blob)
             blob.region = None
 
     def _create(
@@ -424,7 +425,7 @@ class ActorDirectory:
         if blob.region is not None:
             with self.lock:
                 if w.allocs.pop(blob.region[0], None) is not None:
-                    self.rt.store.allocator.free(*blob.region)
+                    self.rt.store.free_for(w, *blob.region)
 
     def enqueue_call(self, actor_id: int, call: CallRecord) -> None:
         actor = self.actors.get(actor_id)

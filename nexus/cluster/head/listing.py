@@ -83,9 +83,10 @@ class TaskState:
 class ObjectState:
     object_id: str
     nbytes: int
-    where: str  # "inline", "arena", "spilled", "pending"
+    where: str  # "inline", "arena", "spilled", "pending", or "node <id>" (in a joined node's arena)
     refs: int
     pins: int
+    node_id: str = ""  # the node whose arena holds it ("" for this host's, or none)
 
 
 def workers_of(rt: Any) -> list[WorkerState]:
@@ -224,6 +225,10 @@ def objects_of(rt: Any, limit: int = 1000) -> list[ObjectState]:
                 where, nbytes = "pending", 0
             elif obj.spilled is not None:
                 where, nbytes = "spilled", obj.blob.nbytes
+            elif obj.blob.at is not None:
+                node = f"{obj.blob.at[0]:06x}"
+                out.append(ObjectState(f"{oid:x}", obj.blob.region[1], f"node {node}", obj.refs, obj.pins, node))
+                continue
             elif obj.region is not None:
                 where, nbytes = "arena", obj.region[1]
             else:

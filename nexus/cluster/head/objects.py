@@ -67,7 +67,7 @@ class ObjectDirectory:
         ready = self.table.store(oid, blob)
         if ready is None:
             if blob.region is not None:
-                self.rt.store.allocator.free(*blob.region)
+                self.rt.store.free_blob(blob)
             return
         if ready:
             on_ready = self.on_ready
@@ -141,13 +141,26 @@ class ObjectDirectory:
         """A dead worker holds nothing: its refs and pins go, and regions it was filling come back."""
         held, pinned, allocs = w.forget()
         for offset, nbytes in allocs.items():
-            self.rt.store.allocator.free(offset, nbytes)
+            self.rt.store.free_for(w, offset, nbytes)
         for oid, n in held.items():
             if n:
                 self.change(oid, -n, 0)
         for oid, n in pinned.items():
             if n:
                 self.change(oid, 0, -n)
+
+    def node_lost(self, node: int, why: str) -> None:
+        """Node ``node`` is gone (lock held): objects stored only there are lost, and say where they were."""
+        joined = self.rt.store.joined.pop(node, None)
+        if joined is None:
+            return
+        for oid, entry in self.entries.items():
+            blob = entry.blob
+            if blob is not None and blob.at is not None and blob.at[0] == node:
+                lost = ObjectLostError(f"object {oid:016x} was stored only on node {node:x} ({joined.host}), which is lost: {why}")
+                entry.blob = error_blob(lost, "the driver")
+                entry.blob.oid = oid
+                self.rt.emit("object", oid, "lost", 0)
 
     # -- blobs going out -------------------------------------------------------------------
 
@@ -169,6 +182,12 @@ class ObjectDirectory:
     def ship(self, w: WorkerRecord, oid: int) -> Blob:
         """The blob of ``oid`` for worker ``w``, pinned on its behalf (the worker's copy of the blob holds the pin)."""
         blob = self.blob_or_lost(oid)
+        if blob.at is not None:  # in a joined node's arena: read there, or pulled from there (pinned meanwhile)
+            if not w.remote:  # (this host's workers get it once it is fetched here: see ship_args, on_get)
+                return self._unfetched(oid, blob)
+            if w.alive:
+                self.change(oid, 0, 1, w)
+            return blob.copy()
         if w.remote and blob.region is not None:  # it does not map the arena: the bytes go (pinned only for its refs)
             if blob.refs and w.alive:
                 self.change(oid, 0, 1, w)
@@ -177,8 +196,27 @@ class ObjectDirectory:
             self.change(oid, 0, 1, w)
             # A copy per shipment: one message may carry the object for several tasks, and pickle would send
             # one blob for all of them (one pin released at the other end for several taken here).
-            return Blob(blob.payload, blob.buffers, blob.error, blob.region, blob.refs, blob.oid)
+            return blob.copy()
         return blob
+
+    def _unfetched(self, oid: int, blob: Blob) -> Blob:
+        assert blob.at is not None
+        joined = self.rt.store.joined.get(blob.at[0])
+        where = f"node {blob.at[0]:x}" + (f" ({joined.host})" if joined is not None else "")
+        lost = ObjectLostError(f"object {oid:016x} is stored on {where}, which did not send it to this host")
+        return error_blob(lost, "the driver")
+
+    def away(self, entry: ObjectEntry | None) -> bool:
+        """Whether this host's processes cannot read ``entry``'s bytes now (on disk, or on a joined node)."""
+        return entry is not None and (entry.spilled is not None or (entry.blob is not None and entry.blob.at is not None))
+
+    def bring(self, oid: int) -> None:
+        """Bring ``oid``'s bytes into this host's arena, from disk or a joined node (lock released; may fail)."""
+        entry = self.entries.get(oid)
+        if entry is not None and entry.spilled is not None:
+            self.rt.store.restore_unlocked(oid)
+        elif entry is not None and entry.blob is not None and entry.blob.at is not None:
+            self.rt.store.fetch_unlocked(oid)
 
     def ship_all(self, w: WorkerRecord, deps: list[int]) -> list[tuple[int, Blob]]:
         return [(oid, self.ship(w, oid)) for oid in deps]
@@ -192,14 +230,15 @@ class ObjectDirectory:
         """
         entries = self.entries
         ship = self.ship
+        away = (lambda _entry: False) if w.remote else self.away  # (a joined node's worker pulls them itself)
         shipped: list[tuple[int, Blob | None]] = []
         for oid in deps:
             entry = entries.get(oid)
-            shipped.append((oid, None if entry is not None and entry.spilled is not None else ship(w, oid)))
+            shipped.append((oid, None if away(entry) or (entry is not None and entry.spilled is not None) else ship(w, oid)))
         if not args_oid:
             return shipped, args_blob
         entry = entries.get(args_oid)
-        return shipped, args_oid if entry is not None and entry.spilled is not None else ship(w, args_oid)
+        return shipped, args_oid if away(entry) or (entry is not None and entry.spilled is not None) else ship(w, args_oid)
 
     def unship(self, w: WorkerRecord, body: tuple[Any, ...]) -> None:
         """A task body that never left the outbox: give back the pins ``ship`` took for it."""
@@ -232,7 +271,7 @@ class ObjectDirectory:
         blob = None
         with lock.raw:  # the bare lock (~0.2 us less): what this queues, if anything, runs just below
             entry = self.entries.get(oid)
-            if entry is None or (entry.blob is not None and entry.spilled is None):
+            if entry is None or (entry.blob is not None and not self.away(entry)):
                 blob = self._for_reading(oid)
         if lock.commands:
             lock.run_commands_if_free()
@@ -241,17 +280,17 @@ class ObjectDirectory:
         assert entry is not None
         if entry.blob is None and self._wait_made(oid, entry, timeout) is None:
             return None
-        if entry.spilled is not None:  # on disk: read back with the lock released (other calls go on)
-            self.rt.store.restore_unlocked(oid)
+        if self.away(entry):  # on disk or on a joined node: brought here with the lock released (other calls go on)
+            self.bring(oid)
         with self.lock:
             return self._for_reading(oid)
 
     def _for_reading(self, oid: int) -> Blob:
         """The blob of ``oid`` with a read pin of its region taken now (under the lock: it cannot be spilled meanwhile)."""
         blob = self.blob_or_lost(oid)
-        if blob.region is None or not blob.oid:
+        if blob.region is None or not blob.oid or blob.at is not None:  # (one still on a joined node: pulled there)
             return blob
-        copy = Blob(blob.payload, blob.buffers, blob.error, blob.region, blob.refs, blob.oid)
+        copy = blob.copy()
         cache = self.rt.store.pin_cache
         pin = cache.get(oid)
         if pin is None:
@@ -359,7 +398,7 @@ class ObjectDirectory:
     def on_free(self, w: WorkerRecord, offset: int, nbytes: int) -> None:
         with self.lock:
             if w.allocs.pop(offset, None) is not None:
-                self.rt.store.allocator.free(offset, nbytes)
+                self.rt.store.free_for(w, offset, nbytes)
 
     def on_get(self, w: WorkerRecord, request: int, ids: list[int], timeout: float | None) -> None:
         """Answer once every object of ``ids`` is made (the worker keeps its own timeout).
@@ -367,13 +406,15 @@ class ObjectDirectory:
         Objects on disk are read back first, on a helper thread with the lock released.
         """
         entries = self.entries
-        spilled = [oid for oid in ids if (e := entries.get(oid)) is not None and e.spilled is not None]
-        if spilled:
+        away = [oid for oid in ids if (e := entries.get(oid)) is not None and e.spilled is not None]
+        if not w.remote:  # (a joined node's worker pulls them from their nodes itself)
+            away.extend(oid for oid in ids if (e := entries.get(oid)) is not None and e.blob is not None and e.blob.at is not None)
+        if away:
 
             def restore_then_answer() -> None:
-                for oid in spilled:
+                for oid in away:
                     try:
-                        self.rt.store.restore_unlocked(oid)
+                        self.bring(oid)
                     except Exception:  # no room, or shutting down: the answer says so (blob_or_lost tries again)
                         pass
                 self._answer_get(w, request, ids)

@@ -148,8 +148,10 @@ def inline_copy(blob: Blob, arena: Any) -> Blob:
     return Blob(copy(blob.payload), [copy(b) for b in blob.buffers], blob.error, None, blob.refs, blob.oid)
 
 
-def peer_loads(rt: Runtime) -> Callable[[bytes], Any]:
-    """How the head unpickles what an attached driver sends: blobs of ``inline_max`` bytes or more go to the arena."""
+def peer_loads(rt: Runtime) -> Callable[..., Any]:
+    """How the head unpickles what a peer sends (``loads(data, buffers, node)``): blobs of ``inline_max`` bytes or
+    more that came with their bytes go to the arena; a region is one in the arena of the sender's node ``node``."""
+    import functools
     import io
     import pickle
 
@@ -157,23 +159,34 @@ def peer_loads(rt: Runtime) -> Callable[[bytes], Any]:
 
     limit = rt.config.inline_max
 
-    def rebuild(payload: Any, buffers: list[Any], error: bool, region: Any, refs: tuple[int, ...], oid: int) -> Blob:
+    def rebuild(
+        node: int, payload: Any, buffers: list[Any], error: bool, region: Any, refs: tuple[int, ...], oid: int, _at: Any = None
+    ) -> Blob:
+        if region is not None:  # written by a worker of a joined node into its node's arena (where, the head says)
+            at = rt.store.joined_at(node) if node else None
+            if at is None:
+                raise ValueError("a blob with a region, from a peer that has no arena")
+            return Blob(payload, buffers, error, tuple(region), refs, oid, at)
         # Its buffers are views of the frames received: large ones go to the arena, small ones become bytes
         size = (len(payload) if isinstance(payload, bytes) else 0) + sum(memoryview(b).nbytes for b in buffers)
-        if region is None and isinstance(payload, bytes) and size >= limit:
+        if isinstance(payload, bytes) and size >= limit:
             try:
                 return into_arena(Blob(payload, buffers, error, None, refs, oid), rt)
             except Exception:  # no room (even after spilling): it stays in the head's memory, nothing is lost
                 pass
-        return _rebuild_blob(payload, [b if isinstance(b, bytes) else bytes(b) for b in buffers], error, region, refs, oid)
+        return _rebuild_blob(payload, [b if isinstance(b, bytes) else bytes(b) for b in buffers], error, None, refs, oid)
 
     class Unpickler(pickle.Unpickler):
+        node = 0
+
         def find_class(self, module: str, name: str) -> Any:
             found = super().find_class(module, name)
-            return rebuild if found is _rebuild_blob else found
+            return functools.partial(rebuild, self.node) if found is _rebuild_blob else found
 
-    def loads(data: bytes, buffers: Any = ()) -> Any:
-        return Unpickler(io.BytesIO(data), buffers=buffers).load()
+    def loads(data: bytes, buffers: Any = (), node: int = 0) -> Any:
+        unpickler = Unpickler(io.BytesIO(data), buffers=buffers)
+        unpickler.node = node
+        return unpickler.load()
 
     return loads
 

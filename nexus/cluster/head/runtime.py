@@ -260,10 +260,12 @@ class Runtime:
         with self.lock:
             self.resources.add_node(node, resources, labels)
 
-    def node_gone(self, node: int) -> None:
-        """A node died or left (before its workers are dropped): nothing more is placed there."""
+    def node_gone(self, node: int, why: str = "it left") -> None:
+        """A node died or left (before its workers are dropped): nothing more is placed there, what only it stored
+        is lost."""
         with self.lock:
             self.resources.remove_node(node)
+            self.objects.node_lost(node, why)
 
     def cluster_resources(self, available: bool) -> dict[str, float]:
         """What the cluster has, or what is free now (CPUs no running task or actor holds; others not held)."""

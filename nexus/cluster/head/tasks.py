@@ -319,7 +319,7 @@ class TaskScheduler:
             return False
         for _, blob in items:
             if blob.region is not None and w.allocs.pop(blob.region[0], None) is not None:  # (not freed again if w dies)
-                self.rt.store.allocator.free(*blob.region)
+                self.rt.store.free_for(w, *blob.region)
         self.count_retry(task, f"it raised {getattr(error, 'type_name', 'an exception')}")
         return True
 

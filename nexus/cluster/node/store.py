@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...core.errors import NexusError, ObjectLostError, ObjectStoreFullError
 from ..state.commands import RemoveSpill
@@ -20,7 +20,18 @@ from ..values import Blob, StoreClient
 if TYPE_CHECKING:
     from ..head.runtime import Runtime
 
-__all__ = ["DriverStoreClient", "NodeStore"]
+__all__ = ["DriverStoreClient", "JoinedArena", "NodeStore"]
+
+
+class JoinedArena:
+    """A joined node's arena as the head keeps it: regions handed out here, bytes there (its workers write them)."""
+
+    __slots__ = ("allocator", "at", "host")
+
+    def __init__(self, node: int, host: str, size: int, address: str, key: str) -> None:
+        self.allocator = Allocator(size)
+        self.at = (node, address, key)  # what a blob stored there carries (see Blob.at)
+        self.host = host
 
 
 class NodeStore:
@@ -42,6 +53,101 @@ class NodeStore:
         # (no mmap, no pin count); dropped when the object's refs are gone or the store needs the room.
         self.pin_cache: OrderedDict[int, Pin] = OrderedDict()
         self.prefaulter = threading.Thread(target=self._prefault_loop, name="nexus-prefault", daemon=True)
+        self.joined: dict[int, JoinedArena] = {}  # the arenas of joined nodes, by node
+        self.puller: Any = None  # reads their regions (remote.objects.Puller), set by the head's service
+        self.fetches = self.fetched_bytes = 0
+
+    # -- joined nodes' arenas ----------------------------------------------------------------
+
+    def add_node(self, node: int, host: str, size: int, address: str, key: str) -> None:
+        with self.lock:
+            self.joined[node] = JoinedArena(node, host, size, address, key)
+
+    def joined_at(self, node: int) -> tuple[int, str, str] | None:
+        """Where the arena of node ``node`` is served, if it joined with one."""
+        joined = self.joined.get(node)
+        return None if joined is None else joined.at
+
+    def _joined_of(self, w: WorkerRecord | None) -> JoinedArena | None:
+        return self.joined.get(w.node) if w is not None and w.remote and w.node else None
+
+    def free_for(self, w: WorkerRecord, offset: int, nbytes: int) -> None:
+        """Give back a region worker ``w`` was given (in its node's arena, or this host's); lock held."""
+        joined = self._joined_of(w)
+        if joined is not None:
+            joined.allocator.free(offset, nbytes)
+        elif not w.remote or not w.node:
+            self.allocator.free(offset, nbytes)
+
+    def free_blob(self, blob: Blob) -> None:
+        """Give back the region of a blob no object took (lock held)."""
+        assert blob.region is not None
+        if blob.at is None:
+            self.allocator.free(*blob.region)
+        elif (joined := self.joined.get(blob.at[0])) is not None:
+            joined.allocator.free(*blob.region)
+
+    def _alloc_joined(self, joined: JoinedArena, nbytes: int, w: WorkerRecord) -> int:
+        offset = joined.allocator.alloc(nbytes)
+        if offset is None:
+            a = joined.allocator
+            raise ObjectStoreFullError(
+                f"the object store of node {joined.at[0]:x} ({joined.host}) has no room for {nbytes:,} bytes: capacity "
+                f"{a.capacity:,} bytes, {a.used:,} in use, largest free block {a.largest_free:,}; drop references to "
+                "objects you no longer need, or start that node with a larger --object-store-memory"
+            )
+        if not w.alive:
+            joined.allocator.free(offset, nbytes)
+            raise NexusError(f"{w.name} is gone")
+        w.allocs[offset] = nbytes
+        return offset
+
+    def fetch_unlocked(self, oid: int) -> None:
+        """Bring an object stored on a joined node into this host's arena (this host's workers read it there).
+
+        With the lock released while the bytes come (the object is pinned
+        meanwhile); its region on the node is given back once it is here. A
+        node that does not answer leaves it where it is (a reader here then
+        says why it cannot read it).
+        """
+        table = self.rt.objects.table
+        with self.lock:
+            entry = table.get(oid)
+            blob = None if entry is None else entry.blob
+            if entry is None or blob is None or blob.at is None or self.puller is None or self.rt.closing:
+                return
+            entry.pins += 1
+        here = None
+        try:
+            start, size = blob.region
+            offset = self.allocate(size)  # the same layout as there: its parts at the same places in the region
+            try:
+                view = self.arena.view
+                into = [view[offset + at - start : offset + at - start + n] for at, n in blob.parts()]
+                self.puller.pull(blob.at, blob.parts(), into=into)
+            except BaseException:
+                self.free(offset, size)
+                raise
+            here = blob.moved(offset)
+        except (ObjectLostError, ObjectStoreFullError):
+            pass  # (the reader here tries itself, and says why it cannot)
+        finally:
+            with self.lock:
+                entry.pins -= 1
+                if here is not None:
+                    self._fetched(oid, entry, blob, here)
+                table.maybe_free(oid, entry)
+
+    def _fetched(self, oid: int, entry: ObjectEntry, blob: Blob, here: Blob) -> None:
+        if self.rt.objects.table.get(oid) is entry and entry.blob is blob:
+            self.free_blob(blob)
+            entry.blob = here
+            entry.region = here.region
+            self.fetches += 1
+            self.fetched_bytes += here.nbytes
+            self.rt.emit("object", oid, "fetched", here.nbytes)
+        else:  # fetched meanwhile by another reader, or freed
+            self.allocator.free(*here.region)  # type: ignore[misc]
 
     def allocate(self, nbytes: int, w: WorkerRecord | None = None, may_wait: bool = True) -> int:
         """A region of the arena for ``nbytes``, spilling least recently used objects to disk to make room.
@@ -55,6 +161,11 @@ class NodeStore:
         """
         rt = self.rt
         lock = self.lock
+        joined = self._joined_of(w)
+        if joined is not None:
+            assert w is not None
+            with lock:
+                return self._alloc_joined(joined, nbytes, w)
         nested = lock.held()
         while True:
             with lock:
@@ -152,6 +263,10 @@ class NodeStore:
 
     def freed(self, oid: int, entry: ObjectEntry) -> None:
         """The table freed ``oid`` (called with the lock held): its region and its spill file go."""
+        blob = entry.blob
+        if blob is not None and blob.at is not None and blob.region is not None:
+            self.free_blob(blob)
+            return
         if entry.region is not None:
             self.allocator.free(*entry.region)
             self.rt.emit("object", oid, "freed", entry.region[1])
@@ -328,6 +443,10 @@ class DriverStoreClient(StoreClient):
         self.arena = rt.store.arena
         self.objects = rt.objects
         self.inline_max = rt.config.inline_max
+
+    @property
+    def puller(self) -> Any:  # type: ignore[override]
+        return self.rt.store.puller
 
     def allocate(self, nbytes: int) -> int:
         return self.rt.store.allocate(nbytes)

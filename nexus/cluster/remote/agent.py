@@ -78,6 +78,8 @@ class NodeLink:
         self.mono_offset = 0
         self.heartbeat = 0.5
         self.timeout = 5.0
+        self.store: dict[str, Any] | None = None  # this node's arena, as its join tells the head
+        self.allowed: list[str] = []  # the keys the head lets in (its own with them), as its welcome told
 
     def request(
         self, op: str, timeout: float, ops: dict[str, dict[str, Any]] | None = None, data: list[Any] | None = None, **fields: Any
@@ -132,16 +134,29 @@ class NodeLink:
 
     # -- a node's membership ---------------------------------------------------------------
 
-    def join(self, resources: dict[str, float], labels: dict[str, str], timeout: float = 10.0) -> int:
+    def join(self, resources: dict[str, float], labels: dict[str, str], timeout: float = 10.0, store: dict[str, Any] | None = None) -> int:
+        """Join as a node (``store``: its arena's size and where its objects are served, if it has one)."""
+        if store is not None:
+            self.store = store
         sent, sent_mono = time.time(), time.monotonic_ns()
         deadline = time.monotonic() + timeout
+        extra: dict[str, Any] = {"store": self.store} if self.store is not None else {}
         op, f = self.request(
-            "join", timeout, host=_socket.gethostname(), pid=os.getpid(), resources=resources, labels=labels, wall=sent, mono=sent_mono
+            "join",
+            timeout,
+            host=_socket.gethostname(),
+            pid=os.getpid(),
+            resources=resources,
+            labels=labels,
+            wall=sent,
+            mono=sent_mono,
+            **extra,
         )
         while op != "welcome":  # answers to beats sent before (a link that came back delivers them late)
             op, f = self.receive(max(0.0, deadline - time.monotonic()))
         back, back_mono = time.time(), time.monotonic_ns()
         self.node_id = f["node_id"]
+        self.allowed = [k for k in f.get("allowed", ()) if isinstance(k, str)]
         self.epoch = str(f.get("epoch", ""))
         self.heartbeat = float(f["heartbeat"])
         self.timeout = float(f["timeout"])

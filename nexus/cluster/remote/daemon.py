@@ -73,7 +73,9 @@ def run_head(args: argparse.Namespace) -> int:
     config = ClusterConfig.from_environment(None, os.environ)
     num_cpus = args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1
     custom = _resources(args.resources)
-    runtime = Runtime(num_cpus, "shm", "default", resources=custom or None, config=config)  # the head's own node
+    runtime = Runtime(  # the head's own node
+        num_cpus, "shm", "default", resources=custom or None, object_store_memory=args.object_store_memory, config=config
+    )
     try:
         service = HeadService(
             keys,
@@ -130,9 +132,11 @@ def run_node(args: argparse.Namespace) -> int:
     workers: list[subprocess.Popen[bytes]] = []  # task workers: kept at one per CPU
     actors: list[subprocess.Popen[bytes]] = []  # actor workers: one spare, and those the head asked for
     relay = OutputRelay()  # what they print, for the head (and this agent's log)
+    arena, server = _node_store(args, key, link)
+    spec = (args.address, key.path, arena.name)  # what each worker is started with
     try:
         try:
-            node_id = link.join(resources, labels, timeout=args.join_timeout)
+            node_id = link.join(resources, labels, timeout=args.join_timeout, store={"size": arena.size, "address": server.address})
         except (KeyRefusedError, HeadUnreachableError) as exc:
             _log(f"nexus node: {exc}")
             return 3
@@ -141,20 +145,21 @@ def run_node(args: argparse.Namespace) -> int:
             """Joined (again) as ``node_id``: the state file says so, and the workers attach under that number."""
             _stop_workers(workers)
             _stop_workers(actors)
-            workers[:] = _start_workers(int(resources["CPU"]), args.address, key.path, node_id, "task", relay)
-            actors[:] = _start_workers(1, args.address, key.path, node_id, "actor", relay)  # a spare, for an actor placed here
+            server.node_id, server.allowed = node_id, set(link.allowed)  # (its old number's objects are gone)
+            workers[:] = _start_workers(int(resources["CPU"]), spec, node_id, "task", relay)
+            actors[:] = _start_workers(1, spec, node_id, "actor", relay)  # a spare, for an actor placed here
             write_private(
                 str(state_file), {"address": args.address, "pid": os.getpid(), "started": process_start(os.getpid()), "node_id": node_id}
             )
 
         def spawn(kind: str) -> None:  # the head asks for one more (an actor took this node's spare)
             if kind == "actor":
-                actors.extend(_start_workers(1, args.address, key.path, link.node_id, "actor", relay))
+                actors.extend(_start_workers(1, spec, link.node_id, "actor", relay))
 
         def tick() -> None:  # (each beat, on the thread that beats: the only one that uses the link)
             for pid, err, text in batches(relay.take()):  # (before exits: a crashed worker's last words go under its name)
                 link.send_output(pid, err, text)
-            _replace_exited(workers, actors, args.address, key.path, link.node_id, link.report_exit, relay)
+            _replace_exited(workers, actors, spec, link.node_id, link.report_exit, relay)
 
         link.on_spawn = spawn
         record(node_id)
@@ -174,15 +179,39 @@ def run_node(args: argparse.Namespace) -> int:
         _stop_workers(workers)
         _stop_workers(actors)
         relay.close()
+        server.close()
+        arena.close(unlink=True)
         link.close()
     _log(f"nexus node {link.node_id}: stopped")
     return 0
 
 
-def _start_workers(count: int, address: str, key_path: str, node_id: int, kind: str, relay: Any) -> list[subprocess.Popen[bytes]]:
+def _node_store(args: argparse.Namespace, key: Any, link: Any) -> tuple[Any, Any]:
+    """This node's arena (its workers write values there) and the server of its regions to other hosts, bound to
+    the address this host reaches the head from."""
+    from ..store import Arena, default_capacity
+    from .agent import parse_address
+    from .objects import ObjectServer, address_towards
+
+    config = ClusterConfig.from_environment(None, os.environ)
+    arena = Arena.create(default_capacity(args.object_store_memory), config.arena_chunk, config.prefault_step)
+    try:
+        server = ObjectServer(arena.view, key.pair, address_towards(*parse_address(args.address)), log=_log)
+    except BaseException:
+        arena.close(unlink=True)
+        link.close()
+        raise
+    first = min(arena.size, config.prefault_first)
+    threading.Thread(target=arena.prefault, args=(0, first), name="nexus-prefault", daemon=True).start()
+    return arena, server
+
+
+def _start_workers(count: int, spec: tuple[str, str, str], node_id: int, kind: str, relay: Any) -> list[subprocess.Popen[bytes]]:
     """This node's workers: each attaches to the head on its own (and dies with this agent); ``relay`` reads what
-    they print."""
+    they print. ``spec``: the head's address, the key file, this node's arena."""
+    address, key_path, arena = spec
     argv = [sys.executable, "-m", "nexus.cluster.remote.worker", "--address", address, "--key", key_path, "--kind", kind]
+    argv += ["--arena", arena]
     # Not a worker of any local cluster this agent may have been started from (that cluster's files are not theirs)
     env = {k: v for k, v in os.environ.items() if k not in ("NEXUS_CLUSTER_ID", "NEXUS_ARENA", "NEXUS_NODE_ID")}
     env["PYTHONUNBUFFERED"] = "1"  # (what a task prints goes to the head as it is printed, and is not lost with it)
@@ -205,8 +234,7 @@ def _start_workers(count: int, address: str, key_path: str, node_id: int, kind: 
 def _replace_exited(
     workers: list[subprocess.Popen[bytes]],
     actors: list[subprocess.Popen[bytes]],
-    address: str,
-    key_path: str,
+    spec: tuple[str, str, str],
     node_id: int,
     report: Any,
     relay: Any,
@@ -221,7 +249,7 @@ def _replace_exited(
         actors.remove(proc)
         report(proc.pid, proc.returncode)
     if exited:
-        workers.extend(_start_workers(len(exited), address, key_path, node_id, "task", relay))
+        workers.extend(_start_workers(len(exited), spec, node_id, "task", relay))
 
 
 def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -261,6 +289,16 @@ def _labels(pairs: Sequence[str] | None) -> dict[str, str]:
     return labels
 
 
+def _bytes(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 1 << 20:
+        raise argparse.ArgumentTypeError(f"an object store size is a number of bytes, at least 1 MiB (1048576), not {text!r}")
+    return n
+
+
 def _cpus(text: str) -> int:
     try:
         n = int(text)
@@ -273,6 +311,9 @@ def _cpus(text: str) -> int:
 
 def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-cpus", type=_cpus, default=None, help="the CPUs this node offers (default: all; 0: none)")
+    parser.add_argument(
+        "--object-store-memory", type=_bytes, default=None, metavar="BYTES", help="this node's object store (default: 30%% of RAM)"
+    )
     parser.add_argument("--resources", default=None, help="other resources as JSON, such as '{\"GPU\": 1}'")
     parser.add_argument("--labels", nargs="*", default=None, metavar="NAME=VALUE", help="labels for placement")
 

@@ -37,13 +37,17 @@ _OPS = {**_HEAD_OPS, "attached": {"worker_id": int, "node": int, "config": str},
 
 
 class _PeerStore(StoreClient):
-    """Values here have no arena: they travel inline; ref and pin changes go to the head, in order with the rest."""
+    """Values here have no arena: they travel inline, or are pulled from the joined node that stores them; ref and
+    pin changes go to the head, in order with the rest."""
 
     adopts_pins = True
 
-    def __init__(self, driver: AttachedDriver) -> None:
+    def __init__(self, driver: AttachedDriver, key: NodeKey) -> None:
+        from .objects import Puller
+
         self.driver = driver
         self.inline_max = driver.config.inline_max
+        self.puller = Puller(key.pair)
 
     def allocate(self, nbytes: int) -> int:
         raise RuntimeError("an attached driver has no arena")
@@ -116,7 +120,7 @@ class AttachedDriver(WorkerClient):
             before_send=self._flush_ref_ops,
             name="nexus-attached",
         )
-        self.store = _PeerStore(self)
+        self.store = _PeerStore(self, key)
         set_client(self.store)
         for frames in early:
             self._received(frames)
@@ -215,6 +219,7 @@ class AttachedDriver(WorkerClient):
                 self.io.wake()
             self.io.close()
             self.link.close()
+            self.store.puller.close()
             set_client(None)
         return True
 

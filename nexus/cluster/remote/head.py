@@ -14,6 +14,7 @@ loop from answering beats; silence is measured on a :class:`~.link.LiveClock`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import secrets
@@ -162,8 +163,11 @@ class HeadService:
             node_id=runtime.node_id if runtime is not None else 0,
         )
         if runtime is not None:
+            from .objects import Puller
+
             runtime.membership = self.membership
             runtime.spawn_on = self.request_worker
+            runtime.store.puller = Puller(keys.head)  # (this host's reads of objects on joined nodes)
 
     # -- the ZAP handler's question (its thread) ---------------------------------------------
 
@@ -287,8 +291,11 @@ class HeadService:
         if wire.is_int(mono):  # a first guess (one way: late by the link's latency), until its first beat says better
             record.mono_offset = time.monotonic_ns() - mono
         self.node_identity[record.node_id] = identity
+        store = f.get("store")
         if self.runtime is not None:
             self.runtime.node_joined(record.node_id, record.resources, record.labels)
+            if isinstance(store, dict) and wire.is_int(store.get("size")) and isinstance(store.get("address"), str):
+                self.runtime.store.add_node(record.node_id, record.host, store["size"], store["address"][:300], key)
         self.print(f"nexus head: node {record.node_id} ({record.host}, pid {f['pid']}) joined with {_amounts(record.resources)}")
         return wire.encode(
             "welcome",
@@ -299,6 +306,7 @@ class HeadService:
             wall=time.time(),
             mono=time.monotonic_ns(),
             cluster=self.keys.cluster,
+            allowed=sorted(self.keys.allowed() | {self.keys.head.public}),  # who its object server lets in
         )
 
     def _on_beat(self, identity: bytes, key: str, f: dict[str, Any]) -> bytes:
@@ -411,7 +419,7 @@ class HeadService:
         """A node's workers go with it (they are fenced too: what they still say is not taken), and what it had."""
         rt = self.runtime
         if rt is not None:
-            rt.node_gone(node)
+            rt.node_gone(node, why)
         for peer in [p for p in self.peers.values() if getattr(p.record.link, "node", 0) == node]:
             self._peer_gone(peer, why)
         if rt is not None:
@@ -447,7 +455,8 @@ class HeadService:
 
     def _deliver(self, peer: _Peer, frames: list[Any]) -> None:
         try:
-            body = unpack_frames([frames[0].bytes, *(f.buffer for f in frames[1:])], self.loads)
+            loads = functools.partial(self.loads, node=peer.record.node)  # (a region it names is its node's)
+            body = unpack_frames([frames[0].bytes, *(f.buffer for f in frames[1:])], loads)
         except Exception as exc:
             self.malformed += 1
             self.limited(f"nexus head: dropped a malformed message from {peer.record.name}: {exc}")
@@ -487,6 +496,10 @@ class HeadService:
             self._peer_gone(peer, "the head stopped")
         self.closed = True
         os.close(self.wake_fd)
+        puller = getattr(self.runtime, "store", None) and self.runtime.store.puller
+        if puller is not None:
+            self.runtime.store.puller = None
+            puller.close()
         self.auth.stop()
         self.socket.close(0)
         self.context.term()

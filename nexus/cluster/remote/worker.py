@@ -3,9 +3,11 @@
 The node agent starts one per CPU it offers. Each runs the ordinary worker
 loop (:class:`~nexus.cluster.worker.WorkerRuntime`) on a :class:`PeerChannel`:
 a DEALER socket, a CURVE client with the node's key, whose messages carry
-large buffers as frames of their own. It maps no arena (values travel with
-their bytes), beats from a thread of its own, and exits when the head stops
-answering or its agent dies (``PR_SET_PDEATHSIG``).
+large buffers as frames of their own. It maps its node's arena (the agent's):
+large values it makes are written there and stay there, the head told only
+where they are; values on other nodes it pulls from their nodes directly
+(:mod:`.objects`). It beats from a thread of its own, and exits when the head
+stops answering or its agent dies (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--node", type=int, required=True)
     parser.add_argument("--agent", type=int, required=True, help="the agent's pid (exit if it is gone already)")
     parser.add_argument("--kind", choices=("task", "actor"), default="task", help="a task worker, or a spare for an actor")
+    parser.add_argument("--arena", default=None, help="the node's arena (its agent's shared memory), where values are written")
     args = parser.parse_args(argv)
     _die_with_parent()
     if os.getppid() != args.agent:
@@ -146,16 +149,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..worker import WorkerRuntime
     from ..worker.main import become, prepare_process
     from ..worker.store_client import _WorkerStore
+    from .objects import Puller
 
     prepare_process(config)
     channel = PeerChannel(link, f["worker_id"], heartbeat, timeout)
     runtime = WorkerRuntime(channel, f["worker_id"], args.kind, None, config)
     become(runtime)
-    set_client(_WorkerStore(runtime, None))
+    store = _WorkerStore(runtime, args.arena)
+    store.node = int(f["node"])  # values in this node's arena are read in place; others' are pulled from their nodes
+    store.puller = Puller(link.key.pair)
+    store.inline_when_full = True  # (this node's arena full: a value goes to the head with its bytes)
+    set_client(store)
     try:
         runtime.serve()
     finally:
         set_client(None)
+        with contextlib.suppress(Exception):
+            store.puller.close()
         with contextlib.suppress(Exception):
             channel.close()
     os._exit(0)

@@ -5,7 +5,8 @@ cluster, values holding its ref (containment), tasks waiting for it; its
 bytes stay in place while a reader holds a pin of them. When both counts are
 gone the table frees it and says so (``on_free``), and the owner of the
 memory gives the region back. Blobs are opaque here: only their ``region``,
-``refs`` and ``oid`` are read.
+``at``, ``refs`` and ``oid`` are read (a blob whose ``at`` is set has its
+region in a joined node's arena: ``ObjectEntry.region`` is this host's only).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class ObjectTable:
             return None
         blob.oid = oid
         entry.blob = blob
-        entry.region = blob.region
+        entry.region = blob.region if getattr(blob, "at", None) is None else None
         entry.used = next(self.ticks)
         if blob.refs:
             entry.contained = blob.refs
