@@ -254,6 +254,14 @@ MOVED = textwrap.dedent(
     def total(a):
         return int(a.sum()), os.uname().nodename
 
+    @nexus.remote
+    def made(n):
+        return np.arange(n, dtype=np.int64), os.uname().nodename
+
+    @nexus.remote
+    def double(pair):
+        return pair[0] * 2, os.uname().nodename
+
     def where(ref):
         return {int(o.object_id, 16): o.where for o in nexus.state.list_objects()}[ref.id]
 
@@ -267,15 +275,30 @@ MOVED = textwrap.dedent(
     sys.stdin.readline()
     out = {"on_host1": nexus.get(total.options(scheduling_strategy=on["host1"]).remote(ref), timeout=120)}
     out["where"] = where(ref)  # fetched into the head's arena for its host's worker
-    lost = make.options(scheduling_strategy=on["host2"]).remote(1_000_000)
+    prefer2 = nexus.NodeAffinitySchedulingStrategy(ids["host2"], soft=True)  # (one at a time: host2 is idle)
+    first = made.options(scheduling_strategy=prefer2).remote(1_000_000)
+    nexus.wait([first], timeout=120)
+    second = double.options(scheduling_strategy=prefer2).remote(first)  # made from the first, both on host2
+    nexus.wait([second], timeout=120)
+    lost = make.options(scheduling_strategy=on["host2"]).remote(1_000_000)  # bound to host2: cannot be made elsewhere
     nexus.wait([lost], timeout=120)
+    out["made_on"] = [where(first), where(second)]
     print(json.dumps(out), flush=True)
     sys.stdin.readline()  # host2's agent is killed meanwhile, and declared dead
+    out = {"lost": None}
     try:
         nexus.get(lost, timeout=60)
-        print(json.dumps({"lost": None}))
     except ObjectLostError as exc:
-        print(json.dumps({"lost": str(exc)}))
+        out["lost"] = str(exc)
+    a, a_host = nexus.get(first, timeout=120)  # made again elsewhere (lineage), and the value made from it too
+    b, b_host = nexus.get(second, timeout=120)
+    out["again"] = [int(a.sum()), a_host, int(b.sum()), b_host]
+    ids = {first.id, second.id}
+    del a, b, first, second  # nothing kept for lineage holds them now
+    import time
+    time.sleep(0.5)
+    out["left"] = [o.object_id for o in nexus.state.list_objects() if int(o.object_id, 16) in ids]
+    print(json.dumps(out))
     nexus.shutdown()
     """
 )
@@ -283,7 +306,8 @@ MOVED = textwrap.dedent(
 
 def test_values_made_on_a_node_stay_there_and_go_to_readers_on_other_hosts_directly(hosts: Hosts) -> None:
     """A value made on host2 is read on host3 (a task, and the driver) without crossing the head's link; the head's
-    own worker gets it fetched into its arena; one only host2 held is lost with host2, and the error names it."""
+    own worker gets it fetched into its arena. When host2 dies, values it held are made again elsewhere by their tasks
+    (lineage), one made from another too; one whose task was bound to host2 is lost, and the error names it."""
     for i in (2, 3):
         if not any(n["host"] == f"host{i}" and n["alive"] for n in status(hosts)["nodes"]):
             join(hosts, i, "--num-cpus", "1")
@@ -305,6 +329,7 @@ def test_values_made_on_a_node_stay_there_and_go_to_readers_on_other_hosts_direc
         driver.stdin.flush()
         second = json.loads(driver.stdout.readline())
         assert second["on_host1"] == [first["sum"], "host1"] and second["where"] == "arena"
+        assert second["made_on"] == [first["where"]] * 2
         os.kill(live_agent(hosts, 2), signal.SIGKILL)
         wait_for("host2's node declared dead", lambda: not any(n["host"] == "host2" and n["alive"] for n in status(hosts)["nodes"]))
         driver.stdin.write("\n")
@@ -314,8 +339,12 @@ def test_values_made_on_a_node_stay_there_and_go_to_readers_on_other_hosts_direc
         if driver.poll() is None:
             driver.kill()
             driver.communicate()
-    lost = json.loads(out.strip().splitlines()[-1])["lost"]
+    last = json.loads(out.strip().splitlines()[-1])
+    lost = last["lost"]
     assert lost is not None and f"node {first['node'].lstrip('0')}" in lost and "(host2)" in lost, (lost, err)
+    total = 1_000_000 * 999_999 // 2
+    assert last["again"][0::2] == [total, 2 * total] and "host2" not in last["again"][1::2], last
+    assert last["left"] == [], "freed once their refs were dropped, the first with the task kept to make the second"
 
 
 def _cmdline(pid: int) -> str:

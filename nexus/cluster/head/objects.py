@@ -150,17 +150,28 @@ class ObjectDirectory:
                 self.change(oid, 0, -n)
 
     def node_lost(self, node: int, why: str) -> None:
-        """Node ``node`` is gone (lock held): objects stored only there are lost, and say where they were."""
+        """Node ``node`` is gone (lock held): values stored only there are made again by their tasks where they were
+        kept (see head.lineage), else lost, saying where they were."""
         joined = self.rt.store.joined.pop(node, None)
         if joined is None:
             return
-        for oid, entry in self.entries.items():
+        lineage = self.rt.scheduler.lineage
+        again: dict[int, Any] = {}
+        for oid, entry in list(self.entries.items()):
             blob = entry.blob
-            if blob is not None and blob.at is not None and blob.at[0] == node:
-                lost = ObjectLostError(f"object {oid:016x} was stored only on node {node:x} ({joined.host}), which is lost: {why}")
-                entry.blob = error_blob(lost, "the driver")
-                entry.blob.oid = oid
+            if blob is None or blob.at is None or blob.at[0] != node:
+                continue
+            task = lineage.make_again(oid, entry, node)
+            if task is not None:
+                again[task.task_id] = task
                 self.rt.emit("object", oid, "lost", 0)
+                continue
+            lost = ObjectLostError(f"object {oid:016x} was stored only on node {node:x} ({joined.host}), which is lost: {why}")
+            entry.blob = error_blob(lost, "the driver")
+            entry.blob.oid = oid
+            self.rt.emit("object", oid, "lost", 0)
+        for task in again.values():  # (dispatched once the node's workers are gone: see remote.head)
+            lineage.run_again(task, f"a value it made was lost with node {node:x} ({joined.host})")
 
     # -- blobs going out -------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from ..state.tasks import TaskQueue, TaskRecord
 from ..state.workers import WorkerRecord
 from ..strategies import label_selector, placement
 from ..values import Blob, ObjectRef, error_blob, serialize, split_args
+from .lineage import Lineage
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -37,6 +38,7 @@ class TaskScheduler:
         self.backpressure = False  # the workers were told the queue is full: their submitters wait
         self.room_waiters: list[tuple[WorkerRecord, int]] = []  # workers that asked for room (see on_room)
         rt.objects.on_ready[TaskRecord] = self._args_made
+        self.lineage = Lineage(rt)
 
     def _args_made(self, task: TaskRecord) -> None:
         if self.tasks.waiting.pop(task.task_id, None) is not None:  # not cancelled meanwhile
@@ -279,7 +281,7 @@ class TaskScheduler:
                 store(oid, blob, w)
             task = tasks.running.get(task_id)
             if task is not None and task.worker is w:
-                self.finished(w, task)
+                self.finished(w, task, self.lineage.keep(w, task))
                 if timing is not None:
                     tasks.took[task.fn_id] = (timing[3] - timing[0]) * 1e-9
             elif task is None and w.actor is not None:
@@ -293,8 +295,11 @@ class TaskScheduler:
             for task_id, items, timing in entries:
                 self.on_done(w, task_id, items, timing)
 
-    def finished(self, w: WorkerRecord, task: TaskRecord) -> None:
+    def finished(self, w: WorkerRecord, task: TaskRecord, kept: bool = False) -> None:
+        """``task`` ended on ``w``; what it held goes, unless it is ``kept`` for lineage (see head.lineage)."""
         self.tasks.finished(w, task, time.monotonic())
+        if kept:
+            return
         self.objects.unpin(task.deps)
         self.objects.decref(task.args_oid)
         task.args_oid = 0

@@ -263,6 +263,9 @@ class NodeStore:
 
     def freed(self, oid: int, entry: ObjectEntry) -> None:
         """The table freed ``oid`` (called with the lock held): its region and its spill file go."""
+        lineage = self.rt.scheduler.lineage
+        if lineage.by_object:
+            lineage.freed(oid)
         blob = entry.blob
         if blob is not None and blob.at is not None and blob.region is not None:
             self.free_blob(blob)

@@ -425,6 +425,7 @@ class HeadService:
         if rt is not None:
             with rt.lock:
                 rt.scheduler.fail_stranded(node, why)
+                rt.scheduler.dispatch()  # (tasks queued again to make values lost with the node: see head.lineage)
 
     def _peer_gone(self, peer: _Peer, why: str, code: int | None = None) -> None:
         if self.peers.get(peer.identity) is peer:

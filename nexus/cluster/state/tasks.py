@@ -28,6 +28,7 @@ class TaskRecord:
         "cancelled",
         "deps",
         "fn_id",
+        "kept",
         "missing",
         "name",
         "needs",
@@ -65,6 +66,7 @@ class TaskRecord:
         self.retries = retries  # left: retried when its worker dies (max_retries; -1: forever)
         self.retry_exceptions: Any = False  # also retried when it raises: True, or a tuple of exception types
         self.attempt = 0
+        self.kept = 0  # its results kept for lineage (stored only on a joined node: see head.lineage)
         self.cancelled = False
         self.trace = self.task_id  # the trace it belongs to: the id of the call that started the chain
         self.strategy: tuple[Any, ...] | None = None  # where it may run: ("node", id, soft) or ("spread",) (see strategies)
