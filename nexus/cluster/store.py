@@ -185,6 +185,16 @@ class Arena:
         fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR | os.O_CLOEXEC)
         return cls(name, os.fstat(fd).st_size, fd, owner=False)
 
+    @classmethod
+    def inherited(cls, fd: int) -> Arena:
+        """The arena whose descriptor this process was started with (a node agent's, whose file is unlinked)."""
+        return cls(f"fd-{fd}", os.fstat(fd).st_size, fd, owner=False)
+
+    def unlink(self) -> None:
+        """Remove its file (mappings and descriptors open keep it): nothing is left once they are closed."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(SHM_DIR, self.name))
+
     def spec(self) -> str:
         return self.name
 
@@ -201,6 +211,18 @@ class Arena:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
                 raise
         self.reserved = target
+
+    def ensure(self, offset: int, nbytes: int) -> None:
+        """Reserve ``[offset, offset + nbytes)`` before writing it (an arena whose regions another process hands
+        out); OSError(ENOSPC) when /dev/shm has no room. Writing to an unreserved page of a full /dev/shm is a
+        SIGBUS, not an error."""
+        try:
+            os.posix_fallocate(self.fd, offset, nbytes)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.ENOMEM, errno.EFBIG):
+                raise OSError(errno.ENOSPC, f"/dev/shm has no room for {nbytes} more bytes") from exc
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
 
     def prefault(self, offset: int, length: int) -> None:
         """Allocate and clear the pages of ``[offset, offset + length)`` now, by writing zeros to the file.

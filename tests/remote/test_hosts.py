@@ -271,6 +271,10 @@ MOVED = textwrap.dedent(
     out["on_host3"] = nexus.get(total.options(scheduling_strategy=on["host3"]).remote(ref), timeout=120)  # pulled from host2
     out["on_host2"] = nexus.get(total.options(scheduling_strategy=on["host2"]).remote(ref), timeout=120)  # read in place
     out["here"] = int(nexus.get(ref, timeout=120).sum())  # this driver, on host3, pulls it from host2
+    mine = nexus.put(np.arange(12_500_000, dtype=np.int64))  # into this driver's own arena, on host3
+    out["put_where"] = where(mine)
+    out["put_on_host2"] = nexus.get(total.options(scheduling_strategy=on["host2"]).remote(mine), timeout=120)  # from host3
+    out["put_here"] = int(nexus.get(mine, timeout=120).sum())
     print(json.dumps(out), flush=True)
     sys.stdin.readline()
     out = {"on_host1": nexus.get(total.options(scheduling_strategy=on["host1"]).remote(ref), timeout=120)}
@@ -305,9 +309,10 @@ MOVED = textwrap.dedent(
 
 
 def test_values_made_on_a_node_stay_there_and_go_to_readers_on_other_hosts_directly(hosts: Hosts) -> None:
-    """A value made on host2 is read on host3 (a task, and the driver) without crossing the head's link; the head's
-    own worker gets it fetched into its arena. When host2 dies, values it held are made again elsewhere by their tasks
-    (lineage), one made from another too; one whose task was bound to host2 is lost, and the error names it."""
+    """A value made on host2 is read on host3 (a task, and the driver), and one the driver on host3 puts is read on
+    host2, without crossing the head's link; the head's own worker gets a value fetched into its arena. When host2
+    dies, values it held are made again elsewhere by their tasks (lineage), one made from another too; one whose
+    task was bound to host2 is lost, and the error names it."""
     for i in (2, 3):
         if not any(n["host"] == f"host{i}" and n["alive"] for n in status(hosts)["nodes"]):
             join(hosts, i, "--num-cpus", "1")
@@ -322,8 +327,9 @@ def test_values_made_on_a_node_stay_there_and_go_to_readers_on_other_hosts_direc
         first = json.loads(line)
         assert first["where"] == f"node {first['node']}"
         assert first["on_host3"] == [first["sum"], "host3"] and first["on_host2"] == [first["sum"], "host2"]
-        assert first["here"] == first["sum"]
-        assert host3_moved > 200e6, f"host3 received the value twice (its task and its driver): {host3_moved:,} bytes"
+        assert first["here"] == first["sum"] == first["put_here"] and first["put_on_host2"] == [first["sum"], "host2"]
+        assert first["put_where"].startswith("driver-")
+        assert host3_moved > 300e6, f"host3 got the value twice (its task, its driver) and sent its put: {host3_moved:,} bytes"
         assert head_moved < 20e6, f"the value did not go through the head's host: {head_moved:,} bytes crossed its link"
         driver.stdin.write("\n")
         driver.stdin.flush()
@@ -341,7 +347,7 @@ def test_values_made_on_a_node_stay_there_and_go_to_readers_on_other_hosts_direc
             driver.communicate()
     last = json.loads(out.strip().splitlines()[-1])
     lost = last["lost"]
-    assert lost is not None and f"node {first['node'].lstrip('0')}" in lost and "(host2)" in lost, (lost, err)
+    assert lost is not None and f"node {first['node']} (host2)" in lost, (lost, err)
     total = 1_000_000 * 999_999 // 2
     assert last["again"][0::2] == [total, 2 * total] and "host2" not in last["again"][1::2], last
     assert last["left"] == [], "freed once their refs were dropped, the first with the task kept to make the second"

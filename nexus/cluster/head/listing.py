@@ -83,7 +83,7 @@ class TaskState:
 class ObjectState:
     object_id: str
     nbytes: int
-    where: str  # "inline", "arena", "spilled", "pending", or "node <id>" (in a joined node's arena)
+    where: str  # "inline", "arena", "spilled", "pending"; "node <id>", "driver-<n>": in that one's arena on its host
     refs: int
     pins: int
     node_id: str = ""  # the node whose arena holds it ("" for this host's, or none)
@@ -226,8 +226,10 @@ def objects_of(rt: Any, limit: int = 1000) -> list[ObjectState]:
             elif obj.spilled is not None:
                 where, nbytes = "spilled", obj.blob.nbytes
             elif obj.blob.at is not None:
+                joined = rt.store.joined.get(obj.blob.at[0])
                 node = f"{obj.blob.at[0]:06x}"
-                out.append(ObjectState(f"{oid:x}", obj.blob.region[1], f"node {node}", obj.refs, obj.pins, node))
+                name = joined.name if joined is not None else f"node {node}"
+                out.append(ObjectState(f"{oid:x}", obj.blob.region[1], name, obj.refs, obj.pins, node))
                 continue
             elif obj.region is not None:
                 where, nbytes = "arena", obj.region[1]

@@ -166,12 +166,12 @@ class ObjectDirectory:
                 again[task.task_id] = task
                 self.rt.emit("object", oid, "lost", 0)
                 continue
-            lost = ObjectLostError(f"object {oid:016x} was stored only on node {node:x} ({joined.host}), which is lost: {why}")
+            lost = ObjectLostError(f"object {oid:016x} was stored only on {joined.name} ({joined.host}), which is lost: {why}")
             entry.blob = error_blob(lost, "the driver")
             entry.blob.oid = oid
             self.rt.emit("object", oid, "lost", 0)
         for task in again.values():  # (dispatched once the node's workers are gone: see remote.head)
-            lineage.run_again(task, f"a value it made was lost with node {node:x} ({joined.host})")
+            lineage.run_again(task, f"a value it made was lost with {joined.name} ({joined.host})")
 
     # -- blobs going out -------------------------------------------------------------------
 
@@ -213,7 +213,7 @@ class ObjectDirectory:
     def _unfetched(self, oid: int, blob: Blob) -> Blob:
         assert blob.at is not None
         joined = self.rt.store.joined.get(blob.at[0])
-        where = f"node {blob.at[0]:x}" + (f" ({joined.host})" if joined is not None else "")
+        where = f"{joined.name} ({joined.host})" if joined is not None else f"node {blob.at[0]:x}"
         lost = ObjectLostError(f"object {oid:016x} is stored on {where}, which did not send it to this host")
         return error_blob(lost, "the driver")
 

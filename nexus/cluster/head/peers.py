@@ -110,6 +110,7 @@ class PeerDirectory:
             record.link.unsent.clear()
             self.peers.pop(record.index, None)
             if record.kind == "driver":
+                rt.objects.node_lost(record.worker_id, f"{record.name} detached ({why})")  # (the values it put and still held)
                 rt.emit("worker", record.name, record.pid, "died", why)
                 return
             if not rt.closed:

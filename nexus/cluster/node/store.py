@@ -24,14 +24,16 @@ __all__ = ["DriverStoreClient", "JoinedArena", "NodeStore"]
 
 
 class JoinedArena:
-    """A joined node's arena as the head keeps it: regions handed out here, bytes there (its workers write them)."""
+    """An arena of another host as the head keeps it: a joined node's (its workers write there) or an attached
+    driver's (its puts); regions handed out here, bytes there."""
 
-    __slots__ = ("allocator", "at", "host")
+    __slots__ = ("allocator", "at", "host", "name")
 
-    def __init__(self, node: int, host: str, size: int, address: str, key: str) -> None:
+    def __init__(self, key: int, host: str, size: int, address: str, public: str, name: str = "") -> None:
         self.allocator = Allocator(size)
-        self.at = (node, address, key)  # what a blob stored there carries (see Blob.at)
+        self.at = (key, address, public)  # what a blob stored there carries (see Blob.at)
         self.host = host
+        self.name = name or f"node {key:06x}"  # how listings and errors say where it is
 
 
 class NodeStore:
@@ -59,25 +61,33 @@ class NodeStore:
 
     # -- joined nodes' arenas ----------------------------------------------------------------
 
-    def add_node(self, node: int, host: str, size: int, address: str, key: str) -> None:
+    def add_node(self, key: int, host: str, size: int, address: str, public: str, name: str = "") -> None:
+        """An arena of another host, kept under ``key``: a node's number, or an attached driver's worker id (which no
+        node number can be)."""
         with self.lock:
-            self.joined[node] = JoinedArena(node, host, size, address, key)
+            self.joined[key] = JoinedArena(key, host, size, address, public, name)
 
     def joined_at(self, node: int) -> tuple[int, str, str] | None:
         """Where the arena of node ``node`` is served, if it joined with one."""
         joined = self.joined.get(node)
         return None if joined is None else joined.at
 
+    @staticmethod
+    def key_of(w: WorkerRecord) -> int:
+        """The arena a process writes into: 0 for this host's, else the key of its node's or its own."""
+        if not w.remote:
+            return 0
+        return w.worker_id if w.kind == "driver" else w.node
+
     def _joined_of(self, w: WorkerRecord | None) -> JoinedArena | None:
-        return self.joined.get(w.node) if w is not None and w.remote and w.node else None
+        return self.joined.get(self.key_of(w)) if w is not None and w.remote else None
 
     def free_for(self, w: WorkerRecord, offset: int, nbytes: int) -> None:
         """Give back a region worker ``w`` was given (in its node's arena, or this host's); lock held."""
-        joined = self._joined_of(w)
-        if joined is not None:
-            joined.allocator.free(offset, nbytes)
-        elif not w.remote or not w.node:
+        if not w.remote:
             self.allocator.free(offset, nbytes)
+        elif (joined := self._joined_of(w)) is not None:  # (else that arena is gone, and its regions with it)
+            joined.allocator.free(offset, nbytes)
 
     def free_blob(self, blob: Blob) -> None:
         """Give back the region of a blob no object took (lock held)."""
@@ -92,7 +102,7 @@ class NodeStore:
         if offset is None:
             a = joined.allocator
             raise ObjectStoreFullError(
-                f"the object store of node {joined.at[0]:x} ({joined.host}) has no room for {nbytes:,} bytes: capacity "
+                f"the object store of {joined.name} ({joined.host}) has no room for {nbytes:,} bytes: capacity "
                 f"{a.capacity:,} bytes, {a.used:,} in use, largest free block {a.largest_free:,}; drop references to "
                 "objects you no longer need, or start that node with a larger --object-store-memory"
             )
@@ -161,9 +171,10 @@ class NodeStore:
         """
         rt = self.rt
         lock = self.lock
-        joined = self._joined_of(w)
-        if joined is not None:
-            assert w is not None
+        if w is not None and w.remote:
+            joined = self._joined_of(w)
+            if joined is None:
+                raise ObjectStoreFullError(f"{w.name} has no arena of its own here")
             with lock:
                 return self._alloc_joined(joined, nbytes, w)
         nested = lock.held()

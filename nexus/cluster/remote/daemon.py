@@ -133,7 +133,7 @@ def run_node(args: argparse.Namespace) -> int:
     actors: list[subprocess.Popen[bytes]] = []  # actor workers: one spare, and those the head asked for
     relay = OutputRelay()  # what they print, for the head (and this agent's log)
     arena, server = _node_store(args, key, link)
-    spec = (args.address, key.path, arena.name)  # what each worker is started with
+    spec = (args.address, key.path, arena.fd)  # what each worker is started with
     try:
         try:
             node_id = link.join(resources, labels, timeout=args.join_timeout, store={"size": arena.size, "address": server.address})
@@ -195,23 +195,24 @@ def _node_store(args: argparse.Namespace, key: Any, link: Any) -> tuple[Any, Any
 
     config = ClusterConfig.from_environment(None, os.environ)
     arena = Arena.create(default_capacity(args.object_store_memory), config.arena_chunk, config.prefault_step)
+    arena.unlink()  # its workers inherit its descriptor: nothing is left in /dev/shm, however the agent ends
     try:
         server = ObjectServer(arena.view, key.pair, address_towards(*parse_address(args.address)), log=_log)
     except BaseException:
         arena.close(unlink=True)
         link.close()
         raise
-    first = min(arena.size, config.prefault_first)
-    threading.Thread(target=arena.prefault, args=(0, first), name="nexus-prefault", daemon=True).start()
+    # Not prefaulted here (zeros written by a thread of this agent would race its workers' writes): each region is
+    # reserved by the worker it is handed to (store_client.reserve), which allocates its pages in one call
     return arena, server
 
 
-def _start_workers(count: int, spec: tuple[str, str, str], node_id: int, kind: str, relay: Any) -> list[subprocess.Popen[bytes]]:
+def _start_workers(count: int, spec: tuple[str, str, int], node_id: int, kind: str, relay: Any) -> list[subprocess.Popen[bytes]]:
     """This node's workers: each attaches to the head on its own (and dies with this agent); ``relay`` reads what
-    they print. ``spec``: the head's address, the key file, this node's arena."""
+    they print. ``spec``: the head's address, the key file, this node's arena (a descriptor they inherit)."""
     address, key_path, arena = spec
     argv = [sys.executable, "-m", "nexus.cluster.remote.worker", "--address", address, "--key", key_path, "--kind", kind]
-    argv += ["--arena", arena]
+    argv += ["--arena-fd", str(arena)]
     # Not a worker of any local cluster this agent may have been started from (that cluster's files are not theirs)
     env = {k: v for k, v in os.environ.items() if k not in ("NEXUS_CLUSTER_ID", "NEXUS_ARENA", "NEXUS_NODE_ID")}
     env["PYTHONUNBUFFERED"] = "1"  # (what a task prints goes to the head as it is printed, and is not lost with it)
@@ -222,6 +223,7 @@ def _start_workers(count: int, spec: tuple[str, str, str], node_id: int, kind: s
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             close_fds=True,
+            pass_fds=(arena,),
             env=env,
         )
         for _ in range(count)
@@ -234,7 +236,7 @@ def _start_workers(count: int, spec: tuple[str, str, str], node_id: int, kind: s
 def _replace_exited(
     workers: list[subprocess.Popen[bytes]],
     actors: list[subprocess.Popen[bytes]],
-    spec: tuple[str, str, str],
+    spec: tuple[str, str, int],
     node_id: int,
     report: Any,
     relay: Any,

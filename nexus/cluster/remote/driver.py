@@ -24,7 +24,7 @@ from ...core.errors import SystemShutdownError
 from ..config import ClusterConfig
 from ..protocol import pack_frames, unpack_frames
 from ..state.ids import IdSpace
-from ..values import Blob, Pin, StoreClient, set_client
+from ..values import Blob, Pin, StoreClient, deserialize, set_client
 from ..worker.client import WorkerClient, _Waiter
 from . import wire
 from .agent import _HEAD_OPS, HeadUnreachableError, NodeLink
@@ -42,26 +42,42 @@ class _PeerStore(StoreClient):
 
     adopts_pins = True
 
-    def __init__(self, driver: AttachedDriver, key: NodeKey) -> None:
+    inline_when_full = True  # (its arena full: a value goes to the head with its bytes)
+
+    def __init__(self, driver: AttachedDriver, key: NodeKey, arena: Any, node: int) -> None:
         from .objects import Puller
 
         self.driver = driver
         self.inline_max = driver.config.inline_max
         self.puller = Puller(key.pair)
+        self.arena = arena  # this driver's own (None: the head did not take it); its regions are handed out there
+        self.node = node  # the number the head keeps that arena under
 
     def allocate(self, nbytes: int) -> int:
-        raise RuntimeError("an attached driver has no arena")
+        from ..worker.store_client import reserve
+
+        answer = self.driver._request(("alloc", nbytes))
+        if isinstance(answer, Blob):
+            raise deserialize(answer).to_exception()
+        offset = int(answer)
+        reserve(self, offset, nbytes)
+        return offset
 
     def free(self, offset: int, nbytes: int) -> None:
-        raise RuntimeError("an attached driver has no arena")
+        self.driver.send(("free", offset, nbytes))
 
     def pin(self, oid: int, region: tuple[int, int]) -> Pin:
-        raise RuntimeError("an attached driver has no arena")
+        self.driver.ref_ops.append((oid, 0, 1))
+        return self.arena.pin(region[0], region[1], lambda: self.driver.ref_ops.append((oid, 0, -1)))  # type: ignore[no-any-return]
 
     def adopt_pin(self, oid: int, region: tuple[int, int] | None) -> Any:
         from ..worker.store_client import _Hold
 
-        return _Hold(lambda: self.driver.ref_ops.append((oid, 0, -1))) if oid else None
+        if not oid:
+            return None
+        if region is not None and self.arena is not None:
+            return self.arena.pin(region[0], region[1], lambda: self.driver.ref_ops.append((oid, 0, -1)))
+        return _Hold(lambda: self.driver.ref_ops.append((oid, 0, -1)))
 
     def acquire(self, oid: int) -> None:
         self.driver.ref_ops.append((oid, 1, 0))
@@ -79,16 +95,27 @@ class AttachedDriver(WorkerClient):
     def __init__(self, key: NodeKey, address: str, timeout: float = 10.0) -> None:
         self.address = address
         link = self.link = NodeLink(key, address)
+        arena, server = _own_store(key, address)
+        offered = {"store": {"size": arena.size, "address": server.address}} if server is not None else {}
         try:
             early: list[Any] = []  # data frames that come before the answer (the head's first messages to it)
-            op, f = link.request("attach", timeout, ops=_OPS, data=early, host=_socket.gethostname(), pid=os.getpid())
+            op, f = link.request("attach", timeout, ops=_OPS, data=early, host=_socket.gethostname(), pid=os.getpid(), **offered)
         except BaseException:
             link.close()
+            _close_store(arena, server)
             raise
         if op != "attached":
             link.close()
+            _close_store(arena, server)
             why = f.get("why", f"it answered {op!r}")
             raise ConnectionError(f"the head at {address} does not take drivers: {why}")
+        own = f.get("store")
+        if server is not None and wire.is_int(own) and own:
+            server.node_id, server.allowed = own, {k for k in f.get("allowed", ()) if isinstance(k, str)}
+        else:  # (a head that keeps no arena of a driver: its values go to the head)
+            _close_store(arena, server)
+            arena, server, own = None, None, 0
+        self.object_server = server
         self.worker_id = f["worker_id"]
         self.node_id = f["node"]
         self.config = ClusterConfig.from_json(f["config"])
@@ -120,7 +147,7 @@ class AttachedDriver(WorkerClient):
             before_send=self._flush_ref_ops,
             name="nexus-attached",
         )
-        self.store = _PeerStore(self, key)
+        self.store = _PeerStore(self, key, arena, own)
         set_client(self.store)
         for frames in early:
             self._received(frames)
@@ -220,8 +247,40 @@ class AttachedDriver(WorkerClient):
             self.io.close()
             self.link.close()
             self.store.puller.close()
+            _close_store(self.store.arena, self.object_server)
             set_client(None)
         return True
+
+
+def _own_store(key: NodeKey, address: str) -> tuple[Any, Any]:
+    """This driver's arena (the values it puts are written there and stay there) and the server of its regions to
+    other hosts; (None, None) if this host cannot have them (a /dev/shm too small, no address towards the head)."""
+    import warnings
+
+    from ..store import Arena, default_capacity
+    from .agent import parse_address
+    from .objects import ObjectServer, address_towards
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # (a small /dev/shm: large puts go to the head instead)
+            arena = Arena.create(default_capacity(None))
+        arena.unlink()  # nobody else maps it: it goes with this process, however it ends
+    except (OSError, ValueError):
+        return None, None
+    try:
+        server = ObjectServer(arena.view, key.pair, address_towards(*parse_address(address)))
+    except OSError:
+        arena.close()
+        return None, None
+    return arena, server  # (not prefaulted: a region is reserved by its writer as it is handed out, see reserve)
+
+
+def _close_store(arena: Any, server: Any) -> None:
+    if server is not None:
+        server.close()
+    if arena is not None:
+        arena.close()
 
 
 def attach(address: str, key_file: str | None, timeout: float = 10.0) -> AttachedDriver:

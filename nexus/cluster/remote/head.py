@@ -360,8 +360,14 @@ class HeadService:
         record.link._on_kill = kill
         what = f"a{'n actor' if kind == 'actor' else ''} worker of node {node}" if kind != "driver" else "a driver"
         self.print(f"nexus head: {what} attached from {f['host'][:253]} (pid {f['pid']}) as {record.name}")
+        store, own = f.get("store"), 0
+        if kind == "driver" and isinstance(store, dict) and wire.is_int(store.get("size")) and isinstance(store.get("address"), str):
+            own = record.worker_id  # (its puts are kept in its arena, under its worker id: no node has that number)
+            rt.store.add_node(own, f["host"][:253], store["size"], store["address"][:300], key, record.name)
         return wire.encode(
             "attached",
+            store=own,
+            allowed=sorted(self.keys.allowed() | {self.keys.head.public}) if own else [],
             worker_id=record.index,
             node=rt.node_id,
             config=rt.config.to_json(),
@@ -456,7 +462,7 @@ class HeadService:
 
     def _deliver(self, peer: _Peer, frames: list[Any]) -> None:
         try:
-            loads = functools.partial(self.loads, node=peer.record.node)  # (a region it names is its node's)
+            loads = functools.partial(self.loads, node=self.runtime.store.key_of(peer.record))  # (a region it names: its arena's)
             body = unpack_frames([frames[0].bytes, *(f.buffer for f in frames[1:])], loads)
         except Exception as exc:
             self.malformed += 1

@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--node", type=int, required=True)
     parser.add_argument("--agent", type=int, required=True, help="the agent's pid (exit if it is gone already)")
     parser.add_argument("--kind", choices=("task", "actor"), default="task", help="a task worker, or a spare for an actor")
-    parser.add_argument("--arena", default=None, help="the node's arena (its agent's shared memory), where values are written")
+    parser.add_argument("--arena-fd", type=int, default=None, help="the node's arena (its agent's shared memory), inherited")
     args = parser.parse_args(argv)
     _die_with_parent()
     if os.getppid() != args.agent:
@@ -155,8 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     channel = PeerChannel(link, f["worker_id"], heartbeat, timeout)
     runtime = WorkerRuntime(channel, f["worker_id"], args.kind, None, config)
     become(runtime)
-    store = _WorkerStore(runtime, args.arena)
-    store.node = int(f["node"])  # values in this node's arena are read in place; others' are pulled from their nodes
+    from ..store import Arena
+
+    store = _WorkerStore(runtime, Arena.inherited(args.arena_fd) if args.arena_fd is not None else None)
+    store.node = args.node  # values in this node's arena are read in place; others' are pulled from their nodes
     store.puller = Puller(link.key.pair)
     store.inline_when_full = True  # (this node's arena full: a value goes to the head with its bytes)
     set_client(store)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...core.errors import ObjectStoreFullError
 from ..store import Arena, Pin
 from ..values import Blob, StoreClient, deserialize
 from .loop import WorkerRuntime
@@ -16,17 +17,20 @@ class _WorkerStore(StoreClient):
 
     adopts_pins = True
 
-    def __init__(self, runtime: WorkerRuntime, arena_name: str | None) -> None:
+    def __init__(self, runtime: WorkerRuntime, arena: str | Arena | None) -> None:
         self.runtime = runtime
         self.answers = runtime.answers  # ref changes go among the held answers, in the order they happened
-        self.arena = Arena.attach(arena_name) if arena_name else None
+        self.arena = (Arena.attach(arena) if arena else None) if isinstance(arena, str) else arena  # (by name, or inherited)
         self.inline_max = runtime.config.inline_max
 
     def allocate(self, nbytes: int) -> int:
         answer = self.runtime._request(("alloc", nbytes), blocking=False)
         if isinstance(answer, Blob):
             raise deserialize(answer).to_exception()
-        return int(answer)
+        offset = int(answer)
+        if self.node:  # (a joined node's arena: its regions are reserved by their writers)
+            reserve(self, offset, nbytes)
+        return offset
 
     def free(self, offset: int, nbytes: int) -> None:
         self.runtime.send(("free", offset, nbytes))
@@ -52,6 +56,16 @@ class _WorkerStore(StoreClient):
 
     def release(self, oid: int) -> None:
         self.answers.ref_op(oid, -1, 0)
+
+
+def reserve(client: StoreClient, offset: int, nbytes: int) -> None:
+    """Reserve a region just handed out in the arena of ``client``; ObjectStoreFullError (the region given back)
+    when /dev/shm is full."""
+    try:
+        client.arena.ensure(offset, nbytes)
+    except OSError as exc:
+        client.free(offset, nbytes)
+        raise ObjectStoreFullError(f"this host's /dev/shm has no room for {nbytes:,} bytes: {exc}") from None
 
 
 class _Hold:
