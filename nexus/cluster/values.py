@@ -86,7 +86,7 @@ class Blob:
         region: tuple[int, int] | None = None,
         refs: tuple[int, ...] = (),
         oid: int = 0,
-        at: tuple[int, str, str] | None = None,
+        at: tuple[Any, ...] | None = None,
     ) -> None:
         self.payload = payload  # bytes, or a Slice when it is large
         self.buffers = buffers if buffers is not None else []
@@ -185,6 +185,9 @@ class StoreClient:
 
     def release(self, oid: int) -> None:
         raise NotImplementedError
+
+    def copied(self, oid: int, offset: int, ok: bool) -> None:
+        """Tell the head that a copy it asked for in this process's arena is written (or given up)."""
 
 
 _client: StoreClient | None = None
@@ -356,14 +359,41 @@ def _loads(blob: Blob) -> Any:
 
 
 def _pulled(blob: Blob, client: StoreClient | None) -> Any:
-    """The value of a blob in another node's arena, its parts pulled from there (each one frame: no copy here)."""
+    """The value of a blob in another node's arena, its parts pulled from there: into this process's arena when the
+    head gave a region of it for a copy (``at``'s fourth item; the head is told, and the next reader here reads that
+    copy in place), else into memory of their own (a part in one frame is a view of it)."""
     assert blob.at is not None
     if client is None or client.puller is None:
         raise NexusError(f"this value lives on node {blob.at[0]:x} of a cluster this process is not attached to")
+    if len(blob.at) > 3 and client.arena is not None:
+        here = _copied_here(blob, client, blob.at[3])
+        if here is not None:
+            return _loads(here)
     views = iter(client.puller.pull(blob.at, blob.parts()))
     buffers = [next(views) if isinstance(b, Slice) else b for b in blob.buffers]
     payload = next(views) if isinstance(blob.payload, Slice) else blob.payload
     return pickle.loads(payload, buffers=buffers)
+
+
+def _copied_here(blob: Blob, client: StoreClient, offset: int) -> Blob | None:
+    """Pull ``blob``'s parts into ``offset`` of this process's arena, in its layout there; the copy, read in place
+    (None if this host's memory has no room: the head is told either way)."""
+    assert blob.region is not None and blob.at is not None
+    start, size = blob.region
+    ok = False
+    try:
+        try:
+            client.arena.ensure(offset, size)
+        except OSError:
+            return None
+        view = client.arena.view
+        parts = blob.parts()
+        client.puller.pull(blob.at, parts, into=[view[offset + at - start : offset + at - start + n] for at, n in parts])
+        ok = True
+    finally:
+        client.copied(blob.oid, offset, ok)
+    here = blob.moved(offset)  # (in this arena: pinned for reading as any value here is)
+    return here
 
 
 def error_blob(exc: BaseException, where: str) -> Blob:

@@ -277,7 +277,8 @@ MOVED = textwrap.dedent(
     out["put_here"] = int(nexus.get(mine, timeout=120).sum())
     print(json.dumps(out), flush=True)
     sys.stdin.readline()
-    out = {"on_host1": nexus.get(total.options(scheduling_strategy=on["host1"]).remote(ref), timeout=120)}
+    out = {"again_on_host3": nexus.get(total.options(scheduling_strategy=on["host3"]).remote(ref), timeout=120)}  # its copy
+    out["on_host1"] = nexus.get(total.options(scheduling_strategy=on["host1"]).remote(ref), timeout=120)
     out["where"] = where(ref)  # fetched into the head's arena for its host's worker
     prefer2 = nexus.NodeAffinitySchedulingStrategy(ids["host2"], soft=True)  # (one at a time: host2 is idle)
     first = made.options(scheduling_strategy=prefer2).remote(1_000_000)
@@ -286,6 +287,8 @@ MOVED = textwrap.dedent(
     nexus.wait([second], timeout=120)
     lost = make.options(scheduling_strategy=on["host2"]).remote(1_000_000)  # bound to host2: cannot be made elsewhere
     nexus.wait([lost], timeout=120)
+    kept = make.options(scheduling_strategy=on["host2"]).remote(1_000_000)  # likewise, but read on host3: a copy there
+    out["kept_read"] = nexus.get(total.options(scheduling_strategy=on["host3"]).remote(kept), timeout=120)
     out["made_on"] = [where(first), where(second)]
     print(json.dumps(out), flush=True)
     sys.stdin.readline()  # host2's agent is killed meanwhile, and declared dead
@@ -294,6 +297,7 @@ MOVED = textwrap.dedent(
         nexus.get(lost, timeout=60)
     except ObjectLostError as exc:
         out["lost"] = str(exc)
+    out["kept"] = int(nexus.get(kept, timeout=60).sum())  # host3's copy is the value now
     a, a_host = nexus.get(first, timeout=120)  # made again elsewhere (lineage), and the value made from it too
     b, b_host = nexus.get(second, timeout=120)
     out["again"] = [int(a.sum()), a_host, int(b.sum()), b_host]
@@ -310,9 +314,10 @@ MOVED = textwrap.dedent(
 
 def test_values_made_on_a_node_stay_there_and_go_to_readers_on_other_hosts_directly(hosts: Hosts) -> None:
     """A value made on host2 is read on host3 (a task, and the driver), and one the driver on host3 puts is read on
-    host2, without crossing the head's link; the head's own worker gets a value fetched into its arena. When host2
-    dies, values it held are made again elsewhere by their tasks (lineage), one made from another too; one whose
-    task was bound to host2 is lost, and the error names it."""
+    host2, without crossing the head's link, and a second read on host3 reads the copy the first left there; the
+    head's own worker gets a value fetched into its arena. When host2 dies, a value copied to host3 lives on there,
+    values it held are made again elsewhere by their tasks (lineage), one made from another too; one whose task was
+    bound to host2 is lost, and the error names it."""
     for i in (2, 3):
         if not any(n["host"] == f"host{i}" and n["alive"] for n in status(hosts)["nodes"]):
             join(hosts, i, "--num-cpus", "1")
@@ -331,9 +336,13 @@ def test_values_made_on_a_node_stay_there_and_go_to_readers_on_other_hosts_direc
         assert first["put_where"].startswith("driver-")
         assert host3_moved > 300e6, f"host3 got the value twice (its task, its driver) and sent its put: {host3_moved:,} bytes"
         assert head_moved < 20e6, f"the value did not go through the head's host: {head_moved:,} bytes crossed its link"
+        host3_before = hosts.traffic(3)
         driver.stdin.write("\n")
         driver.stdin.flush()
         second = json.loads(driver.stdout.readline())
+        host3_moved = hosts.traffic(3) - host3_before
+        assert second["again_on_host3"] == [first["sum"], "host3"]
+        assert host3_moved < 20e6, f"the second read on host3 read the copy its first one left there: {host3_moved:,} bytes"
         assert second["on_host1"] == [first["sum"], "host1"] and second["where"] == "arena"
         assert second["made_on"] == [first["where"]] * 2
         os.kill(live_agent(hosts, 2), signal.SIGKILL)
@@ -350,6 +359,7 @@ def test_values_made_on_a_node_stay_there_and_go_to_readers_on_other_hosts_direc
     assert lost is not None and f"node {first['node']} (host2)" in lost, (lost, err)
     total = 1_000_000 * 999_999 // 2
     assert last["again"][0::2] == [total, 2 * total] and "host2" not in last["again"][1::2], last
+    assert last["kept"] == total, "a value bound to host2 but copied to host3 outlives host2"
     assert last["left"] == [], "freed once their refs were dropped, the first with the task kept to make the second"
 
 

@@ -158,8 +158,15 @@ class ObjectDirectory:
         lineage = self.rt.scheduler.lineage
         again: dict[int, Any] = {}
         for oid, entry in list(self.entries.items()):
+            copies = entry.copies
+            if copies:
+                copies.pop(node, None)
             blob = entry.blob
             if blob is None or blob.at is None or blob.at[0] != node:
+                continue
+            if copies and (ready := next((k for k, c in copies.items() if c[2] is not None), None)) is not None:
+                entry.blob = copies.pop(ready)[2]  # a copy elsewhere is the value now
+                entry.blob.oid = oid
                 continue
             task = lineage.make_again(oid, entry, node)
             if task is not None:
@@ -198,7 +205,7 @@ class ObjectDirectory:
                 return self._unfetched(oid, blob)
             if w.alive:
                 self.change(oid, 0, 1, w)
-            return blob.copy()
+            return self.rt.store.copy_for(w, self.entries[oid], blob)
         if w.remote and blob.region is not None:  # it does not map the arena: the bytes go (pinned only for its refs)
             if blob.refs and w.alive:
                 self.change(oid, 0, 1, w)
@@ -405,6 +412,10 @@ class ObjectDirectory:
         except Exception as exc:
             answer = error_blob(exc, "the driver")
         self.rt.outbox.send(w, ("objects", request, [(0, answer)]))
+
+    def on_copied(self, w: WorkerRecord, oid: int, offset: int, ok: bool) -> None:
+        with self.lock:
+            self.rt.store.copied(w, self.entries.get(oid), offset, ok)
 
     def on_free(self, w: WorkerRecord, offset: int, nbytes: int) -> None:
         with self.lock:

@@ -166,6 +166,7 @@ class Runtime:
             "refs": objects.on_refs,
             "alloc": objects.on_alloc,
             "free": objects.on_free,
+            "copied": objects.on_copied,
             "get": objects.on_get,
             "wait": objects.on_wait,
             "control": self._on_control,

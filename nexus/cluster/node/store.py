@@ -97,6 +97,47 @@ class NodeStore:
         elif (joined := self.joined.get(blob.at[0])) is not None:
             joined.allocator.free(*blob.region)
 
+    def copy_for(self, w: WorkerRecord, entry: ObjectEntry, blob: Blob) -> Blob:
+        """What goes to ``w`` for ``blob``, which is in another host's arena (lock held): the copy in ``w``'s own
+        arena if there is one; else, the first time, the blob with a region of ``w``'s arena to pull it into (its
+        ``at`` says where: a fourth item), which ``w`` says it wrote (``copied``); else the blob, pulled as it is."""
+        at, region = blob.at, blob.region
+        assert at is not None and region is not None
+        key = self.key_of(w)
+        joined = self.joined.get(key)
+        if key == at[0] or joined is None:
+            return blob.copy()
+        copies = entry.copies
+        if copies is None:
+            copies = entry.copies = {}
+        have = copies.get(key)
+        if have is not None:
+            return have[2].copy() if have[2] is not None else blob.copy()  # (being copied there now: this one pulls)
+        size = region[1]
+        offset = joined.allocator.alloc(size)
+        if offset is None:
+            return blob.copy()
+        copies[key] = (offset, size, None)
+        stub = blob.copy()
+        stub.at = (*at, offset)
+        return stub
+
+    def copied(self, w: WorkerRecord, entry: ObjectEntry | None, offset: int, ok: bool) -> None:
+        """``w`` wrote the copy it was asked for at ``offset`` of its arena, or gave it up (lock held)."""
+        key = self.key_of(w)
+        joined = self.joined.get(key)
+        have = entry.copies.get(key) if entry is not None and entry.copies else None
+        if have is None or have[0] != offset or have[2] is not None or joined is None:
+            return  # (freed meanwhile, with the region: see freed)
+        assert entry is not None and entry.copies is not None and entry.blob is not None
+        if not ok or entry.blob.at is None:
+            del entry.copies[key]
+            joined.allocator.free(offset, have[1])
+            return
+        copy = entry.blob.moved(offset)
+        copy.at = joined.at
+        entry.copies[key] = (offset, have[1], copy)
+
     def _alloc_joined(self, joined: JoinedArena, nbytes: int, w: WorkerRecord) -> int:
         offset = joined.allocator.alloc(nbytes)
         if offset is None:
@@ -277,6 +318,11 @@ class NodeStore:
         lineage = self.rt.scheduler.lineage
         if lineage.by_object:
             lineage.freed(oid)
+        if entry.copies:
+            for key, (offset, size, _copy) in entry.copies.items():
+                if (joined := self.joined.get(key)) is not None:
+                    joined.allocator.free(offset, size)
+            entry.copies = None
         blob = entry.blob
         if blob is not None and blob.at is not None and blob.region is not None:
             self.free_blob(blob)

@@ -150,6 +150,14 @@ class Free(NamedTuple):
     nbytes: int
 
 
+class Copied(NamedTuple):
+    """A copy of ``oid`` was written (``ok``) or given up at ``offset`` of the sender's arena, as the head asked."""
+
+    oid: int
+    offset: int
+    ok: bool
+
+
 class Get(NamedTuple):
     request: int
     ids: list[int]
@@ -187,6 +195,7 @@ TO_DRIVER: dict[str, type[tuple[Any, ...]]] = {
     "refs": Refs,
     "alloc": Alloc,
     "free": Free,
+    "copied": Copied,
     "get": Get,
     "wait": Wait,
     "control": Control,

@@ -79,6 +79,9 @@ class _PeerStore(StoreClient):
             return self.arena.pin(region[0], region[1], lambda: self.driver.ref_ops.append((oid, 0, -1)))
         return _Hold(lambda: self.driver.ref_ops.append((oid, 0, -1)))
 
+    def copied(self, oid: int, offset: int, ok: bool) -> None:
+        self.driver.send(("copied", oid, offset, ok))
+
     def acquire(self, oid: int) -> None:
         self.driver.ref_ops.append((oid, 1, 0))
 

@@ -41,7 +41,7 @@ class ObjectWait:
 class ObjectEntry:
     """One object: its blob once made, who counts on it, where its bytes are."""
 
-    __slots__ = ("blob", "contained", "pins", "refs", "region", "spilled", "used", "waiters")
+    __slots__ = ("blob", "contained", "copies", "pins", "refs", "region", "spilled", "used", "waiters")
 
     def __init__(self, refs: int = 1) -> None:
         self.blob: Any = None
@@ -52,6 +52,7 @@ class ObjectEntry:
         self.contained: tuple[int, ...] = ()  # objects whose refs its value holds
         self.spilled: str | None = None  # the file it was spilled to
         self.used = 0  # when it was last stored or read (for spilling the least recently used)
+        self.copies: dict[int, tuple[int, int, Any]] | None = None  # copies in other arenas: key -> (offset, size, blob or None)
 
     def __repr__(self) -> str:
         state = "pending" if self.blob is None else "spilled" if self.spilled else "arena" if self.region else "inline"

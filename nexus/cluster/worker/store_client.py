@@ -48,6 +48,9 @@ class _WorkerStore(StoreClient):
             return _Hold(lambda: self.answers.ref_op(oid, 0, -1))
         return self.arena.pin(region[0], region[1], lambda: self.answers.ref_op(oid, 0, -1))
 
+    def copied(self, oid: int, offset: int, ok: bool) -> None:
+        self.runtime.send(("copied", oid, offset, ok))
+
     def acquire(self, oid: int) -> None:
         self.answers.ref_op(oid, 1, 0)
 
