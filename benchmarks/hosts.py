@@ -300,8 +300,8 @@ def run(quick: bool) -> BenchmarkResult:
             f"the best Nexus transfer is {best / statistics.median(link):.0%} of the link (target: 70%), "
             f"{best / statistics.median(curve):.0%} of the link through CURVE, which every Nexus link between hosts is "
             "(Ray's are not encrypted)",
-            "a value made on host 2 goes to host 3 directly (one crossing); one put on host 3 goes through the head on "
-            "host 1 (two: an attached driver has no arena of its own)",
+            "a value made on host 2, or put by the driver on host 3, goes to the other host directly (one crossing, "
+            "not through the head on host 1)",
         ],
         available=ray is not None,
         ray=getattr(ray, "__version__", "not installed"),
