@@ -264,6 +264,8 @@ class ObjectDirectory:
         if isinstance(body[4], Blob) and body[4].oid:
             shipped.append((body[4].oid, body[4]))
         for oid, blob in shipped:
+            if blob.at is not None and len(blob.at) > 3:  # a copy it was to write: the region goes back
+                self.rt.store.copied(w, self.entries.get(oid), blob.at[3], False)
             if oid and (blob.region is not None or blob.refs):
                 self.change(oid, 0, -1, w)
 
