@@ -5,9 +5,9 @@ interpreter start included), tasks and actor calls from the driver on host 3 (on
 together), and arrays of 100 MiB and 1 GiB moved between hosts 2 and 3 (put on host 3 and read by a task on host
 2; made by a task on host 2 and got on host 3), beside the link's own limit (a plain TCP stream from host 3 to
 host 1 over the same veth pairs and bridge) and that stream through ZeroMQ's CURVE encryption. Needs root and
-iproute2 (the hosts are made and removed here, as ``tests/remote/hosts.py`` makes them); without them the module reports that it cannot run.
-With Ray installed, the same script runs against Ray multi-node on the same hosts (``ray start --head`` on host 1,
-``ray start --address`` on hosts 2 and 3), after the Nexus cluster is stopped.
+iproute2 (the hosts are made and removed here, as ``tests/remote/hosts.py`` makes them); without them the module
+reports that it cannot run. With Ray installed, the same script runs against Ray multi-node on the same hosts
+(``ray start --head`` on host 1, ``ray start --address`` on hosts 2 and 3), after the Nexus cluster is stopped.
 """
 
 from __future__ import annotations

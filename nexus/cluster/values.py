@@ -137,6 +137,12 @@ class Blob:
             parts.append((self.payload.offset, self.payload.nbytes))
         return parts
 
+    def parts_at(self, view: memoryview, offset: int) -> list[memoryview]:
+        """Views of ``view`` where its parts go in a region of the same layout at ``offset`` (a copy of it there)."""
+        assert self.region is not None
+        delta = offset - self.region[0]
+        return [view[at + delta : at + delta + n] for at, n in self.parts()]
+
 
 def _rebuild_blob(payload: Any, buffers: list[Any], error: bool, region: Any, refs: tuple[int, ...], oid: int, at: Any = None) -> Blob:
     blob = Blob(payload, buffers, error, region, refs, oid, tuple(at) if at is not None else None)
@@ -379,16 +385,14 @@ def _copied_here(blob: Blob, client: StoreClient, offset: int) -> Blob | None:
     """Pull ``blob``'s parts into ``offset`` of this process's arena, in its layout there; the copy, read in place
     (None if this host's memory has no room: the head is told either way)."""
     assert blob.region is not None and blob.at is not None
-    start, size = blob.region
+    size = blob.region[1]
     ok = False
     try:
         try:
             client.arena.ensure(offset, size)
         except OSError:
             return None
-        view = client.arena.view
-        parts = blob.parts()
-        client.puller.pull(blob.at, parts, into=[view[offset + at - start : offset + at - start + n] for at, n in parts])
+        client.puller.pull(blob.at, blob.parts(), into=blob.parts_at(client.arena.view, offset))
         ok = True
     finally:
         client.copied(blob.oid, offset, ok)

@@ -170,12 +170,10 @@ class NodeStore:
             entry.pins += 1
         here = None
         try:
-            start, size = blob.region
+            size = blob.region[1]
             offset = self.allocate(size)  # the same layout as there: its parts at the same places in the region
             try:
-                view = self.arena.view
-                into = [view[offset + at - start : offset + at - start + n] for at, n in blob.parts()]
-                self.puller.pull(blob.at, blob.parts(), into=into)
+                self.puller.pull(blob.at, blob.parts(), into=blob.parts_at(self.arena.view, offset))
             except BaseException:
                 self.free(offset, size)
                 raise

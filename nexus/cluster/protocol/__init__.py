@@ -5,7 +5,7 @@ Driver -> worker: ``def`` (a function or class, once per worker), ``task``,
 ``revoke``, ``exit``, ``batch`` (several of these coalesced). Worker ->
 driver: ``hello``, ``done``, ``done_many``, ``blocked``, ``revoked``,
 ``submit``, ``submit_call``, ``create_actor``, ``actor_ready``, ``get``,
-``wait``, ``put``, ``refs``, ``alloc``, ``free``, ``control``.
+``wait``, ``put``, ``refs``, ``alloc``, ``free``, ``copied``, ``control``.
 """
 
 from .codec import pack, pack_frames, unpack, unpack_frames

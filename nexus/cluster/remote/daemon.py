@@ -197,7 +197,7 @@ def _node_store(args: argparse.Namespace, key: Any, link: Any) -> tuple[Any, Any
     arena = Arena.create(default_capacity(args.object_store_memory), config.arena_chunk, config.prefault_step)
     arena.unlink()  # its workers inherit its descriptor: nothing is left in /dev/shm, however the agent ends
     try:
-        server = ObjectServer(arena.view, key.pair, address_towards(*parse_address(args.address)), log=_log)
+        server = ObjectServer(arena.view, key.pair, address_towards(*parse_address(args.address)))
     except BaseException:
         arena.close(unlink=True)
         link.close()
@@ -291,24 +291,22 @@ def _labels(pairs: Sequence[str] | None) -> dict[str, str]:
     return labels
 
 
-def _bytes(text: str) -> int:
+def _whole(text: str, least: int, what: str) -> int:
     try:
         n = int(text)
     except ValueError:
-        n = -1
-    if n < 1 << 20:
-        raise argparse.ArgumentTypeError(f"an object store size is a number of bytes, at least 1 MiB (1048576), not {text!r}")
+        n = least - 1
+    if n < least:
+        raise argparse.ArgumentTypeError(f"{what}, not {text!r}")
     return n
+
+
+def _bytes(text: str) -> int:
+    return _whole(text, 1 << 20, "an object store size is a number of bytes, at least 1 MiB (1048576)")
 
 
 def _cpus(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"a number of CPUs is a whole number, 0 or more, not {text!r}")
-    return n
+    return _whole(text, 0, "a number of CPUs is a whole number, 0 or more")
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:

@@ -31,7 +31,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from ..protocol import LogLimiter, unpack_frames
 from ..state.nodes import Membership, NodeRecord
 from . import wire
-from .keys import HeadKeys
+from .keys import HeadKeys, quiet_auth_log
 from .link import LiveClock
 from .parts import DATA, LAYOUT, PART, Parts, split
 
@@ -128,7 +128,7 @@ class HeadService:
         self.print = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.limited = LogLimiter()
         self.context = zmq.Context()
-        self.auth = ThreadAuthenticator(self.context, log=_quiet_logger())
+        self.auth = ThreadAuthenticator(self.context, log=quiet_auth_log("nexus.head.auth"))
         self.auth.start()
         self.auth.configure_curve_callback("nexus", credentials_provider=self)
         sock = self.socket = self.context.socket(zmq.ROUTER)
@@ -291,11 +291,11 @@ class HeadService:
         if wire.is_int(mono):  # a first guess (one way: late by the link's latency), until its first beat says better
             record.mono_offset = time.monotonic_ns() - mono
         self.node_identity[record.node_id] = identity
-        store = f.get("store")
+        store = _offered_store(f)
         if self.runtime is not None:
             self.runtime.node_joined(record.node_id, record.resources, record.labels)
-            if isinstance(store, dict) and wire.is_int(store.get("size")) and isinstance(store.get("address"), str):
-                self.runtime.store.add_node(record.node_id, record.host, store["size"], store["address"][:300], key)
+            if store is not None:
+                self.runtime.store.add_node(record.node_id, record.host, *store, key)
         self.print(f"nexus head: node {record.node_id} ({record.host}, pid {f['pid']}) joined with {_amounts(record.resources)}")
         return wire.encode(
             "welcome",
@@ -306,8 +306,12 @@ class HeadService:
             wall=time.time(),
             mono=time.monotonic_ns(),
             cluster=self.keys.cluster,
-            allowed=sorted(self.keys.allowed() | {self.keys.head.public}),  # who its object server lets in
+            allowed=self._object_readers(),  # who its object server lets in
         )
+
+    def _object_readers(self) -> list[str]:
+        """The keys a peer's object server lets in: the allow-list's, and this head's."""
+        return sorted(self.keys.allowed() | {self.keys.head.public})
 
     def _on_beat(self, identity: bytes, key: str, f: dict[str, Any]) -> bytes:
         node = f["node_id"]
@@ -360,14 +364,14 @@ class HeadService:
         record.link._on_kill = kill
         what = f"a{'n actor' if kind == 'actor' else ''} worker of node {node}" if kind != "driver" else "a driver"
         self.print(f"nexus head: {what} attached from {f['host'][:253]} (pid {f['pid']}) as {record.name}")
-        store, own = f.get("store"), 0
-        if kind == "driver" and isinstance(store, dict) and wire.is_int(store.get("size")) and isinstance(store.get("address"), str):
+        store, own = _offered_store(f) if kind == "driver" else None, 0
+        if store is not None:
             own = record.worker_id  # (its puts are kept in its arena, under its worker id: no node has that number)
-            rt.store.add_node(own, f["host"][:253], store["size"], store["address"][:300], key, record.name)
+            rt.store.add_node(own, f["host"][:253], *store, key, record.name)
         return wire.encode(
             "attached",
             store=own,
-            allowed=sorted(self.keys.allowed() | {self.keys.head.public}) if own else [],
+            allowed=self._object_readers() if own else [],
             worker_id=record.index,
             node=rt.node_id,
             config=rt.config.to_json(),
@@ -503,13 +507,20 @@ class HeadService:
             self._peer_gone(peer, "the head stopped")
         self.closed = True
         os.close(self.wake_fd)
-        puller = getattr(self.runtime, "store", None) and self.runtime.store.puller
-        if puller is not None:
+        if self.runtime is not None and self.runtime.store.puller is not None:
+            self.runtime.store.puller.close()
             self.runtime.store.puller = None
-            puller.close()
         self.auth.stop()
         self.socket.close(0)
         self.context.term()
+
+
+def _offered_store(f: dict[str, Any]) -> tuple[int, str] | None:
+    """The arena a join or an attach offers (its size, where its objects are served), if it offers one."""
+    store = f.get("store")
+    if isinstance(store, dict) and wire.is_int(store.get("size")) and isinstance(store.get("address"), str):
+        return store["size"], store["address"][:300]
+    return None
 
 
 def _describe(r: NodeRecord) -> dict[str, Any]:
@@ -529,12 +540,3 @@ def _describe(r: NodeRecord) -> dict[str, Any]:
 
 def _amounts(resources: dict[str, float]) -> str:
     return ", ".join(f"{v:g} {k}" for k, v in sorted(resources.items())) or "no resources"
-
-
-def _quiet_logger() -> Any:
-    import logging
-
-    logger = logging.getLogger("nexus.head.auth")
-    logger.addHandler(logging.NullHandler())
-    logger.propagate = False
-    return logger

@@ -22,13 +22,14 @@ import json
 import os
 import stat
 from dataclasses import dataclass
+from typing import Any
 
 import zmq
 from zmq.utils import z85
 
 from .files import private_folder, write_private
 
-__all__ = ["HeadKeys", "KeyPair", "NodeKey", "create_head_keys", "load_head_keys", "load_node_key"]
+__all__ = ["HeadKeys", "KeyPair", "NodeKey", "create_head_keys", "load_head_keys", "load_node_key", "quiet_auth_log"]
 
 
 @dataclass(frozen=True)
@@ -144,3 +145,14 @@ def load_node_key(path: str | os.PathLike[str]) -> NodeKey:
     if zmq.curve_public(pair.secret.encode("ascii")).decode("ascii") != pair.public:
         raise ValueError(f"{path}: its public and secret keys are not a pair")
     return NodeKey(str(data.get("cluster", "")), head_public, pair, path)
+
+
+def quiet_auth_log(name: str) -> Any:
+    """A logger for a ZAP authenticator (``zmq.auth``) that says nothing: refusals are counted and said by the
+    socket's owner, at a limited rate, rather than once per attempt by the authenticator."""
+    import logging
+
+    logger = logging.getLogger(name)
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    return logger

@@ -23,7 +23,7 @@ import itertools
 import socket as _socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import zmq
@@ -32,7 +32,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from ...core.errors import ObjectLostError
 from ..protocol import LogLimiter
 from . import wire
-from .keys import KeyPair
+from .keys import KeyPair, quiet_auth_log
 
 __all__ = ["ObjectServer", "Puller", "address_towards"]
 
@@ -71,15 +71,14 @@ def _parts(value: Any, size: int) -> list[tuple[int, int]]:
 class ObjectServer:
     """A node agent's server of its arena's regions (a thread of its own): ``stop()`` ends it."""
 
-    def __init__(self, view: memoryview, pair: KeyPair, bind_host: str, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, view: memoryview, pair: KeyPair, bind_host: str) -> None:
         self.view = view
         self.node_id = 0  # the node number served (0: none yet, nothing is served)
         self.allowed: set[str] = set()  # the keys let in, as the head told them (with its own)
         self.served = self.refused = self.malformed = 0
         self.limited = LogLimiter()
-        self.log = log or (lambda _line: None)
         self.context = zmq.Context()
-        self.auth = ThreadAuthenticator(self.context, log=_quiet_logger())
+        self.auth = ThreadAuthenticator(self.context, log=quiet_auth_log("nexus.node.objects.auth"))
         self.auth.start()
         self.auth.configure_curve_callback(_DOMAIN, credentials_provider=self)
         sock = self.socket = self.context.socket(zmq.ROUTER)
@@ -270,12 +269,3 @@ def _joined(frames: list[Any], parts: list[tuple[int, int]], piece: int, into: l
             done += p.nbytes
         views.append(whole.toreadonly())
     return views
-
-
-def _quiet_logger() -> Any:
-    import logging
-
-    logger = logging.getLogger("nexus.node.objects.auth")
-    logger.addHandler(logging.NullHandler())
-    logger.propagate = False
-    return logger
