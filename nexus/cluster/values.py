@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import pickle
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.errors import NexusError, ObjectStoreFullError, SerializationError
+from ..core.errors import NexusError, ObjectLostError, ObjectStoreFullError, SerializationError
 from ..messaging.serializers import CloudPickleSerializer
 from . import session
 from .config import ClusterConfig
@@ -194,6 +195,11 @@ class StoreClient:
 
     def copied(self, oid: int, offset: int, ok: bool) -> None:
         """Tell the head that a copy it asked for in this process's arena is written (or given up)."""
+
+    def located(self, oid: int) -> Blob | None:
+        """Object ``oid`` as the head has it now, after a pull of it failed: a get (it waits while the object is
+        made again). None where there is no head to ask."""
+        return None
 
 
 _client: StoreClient | None = None
@@ -367,10 +373,37 @@ def _loads(blob: Blob) -> Any:
 def _pulled(blob: Blob, client: StoreClient | None) -> Any:
     """The value of a blob in another node's arena, its parts pulled from there: into this process's arena when the
     head gave a region of it for a copy (``at``'s fourth item; the head is told, and the next reader here reads that
-    copy in place), else into memory of their own (a part in one frame is a view of it)."""
+    copy in place), else into memory of their own (a part in one frame is a view of it).
+
+    A pull that fails (the node died, or is cut off) asks the head where the object is now: a node declared dead has
+    its values made again elsewhere (lineage), or failed naming it, and that ask waits for it. While the head still
+    has the object where the pull failed, it is pulled again after a pause (the node may be alive after all)."""
     assert blob.at is not None
     if client is None or client.puller is None:
         raise NexusError(f"this value lives on node {blob.at[0]:x} of a cluster this process is not attached to")
+    for pause in _PULL_AGAIN_AFTER:
+        try:
+            return _pull(blob, client)
+        except ObjectLostError:
+            fresh = client.located(blob.oid) if pause is not None and blob.oid else None
+            if fresh is None:
+                raise
+        if fresh.error or fresh.at is None or tuple(fresh.at[:3]) != tuple(blob.at[:3]):  # (elsewhere now, or lost)
+            value = deserialize(fresh)
+            if fresh.error:
+                raise value.to_exception()
+            return value
+        time.sleep(pause or 0.0)
+        blob = fresh
+    raise AssertionError("unreachable: the last round raises")
+
+
+_PULL_AGAIN_AFTER = (1.0, 4.0, None)
+"""Pauses before a failed pull is tried again while the head still has the object there (None: the last try)."""
+
+
+def _pull(blob: Blob, client: StoreClient) -> Any:
+    assert blob.at is not None
     if len(blob.at) > 3 and client.arena is not None:
         here = _copied_here(blob, client, blob.at[3])
         if here is not None:

@@ -363,6 +363,62 @@ def test_values_made_on_a_node_stay_there_and_go_to_readers_on_other_hosts_direc
     assert last["left"] == [], "freed once their refs were dropped, the first with the task kept to make the second"
 
 
+LATE = textwrap.dedent(
+    """
+    import sys, json, os
+    import numpy as np
+    import nexus
+
+    nexus.init(address=sys.argv[1], key=sys.argv[2])
+    ids = {n["NodeManagerHostname"]: n["NodeID"] for n in nexus.nodes() if n["Alive"]}
+
+    @nexus.remote
+    def made(n):
+        return np.arange(n, dtype=np.int64), os.uname().nodename
+
+    @nexus.remote
+    def total(pair):
+        return int(pair[0].sum()), pair[1], os.uname().nodename
+
+    first = made.options(scheduling_strategy=nexus.NodeAffinitySchedulingStrategy(ids["host2"], soft=True)).remote(1_000_000)
+    nexus.wait([first], timeout=120)
+    print(json.dumps({o.object_id: o.where for o in nexus.state.list_objects()}), flush=True)
+    sys.stdin.readline()  # host2's agent is killed meanwhile, not yet declared dead: the task is given the value there
+    reader = total.options(scheduling_strategy=nexus.NodeAffinitySchedulingStrategy(ids["host3"], soft=False)).remote(first)
+    print(json.dumps(nexus.get(reader, timeout=120)))
+    nexus.shutdown()
+    """
+)
+
+
+def test_a_reader_whose_value_was_on_a_node_that_died_gets_it_made_again(hosts: Hosts) -> None:
+    """A task on host3 is given a value that lives on host2 just as host2's agent is killed: its pull fails, and
+    it waits for the head, which declares host2 dead and makes the value again elsewhere (lineage); the task reads
+    that and ends well, instead of failing with the object lost."""
+    for i in (2, 3):
+        if not any(n["host"] == f"host{i}" and n["alive"] for n in status(hosts)["nodes"]):
+            join(hosts, i, "--num-cpus", "1")
+    wait_for("host2's and host3's workers attached", lambda: _attached(hosts, "host2", "host3"))
+    driver = hosts.popen(3, [sys.executable, "-c", LATE, hosts.state["address"], str(hosts.homes[2] / "node.key")])  # type: ignore[attr-defined]
+    try:
+        assert driver.stdout is not None and driver.stdin is not None
+        line = driver.stdout.readline()
+        assert line, driver.communicate(timeout=30)
+        assert any(where.startswith("node ") for where in json.loads(line).values()), f"the value is not on host2: {line}"
+        os.kill(live_agent(hosts, 2), signal.SIGKILL)
+        driver.stdin.write("\n")
+        driver.stdin.flush()
+        out, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    assert driver.returncode == 0, err
+    value, made_on, read_on = json.loads(out.strip().splitlines()[-1])
+    assert value == 1_000_000 * 999_999 // 2 and read_on == "host3"
+    assert made_on != "host2", "the value the task read was made again on a host that is alive"
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

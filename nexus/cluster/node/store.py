@@ -532,3 +532,7 @@ class DriverStoreClient(StoreClient):
 
     def release(self, oid: int) -> None:
         self.objects.finalized(oid, -1, 0)
+
+    def located(self, oid: int) -> Blob | None:
+        blobs = self.rt.get_blobs([oid], None)
+        return None if blobs is None else blobs[0]

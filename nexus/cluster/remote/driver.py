@@ -49,7 +49,7 @@ class _PeerStore(StoreClient):
 
         self.driver = driver
         self.inline_max = driver.config.inline_max
-        self.puller = Puller(key.pair)
+        self.puller = Puller(key.pair, 2 * driver.timeout)
         self.arena = arena  # this driver's own (None: the head did not take it); its regions are handed out there
         self.node = node  # the number the head keeps that arena under
 
@@ -81,6 +81,10 @@ class _PeerStore(StoreClient):
 
     def copied(self, oid: int, offset: int, ok: bool) -> None:
         self.driver.send(("copied", oid, offset, ok))
+
+    def located(self, oid: int) -> Blob | None:
+        blobs = self.driver.get_blobs([oid], None)
+        return None if blobs is None else blobs[0]
 
     def acquire(self, oid: int) -> None:
         self.driver.ref_ops.append((oid, 1, 0))

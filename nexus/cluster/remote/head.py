@@ -167,7 +167,7 @@ class HeadService:
 
             runtime.membership = self.membership
             runtime.spawn_on = self.request_worker
-            runtime.store.puller = Puller(keys.head)  # (this host's reads of objects on joined nodes)
+            runtime.store.puller = Puller(keys.head, 2 * timeout)  # (this host's reads of objects on joined nodes)
 
     # -- the ZAP handler's question (its thread) ---------------------------------------------
 

@@ -160,8 +160,9 @@ class ObjectServer:
 class Puller:
     """A process's reader of other nodes' objects: sockets kept per server, one pull at a time on each."""
 
-    def __init__(self, pair: KeyPair) -> None:
+    def __init__(self, pair: KeyPair, answer_within: float = 10.0) -> None:
         self.pair = pair
+        self.answer_within = answer_within  # plus a second per 50 MB: twice the head's node timeout, where it says
         self.context = zmq.Context()
         self.idle: dict[tuple[str, str], list[zmq.Socket[Any]]] = {}
         self.lock = threading.Lock()
@@ -199,12 +200,13 @@ class Puller:
         A part that came in one frame is a view of it; one in several is
         joined, once, into memory of its own, or into ``into`` (a writable
         view per part, such as regions of this host's arena). ObjectLostError,
-        naming the node, if it does not answer in time (by default 10 s and
-        a second per 50 MB) or no longer has them.
+        naming the node, if it does not answer in time (by default
+        ``answer_within`` and a second per 50 MB: by then the head has
+        declared a dead node so) or no longer has them.
         """
         node, address, key = at[0], at[1], at[2]
         total = sum(n for _, n in parts)
-        wait = timeout if timeout is not None else 10.0 + total / 50e6
+        wait = timeout if timeout is not None else self.answer_within + total / 50e6
         sock = self._socket(address, key)
         request = next(self.requests)
         try:

@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     store = _WorkerStore(runtime, Arena.inherited(args.arena_fd) if args.arena_fd is not None else None)
     store.node = args.node  # values in this node's arena are read in place; others' are pulled from their nodes
-    store.puller = Puller(link.key.pair)
+    store.puller = Puller(link.key.pair, 2 * timeout)
     store.inline_when_full = True  # (this node's arena full: a value goes to the head with its bytes)
     set_client(store)
     try:

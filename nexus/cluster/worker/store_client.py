@@ -51,6 +51,10 @@ class _WorkerStore(StoreClient):
     def copied(self, oid: int, offset: int, ok: bool) -> None:
         self.runtime.send(("copied", oid, offset, ok))
 
+    def located(self, oid: int) -> Blob | None:
+        blobs = self.runtime.get_blobs([oid], None)
+        return None if blobs is None else blobs[0]
+
     def acquire(self, oid: int) -> None:
         self.answers.ref_op(oid, 1, 0)
 
