@@ -184,6 +184,15 @@ def test_work_is_placed_on_the_workers_of_nodes_that_joined_from_other_hosts(hos
     assert result["hosts"] == ["host1", "host2", "host3"], "24 tasks of 0.3 s on 5 CPUs reach every host"
 
 
+def _both_joined(hosts: Hosts) -> None:
+    """Hosts 2 and 3 have live nodes of one CPU (joined again where an earlier test killed one), their workers
+    attached."""
+    for i in (2, 3):
+        if not any(n["host"] == f"host{i}" and n["alive"] for n in status(hosts)["nodes"]):
+            join(hosts, i, "--num-cpus", "1")
+    wait_for("host2's and host3's workers attached", lambda: _attached(hosts, "host2", "host3"))
+
+
 def _attached(hosts: Hosts, *names: str) -> bool:
     """Whether the alive nodes of hosts ``names`` each have a task worker that takes work (a node's CPUs count from its
     join, its workers once they attached)."""
@@ -318,10 +327,7 @@ def test_values_made_on_a_node_stay_there_and_go_to_readers_on_other_hosts_direc
     head's own worker gets a value fetched into its arena. When host2 dies, a value copied to host3 lives on there,
     values it held are made again elsewhere by their tasks (lineage), one made from another too; one whose task was
     bound to host2 is lost, and the error names it."""
-    for i in (2, 3):
-        if not any(n["host"] == f"host{i}" and n["alive"] for n in status(hosts)["nodes"]):
-            join(hosts, i, "--num-cpus", "1")
-    wait_for("host2's and host3's workers attached", lambda: _attached(hosts, "host2", "host3"))
+    _both_joined(hosts)
     driver = hosts.popen(3, [sys.executable, "-c", MOVED, hosts.state["address"], str(hosts.homes[2] / "node.key")])  # type: ignore[attr-defined]
     try:
         assert driver.stdout is not None and driver.stdin is not None
@@ -395,10 +401,7 @@ def test_a_reader_whose_value_was_on_a_node_that_died_gets_it_made_again(hosts: 
     """A task on host3 is given a value that lives on host2 just as host2's agent is killed: its pull fails, and
     it waits for the head, which declares host2 dead and makes the value again elsewhere (lineage); the task reads
     that and ends well, instead of failing with the object lost."""
-    for i in (2, 3):
-        if not any(n["host"] == f"host{i}" and n["alive"] for n in status(hosts)["nodes"]):
-            join(hosts, i, "--num-cpus", "1")
-    wait_for("host2's and host3's workers attached", lambda: _attached(hosts, "host2", "host3"))
+    _both_joined(hosts)
     driver = hosts.popen(3, [sys.executable, "-c", LATE, hosts.state["address"], str(hosts.homes[2] / "node.key")])  # type: ignore[attr-defined]
     try:
         assert driver.stdout is not None and driver.stdin is not None
