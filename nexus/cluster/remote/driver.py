@@ -165,20 +165,27 @@ class AttachedDriver(WorkerClient):
     def send(self, body: tuple[Any, ...]) -> None:
         if self.lost is not None:
             raise SystemShutdownError(self.lost)
-        with self.send_lock:
-            self._take_ref_ops()
-            self.io.outgoing.append([b"D", *pack_frames(body)])
-        self.io.wake()
+        with self.send_lock:  # (sent from this thread: see LinkThread)
+            refs = self._ref_message()
+            message = [b"D", *pack_frames(body)]
+            self.io.send_all((message,) if refs is None else (refs, message))
+
+    def _ref_message(self) -> list[Any] | None:
+        """The ref changes made so far, as one message to go before what is sent next (send lock held)."""
+        ops = self.ref_ops
+        if not ops:
+            return None
+        run = []
+        with contextlib.suppress(IndexError):
+            while True:
+                run.append(ops.popleft())
+        return [b"D", *pack_frames(("refs", run))]
 
     def _take_ref_ops(self) -> None:
         """Ref changes made so far go before what is sent next (called with the send lock held)."""
-        ops = self.ref_ops
-        if ops:
-            run = []
-            with contextlib.suppress(IndexError):
-                while True:
-                    run.append(ops.popleft())
-            self.io.outgoing.append([b"D", *pack_frames(("refs", run))])
+        refs = self._ref_message()
+        if refs is not None:
+            self.io.outgoing.append(refs)
 
     def _flush_ref_ops(self) -> None:
         """(The link's thread, each round: ref changes made while nothing else is sent go too.)"""
