@@ -170,6 +170,7 @@ class Runtime:
             "get": objects.on_get,
             "wait": objects.on_wait,
             "control": self._on_control,
+            "batch": self._on_batch,
         }
 
     # -- the session: what the api calls (see nexus.cluster.session) --------------------------------
@@ -427,6 +428,13 @@ class Runtime:
             handler(w, *body[1:])
         except Exception as exc:
             self._bad(w, exc)
+
+    def _on_batch(self, w: WorkerRecord, messages: list[tuple[Any, ...]]) -> None:
+        """Messages sent as one (an attached driver's ref changes and the call behind them), in their order."""
+        for body in messages:
+            if body[0] == "batch":
+                raise ValueError("a batch inside a batch")
+            self._handle(w, body)
 
     def _bad(self, w: Any, exc: Exception) -> None:
         """A message that cannot be read: counted and dropped (logged at a bounded rate); a corrupt channel is dropped."""

@@ -179,6 +179,12 @@ class Control(NamedTuple):
     args: tuple[Any, ...] = ()  # the rest of the tuple
 
 
+class Batch(NamedTuple):
+    """Messages coalesced into one, handled in order (calls or tasks to a worker; ref changes and a call from a driver)."""
+
+    messages: list[tuple[Any, ...]]
+
+
 TO_DRIVER: dict[str, type[tuple[Any, ...]]] = {
     "hello": Hello,
     "done": Done,
@@ -198,6 +204,7 @@ TO_DRIVER: dict[str, type[tuple[Any, ...]]] = {
     "copied": Copied,
     "get": Get,
     "wait": Wait,
+    "batch": Batch,
     "control": Control,
 }
 
@@ -217,12 +224,6 @@ class Define(NamedTuple):
 
     def_id: bytes
     blob: Any
-
-
-class Batch(NamedTuple):
-    """Calls or tasks coalesced into one message (run in order)."""
-
-    messages: list[tuple[Any, ...]]
 
 
 class Exit(NamedTuple):

@@ -166,12 +166,11 @@ class AttachedDriver(WorkerClient):
         if self.lost is not None:
             raise SystemShutdownError(self.lost)
         with self.send_lock:  # (sent from this thread: see LinkThread)
-            refs = self._ref_message()
-            message = [b"D", *pack_frames(body)]
-            self.io.send_all((message,) if refs is None else (refs, message))
+            refs = self._ref_body()
+            self.io.send([b"D", *pack_frames(body if refs is None else ("batch", [refs, body]))])  # (one message: half the work)
 
-    def _ref_message(self) -> list[Any] | None:
-        """The ref changes made so far, as one message to go before what is sent next (send lock held)."""
+    def _ref_body(self) -> tuple[Any, ...] | None:
+        """The ref changes made so far, as the message to go before what is sent next (send lock held)."""
         ops = self.ref_ops
         if not ops:
             return None
@@ -179,13 +178,13 @@ class AttachedDriver(WorkerClient):
         with contextlib.suppress(IndexError):
             while True:
                 run.append(ops.popleft())
-        return [b"D", *pack_frames(("refs", run))]
+        return ("refs", run)
 
     def _take_ref_ops(self) -> None:
         """Ref changes made so far go before what is sent next (called with the send lock held)."""
-        refs = self._ref_message()
+        refs = self._ref_body()
         if refs is not None:
-            self.io.outgoing.append(refs)
+            self.io.outgoing.append([b"D", *pack_frames(refs)])
 
     def _flush_ref_ops(self) -> None:
         """(The link's thread, each round: ref changes made while nothing else is sent go too.)"""

@@ -82,17 +82,12 @@ class LinkThread:
         self.thread.start()
 
     def send(self, frames: list[Any]) -> None:
-        """Send ``frames`` (one message) now, from the calling thread, after what is queued; any thread."""
-        self.send_all((frames,))
-
-    def send_all(self, messages: Any) -> None:
-        """Send ``messages`` in order now, after what is queued (dropped once the link is closed)."""
+        """Send ``frames`` (one message) now, from the calling thread, after what is queued; any thread (dropped once closed)."""
         with self.lock:
             if self.closed:
                 return
             self._send_queued()
-            for frames in messages:
-                self._put(frames)
+            self._put(frames)
             waiting = _waiting(self.socket)
         if waiting:
             self.wake()  # (the send took the descriptor's edge: the receiving thread would not see them)
@@ -122,7 +117,7 @@ class LinkThread:
     def _loop(self) -> None:
         sock = self.socket
         poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)  # (edge-triggered: see send_all)
+        poller.register(sock.fileno(), select.POLLIN)  # (edge-triggered: see send)
         poller.register(self.wake_fd, select.POLLIN)
         last_beat = time.monotonic()
         clock = LiveClock(2 * self.heartbeat)
