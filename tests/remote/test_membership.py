@@ -155,6 +155,39 @@ def test_a_node_whose_key_is_not_on_the_allow_list_is_refused_at_once_and_counte
     assert status["refused"] >= 1 and [n["head"] for n in status["nodes"]] == [True]
 
 
+def test_a_request_after_the_head_refused_the_connection_says_so_instead_of_hanging(home: Home, tmp_path: Path) -> None:
+    """The refusal came before the request: the request is told so (by the connection's monitor), within its timeout."""
+    import threading
+
+    import zmq
+
+    from nexus.cluster.remote.agent import KeyRefusedError
+
+    state = home.start_head()
+    public, secret = zmq.curve_keypair()
+    stranger = str(tmp_path / "stranger.key")
+    write_private(
+        stranger, {"head_public": load_node_key(state["node_key"]).head_public, "public": public.decode(), "secret": secret.decode()}
+    )
+    link = NodeLink(load_node_key(stranger), state["address"])
+    outcome: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            link.request("nodes", 20)
+        except BaseException as exc:  # (what the test looks at)
+            outcome.append(exc)
+
+    time.sleep(1.0)  # the handshake is refused meanwhile: the connection is gone before anything is sent
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
+    asking.join(30)
+    assert not asking.is_alive(), "the request hung on a connection the head refused"
+    link.close()  # (not while the request might still use the socket)
+    assert len(outcome) == 1 and isinstance(outcome[0], KeyRefusedError), outcome
+    assert "refused this key" in str(outcome[0])
+
+
 def test_a_key_file_of_another_cluster_gets_no_answer_and_says_what_to_check(home: Home, tmp_path: Path) -> None:
     home.start_head()
     other = create_head_keys(str(tmp_path / "other"), "other")

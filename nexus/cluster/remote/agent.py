@@ -89,30 +89,49 @@ class NodeLink:
         ``ops``: the answers taken (the head's to a node by default); ``data``: where data frames that come
         first are kept (an attached driver's), else they are dropped.
         """
-        self.socket.send(wire.encode(op, **fields))
-        return self.receive(timeout, ops or _HEAD_OPS, data)
+        deadline = time.monotonic() + timeout
+        frame = wire.encode(op, **fields)
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLOUT)
+        poller.register(self.monitor, zmq.POLLIN)
+        while True:  # (a send waits while the socket has no connection to queue on: bounded by the timeout too)
+            try:
+                self.socket.send(frame, zmq.NOBLOCK)
+                break
+            except zmq.Again:
+                pass
+            self._unreachable_after(deadline, timeout)
+            if self.monitor in dict(poller.poll(max(1, int((deadline - time.monotonic()) * 1000)))):
+                self._check_refused()
+        return self.receive(timeout, ops or _HEAD_OPS, data, deadline)
+
+    def _unreachable_after(self, deadline: float, timeout: float) -> None:
+        if time.monotonic() >= deadline:
+            raise HeadUnreachableError(
+                f"no Nexus head answered at {self.address} within {timeout:g} s: is `nexus start --head` running there, "
+                "is the port open, and is the key file that head's?"
+            )
+
+    def _check_refused(self) -> None:
+        """Read what the connection's monitor says: KeyRefusedError if the head refused this key."""
+        event = recv_monitor_message(self.monitor)
+        if event["event"] == _AUTH_FAILED:
+            raise KeyRefusedError(f"the head at {self.address} refused this key ({self.key.path}): it is not on that head's allow-list")
 
     def receive(
-        self, timeout: float, ops: dict[str, dict[str, Any]] = _HEAD_OPS, data: list[Any] | None = None
+        self, timeout: float, ops: dict[str, dict[str, Any]] = _HEAD_OPS, data: list[Any] | None = None, deadline: float | None = None
     ) -> tuple[str, dict[str, Any]]:
-        deadline = time.monotonic() + timeout
+        """The head's next answer (``deadline``: when ``timeout`` began to count is not now)."""
+        if deadline is None:
+            deadline = time.monotonic() + timeout
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
         poller.register(self.monitor, zmq.POLLIN)
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise HeadUnreachableError(
-                    f"no Nexus head answered at {self.address} within {timeout:g} s: is `nexus start --head` running there, "
-                    "is the port open, and is the key file that head's?"
-                )
-            events = dict(poller.poll(max(1, int(left * 1000))))
+            self._unreachable_after(deadline, timeout)
+            events = dict(poller.poll(max(1, int((deadline - time.monotonic()) * 1000))))
             if self.monitor in events:
-                event = recv_monitor_message(self.monitor)
-                if event["event"] == _AUTH_FAILED:
-                    raise KeyRefusedError(
-                        f"the head at {self.address} refused this key ({self.key.path}): it is not on that head's allow-list"
-                    )
+                self._check_refused()
             if self.socket in events:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK)
                 if len(frames) >= 2 and frames[0] == b"D":
