@@ -432,8 +432,6 @@ class Runtime:
     def _on_batch(self, w: WorkerRecord, messages: list[tuple[Any, ...]]) -> None:
         """Messages sent as one (an attached driver's ref changes and the call behind them), in their order."""
         for body in messages:
-            if body[0] == "batch":
-                raise ValueError("a batch inside a batch")
             self._handle(w, body)
 
     def _bad(self, w: Any, exc: Exception) -> None:
