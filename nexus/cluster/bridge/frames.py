@@ -37,12 +37,14 @@ from typing import NamedTuple
 
 __all__ = [
     "CRC32_OVER",
+    "DEFAULT_MTU",
     "HEADER",
     "VERSION",
     "Frame",
     "FrameReader",
     "FrameType",
     "ReaderStatistics",
+    "RejectedFrameError",
     "cobs_decode",
     "cobs_encode",
     "encode_frame",
@@ -102,7 +104,7 @@ def cobs_encode(data: bytes) -> bytes:
             view = view[254:]
         out.append(len(view) + 1)
         out += view
-    if data and len(run) % 254 == 0 and run:  # the last run ended a full block: no empty block after it (the usual form)
+    if run and len(run) % 254 == 0:  # the last run ended a full block: no empty block after it (the usual form)
         del out[-1]
     return bytes(out)
 

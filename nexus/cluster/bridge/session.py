@@ -22,12 +22,12 @@ hanging.
 from __future__ import annotations
 
 import enum
-import itertools
+import secrets
 import struct
 from typing import NamedTuple
 
 from .frames import DEFAULT_MTU, Frame, FrameType, encode_frame
-from .streams import BestEffortReceiver, ReliableReceiver, ReliableSender
+from .streams import MAX_WINDOW, BestEffortReceiver, ReliableReceiver, ReliableSender
 
 __all__ = ["HELLO", "WELCOME", "BridgeSession", "Closed", "Opened", "Received", "SessionState"]
 
@@ -60,14 +60,12 @@ class Closed(NamedTuple):
     unacknowledged: list[tuple[int, bytes]]  # reliable messages the device never confirmed (message id, payload)
 
 
-_sessions = itertools.count(1)
-
-
 class BridgeSession:
     """One serial line's device session, as the bridge sees it."""
 
     def __init__(self, mtu: int = DEFAULT_MTU, window: int = 8, heartbeat: float = 0.5, timeout: float = 3.0) -> None:
-        self.mtu, self.window, self.heartbeat, self.timeout = mtu, window, heartbeat, timeout
+        self.max_mtu, self.max_window = mtu, min(window, MAX_WINDOW)  # what this end takes; a session uses the smaller
+        self.mtu, self.window, self.heartbeat, self.timeout = mtu, self.max_window, heartbeat, timeout
         self.state = SessionState.WAITING
         self.key = b""
         self.session = 0
@@ -126,8 +124,11 @@ class BridgeSession:
         again = key == self.key
         if self.state is SessionState.OPEN:
             self._close("it started its session again (rebooted)" if again else "another device took the line", SessionState.WAITING)
-        self.key, self.session, self.state = key, next(_sessions), SessionState.OPEN
-        self.mtu, self.window = min(self.mtu, mtu), min(self.window, window, 16)
+        session = secrets.randbits(32)  # (not a count: a device must not take a new bridge's session for its old one)
+        while session in (0, self.session):
+            session = secrets.randbits(32)
+        self.key, self.session, self.state = key, session, SessionState.OPEN
+        self.mtu, self.window = min(self.max_mtu, mtu), min(self.max_window, window)
         self.sender = ReliableSender(window=self.window)
         self.receiver.reset()
         self.latest.reset()

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["ACKNACK", "BestEffortReceiver", "ReliableReceiver", "ReliableSender", "StreamFullError", "newer"]
+__all__ = ["ACKNACK", "MAX_WINDOW", "BestEffortReceiver", "ReliableReceiver", "ReliableSender", "StreamFullError", "newer"]
 
 ACKNACK = struct.Struct("<HH")  # first sequence missing, bitmap of missing ones from it
 MAX_WINDOW = 16  # what the bitmap can say
