@@ -1,0 +1,79 @@
+"""The MicroPython client on the real micro:bit firmware (MicroPython 1.9.2), emulated by QEMU, its UART a pty.
+
+The client and an application are loaded through the raw REPL, then the
+bridge calls the application's actor. Skipped where QEMU or the firmware is
+missing, unless NEXUS_REQUIRE_QEMU=1 (CI sets it: there it must run).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nexus.cluster.bridge.device import upload
+from nexus.cluster.bridge.link import DeviceCallError, SerialBridge
+
+FIRMWARE = Path("/usr/share/firmware-microbit-micropython/firmware.hex")
+APPLICATION = """\
+import microbit
+import micropython
+class Sensor:
+    def add(self, a, b):
+        return a + b
+    def free(self):
+        gc.collect()
+        return gc.mem_free()
+    def fail(self):
+        raise OSError(5)
+c = Client(microbit.uart, b"mbit0001")
+c.actor("sensor", Sensor(), ("add", "free", "fail"))
+"""
+START = "while 1:micropython.kbd_intr(-1);c.step()\n"  # (Ctrl-C off inside the statement: the REPL turns it on again)
+
+if not (shutil.which("qemu-system-arm") and FIRMWARE.exists()):
+    if os.environ.get("NEXUS_REQUIRE_QEMU"):
+        raise RuntimeError("NEXUS_REQUIRE_QEMU is set but qemu-system-arm or firmware-microbit-micropython is missing")
+    pytest.skip("needs qemu-system-arm and firmware-microbit-micropython (Debian)", allow_module_level=True)
+
+
+@pytest.fixture
+def microbit() -> Iterator[str]:
+    """A booted micro:bit in QEMU: the path of its UART's pty."""
+    qemu = subprocess.Popen(
+        ["qemu-system-arm", "-M", "microbit", "-device", f"loader,file={FIRMWARE}", "-nographic", "-serial", "pty", "-monitor", "none"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        said = b""
+        deadline = time.monotonic() + 30
+        while not (found := re.search(rb"(/dev/pts/\d+)", said)) or not said.endswith(b"\n"):
+            assert time.monotonic() < deadline and qemu.poll() is None, f"QEMU did not give its UART: {said!r}"
+            said += qemu.stdout.read(1)  # type: ignore[union-attr]
+        yield found.group(1).decode()
+    finally:
+        qemu.kill()
+        qemu.wait(10)
+        qemu.stdout.close()  # type: ignore[union-attr]
+
+
+def test_the_micropython_client_on_an_emulated_microbit_serves_its_actor_through_the_bridge(microbit: str) -> None:
+    loaded = upload(microbit, APPLICATION, START, timeout=60)
+    assert 0 < loaded.client_bytes < 7000, loaded  # (the client fits the board's ~9 KB heap, with room for the application)
+    with SerialBridge(microbit, call_timeout=20) as bridge:
+        assert bridge.wait_device(30, actors=1) == b"mbit0001"
+        assert bridge.actors == {"sensor": ("add", "free", "fail")}
+        assert [bridge.call("sensor", "add", [n, 0.5]).result(20) for n in range(5)] == [n + 0.5 for n in range(5)]
+        assert bridge.call("sensor", "add", ["micro", ":bit"]).result(20) == "micro:bit"
+        assert bridge.call("sensor", "add", [[1, True], [None]]).result(20) == [1, True, None]  # (shallow: the board has a 1.8 KB stack)
+        assert bridge.call("sensor", "free").result(20) > 1000  # (running, it still has room)
+        with pytest.raises(DeviceCallError, match="OSError"):
+            bridge.call("sensor", "fail").result(20)
+        assert bridge.describe()["statistics"]["malformed"] == 0
