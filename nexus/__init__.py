@@ -30,6 +30,7 @@ from .core import _EXPORTS as _core_exports  # the in-process runtime's names (t
 
 if TYPE_CHECKING:
     from . import state
+    from .cluster.bridge.actor import attach_bridge
     from .core import (
         Actor,
         ActorRef,
@@ -74,6 +75,7 @@ __all__ = [
     "SystemConfig",
     "Terminated",
     "__version__",
+    "attach_bridge",
     "available_resources",
     "cancel",
     "cluster_resources",
@@ -111,6 +113,10 @@ def __getattr__(name: str) -> object:
         import importlib
 
         value = importlib.import_module(".state", __name__)
+    elif name == "attach_bridge":  # (the device bridge: pyserial and CBOR load only when it is used)
+        from .cluster.bridge.actor import attach_bridge
+
+        value = attach_bridge
     elif name in ("ClusterView", "TraceView", "progress"):
         from .notebook import widgets
 

@@ -10,18 +10,20 @@ in :mod:`nexus.cluster.head.listing`).
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .cluster.head.listing import ActorState, NodeState, ObjectState, TaskState, WorkerState
 
 __all__ = [
     "ActorState",
+    "DeviceState",
     "NodeState",
     "ObjectState",
     "TaskState",
     "WorkerState",
     "list_actors",
+    "list_devices",
     "list_nodes",
     "list_objects",
     "list_tasks",
@@ -63,7 +65,85 @@ def list_workers() -> list[WorkerState]:
 
 
 def list_actors() -> list[ActorState]:
-    return list(_ask("actors"))
+    """The cluster's actors, and the actors of its devices (class ``"device actor"``, on their bridge's worker)."""
+    actors = list(_ask("actors"))
+    return actors + [a for d in _devices(actors) for a in _device_actors(d)]
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    key: str | None  # None: no device has opened a session on the line yet
+    bridge: str  # the bridge actor's name (bridge:<port>)
+    port: str
+    host: str
+    worker: str | None
+    state: str  # the session: "waiting", "open", "closed"
+    actors: dict[str, list[str]]  # name -> methods
+    telemetry: dict[str, Any]
+    statistics: dict[str, Any]
+    error: str
+
+
+def list_devices() -> list[DeviceState]:
+    """The devices on the cluster's bridges (one a bridge): their session, actors, latest telemetry and line counts."""
+    return _devices(list(_ask("actors")))
+
+
+def _devices(actors: list[ActorState]) -> list[DeviceState]:
+    from .cluster.api import get, get_actor
+    from .cluster.devices import BRIDGE_CLASS
+
+    out = []
+    for bridge in actors:
+        if bridge.class_name != BRIDGE_CLASS or bridge.state != "alive" or not bridge.name:
+            continue
+        try:
+            facts = get(get_actor(bridge.name).describe.remote(), timeout=10)
+        except Exception:  # (a bridge that just went: it is not listed)
+            continue
+        out.append(
+            DeviceState(
+                facts["key"],
+                bridge.name,
+                facts["port"],
+                facts["host"],
+                bridge.worker,
+                facts["state"],
+                facts["actors"],
+                facts["telemetry"],
+                facts["statistics"],
+                facts["error"],
+            )
+        )
+    return out
+
+
+def _device_actors(device: DeviceState) -> list[ActorState]:
+    from .cluster.devices import PREFIX
+
+    if device.key is None:
+        return []
+    alive = device.state == "open"
+    rows = []
+    for name in device.actors:
+        full = f"{PREFIX}{device.key}/{name}"
+        pending = device.statistics.get("pending", {}).get(name, 0)
+        restarts = max(0, device.statistics.get("sessions", 1) - 1)
+        rows.append(
+            ActorState(
+                full,
+                "device actor",
+                full,
+                "",
+                "alive" if alive else "dead",
+                device.worker,
+                None,
+                restarts,
+                pending,
+                None if alive else device.error or "the device's session closed",
+            )
+        )
+    return rows
 
 
 def list_tasks(filters: list[tuple[str, str, Any]] | None = None, limit: int = 1000) -> list[TaskState]:
@@ -77,7 +157,8 @@ def list_tasks(filters: list[tuple[str, str, Any]] | None = None, limit: int = 1
 def placement() -> tuple[list[WorkerState], list[ActorState], dict[str, list[str]]]:
     """What ClusterView draws, in one go: the workers, the actors, and what runs on each worker now (by name)."""
     workers, actors, running = _ask("placement")
-    return list(workers), list(actors), dict(running)
+    actors = list(actors)
+    return list(workers), actors + [a for d in _devices(actors) for a in _device_actors(d)], dict(running)
 
 
 def list_objects(limit: int = 1000) -> list[ObjectState]:

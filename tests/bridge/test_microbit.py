@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import nexus
 from nexus.cluster.bridge.device import upload
 from nexus.cluster.bridge.link import DeviceCallError, SerialBridge
 
@@ -77,3 +78,16 @@ def test_the_micropython_client_on_an_emulated_microbit_serves_its_actor_through
         with pytest.raises(DeviceCallError, match="OSError"):
             bridge.call("sensor", "fail").result(20)
         assert bridge.describe()["statistics"]["malformed"] == 0
+
+
+def test_the_microbits_actor_is_called_from_the_cluster(microbit: str) -> None:
+    upload(microbit, APPLICATION, START, timeout=60)
+    nexus.init(num_cpus=1)
+    try:
+        nexus.attach_bridge(microbit, wait=30).wait_device(30, actors=1)
+        sensor = nexus.get_actor("device:mbit0001/sensor")
+        assert nexus.get([sensor.add.remote(n, n) for n in range(10)], timeout=60) == [2 * n for n in range(10)]
+        (device,) = nexus.state.list_devices()
+        assert device.actors == {"sensor": ["add", "free", "fail"]} and device.statistics["rejected"] == {}
+    finally:
+        nexus.shutdown()

@@ -110,3 +110,16 @@ def test_a_silent_device_is_let_go_and_a_malformed_session_frame_is_counted() ->
         session.send(1, b"")
     session.on_frame(_init(), 5.0)  # it comes back
     assert _frames(session)[1][-1].again
+
+
+def test_an_init_sent_twice_before_the_ack_is_answered_with_the_same_session() -> None:
+    session = _open()
+    first = session.session
+    session.take()
+    session.on_frame(_init(), 0.01)  # (it waited in the line behind the first)
+    frames, events = _frames(session)
+    assert [f.type for f in frames] == [FrameType.ACK] and WELCOME.unpack(frames[0].payload)[0] == first
+    assert events == [] and session.session == first
+    session.on_frame(Frame(FrameType.HEARTBEAT, 0, 0, 0, b""), 0.02)
+    session.on_frame(_init(), 0.03)  # heard from since: this one is a reboot
+    assert [type(e) for e in _frames(session)[1]] == [Closed, Opened] and session.session != first

@@ -302,6 +302,13 @@ class SerialBridge:
             except Exception:  # (the owner's hook must not stop the line)
                 pass
 
+    def _pending_by_actor(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for entry in self.pending.values():
+            actor = entry.what.split(".", 1)[0]
+            counts[actor] = counts.get(actor, 0) + 1
+        return counts
+
     def describe(self) -> dict[str, Any]:
         """What the bridge knows now: the port, the device, its actors and telemetry, the counts."""
         with self.lock:
@@ -312,6 +319,6 @@ class SerialBridge:
                 "state": self.session.state.value,
                 "actors": {name: list(methods) for name, methods in self.actors.items()},
                 "telemetry": {name: value for name, (value, _at) in self.telemetry.items()},
-                "statistics": dict(self.stats.__dict__),
+                "statistics": {**self.stats.__dict__, "pending": self._pending_by_actor()},
                 "error": self.last_error,
             }

@@ -74,6 +74,7 @@ class BridgeSession:
         self.latest = BestEffortReceiver()
         self.best_effort_seq = 0
         self.last_heard = 0.0
+        self.heard_since_ack = False  # a frame other than INIT came after the last ACK
         self.last_sent = 0.0
         self.last_reset = float("-inf")
         self.output: list[bytes] = []  # frames to write, encoded
@@ -93,6 +94,7 @@ class BridgeSession:
                 self._write(FrameType.RESET, 0, 0, 0, b"", now)
             return
         self.last_heard = now
+        self.heard_since_ack = True
         if frame.type is FrameType.DATA:
             if frame.stream == RELIABLE:
                 self.receiver.on_data(frame.seq, frame.message_id, frame.payload)
@@ -122,6 +124,11 @@ class BridgeSession:
             self.rejected += 1
             return
         again = key == self.key
+        if self.state is SessionState.OPEN and again and not self.heard_since_ack and self.sender.next_seq == 0 and self.sender.idle:
+            # The device said INIT more than once before it heard the ACK (its INITs waited in the line while no
+            # bridge read it), and nothing has gone either way since: the same ACK again, not a new session.
+            self._write(FrameType.ACK, 0, 0, 0, WELCOME.pack(self.session, self.mtu, self.window, int(self.heartbeat * 1000)), now)
+            return
         if self.state is SessionState.OPEN:
             self._close("it started its session again (rebooted)" if again else "another device took the line", SessionState.WAITING)
         session = secrets.randbits(32)  # (not a count: a device must not take a new bridge's session for its old one)
@@ -134,6 +141,7 @@ class BridgeSession:
         self.latest.reset()
         self.best_effort_seq = 0
         self.last_heard = now
+        self.heard_since_ack = False
         self._write(FrameType.ACK, 0, 0, 0, WELCOME.pack(self.session, self.mtu, self.window, int(self.heartbeat * 1000)), now)
         self.events.append(Opened(key, self.session, again))
 

@@ -122,7 +122,7 @@ class Client:
         self.reg = []
         self.inbox = []
         self.answers = {}
-        self.cid = self.tx = self.rx = self.be = 0
+        self.cid = self.tx = self.rx = self.be = self.sid = 0
         self.open = self.inflight = None
         self.heard = self.sent = self.last = ticks_ms() - 9999
 
@@ -213,8 +213,11 @@ class Client:
                     self.got(b[1], b[3], unpack("<H", b[4:6])[0], unpack("<I", b[6:10])[0], b[12:-2], now)
 
     def got(self, kind, stream, seq, mid, payload, now):
-        if kind == 2:  # ACK: a new session
-            self.mtu = min(self.mtu, unpack("<IHBH", payload)[1])
+        if kind == 2:  # ACK: a new session (the same one again: an answer to an INIT sent twice)
+            sid, mtu = unpack("<IH", payload[:6])
+            if self.open and sid == self.sid:
+                return
+            self.sid, self.mtu = sid, min(self.mtu, mtu)
             self.tx = self.rx = 0
             self.open, self.inflight, self.heard = True, None, now
             del self.q[:]
