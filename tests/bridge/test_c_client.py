@@ -1,0 +1,70 @@
+"""The C99 client, built with gcc into a host program (host_main.c) and run over a pty against the bridge."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nexus.cluster.bridge.link import DeviceCallError, SerialBridge
+from tests.conftest import wait_until
+
+SOURCE = Path(__file__).parents[2] / "nexus" / "cluster" / "bridge" / "device" / "c"
+FLAGS = ["-std=c99", "-D_DEFAULT_SOURCE", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2"]
+
+if not shutil.which("gcc"):
+    if os.environ.get("NEXUS_REQUIRE_GCC"):
+        raise RuntimeError("NEXUS_REQUIRE_GCC is set but gcc is missing")
+    pytest.skip("needs gcc", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("c-client") / "nexus-device"
+    subprocess.run(["gcc", *FLAGS, "-o", str(out), str(SOURCE / "nexus_device.c"), str(SOURCE / "host_main.c")], check=True)
+    return out
+
+
+@pytest.fixture
+def device(program: Path) -> Iterator[str]:
+    """The program on a pty's master; the path of its slave, for the bridge."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen([str(program), f"fd:{master}", "calc0001"], pass_fds=(master,))
+    try:
+        yield os.ttyname(slave)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        for fd in (master, slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def test_the_c_client_serves_its_actor_publishes_telemetry_and_calls_the_cluster(device: str) -> None:
+    asked = []
+
+    def outcall(actor: str, method: str, args: list) -> int:
+        asked.append((actor, method, args))
+        return args[0] + 100
+
+    with SerialBridge(device, outcall=outcall) as bridge:
+        assert bridge.wait_device(10, actors=1) == b"calc0001"
+        assert bridge.actors == {"calc": ("add", "mul", "fail", "ask")}
+        assert [bridge.call("calc", "add", [n, 2]).result(10) for n in range(10)] == [n + 2 for n in range(10)]
+        assert bridge.call("calc", "mul", [-3, 7]).result(10) == -21
+        assert bridge.call("calc", "add", [1.5, 2]).result(10) == 3.5
+        assert bridge.call("calc", "add", [100000, 1]).result(10) == 100001
+        with pytest.raises(DeviceCallError, match="asked to fail"):
+            bridge.call("calc", "fail").result(10)
+        with pytest.raises(DeviceCallError, match="numbers only"):
+            bridge.call("calc", "add", ["x", 1]).result(10)
+        assert bridge.call("calc", "ask", [5]).result(10) == 105
+        assert asked == [("counter", "incr", [5])]
+        wait_until(lambda: bridge.describe()["telemetry"].get("calls", 0) >= 14)
+        statistics = bridge.describe()["statistics"]
+        assert statistics["malformed"] == 0 and statistics["rejected"] == {}
