@@ -8,10 +8,7 @@ missing, unless NEXUS_REQUIRE_QEMU=1 (CI sets it: there it must run).
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +17,8 @@ import pytest
 import nexus
 from nexus.cluster.bridge.device import upload
 from nexus.cluster.bridge.link import DeviceCallError, SerialBridge
+
+from .boards import qemu_board
 
 FIRMWARE = Path("/usr/share/firmware-microbit-micropython/firmware.hex")
 APPLICATION = """\
@@ -47,22 +46,8 @@ if not (shutil.which("qemu-system-arm") and FIRMWARE.exists()):
 @pytest.fixture
 def microbit() -> Iterator[str]:
     """A booted micro:bit in QEMU: the path of its UART's pty."""
-    qemu = subprocess.Popen(
-        ["qemu-system-arm", "-M", "microbit", "-device", f"loader,file={FIRMWARE}", "-nographic", "-serial", "pty", "-monitor", "none"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        said = b""
-        deadline = time.monotonic() + 30
-        while not (found := re.search(rb"(/dev/pts/\d+)", said)) or not said.endswith(b"\n"):
-            assert time.monotonic() < deadline and qemu.poll() is None, f"QEMU did not give its UART: {said!r}"
-            said += qemu.stdout.read(1)  # type: ignore[union-attr]
-        yield found.group(1).decode()
-    finally:
-        qemu.kill()
-        qemu.wait(10)
-        qemu.stdout.close()  # type: ignore[union-attr]
+    with qemu_board("microbit", "-device", f"loader,file={FIRMWARE}") as path:
+        yield path
 
 
 def test_the_micropython_client_on_an_emulated_microbit_serves_its_actor_through_the_bridge(microbit: str) -> None:
