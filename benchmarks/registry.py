@@ -33,6 +33,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("pool", "benchmarks.pool"),
     ("hosts", "benchmarks.hosts"),
     ("scale", "benchmarks.scale"),
+    ("bridge", "benchmarks.bridge"),
 )
 
 

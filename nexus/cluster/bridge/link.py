@@ -50,6 +50,8 @@ class _Pending:
 class BridgeStatistics:
     frames_in: int = 0
     frames_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
     rejected: dict[str, int] = field(default_factory=dict)  # frames, by reason (CRC, COBS, ...)
     malformed: int = 0  # messages in good frames whose payload had the wrong shape
     retransmitted: int = 0
@@ -124,9 +126,11 @@ class SerialBridge:
                 if self.session.state is SessionState.OPEN and len(self.actors) >= actors:
                     return self.key
             time.sleep(0.01)
+        noise = self.reader.counts["noise"]
         raise TimeoutError(
             f"no device opened a session on {self.port_name} within {timeout:g} s"
             + (f" ({self.last_error})" if self.last_error else ": is it running the Nexus client at the same baud rate?")
+            + (f" The line carried {noise} bytes that were not frames (a console, a traceback?)." if noise else "")
         )
 
     # -- calls -------------------------------------------------------------------------------------
@@ -198,6 +202,7 @@ class SerialBridge:
                 continue
             with self.lock:
                 now = time.monotonic()
+                self.stats.bytes_in += len(data)
                 for frame in self.reader.feed(data) if data else ():
                     self.stats.frames_in += 1
                     self.session.on_frame(frame, now)
@@ -219,8 +224,10 @@ class SerialBridge:
         output, events = self.session.take()
         if output and self.port is not None:
             try:
-                self.port.write(b"".join(output))
+                data = b"".join(output)
+                self.port.write(data)
                 self.stats.frames_out += len(output)
+                self.stats.bytes_out += len(data)
             except Exception as exc:  # (a write to a port that just closed: the reader sees it too)
                 self.last_error = f"writing to {self.port_name} failed: {exc}"
         for event in events:

@@ -13,6 +13,7 @@
 #define REG(addr) (*(volatile uint32_t *)(addr))
 #define UART_DR REG(UART0 + 0x000)
 #define UART_FR REG(UART0 + 0x018)
+#define UART_LCRH REG(UART0 + 0x02C)
 #define UART_CTL REG(UART0 + 0x030)
 #define FR_RXFE (1u << 4)
 #define FR_TXFF (1u << 5)
@@ -63,6 +64,7 @@ static nx_client client;
 static nx_sched sched;
 
 int main(void) {
+    UART_LCRH |= 0x70u; /* 8 bits, the FIFOs on (16 bytes each way: a frame comes in a few pieces, not byte by byte) */
     UART_CTL |= 0x301u; /* UART, transmit and receive on */
     SYST_RVR = CORE_HZ / 1000u - 1u;
     SYST_CVR = 0;
