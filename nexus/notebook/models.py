@@ -54,7 +54,11 @@ class ClusterModel:
     def tree(self) -> dict[str, Any]:
         """Host -> workers -> what runs on each; the data the HTML shows (``workers``: all of them, ``hosts``: the
         same rows by host, this host first)."""
-        by_worker = {a.worker: a for a in self.actors if a.worker}
+        by_worker = {a.worker: a for a in self.actors if a.worker and a.class_name != "device actor"}
+        devices: dict[str, list[str]] = {}  # a bridge's worker -> the actors of its device
+        for a in self.actors:
+            if a.worker and a.class_name == "device actor":
+                devices.setdefault(a.worker, []).append(a.name if a.state == "alive" else f"{a.name} ({a.state})")
         rows = []
         hosts: dict[str, dict[str, Any]] = {self.host: {"host": self.host, "node_id": "", "workers": []}}
         for w in self.workers:
@@ -70,6 +74,7 @@ class ClusterModel:
                     "restarts": 0 if actor is None else actor.restarts,
                     "pending": w.tasks_in_flight if actor is None else actor.pending_calls,
                     "running": self.running.get(w.name, []),
+                    "devices": devices.get(w.name, []),
                     "cpu": load.cpu,
                     "rss_mb": load.rss / 2**20,
                     "host": w.host or self.host,
@@ -108,6 +113,8 @@ class ClusterModel:
         rows = []
         for r in workers:
             what = html.escape(r["actor"]) if r["actor"] else "tasks"
+            if r.get("devices"):
+                what += "".join(f"<br>&#8627; {html.escape(name)}" for name in r["devices"])  # (a bridge's device actors)
             state = f" <i>{html.escape(r['actor_state'])}</i>" if r["actor_state"] and r["actor_state"] != "alive" else ""
             running = ", ".join(html.escape(n) for n in r["running"][:3]) or "idle"
             bar = min(100, int(r["cpu"]))

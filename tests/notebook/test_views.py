@@ -64,6 +64,21 @@ def test_cluster_model_places_actors_and_load():
     assert "Greeter (7)" in html and "square" in html and "55%" in html
 
 
+def test_cluster_model_shows_a_bridges_device_actors_under_its_worker():
+    model = ClusterModel(host="box")
+    workers = [WorkerState("worker-2", 12, "actor", True, "BridgeActor (9)", 0)]
+    actors = [
+        ActorState("9", "BridgeActor", "bridge:/dev/ttyACM0", "default", "alive", "worker-2", 12, 0, 0, None),
+        ActorState("device:mbit0001/sensor", "device actor", "device:mbit0001/sensor", "", "alive", "worker-2", None, 0, 0, None),
+        ActorState("device:mbit0001/led", "device actor", "device:mbit0001/led", "", "dead", "worker-2", None, 0, 0, "silent"),
+    ]
+    model.update(workers, actors, {})
+    (row,) = model.tree()["workers"]
+    assert row["actor"] == "BridgeActor (9)", "the worker's own actor is the bridge, not one of its device's"
+    assert row["devices"] == ["device:mbit0001/sensor", "device:mbit0001/led (dead)"]
+    assert "&#8627; device:mbit0001/sensor" in model.to_html()
+
+
 def test_cluster_model_groups_workers_by_host_this_one_first():
     model = ClusterModel(host="laptop")
     workers = [
