@@ -168,3 +168,12 @@ def test_when_the_device_goes_calls_fail_and_when_the_bridge_goes_too(device_clu
     with pytest.raises(nexus.core.NexusError):
         nexus.get(thermo.read.remote(), timeout=30)
     assert nexus.state.list_devices() == []
+
+
+def test_a_bridge_can_limit_which_actors_its_device_calls() -> None:
+    from nexus.cluster.bridge.actor import BridgeActor
+
+    bridge = BridgeActor.__new__(BridgeActor)  # (its call-out rule alone, without a line)
+    bridge.allow = frozenset({"counter"})
+    with pytest.raises(PermissionError, match=r"lets its device call \['counter'\], not 'vault'"):
+        bridge._outcall("vault", "open", [])

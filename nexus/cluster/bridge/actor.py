@@ -29,7 +29,8 @@ _OPTIONS = frozenset({"mtu", "heartbeat", "timeout", "call_timeout", "reopen"})
 class BridgeActor:
     """Holds one serial line and the device on it (its methods are async: calls to the device wait side by side)."""
 
-    def __init__(self, port: str, baud: int, options: dict[str, Any]) -> None:
+    def __init__(self, port: str, baud: int, options: dict[str, Any], allow_calls: list[str] | None = None) -> None:
+        self.allow = None if allow_calls is None else frozenset(allow_calls)
         self.bridge = SerialBridge(port, baud, outcall=self._outcall, **options).start()
 
     async def call(self, actor: str, method: str, args: list[Any], timeout: float | None = None) -> Any:
@@ -54,6 +55,8 @@ class BridgeActor:
 
     def _outcall(self, actor: str, method: str, args: list[Any]) -> Any:
         """A device's call to a named actor of the cluster (on the bridge's own thread, not the actor's loop)."""
+        if self.allow is not None and actor not in self.allow:
+            raise PermissionError(f"this bridge lets its device call {sorted(self.allow) or 'no actor'}, not {actor!r}")
         target = get_actor(actor)
         if isinstance(target, DeviceActorHandle):
             raise ValueError("a device calls the cluster's actors, not another device's")
@@ -127,7 +130,15 @@ def _node_for_port(node: str | None) -> str:
     )
 
 
-def attach_bridge(port: str, baud: int = 115200, *, node: str | None = None, wait: float | None = None, **options: Any) -> Bridge:
+def attach_bridge(
+    port: str,
+    baud: int = 115200,
+    *,
+    node: str | None = None,
+    wait: float | None = None,
+    allow_calls: list[str] | None = None,
+    **options: Any,
+) -> Bridge:
     """Open the serial line ``port`` (a tty, a USB serial adapter, a pty) to a device, in a bridge actor of the cluster.
 
     The bridge runs on ``node`` (default: this machine's node; a local
@@ -135,7 +146,8 @@ def attach_bridge(port: str, baud: int = 115200, *, node: str | None = None, wai
     ``heartbeat`` and ``timeout`` (the session's, in seconds),
     ``call_timeout``, ``reopen`` (how often an unplugged port is tried
     again). With ``wait``, return once a device has opened its session (or
-    raise TimeoutError). Its actors are then ``nexus.get_actor("device:<key>/<name>")``.
+    raise TimeoutError). Its actors are then ``nexus.get_actor("device:<key>/<name>")``. The device may call
+    the cluster's named actors: any of them, or with ``allow_calls`` only those named there.
     """
     unknown = set(options) - _OPTIONS
     if unknown:
@@ -144,7 +156,11 @@ def attach_bridge(port: str, baud: int = 115200, *, node: str | None = None, wai
         raise TypeError(f"attach_bridge takes the port's path (such as '/dev/ttyACM0'), not {port!r}")
     name = f"bridge:{port}"
     strategy = NodeAffinitySchedulingStrategy(_node_for_port(node))
-    handle = _remote_class().options(name=name, num_cpus=0, scheduling_strategy=strategy, max_concurrency=64).remote(port, baud, options)
+    handle = (
+        _remote_class()
+        .options(name=name, num_cpus=0, scheduling_strategy=strategy, max_concurrency=64)
+        .remote(port, baud, options, None if allow_calls is None else list(allow_calls))
+    )
     bridge = Bridge(handle, name, port)
     bridge.describe()  # (the constructor ran: a wrong path or a port in use is raised here, not at the first call)
     if wait is not None:

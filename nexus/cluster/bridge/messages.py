@@ -71,6 +71,10 @@ def decode(message_id: int, payload: bytes) -> list[Any]:
         raise
     except Exception as exc:  # (cbor2 raises several kinds for bad input)
         raise MalformedMessage(f"{name}: not CBOR ({exc})") from None
+    try:
+        value = _plain(value)  # (cbor2 turns the tags it knows into objects without the hook: dates, decimals, ...)
+    except TypeError:
+        raise MalformedMessage(f"{name}: a device message carries plain values only, not {value!r:.80}") from None
     if not isinstance(value, list):
         raise MalformedMessage(f"{name}: an array, not {type(value).__name__}")
     ok = False
