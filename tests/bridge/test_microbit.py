@@ -17,6 +17,7 @@ import pytest
 import nexus
 from nexus.cluster.bridge.device import upload
 from nexus.cluster.bridge.link import DeviceCallError, SerialBridge
+from tests.conftest import wait_until
 
 from .boards import qemu_board
 
@@ -25,6 +26,8 @@ APPLICATION = """\
 import microbit
 import micropython
 class Sensor:
+    want = 0
+    got = None
     def add(self, a, b):
         return a + b
     def free(self):
@@ -32,15 +35,36 @@ class Sensor:
         return gc.mem_free()
     def fail(self):
         raise OSError(5)
+    def go(self):
+        Sensor.want = 1
+    def result(self):
+        return Sensor.got
+    def done(self, value):
+        Sensor.want = 0
+        Sensor.got = value
+s = Sensor()
 c = Client(microbit.uart, b"mbit0001")
-c.actor("sensor", Sensor(), ("add", "free", "fail"))
+c.actor("sensor", s, ("add", "free", "fail", "go", "result"))
 """
-START = "while 1:micropython.kbd_intr(-1);c.step()\n"  # (Ctrl-C off inside the statement: the REPL turns it on again)
+# The main loop, typed at the REPL: Ctrl-C off inside the statement (the REPL turns it on again after each), and
+# the device's call to the cluster made from here, not from inside an actor's method (the board's 1.8 KB stack
+# holds about six Python frames).
+START = "while 1:micropython.kbd_intr(-1);c.step();_ = Sensor.want and s.done(c.call('counter', 'incr', 5))\n"
 
 if not (shutil.which("qemu-system-arm") and FIRMWARE.exists()):
     if os.environ.get("NEXUS_REQUIRE_QEMU"):
         raise RuntimeError("NEXUS_REQUIRE_QEMU is set but qemu-system-arm or firmware-microbit-micropython is missing")
     pytest.skip("needs qemu-system-arm and firmware-microbit-micropython (Debian)", allow_module_level=True)
+
+
+@nexus.remote
+class Counter:
+    def __init__(self) -> None:
+        self.total = 0
+
+    def incr(self, by: int) -> int:
+        self.total += by
+        return self.total
 
 
 @pytest.fixture
@@ -55,7 +79,7 @@ def test_the_micropython_client_on_an_emulated_microbit_serves_its_actor_through
     assert 0 < loaded.client_bytes < 7000, loaded  # (the client fits the board's ~9 KB heap, with room for the application)
     with SerialBridge(microbit, call_timeout=20) as bridge:
         assert bridge.wait_device(30, actors=1) == b"mbit0001"
-        assert bridge.actors == {"sensor": ("add", "free", "fail")}
+        assert bridge.actors == {"sensor": ("add", "free", "fail", "go", "result")}
         assert [bridge.call("sensor", "add", [n, 0.5]).result(20) for n in range(5)] == [n + 0.5 for n in range(5)]
         assert bridge.call("sensor", "add", ["micro", ":bit"]).result(20) == "micro:bit"
         assert bridge.call("sensor", "add", [[1, True], [None]]).result(20) == [1, True, None]  # (shallow: the board has a 1.8 KB stack)
@@ -72,7 +96,11 @@ def test_the_microbits_actor_is_called_from_the_cluster(microbit: str) -> None:
         nexus.attach_bridge(microbit, wait=30).wait_device(30, actors=1)
         sensor = nexus.get_actor("device:mbit0001/sensor")
         assert nexus.get([sensor.add.remote(n, n) for n in range(10)], timeout=60) == [2 * n for n in range(10)]
+        counter = Counter.options(name="counter").remote()
+        nexus.get(counter.incr.remote(10), timeout=30)
+        sensor.go.tell()  # the board's main loop then calls the cluster's counter
+        wait_until(lambda: nexus.get(sensor.result.remote(), timeout=30) == 15)
         (device,) = nexus.state.list_devices()
-        assert device.actors == {"sensor": ["add", "free", "fail"]} and device.statistics["rejected"] == {}
+        assert device.actors == {"sensor": ["add", "free", "fail", "go", "result"]} and device.statistics["rejected"] == {}
     finally:
         nexus.shutdown()

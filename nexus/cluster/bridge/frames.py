@@ -57,6 +57,7 @@ CRC32_OVER = 256  # header and payload longer than this: CRC-32
 FLAG_CRC32 = 0x01
 DEFAULT_MTU = 128  # payload bytes a frame carries at most, unless the session says otherwise (a small device's buffers)
 MAX_MTU = 0xFFFF
+NOISE_KEPT = 256  # bytes of the latest noise a reader keeps, to show
 
 
 class FrameType(enum.IntEnum):
@@ -199,6 +200,12 @@ class FrameReader:
         self.buffer = bytearray()
         self.skipping = False  # inside a run longer than the limit: everything up to the next delimiter goes
         self.counts = dict.fromkeys(("frames", "cobs", "short", "length", "crc", "version", "type", "oversize", "noise"), 0)
+        self.noise_tail = bytearray()  # the last bytes thrown away (a device's console text says what went wrong)
+
+    def _noise(self, data: bytes | bytearray) -> None:
+        self.counts["noise"] += len(data)
+        self.noise_tail += data[-NOISE_KEPT:]
+        del self.noise_tail[:-NOISE_KEPT]
 
     def feed(self, data: bytes) -> list[Frame]:
         """The frames that ``data`` completes, in order."""
@@ -209,12 +216,12 @@ class FrameReader:
             end = data.find(0, start)
             piece = data[start:] if end < 0 else data[start:end]
             if self.skipping:
-                counts["noise"] += len(piece)
+                self._noise(piece)
             else:
                 self.buffer += piece
                 if len(self.buffer) > self.limit:
                     counts["oversize"] += 1
-                    counts["noise"] += len(self.buffer)
+                    self._noise(self.buffer)
                     self.buffer.clear()
                     self.skipping = True
             if end < 0:
@@ -232,7 +239,7 @@ class FrameReader:
                     counts["frames"] += 1
                 except RejectedFrameError as exc:
                     counts[exc.reason] += 1
-                    counts["noise"] += len(raw)
+                    self._noise(raw)
             start = end + 1
         return frames
 

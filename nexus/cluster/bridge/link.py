@@ -127,10 +127,11 @@ class SerialBridge:
                     return self.key
             time.sleep(0.01)
         noise = self.reader.counts["noise"]
+        tail = bytes(self.reader.noise_tail[-120:]).decode(errors="replace")
         raise TimeoutError(
             f"no device opened a session on {self.port_name} within {timeout:g} s"
             + (f" ({self.last_error})" if self.last_error else ": is it running the Nexus client at the same baud rate?")
-            + (f" The line carried {noise} bytes that were not frames (a console, a traceback?)." if noise else "")
+            + (f" The line carried {noise} bytes that were not frames, ending {tail!r}." if noise else "")
         )
 
     # -- calls -------------------------------------------------------------------------------------
@@ -328,4 +329,5 @@ class SerialBridge:
                 "telemetry": {name: value for name, (value, _at) in self.telemetry.items()},
                 "statistics": {**self.stats.__dict__, "pending": self._pending_by_actor()},
                 "error": self.last_error,
+                "noise": bytes(self.reader.noise_tail).decode(errors="replace"),  # the latest bytes that were not frames
             }

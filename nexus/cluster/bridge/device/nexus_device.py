@@ -29,20 +29,6 @@ def crc16(b):
     return c
 
 
-def cobs(b):
-    out = bytearray(1)
-    at = 0
-    for x in b:
-        if x:
-            out.append(x)
-        if not x or len(out) - at == 255:
-            out[at] = len(out) - at if x == 0 else 255
-            at = len(out)
-            out.append(0)
-    out[at] = len(out) - at
-    return out
-
-
 def uncobs(b):
     out = bytearray()
     i = 0
@@ -132,8 +118,20 @@ class Client:
             self.send(REG, [name, list(methods)])
 
     def frame(self, kind, stream, seq, mid, payload):
-        body = pack("<BBBBHIH", 1, kind, 0, stream, seq, mid, len(payload)) + payload
-        self.uart.write(cobs(body + pack("<H", crc16(body))) + b"\x00")
+        b = pack("<BBBBHIH", 1, kind, 0, stream, seq, mid, len(payload)) + payload
+        b += pack("<H", crc16(b))
+        out = bytearray(1)  # COBS, here rather than in a function of its own: the board's stack is 1.8 KB
+        at = 0
+        for x in b:
+            if x:
+                out.append(x)
+            if not x or len(out) - at == 255:
+                out[at] = len(out) - at if x == 0 else 255
+                at = len(out)
+                out.append(0)
+        out[at] = len(out) - at
+        out.append(0)
+        self.uart.write(out)
         self.sent = ticks_ms()
 
     def send(self, mid, value, reliable=True):
@@ -163,10 +161,17 @@ class Client:
         cid = self.cid
         self.send(OUT, [cid, actor, method, list(args)])
         start = ticks_ms()
-        while cid not in self.answers:
-            if not self.open or ticks_diff(ticks_ms(), start) > 10000:
+        while cid not in self.answers:  # (not by step: each call deeper costs stack the board has little of)
+            now = ticks_ms()
+            if not self.open or ticks_diff(now, start) > 10000:
                 raise OSError("no answer from the cluster")
-            self.step()
+            self.feed(now)
+            self.tick(now)
+            for m in self.inbox:
+                if m[0] == OUTREPLY:
+                    self.inbox.remove(m)
+                    self.on(*m)
+                    break
         ok, value = self.answers.pop(cid)
         if not ok:
             raise RuntimeError(value)
@@ -187,6 +192,9 @@ class Client:
                 self.on(*self.inbox.pop(0))
             except Exception:
                 pass
+        self.tick(now)
+
+    def tick(self, now):
         if not self.open:
             if ticks_diff(now, self.sent) >= self.beat:
                 self.frame(1, 0, 0, 0, pack("<8sHBH", self.key, self.mtu, 1, self.beat))
