@@ -68,3 +68,32 @@ def test_the_c_client_serves_its_actor_publishes_telemetry_and_calls_the_cluster
         wait_until(lambda: bridge.describe()["telemetry"].get("calls", 0) >= 14)
         statistics = bridge.describe()["statistics"]
         assert statistics["malformed"] == 0 and statistics["rejected"] == {}
+
+
+def test_the_c_client_on_a_damaged_line_answers_every_call_it_takes_correctly(program: Path, tmp_path: Path) -> None:
+    from concurrent.futures import wait
+
+    from nexus.cluster.bridge.link import DeviceGoneError
+
+    from .test_link import FaultyLine
+
+    faulty = FaultyLine(tmp_path, seed=7, rate=0.001)
+    proc = subprocess.Popen([str(program), f"fd:{faulty.device_master}", "calc0001"], pass_fds=(faulty.device_master,))
+    try:
+        with SerialBridge(str(faulty.path), call_timeout=30) as bridge:
+            bridge.wait_device(20, actors=1)
+            futures = [bridge.call("calc", "add", [n, 1000]) for n in range(40)]
+            wait(futures, timeout=60)
+            answered = 0
+            for n, future in enumerate(futures):
+                with contextlib.suppress(DeviceGoneError):
+                    assert future.result(0) == n + 1000
+                    answered += 1
+            statistics = bridge.describe()["statistics"]
+            assert faulty.damaged > 10 and sum(statistics["rejected"].values()) > 0, statistics
+            if statistics["sessions"] == 1:
+                assert answered == 40
+    finally:
+        proc.kill()
+        proc.wait(10)
+        faulty.close()
