@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -26,10 +25,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from nexus.cluster.bridge.device import build_cortex_m3, build_host_program, qemu_board, upload
+
 from .harness import BenchmarkResult, Figure, progress, rate
 
 NAME = "bridge"
-C_SOURCE = Path(__file__).parents[1] / "nexus" / "cluster" / "bridge" / "device" / "c"
 FIRMWARE = Path("/usr/share/firmware-microbit-micropython/firmware.hex")
 BAUD = 115200
 
@@ -105,21 +105,7 @@ def _python_device() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _c_device(folder: Path) -> Iterator[str]:
-    program = folder / "nexus-device"
-    subprocess.run(
-        [
-            "gcc",
-            "-std=c99",
-            "-D_DEFAULT_SOURCE",
-            "-O2",
-            "-o",
-            str(program),
-            str(C_SOURCE / "nexus_device.c"),
-            str(C_SOURCE / "host_main.c"),
-        ],
-        check=True,
-    )
+def _c_device(program: Path) -> Iterator[str]:
     master, slave = os.openpty()
     proc = subprocess.Popen([str(program), f"fd:{master}", "bench001"], pass_fds=(master,))
     try:
@@ -131,27 +117,6 @@ def _c_device(folder: Path) -> Iterator[str]:
             os.close(fd)
 
 
-@contextlib.contextmanager
-def _qemu(machine: str, *args: str) -> Iterator[str]:
-    qemu = subprocess.Popen(
-        ["qemu-system-arm", "-M", machine, *args, "-nographic", "-serial", "pty", "-monitor", "none"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert qemu.stdout is not None
-    try:
-        said = b""
-        while not (found := re.search(rb"(/dev/pts/\d+)", said)) or not said.endswith(b"\n"):
-            said += qemu.stdout.read(1)
-            if qemu.poll() is not None:
-                raise RuntimeError(f"QEMU stopped: {said!r}")
-        yield found.group(1).decode()
-    finally:
-        qemu.kill()
-        qemu.wait(10)
-        qemu.stdout.close()
-
-
 MICROBIT_APP = """\
 import microbit
 import micropython
@@ -161,34 +126,6 @@ class Calc:
 c = Client(microbit.uart, b"bench001")
 c.actor("calc", Calc(), ("add",))
 """
-
-
-def _m3_firmware(folder: Path) -> tuple[Path, dict[str, int]]:
-    out = folder / "nexus-m3.elf"
-    subprocess.run(
-        [
-            "arm-none-eabi-gcc",
-            "-std=c99",
-            "-mcpu=cortex-m3",
-            "-mthumb",
-            "-Os",
-            "-ffunction-sections",
-            "-fdata-sections",
-            "-Wl,--gc-sections",
-            "-nostartfiles",
-            "--specs=nano.specs",
-            "--specs=nosys.specs",
-            "-T",
-            str(C_SOURCE / "lm3s6965.ld"),
-            "-o",
-            str(out),
-            str(C_SOURCE / "cortex_m3.c"),
-            str(C_SOURCE / "nexus_device.c"),
-        ],
-        check=True,
-    )
-    said = subprocess.run(["arm-none-eabi-size", str(out)], check=True, capture_output=True, text=True).stdout.split("\n")[1].split()
-    return out, {"text": int(said[0]), "data": int(said[1]), "bss": int(said[2])}
 
 
 def run(quick: bool) -> BenchmarkResult:
@@ -206,9 +143,12 @@ def run(quick: bool) -> BenchmarkResult:
 
     with tempfile.TemporaryDirectory(prefix="nexus-bench-bridge-") as tmp:
         folder = Path(tmp)
-        m3 = None
+        m3 = program = None
+        if shutil.which("gcc"):
+            program = build_host_program(folder / "nexus-device")
         if shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"):
-            m3, sizes = _m3_firmware(folder)
+            m3 = folder / "nexus-m3.elf"
+            sizes = build_cortex_m3(m3)
             notes.append(
                 f"C client on the Cortex-M3 (arm-none-eabi-size of the whole firmware): text {sizes['text']:,} B, "
                 f"data {sizes['data']:,} B, bss {sizes['bss']:,} B"
@@ -216,14 +156,12 @@ def run(quick: bool) -> BenchmarkResult:
         for _ in range(rounds):
             samples.setdefault("frames", []).append(_frames_parsed(20_000 if quick else 200_000))
             measure("python_pty", _python_device, n)
-            if shutil.which("gcc"):
-                measure("c_pty", lambda: _c_device(folder), n)
+            if program is not None:
+                measure("c_pty", lambda: _c_device(program), n)
             if not quick and m3 is not None:
-                measure("m3_qemu", lambda: _qemu("lm3s6965evb", "-kernel", str(m3)), n // 2)
+                measure("m3_qemu", lambda: qemu_board("lm3s6965evb", "-kernel", str(m3)), n // 2)
             if not quick and shutil.which("qemu-system-arm") and FIRMWARE.exists():
-                from nexus.cluster.bridge.device import upload
-
-                with _qemu("microbit", "-device", f"loader,file={FIRMWARE}") as path:
+                with qemu_board("microbit", "-device", f"loader,file={FIRMWARE}") as path:
                     loaded = upload(path, MICROBIT_APP, "while 1:micropython.kbd_intr(-1);c.step()\n", timeout=60)
                     value, line_bytes = _round_trips(path, "calc", "add", n // 4)
                 samples.setdefault("microbit_qemu", []).append(value)

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from nexus.cluster.bridge.device import build_host_program
 from nexus.cluster.bridge.link import DeviceCallError, SerialBridge
 from tests.conftest import wait_until
-
-SOURCE = Path(__file__).parents[2] / "nexus" / "cluster" / "bridge" / "device" / "c"
-FLAGS = ["-std=c99", "-D_DEFAULT_SOURCE", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2"]
 
 if not shutil.which("gcc"):
     if os.environ.get("NEXUS_REQUIRE_GCC"):
@@ -25,9 +23,7 @@ if not shutil.which("gcc"):
 
 @pytest.fixture(scope="module")
 def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("c-client") / "nexus-device"
-    subprocess.run(["gcc", *FLAGS, "-o", str(out), str(SOURCE / "nexus_device.c"), str(SOURCE / "host_main.c")], check=True)
-    return out
+    return build_host_program(tmp_path_factory.mktemp("c-client") / "nexus-device", strict=True)
 
 
 @pytest.fixture

@@ -8,20 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import nexus
+from nexus.cluster.bridge.device import build_cortex_m3, qemu_board
 from nexus.cluster.bridge.link import DeviceCallError, SerialBridge
-
-from .boards import qemu_board
-
-SOURCE = Path(__file__).parents[2] / "nexus" / "cluster" / "bridge" / "device" / "c"
-FLAGS = ["-std=c99", "-mcpu=cortex-m3", "-mthumb", "-Os", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections"]
-LINK = ["-Wl,--gc-sections", "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-T", str(SOURCE / "lm3s6965.ld")]
 
 if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
     if os.environ.get("NEXUS_REQUIRE_ARM"):
@@ -32,8 +26,7 @@ if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
 @pytest.fixture(scope="module")
 def firmware(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("m3") / "nexus-m3.elf"
-    sources = [str(SOURCE / "cortex_m3.c"), str(SOURCE / "nexus_device.c")]
-    subprocess.run(["arm-none-eabi-gcc", *FLAGS, *LINK, "-o", str(out), *sources], check=True)
+    build_cortex_m3(out, strict=True)
     return out
 
 

@@ -57,7 +57,7 @@ CRC32_OVER = 256  # header and payload longer than this: CRC-32
 FLAG_CRC32 = 0x01
 DEFAULT_MTU = 128  # payload bytes a frame carries at most, unless the session says otherwise (a small device's buffers)
 MAX_MTU = 0xFFFF
-NOISE_KEPT = 256  # bytes of the latest noise a reader keeps, to show
+NOISE_KEPT = 1024  # bytes of the latest noise a reader keeps, to show
 
 
 class FrameType(enum.IntEnum):

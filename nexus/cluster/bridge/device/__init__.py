@@ -12,14 +12,30 @@ from __future__ import annotations
 import os
 import re
 import select
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLIENT_SOURCE", "DeviceLoadError", "FdUart", "Loaded", "pieces", "upload"]
+__all__ = [
+    "CLIENT_SOURCE",
+    "C_SOURCE",
+    "DeviceLoadError",
+    "FdUart",
+    "Loaded",
+    "build_cortex_m3",
+    "build_host_program",
+    "pieces",
+    "qemu_board",
+    "upload",
+]
 
 CLIENT_SOURCE = Path(__file__).with_name("nexus_device.py")
+C_SOURCE = Path(__file__).with_name("c")  # the C client (nexus_device.c/.h), a host program, a Cortex-M3 build
+_STRICT = ["-Wall", "-Wextra", "-Wpedantic", "-Werror"]
 _DEF = re.compile(r"^    def (\w+)\(", re.M)
 _CLASS = re.compile(r"^class (\w+)", re.M)
 
@@ -115,25 +131,38 @@ def _quiet(port: Any, gap: float, timeout: float) -> None:
             last = time.monotonic()
 
 
-def _run(port: Any, code: str, timeout: float, wait: bool = True) -> str:
-    """One piece through the raw REPL: its printed output; DeviceLoadError with its traceback if it raised."""
+def _run(port: Any, code: str, timeout: float, attempts: int = 3) -> str:
+    """One piece through the raw REPL: its printed output; DeviceLoadError with its traceback if it raised.
+
+    A board that is slow to read (or an emulated one on a busy machine) loses bytes that come too fast: the
+    piece goes a little at a time, and again (after a Ctrl-C, which clears the raw REPL's line) when its
+    Ctrl-D went missing or what arrived did not parse.
+    """
     raw = code.encode()
-    for start in range(0, len(raw), 32):  # a board's receive buffer is small and the REPL slow: a little at a time
-        port.write(raw[start : start + 32])
-        port.flush()
-        time.sleep(0.01)
-    port.write(b"\x04")
-    _read_until(port, b"OK", timeout, "the raw REPL's OK")
-    if not wait:
-        return ""
-    output = _read_until(port, b"\x04", timeout, "the end of the output")[:-1]
-    error = _read_until(port, b"\x04", timeout, "the end of the error output")[:-1]
-    _read_until(port, b">", timeout, "the raw REPL's prompt")
-    if error:
-        lines = code.strip().splitlines()
-        first = next((x.strip() for x in lines if x.lstrip().startswith(("def ", "class ")) and "_M:" not in x), lines[0])[:60]
-        raise DeviceLoadError(f"the device raised while loading the piece that starts {first!r}:\n{error.decode(errors='replace')}")
-    return output.decode(errors="replace")
+    error = b""
+    for _attempt in range(attempts):
+        port.write(b"\x03")
+        for start in range(0, len(raw), 16):
+            port.write(raw[start : start + 16])
+            port.flush()
+            time.sleep(0.01)
+        port.write(b"\x04")
+        try:
+            _read_until(port, b"OK", min(timeout, 5.0), "the raw REPL's OK")
+        except DeviceLoadError:
+            continue
+        output = _read_until(port, b"\x04", timeout, "the end of the output")[:-1]
+        error = _read_until(port, b"\x04", timeout, "the end of the error output")[:-1]
+        _read_until(port, b">", timeout, "the raw REPL's prompt")
+        if b"SyntaxError" in error or b"IndentationError" in error:
+            continue
+        if not error:
+            return output.decode(errors="replace")
+        break
+    lines = code.strip().splitlines()
+    first = next((x.strip() for x in lines if x.lstrip().startswith(("def ", "class ")) and "_M:" not in x), lines[0])[:60]
+    said = error.decode(errors="replace") or f"no answer after {attempts} tries"
+    raise DeviceLoadError(f"the device did not take the piece that starts {first!r}:\n{said}")
 
 
 def _raw(line: Any, source: str, timeout: float) -> None:
@@ -153,9 +182,21 @@ def _raw(line: Any, source: str, timeout: float) -> None:
     _quiet(line, 0.2, timeout)
 
 
+def _type(line: Any, statement: bytes, timeout: float) -> None:
+    """One line typed at the friendly REPL, a few keys at a time, each echoed before the next (a busy board's
+    receive buffer overflows when a line comes at once)."""
+    for start in range(0, len(statement), 8):
+        keys = statement[start : start + 8]
+        line.write(keys)
+        line.flush()
+        _read_until(line, keys, timeout, f"the echo of {keys!r}")
+    line.write(b"\r")
+    _read_until(line, b"\r\n", timeout, "the echo of the end of a line")
+
+
 def _free(line: Any, timeout: float) -> int:
     """``gc.mem_free()`` after a collection, asked at the friendly REPL."""
-    line.write(b"import gc;gc.collect();gc.mem_free()\r")
+    _type(line, b"import gc;gc.collect();gc.mem_free()", timeout)
     said = ""
     deadline = time.monotonic() + timeout
     while not (numbers := re.findall(r"^(\d+)\r?$", said, re.M)):  # (prompts left from before come first)
@@ -183,9 +224,7 @@ def upload(port: str, application: str, start: str, *, baud: int = 115200, timeo
         _raw(line, application, timeout)
         after = _free(line, timeout)
         for statement in start.encode().split(b"\n"):  # (typed at the friendly REPL: a compound one ends in a blank line)
-            line.write(statement + b"\r")
-            line.flush()
-            _read_until(line, statement + b"\r\n", timeout, "the start of the application")
+            _type(line, statement, timeout)
     return Loaded(before, loaded, after)
 
 
@@ -214,3 +253,45 @@ class FdUart:
                 select.select([], [self.fd], [], self.poll)
             except OSError:
                 return  # (unplugged: what is written is lost, as on a real line)
+
+
+def build_host_program(out: Path, strict: bool = False) -> Path:
+    """The C client's host program (``host_main.c``: a "calc" actor on a tty or a given fd), built by gcc."""
+    flags = ["-std=c99", "-D_DEFAULT_SOURCE", "-O2", *(_STRICT if strict else [])]
+    subprocess.run(["gcc", *flags, "-o", str(out), str(C_SOURCE / "nexus_device.c"), str(C_SOURCE / "host_main.c")], check=True)
+    return out
+
+
+def build_cortex_m3(out: Path, strict: bool = False) -> dict[str, int]:
+    """The C client for QEMU's lm3s6965evb (``cortex_m3.c``, no OS), built by arm-none-eabi-gcc into ``out`` (an
+    ELF for ``qemu-system-arm -M lm3s6965evb -kernel``); its sizes as ``arm-none-eabi-size`` says them."""
+    flags = ["-std=c99", "-mcpu=cortex-m3", "-mthumb", "-Os", "-ffunction-sections", "-fdata-sections", *(_STRICT if strict else [])]
+    link = ["-Wl,--gc-sections", "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-T", str(C_SOURCE / "lm3s6965.ld")]
+    sources = [str(C_SOURCE / "cortex_m3.c"), str(C_SOURCE / "nexus_device.c")]
+    subprocess.run(["arm-none-eabi-gcc", *flags, *link, "-o", str(out), *sources], check=True)
+    said = subprocess.run(["arm-none-eabi-size", str(out)], check=True, capture_output=True, text=True).stdout.splitlines()[1].split()
+    return {"text": int(said[0]), "data": int(said[1]), "bss": int(said[2])}
+
+
+@contextmanager
+def qemu_board(machine: str, *args: str, timeout: float = 30.0) -> Iterator[str]:
+    """``qemu-system-arm -M machine ...`` running with the board's UART on a pty: the pty's path (QEMU is killed
+    afterwards). For the micro:bit: ``qemu_board("microbit", "-device", "loader,file=<firmware.hex>")``."""
+    qemu = subprocess.Popen(
+        ["qemu-system-arm", "-M", machine, *args, "-nographic", "-serial", "pty", "-monitor", "none"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert qemu.stdout is not None
+    try:
+        said = b""
+        deadline = time.monotonic() + timeout
+        while not (found := re.search(rb"(/dev/pts/\d+)", said)) or not said.endswith(b"\n"):
+            if time.monotonic() > deadline or qemu.poll() is not None:
+                raise DeviceLoadError(f"QEMU ({machine}) did not give its UART's pty: {said.decode(errors='replace')!r}")
+            said += qemu.stdout.read(1)
+        yield found.group(1).decode()
+    finally:
+        qemu.kill()
+        qemu.wait(10)
+        qemu.stdout.close()

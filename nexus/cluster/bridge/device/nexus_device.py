@@ -103,7 +103,8 @@ class Client:
     def __init__(self, uart, key, mtu=96, beat=500):
         self.uart, self.key, self.mtu, self.beat = uart, (bytes(key) + bytes(8))[:8], mtu, beat
         self.actors = {}
-        self.buf = bytearray()
+        self.buf = bytearray(mtu + 20)
+        self.n = 0
         self.q = []
         self.reg = []
         self.inbox = []
@@ -182,17 +183,20 @@ class Client:
             self.step()
 
     def step(self):
-        now = ticks_ms()
-        self.feed(now)
-        while self.reg:
-            name = self.reg.pop()
-            self.send(REG, [name, list(self.actors[name][1])])
-        while self.inbox:
-            try:
-                self.on(*self.inbox.pop(0))
-            except Exception:
-                pass
-        self.tick(now)
+        try:  # (whatever goes wrong, the loop goes on: a device dropped to its REPL would take frames for keys)
+            now = ticks_ms()
+            self.feed(now)
+            while self.reg:
+                name = self.reg.pop()
+                self.send(REG, [name, list(self.actors[name][1])])
+            while self.inbox:
+                try:
+                    self.on(*self.inbox.pop(0))
+                except Exception:
+                    pass
+            self.tick(now)
+        except Exception:
+            self.n = 0
 
     def tick(self, now):
         if not self.open:
@@ -208,14 +212,15 @@ class Client:
 
     def feed(self, now):
         for x in self.uart.read() or b"":
-            if x:
-                if self.buf is not None:
-                    self.buf.append(x)
-                    if len(self.buf) > self.mtu + 20:
-                        self.buf = None
-                    continue
-            raw, self.buf = self.buf, bytearray()
-            b = raw and uncobs(raw)
+            if x:  # (into a buffer made once: appending byte by byte would scatter a 9 KB heap)
+                if 0 <= self.n < len(self.buf):
+                    self.buf[self.n] = x
+                    self.n += 1
+                else:
+                    self.n = -1
+                continue
+            n, self.n = self.n, 0
+            b = n > 0 and uncobs(self.buf[:n])
             if b and len(b) > 13 and b[0] == 1 and not b[2] and len(b) == 14 + b[10] + 256 * b[11]:
                 if unpack("<H", b[-2:])[0] == crc16(b[:-2]):
                     self.got(b[1], b[3], unpack("<H", b[4:6])[0], unpack("<I", b[6:10])[0], b[12:-2], now)

@@ -97,6 +97,8 @@ static void halt(void) {
     }
 }
 
-__attribute__((section(".vectors"), used)) static void (*const vectors[16])(void) = {
-    (void (*)(void))(&_stack_top), reset, halt, halt, halt, halt, halt, 0, 0, 0, 0, halt, halt, 0, halt, systick,
+/* (addresses as integers: ISO C has no conversion from an object pointer to a function pointer) */
+__attribute__((section(".vectors"), used)) static const uintptr_t vectors[16] = {
+    (uintptr_t)&_stack_top, (uintptr_t)reset, (uintptr_t)halt, (uintptr_t)halt, (uintptr_t)halt, (uintptr_t)halt,
+    (uintptr_t)halt, 0, 0, 0, 0, (uintptr_t)halt, (uintptr_t)halt, 0, (uintptr_t)halt, (uintptr_t)systick,
 };
