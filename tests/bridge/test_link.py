@@ -146,7 +146,17 @@ def test_a_rebooted_device_fails_the_call_it_had_and_registers_again(line: tuple
             pending.result(10)
         wait_until(lambda: bridge.stats.sessions >= 2 and bridge.actors)
         assert bridge.call("thermo", "add", [1, 2]).result(10) == 3
-        rebooted.stop()
+        rebooted.crash()
+        # New firmware: other actors. What it registers now is all it has.
+        client = Client(FdUart(master), b"thermo01")
+        client.actor("lamp", Thermostat(), ("add",))
+        for _ in range(400):
+            client.step()
+            if bridge.stats.sessions >= 3 and bridge.actors:
+                break
+        assert bridge.actors == {"lamp": ("add",)}
+        with pytest.raises(AttributeError, match="no actor 'thermo'"):
+            bridge.call("thermo", "add", [1, 2])
 
 
 def test_a_silent_device_is_let_go_and_its_calls_fail_not_hang(line: tuple[int, str]) -> None:

@@ -4,7 +4,7 @@
 feeds what it reads to a :class:`~.frames.FrameReader` and the device's
 :class:`~.session.BridgeSession`, and writes what the session says. It keeps
 the device's actors as the device registers them (again after a reboot: the
-same names are reused, new ones added), answers the device's calls out
+same names are reused by every handle, names it no longer registers are gone), answers the device's calls out
 through ``outcall`` (on a thread of its own, so that the line keeps going),
 and keeps the latest telemetry. A call returns a
 :class:`concurrent.futures.Future` that always ends: with the device's value,
@@ -236,8 +236,10 @@ class SerialBridge:
                 self._received(event)
             elif isinstance(event, Opened):
                 self._fail_all(f"the device {event.key.hex()} started its session again (it rebooted?) during the call")
+                # Its actors are what it registers in this session (it does so at once): a name it registers again
+                # is the same actor to every handle, one it no longer registers is gone.
+                self.actors.clear()
                 if event.key != self.key:
-                    self.actors.clear()
                     self.telemetry.clear()
                 self.key = event.key
                 self.stats.sessions += 1
