@@ -329,8 +329,7 @@ def get_actor(name: str, namespace: str | None = None) -> Any:
     if name.startswith("device:"):
         from .devices import BRIDGE_CLASS, resolve
 
-        session = _runtime()
-        rows = (session.driver() or session).control("state", "actors")
+        rows = (_runtime().driver() or _runtime()).control("state", "actors")
         found = [get_actor(r.name) for r in rows if r.class_name == BRIDGE_CLASS and r.state == "alive" and r.name]
         return resolve(name, found, lambda bridge: get(bridge.describe.remote(), timeout=30))
     actor_id, cls_name, bounded = _runtime().get_actor(name, namespace)
@@ -532,6 +531,12 @@ class ActorClass:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"actor class {self._name} cannot be instantiated directly; use {self._name}.remote(...)")
+
+    def virtual(self, identity: str, idle: float | None = None) -> Any:
+        """The virtual actor of this class for ``identity``: activated on its first call, passivated when idle."""
+        from .services.virtual import virtual_handle
+
+        return virtual_handle(self, identity, idle)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_def": self._def.id}  # the id travels; the shipped form is made again where needed

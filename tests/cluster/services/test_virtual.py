@@ -1,0 +1,122 @@
+"""Virtual actors in a real local cluster: activated on first call, one activation per identity, passivated when idle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import nexus
+from nexus.core.errors import ActorDiedError
+from tests.conftest import wait_until
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster() -> Iterator[None]:
+    nexus.init(num_cpus=2)
+    try:
+        yield
+    finally:
+        nexus.shutdown()
+
+
+@nexus.remote
+class Journal:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, line: str) -> None:
+        self.lines.append(line)
+
+    def read(self) -> list[str]:
+        return self.lines
+
+
+@nexus.remote
+class Account:
+    virtual_idle = 1.0
+
+    def __init__(self) -> None:
+        self.identity = ""
+        self.balance = 0
+
+    def on_activate(self, identity: str) -> None:
+        self.identity = identity
+        self.balance = 100  # (as if loaded from a store)
+        nexus.get_actor("journal").write.tell(f"activate {identity}")
+
+    def on_deactivate(self) -> None:
+        nexus.get_actor("journal").write.tell(f"deactivate {self.identity} {self.balance}")
+
+    def deposit(self, amount: int) -> tuple[str, int]:
+        self.balance += amount
+        return self.identity, self.balance
+
+
+@nexus.remote
+def deposit_from_a_task(account: Any, amount: int) -> tuple[str, int]:
+    return nexus.get(account.deposit.remote(amount), timeout=30)
+
+
+def _directory() -> Any:
+    return nexus.get_actor("nexus:directory")
+
+
+def _journal() -> list[str]:
+    return nexus.get(nexus.get_actor("journal").read.remote(), timeout=30)
+
+
+def test_the_first_call_activates_and_later_ones_from_anywhere_reach_that_one_activation() -> None:
+    Journal.options(name="journal", get_if_exists=True).remote()
+    alice = Account.virtual("alice", idle=60)
+    assert nexus.get(alice.deposit.remote(5), timeout=30) == ("alice", 105)
+    assert nexus.get(deposit_from_a_task.remote(Account.virtual("alice", idle=60), 10), timeout=30) == ("alice", 115)
+    assert nexus.get([Account.virtual("bob", idle=60).deposit.remote(1) for _ in range(3)], timeout=30)[-1] == ("bob", 103)
+    names = {a.name for a in nexus.state.list_actors() if a.state == "alive"}
+    assert {"virtual:tests.cluster.services.test_virtual.Account/alice", "virtual:tests.cluster.services.test_virtual.Account/bob"} <= names
+    assert Account.virtual("alice") == alice and repr(alice) == "VirtualActor(Account, 'alice')"
+
+
+def test_many_first_calls_at_once_make_one_activation() -> None:
+    before = nexus.get(_directory().counts.remote(), timeout=30)["activations"]
+    carol = Account.virtual("carol", idle=60)
+    answers = nexus.get(
+        [deposit_from_a_task.remote(carol, 1) for _ in range(20)] + [carol.deposit.remote(1) for _ in range(20)], timeout=60
+    )
+    assert sorted(balance for _, balance in answers) == list(range(101, 141)), "every call reached the same state"
+    assert nexus.get(_directory().counts.remote(), timeout=30)["activations"] == before + 1
+
+
+def test_an_idle_activation_is_passivated_with_its_hook_and_the_next_call_activates_it_again() -> None:
+    Journal.options(name="journal", get_if_exists=True).remote()
+    dave = Account.virtual("dave")  # (the class says: idle after 1 s)
+    assert nexus.get(dave.deposit.remote(1), timeout=30) == ("dave", 101)
+    wait_until(lambda: "deactivate dave 101" in _journal(), timeout=30)
+    listed = nexus.get(_directory().listing.remote(), timeout=30)
+    assert "dave" not in {entry["identity"] for entry in listed}
+    assert nexus.get(dave.deposit.remote(1), timeout=30) == ("dave", 101), "activated again, from its stored state"
+    assert _journal().count("activate dave") == 2
+
+
+def test_a_lost_activation_is_made_again_by_the_next_call() -> None:
+    erin = Account.virtual("erin", idle=60)
+    nexus.get(erin.deposit.remote(1), timeout=30)
+    (entry,) = [e for e in nexus.get(_directory().listing.remote(), timeout=30) if e["identity"] == "erin"]
+    nexus.kill(nexus.get_actor("virtual:tests.cluster.services.test_virtual.Account/erin"))
+    with pytest.raises(ActorDiedError):
+        nexus.get(erin.deposit.remote(1), timeout=30)
+    assert nexus.get(erin.deposit.remote(1), timeout=30) == ("erin", 101)
+    (again,) = [e for e in nexus.get(_directory().listing.remote(), timeout=30) if e["identity"] == "erin"]
+    assert again["actor_id"] != entry["actor_id"]
+
+
+def test_bad_identities_and_methods_are_refused_at_once() -> None:
+    with pytest.raises(ValueError, match="without '/'"):
+        Account.virtual("a/b")
+    with pytest.raises(ValueError, match="non-empty string"):
+        Account.virtual("")
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        Account.virtual("x", idle=0)
+    with pytest.raises(AttributeError, match=r"Account\('x'\) has no method 'withdraw'"):
+        Account.virtual("x").withdraw.remote(1)
