@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from .phi import PhiAccrualDetector
 
-__all__ = ["Member", "MemberEvent", "MembershipBackend", "InMemoryMembership"]
+__all__ = ["InMemoryMembership", "Member", "MemberEvent", "MembershipBackend"]
 
 
 @dataclass(frozen=True)
