@@ -294,7 +294,7 @@ def test_an_unplugged_line_fails_calls_then_the_bridge_opens_it_again(tmp_path: 
     faulty = FaultyLine(tmp_path, seed=1, rate=0.0)
     device = Device(faulty.device_master)
     try:
-        with SerialBridge(str(faulty.path), reopen=0.1, heartbeat=0.2, timeout=1.0) as bridge:
+        with SerialBridge(str(faulty.path), reopen=0.1, heartbeat=0.2, timeout=3.0) as bridge:
             bridge.wait_device(10, actors=1)
             pending = bridge.call("thermo", "slow")
             unplug = threading.Thread(target=faulty.unplug, args=(1.0,))
