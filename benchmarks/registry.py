@@ -34,6 +34,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("hosts", "benchmarks.hosts"),
     ("scale", "benchmarks.scale"),
     ("bridge", "benchmarks.bridge"),
+    ("services", "benchmarks.services"),
 )
 
 

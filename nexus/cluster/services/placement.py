@@ -10,9 +10,10 @@ say where an identity belongs without asking:
 - ``rendezvous``: highest random weight (Thaler and Ravishankar, 1998); the
   same minimal movement without a ring, at O(n) per lookup.
 - ``static``: a fixed table of ``partitions`` (an identity's partition is its
-  hash modulo that), for setups whose memory per node is bounded: a member
-  that leaves gives its partitions to the others, one that joins takes
-  partitions only from those that have more than their share.
+  hash modulo that), for setups whose memory per node is bounded: each node
+  holds its share (the partitions divided by the members, give or take one);
+  a member that leaves gives its partitions to the others, one that joins
+  takes only what the others hold over their new share.
 
 and the load-based ones, as Ray's strategies, which decide rather than
 compute (the directory records their choice): ``spread`` (the node with the
@@ -134,9 +135,13 @@ class StaticPartition(PlacementStrategy):
                 counts[node] += 1
             else:
                 orphans.append(partition)  # (never given, or its node left)
-        share = -(-self.partitions // len(self.nodes))  # the most any node holds
-        for node in self.nodes:  # a node over its share gives the rest up (a new member takes them)
-            over = counts[node] - share
+        # Each node ends with base or base + 1 partitions: the ones holding most keep the extra ones, the others
+        # give up what is over (to a new member, or to those below).
+        base, extra = divmod(self.partitions, len(self.nodes))
+        ranked = sorted(self.nodes, key=lambda n: (-counts[n], n))
+        allowed = {node: base + (1 if i < extra else 0) for i, node in enumerate(ranked)}
+        for node in self.nodes:
+            over = counts[node] - allowed[node]
             for partition in range(self.partitions - 1, -1, -1):
                 if over <= 0:
                     break

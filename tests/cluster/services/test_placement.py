@@ -100,3 +100,16 @@ def test_no_members_is_a_clear_error_and_strategies_are_found_by_name() -> None:
 def test_the_hash_is_the_same_everywhere() -> None:
     assert stable_hash("user-42") == 0x6FA0CA4D7BE6EFA6  # (BLAKE2b-64 of the name: not Python's salted hash)
     assert stable_hash("a", "bc") != stable_hash("ab", "c")
+
+
+def test_static_partitions_stay_balanced_within_one_as_members_come_and_go() -> None:
+    strategy = StaticPartition(partitions=256)
+    strategy.set_nodes(NODES)
+    before = dict(strategy.table)
+    strategy.set_nodes([*NODES, "node-10"])
+    counts = Counter(strategy.table.values())
+    assert set(counts.values()) <= {23, 24} and counts["node-10"] >= 23, counts
+    moved = [p for p in before if strategy.table[p] != before[p]]
+    assert all(strategy.table[p] == "node-10" for p in moved) and len(moved) == counts["node-10"]
+    strategy.set_nodes(NODES[:5])
+    assert set(Counter(strategy.table.values()).values()) <= {51, 52}

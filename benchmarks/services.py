@@ -1,0 +1,154 @@
+"""Benchmark "services": failure detection, placement and virtual actors.
+
+phi detection            seconds from a member's last heartbeat to its suspicion, per threshold, on a simulated
+                         lossy, jittery link (heartbeats every 0.5 s, N(0, 0.1 s) jitter, 5% lost; seeded)
+false suspicions         suspicions per member-hour of such a link while the member is alive, per threshold
+identities moved         the share of identities that move when an 11th node joins 10 (1/11 is the least possible)
+virtual actor calls      calls one at a time to a virtual actor, beside the same class as a plain actor (ratio)
+first call               the first call to an identity (its activation) beside a plain actor's creation and call
+
+No peer here: Ray has no virtual actors; the ratio column is the virtual actor against the plain one.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from .harness import BenchmarkResult, Figure, rate
+
+NAME = "services"
+
+
+def _phi_run(threshold: float, hours: float, seed: int) -> tuple[float, float]:
+    """(mean detection seconds after the member stops, false suspicions per hour while it lives)."""
+    from nexus.cluster.services.phi import PhiAccrualDetector
+
+    rng = random.Random(seed)
+    detector = PhiAccrualDetector(threshold=threshold, min_std=0.05)
+    now, false = 0.0, 0
+    detector.heartbeat(now)
+    end = hours * 3600
+    sent = 0.0
+    while sent < end:
+        sent += 0.5
+        if rng.random() < 0.05:
+            continue  # lost
+        arrival = max(now, sent + abs(rng.gauss(0.0, 0.1)))
+        if detector.suspected(arrival - 1e-6):  # (suspected in the gap: phi was over the threshold before it came)
+            false += 1
+        detector.heartbeat(arrival)
+        now = arrival
+    detections = []
+    for _ in range(50):  # the member stops after its last beat: when does phi cross the threshold?
+        t = now
+        while not detector.suspected(t):
+            t += 0.01
+        detections.append(t - now)
+        now += 0.5
+        detector.heartbeat(now)
+    return sum(detections) / len(detections), false / hours
+
+
+def _moved(strategy_name: str, nodes: int, identities: int) -> float:
+    from nexus.cluster.services.placement import load_strategy
+
+    names = [f"node-{i}" for i in range(nodes)]
+    keys = [f"user-{i}" for i in range(identities)]
+    strategy = load_strategy(strategy_name)
+    strategy.set_nodes(names)
+    before = [strategy.owner(k) for k in keys]
+    strategy.set_nodes([*names, "node-new"])
+    after = [strategy.owner(k) for k in keys]
+    return sum(a != b for a, b in zip(before, after, strict=True)) / identities
+
+
+def _calls(n: int) -> tuple[float, float, float, float]:
+    """(virtual calls/s, plain calls/s, virtual first call/s, plain create+call/s), one at a time."""
+    import nexus
+
+    @nexus.remote
+    class Counter:
+        virtual_idle = 600.0
+
+        def __init__(self) -> None:
+            self.n = 0
+
+        def incr(self) -> int:
+            self.n += 1
+            return self.n
+
+    nexus.init(num_cpus=2)
+    try:
+        start = time.perf_counter()
+        virtual = Counter.virtual("bench-0")
+        nexus.get(virtual.incr.remote())
+        first_virtual = 1 / (time.perf_counter() - start)
+        start = time.perf_counter()
+        plain = Counter.remote()
+        nexus.get(plain.incr.remote())
+        first_plain = 1 / (time.perf_counter() - start)
+        for handle in (virtual, plain):
+            for _ in range(50):
+                nexus.get(handle.incr.remote())
+        start = time.perf_counter()
+        for _ in range(n):
+            nexus.get(virtual.incr.remote())
+        v = rate(n, time.perf_counter() - start)
+        start = time.perf_counter()
+        for _ in range(n):
+            nexus.get(plain.incr.remote())
+        p = rate(n, time.perf_counter() - start)
+        return v, p, first_virtual, first_plain
+    finally:
+        nexus.shutdown()
+
+
+def run(quick: bool) -> BenchmarkResult:
+    hours = 0.5 if quick else 4.0
+    rounds = 1 if quick else 3
+    n = 200 if quick else 2000
+    figures: list[Figure] = []
+    notes: list[str] = []
+    for threshold in (3.0, 8.0, 12.0):
+        results = [_phi_run(threshold, hours, seed) for seed in range(rounds)]
+        detection = [1 / r[0] for r in results]  # (as a rate: higher is better, as every figure here)
+        figures.append(
+            Figure(f"phi_detect_{threshold:g}", f"phi {threshold:g}: suspicions a second of silence (1 / detection time)", "/s", detection)
+        )
+        notes.append(
+            f"phi {threshold:g}: detected {sum(r[0] for r in results) / len(results):.2f} s after the last heartbeat; "
+            f"{sum(r[1] for r in results) / len(results):.2f} false suspicions an hour (lossy, jittery link, simulated)"
+        )
+    for name in ("consistent_hash", "rendezvous", "static"):
+        moved = _moved(name, 10, 20_000 if quick else 100_000)
+        notes.append(f"{name}: {moved:.1%} of identities moved when an 11th node joined (1/11 = 9.1% at least)")
+    samples = [_calls(n) for _ in range(rounds)]
+    figures.append(
+        Figure(
+            "virtual_calls",
+            "virtual actor calls, one at a time (peer: the same class as a plain actor)",
+            "/s",
+            [s[0] for s in samples],
+            [s[1] for s in samples],
+        )
+    )
+    figures.append(
+        Figure(
+            "virtual_first",
+            "first call: activation (peer: a plain actor's creation and first call)",
+            "/s",
+            [s[2] for s in samples],
+            [s[3] for s in samples],
+        )
+    )
+    return BenchmarkResult(
+        name=NAME,
+        title="Cluster services: failure detection, placement, virtual actors",
+        figures=figures,
+        peer="plain_actor",
+        peer_label="plain actor",
+        peer_available=True,
+        method=f"{rounds} rounds; {hours:g} simulated hours of heartbeats per threshold; {n:,} calls one at a time",
+        notes=notes,
+    )
