@@ -9,6 +9,9 @@ sends with no answer. An activation unused for ``idle`` seconds (the class's
 passivated, and the next call activates it again. A class may define
 ``on_activate(self, identity)`` (to load its state) and
 ``on_deactivate(self)`` (to save it); both run before and after any call.
+Where an activation runs is the class's ``virtual_placement`` (a strategy of
+:mod:`.placement`, consistent hashing by default) over the nodes alive, as
+a soft affinity.
 
 The directory that owns the activations is one actor of the cluster
 (``nexus:directory``): it makes each activation under a lock of its identity
@@ -37,6 +40,7 @@ class _Activation:
     cls: Any
     idle: float
     last: float
+    node: str = ""  # where placement put it ("": wherever the cluster chose)
     inflight: int = 0
 
 
@@ -49,6 +53,7 @@ class Directory:
         self.sweep_every = sweep_every
         self.sweeper: asyncio.Task[None] | None = None
         self.activations = self.passivations = 0
+        self.strategies: dict[str, Any] = {}  # kind -> its PlacementStrategy
 
     async def call(self, kind: str, cls: Any, identity: str, idle: float, method: str, args: tuple, kwargs: dict) -> Any:
         from ...core.errors import ActorDiedError
@@ -62,6 +67,7 @@ class Directory:
         except BaseException as exc:
             if isinstance(exc, ActorDiedError) and self.active.get(key) is entry:
                 del self.active[key]  # (its process died: the next call makes it again)
+                self._unplaced(key, entry)
             raise
         finally:
             entry.inflight -= 1
@@ -72,12 +78,33 @@ class Directory:
         async with lock:
             entry = self.active.get(key)
             if entry is None:
-                handle = cls.options(name=f"virtual:{key[0]}/{identity}").remote()
+                node, options = self._place(key[0], cls, identity)
+                handle = cls.options(name=f"virtual:{key[0]}/{identity}", **options).remote()
                 if callable(getattr(cls._cls, "on_activate", None)):
                     await handle.on_activate.remote(identity)
-                entry = self.active[key] = _Activation(handle, cls, idle, time.monotonic())
+                entry = self.active[key] = _Activation(handle, cls, idle, time.monotonic(), node)
                 self.activations += 1
             return entry
+
+    def _place(self, kind: str, cls: Any, identity: str) -> tuple[str, dict[str, Any]]:
+        """The node the class's placement strategy (``virtual_placement``; consistent hashing by default) picks
+        among the nodes alive now, as a soft affinity (where it cannot run, it runs elsewhere)."""
+        from ..session import current
+        from ..strategies import NodeAffinitySchedulingStrategy
+        from .placement import load_strategy
+
+        session = current()
+        nodes = [n["NodeID"] for n in session.nodes() if n["Alive"]] if session is not None else []
+        if not nodes:
+            return "", {}
+        strategy = self.strategies.get(kind)
+        if strategy is None:
+            strategy = self.strategies[kind] = load_strategy(getattr(cls._cls, "virtual_placement", "consistent_hash"))
+        if strategy.nodes != tuple(sorted(set(nodes))):
+            strategy.set_nodes(nodes)
+        node = strategy.owner(identity)
+        strategy.placed(identity, node)
+        return node, {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)}
 
     def _start_sweeping(self) -> None:
         if self.sweeper is None or self.sweeper.done():
@@ -102,11 +129,17 @@ class Directory:
                     await entry.handle.on_deactivate.remote()
             finally:
                 del self.active[key]
+                self._unplaced(key, entry)
                 session = current()
                 if session is not None:
                     session.kill(entry.handle._actor_id, True)
                 self.passivations += 1
         return True
+
+    def _unplaced(self, key: tuple[str, str], entry: _Activation) -> None:
+        strategy = self.strategies.get(key[0])
+        if strategy is not None and entry.node:
+            strategy.removed(key[1], entry.node)
 
     async def passivate(self, kind: str, identity: str) -> bool:
         """Passivate ``identity`` now (False when it is not active, or busy)."""
@@ -117,7 +150,14 @@ class Directory:
         """The activations now: kind, identity, the actor's id, seconds idle, calls in it."""
         now = time.monotonic()
         return [
-            {"kind": kind, "identity": identity, "actor_id": f"{e.handle._actor_id:016x}", "idle_s": now - e.last, "inflight": e.inflight}
+            {
+                "kind": kind,
+                "identity": identity,
+                "actor_id": f"{e.handle._actor_id:016x}",
+                "node": e.node,
+                "idle_s": now - e.last,
+                "inflight": e.inflight,
+            }
             for (kind, identity), e in self.active.items()
         ]
 

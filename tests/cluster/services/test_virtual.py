@@ -120,3 +120,10 @@ def test_bad_identities_and_methods_are_refused_at_once() -> None:
         Account.virtual("x", idle=0)
     with pytest.raises(AttributeError, match=r"Account\('x'\) has no method 'withdraw'"):
         Account.virtual("x").withdraw.remote(1)
+
+
+def test_an_activation_is_placed_by_its_classes_strategy_on_a_node_alive() -> None:
+    frank = Account.virtual("frank", idle=60)
+    nexus.get(frank.deposit.remote(1), timeout=30)
+    (entry,) = [e for e in nexus.get(_directory().listing.remote(), timeout=30) if e["identity"] == "frank"]
+    assert entry["node"] in {n["NodeID"] for n in nexus.nodes() if n["Alive"]}
