@@ -16,7 +16,9 @@ a soft affinity.
 The directory that owns the activations is one actor of the cluster
 (``nexus:directory``): it makes each activation under a lock of its identity
 and forwards the calls, so there is never more than one activation of an
-identity, and a call never reaches one that is being passivated. An
+identity, and a call never reaches one that is being passivated. The head's
+unique names are the arbiter: a directory that restarted (after its process
+died) adopts the activations it finds by name instead of making others. An
 activation whose process died is made again by the next call (the call that
 was in it fails with the actor's error).
 """
@@ -78,9 +80,11 @@ class Directory:
         async with lock:
             entry = self.active.get(key)
             if entry is None:
-                node, options = self._place(key[0], cls, identity)
-                handle = cls.options(name=f"virtual:{key[0]}/{identity}", **options).remote()
-                if callable(getattr(cls._cls, "on_activate", None)):
+                name = f"virtual:{key[0]}/{identity}"
+                adopted = _exists(name)  # (a directory that restarted finds its activations by their names)
+                node, options = ("", {}) if adopted else self._place(key[0], cls, identity)
+                handle = cls.options(name=name, get_if_exists=True, **options).remote()
+                if not adopted and callable(getattr(cls._cls, "on_activate", None)):
                     await handle.on_activate.remote(identity)
                 entry = self.active[key] = _Activation(handle, cls, idle, time.monotonic(), node)
                 self.activations += 1
@@ -165,6 +169,18 @@ class Directory:
         return {"active": len(self.active), "activations": self.activations, "passivations": self.passivations}
 
 
+def _exists(name: str) -> bool:
+    """Whether an actor of that name is alive in the cluster (the head's names are unique: the arbiter of one
+    activation per identity, even across a restart of the directory)."""
+    from ..session import current
+
+    session = current()
+    try:
+        return session is not None and bool(session.get_actor(name, None))
+    except ValueError:
+        return False
+
+
 _directory_class: list[Any] = []
 _directory_handle: list[tuple[Any, Any]] = []  # (the session it is of, the handle)
 
@@ -179,7 +195,7 @@ def directory(actor_class: type) -> Any:
         return _directory_handle[0][1]
     if not _directory_class:
         _directory_class.append(actor_class(Directory, {}))
-    handle = _directory_class[0].options(name=DIRECTORY, get_if_exists=True, num_cpus=0, max_concurrency=10_000).remote()
+    handle = _directory_class[0].options(name=DIRECTORY, get_if_exists=True, num_cpus=0, max_concurrency=10_000, max_restarts=-1).remote()
     _directory_handle[:] = [(session, handle)]
     return handle
 

@@ -127,3 +127,21 @@ def test_an_activation_is_placed_by_its_classes_strategy_on_a_node_alive() -> No
     nexus.get(frank.deposit.remote(1), timeout=30)
     (entry,) = [e for e in nexus.get(_directory().listing.remote(), timeout=30) if e["identity"] == "frank"]
     assert entry["node"] in {n["NodeID"] for n in nexus.nodes() if n["Alive"]}
+
+
+def test_a_directory_that_restarts_adopts_the_activations_it_had_instead_of_making_others() -> None:
+    Journal.options(name="journal", get_if_exists=True).remote()
+    gina = Account.virtual("gina", idle=60)
+    assert nexus.get(gina.deposit.remote(1), timeout=30) == ("gina", 101)
+    nexus.kill(_directory(), no_restart=False)  # (its process dies; it starts again with nothing in memory)
+    wait_until(lambda: _answers_after_restart(gina))
+    assert nexus.get(gina.deposit.remote(1), timeout=30) == ("gina", 102), "the same activation: its state went on"
+    assert _journal().count("activate gina") == 1
+
+
+def _answers_after_restart(handle: Any) -> bool:
+    try:
+        nexus.get(handle.deposit.remote(0), timeout=30)
+        return True
+    except ActorDiedError:
+        return False
