@@ -63,6 +63,54 @@ def _moved(strategy_name: str, nodes: int, identities: int) -> float:
     return sum(a != b for a, b in zip(before, after, strict=True)) / identities
 
 
+def _at_scale(nodes: int, identities: int) -> list[str]:
+    """Membership and placement past this machine, in-process: cost per change and per lookup, memory."""
+    import tracemalloc
+
+    from nexus.cluster.services.membership import InMemoryMembership, Member
+    from nexus.cluster.services.placement import load_strategy
+
+    notes = []
+    names = [f"node-{i:04d}" for i in range(nodes)]
+    keys = [f"user-{i}" for i in range(identities)]
+    for name in ("consistent_hash", "rendezvous", "static"):
+        strategy = load_strategy(name, **({"partitions": 4096} if name == "static" else {}))
+        start = time.perf_counter()
+        strategy.set_nodes(names)
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        strategy.set_nodes(names[:-1])
+        change = time.perf_counter() - start
+        sample = keys if name != "rendezvous" else keys[: identities // 100]  # (HRW is O(nodes) a lookup)
+        start = time.perf_counter()
+        for key in sample:
+            strategy.owner(key)
+        lookup = (time.perf_counter() - start) / len(sample)
+        notes.append(
+            f"{name} at {nodes:,} nodes: {first * 1e3:,.0f} ms to build, {change * 1e3:,.0f} ms a change, "
+            f"{lookup * 1e6:,.1f} us a lookup ({len(sample):,} identities)"
+        )
+    clock = [0.0]
+    membership = InMemoryMembership(lambda: clock[0])
+    tracemalloc.start()
+    for node in names:
+        membership.join(Member(node), ttl=5.0)
+    size, _peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    start = time.perf_counter()
+    for _ in range(10):
+        clock[0] += 1.0
+        for node in names:
+            membership.renew(node)
+        membership.tick()
+    per_round = (time.perf_counter() - start) / 10
+    notes.append(
+        f"in-memory membership of {nodes:,}: {size / nodes:,.0f} B a member; a beat round (every renewal and a tick) "
+        f"{per_round * 1e3:,.1f} ms"
+    )
+    return notes
+
+
 def _calls(n: int) -> tuple[float, float, float, float]:
     """(virtual calls/s, plain calls/s, virtual first call/s, plain create+call/s), one at a time."""
     import nexus
@@ -123,6 +171,8 @@ def run(quick: bool) -> BenchmarkResult:
     for name in ("consistent_hash", "rendezvous", "static"):
         moved = _moved(name, 10, 20_000 if quick else 100_000)
         notes.append(f"{name}: {moved:.1%} of identities moved when an 11th node joined (1/11 = 9.1% at least)")
+    if not quick:
+        notes.extend(_at_scale(1000, 1_000_000))
     samples = [_calls(n) for _ in range(rounds)]
     figures.append(
         Figure(
