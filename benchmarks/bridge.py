@@ -18,14 +18,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from nexus.cluster.bridge.device import build_cortex_m3, build_host_program, qemu_board, upload
+from nexus.cluster.bridge.device import build_cortex_m3, build_host_program, host_program_on_pty, qemu_board, upload
 
 from .harness import BenchmarkResult, Figure, progress, rate
 
@@ -104,19 +103,6 @@ def _python_device() -> Iterator[str]:
             os.close(fd)
 
 
-@contextlib.contextmanager
-def _c_device(program: Path) -> Iterator[str]:
-    master, slave = os.openpty()
-    proc = subprocess.Popen([str(program), f"fd:{master}", "bench001"], pass_fds=(master,))
-    try:
-        yield os.ttyname(slave)
-    finally:
-        proc.kill()
-        proc.wait(10)
-        for fd in (master, slave):
-            os.close(fd)
-
-
 MICROBIT_APP = """\
 import microbit
 import micropython
@@ -157,7 +143,7 @@ def run(quick: bool) -> BenchmarkResult:
             samples.setdefault("frames", []).append(_frames_parsed(20_000 if quick else 200_000))
             measure("python_pty", _python_device, n)
             if program is not None:
-                measure("c_pty", lambda: _c_device(program), n)
+                measure("c_pty", lambda: host_program_on_pty(program, "bench001"), n)
             if not quick and m3 is not None:
                 measure("m3_qemu", lambda: qemu_board("lm3s6965evb", "-kernel", str(m3)), n // 2)
             if not quick and shutil.which("qemu-system-arm") and FIRMWARE.exists():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus.cluster.bridge.device import build_host_program
+from nexus.cluster.bridge.device import build_host_program, host_program_on_pty
 from nexus.cluster.bridge.link import DeviceCallError, SerialBridge
 from tests.conftest import wait_until
 
@@ -28,17 +28,9 @@ def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def device(program: Path) -> Iterator[str]:
-    """The program on a pty's master; the path of its slave, for the bridge."""
-    master, slave = os.openpty()
-    proc = subprocess.Popen([str(program), f"fd:{master}", "calc0001"], pass_fds=(master,))
-    try:
-        yield os.ttyname(slave)
-    finally:
-        proc.kill()
-        proc.wait(10)
-        for fd in (master, slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+    """The program on a pty; the path of the pty's other end, for the bridge."""
+    with host_program_on_pty(program, "calc0001") as path:
+        yield path
 
 
 def test_the_c_client_serves_its_actor_publishes_telemetry_and_calls_the_cluster(device: str) -> None:

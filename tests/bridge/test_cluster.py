@@ -17,6 +17,8 @@ from nexus.cluster.bridge.device.nexus_device import Client
 from nexus.cluster.bridge.link import DeviceCallError, DeviceGoneError
 from tests.conftest import wait_until
 
+from .common import Counter
+
 
 class Thermostat:
     def __init__(self) -> None:
@@ -81,16 +83,6 @@ def device_cluster() -> Iterator[tuple[Device, Any]]:
 @nexus.remote
 def add_on_device(handle: Any, a: int, b: int) -> Any:
     return nexus.get(handle.add.remote(a, b))
-
-
-@nexus.remote
-class Counter:
-    def __init__(self) -> None:
-        self.total = 0
-
-    def incr(self, by: int) -> int:
-        self.total += by
-        return self.total
 
 
 def test_a_device_actor_is_called_like_any_actor_from_the_driver_and_from_tasks(device_cluster: tuple[Device, Any]) -> None:

@@ -21,6 +21,8 @@ from nexus.cluster.bridge.device import qemu_board, upload
 from nexus.cluster.bridge.link import DeviceCallError, SerialBridge
 from tests.conftest import wait_until
 
+from .common import Counter
+
 FIRMWARE = Path("/usr/share/firmware-microbit-micropython/firmware.hex")
 APPLICATION = """\
 import microbit
@@ -67,16 +69,6 @@ def _said_on_failure(bridge: Any) -> Iterator[None]:
     except BaseException as exc:
         facts = bridge.describe()
         raise AssertionError(f"{exc!r}; the board said: {facts['noise']!r}; {facts['statistics']}") from exc
-
-
-@nexus.remote
-class Counter:
-    def __init__(self) -> None:
-        self.total = 0
-
-    def incr(self, by: int) -> int:
-        self.total += by
-        return self.total
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ __all__ = [
     "Loaded",
     "build_cortex_m3",
     "build_host_program",
+    "host_program_on_pty",
     "pieces",
     "qemu_board",
     "upload",
@@ -260,6 +261,21 @@ def build_host_program(out: Path, strict: bool = False) -> Path:
     flags = ["-std=c99", "-D_DEFAULT_SOURCE", "-O2", *(_STRICT if strict else [])]
     subprocess.run(["gcc", *flags, "-o", str(out), str(C_SOURCE / "nexus_device.c"), str(C_SOURCE / "host_main.c")], check=True)
     return out
+
+
+@contextmanager
+def host_program_on_pty(program: Path, key: str) -> Iterator[str]:
+    """The host program (:func:`build_host_program`) running as device ``key`` (8 characters) on a new pty: the
+    path of the pty's other end, for the bridge. The program is killed afterwards."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen([str(program), f"fd:{master}", key], pass_fds=(master,))
+    try:
+        yield os.ttyname(slave)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        for fd in (master, slave):
+            os.close(fd)
 
 
 def build_cortex_m3(out: Path, strict: bool = False) -> dict[str, int]:
