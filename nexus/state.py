@@ -1,7 +1,8 @@
 """The state API: plain records of the cluster's workers, actors, tasks and objects.
 
-``nexus.state.list_nodes()``, ``list_workers()``, ``list_actors()``,
-``list_tasks(filters=..., limit=...)``, ``list_objects()``, ``summary()``: what the widgets and the CLI
+``nexus.state.list_nodes()``, ``list_workers()``, ``list_actors()`` (with the devices' actors),
+``list_devices()`` (the devices on the bridges), ``list_tasks(filters=..., limit=...)``, ``list_objects()``,
+``summary()``: what the widgets and the CLI
 show, from the driver's own tables and its recent events (tasks finished
 longer ago than the event ring reaches are no longer listed); in a worker or
 a driver attached to a head, the driver or head answers (the records are made
