@@ -303,7 +303,8 @@ def test_an_unplugged_line_fails_calls_then_the_bridge_opens_it_again(tmp_path: 
                 pending.result(10)
             unplug.join()
             device.actor.hold.set()
-            wait_until(lambda: bridge.stats.reopened >= 1 and bridge.session.state.value == "open" and bridge.actors)
+            wait_until(lambda: bridge.stats.reopened >= 1)
+            bridge.wait_device(10, actors=1)  # (under the bridge's lock: not the old session's actors, seen mid-change)
             assert bridge.call("thermo", "add", [2, 3]).result(10) == 5
     finally:
         device.stop()
