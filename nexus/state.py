@@ -92,23 +92,22 @@ def list_devices() -> list[DeviceState]:
 
 def _devices(actors: list[ActorState]) -> list[DeviceState]:
     from .cluster.api import get, get_actor
-    from .cluster.devices import BRIDGE_CLASS
+    from .cluster.devices import bridge_names
 
+    workers = {a.name: a.worker for a in actors}
     out = []
-    for bridge in actors:
-        if bridge.class_name != BRIDGE_CLASS or bridge.state != "alive" or not bridge.name:
-            continue
+    for name in bridge_names(actors):
         try:
-            facts = get(get_actor(bridge.name).describe.remote(), timeout=10)
+            facts = get(get_actor(name).describe.remote(), timeout=10)
         except Exception:  # (a bridge that just went: it is not listed)
             continue
         out.append(
             DeviceState(
                 facts["key"],
-                bridge.name,
+                name,
                 facts["port"],
                 facts["host"],
-                bridge.worker,
+                workers[name],
                 facts["state"],
                 facts["actors"],
                 facts["telemetry"],
@@ -120,7 +119,7 @@ def _devices(actors: list[ActorState]) -> list[DeviceState]:
 
 
 def _device_actors(device: DeviceState) -> list[ActorState]:
-    from .cluster.devices import PREFIX
+    from .cluster.devices import DEVICE_ACTOR_CLASS, PREFIX
 
     if device.key is None:
         return []
@@ -133,7 +132,7 @@ def _device_actors(device: DeviceState) -> list[ActorState]:
         rows.append(
             ActorState(
                 full,
-                "device actor",
+                DEVICE_ACTOR_CLASS,
                 full,
                 "",
                 "alive" if alive else "dead",

@@ -327,10 +327,9 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
 def get_actor(name: str, namespace: str | None = None) -> Any:
     """The handle of the named actor (``"device:<key>/<name>"``: a device's, through its bridge); ValueError when there is none."""
     if name.startswith("device:"):
-        from .devices import BRIDGE_CLASS, resolve
+        from .devices import bridge_names, resolve
 
-        rows = (_runtime().driver() or _runtime()).control("state", "actors")
-        found = [get_actor(r.name) for r in rows if r.class_name == BRIDGE_CLASS and r.state == "alive" and r.name]
+        found = [get_actor(n) for n in bridge_names((_runtime().driver() or _runtime()).control("state", "actors"))]
         return resolve(name, found, lambda bridge: get(bridge.describe.remote(), timeout=30))
     actor_id, cls_name, bounded = _runtime().get_actor(name, namespace)
     return ActorHandle(actor_id, cls_name, bounded=bounded)

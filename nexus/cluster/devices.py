@@ -15,10 +15,11 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["BRIDGE_CLASS", "PREFIX", "DeviceActorHandle", "DeviceMethod", "key_text", "resolve"]
+__all__ = ["BRIDGE_CLASS", "DEVICE_ACTOR_CLASS", "PREFIX", "DeviceActorHandle", "DeviceMethod", "bridge_names", "key_text", "resolve"]
 
 PREFIX = "device:"
 BRIDGE_CLASS = "BridgeActor"
+DEVICE_ACTOR_CLASS = "device actor"  # the class name the state API gives a device's actors
 _PRINTABLE = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
@@ -79,6 +80,11 @@ class DeviceActorHandle:
 
     def __hash__(self) -> int:
         return hash(self._name)
+
+
+def bridge_names(actors: Iterable[Any]) -> list[str]:
+    """The names of the bridges alive among ``actors`` (the state API's ActorState rows)."""
+    return [a.name for a in actors if a.class_name == BRIDGE_CLASS and a.state == "alive" and a.name]
 
 
 def parse(name: str) -> tuple[str, str]:

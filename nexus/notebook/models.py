@@ -18,6 +18,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cluster.devices import DEVICE_ACTOR_CLASS
+
 __all__ = ["ClusterModel", "ProgressModel", "Span", "TraceModel"]
 
 
@@ -54,10 +56,10 @@ class ClusterModel:
     def tree(self) -> dict[str, Any]:
         """Host -> workers -> what runs on each; the data the HTML shows (``workers``: all of them, ``hosts``: the
         same rows by host, this host first)."""
-        by_worker = {a.worker: a for a in self.actors if a.worker and a.class_name != "device actor"}
+        by_worker = {a.worker: a for a in self.actors if a.worker and a.class_name != DEVICE_ACTOR_CLASS}
         devices: dict[str, list[str]] = {}  # a bridge's worker -> the actors of its device
         for a in self.actors:
-            if a.worker and a.class_name == "device actor":
+            if a.worker and a.class_name == DEVICE_ACTOR_CLASS:
                 devices.setdefault(a.worker, []).append(a.name if a.state == "alive" else f"{a.name} ({a.state})")
         rows = []
         hosts: dict[str, dict[str, Any]] = {self.host: {"host": self.host, "node_id": "", "workers": []}}

@@ -17,7 +17,7 @@ import socket
 from typing import Any
 
 from ..api import ActorHandle, get, get_actor, kill, nodes, remote
-from ..devices import DeviceActorHandle, key_text, resolve
+from ..devices import PREFIX, DeviceActorHandle, key_text, resolve
 from ..strategies import NodeAffinitySchedulingStrategy
 from .link import SerialBridge
 
@@ -57,9 +57,9 @@ class BridgeActor:
         """A device's call to a named actor of the cluster (on the bridge's own thread, not the actor's loop)."""
         if self.allow is not None and actor not in self.allow:
             raise PermissionError(f"this bridge lets its device call {sorted(self.allow) or 'no actor'}, not {actor!r}")
-        target = get_actor(actor)
-        if isinstance(target, DeviceActorHandle):
+        if actor.startswith(PREFIX):  # (refused before any lookup: resolving it would ask every bridge)
             raise ValueError("a device calls the cluster's actors, not another device's")
+        target = get_actor(actor)
         return get(getattr(target, method).remote(*args), timeout=self.bridge.call_timeout)
 
 

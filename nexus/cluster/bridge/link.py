@@ -207,8 +207,7 @@ class SerialBridge:
                 for frame in self.reader.feed(data) if data else ():
                     self.stats.frames_in += 1
                     self.session.on_frame(frame, now)
-                self.session.tick(now)
-                self._flush(now)
+                self._flush(now)  # (which ticks the session too)
                 self._expire(now)
 
     def _lost(self, why: str) -> None:
