@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -83,27 +82,29 @@ class EtcdMembership:
         return out
 
     def watch(self, callback: Callable[[MemberEvent], None]) -> Callable[[], None]:
-        events, cancel = self._call("watch", lambda: self.client.watch_prefix(self.prefix))
-        self.cancels.append(cancel)
+        from etcd3gw.watch import Watcher
 
-        def run() -> None:
+        def on_event(event: Any) -> None:  # (on etcd3gw's reading thread)
+            kv = event.get("kv", {})
+            node = _text(kv.get("key", b""))[len(self.prefix) :]
             try:
-                for event in events:
-                    kv = event.get("kv", {})
-                    key = _text(kv.get("key", b""))
-                    node = key[len(self.prefix) :]
-                    if event.get("type") == "DELETE":
-                        callback(MemberEvent("left", Member(node)))
-                    elif kv.get("version") in (1, "1"):  # (a key's first version: it joined; later ones re-join)
-                        try:
-                            callback(MemberEvent("joined", member_from(json.loads(_text(kv.get("value", b""))))))
-                        except (ValueError, TypeError):
-                            continue
-            except Exception:  # (the watch ended: cancelled, or etcd went away)
-                return
+                if event.get("type") == "DELETE":
+                    callback(MemberEvent("left", Member(node)))
+                elif kv.get("version") in (1, "1"):  # (a key's first version: it joined; later ones re-join)
+                    callback(MemberEvent("joined", member_from(json.loads(_text(kv.get("value", b""))))))
+            except Exception:  # (a record that is not a member, or the watcher's own bug: the watch goes on)
+                pass
 
-        threading.Thread(target=run, name="nexus-etcd-watch", daemon=True).start()
-        return cancel
+        watcher = self._call("watch", lambda: Watcher(self.client, self.prefix, on_event, range_end=_prefix_end(self.prefix)))
+
+        def stop() -> None:
+            watcher.stop()
+            response = getattr(watcher, "_response", None)  # (stop shuts its socket down but leaves it unclosed)
+            if response is not None:
+                response.close()
+
+        self.cancels.append(stop)
+        return stop
 
     def close(self) -> None:
         for cancel in self.cancels:
@@ -112,6 +113,12 @@ class EtcdMembership:
             except Exception:
                 pass
         self.cancels.clear()
+        self.client.session.close()  # (its pooled HTTP connections: not left for the collector to find open)
+
+
+def _prefix_end(prefix: str) -> str:
+    """The end of the key range that ``prefix`` starts (etcd's convention: the prefix with its last byte plus one)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _text(value: Any) -> str:

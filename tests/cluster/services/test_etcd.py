@@ -60,7 +60,10 @@ class Etcd:
         ]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         probe = EtcdMembership(port=self.client, timeout=1.0)
-        wait_until(lambda: _answers(probe), timeout=30, interval=0.05)
+        try:
+            wait_until(lambda: _answers(probe), timeout=30, interval=0.05)
+        finally:
+            probe.close()
 
     def stop(self) -> None:
         if self.proc is not None:
