@@ -350,6 +350,33 @@ def test_async_actor_runs_calls_on_its_workers_main_thread(cluster):
 
 
 @nexus.remote
+class Forwarder:
+    """Forwards each call to ``sink``, awaiting its answer (in an executor's thread: the worker's monitor
+    receives the calls that come meanwhile, while the main thread receives others)."""
+
+    def __init__(self, sink):
+        self.sink = sink
+
+    async def add(self, name):
+        return await self.sink.add.remote(name)
+
+
+def test_an_async_actor_starts_calls_in_the_order_they_came_whichever_thread_received_them(cluster):
+    sink = Ordered.remote()
+    forwarder = Forwarder.options(max_concurrency=1000).remote(sink)
+    for start in range(0, 2400, 300):
+        refs = []
+        for i in range(start, start + 300):
+            if i % 3:
+                forwarder.add.tell(i)
+            else:
+                refs.append(forwarder.add.remote(i))
+        nexus.get(refs, timeout=60)
+    seen = nexus.get(sink.add.remote("end"), timeout=30)
+    assert seen[:-1] == sorted(seen[:-1]), "each call reached the sink in the order it was sent"
+
+
+@nexus.remote
 class Blocker:
     async def wait_for(self, path, started):
         open(started, "w").close()

@@ -185,12 +185,13 @@ class ActorHosting(TaskExecution):
                 print(f"nexus {self.where}: {name} (a tell) failed:\n{deserialize(items[0][1]).traceback_text}", file=sys.stderr)
 
         assert host.loop is not None
+        # Started in the order they came, whichever thread received them: each as a callback of the loop (the
+        # monitor's, received for a main thread blocked in a call, from its thread), which makes the task then.
+        # (A task made at once would start before the callbacks queued earlier had made theirs.)
         if threading.get_ident() == self.main_ident:
-            host.loop.create_task(run())
-        else:  # the monitor thread received it for a main thread blocked in a call
-            import asyncio
-
-            asyncio.run_coroutine_threadsafe(run(), host.loop)
+            host.loop.call_soon(host.loop.create_task, run())
+        else:
+            host.loop.call_soon_threadsafe(host.loop.create_task, run())
 
 
 def _missing(cls_name: str, method: str) -> Any:
