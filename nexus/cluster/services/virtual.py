@@ -14,26 +14,36 @@ Where an activation runs is the class's ``virtual_placement`` (a strategy of
 a soft affinity.
 
 The directory that owns the activations is one actor of the cluster
-(``nexus:directory``): it makes each activation under a lock of its identity
-and forwards the calls, so there is never more than one activation of an
-identity, and a call never reaches one that is being passivated. The head's
-unique names are the arbiter: a directory that restarted (after its process
-died) adopts the activations it finds by name instead of making others. An
-activation whose process died is made again by the next call (the call that
-was in it fails with the actor's error).
+(``nexus:directory``): it makes each activation under a lock of its identity,
+so there is never more than one activation of an identity. A caller's first
+calls go through the directory, which forwards them; meanwhile it asks for a
+*lease*: the activation's handle, good for a few seconds (half the idle time,
+at most ``LEASE_MAX``), renewed while calls go on. Calls under a lease go
+straight to the activation (one hop, as a plain actor's calls), in order: a
+caller turns to its lease once its forwarded calls are answered. The
+directory passivates an activation only after every lease on it ended (and
+``GRACE`` more, for calls still on their way), so a call never reaches one
+that is being passivated. The head's unique names are the arbiter: a
+directory that restarted (after its process died) adopts the activations it
+finds by name instead of making others. An activation whose process died is
+made again: by the next forwarded call, or, under a lease, by its renewal,
+which checks that the activation lives (until then, calls fail with the
+actor's error).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["DIRECTORY", "Directory", "VirtualActorHandle", "VirtualMethod", "virtual_handle"]
 
 DIRECTORY = "nexus:directory"
 DEFAULT_IDLE = 300.0
+LEASE_MAX = 2.0  # seconds a caller may call an activation directly before it asks again
+GRACE = 0.5  # seconds after a lease ends before its activation may go (calls sent just before are on their way)
 
 
 @dataclass
@@ -44,6 +54,11 @@ class _Activation:
     last: float
     node: str = ""  # where placement put it ("": wherever the cluster chose)
     inflight: int = 0
+    leased: float = 0.0  # until when a caller may call it directly (the directory's clock)
+
+    def free(self, now: float) -> bool:
+        """Whether nothing can reach it now: no forwarded call in it, no lease on it."""
+        return not self.inflight and now >= self.leased + GRACE
 
 
 class Directory:
@@ -54,7 +69,7 @@ class Directory:
         self.locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.sweep_every = sweep_every
         self.sweeper: asyncio.Task[None] | None = None
-        self.activations = self.passivations = 0
+        self.activations = self.passivations = self.forwarded = 0
         self.strategies: dict[str, Any] = {}  # kind -> its PlacementStrategy
 
     async def call(self, kind: str, cls: Any, identity: str, idle: float, method: str, args: tuple, kwargs: dict) -> Any:
@@ -64,6 +79,7 @@ class Directory:
         key = (kind, identity)
         entry = await self._activation(key, cls, identity, idle)
         entry.inflight += 1
+        self.forwarded += 1
         try:
             return await getattr(entry.handle, method).remote(*args, **kwargs)
         except BaseException as exc:
@@ -75,12 +91,27 @@ class Directory:
             entry.inflight -= 1
             entry.last = time.monotonic()
 
+    async def lease(self, kind: str, cls: Any, identity: str, idle: float, using: int = 0) -> tuple[Any, float]:
+        """(the activation's handle, seconds): the caller may call it directly for that long. ``using``: the
+        activation the caller's lease had (if it is not alive any more, another is made)."""
+        self._start_sweeping()
+        key = (kind, identity)
+        entry = self.active.get(key)
+        if entry is not None and using and entry.handle._actor_id == using and not _alive(_name(key), using):
+            del self.active[key]  # (its process died: a caller of it learns here, at its lease's renewal)
+            self._unplaced(key, entry)
+        entry = await self._activation(key, cls, identity, idle)
+        seconds = min(entry.idle / 2, LEASE_MAX)
+        now = time.monotonic()
+        entry.leased, entry.last = max(entry.leased, now + seconds), now
+        return entry.handle, seconds
+
     async def _activation(self, key: tuple[str, str], cls: Any, identity: str, idle: float) -> _Activation:
         lock = self.locks.setdefault(key, asyncio.Lock())
         async with lock:
             entry = self.active.get(key)
             if entry is None:
-                name = f"virtual:{key[0]}/{identity}"
+                name = _name(key)
                 adopted = _exists(name)  # (a directory that restarted finds its activations by their names)
                 node, options = ("", {}) if adopted else self._place(key[0], cls, identity)
                 handle = cls.options(name=name, get_if_exists=True, **options).remote()
@@ -119,14 +150,18 @@ class Directory:
             await asyncio.sleep(self.sweep_every)
             now = time.monotonic()
             for key, entry in list(self.active.items()):
-                if not entry.inflight and now - entry.last >= entry.idle:
+                if entry.free(now) and now - entry.last >= entry.idle:
                     await self._passivate(key, entry)
 
-    async def _passivate(self, key: tuple[str, str], entry: _Activation) -> bool:
+    async def _passivate(self, key: tuple[str, str], entry: _Activation, wait: bool = False) -> bool:
+        """Let the activation go, with its ``on_deactivate``, if nothing can reach it (``wait``: once nothing can;
+        no call starts and no lease is renewed meanwhile: they wait for the lock, then activate it again)."""
         from ..session import current
 
-        async with self.locks.setdefault(key, asyncio.Lock()):  # (no call starts while it goes)
-            if self.active.get(key) is not entry or entry.inflight:
+        async with self.locks.setdefault(key, asyncio.Lock()):
+            while wait and self.active.get(key) is entry and not entry.free(time.monotonic()):
+                await asyncio.sleep(min(0.05, max(0.0, entry.leased + GRACE - time.monotonic())))
+            if self.active.get(key) is not entry or not entry.free(time.monotonic()):
                 return False
             try:
                 if callable(getattr(entry.cls._cls, "on_deactivate", None)):
@@ -145,10 +180,11 @@ class Directory:
         if strategy is not None and entry.node:
             strategy.removed(key[1], entry.node)
 
-    async def passivate(self, kind: str, identity: str) -> bool:
-        """Passivate ``identity`` now (False when it is not active, or busy)."""
+    async def passivate(self, kind: str, identity: str, wait: bool = True) -> bool:
+        """Passivate ``identity`` (False when it is not active; or, without ``wait``, when a call or a lease can
+        reach it now; with it, once none can)."""
         entry = self.active.get((kind, identity))
-        return entry is not None and await self._passivate((kind, identity), entry)
+        return entry is not None and await self._passivate((kind, identity), entry, wait)
 
     async def listing(self) -> list[dict[str, Any]]:
         """The activations now: kind, identity, the actor's id, seconds idle, calls in it."""
@@ -161,12 +197,18 @@ class Directory:
                 "node": e.node,
                 "idle_s": now - e.last,
                 "inflight": e.inflight,
+                "leased_s": max(0.0, e.leased - now),
             }
             for (kind, identity), e in self.active.items()
         ]
 
     async def counts(self) -> dict[str, int]:
-        return {"active": len(self.active), "activations": self.activations, "passivations": self.passivations}
+        return {
+            "active": len(self.active),
+            "activations": self.activations,
+            "passivations": self.passivations,
+            "forwarded": self.forwarded,
+        }
 
 
 def _exists(name: str) -> bool:
@@ -177,6 +219,21 @@ def _exists(name: str) -> bool:
     session = current()
     try:
         return session is not None and bool(session.get_actor(name, None))
+    except ValueError:
+        return False
+
+
+def _name(key: tuple[str, str]) -> str:
+    return f"virtual:{key[0]}/{key[1]}"
+
+
+def _alive(name: str, actor_id: int) -> bool:
+    """Whether actor ``actor_id`` is alive under ``name``, as the head says."""
+    from ..session import current
+
+    session = current()
+    try:
+        return session is not None and session.get_actor(name, None)[0] == actor_id
     except ValueError:
         return False
 
@@ -200,6 +257,74 @@ def directory(actor_class: type) -> Any:
     return handle
 
 
+@dataclass
+class _Lease:
+    """This process's way to one identity: a lease on its activation (or none yet), and the calls forwarded."""
+
+    session: Any
+    handle: Any = None  # the activation's handle, while the lease holds
+    seconds: float = 0.0
+    until: float = 0.0  # (this process's clock: from when it asked, so before the directory's end of it)
+    asked: float = 0.0
+    pending: Any = None  # the ref of the lease being asked for
+    forwarded: list[Any] = field(default_factory=list)  # refs of calls sent through the directory, not yet answered
+
+
+_leases: dict[tuple[str, str], _Lease] = {}
+_LEASES_KEPT = 4096  # past this many, the leases that ended are forgotten
+
+
+def _route(h: VirtualActorHandle) -> tuple[Any, _Lease]:
+    """(the activation's handle to call directly, or None to send through the directory; the identity's lease).
+    Asks for a lease (or its renewal, halfway through) on the way, without waiting for it."""
+    from ..session import current
+
+    session = current()
+    key = (h._kind, h._identity)
+    lease = _leases.get(key)
+    if lease is None or lease.session is not session:
+        if len(_leases) >= _LEASES_KEPT:
+            _forget_ended(time.monotonic())
+        lease = _leases[key] = _Lease(session)
+    now = time.monotonic()
+    if lease.pending is not None and _ready(session, [lease.pending]):
+        ref, lease.pending = lease.pending, None
+        try:
+            handle, seconds = _value(session, ref)
+        except Exception:  # (the directory failed: the calls go through it, and tell why)
+            lease.handle = None
+        else:
+            lease.handle, lease.seconds, lease.until = handle, seconds, lease.asked + seconds
+    if lease.forwarded and _ready(session, lease.forwarded):
+        lease.forwarded.clear()
+    direct = lease.handle is not None and now < lease.until and not lease.forwarded
+    if lease.pending is None and (not direct or lease.until - now < lease.seconds / 2):
+        using = lease.handle._actor_id if lease.handle is not None else 0
+        lease.asked = now
+        lease.pending = directory(type(h._cls)).lease.remote(h._kind, h._cls, h._identity, h._idle, using)
+    return (lease.handle if direct else None), lease
+
+
+def _ready(session: Any, refs: list[Any]) -> bool:
+    return len(session.wait_ids([r.id for r in refs], len(refs), 0)) == len(refs)
+
+
+def _value(session: Any, ref: Any) -> Any:
+    from ..values import deserialize
+
+    (blob,) = session.get_blobs([ref.id], None)
+    value = deserialize(blob)
+    if blob.error:
+        raise value.to_exception()
+    return value
+
+
+def _forget_ended(now: float) -> None:
+    for key, lease in list(_leases.items()):
+        if lease.until <= now and lease.pending is None and not lease.forwarded:
+            del _leases[key]
+
+
 class VirtualMethod:
     __slots__ = ("_handle", "_name")
 
@@ -208,11 +333,20 @@ class VirtualMethod:
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         h = self._handle
-        return directory(type(h._cls)).call.remote(h._kind, h._cls, h._identity, h._idle, self._name, args, kwargs)
+        handle, lease = _route(h)
+        if handle is not None:
+            return getattr(handle, self._name).remote(*args, **kwargs)
+        ref = directory(type(h._cls)).call.remote(h._kind, h._cls, h._identity, h._idle, self._name, args, kwargs)
+        lease.forwarded.append(ref)
+        return ref
 
     def tell(self, *args: Any, **kwargs: Any) -> None:
         h = self._handle
-        directory(type(h._cls)).call.tell(h._kind, h._cls, h._identity, h._idle, self._name, args, kwargs)
+        handle, lease = _route(h)
+        if handle is not None:
+            getattr(handle, self._name).tell(*args, **kwargs)
+        else:  # (as a call whose answer nobody reads: the calls after it wait for it, to stay in order)
+            lease.forwarded.append(directory(type(h._cls)).call.remote(h._kind, h._cls, h._identity, h._idle, self._name, args, kwargs))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"virtual actor method {self._name} cannot be called directly; use .remote(...) or .tell(...)")

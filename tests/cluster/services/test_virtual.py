@@ -108,9 +108,57 @@ def test_a_lost_activation_is_made_again_by_the_next_call() -> None:
     wait_until(lambda: not any(a.name == name and a.state == "alive" for a in nexus.state.list_actors()))
     with pytest.raises(ActorDiedError):
         nexus.get(erin.deposit.remote(1), timeout=30)
+    wait_until(lambda: _answers_after_restart(erin))  # (under a lease: once its renewal has found the loss)
     assert nexus.get(erin.deposit.remote(1), timeout=30) == ("erin", 101)
     (again,) = [e for e in nexus.get(_directory().listing.remote(), timeout=30) if e["identity"] == "erin"]
     assert again["actor_id"] != entry["actor_id"]
+
+
+@nexus.remote
+class Log:
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def add(self, i: int) -> int:
+        self.seen.append(i)
+        return i
+
+    def read(self) -> list[int]:
+        return self.seen
+
+
+def test_calls_keep_their_order_from_the_first_forwarded_ones_to_those_under_a_lease() -> None:
+    log = Log.virtual("order", idle=60)
+    refs = []
+    for i in range(300):
+        if i % 3:
+            log.add.tell(i)
+        else:
+            refs.append(log.add.remote(i))
+        if i % 50 == 49:
+            nexus.get(refs, timeout=30)
+    assert nexus.get(log.read.remote(), timeout=30) == list(range(300))
+
+
+def test_calls_under_a_lease_go_straight_to_the_activation() -> None:
+    log = Log.virtual("direct", idle=60)
+    wait_until(lambda: _a_call_went_straight(log))  # (the first goes through the directory; the lease follows)
+    before = _forwarded()
+    for i in range(100):
+        nexus.get(log.add.remote(i), timeout=30)
+    assert _forwarded() == before, "no call went through the directory"
+    (entry,) = [e for e in nexus.get(_directory().listing.remote(), timeout=30) if e["identity"] == "direct"]
+    assert entry["leased_s"] > 0
+
+
+def _a_call_went_straight(log: Any) -> bool:
+    before = _forwarded()
+    nexus.get(log.add.remote(0), timeout=30)
+    return _forwarded() == before
+
+
+def _forwarded() -> int:
+    return nexus.get(_directory().counts.remote(), timeout=30)["forwarded"]
 
 
 def test_bad_identities_and_methods_are_refused_at_once() -> None:
