@@ -35,6 +35,7 @@ from ..protocol import LogLimiter, Pump, pack
 from ..shm_util import cluster_id, remove_cluster_files, remove_dead_clusters
 from ..state.commands import Kill, Push, RemoveSpill
 from ..state.ids import NODE_BITS, IdSpace
+from ..state.nodes import node_info
 from ..state.resources import Resources
 from ..state.tasks import NodeLoad, TaskQueue
 from ..state.workers import WorkerRecord, WorkerStatus
@@ -238,11 +239,11 @@ class Runtime:
         """This cluster's nodes in ``ray.nodes()``'s form: this host, and those that joined a standalone head."""
         resources, workers = self.cluster_resources(False), len(self.workers)
         if self.membership is None:
-            return [_node_info(self.node_id, True, socket.gethostname(), resources, {}, workers)]
+            return [node_info(self.node_id, "ALIVE", socket.gethostname(), resources, {}, workers)]
         return [  # each node with what it offers (the head's own: its own CPUs, not the cluster's)
-            _node_info(
+            node_info(
                 r.node_id,
-                r.alive,
+                r.state,
                 r.host,
                 r.resources,
                 r.labels,
@@ -584,17 +585,3 @@ class Runtime:
 def _kill(link: Any) -> None:
     """Carries out a Kill command (a worker process, or an attached driver: each link knows how)."""
     link.kill()
-
-
-def _node_info(node_id: int, alive: bool, host: str, resources: dict[str, float], labels: dict[str, str], workers: int) -> dict[str, Any]:
-    return {
-        "NodeID": f"{node_id:06x}",
-        "Alive": alive,
-        "NodeManagerAddress": host if host != socket.gethostname() else "127.0.0.1",
-        "NodeManagerHostname": host,
-        "NodeName": host,
-        "Resources": dict(resources),
-        "Labels": dict(labels),
-        "Workers": workers,
-        "alive": alive,
-    }

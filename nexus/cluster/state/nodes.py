@@ -12,11 +12,12 @@ Times are the head's monotonic clock, passed in (no clock is read here).
 from __future__ import annotations
 
 import enum
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Membership", "NodeRecord", "NodeStatus"]
+__all__ = ["Membership", "NodeRecord", "NodeStatus", "node_info"]
 
 
 class NodeStatus(enum.Enum):
@@ -39,11 +40,20 @@ class NodeRecord:
     mono_offset: int = 0  # the head's monotonic clock minus its own (ns): what its workers' timings are shifted by
     status: NodeStatus = NodeStatus.ALIVE
     why: str = ""  # why it died
+    suspected: bool = False  # its beats' silence is unusual (phi): alive, but nothing new is placed there by choice
+    draining: bool = False  # it is being drained (``nexus drain``): nothing new goes there, what can move moves
     info: dict[str, Any] = field(default_factory=dict)  # what else it said at join (pid, version)
 
     @property
     def alive(self) -> bool:
         return self.status is NodeStatus.ALIVE
+
+    @property
+    def state(self) -> str:
+        """``"ALIVE"``, ``"SUSPECTED"``, ``"DRAINING"`` or ``"DEAD"`` (as ``nexus.nodes()`` says it)."""
+        if not self.alive:
+            return "DEAD"
+        return "DRAINING" if self.draining else "SUSPECTED" if self.suspected else "ALIVE"
 
 
 class Membership:
@@ -133,3 +143,20 @@ class Membership:
             for name, amount in record.resources.items():
                 total[name] = total.get(name, 0.0) + amount
         return total
+
+
+def node_info(node_id: int, state: str, host: str, resources: dict[str, float], labels: dict[str, str], workers: int) -> dict[str, Any]:
+    """A node in ``ray.nodes()``'s form (``state``: a :attr:`NodeRecord.state`; Ray's ``Alive`` is any but DEAD)."""
+    alive = state != "DEAD"
+    return {
+        "NodeID": f"{node_id:06x}",
+        "Alive": alive,
+        "State": state,
+        "NodeManagerAddress": host if host != socket.gethostname() else "127.0.0.1",
+        "NodeManagerHostname": host,
+        "NodeName": host,
+        "Resources": dict(resources),
+        "Labels": dict(labels),
+        "Workers": workers,
+        "alive": alive,
+    }
