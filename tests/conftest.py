@@ -115,3 +115,16 @@ def _no_thread_leaks() -> Iterator[None]:
     while leaked() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not leaked(), f"threads left behind: {leaked()}"
+
+
+@pytest.fixture
+def etcd(tmp_path: Any) -> Iterator[Any]:
+    """A real etcd server of the test's own (see tests/etcd_server.py), stopped after it."""
+    from tests.etcd_server import Etcd
+
+    server = Etcd(tmp_path / "etcd")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

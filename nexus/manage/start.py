@@ -111,6 +111,10 @@ def _start_head(args: argparse.Namespace, common: list[str]) -> int:
     argv = ["head", "--bind", args.bind, "--port", str(args.port), *common]
     if args.node_timeout is not None:
         argv += ["--node-timeout", str(args.node_timeout)]
+    if args.membership is not None:
+        argv += ["--membership", args.membership]
+    if args.phi_threshold is not None:
+        argv += ["--phi-threshold", str(args.phi_threshold)]
     if args.block:
         from ..cluster.remote.daemon import main
 
@@ -204,7 +208,7 @@ def _status(args: argparse.Namespace) -> int:
     print(f"head at {address}: {sum(n['alive'] for n in reply['nodes'])} node(s) alive, {reply['refused']} peer(s) refused")
     for n in reply["nodes"]:
         amounts = ", ".join(f"{v:g} {k}" for k, v in sorted(n["resources"].items()))
-        where = "alive" if n["alive"] else f"dead ({n['why']})"
+        where = n.get("state", "ALIVE").lower() if n["alive"] else f"dead ({n['why']})"
         print(f"  node {n['node_id']:<4} {n['host']:<20} {where:<10} {amounts}{'  (head)' if n['head'] else ''}")
     return 0
 
@@ -228,6 +232,13 @@ def add_commands(commands: Any) -> None:
     start.add_argument("--port", type=int, default=6380, help="the head's port (default 6380; 0: any free one)")
     start.add_argument("--bind", default="127.0.0.1", help="the head's address to listen on (default: loopback only)")
     start.add_argument("--node-timeout", type=float, default=None, help="seconds of silence before a node is declared dead (default 5)")
+    start.add_argument(
+        "--membership",
+        default=None,
+        metavar="memory|etcd://HOST:PORT",
+        help="where the head keeps the members: its memory (default) or an etcd 3.4+ server",
+    )
+    start.add_argument("--phi-threshold", type=float, default=None, help="phi from which a silent node is suspected (default 8)")
     start.add_argument("--address", default=None, metavar="HOST:PORT", help="the head to join")
     start.add_argument("--key", default=None, metavar="FILE", help="the node.key file of that head")
     start.add_argument("--block", action="store_true", help="run in the foreground (until Ctrl-C) instead of in the background")

@@ -237,9 +237,9 @@ class Runtime:
 
     def nodes(self) -> list[dict[str, Any]]:
         """This cluster's nodes in ``ray.nodes()``'s form: this host, and those that joined a standalone head."""
-        resources, workers = self.cluster_resources(False), len(self.workers)
+        resources, workers, here = self.cluster_resources(False), len(self.workers), socket.gethostname()
         if self.membership is None:
-            return [node_info(self.node_id, "ALIVE", socket.gethostname(), resources, {}, workers)]
+            return [node_info(self.node_id, "ALIVE", here, resources, {}, workers, here)]
         return [  # each node with what it offers (the head's own: its own CPUs, not the cluster's)
             node_info(
                 r.node_id,
@@ -248,6 +248,7 @@ class Runtime:
                 r.resources,
                 r.labels,
                 workers if r.node_id == self.node_id else len(self.peers.of_node(r.node_id)),
+                here,
             )
             for r in list(self.membership)
         ]

@@ -70,7 +70,8 @@ def run_head(args: argparse.Namespace) -> int:
     keys = create_head_keys(str(folder), cluster=f"{socket.gethostname()}-{os.urandom(4).hex()}")
     from ..head.runtime import Runtime
 
-    config = ClusterConfig.from_environment(None, os.environ)
+    overrides = {k: v for k, v in (("membership", args.membership), ("phi_threshold", args.phi_threshold)) if v is not None}
+    config = ClusterConfig.from_environment(overrides, os.environ)
     num_cpus = args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1
     custom = _resources(args.resources)
     runtime = Runtime(  # the head's own node
@@ -87,6 +88,8 @@ def run_head(args: argparse.Namespace) -> int:
             labels=_labels(args.labels),
             log=_log,
             runtime=runtime,
+            membership=config.membership,
+            phi_threshold=config.phi_threshold,
         )
     except BaseException:
         runtime.shutdown()
@@ -326,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     head.add_argument("--port", type=int, default=6380)
     head.add_argument("--node-timeout", type=float, default=None)
     head.add_argument("--heartbeat", type=float, default=None)
+    head.add_argument("--membership", default=None, metavar="memory|etcd://HOST:PORT")
+    head.add_argument("--phi-threshold", type=float, default=None)
     add_common(head)
     node = kinds.add_parser("node")
     node.add_argument("--address", required=True)

@@ -33,6 +33,7 @@ from ..state.nodes import Membership, NodeRecord
 from . import wire
 from .keys import HeadKeys, quiet_auth_log
 from .link import LiveClock
+from .members import NodeWatch
 from .parts import DATA, LAYOUT, PART, Parts, split
 
 __all__ = ["HeadService"]
@@ -102,6 +103,8 @@ class HeadService:
         labels: dict[str, str] | None = None,
         log: Any = None,
         runtime: Any = None,
+        membership: str = "memory",
+        phi_threshold: float = 8.0,
     ) -> None:
         self.keys = keys
         self.runtime = runtime  # the head's cluster, which attached drivers use (None: membership only)
@@ -123,9 +126,12 @@ class HeadService:
         self.heartbeat = heartbeat
         self.membership = Membership(timeout)
         self.clock = LiveClock(2 * heartbeat)  # what peers' silence is measured by (the loop thread's)
+        self.print = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        # the nodes as members of a backend, and suspected by phi (the table above decides their death)
+        self.watch = NodeWatch(membership, timeout, heartbeat, phi_threshold, lambda: self.clock.now, self.print)
+        self.watched = 0.0  # when the loop last had phi judge the nodes
         self.refused = 0  # peers whose key is not on the allow-list (counted by the ZAP handler's thread)
         self.malformed = 0  # frames from authenticated peers that did not parse
-        self.print = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.limited = LogLimiter()
         self.context = zmq.Context()
         self.auth = ThreadAuthenticator(self.context, log=quiet_auth_log("nexus.head.auth"))
@@ -162,6 +168,7 @@ class HeadService:
             info={"pid": os.getpid(), "head": True},
             node_id=runtime.node_id if runtime is not None else 0,
         )
+        self.watch.joined(self.own)
         if runtime is not None:
             from .objects import Puller
 
@@ -213,7 +220,12 @@ class HeadService:
                         self.limited(f"nexus head: a message could not be handled: {exc!r}")
             now = self.clock.tick()  # (again: handling what came may have taken a while)
             self.membership.heard(self.own.node_id, self.own.key, now)
+            if now - self.watched >= self.heartbeat / 5:
+                self.watched = now
+                self.watch.heard(self.own)
+                self.watch.tick(list(self.membership))
             for record in self.membership.expire(now):
+                self.watch.gone(record)
                 self.print(f"nexus head: node {record.node_id} ({record.host}) is dead: {record.why}")
                 self._guarded(self._drop_workers_of, record.node_id, f"its node is dead: {record.why}")
             for peer in [p for p in self.peers.values() if now - p.last_heard > self.membership.timeout]:
@@ -291,6 +303,7 @@ class HeadService:
         if wire.is_int(mono):  # a first guess (one way: late by the link's latency), until its first beat says better
             record.mono_offset = time.monotonic_ns() - mono
         self.node_identity[record.node_id] = identity
+        self.watch.joined(record)
         store = _offered_store(f)
         if self.runtime is not None:
             self.runtime.node_joined(record.node_id, record.resources, record.labels)
@@ -321,6 +334,7 @@ class HeadService:
             known = self.membership.get(node) if ours else None
             why = known.why if known is not None else "it is not a node of this head's run (the head restarted, or it was never joined)"
             return wire.encode("fenced", node_id=node, why=why)
+        self.watch.heard(record)
         offset = f.get("offset")
         if isinstance(offset, (int, float)) and not isinstance(offset, bool) and abs(offset) < 1e9:
             record.clock_offset = float(offset)
@@ -334,6 +348,7 @@ class HeadService:
             return  # only the connection it joined on speaks for a node
         record = self.membership.leave(f["node_id"], key)
         if record is not None:
+            self.watch.gone(record)
             self.print(f"nexus head: node {record.node_id} ({record.host}) left")
             self._drop_workers_of(record.node_id, "its node left")
 
@@ -506,6 +521,7 @@ class HeadService:
         for peer in list(self.peers.values()):
             self._peer_gone(peer, "the head stopped")
         self.closed = True
+        self.watch.close()
         os.close(self.wake_fd)
         if self.runtime is not None and self.runtime.store.puller is not None:
             self.runtime.store.puller.close()
@@ -533,6 +549,7 @@ def _describe(r: NodeRecord) -> dict[str, Any]:
         "clock_offset": r.clock_offset,
         "mono_offset": r.mono_offset / 1e9,  # (seconds: the head's monotonic clock minus the node's)
         "why": r.why,
+        "state": r.state,
         "head": bool(r.info.get("head")),
         "pid": r.info.get("pid"),
     }

@@ -12,7 +12,6 @@ Times are the head's monotonic clock, passed in (no clock is read here).
 from __future__ import annotations
 
 import enum
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,14 +144,17 @@ class Membership:
         return total
 
 
-def node_info(node_id: int, state: str, host: str, resources: dict[str, float], labels: dict[str, str], workers: int) -> dict[str, Any]:
-    """A node in ``ray.nodes()``'s form (``state``: a :attr:`NodeRecord.state`; Ray's ``Alive`` is any but DEAD)."""
+def node_info(
+    node_id: int, state: str, host: str, resources: dict[str, float], labels: dict[str, str], workers: int, here: str
+) -> dict[str, Any]:
+    """A node in ``ray.nodes()``'s form (``state``: a :attr:`NodeRecord.state`, Ray's ``Alive`` any but DEAD; ``here``:
+    this host's name, whose nodes' address is loopback)."""
     alive = state != "DEAD"
     return {
         "NodeID": f"{node_id:06x}",
         "Alive": alive,
         "State": state,
-        "NodeManagerAddress": host if host != socket.gethostname() else "127.0.0.1",
+        "NodeManagerAddress": host if host != here else "127.0.0.1",
         "NodeManagerHostname": host,
         "NodeName": host,
         "Resources": dict(resources),

@@ -5,89 +5,14 @@ Skipped where etcd is missing, unless NEXUS_REQUIRE_ETCD=1 (CI sets it: there it
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from nexus.cluster.services.etcd import EtcdMembership  # (etcd3gw: installed with the etcd extra)
 from nexus.cluster.services.membership import Member, MemberEvent
 from tests.conftest import wait_until
-
-if not shutil.which("etcd"):
-    if os.environ.get("NEXUS_REQUIRE_ETCD"):
-        raise RuntimeError("NEXUS_REQUIRE_ETCD is set but etcd (Debian's etcd-server) is missing")
-    pytest.skip("needs etcd (Debian's etcd-server)", allow_module_level=True)
-
-from nexus.cluster.services.etcd import EtcdMembership  # noqa: E402  (etcd3gw: installed with the etcd extra)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Etcd:
-    """One etcd member on loopback, with a data folder of its own; stopped and started again as a test says."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.client, self.peer = folder, _free_port(), _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        client, peer = f"http://127.0.0.1:{self.client}", f"http://127.0.0.1:{self.peer}"
-        argv = [
-            "etcd",
-            "--name",
-            "t",
-            "--data-dir",
-            str(self.folder),
-            "--listen-client-urls",
-            client,
-            "--advertise-client-urls",
-            client,
-            "--listen-peer-urls",
-            peer,
-            "--initial-advertise-peer-urls",
-            peer,
-            "--initial-cluster",
-            f"t={peer}",
-        ]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        probe = EtcdMembership(port=self.client, timeout=1.0)
-        try:
-            wait_until(lambda: _answers(probe), timeout=30, interval=0.05)
-        finally:
-            probe.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
-
-
-def _answers(backend: EtcdMembership) -> bool:
-    try:
-        backend.members()
-        return True
-    except ConnectionError:
-        return False
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[Etcd]:
-    server = Etcd(tmp_path / "etcd")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+from tests.etcd_server import Etcd  # (it skips this module where etcd is missing)
 
 
 def test_members_join_and_leave_and_a_silent_one_expires_and_every_backend_hears_it(etcd: Etcd) -> None:
