@@ -31,6 +31,7 @@ from .core import _EXPORTS as _core_exports  # the in-process runtime's names (t
 if TYPE_CHECKING:
     from . import state
     from .cluster.bridge.actor import attach_bridge
+    from .cluster.services.drain import drain_node
     from .core import (
         Actor,
         ActorRef,
@@ -79,6 +80,7 @@ __all__ = [
     "available_resources",
     "cancel",
     "cluster_resources",
+    "drain_node",
     "event_stream",
     "get",
     "get_actor",
@@ -117,6 +119,10 @@ def __getattr__(name: str) -> object:
         from .cluster.bridge.actor import attach_bridge
 
         value = attach_bridge
+    elif name == "drain_node":
+        from .cluster.services.drain import drain_node
+
+        value = drain_node
     elif name in ("ClusterView", "TraceView", "progress"):
         from .notebook import widgets
 

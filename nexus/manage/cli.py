@@ -37,9 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--prefix", help="under this prefix (a virtualenv's sys.prefix, say)")
     install.add_argument("--name", default="nexus", help="the kernel's name (default: nexus)")
     install.set_defaults(func=_kernel_install)
-    from . import bridge, start
+    from . import bridge, drain, start
 
     start.add_commands(commands)
+    drain.add_commands(commands)
     bridge.add_commands(commands)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _a: print(f"nexus {__version__}") or 0)

@@ -180,21 +180,38 @@ def _stop(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(args: argparse.Namespace) -> int:
-    from ..cluster.remote.agent import HeadUnreachableError, KeyRefusedError, NodeLink
+def head_link(args: argparse.Namespace, command: str) -> tuple[Any, str] | int:
+    """(a link to the head that ``--address`` and ``--key`` name, or the one started here; its address), or the
+    exit code after saying why there is none."""
+    from ..cluster.remote.agent import NodeLink
     from ..cluster.remote.keys import load_node_key
 
     address, key_path = args.address, args.key
     if address is None:
         state = _read_state(Path(private_folder(head_folder())) / "state.json")
         if state is None:
-            print("nexus status: no head runs here; say --address HOST:PORT --key FILE", file=sys.stderr)
+            print(f"nexus {command}: no head runs here; say --address HOST:PORT --key FILE", file=sys.stderr)
             return 1
         address, key_path = state["address"], key_path or state["node_key"]
     if key_path is None:
-        print("nexus status: --address needs --key FILE", file=sys.stderr)
+        print(f"nexus {command}: --address needs --key FILE", file=sys.stderr)
         return 2
-    link = NodeLink(load_node_key(key_path), address)
+    return NodeLink(load_node_key(key_path), address), address
+
+
+def add_head_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", default=None, metavar="HOST:PORT", help="the head (default: the one started here)")
+    parser.add_argument("--key", default=None, metavar="FILE", help="a node.key file of that head")
+    parser.add_argument("--timeout", type=float, default=5.0, help="how long to wait for the head's answer (seconds)")
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ..cluster.remote.agent import HeadUnreachableError, KeyRefusedError
+
+    opened = head_link(args, "status")
+    if isinstance(opened, int):
+        return opened
+    link, address = opened
     try:
         _op, reply = link.request("nodes", args.timeout)
     except (HeadUnreachableError, KeyRefusedError) as exc:
@@ -209,11 +226,11 @@ def _status(args: argparse.Namespace) -> int:
     for n in reply["nodes"]:
         amounts = ", ".join(f"{v:g} {k}" for k, v in sorted(n["resources"].items()))
         where = n.get("state", "ALIVE").lower() if n["alive"] else f"dead ({n['why']})"
-        print(f"  node {n['node_id']:<4} {n['host']:<20} {where:<10} {amounts}{'  (head)' if n['head'] else ''}")
+        print(f"  node {n['node_id']:06x} {n['host']:<20} {where:<10} {amounts}{'  (head)' if n['head'] else ''}")
     return 0
 
 
-def _clear(command: Any) -> Any:
+def clear_errors(command: Any) -> Any:
     """A command whose bad input (a loose key file, a bad address) ends in one line saying so, not a traceback."""
 
     def run(args: argparse.Namespace) -> int:
@@ -243,12 +260,10 @@ def add_commands(commands: Any) -> None:
     start.add_argument("--key", default=None, metavar="FILE", help="the node.key file of that head")
     start.add_argument("--block", action="store_true", help="run in the foreground (until Ctrl-C) instead of in the background")
     add_common(start)
-    start.set_defaults(func=_clear(_start))
+    start.set_defaults(func=clear_errors(_start))
     stop = commands.add_parser("stop", help="stop the head and nodes `nexus start` started on this host")
-    stop.set_defaults(func=_clear(_stop))
+    stop.set_defaults(func=clear_errors(_stop))
     status = commands.add_parser("status", help="the nodes of a cluster, as its head sees them")
-    status.add_argument("--address", default=None, metavar="HOST:PORT", help="the head (default: the one started here)")
-    status.add_argument("--key", default=None, metavar="FILE", help="a node.key file of that head")
-    status.add_argument("--timeout", type=float, default=5.0, help="how long to wait for the head's answer (seconds)")
+    add_head_options(status)
     status.add_argument("--json", action="store_true", help="print JSON")
-    status.set_defaults(func=_clear(_status))
+    status.set_defaults(func=clear_errors(_status))

@@ -81,11 +81,15 @@ class PeerDirectory:
         link.node = record.node = node
         if kind in ("task", "actor"):
             link.ready.clear()
+            member = rt.membership.get(node) if rt.membership is not None else None
+            draining = member is not None and member.draining  # (it takes nothing new: see remote.drain)
             with rt.lock:
                 self.peers[index] = record
                 if kind == "task":
                     rt.workers.append(record)  # (its node's CPUs came with the node: Runtime.node_joined)
-                else:
+                    if draining:
+                        record.retire()
+                elif not draining:
                     rt.spares.append(record)  # for an actor placed on its node
             rt.emit("worker", record.name, pid, "started", kind)
             return record

@@ -31,6 +31,9 @@ _HEAD_OPS: dict[str, dict[str, Any]] = {
     "fenced": {"node_id": int, "why": str},
     "nodes": {"nodes": list, "refused": int, "malformed": int},
     "spawn": {"kind": str},
+    "stop": {"why": str},
+    "draining": {"node_id": int, "state": str},
+    "refused": {"why": str},
 }
 
 _AUTH_FAILED = getattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH", 0x4000)
@@ -73,6 +76,7 @@ class NodeLink:
         sock.connect(f"tcp://{host}:{port}")
         self.node_id = 0
         self.on_spawn: Any = None  # called with the kind of worker the head asks this node to start
+        self.on_stop: Any = None  # called with why, when the head asks this node to leave
         self.epoch = ""
         self.clock_offset = 0.0
         self.mono_offset = 0
@@ -141,13 +145,17 @@ class NodeLink:
                 try:
                     if len(frames) != 1:
                         raise ValueError(f"{len(frames)} frames")
-                    op, f = wire.decode(frames[0], {**ops, "spawn": _HEAD_OPS["spawn"]})
+                    op, f = wire.decode(frames[0], {**ops, "spawn": _HEAD_OPS["spawn"], "stop": _HEAD_OPS["stop"]})
                 except ValueError as exc:
                     print(f"nexus: dropped a malformed frame from the head: {exc}", file=sys.stderr)
                     continue
                 if op == "spawn":  # the head asks for a worker (any time, not as an answer)
                     if self.on_spawn is not None:
                         self.on_spawn(f["kind"])
+                    continue
+                if op == "stop":  # the head asks this node to leave (it was drained)
+                    if self.on_stop is not None:
+                        self.on_stop(f["why"])
                     continue
                 return op, f
 

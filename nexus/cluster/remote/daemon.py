@@ -164,7 +164,11 @@ def run_node(args: argparse.Namespace) -> int:
                 link.send_output(pid, err, text)
             _replace_exited(workers, actors, spec, link.node_id, link.report_exit, relay)
 
-        link.on_spawn = spawn
+        def leave(why: str) -> None:  # the head asks this node to leave: as a SIGTERM would
+            _log(f"nexus node {link.node_id}: the head asks it to leave ({why})")
+            stop.set()
+
+        link.on_spawn, link.on_stop = spawn, leave
         record(node_id)
         _log(f"nexus node {node_id}: joined the head at {args.address} with {resources}; {len(workers)} workers")
         link.beat_until(

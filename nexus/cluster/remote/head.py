@@ -31,6 +31,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from ..protocol import LogLimiter, unpack_frames
 from ..state.nodes import Membership, NodeRecord
 from . import wire
+from .drain import Drains
 from .keys import HeadKeys, quiet_auth_log
 from .link import LiveClock
 from .members import NodeWatch
@@ -47,6 +48,7 @@ _NODE_OPS: dict[str, dict[str, Any]] = {
     "beat": {"node_id": int},
     "leave": {"node_id": int},
     "nodes": {},
+    "drain": {"node_id": int, "deadline": (int, float)},
     "attach": {"host": str, "pid": int},
     "peer_beat": {"worker_id": int},
     "detach": {"worker_id": int},
@@ -130,6 +132,8 @@ class HeadService:
         # the nodes as members of a backend, and suspected by phi (the table above decides their death)
         self.watch = NodeWatch(membership, timeout, heartbeat, phi_threshold, lambda: self.clock.now, self.print)
         self.watched = 0.0  # when the loop last had phi judge the nodes
+        self.drains = Drains(self)
+        self.later: deque[Any] = deque()  # what other threads ask the loop thread to do (callables)
         self.refused = 0  # peers whose key is not on the allow-list (counted by the ZAP handler's thread)
         self.malformed = 0  # frames from authenticated peers that did not parse
         self.limited = LogLimiter()
@@ -174,6 +178,7 @@ class HeadService:
 
             runtime.membership = self.membership
             runtime.spawn_on = self.request_worker
+            setattr(runtime, "control_drain", self.drains.start)  # noqa: B010  (what an attached driver asks by name)
             runtime.store.puller = Puller(keys.head, 2 * timeout)  # (this host's reads of objects on joined nodes)
 
     # -- the ZAP handler's question (its thread) ---------------------------------------------
@@ -206,6 +211,8 @@ class HeadService:
                     os.eventfd_read(self.wake_fd)
             while self.kills:
                 self._guarded(self._peer_gone, *self.kills.popleft())
+            while self.later:
+                self._guarded(self.later.popleft())
             self._send_outgoing()
             if sock in events:
                 for _ in range(1000):  # what waits now, without starving the expiry below
@@ -246,13 +253,33 @@ class HeadService:
 
     def request_worker(self, node: int, kind: str) -> bool:
         """Ask node ``node``'s agent to start a worker of ``kind`` (any thread); False if the node is not joined."""
+        record = self.membership.get(node)
+        if record is None or record.draining:
+            return False
+        return self.tell_node(node, "spawn", kind=kind)
+
+    def tell_node(self, node: int, op: str, **fields: Any) -> bool:
+        """Send node ``node``'s agent ``op`` (any thread); False if the node is not joined."""
         identity = self.node_identity.get(node)
         record = self.membership.get(node)
         if identity is None or record is None or not record.alive:
             return False
-        self.control_out.append((identity, wire.encode("spawn", kind=kind)))
+        self.control_out.append((identity, wire.encode(op, **fields)))
         self.wake()
         return True
+
+    def let_go(self, node: int, why: str) -> None:
+        """Node ``node`` is gone as if it had left (any thread: the loop thread does it)."""
+
+        def go() -> None:
+            record = self.membership.get(node)
+            if record is not None and self.membership.leave(node, record.key, why) is not None:
+                self.watch.gone(record)
+                self.print(f"nexus head: node {node} ({record.host}) is let go: {why}")
+                self._drop_workers_of(node, why)
+
+        self.later.append(go)
+        self.wake()
 
     def _send_outgoing(self) -> None:
         while self.control_out:
@@ -346,7 +373,8 @@ class HeadService:
     def _on_leave(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
         if self.node_identity.get(f["node_id"]) != identity:
             return  # only the connection it joined on speaks for a node
-        record = self.membership.leave(f["node_id"], key)
+        known = self.membership.get(f["node_id"])
+        record = self.membership.leave(f["node_id"], key, "it was drained" if known is not None and known.draining else "it left")
         if record is not None:
             self.watch.gone(record)
             self.print(f"nexus head: node {record.node_id} ({record.host}) left")
@@ -504,6 +532,14 @@ class HeadService:
                 self.limited(f"nexus head: a message could not be handled: {exc!r}")
             finally:
                 peer.handled += 1
+
+    def _on_drain(self, _key: str, f: dict[str, Any]) -> bytes:
+        """Drain a node (any node key may ask, as any may join: the key is the cluster's)."""
+        try:
+            started = self.drains.start(f["node_id"], f["deadline"])
+        except ValueError as exc:
+            return wire.encode("refused", why=str(exc))
+        return wire.encode("draining", **started)
 
     def _on_nodes(self, _key: str, _f: dict[str, Any]) -> bytes:
         rt = self.runtime

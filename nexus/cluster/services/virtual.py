@@ -129,7 +129,7 @@ class Directory:
         from .placement import load_strategy
 
         session = current()
-        nodes = [n["NodeID"] for n in session.nodes() if n["Alive"]] if session is not None else []
+        nodes = [n["NodeID"] for n in session.nodes() if n.get("State", "ALIVE") == "ALIVE"] if session is not None else []
         if not nodes:
             return "", {}
         strategy = self.strategies.get(kind)
