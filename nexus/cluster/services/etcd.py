@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 from .membership import Member, MemberEvent, member_from
 
-__all__ = ["EtcdMembership"]
+__all__ = ["EtcdClaims", "EtcdMembership"]
 
 
 class EtcdMembership:
@@ -37,12 +38,7 @@ class EtcdMembership:
         self.cancels: list[Callable[[], None]] = []
 
     def _call(self, what: str, run: Callable[[], Any]) -> Any:
-        from etcd3gw import exceptions
-
-        try:
-            return run()
-        except (exceptions.ConnectionFailedError, exceptions.ConnectionTimeoutError) as exc:
-            raise ConnectionError(f"{what}: {self.where} cannot be reached ({exc})") from None
+        return _reached(self.where, what, run)
 
     def join(self, member: Member, ttl: float) -> None:
         if not ttl > 0:
@@ -114,6 +110,86 @@ class EtcdMembership:
                 pass
         self.cancels.clear()
         self.client.session.close()  # (its pooled HTTP connections: not left for the collector to find open)
+
+
+class EtcdClaims:
+    """Virtual actors' activations claimed in etcd: a key ``<prefix><kind>/<identity>`` for each, created only
+    where there is none (a transaction comparing its create revision with 0), its value the claimant's token and
+    the activation's actor name, under a lease of the claimant's that it renews (:meth:`renew`). A claimant that
+    dies lets its claims go when its lease runs out. Blocking (HTTP): the directory calls it from its executor.
+    ``ConnectionError`` when etcd cannot be reached."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 2379, prefix: str = "/nexus/activations/", ttl: float = 10.0) -> None:
+        from etcd3gw.client import Etcd3Client
+
+        self.client = Etcd3Client(host=host, port=port, timeout=max(1.0, ttl / 5))
+        self.where = f"etcd at {host}:{port}"
+        self.prefix, self.ttl = prefix, ttl
+        self.owner = secrets.token_hex(8)  # this claimant (a directory's run)
+        self.lease: Any = None
+
+    def call(self, what: str, run: Callable[[], Any]) -> Any:
+        return _reached(self.where, what, run)
+
+    def claim(self, key: str, name: str) -> str:
+        """Claim ``key`` for activation ``name``: "" if it is this claimant's now (made, or its already), else the
+        token of the claimant that holds it."""
+        if self.lease is None:
+            self.lease = self.call("claim", lambda: self.client.lease(max(1, math.ceil(self.ttl))))
+        value = json.dumps({"owner": self.owner, "name": name})
+        path = self.prefix + key
+        for _ in range(3):  # (a claim that goes between the create and the read: try again)
+            if self.call("claim", lambda: self.client.create(path, value, lease=self.lease)):
+                return ""
+            rows = self.call("claim", lambda: self.client.get(path))
+            if rows:
+                try:
+                    owner = str(json.loads(_text(rows[0])).get("owner", "?"))
+                except (ValueError, AttributeError):
+                    owner = "?"  # (a stranger's key under our prefix: it holds it all the same)
+                return "" if owner == self.owner else owner
+        return "?"
+
+    def release(self, key: str) -> None:
+        self.call("release", lambda: self.client.delete(self.prefix + key))
+
+    def renew(self) -> bool:
+        """Keep this claimant's lease alive; False if etcd no longer had it (its claims are gone: claim again)."""
+        if self.lease is None:
+            return True
+        ttl = self.call("renew", self.lease.refresh)
+        if ttl is None or int(ttl) <= 0:
+            self.lease = None
+            return False
+        return True
+
+    def claims(self) -> dict[str, str]:
+        """Every claim now: key -> the claimant's token."""
+        out = {}
+        for value, meta in self.call("claims", lambda: self.client.get_prefix(self.prefix)):
+            try:
+                out[_text(meta["key"])[len(self.prefix) :]] = str(json.loads(_text(value)).get("owner", "?"))
+            except (ValueError, KeyError, AttributeError):
+                continue
+        return out
+
+    def close(self) -> None:
+        if self.lease is not None:
+            try:
+                self.call("close", self.lease.revoke)  # (its claims go now, not when the lease runs out)
+            except ConnectionError:
+                pass
+        self.client.session.close()
+
+
+def _reached(where: str, what: str, run: Callable[[], Any]) -> Any:
+    """``run()``, etcd3gw's errors of an etcd it cannot reach as a ConnectionError that says so."""
+    from etcd3gw import exceptions
+
+    try:
+        return run()
+    except (exceptions.ConnectionFailedError, exceptions.ConnectionTimeoutError) as exc:
+        raise ConnectionError(f"{what}: {where} cannot be reached ({exc})") from None
 
 
 def _prefix_end(prefix: str) -> str:

@@ -34,16 +34,23 @@ actor's error).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DIRECTORY", "Directory", "VirtualActorHandle", "VirtualMethod", "virtual_handle"]
+__all__ = ["DIRECTORY", "ActivationError", "Directory", "VirtualActorHandle", "VirtualMethod", "virtual_handle"]
 
 DIRECTORY = "nexus:directory"
 DEFAULT_IDLE = 300.0
 LEASE_MAX = 2.0  # seconds a caller may call an activation directly before it asks again
 GRACE = 0.5  # seconds after a lease ends before its activation may go (calls sent just before are on their way)
+CLAIM_WAIT = 10.0  # seconds a first call waits for its identity's claim in etcd before it fails
+
+
+class ActivationError(RuntimeError):
+    """A virtual actor could not be activated: its claim in etcd could not be made (etcd away, or the identity
+    claimed by another directory whose lease has not run out). The activations made before go on."""
 
 
 @dataclass
@@ -55,6 +62,7 @@ class _Activation:
     node: str = ""  # where placement put it ("": wherever the cluster chose)
     inflight: int = 0
     leased: float = 0.0  # until when a caller may call it directly (the directory's clock)
+    claimed: bool = True  # its claim in etcd is made (always, with the memory backend: the head's names are it)
 
     def free(self, now: float) -> bool:
         """Whether nothing can reach it now: no forwarded call in it, no lease on it."""
@@ -71,6 +79,9 @@ class Directory:
         self.sweeper: asyncio.Task[None] | None = None
         self.activations = self.passivations = self.forwarded = 0
         self.strategies: dict[str, Any] = {}  # kind -> its PlacementStrategy
+        self.claims: Any = None  # the activations' claims in etcd (an EtcdClaims), when the cluster keeps them there
+        self.claims_known = False
+        self.claims_kept = 0.0  # when the claims' lease was last renewed
 
     async def call(self, kind: str, cls: Any, identity: str, idle: float, method: str, args: tuple, kwargs: dict) -> Any:
         from ...core.errors import ActorDiedError
@@ -83,9 +94,8 @@ class Directory:
         try:
             return await getattr(entry.handle, method).remote(*args, **kwargs)
         except BaseException as exc:
-            if isinstance(exc, ActorDiedError) and self.active.get(key) is entry:
-                del self.active[key]  # (its process died: the next call makes it again)
-                self._unplaced(key, entry)
+            if isinstance(exc, ActorDiedError):
+                await self._lost(key, entry)  # (its process died: the next call makes it again)
             raise
         finally:
             entry.inflight -= 1
@@ -98,13 +108,26 @@ class Directory:
         key = (kind, identity)
         entry = self.active.get(key)
         if entry is not None and using and entry.handle._actor_id == using and not _alive(_name(key), using):
-            del self.active[key]  # (its process died: a caller of it learns here, at its lease's renewal)
-            self._unplaced(key, entry)
+            await self._lost(key, entry)  # (its process died: a caller of it learns here, at its lease's renewal)
         entry = await self._activation(key, cls, identity, idle)
         seconds = min(entry.idle / 2, LEASE_MAX)
         now = time.monotonic()
         entry.leased, entry.last = max(entry.leased, now + seconds), now
         return entry.handle, seconds
+
+    async def _lost(self, key: tuple[str, str], entry: _Activation) -> None:
+        """The activation's process died: forgotten, its claim let go (under its identity's lock: a new activation
+        comes after, its claim not taken by this release)."""
+        async with self.locks.setdefault(key, asyncio.Lock()):
+            if self.active.get(key) is entry:
+                del self.active[key]
+                self._unplaced(key, entry)
+                await self._release(key, entry)
+
+    async def _release(self, key: tuple[str, str], entry: _Activation) -> None:
+        if self.claims is not None and entry.claimed:
+            with contextlib.suppress(ConnectionError):  # (etcd away: the claim stays, ours, to be made again)
+                await asyncio.get_running_loop().run_in_executor(None, self.claims.release, "/".join(key))
 
     async def _activation(self, key: tuple[str, str], cls: Any, identity: str, idle: float) -> _Activation:
         lock = self.locks.setdefault(key, asyncio.Lock())
@@ -113,13 +136,70 @@ class Directory:
             if entry is None:
                 name = _name(key)
                 adopted = _exists(name)  # (a directory that restarted finds its activations by their names)
+                claimed = await self._claim(key, name, adopted)
                 node, options = ("", {}) if adopted else self._place(key[0], cls, identity)
                 handle = cls.options(name=name, get_if_exists=True, **options).remote()
                 if not adopted and callable(getattr(cls._cls, "on_activate", None)):
                     await handle.on_activate.remote(identity)
-                entry = self.active[key] = _Activation(handle, cls, idle, time.monotonic(), node)
+                entry = self.active[key] = _Activation(handle, cls, idle, time.monotonic(), node, claimed=claimed)
                 self.activations += 1
             return entry
+
+    def _claims(self) -> Any:
+        """The claims in etcd, when the cluster's membership is there (``membership`` of its config); else None."""
+        if not self.claims_known:
+            from ..config import parse_membership
+            from ..session import current
+
+            self.claims_known = True
+            kind, host, port, _prefix = parse_membership(getattr(getattr(current(), "config", None), "membership", "memory"))
+            if kind == "etcd":
+                from .etcd import EtcdClaims
+
+                self.claims = EtcdClaims(host, port)
+        return self.claims
+
+    async def _claim(self, key: tuple[str, str], name: str, adopted: bool) -> bool:
+        """Claim ``key`` in etcd (with the memory backend, the head's unique names are the claim: True). A new
+        activation waits for its claim, up to ``CLAIM_WAIT`` seconds, then fails with ActivationError; one adopted
+        is claimed later if it cannot be now (False)."""
+        claims = self._claims()
+        if claims is None:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + CLAIM_WAIT
+        while True:
+            try:
+                holder = await loop.run_in_executor(None, claims.claim, "/".join(key), name)
+                why = f"it is claimed by another directory ({holder}), until that one's lease runs out"
+            except ConnectionError as exc:
+                holder, why = "?", str(exc)
+            if not holder:
+                return True
+            if adopted:
+                return False
+            if time.monotonic() >= deadline:
+                raise ActivationError(f"cannot activate {key[0]}/{key[1]}: {why}; the activations made before go on")
+            await asyncio.sleep(0.5)
+
+    async def _keep_claims(self) -> None:
+        """Renew the claims' lease (a third of its time to live apart); claim again what has no claim (all, if etcd
+        lost the lease)."""
+        claims = self.claims
+        now = time.monotonic()
+        if claims is None or now - self.claims_kept < claims.ttl / 3:
+            return
+        self.claims_kept = now
+        loop = asyncio.get_running_loop()
+        try:
+            if not await loop.run_in_executor(None, claims.renew):
+                for entry in self.active.values():
+                    entry.claimed = False
+            for key, entry in list(self.active.items()):
+                if not entry.claimed:
+                    entry.claimed = not await loop.run_in_executor(None, claims.claim, "/".join(key), _name(key))
+        except ConnectionError:
+            pass  # (etcd away: the activations go on; again at the next round)
 
     def _place(self, kind: str, cls: Any, identity: str) -> tuple[str, dict[str, Any]]:
         """The node the class's placement strategy (``virtual_placement``; consistent hashing by default) picks
@@ -148,6 +228,7 @@ class Directory:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self.sweep_every)
+            await self._keep_claims()
             now = time.monotonic()
             for key, entry in list(self.active.items()):
                 if entry.free(now) and now - entry.last >= entry.idle:
@@ -173,6 +254,7 @@ class Directory:
                 if session is not None:
                     session.kill(entry.handle._actor_id, True)
                 self.passivations += 1
+                await self._release(key, entry)
         return True
 
     def _unplaced(self, key: tuple[str, str], entry: _Activation) -> None:
@@ -198,6 +280,7 @@ class Directory:
                 "idle_s": now - e.last,
                 "inflight": e.inflight,
                 "leased_s": max(0.0, e.leased - now),
+                "claimed": e.claimed,
             }
             for (kind, identity), e in self.active.items()
         ]
