@@ -48,6 +48,7 @@ class NodeWatch:
         self.spec, self.timeout, self.heartbeat, self.threshold = spec, timeout, heartbeat, threshold
         self.clock, self.log = clock, log
         self.detectors: dict[int, PhiAccrualDetector] = {}
+        self.joined_as: dict[str, Member] = {}  # what each node joined the backend as (to join again if it expired it)
         self.suspicions = 0  # nodes suspected so far (a node suspected twice counts twice)
         self.backend: MembershipBackend
         self.ops: queue.SimpleQueue[tuple[str, Any] | None] | None = None
@@ -69,7 +70,8 @@ class NodeWatch:
     def joined(self, record: NodeRecord) -> None:
         detector = self.detectors[record.node_id] = PhiAccrualDetector(threshold=self.threshold, first_interval=self.heartbeat)
         detector.heartbeat(self.clock())
-        self._do("join", _member(record))
+        member = self.joined_as[str(record.node_id)] = _member(record)
+        self._do("join", member)
 
     def heard(self, record: NodeRecord) -> None:
         detector = self.detectors.get(record.node_id)
@@ -83,6 +85,7 @@ class NodeWatch:
 
     def gone(self, record: NodeRecord) -> None:
         self.detectors.pop(record.node_id, None)
+        self.joined_as.pop(str(record.node_id), None)
         record.suspected = False
         self._do("leave", str(record.node_id))
 
@@ -126,8 +129,9 @@ class NodeWatch:
             return
         try:
             self._apply(op, arg)
-        except LookupError:  # (in memory: a member it expired itself, a beat before the table did)
-            pass
+        except LookupError:  # (in memory: a member it expired a moment before the table would have: it joins again)
+            if op == "renew" and arg in self.joined_as:
+                self._apply("join", self.joined_as[arg])
 
     # -- the backend's thread (etcd) -------------------------------------------------------------
 

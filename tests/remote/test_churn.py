@@ -1,0 +1,224 @@
+"""Single activation under churn: virtual actors called on four simulated hosts (network namespaces) while a node
+joins, one is drained, one is killed and one is partitioned, against each membership backend (and, with etcd,
+etcd killed and started again mid-run).
+
+A driver on the head's host calls every identity once a round, each call answered with (the activation's pid, its
+count of calls); the test makes the churn meanwhile. Then, for each identity, the answers in the order the calls
+were made must show one activation at a time: once an answer comes from another process, no later answer comes
+from an earlier one (two activations serving at once would interleave), and within one activation the counts go
+1, 2, 3... with no call lost or run twice. Every call is answered or fails with an error that says why; none
+hangs. Activations are processes here (one each), which bounds how many identities two cores can host: 40.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .hosts import Hosts, hosts_available
+from .test_hosts import live_agent
+from .test_membership import TIMEOUT, wait_for
+
+_WHY = hosts_available()
+pytestmark = pytest.mark.skipif(_WHY is not None and os.environ.get("NEXUS_REQUIRE_NETNS") != "1", reason=f"simulated hosts: {_WHY}")
+
+IDENTITIES = 40
+ROUNDS = 50
+
+DRIVER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import nexus
+
+    nexus.init(address=sys.argv[1], key=sys.argv[2])
+    identities, rounds = int(sys.argv[3]), int(sys.argv[4])
+
+    @nexus.remote
+    class Counter:
+        virtual_idle = 600.0
+
+        def __init__(self):
+            self.n = 0
+
+        def incr(self):
+            self.n += 1
+            return os.getpid(), self.n
+
+    handles = [Counter.virtual(f"id{i}") for i in range(identities)]
+    answers = [[] for _ in range(identities)]  # per identity, in call order: [pid, n] or ["error", its type, text]
+    for r in range(rounds):
+        refs = [h.incr.remote() for h in handles]
+        for i, ref in enumerate(refs):
+            try:
+                answers[i].append(list(nexus.get(ref, timeout=120)))
+            except TimeoutError as exc:
+                answers[i].append(["lost", type(exc).__name__, str(exc)])
+            except Exception as exc:
+                answers[i].append(["error", type(exc).__name__, str(exc)[:300]])
+        print(json.dumps({"round": r}), flush=True)
+        time.sleep(0.1)
+    counts = nexus.get(nexus.get_actor("nexus:directory").counts.remote(), timeout=60)
+    print(json.dumps({"answers": answers, "counts": counts}), flush=True)
+    nexus.shutdown()
+    """
+)
+
+
+class EtcdOnHost:
+    """etcd on host 1's address (the directory, wherever it runs, reaches it there), stopped and started again."""
+
+    def __init__(self, hosts: Hosts, folder: Path) -> None:
+        self.hosts, self.folder, self.port = hosts, folder, 23790
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        url, peer = f"http://{self.hosts.address(1)}:{self.port}", f"http://127.0.0.1:{self.port + 1}"
+        argv = ["etcd", "--name", "t", "--data-dir", str(self.folder), "--listen-client-urls", url, "--advertise-client-urls", url]
+        argv += ["--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", f"t={peer}"]
+        self.proc = self.hosts.popen(1, argv)
+        probe = (
+            f"from nexus.cluster.services.etcd import EtcdMembership as E; E('{self.hosts.address(1)}', {self.port}, timeout=1).members()"
+        )
+        wait_for("etcd answers", lambda: self.hosts.run(1, [sys.executable, "-c", probe], check=False).returncode == 0, bound=60)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            for pid in self.hosts.pids(1):  # (etcd runs under `ip netns exec ... sh -c`: its own pid is the namespace's)
+                if b"etcd" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]:
+                    os.kill(pid, signal.SIGKILL)
+            self.proc.communicate(timeout=30)
+            self.proc = None
+
+
+@pytest.fixture(params=["memory", "etcd"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Hosts, Any]]:
+    if _WHY is not None:
+        pytest.fail(f"NEXUS_REQUIRE_NETNS=1 but simulated hosts cannot be made: {_WHY}")
+    if request.param == "etcd" and not shutil.which("etcd"):
+        if os.environ.get("NEXUS_REQUIRE_ETCD"):
+            pytest.fail("NEXUS_REQUIRE_ETCD is set but etcd (Debian's etcd-server) is missing")
+        pytest.skip("needs etcd (Debian's etcd-server)")
+    hosts = Hosts(4, tmp_path / "hosts")
+    etcd = None
+    try:
+        extra = []
+        if request.param == "etcd":
+            etcd = EtcdOnHost(hosts, tmp_path / "etcd")
+            etcd.start()
+            extra = ["--membership", f"etcd://{hosts.address(1)}:{etcd.port}"]
+        hosts.nexus(
+            1, "start", "--head", "--bind", hosts.address(1), "--port", "0", "--node-timeout", str(TIMEOUT), "--num-cpus", "1", *extra
+        )
+        state = json.loads((hosts.homes[0] / "head" / "state.json").read_text())
+        for i in (2, 3, 4):
+            key = hosts.homes[i - 1] / "node.key"
+            shutil.copyfile(state["node_key"], key)
+            os.chmod(key, 0o600)
+        hosts.state = state  # type: ignore[attr-defined]
+        for i in (2, 3):
+            _join(hosts, i)
+        yield hosts, etcd
+    finally:
+        for i in (4, 3, 2, 1):
+            hosts.nexus(i, "stop", check=False, timeout=60)
+        if etcd is not None:
+            etcd.stop()
+        hosts.close()
+
+
+def _join(hosts: Hosts, i: int) -> None:
+    key = str(hosts.homes[i - 1] / "node.key")
+    hosts.nexus(i, "start", "--address", hosts.state["address"], "--key", key, "--num-cpus", "1")  # type: ignore[attr-defined]
+
+
+def _node_of(hosts: Hosts, host: str) -> str:
+    nodes = json.loads(hosts.nexus(1, "status", "--json").stdout)["nodes"]
+    return next(f"{n['node_id']:06x}" for n in nodes if n["host"] == host and n["alive"])
+
+
+@pytest.mark.timeout(600)  # (a minute or two a backend: activations are processes, etcd's away time is waited out)
+def test_each_identity_has_one_activation_at_a_time_while_nodes_join_drain_die_and_are_cut_off(cluster: tuple[Hosts, Any]) -> None:
+    hosts, etcd = cluster
+    address, key = hosts.state["address"], hosts.state["node_key"]  # type: ignore[attr-defined]
+    driver = hosts.popen(1, [sys.executable, "-c", DRIVER, address, key, str(IDENTITIES), str(ROUNDS)])
+    assert driver.stdout is not None
+    events: list[str] = []
+    healed_at: float | None = None
+    message: dict[str, Any] = {}
+    err = ""
+    try:
+        for line in driver.stdout:
+            message = json.loads(line)
+            if "answers" in message:
+                break
+            r = message["round"]
+            if r == 4:
+                _join(hosts, 4)
+                events.append("host4 joined")
+            elif r == 10:
+                hosts.nexus(1, "drain", _node_of(hosts, "host2"), "--deadline", "20", "--no-wait")
+                events.append("host2 drained")
+            elif r == 14 and etcd is not None:
+                etcd.stop()
+                events.append("etcd killed")
+            elif r == 18:
+                os.kill(live_agent(hosts, 3), signal.SIGKILL)
+                events.append("host3 killed")
+            elif r == 22 and etcd is not None:
+                etcd.start()
+                events.append("etcd started again")
+            elif r == 28:
+                hosts.partition(4, on=True)
+                healed_at = time.monotonic() + TIMEOUT + 2  # (past the node timeout: it is declared dead)
+                events.append("host4 cut off")
+            if healed_at is not None and time.monotonic() >= healed_at:
+                hosts.partition(4, on=False)
+                healed_at = None
+                events.append("host4 healed")
+        out, err = driver.communicate(timeout=300)
+    finally:
+        if healed_at is not None:
+            hosts.partition(4, on=False)
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    assert "answers" in message, f"the driver ended early ({driver.returncode}):\n{err[-3000:]}"
+    answers: list[list[list[Any]]] = message["answers"]
+    assert len(events) >= 4, events
+    served = errors = 0
+    kinds: dict[str, int] = {}
+    for i, calls in enumerate(answers):
+        assert len(calls) == ROUNDS
+        done: set[int] = set()  # activations that stopped answering for this identity
+        current, expected = None, 1
+        for call in calls:
+            if call[0] in ("error", "lost"):
+                assert call[0] == "error", f"id{i}: a call was lost (it hung): {call}"
+                errors += 1
+                kinds[call[1]] = kinds.get(call[1], 0) + 1
+                continue
+            pid, n = call
+            if pid != current:
+                assert pid not in done, f"id{i}: activation {pid} answered again after another one had: two at once"
+                if current is not None:
+                    done.add(current)
+                current, expected = pid, 1
+            assert n >= expected, f"id{i}: activation {pid} ran a call twice (count {n} after {expected - 1})"
+            expected = n + 1
+            served += 1
+    print(f"churn: {events}; {served} answered, {errors} failed {kinds}; directory {message['counts']}")
+    assert served + errors == IDENTITIES * ROUNDS
+    assert served >= IDENTITIES * ROUNDS * 0.8, f"most calls are answered: {served} of {IDENTITIES * ROUNDS} ({kinds})"
+    allowed = {"ActorDiedError", "ActivationError", "NodeDiedError", "WorkerCrashedError", "ObjectLostError"}
+    assert set(kinds) <= allowed, f"each failed call says why, as the actor's or the activation's error: {kinds}"
