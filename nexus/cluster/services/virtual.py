@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +76,7 @@ class Directory:
 
     def __init__(self, sweep_every: float = 0.25) -> None:
         self.active: dict[tuple[str, str], _Activation] = {}
-        self.locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.locks: dict[tuple[str, str], list[Any]] = {}  # identity -> [its lock, coroutines holding or awaiting it]
         self.sweep_every = sweep_every
         self.sweeper: asyncio.Task[None] | None = None
         self.activations = self.passivations = self.forwarded = 0
@@ -115,10 +117,26 @@ class Directory:
         entry.leased, entry.last = max(entry.leased, now + seconds), now
         return entry.handle, seconds
 
+    @contextlib.asynccontextmanager
+    async def _locked(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        """Hold ``key``'s lock: its activation is made, or let go, by one coroutine at a time. The lock lives while a
+        coroutine holds or awaits it (one an identity being worked on, not one an identity ever seen)."""
+        held = self.locks.get(key)
+        if held is None:
+            held = self.locks[key] = [asyncio.Lock(), 0]
+        held[1] += 1
+        try:
+            async with held[0]:
+                yield
+        finally:
+            held[1] -= 1
+            if not held[1]:
+                del self.locks[key]
+
     async def _lost(self, key: tuple[str, str], entry: _Activation) -> None:
         """The activation's process died: forgotten, its claim let go (under its identity's lock: a new activation
         comes after, its claim not taken by this release)."""
-        async with self.locks.setdefault(key, asyncio.Lock()):
+        async with self._locked(key):
             if self.active.get(key) is entry:
                 del self.active[key]
                 self._unplaced(key, entry)
@@ -130,8 +148,7 @@ class Directory:
                 await asyncio.get_running_loop().run_in_executor(None, self.claims.release, "/".join(key))
 
     async def _activation(self, key: tuple[str, str], cls: Any, identity: str, idle: float) -> _Activation:
-        lock = self.locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with self._locked(key):
             entry = self.active.get(key)
             if entry is None:
                 name = _name(key)
@@ -232,14 +249,17 @@ class Directory:
             now = time.monotonic()
             for key, entry in list(self.active.items()):
                 if entry.free(now) and now - entry.last >= entry.idle:
-                    await self._passivate(key, entry)
+                    try:
+                        await self._passivate(key, entry)
+                    except Exception as exc:  # (its on_deactivate failed: it is gone all the same; the sweep goes on)
+                        print(f"nexus directory: {_name(key)}: on_deactivate failed: {exc!r}", file=sys.stderr)
 
     async def _passivate(self, key: tuple[str, str], entry: _Activation, wait: bool = False) -> bool:
         """Let the activation go, with its ``on_deactivate``, if nothing can reach it (``wait``: once nothing can;
         no call starts and no lease is renewed meanwhile: they wait for the lock, then activate it again)."""
         from ..session import current
 
-        async with self.locks.setdefault(key, asyncio.Lock()):
+        async with self._locked(key):
             while wait and self.active.get(key) is entry and not entry.free(time.monotonic()):
                 await asyncio.sleep(min(0.05, max(0.0, entry.leased + GRACE - time.monotonic())))
             if self.active.get(key) is not entry or not entry.free(time.monotonic()):
@@ -291,6 +311,7 @@ class Directory:
             "activations": self.activations,
             "passivations": self.passivations,
             "forwarded": self.forwarded,
+            "locks": len(self.locks),
         }
 
 

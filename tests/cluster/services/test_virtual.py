@@ -85,7 +85,9 @@ def test_many_first_calls_at_once_make_one_activation() -> None:
         [deposit_from_a_task.remote(carol, 1) for _ in range(20)] + [carol.deposit.remote(1) for _ in range(20)], timeout=60
     )
     assert sorted(balance for _, balance in answers) == list(range(101, 141)), "every call reached the same state"
-    assert nexus.get(_directory().counts.remote(), timeout=30)["activations"] == before + 1
+    counts = nexus.get(_directory().counts.remote(), timeout=30)
+    assert counts["activations"] == before + 1
+    assert counts["locks"] == 0, "an identity's lock lives while it is worked on, not for ever"
 
 
 def test_an_idle_activation_is_passivated_with_its_hook_and_the_next_call_activates_it_again() -> None:
