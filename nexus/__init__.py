@@ -29,7 +29,7 @@ from .cluster.strategies import NodeAffinitySchedulingStrategy
 from .core import _EXPORTS as _core_exports  # the in-process runtime's names (the modules load on first use)
 
 if TYPE_CHECKING:
-    from . import state
+    from . import state, util
     from .cluster.bridge.actor import attach_bridge
     from .cluster.services.drain import drain_node
     from .core import (
@@ -93,6 +93,7 @@ __all__ = [
     "shutdown",
     "state",
     "timeline",
+    "util",
     "wait",
 ]
 
@@ -111,10 +112,10 @@ def __getattr__(name: str) -> object:
         from . import core
 
         value = getattr(core, name)
-    elif name == "state":
+    elif name in ("state", "util"):  # (util: placement groups, as Ray's ray.util)
         import importlib
 
-        value = importlib.import_module(".state", __name__)
+        value = importlib.import_module(f".{name}", __name__)
     elif name == "attach_bridge":  # (the device bridge: pyserial and CBOR load only when it is used)
         from .cluster.bridge.actor import attach_bridge
 

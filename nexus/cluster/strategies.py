@@ -9,6 +9,11 @@ them into plain tuples for its queue (:func:`placement`).
 ``label_selector={"zone": "a"}`` (an option, as in Ray) runs a task or an
 actor only on nodes whose labels match (``nexus start --labels zone=a``):
 a value, ``"!value"`` (any other, or none), ``"in(a,b)"`` or ``"!in(a,b)"``.
+
+``PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)``
+runs a task or an actor in bundle ``i`` of a placement group (-1: any of its
+bundles), on that bundle's node and from what it reserved; the head turns it
+into needs of the group's own names (see :mod:`.state.groups`), not a tuple.
 """
 
 from __future__ import annotations
@@ -17,13 +22,37 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["NodeAffinitySchedulingStrategy", "label_selector", "placement"]
+__all__ = ["NodeAffinitySchedulingStrategy", "PlacementGroupSchedulingStrategy", "label_selector", "placement"]
 
 
 @dataclass(frozen=True)
 class NodeAffinitySchedulingStrategy:
     node_id: str
     soft: bool = False
+
+
+@dataclass(frozen=True)
+class PlacementGroupSchedulingStrategy:
+    """Run in a bundle of ``placement_group`` (Ray's): ``placement_group_bundle_index`` -1 is any of its bundles;
+    ``placement_group_capture_child_tasks=True`` puts the tasks and actors it starts (naming no strategy of
+    their own) in the group too. ValueError for a bundle the group does not have."""
+
+    placement_group: Any
+    placement_group_bundle_index: int = -1
+    placement_group_capture_child_tasks: bool | None = False
+
+    def __post_init__(self) -> None:
+        count = getattr(self.placement_group, "bundle_count", None)
+        if count is None or not hasattr(self.placement_group, "id"):
+            raise ValueError(
+                f"PlacementGroupSchedulingStrategy takes the PlacementGroup that placement_group() returned, not {self.placement_group!r}"
+            )
+        index = self.placement_group_bundle_index
+        if not isinstance(index, int) or isinstance(index, bool) or not -1 <= index < count:
+            raise ValueError(
+                f"placement_group_bundle_index {index!r} does not exist: the group has {count} bundle{'s' if count != 1 else ''} "
+                f"(0 to {count - 1}; -1 for any of them)"
+            )
 
 
 def placement(strategy: Any, what: str, alive: set[int]) -> tuple[Any, ...] | None:
@@ -46,7 +75,10 @@ def placement(strategy: Any, what: str, alive: set[int]) -> tuple[Any, ...] | No
                 "pass soft=True to run it elsewhere then"
             )
         return ("node", node, bool(strategy.soft))
-    raise ValueError(f"{what}: scheduling_strategy is 'DEFAULT', 'SPREAD' or a NodeAffinitySchedulingStrategy, not {strategy!r}")
+    raise ValueError(
+        f"{what}: scheduling_strategy is 'DEFAULT', 'SPREAD', a NodeAffinitySchedulingStrategy or a PlacementGroupSchedulingStrategy, "
+        f"not {strategy!r}"
+    )
 
 
 def label_selector(selector: Any, what: str) -> Callable[[Mapping[str, str]], bool] | None:

@@ -74,12 +74,18 @@ class ActorDirectory:
         deps: list[int],
         options: dict,
         answer: Callable[[Blob | None], None] | None,
+        creator: WorkerRecord | None = None,
     ) -> None:
         rt = self.rt
         name = options.get("name")
         namespace = options.get("namespace") or rt.namespace
-        where = label_selector(options.get("label_selector"), cls_name)
-        needs = rt.resources.needs_of(options, cls_name, default_cpu=0.0, where=where)  # no CPU unless asked (as in Ray)
+        groups = rt.scheduler.groups  # (into a placement group: its bundle's names are its needs, see head.groups)
+        binding = groups.binding(options, cls_name, 0.0, groups.inherited(creator) if creator is not None else 0)
+        where = None if binding is not None else label_selector(options.get("label_selector"), cls_name)
+        if binding is not None:
+            needs: dict[str, float] | None = binding.needs
+        else:  # no CPU unless asked (as in Ray)
+            needs = rt.resources.needs_of(options, cls_name, default_cpu=0.0, where=where)
         with self.lock:
             if name is not None and (namespace, name) in self.named:
                 existing = self.actors.get(self.named[(namespace, name)])
@@ -88,9 +94,11 @@ class ActorDirectory:
                         f"an actor named {name!r} already exists in namespace {namespace!r}; use get_if_exists=True or get_actor"
                     )
             actor = ActorRecord(actor_id, cls_name, name, namespace)
-            actor.placement = placement(options.get("scheduling_strategy"), cls_name, rt.alive_nodes())
+            actor.placement = None if binding is not None else placement(options.get("scheduling_strategy"), cls_name, rt.alive_nodes())
             actor.needs, actor.where = needs or {}, where
-            if needs is not None or where is not None:  # held on a node from now on, or waits for one (see placing)
+            if binding is not None:  # held in its bundle, or waits for room there or for its group to be placed
+                groups.hold_or_park(actor, binding)
+            elif needs is not None or where is not None:  # held on a node from now on, or waits for one (see placing)
                 self.placing.hold_or_wait(actor)
             actor.set_options(options)
             actor.cls_id, actor.args_blob, actor.deps, actor.options = cls_id, args_blob, deps, options
@@ -110,8 +118,10 @@ class ActorDirectory:
         """Start ``actor`` in a worker process of its own (a pre-started spare when there is one)."""
         rt = self.rt
         with self.lock:
-            if actor.dead is not None or rt.closing or actor.waiting_for is not None or not self.placing.moved(actor):
+            if actor.dead is not None or rt.closing or actor.waiting_for is not None:
                 return  # (one waiting for its needs to be free is placed when they are)
+            if rt.scheduler.groups.parks(actor) or not self.placing.moved(actor):
+                return  # (its bundle's node is gone: it starts when the bundle is reserved again, or it failed)
             w, node = self.placing.take_spare(actor)
             target = self.placing.target(actor)
         if w is None and node != rt.node_id:  # bound to a joined node without a spare now: its agent starts one
@@ -196,7 +206,7 @@ class ActorDirectory:
             self.outbox.send(w, ("objects", request, [(0, error)]))
 
         try:
-            self._create(actor_id, cls_id, name, args_blob, deps, options, answer)
+            self._create(actor_id, cls_id, name, args_blob, deps, options, answer, w)
         except Exception as exc:
             self._discard(args_blob)
             answer(error_blob(exc, "the driver"))
@@ -489,6 +499,7 @@ class ActorDirectory:
             if actor.held_on is not None:
                 rt.resources.release(actor.needs, node=actor.held_on)  # a dead actor holds nothing
             actor.needs = {}
+            rt.scheduler.groups.forget_actor(actor)
             if self.placing.pending:
                 self.placing.retry()  # (what it held may be what one waits for)
             self.objects.unpin(actor.deps)
@@ -545,12 +556,17 @@ class ActorDirectory:
                 if w is not None:
                     self.lock.after(Kill(w.link))
                 return
-            actor.die(ActorDiedError(f"actor {actor.label} was killed with nexus.kill"))
-            self.fail_calls(actor)
-            if actor.name is not None:
-                self.named.pop((actor.namespace, actor.name), None)
-            if w is not None:
-                self.lock.after(Kill(w.link))  # the receiver sees its pidfd and cleans up (worker_died)
+            self.end(actor, ActorDiedError(f"actor {actor.label} was killed with nexus.kill"))
+
+    def end(self, actor: ActorRecord, why: BaseException) -> None:
+        """``actor`` dies for good now (lock held): its calls fail with ``why``, its name is free, its process is killed."""
+        w = actor.worker
+        actor.die(why)
+        self.fail_calls(actor)
+        if actor.name is not None:
+            self.named.pop((actor.namespace, actor.name), None)
+        if w is not None:
+            self.lock.after(Kill(w.link))  # the receiver sees its pidfd and cleans up (worker_died)
 
     def get_actor(self, name: str, namespace: str | None) -> tuple[int, str, bool]:
         with self.lock:

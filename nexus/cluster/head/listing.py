@@ -141,7 +141,7 @@ def actors_of(rt: Any) -> list[ActorState]:
 
 
 def tasks_of(rt: Any, filters: list[tuple[str, str, Any]] | None = None, limit: int = 1000) -> list[TaskState]:
-    queued = rt.waiting_tasks()
+    queued = rt.scheduler.groups.explain(rt.waiting_tasks())  # (a task into a group not placed yet says so)
     waiting = {tid: why for tid, _, why in queued}
     records: dict[int, dict[str, Any]] = {}
     cursor = 0

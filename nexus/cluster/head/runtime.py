@@ -41,7 +41,7 @@ from ..state.tasks import NodeLoad, TaskQueue
 from ..state.workers import WorkerRecord, WorkerStatus
 from ..transport import ChannelCorruptError, Transport, make_transport
 from ..values import Blob, ObjectRef, set_client
-from . import listing
+from . import groups, listing
 from .actors import ActorDirectory
 from .lock import TableLock
 from .objects import ObjectDirectory
@@ -265,10 +265,9 @@ class Runtime:
             self.resources.add_node(node, resources, labels)
 
     def node_gone(self, node: int, why: str = "it left") -> None:
-        """A node died or left (before its workers are dropped): nothing more is placed there, what only it stored
-        is lost."""
+        """A node died or left (before its workers are dropped): nothing is placed there, what only it stored is lost."""
         with self.lock:
-            self.resources.remove_node(node)
+            self.scheduler.node_gone(node)  # (its pool goes; placement groups' bundles there are reserved elsewhere)
             self.objects.node_lost(node, why)
 
     def cluster_resources(self, available: bool) -> dict[str, float]:
@@ -298,6 +297,7 @@ class Runtime:
     control_cluster_resources = cluster_resources
 
     control_state = listing.answer  # what the state API shows ("workers", "tasks", ...), for workers and attached drivers
+    control_placement_group = groups.answer  # placement groups: create, remove, look up, list (see head.groups)
     control_events = listing.events_since  # the observed events, for a hub that follows this one from elsewhere
 
     def control(self, op: str, *args: Any) -> Any:

@@ -1,4 +1,8 @@
-"""The head's tasks: submitting, placing (see state.tasks for the rules), answers, retries, stealing, cancelling."""
+"""The head's tasks: submitting, placing (see state.tasks for the rules), answers, retries, stealing, cancelling.
+
+Tasks into a placement group's bundle (see head.groups) are placed as any task with needs of its own: the needs
+are the group's names, which only the bundle's node offers.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 from ...core.errors import TaskCancelledError
 from ..events import TaskRetried
 from ..state.commands import Kill
+from ..state.groups import GroupStatus, group_in
 from ..state.tasks import TaskQueue, TaskRecord
 from ..state.workers import WorkerRecord
 from ..strategies import label_selector, placement
 from ..values import Blob, ObjectRef, error_blob, serialize, split_args
+from .groups import GroupDirectory
 from .lineage import Lineage
 
 if TYPE_CHECKING:
@@ -39,6 +45,7 @@ class TaskScheduler:
         self.room_waiters: list[tuple[WorkerRecord, int]] = []  # workers that asked for room (see on_room)
         rt.objects.on_ready[TaskRecord] = self._args_made
         self.lineage = Lineage(rt)
+        self.groups = GroupDirectory(rt)  # placement groups: their bundles are reserved before any task is placed
 
     def _args_made(self, task: TaskRecord) -> None:
         if self.tasks.waiting.pop(task.task_id, None) is not None:  # not cancelled meanwhile
@@ -59,7 +66,8 @@ class TaskScheduler:
     ) -> list[ObjectRef]:
         rt = self.rt
         begin = _now() if rt.observed is not None else 0
-        needs, strategy, where = self.placement_of(options, name)
+        binding = self.groups.binding(options, name, 1.0)
+        needs, strategy, where = (binding.needs, None, None) if binding is not None else self.placement_of(options, name)
         self.define(fn_id, factory)
         if self.tasks.full():
             self.wait_for_queue_room()
@@ -75,6 +83,7 @@ class TaskScheduler:
             task.args_oid = self.objects.args_object(args_blob)
             task.set_retry_options(options)
             task.strategy, task.where = strategy, where
+            self.groups.bound(task.task_id, binding)
             if begin and rt.observed is not None:
                 rt.push((rt.seq(), "submitted", _now(), task.task_id, name, "task", task.task_id, 0, "driver", begin))
             self.enqueue(task)
@@ -119,13 +128,18 @@ class TaskScheduler:
             rt.emit("submitted", task.task_id, name, "task", task.trace, parent, w.name, 0)
             task.set_retry_options(options)
             try:
-                task.needs, task.strategy, task.where = self.placement_of(options, name)
+                binding = self.groups.binding(options, name, 1.0, self.groups.inherited(w, parent))
+                if binding is not None:
+                    task.needs = binding.needs
+                else:
+                    task.needs, task.strategy, task.where = self.placement_of(options, name)
             except ValueError as exc:
                 blob = error_blob(exc, "the driver")
                 for oid in result_ids:
                     self.objects.store(oid, blob)
                 self.objects.decref(task.args_oid)
                 return
+            self.groups.bound(task.task_id, binding)
             self.enqueue(task)
 
     def placement_of(self, options: dict, name: str) -> tuple[dict[str, float] | None, tuple[Any, ...] | None, Any]:
@@ -166,6 +180,8 @@ class TaskScheduler:
             if t.strategy is not None and t.strategy[0] == "node" and t.strategy[1] == node and not t.strategy[2]
         ]
         never = [t for t in self.tasks.never_fitting() if t not in stranded] if node not in self.rt.resources.pools else []
+        groups = self.groups.groups
+        never = [t for t in never if (g := groups.get(group_in(t.needs))) is None or g.state is GroupStatus.REMOVED]  # (others wait)
         for task in stranded + never:
             self.tasks.remove(task)
             if task in never:
@@ -176,6 +192,31 @@ class TaskScheduler:
             for oid in task.result_ids:
                 self.objects.store(oid, blob)
             self.objects.decref(task.args_oid)
+
+    def node_gone(self, node: int) -> None:
+        """``node`` died or left (lock held): what it has leaves the pools; the placement groups' bundles it had are
+        reserved again elsewhere, when they fit."""
+        self.rt.resources.remove_node(node)
+        self.groups.node_lost(node)
+
+    def cancel_group(self, group_id: int, why: str) -> None:
+        """The tasks in placement group ``group_id`` end (lock held): queued ones are cancelled, running ones are
+        cancelled with their worker (it is killed, and replaced), so that nothing runs on what the group held."""
+        tasks = self.tasks
+        for task in [t for t in tasks.waiting.values() if group_in(t.needs) == group_id]:
+            del tasks.waiting[task.task_id]
+            self.cancel_unsent(task, f"before it ran: {why}")
+        for task in [t for t in tasks.queue if group_in(t.needs) == group_id]:
+            tasks.remove(task)
+            self.cancel_unsent(task, f"before it ran: {why}")
+        for task in [t for t in tasks.running.values() if group_in(t.needs) == group_id and t.worker is not None]:
+            assert task.worker is not None
+            task.cancelled = True
+            cancelled = TaskCancelledError(f"task {task.name} was cancelled while it ran: {why} (its worker was killed)")
+            blob = error_blob(cancelled, "the driver")
+            for oid in task.result_ids:  # (first: what its worker's death then says is not stored over it)
+                self.objects.store(oid, blob)
+            self.lock.after(Kill(task.worker.link))
 
     def tell_backpressure(self, full: bool) -> None:
         """Tell every worker that the queue is full (its submitters wait, as one in the driver does) or has room."""
@@ -190,6 +231,8 @@ class TaskScheduler:
         """Place queued tasks on workers (see TaskQueue.dispatch); with nothing queued, look for work to steal."""
         if self.rt.closing:
             return
+        if self.groups.pending:  # placement groups waiting for room: first, before tasks take it
+            self.groups.retry()
         placing = self.rt.actors_dir.placing
         if placing.pending:  # actors waiting for what they need: first, as it may be free now
             placing.retry()
@@ -297,7 +340,12 @@ class TaskScheduler:
 
     def finished(self, w: WorkerRecord, task: TaskRecord, kept: bool = False) -> None:
         """``task`` ended on ``w``; what it held goes, unless it is ``kept`` for lineage (see head.lineage)."""
+        groups = self.groups
+        if groups.lent:
+            groups.reclaim(task_id=task.task_id)  # (before what it holds is released)
         self.tasks.finished(w, task, time.monotonic())
+        if groups.captured:
+            groups.captured.pop(task.task_id, None)
         if kept:
             return
         self.objects.unpin(task.deps)
@@ -329,14 +377,19 @@ class TaskScheduler:
         return True
 
     def count_retry(self, task: TaskRecord, reason: str) -> None:
+        if self.groups.lent:
+            self.groups.reclaim(task_id=task.task_id)  # (before it is taken back: what it holds is released then)
         self.rt.events.publish(TaskRetried(task.name, task.count_retry(), reason))
 
     def on_blocked(self, w: WorkerRecord, flag: bool) -> None:
         with self.lock:
             w.blocked = flag
             if flag:
+                self.groups.lend(w)  # (a task in a placement group lends its bundle's CPUs back meanwhile)
                 self.outbox.flush(w)  # a worker blocked in get runs arriving tasks: let it have them
                 self.dispatch()
+            elif self.groups.lent:
+                self.groups.reclaim(w)
 
     def on_revoked(self, w: WorkerRecord, task_ids: list[int]) -> None:
         tasks = self.tasks
@@ -380,6 +433,8 @@ class TaskScheduler:
 
     def cancel_unsent(self, task: TaskRecord, when: str) -> None:
         task.cancelled = True
+        if self.groups.captured:
+            self.groups.captured.pop(task.task_id, None)
         blob = error_blob(TaskCancelledError(f"task {task.name} was cancelled {when}"), "the driver")
         for result in task.result_ids:
             self.objects.store(result, blob)

@@ -79,6 +79,9 @@ class Resources:
                 self.pools[node] = pool  # the head's own host stays
             return
         for key, amount in pool.total.items():
+            if "_group_" in key:  # a placement group's name (see state.groups): gone with its last pool
+                self._forget(key, amount, pool.used.get(key, 0.0))
+                continue
             self.total[key] -= amount
             self.used[key] -= pool.used.get(key, 0.0)
 
@@ -158,9 +161,45 @@ class Resources:
         if pool is None:
             return
         for key, amount in needs.items():
-            if cpu or key != "CPU":
+            if (cpu or key != "CPU") and key in pool.used:  # (a placement group's name is gone once it is removed)
                 pool.used[key] -= amount
                 self.used[key] -= amount
+
+    # -- reservations (placement groups' bundles: see state.groups) ------------------------------
+
+    def reserve(self, node: int, holds: Mapping[str, float], offers: Mapping[str, float]) -> None:
+        """Hold ``holds`` on ``node`` for a reservation, which offers ``offers`` there (names of its own) meanwhile."""
+        pool = self.pools[node]
+        self.hold(holds, node=node)
+        for key, amount in offers.items():
+            pool.total[key] = pool.total.get(key, 0.0) + amount
+            pool.used.setdefault(key, 0.0)
+            self.total[key] = self.total.get(key, 0.0) + amount
+            self.used.setdefault(key, 0.0)
+
+    def unreserve(self, node: int, holds: Mapping[str, float], offers: Mapping[str, float]) -> None:
+        """A reservation ends: ``holds`` are free on ``node`` again and its ``offers`` are gone (what work still held
+        of them is given back to nobody)."""
+        pool = self.pools.get(node)
+        if pool is None:
+            return  # (gone with its node: remove_node took it out of the sums)
+        self.release(holds, node=node)
+        for key, amount in offers.items():
+            left = pool.total.get(key, 0.0) - amount
+            if left > 1e-9:
+                pool.total[key] = left
+                self.total[key] -= amount
+                continue
+            pool.total.pop(key, None)
+            self._forget(key, amount, pool.used.pop(key, 0.0))
+
+    def _forget(self, key: str, amount: float, used: float) -> None:
+        """``amount`` of ``key`` (of which ``used`` was held) left the sums; a name no pool has any more goes."""
+        self.total[key] = self.total.get(key, 0.0) - amount
+        self.used[key] = self.used.get(key, 0.0) - used
+        if self.total[key] <= 1e-9 and not any(key in p.total for p in self.pools.values()):
+            del self.total[key]
+            self.used.pop(key, None)
 
     def labels_of(self, node: int) -> Mapping[str, str]:
         pool = self.pools.get(node)
@@ -181,8 +220,8 @@ def _amounts(amounts: Mapping[str, float]) -> str:
 def _fits(needs: Mapping[str, float], free_cpus: float, total: Mapping[str, float], used: Mapping[str, float]) -> bool:
     for key, amount in needs.items():
         if key == "CPU":
-            if free_cpus < amount:
+            if amount and free_cpus < amount:
                 return False
-        elif used.get(key, 0.0) + amount > total.get(key, 0.0):
+        elif used.get(key, 0.0) + amount > total.get(key, 0.0) + 1e-9:  # (sums of fractions: 0.1 + 0.2 fits 0.3)
             return False
     return True
