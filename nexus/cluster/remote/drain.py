@@ -2,7 +2,8 @@
 
 From the moment a drain starts the node is DRAINING: nothing new is placed
 there (its task workers take no new task, its resources leave the pools
-that actors are placed on, it is asked for no new worker, virtual actors are
+that actors and placement groups' bundles are placed on, its bundles are
+reserved again elsewhere, it is asked for no new worker, virtual actors are
 activated elsewhere). Then what can move moves:
 
 - each virtual actor's activation there is passivated (its ``on_deactivate``
@@ -81,7 +82,7 @@ class Drains:
         rt = self.service.runtime
         end = time.monotonic() + deadline
         with rt.lock:
-            rt.resources.remove_node(node)  # (no actor is placed there from now; what runs there releases nothing)
+            rt.scheduler.node_gone(node)  # (its pool goes: no actor or bundle is placed there; its bundles move)
             retired = [w for w in rt.workers if w.node == node]
             for w in retired:
                 w.retire()
