@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -127,6 +128,7 @@ class EtcdClaims:
         self.prefix, self.ttl = prefix, ttl
         self.owner = secrets.token_hex(8)  # this claimant (a directory's run)
         self.lease: Any = None
+        self.lock = threading.Lock()  # (claims are made from several threads at once: one lease for them all)
 
     def call(self, what: str, run: Callable[[], Any]) -> Any:
         return _reached(self.where, what, run)
@@ -134,12 +136,20 @@ class EtcdClaims:
     def claim(self, key: str, name: str) -> str:
         """Claim ``key`` for activation ``name``: "" if it is this claimant's now (made, or its already), else the
         token of the claimant that holds it."""
-        if self.lease is None:
-            self.lease = self.call("claim", lambda: self.client.lease(max(1, math.ceil(self.ttl))))
+        lease = self._lease()
         value = json.dumps({"owner": self.owner, "name": name})
         path = self.prefix + key
         for _ in range(3):  # (a claim that goes between the create and the read: try again)
-            if self.call("claim", lambda: self.client.create(path, value, lease=self.lease)):
+            try:
+                made = self.call("claim", lambda: self.client.create(path, value, lease=lease))
+            except ConnectionError:
+                raise
+            except Exception:  # (etcd refused it: most likely the lease is gone; a new one next time)
+                with self.lock:
+                    if self.lease is lease:
+                        self.lease = None
+                raise
+            if made:
                 return ""
             rows = self.call("claim", lambda: self.client.get(path))
             if rows:
@@ -150,16 +160,26 @@ class EtcdClaims:
                 return "" if owner == self.owner else owner
         return "?"
 
+    def _lease(self) -> Any:
+        with self.lock:
+            if self.lease is None:
+                self.lease = self.call("claim", lambda: self.client.lease(max(1, math.ceil(self.ttl))))
+            return self.lease
+
     def release(self, key: str) -> None:
         self.call("release", lambda: self.client.delete(self.prefix + key))
 
     def renew(self) -> bool:
         """Keep this claimant's lease alive; False if etcd no longer had it (its claims are gone: claim again)."""
-        if self.lease is None:
+        with self.lock:
+            lease = self.lease
+        if lease is None:
             return True
-        ttl = self.call("renew", self.lease.refresh)
+        ttl = self.call("renew", lease.refresh)
         if ttl is None or int(ttl) <= 0:
-            self.lease = None
+            with self.lock:
+                if self.lease is lease:
+                    self.lease = None
             return False
         return True
 

@@ -80,7 +80,7 @@ class Directory:
         self.sweep_every = sweep_every
         self.sweeper: asyncio.Task[None] | None = None
         self.activations = self.passivations = self.forwarded = 0
-        self.strategies: dict[str, Any] = {}  # kind -> its PlacementStrategy
+        self.strategies: dict[str, tuple[str, Any]] = {}  # kind -> (its virtual_placement, that PlacementStrategy)
         self.claims: Any = None  # the activations' claims in etcd (an EtcdClaims), when the cluster keeps them there
         self.claims_known = False
         self.claims_kept = 0.0  # when the claims' lease was last renewed
@@ -93,15 +93,17 @@ class Directory:
         entry = await self._activation(key, cls, identity, idle)
         entry.inflight += 1
         self.forwarded += 1
+        died = False
         try:
             return await getattr(entry.handle, method).remote(*args, **kwargs)
-        except BaseException as exc:
-            if isinstance(exc, ActorDiedError):
-                await self._lost(key, entry)  # (its process died: the next call makes it again)
+        except ActorDiedError:
+            died = True
             raise
         finally:
-            entry.inflight -= 1
+            entry.inflight -= 1  # (first: a passivation that waits for it holds the lock _lost takes)
             entry.last = time.monotonic()
+            if died:
+                await self._lost(key, entry)  # (its process died: the next call makes it again)
 
     async def lease(self, kind: str, cls: Any, identity: str, idle: float, using: int = 0) -> tuple[Any, float]:
         """(the activation's handle, seconds): the caller may call it directly for that long. ``using``: the
@@ -109,7 +111,12 @@ class Directory:
         self._start_sweeping()
         key = (kind, identity)
         entry = self.active.get(key)
-        if entry is not None and using and entry.handle._actor_id == using and not _alive(_name(key), using):
+        if (
+            entry is not None
+            and using
+            and entry.handle._actor_id == using
+            and not await asyncio.get_running_loop().run_in_executor(None, _alive, _name(key), using)
+        ):
             await self._lost(key, entry)  # (its process died: a caller of it learns here, at its lease's renewal)
         entry = await self._activation(key, cls, identity, idle)
         seconds = min(entry.idle / 2, LEASE_MAX)
@@ -144,7 +151,7 @@ class Directory:
 
     async def _release(self, key: tuple[str, str], entry: _Activation) -> None:
         if self.claims is not None and entry.claimed:
-            with contextlib.suppress(ConnectionError):  # (etcd away: the claim stays, ours, to be made again)
+            with contextlib.suppress(Exception):  # (etcd away, or an error of its: the claim stays, ours, to be made again)
                 await asyncio.get_running_loop().run_in_executor(None, self.claims.release, "/".join(key))
 
     async def _activation(self, key: tuple[str, str], cls: Any, identity: str, idle: float) -> _Activation:
@@ -159,6 +166,8 @@ class Directory:
                 if not adopted and callable(getattr(cls._cls, "on_activate", None)):
                     await handle.on_activate.remote(identity)
                 entry = self.active[key] = _Activation(handle, cls, idle, time.monotonic(), node, claimed=claimed)
+                if adopted:  # (callers may hold leases the directory it replaces granted: as if it had)
+                    entry.leased = time.monotonic() + LEASE_MAX
                 self.activations += 1
             return entry
 
@@ -189,8 +198,8 @@ class Directory:
             try:
                 holder = await loop.run_in_executor(None, claims.claim, "/".join(key), name)
                 why = f"it is claimed by another directory ({holder}), until that one's lease runs out"
-            except ConnectionError as exc:
-                holder, why = "?", str(exc)
+            except Exception as exc:  # (etcd away, or an error of its: as long as it lasts, the first call waits)
+                holder, why = "?", str(exc) if isinstance(exc, ConnectionError) else f"etcd said {exc!r}"
             if not holder:
                 return True
             if adopted:
@@ -215,8 +224,8 @@ class Directory:
             for key, entry in list(self.active.items()):
                 if not entry.claimed:
                     entry.claimed = not await loop.run_in_executor(None, claims.claim, "/".join(key), _name(key))
-        except ConnectionError:
-            pass  # (etcd away: the activations go on; again at the next round)
+        except Exception:  # (etcd away, or an error of its: the activations go on; again at the next round)
+            pass
 
     def _place(self, kind: str, cls: Any, identity: str) -> tuple[str, dict[str, Any]]:
         """The node the class's placement strategy (``virtual_placement``; consistent hashing by default) picks
@@ -229,9 +238,11 @@ class Directory:
         nodes = [n["NodeID"] for n in session.nodes() if n.get("State", "ALIVE") == "ALIVE"] if session is not None else []
         if not nodes:
             return "", {}
-        strategy = self.strategies.get(kind)
-        if strategy is None:
-            strategy = self.strategies[kind] = load_strategy(getattr(cls._cls, "virtual_placement", "consistent_hash"))
+        wanted = getattr(cls._cls, "virtual_placement", "consistent_hash")
+        known = self.strategies.get(kind)
+        if known is None or known[0] != wanted:  # (first, or the class was defined again with another strategy)
+            known = self.strategies[kind] = (wanted, load_strategy(wanted))
+        strategy = known[1]
         if strategy.nodes != tuple(sorted(set(nodes))):
             strategy.set_nodes(nodes)
         node = strategy.owner(identity)
@@ -278,9 +289,9 @@ class Directory:
         return True
 
     def _unplaced(self, key: tuple[str, str], entry: _Activation) -> None:
-        strategy = self.strategies.get(key[0])
-        if strategy is not None and entry.node:
-            strategy.removed(key[1], entry.node)
+        known = self.strategies.get(key[0])
+        if known is not None and entry.node:
+            known[1].removed(key[1], entry.node)
 
     async def passivate(self, kind: str, identity: str, wait: bool = True) -> bool:
         """Passivate ``identity`` (False when it is not active; or, without ``wait``, when a call or a lease can
