@@ -42,12 +42,18 @@ class Drains:
         self.service = service
         self.threads: dict[int, threading.Thread] = {}
         self.log: list[str] = []  # what the drains did, most recent last (for status and tests)
+        self.lock = threading.Lock()
 
-    def start(self, node: int, deadline: float = 60.0) -> dict[str, Any]:
-        """Start draining ``node`` (a number of ``nexus.nodes()``, as an int); ValueError saying why it cannot be."""
+    def start(self, node: int, deadline: float = 60.0, by: str = "a driver or task of the cluster") -> dict[str, Any]:
+        """Start draining ``node`` (a number of ``nexus.nodes()``, as an int); ValueError saying why it cannot be.
+        From here on nothing new goes there (done before it returns); what can move moves on a thread of its own."""
+        with self.lock:  # (asked on the head's loop thread, and on its runtime's for attached drivers and tasks)
+            return self._start(node, deadline, by)
+
+    def _start(self, node: int, deadline: float, by: str) -> dict[str, Any]:
         service = self.service
-        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
-            raise ValueError(f"a drain's deadline is a positive number of seconds, not {deadline!r}")
+        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not 0 < deadline < 86400:
+            raise ValueError(f"a drain's deadline is a positive number of seconds (under a day), not {deadline!r}")
         record = service.membership.get(node) if isinstance(node, int) and not isinstance(node, bool) else None
         if record is None:
             known = ", ".join(f"{r.node_id:06x}" for r in list(service.membership) if r.alive)
@@ -59,7 +65,15 @@ class Drains:
         if service.runtime is None:
             raise ValueError("this head runs no cluster: there is nothing to drain")
         if not record.draining:
+            self._say(f"node {node:06x} ({record.host}) is drained at the request of {by}")
             record.draining = True
+            rt = service.runtime
+            with rt.lock:  # nothing new goes there from now
+                rt.scheduler.node_gone(node)  # (its pool goes: no actor or bundle is placed there; its bundles move)
+                for w in rt.workers:
+                    if w.node == node:
+                        w.retire()
+                rt.spares[:] = [w for w in rt.spares if w.node != node]
             thread = self.threads[node] = threading.Thread(
                 target=self._drain, args=(node, float(deadline)), name=f"nexus-drain-{node:x}", daemon=True
             )
@@ -82,11 +96,7 @@ class Drains:
         rt = self.service.runtime
         end = time.monotonic() + deadline
         with rt.lock:
-            rt.scheduler.node_gone(node)  # (its pool goes: no actor or bundle is placed there; its bundles move)
             retired = [w for w in rt.workers if w.node == node]
-            for w in retired:
-                w.retire()
-            rt.spares[:] = [w for w in rt.spares if w.node != node]
             actors = [a for a in rt.actors_dir.actors.values() if a.dead is None and a.worker is not None and a.worker.node == node]
         virtual = [a for a in actors if (a.name or "").startswith("virtual:")]
         restartable = [a for a in actors if a not in virtual and a.max_restarts != 0]

@@ -533,10 +533,10 @@ class HeadService:
             finally:
                 peer.handled += 1
 
-    def _on_drain(self, _key: str, f: dict[str, Any]) -> bytes:
+    def _on_drain(self, key: str, f: dict[str, Any]) -> bytes:
         """Drain a node (any node key may ask, as any may join: the key is the cluster's)."""
         try:
-            started = self.drains.start(f["node_id"], f["deadline"])
+            started = self.drains.start(f["node_id"], f["deadline"], f"a peer with the node key {key[:10]}...")
         except ValueError as exc:
             return wire.encode("refused", why=str(exc))
         return wire.encode("draining", **started)
