@@ -2,7 +2,8 @@
 joins, one is drained, one is killed and one is partitioned, against each membership backend (and, with etcd,
 etcd killed and started again mid-run).
 
-A driver on the head's host calls every identity once a round, each call answered with (the activation's pid, its
+A driver on the head's host calls every identity once a round (a third of the calls from tasks, on any node), each
+call answered with (the activation's pid, its
 count of calls); the test makes the churn meanwhile. Then, for each identity, the answers in the order the calls
 were made must show one activation at a time: once an answer comes from another process, no later answer comes
 from an earlier one (two activations serving at once would interleave), and within one activation the counts go
@@ -55,10 +56,16 @@ DRIVER = textwrap.dedent(
             self.n += 1
             return os.getpid(), self.n
 
+    @nexus.remote(max_retries=0)  # (a retry would call again: a count that skips, with no failure seen)
+    def incr_from_a_task(handle):
+        return nexus.get(handle.incr.remote(), timeout=100)
+
     handles = [Counter.virtual(f"id{i}") for i in range(identities)]
     answers = [[] for _ in range(identities)]  # per identity, in call order: [pid, n] or ["error", its type, text]
     for r in range(rounds):
-        refs = [h.incr.remote() for h in handles]
+        # (a third of the calls from tasks, each identity's caller changing from round to round: two callers'
+        # leases on one activation, from different processes)
+        refs = [incr_from_a_task.remote(h) if (r + i) % 3 == 0 else h.incr.remote() for i, h in enumerate(handles)]
         for i, ref in enumerate(refs):
             try:
                 answers[i].append(list(nexus.get(ref, timeout=120)))
@@ -201,12 +208,13 @@ def test_each_identity_has_one_activation_at_a_time_while_nodes_join_drain_die_a
     for i, calls in enumerate(answers):
         assert len(calls) == ROUNDS
         done: set[int] = set()  # activations that stopped answering for this identity
-        current, expected = None, 1
+        current, expected, failed = None, 1, False
         for call in calls:
             if call[0] in ("error", "lost"):
                 assert call[0] == "error", f"id{i}: a call was lost (it hung): {call}"
                 errors += 1
                 kinds[call[1]] = kinds.get(call[1], 0) + 1
+                failed = True  # (a failed call may have run before its activation died: the count may skip one)
                 continue
             pid, n = call
             if pid != current:
@@ -214,8 +222,8 @@ def test_each_identity_has_one_activation_at_a_time_while_nodes_join_drain_die_a
                 if current is not None:
                     done.add(current)
                 current, expected = pid, 1
-            assert n >= expected, f"id{i}: activation {pid} ran a call twice (count {n} after {expected - 1})"
-            expected = n + 1
+            assert n == expected or (failed and n > expected), f"id{i}: activation {pid} counted {n} after {expected - 1}"
+            expected, failed = n + 1, False
             served += 1
     print(f"churn: {events}; {served} answered, {errors} failed {kinds}; directory {message['counts']}")
     assert served + errors == IDENTITIES * ROUNDS
