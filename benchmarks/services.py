@@ -6,14 +6,25 @@ false suspicions         suspicions per member-hour of such a link while the mem
 identities moved         the share of identities that move when an 11th node joins 10 (1/11 is the least possible)
 virtual actor calls      calls one at a time to a virtual actor, beside the same class as a plain actor (ratio)
 first call               the first call to an identity (its activation) beside a plain actor's creation and call
+real beats               (full runs) a real head and two nodes (`nexus start`) on loopback for a minute while two
+                         other processes keep both cores busy: the suspicions phi 8 raised (false: every node
+                         lived), then a node's agent stopped (SIGSTOP): the silence before the head suspected it
 
 No peer here: Ray has no virtual actors; the ratio column is the virtual actor against the plain one.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from .harness import BenchmarkResult, Figure, rate
 
@@ -152,6 +163,46 @@ def _calls(n: int) -> tuple[float, float, float, float]:
         nexus.shutdown()
 
 
+def _real_beats(seconds: float) -> list[str]:
+    """Suspicions of phi on a real head's beats with both cores busy, and its detection of a stopped node."""
+    with tempfile.TemporaryDirectory() as folder:
+        env = dict(os.environ, NEXUS_HOME=folder)
+
+        def cli(*args: str) -> None:
+            subprocess.run([sys.executable, "-m", "nexus.manage.cli", *args], env=env, check=True, capture_output=True, timeout=120)
+
+        busy: list[subprocess.Popen[bytes]] = []
+        try:
+            cli("start", "--head", "--port", "0", "--num-cpus", "1")
+            state = json.loads((Path(folder) / "head" / "state.json").read_text())
+            for _ in range(2):
+                cli("start", "--address", state["address"], "--key", state["node_key"], "--num-cpus", "1")
+            busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+            time.sleep(seconds)
+            log = Path(folder) / "head" / "head.log"
+            false = log.read_text().count("is suspected: phi")
+            for b in busy:
+                b.kill()
+            agent = json.loads(next((Path(folder) / "nodes").glob("node-*.json")).read_text())["pid"]
+            os.kill(agent, signal.SIGSTOP)
+            try:
+                deadline = time.monotonic() + 30
+                while log.read_text().count("is suspected: phi") == false and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            finally:
+                os.kill(agent, signal.SIGCONT)
+            found = re.findall(r"is suspected: phi ([\d.]+) after ([\d.]+) s without a beat", log.read_text())
+        finally:
+            for b in busy:
+                b.kill()
+            subprocess.run([sys.executable, "-m", "nexus.manage.cli", "stop"], env=env, capture_output=True, timeout=120)
+    detected = f"{float(found[-1][1]):.2f} s of silence (phi {found[-1][0]})" if len(found) > false else "not within 30 s"
+    return [
+        f"real beats (a head and 2 nodes on loopback, both cores busy, {seconds:g} s): {false} false suspicions at phi 8 "
+        f"({false / (2 * seconds / 3600):.0f} a node-hour); a stopped node suspected after {detected}"
+    ]
+
+
 def run(quick: bool) -> BenchmarkResult:
     hours = 0.5 if quick else 4.0
     rounds = 1 if quick else 3
@@ -173,6 +224,7 @@ def run(quick: bool) -> BenchmarkResult:
         notes.append(f"{name}: {moved:.1%} of identities moved when an 11th node joined (1/11 = 9.1% at least)")
     if not quick:
         notes.extend(_at_scale(1000, 1_000_000))
+        notes.extend(_real_beats(60.0))
     samples = [_calls(n) for _ in range(rounds)]
     figures.append(
         Figure(
