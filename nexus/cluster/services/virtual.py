@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -383,6 +384,7 @@ class _Lease:
     asked: float = 0.0
     pending: Any = None  # the ref of the lease being asked for
     forwarded: list[Any] = field(default_factory=list)  # refs of calls sent through the directory, not yet answered
+    lock: threading.Lock = field(default_factory=threading.Lock)  # (threads of one process share the lease)
 
 
 _leases: dict[tuple[str, str], _Lease] = {}
@@ -410,8 +412,12 @@ def _route(h: VirtualActorHandle) -> tuple[Any, _Lease]:
             lease.handle = None
         else:
             lease.handle, lease.seconds, lease.until = handle, seconds, lease.asked + seconds
-    if lease.forwarded and _ready(session, lease.forwarded):
-        lease.forwarded.clear()
+    if lease.forwarded:
+        checked = lease.forwarded[:]
+        if _ready(session, checked):  # (not under the lock: a task may run on top of this one while it waits)
+            answered = {id(ref) for ref in checked}
+            with lease.lock:  # (only the refs found answered go: another thread may have added one meanwhile)
+                lease.forwarded[:] = [ref for ref in lease.forwarded if id(ref) not in answered]
     direct = lease.handle is not None and now < lease.until and not lease.forwarded
     if lease.pending is None and (not direct or lease.until - now < lease.seconds / 2):
         using = lease.handle._actor_id if lease.handle is not None else 0
@@ -452,7 +458,8 @@ class VirtualMethod:
         if handle is not None:
             return getattr(handle, self._name).remote(*args, **kwargs)
         ref = directory(type(h._cls)).call.remote(h._kind, h._cls, h._identity, h._idle, self._name, args, kwargs)
-        lease.forwarded.append(ref)
+        with lease.lock:
+            lease.forwarded.append(ref)
         return ref
 
     def tell(self, *args: Any, **kwargs: Any) -> None:
@@ -461,7 +468,9 @@ class VirtualMethod:
         if handle is not None:
             getattr(handle, self._name).tell(*args, **kwargs)
         else:  # (as a call whose answer nobody reads: the calls after it wait for it, to stay in order)
-            lease.forwarded.append(directory(type(h._cls)).call.remote(h._kind, h._cls, h._identity, h._idle, self._name, args, kwargs))
+            ref = directory(type(h._cls)).call.remote(h._kind, h._cls, h._identity, h._idle, self._name, args, kwargs)
+            with lease.lock:
+                lease.forwarded.append(ref)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"virtual actor method {self._name} cannot be called directly; use .remote(...) or .tell(...)")
