@@ -159,7 +159,10 @@ class WorkerRuntime(WorkerClient, ActorHosting):
         answers = self.answers
         while not self.exiting:
             while self.backlog:
-                self._dispatch(self.backlog.popleft())
+                # Started, then taken off: while it is started the backlog is not empty, so a call the monitor
+                # receives meanwhile goes behind it (_on_call), not ahead of it. (Starting one only schedules it.)
+                self._dispatch(self.backlog[0])
+                self.backlog.popleft()
             if answers.ref_ops or answers.held:
                 with answers.held_lock:
                     answers.flush_held()
