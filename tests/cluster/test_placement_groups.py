@@ -315,3 +315,18 @@ def _alive(pid_: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_pending_group_is_tried_again_only_when_something_was_freed(cluster: None, tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    holders = [hold_until.remote(str(release), str(tmp_path / f"started{i}")) for i in range(2)]  # both CPUs, plain tasks
+    wait_until(lambda: all((tmp_path / f"started{i}").exists() for i in range(2)))
+    pg = placement_group([{"CPU": 2}])
+    before = placement_group_table(pg)["stats"]["scheduling_attempt"]
+    assert placement_group_table(pg)["stats"]["scheduling_state"] == "NO_RESOURCES"
+    queued = [outside.remote() for _ in range(200)]  # each dispatches; none frees anything
+    assert placement_group_table(pg)["stats"]["scheduling_attempt"] - before <= 2, "not tried again at every dispatch"
+    assert "fits on no node's free resources now" in placement_group_table(pg)["waiting_for"], "it still says why"
+    release.touch()
+    assert nexus.get(holders + queued, timeout=60) == ["released"] * 2 + ["ran"] * 200
+    assert nexus.get(pg.ready(), timeout=60) == pg, "placed once the plain tasks' workers were idle"

@@ -80,25 +80,43 @@ class GroupDirectory:
         return group.group_id, group.ready_id
 
     def retry(self) -> None:
-        """Place the groups that fit now (lock held; at each dispatch). One that no node could hold is looked at
-        again only when the nodes changed."""
+        """Place the groups that fit now (lock held; at a dispatch after something was freed or a node joined:
+        ``Resources.freed``). One that no node could hold is looked at again only when the nodes changed."""
+        self.rt.resources.freed = False
         nodes = frozenset(self.rt.resources.pools)
         changed, self.nodes_seen = nodes != self.nodes_seen, nodes
         for group in list(self.pending):
-            if changed or not group.infeasible:
+            if changed or (not group.infeasible and self._may_fit(group)):
                 self._try(group)
+
+    def _may_fit(self, group: GroupRecord) -> bool:
+        """Whether what the whole cluster has free could hold the bundles not reserved yet: a bound, cheaper than a
+        try (a plain task's worker going idle sets ``Resources.freed`` once per task when the CPUs are few)."""
+        r = self.rt.resources
+        want: dict[str, float] = {}
+        for bundle, node in zip(group.bundles, group.nodes, strict=True):
+            if node is None:
+                for key, amount in bundle.items():
+                    want[key] = want.get(key, 0.0) + amount
+        cpu = want.pop("CPU", 0.0)
+        if any(r.total.get(k, 0.0) - r.used.get(k, 0.0) + 1e-9 < v for k, v in want.items()):
+            return False
+        return not cpu or self.rt.tasks.free_cpus(self.rt.workers) + 1e-9 >= cpu
 
     def _try(self, group: GroupRecord) -> bool:
         """Reserve the bundles of ``group`` not reserved yet, all of them, if they fit now (lock held)."""
         rt = self.rt
         r = rt.resources
         group.attempts += 1
-        why = never_fits(group.bundles, group.strategy, {n: p.total for n, p in r.pools.items()})
-        group.infeasible = why is not None
-        if why is None:
+        total = {n: p.total for n, p in r.pools.items()}
+        # (why it waits is said only when asked, from what was seen now: building it at each attempt cost most of one)
+        group.infeasible = never_fits(group.bundles, group.strategy, total, explain=False) is not None
+        if group.infeasible:
+            group.explain_later(lambda: never_fits(group.bundles, group.strategy, total))
+        else:
             free = {n: r.free(n, rt.tasks.free_cpus(rt.workers, n)) for n in r.pools}
             placed = {i: n for i, n in enumerate(group.nodes) if n is not None}
-            chosen, why = plan(group.bundles, group.strategy, free, placed)
+            chosen, _ = plan(group.bundles, group.strategy, free, placed, explain=False)
             if chosen is not None:
                 for i, node in chosen.items():
                     r.reserve(node, group.bundles[i], group.offers_of(i))
@@ -112,7 +130,7 @@ class GroupDirectory:
                     rt.objects.store(group.ready_id, serialize(self._handle(group), "a placement group", inline=True))
                 self._unpark(group)
                 return True
-        group.waiting_for = why
+            group.explain_later(lambda: plan(group.bundles, group.strategy, free, placed)[1])
         for actor in group.parked:
             actor.waiting_for = self._parked_why(group)
         return False

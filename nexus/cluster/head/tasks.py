@@ -231,7 +231,7 @@ class TaskScheduler:
         """Place queued tasks on workers (see TaskQueue.dispatch); with nothing queued, look for work to steal."""
         if self.rt.closing:
             return
-        if self.groups.pending:  # placement groups waiting for room: first, before tasks take it
+        if self.groups.pending and self.rt.resources.freed:  # groups waiting for room, which may be free now: first
             self.groups.retry()
         placing = self.rt.actors_dir.placing
         if placing.pending:  # actors waiting for what they need: first, as it may be free now
@@ -385,6 +385,7 @@ class TaskScheduler:
         with self.lock:
             w.blocked = flag
             if flag:
+                self.rt.resources.freed = True  # (its CPU is the node's meanwhile)
                 self.groups.lend(w)  # (a task in a placement group lends its bundle's CPUs back meanwhile)
                 self.outbox.flush(w)  # a worker blocked in get runs arriving tasks: let it have them
                 self.dispatch()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .workers import InvalidTransitionError
@@ -73,7 +73,7 @@ class GroupRecord:
         self.ready_id = ready_id  # the object ready() refers to: stored once every bundle is reserved
         self.state = GroupStatus.PENDING
         self.nodes: list[int | None] = [None] * len(bundles)  # where each bundle is reserved (None: not now)
-        self.waiting_for: str | None = None  # why it is not placed now
+        self._why: str | Callable[[], str | None] | None = None  # why it is not placed now (see waiting_for)
         self.infeasible = False  # no node alive now could ever hold it (it waits for one that can to join)
         self.attempts = 0  # times placing it was tried
         self.parked: list[Any] = []  # actors created into it before it was placed: they wait for it
@@ -81,6 +81,21 @@ class GroupRecord:
     @property
     def hex(self) -> str:
         return f"{self.group_id:024x}"
+
+    @property
+    def waiting_for(self) -> str | None:
+        """Why it is not placed now (None: it is, or it is being placed), built the first time it is asked."""
+        if callable(self._why):
+            self._why = self._why()
+        return self._why
+
+    @waiting_for.setter
+    def waiting_for(self, why: str | None) -> None:
+        self._why = why
+
+    def explain_later(self, why: Callable[[], str | None]) -> None:
+        """It waits: ``why()`` says why, when someone asks (see :attr:`waiting_for`)."""
+        self._why = why
 
     @property
     def placed(self) -> bool:
@@ -236,21 +251,36 @@ def _match(wants: list[list[int]]) -> list[int] | None:
     return out
 
 
-def never_fits(bundles: Sequence[Mapping[str, float]], strategy: str, total: Mapping[int, Mapping[str, float]]) -> str | None:
-    """Why no node alive now could ever hold the group (what they have in all, nothing held), or None."""
-    keys = sorted({k for b in bundles for k in b})
-    have = _have(total, keys)
+def never_fits(
+    bundles: Sequence[Mapping[str, float]], strategy: str, total: Mapping[int, Mapping[str, float]], explain: bool = True
+) -> str | None:
+    """Why no node alive now could ever hold the group (what they have in all, nothing held), or None.
+
+    ``explain=False``: "" instead of the reason (building it costs more than the check).
+    """
+
+    def have() -> str:
+        return _have(total, sorted({k for b in bundles for k in b}))
+
     for i, bundle in enumerate(bundles):
         if not any(_fits(bundle, t) for t in total.values()):
-            return f"bundle {i} {_shown(bundle)} is larger than any node alive now ({have}); it waits for a node that has it"
+            if not explain:
+                return ""
+            return f"bundle {i} {_shown(bundle)} is larger than any node alive now ({have()}); it waits for a node that has it"
     if strategy == "STRICT_PACK":
         whole = _sum(bundles)
         if not any(_fits(whole, t) for t in total.values()):
-            return f"STRICT_PACK needs {_shown(whole)} on one node and no node alive now has that ({have}); it waits for one that has"
+            if not explain:
+                return ""
+            return f"STRICT_PACK needs {_shown(whole)} on one node and no node alive now has that ({have()}); it waits for one that has"
     if strategy == "STRICT_SPREAD" and _match([[n for n, t in total.items() if _fits(b, t)] for b in bundles]) is None:
         return (
-            f"STRICT_SPREAD needs {len(bundles)} different nodes, one for each bundle, and only {len(total)} "
-            "alive now could hold them; it waits for more nodes to join"
+            (
+                f"STRICT_SPREAD needs {len(bundles)} different nodes, one for each bundle, and only {len(total)} "
+                "alive now could hold them; it waits for more nodes to join"
+            )
+            if explain
+            else ""
         )
     return None
 
@@ -260,6 +290,7 @@ def plan(
     strategy: str,
     free: Mapping[int, Mapping[str, float]],
     placed: Mapping[int, int] | None = None,
+    explain: bool = True,
 ) -> tuple[dict[int, int] | None, str]:
     """Where to reserve the bundles not ``placed`` yet (index -> node) with what ``free`` says each node has free now.
 
@@ -267,11 +298,12 @@ def plan(
     not fit now). ``free`` is ordered: earlier nodes are preferred (the head's
     own host first). ``placed`` (index -> node) are the bundles reserved
     already (a group whose node died places the others again, beside them).
+    ``explain=False``: "" instead of the reason (building it costs more than the plan).
     """
     placed = dict(placed or {})
     todo = [i for i in range(len(bundles)) if i not in placed]
     left = {n: dict(f) for n, f in free.items()}
-    keys = sorted({k for i in todo for k in bundles[i]})
+    keys = sorted({k for i in todo for k in bundles[i]}) if explain else []
     if strategy in ("STRICT_PACK", "PACK"):
         # one node for every bundle: the node of those placed already, else any (the first that has room)
         whole = _sum([bundles[i] for i in todo])
@@ -279,12 +311,16 @@ def plan(
         for node in targets:
             if node in left and _fits(whole, left[node]):
                 return dict.fromkeys(todo, node), ""
+        if strategy == "STRICT_PACK" and not explain:
+            return None, ""
         if strategy == "STRICT_PACK":
             where = f"node {targets[0]:06x}, where its other bundles are," if placed and targets else "one node"
             return None, f"STRICT_PACK needs {_shown(whole)} free on {where} and none has that free now ({_have(left, keys)})"
     if strategy == "STRICT_SPREAD":
         taken = set(placed.values())
         chosen = _match([[n for n in left if n not in taken and _fits(bundles[i], left[n])] for i in todo])
+        if chosen is None and not explain:
+            return None, ""
         if chosen is None:
             return None, (
                 f"STRICT_SPREAD needs {len(bundles)} different nodes with a bundle's resources free, and fewer have them "
@@ -304,6 +340,8 @@ def plan(
         else:  # SPREAD: the nodes it uses least first
             ranked = sorted(order, key=lambda n: count.get(n, 0))
         to = next((n for n in ranked if _fits(bundle, left[n])), None)
+        if to is None and not explain:
+            return None, ""
         if to is None:
             return None, f"bundle {i} {_shown(bundle)} fits on no node's free resources now ({_have(left, sorted(bundle))})"
         out[i] = to

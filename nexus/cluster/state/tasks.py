@@ -283,7 +283,11 @@ class TaskQueue:
         self.running.pop(task.task_id, None)
         w.inflight -= 1
         w.busy_since = now  # the next task in its channel (a prefetched, plain one) starts now
-        w.cpu_held = 1.0 if w.inflight else 0.0
+        if w.inflight:
+            w.cpu_held = 1.0
+        else:  # its worker's CPU is free: a pending placement group may fit now
+            w.cpu_held = 0.0
+            self.resources.freed = True
         if task.needs is not None:
             self.resources.release(task.needs, cpu=False, node=w.node)
 
@@ -291,6 +295,8 @@ class TaskQueue:
         """A task sent to ``w`` that had not started goes back to the front of the queue."""
         self.running.pop(task.task_id, None)
         w.inflight -= 1
+        if not w.inflight:
+            self.resources.freed = True
         if task.needs is not None:
             self.resources.release(task.needs, cpu=False, node=w.node)
             self.special_queued += 1
