@@ -330,3 +330,24 @@ def test_a_pending_group_is_tried_again_only_when_something_was_freed(cluster: N
     release.touch()
     assert nexus.get(holders + queued, timeout=60) == ["released"] * 2 + ["ran"] * 200
     assert nexus.get(pg.ready(), timeout=60) == pg, "placed once the plain tasks' workers were idle"
+
+
+def test_work_submitted_while_its_group_is_removed_fails_instead_of_hanging(cluster: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nexus.cluster.head.groups import GroupDirectory
+
+    pg = placement_group([{"CPU": 1}])
+    assert pg.wait(30)
+    checked = GroupDirectory.binding
+
+    def removed_after_the_check(self: GroupDirectory, *args: object, **kwargs: object) -> object:
+        found = checked(self, *args, **kwargs)  # (the group was there when it was looked at ...)
+        remove_placement_group(pg)  # (... and is removed before the work is queued)
+        return found
+
+    monkeypatch.setattr(GroupDirectory, "binding", removed_after_the_check)
+    with pytest.raises(TaskCancelledError, match="its placement group .* was removed"):
+        nexus.get(pid.options(scheduling_strategy=into(pg)).remote(), timeout=60)
+    pg = placement_group([{"CPU": 1}])  # (the first one is removed for good)
+    assert pg.wait(30)
+    with pytest.raises(ActorDiedError, match="cannot be created: its placement group .* was removed"):
+        Where.options(scheduling_strategy=into(pg)).remote()

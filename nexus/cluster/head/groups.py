@@ -151,8 +151,10 @@ class GroupDirectory:
     def hold_or_park(self, actor: ActorRecord, binding: GroupBinding) -> None:
         """Hold ``actor``'s needs in its bundle (or have it wait for room there), or park it until its group is
         placed (lock held)."""
-        self.actor_groups[actor.actor_id] = (binding.group_id, binding.capture)
         group = self.groups[binding.group_id]
+        if group.state is GroupStatus.REMOVED:  # (removed since binding() looked, which was not under this lock)
+            raise ActorDiedError(f"actor {actor.cls_name} cannot be created: its placement group {group.hex} was removed")
+        self.actor_groups[actor.actor_id] = (binding.group_id, binding.capture)
         if group.placed:
             self.rt.actors_dir.placing.hold_or_wait(actor)
         else:
@@ -267,6 +269,11 @@ class GroupDirectory:
             if task.worker is w and task.task_id in self.captured:
                 return self.captured[task.task_id]
         return 0
+
+    def removed(self, binding: GroupBinding) -> bool:
+        """Whether the group of ``binding`` was removed since (lock held)."""
+        group = self.groups.get(binding.group_id)
+        return group is None or group.state is GroupStatus.REMOVED
 
     def bound(self, task_id: int, binding: GroupBinding | None) -> None:
         """A task is queued into a group: its children follow it there if it captures them."""

@@ -83,6 +83,9 @@ class TaskScheduler:
             task.args_oid = self.objects.args_object(args_blob)
             task.set_retry_options(options)
             task.strategy, task.where = strategy, where
+            if binding is not None and self.groups.removed(binding):  # (since binding() looked: it was not locked since)
+                self.cancel_unsent(task, f"before it ran: its placement group {binding.group_id:024x} was removed")
+                return refs
             self.groups.bound(task.task_id, binding)
             if begin and rt.observed is not None:
                 rt.push((rt.seq(), "submitted", _now(), task.task_id, name, "task", task.task_id, 0, "driver", begin))
