@@ -273,13 +273,19 @@ class HeadService:
 
         def go() -> None:
             record = self.membership.get(node)
-            if record is not None and self.membership.leave(node, record.key, why) is not None:
-                self.watch.gone(record)
-                self.print(f"nexus head: node {node} ({record.host}) is let go: {why}")
-                self._drop_workers_of(node, why)
+            if record is not None:
+                self._leaves(node, record.key, why, f"is let go: {why}", why)
 
         self.later.append(go)
         self.wake()
+
+    def _leaves(self, node: int, key: str, why: str, said: str, workers_why: str) -> None:
+        """Node ``node`` (joined with ``key``) is gone now, not at a timeout: its members' record, its workers."""
+        record = self.membership.leave(node, key, why)
+        if record is not None:
+            self.watch.gone(record)
+            self.print(f"nexus head: node {node} ({record.host}) {said}")
+            self._drop_workers_of(node, workers_why)
 
     def _send_outgoing(self) -> None:
         while self.control_out:
@@ -374,11 +380,8 @@ class HeadService:
         if self.node_identity.get(f["node_id"]) != identity:
             return  # only the connection it joined on speaks for a node
         known = self.membership.get(f["node_id"])
-        record = self.membership.leave(f["node_id"], key, "it was drained" if known is not None and known.draining else "it left")
-        if record is not None:
-            self.watch.gone(record)
-            self.print(f"nexus head: node {record.node_id} ({record.host}) left")
-            self._drop_workers_of(record.node_id, "its node left")
+        why = "it was drained" if known is not None and known.draining else "it left"
+        self._leaves(f["node_id"], key, why, "left", "its node left")
 
     # -- attached drivers --------------------------------------------------------------------
 
