@@ -116,7 +116,7 @@ class Directory:
             entry is not None
             and using
             and entry.handle._actor_id == using
-            and not await asyncio.get_running_loop().run_in_executor(None, _alive, _name(key), using)
+            and await asyncio.get_running_loop().run_in_executor(None, _actor_named, _name(key)) != using
         ):
             await self._lost(key, entry)  # (its process died: a caller of it learns here, at its lease's renewal)
         entry = await self._activation(key, cls, identity, idle)
@@ -160,7 +160,7 @@ class Directory:
             entry = self.active.get(key)
             if entry is None:
                 name = _name(key)
-                adopted = _exists(name)  # (a directory that restarted finds its activations by their names)
+                adopted = bool(_actor_named(name))  # (a directory that restarted finds its activations by their names)
                 claimed = await self._claim(key, name, adopted)
                 node, options = ("", {}) if adopted else self._place(key[0], cls, identity)
                 handle = cls.options(name=name, get_if_exists=True, **options).remote()
@@ -327,35 +327,25 @@ class Directory:
         }
 
 
-def _exists(name: str) -> bool:
-    """Whether an actor of that name is alive in the cluster (the head's names are unique: the arbiter of one
-    activation per identity, even across a restart of the directory)."""
-    from ..session import current
-
-    session = current()
-    try:
-        return session is not None and bool(session.get_actor(name, None))
-    except ValueError:
-        return False
-
-
 def _name(key: tuple[str, str]) -> str:
     return f"virtual:{key[0]}/{key[1]}"
 
 
-def _alive(name: str, actor_id: int) -> bool:
-    """Whether actor ``actor_id`` is alive under ``name``, as the head says."""
+def _actor_named(name: str) -> int:
+    """The id of the actor alive under ``name`` in the cluster, or 0 (the head's names are unique: the arbiter of
+    one activation per identity, even across a restart of the directory)."""
     from ..session import current
 
     session = current()
     try:
-        return session is not None and session.get_actor(name, None)[0] == actor_id
+        return session.get_actor(name, None)[0] if session is not None else 0
     except ValueError:
-        return False
+        return 0
 
 
 _directory_class: list[Any] = []
 _directory_handle: list[tuple[Any, Any]] = []  # (the session it is of, the handle)
+_directory_lock = threading.Lock()
 
 
 def directory(actor_class: type) -> Any:
@@ -364,13 +354,21 @@ def directory(actor_class: type) -> Any:
     from ..session import current
 
     session = current()
-    if _directory_handle and _directory_handle[0][0] is session:
-        return _directory_handle[0][1]
-    if not _directory_class:
-        _directory_class.append(actor_class(Directory, {}))
-    handle = _directory_class[0].options(name=DIRECTORY, get_if_exists=True, num_cpus=0, max_concurrency=10_000, max_restarts=-1).remote()
-    _directory_handle[:] = [(session, handle)]
-    return handle
+    known = _directory_handle[0] if _directory_handle else None
+    if known is not None and known[0] is session:
+        return known[1]
+    with _directory_lock:  # (threads of this process: one makes it)
+        if _directory_handle and _directory_handle[0][0] is session:
+            return _directory_handle[0][1]
+        if not _directory_class:
+            _directory_class.append(actor_class(Directory, {}))
+        options = {"name": DIRECTORY, "get_if_exists": True, "num_cpus": 0, "max_concurrency": 10_000, "max_restarts": -1}
+        try:
+            handle = _directory_class[0].options(**options).remote()
+        except ValueError:  # (another process made it between the look and the making: it is there now)
+            handle = _directory_class[0].options(**options).remote()
+        _directory_handle[:] = [(session, handle)]
+        return handle
 
 
 @dataclass
@@ -407,7 +405,9 @@ def _route(h: VirtualActorHandle) -> tuple[Any, _Lease]:
     if lease.pending is not None and _ready(session, [lease.pending]):
         ref, lease.pending = lease.pending, None
         try:
-            handle, seconds = _value(session, ref)
+            from ..values import _resolve
+
+            handle, seconds = _resolve(ref)  # (ready: no wait)
         except Exception:  # (the directory failed: the calls go through it, and tell why)
             lease.handle = None
         else:
@@ -428,16 +428,6 @@ def _route(h: VirtualActorHandle) -> tuple[Any, _Lease]:
 
 def _ready(session: Any, refs: list[Any]) -> bool:
     return len(session.wait_ids([r.id for r in refs], len(refs), 0)) == len(refs)
-
-
-def _value(session: Any, ref: Any) -> Any:
-    from ..values import deserialize
-
-    (blob,) = session.get_blobs([ref.id], None)
-    value = deserialize(blob)
-    if blob.error:
-        raise value.to_exception()
-    return value
 
 
 def _forget_ended(now: float) -> None:
