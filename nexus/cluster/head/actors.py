@@ -80,7 +80,9 @@ class ActorDirectory:
         name = options.get("name")
         namespace = options.get("namespace") or rt.namespace
         groups = rt.scheduler.groups  # (into a placement group: its bundle's names are its needs, see head.groups)
-        binding = groups.binding(options, cls_name, 0.0, groups.inherited(creator) if creator is not None else 0)
+        with self.lock:  # (inherited reads the running tasks, which other threads change)
+            inherited = groups.inherited(creator) if creator is not None else 0
+        binding = groups.binding(options, cls_name, 0.0, inherited)
         where = None if binding is not None else label_selector(options.get("label_selector"), cls_name)
         if binding is not None:
             needs: dict[str, float] | None = binding.needs

@@ -173,12 +173,17 @@ class ActorPlacement:
         rt = self.rt
         asked = rt.spawn_on is not None and rt.spawn_on(node, "actor")
         deadline = time.monotonic() + rt.config.worker_start_timeout
+        rounds = 0
         while asked and time.monotonic() < deadline and not rt.closing:
             with rt.lock:
                 chosen = next((w for w in rt.spares if w.node == node), None)
                 if chosen is not None:
                     rt.spares.remove(chosen)
                     return chosen
+            rounds += 1
+            if not rounds % 10 and node not in rt.alive_nodes():  # (it died meanwhile: no worker comes from it)
+                asked = False
+                break
             time.sleep(0.01)
         if not fail:
             return None
