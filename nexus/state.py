@@ -68,7 +68,7 @@ def list_workers() -> list[WorkerState]:
 def list_actors() -> list[ActorState]:
     """The cluster's actors, and the actors of its devices (class ``"device actor"``, on their bridge's worker)."""
     actors = list(_ask("actors"))
-    return actors + [a for d in _devices(actors) for a in _device_actors(d)]
+    return actors + [a for d in _devices(actors) for a in _device_actors(d)] + _hosted(actors)
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,31 @@ def _device_actors(device: DeviceState) -> list[ActorState]:
     return rows
 
 
+def _hosted(actors: list[ActorState]) -> list[ActorState]:
+    """The virtual actors activated in hosts (``virtual_hosting = "shared"``), a row each as if it were an actor of its
+    own: named ``virtual:<kind>/<identity>``, on its host's worker, its id the host's and the identity."""
+    from .cluster.api import get, get_actor
+    from .cluster.services.hosting import HOST_PREFIX
+    from .cluster.services.virtual import DIRECTORY
+
+    hosts = {a.name: a for a in actors if (a.name or "").startswith(HOST_PREFIX) and a.state == "alive"}
+    if not hosts:
+        return []
+    try:
+        listing = get(get_actor(DIRECTORY).listing.remote(), timeout=10)
+    except Exception:  # (no directory, or it is starting again: none listed now)
+        return []
+    rows = []
+    for entry in listing:
+        host = hosts.get(entry["host"])
+        if host is not None:
+            name = f"virtual:{entry['kind']}/{entry['identity']}"
+            cls = entry["kind"].rpartition(".")[2]
+            row_id = f"{host.actor_id}/{entry['identity']}"
+            rows.append(ActorState(row_id, cls, name, host.namespace, "alive", host.worker, host.pid, 0, entry["inflight"], None))
+    return rows
+
+
 def list_tasks(filters: list[tuple[str, str, Any]] | None = None, limit: int = 1000) -> list[TaskState]:
     """Recent tasks and calls, newest first; ``filters`` as in Ray: ``[("state", "=", "failed"), ("name", "!=", "f")]``.
 
@@ -158,7 +183,7 @@ def placement() -> tuple[list[WorkerState], list[ActorState], dict[str, list[str
     """What ClusterView draws, in one go: the workers, the actors, and what runs on each worker now (by name)."""
     workers, actors, running = _ask("placement")
     actors = list(actors)
-    return list(workers), actors + [a for d in _devices(actors) for a in _device_actors(d)], dict(running)
+    return list(workers), actors + [a for d in _devices(actors) for a in _device_actors(d)] + _hosted(actors), dict(running)
 
 
 def list_objects(limit: int = 1000) -> list[ObjectState]:

@@ -533,7 +533,7 @@ class ActorClass:
 
     def virtual(self, identity: str, idle: float | None = None) -> Any:
         """The virtual actor of this class for ``identity``: activated on its first call, passivated when idle."""
-        from .services.virtual import virtual_handle
+        from .services.callers import virtual_handle
 
         return virtual_handle(self, identity, idle)
 

@@ -20,6 +20,8 @@ from typing import Any
 
 from ..cluster.devices import DEVICE_ACTOR_CLASS
 
+HOSTED_SHOWN = 5  # a virtual actors' host's activations named in its row (then: "and N more")
+
 __all__ = ["ClusterModel", "ProgressModel", "Span", "TraceModel"]
 
 
@@ -56,11 +58,14 @@ class ClusterModel:
     def tree(self) -> dict[str, Any]:
         """Host -> workers -> what runs on each; the data the HTML shows (``workers``: all of them, ``hosts``: the
         same rows by host, this host first)."""
-        by_worker = {a.worker: a for a in self.actors if a.worker and a.class_name != DEVICE_ACTOR_CLASS}
+        by_worker = {a.worker: a for a in self.actors if a.worker and a.class_name != DEVICE_ACTOR_CLASS and "/" not in a.actor_id}
         devices: dict[str, list[str]] = {}  # a bridge's worker -> the actors of its device
+        hosted: dict[str, list[str]] = {}  # a virtual actors' host's worker -> the activations in it
         for a in self.actors:
             if a.worker and a.class_name == DEVICE_ACTOR_CLASS:
                 devices.setdefault(a.worker, []).append(a.name if a.state == "alive" else f"{a.name} ({a.state})")
+            elif a.worker and "/" in a.actor_id:  # (a virtual actor of shared hosting: its id is its host's/identity)
+                hosted.setdefault(a.worker, []).append(a.name)
         rows = []
         hosts: dict[str, dict[str, Any]] = {self.host: {"host": self.host, "node_id": "", "workers": []}}
         for w in self.workers:
@@ -77,6 +82,7 @@ class ClusterModel:
                     "pending": w.tasks_in_flight if actor is None else actor.pending_calls,
                     "running": self.running.get(w.name, []),
                     "devices": devices.get(w.name, []),
+                    "virtual": hosted.get(w.name, []),
                     "cpu": load.cpu,
                     "rss_mb": load.rss / 2**20,
                     "host": w.host or self.host,
@@ -117,6 +123,11 @@ class ClusterModel:
             what = html.escape(r["actor"]) if r["actor"] else "tasks"
             if r.get("devices"):
                 what += "".join(f"<br>&#8627; {html.escape(name)}" for name in r["devices"])  # (a bridge's device actors)
+            if r.get("virtual"):  # (a host's activations: the first few, and how many in all)
+                shown = r["virtual"][:HOSTED_SHOWN]
+                what += "".join(f"<br>&#8627; {html.escape(name)}" for name in shown)
+                if len(r["virtual"]) > len(shown):
+                    what += f"<br>&#8627; and {len(r['virtual']) - len(shown)} more virtual actors"
             state = f" <i>{html.escape(r['actor_state'])}</i>" if r["actor_state"] and r["actor_state"] != "alive" else ""
             running = ", ".join(html.escape(n) for n in r["running"][:3]) or "idle"
             bar = min(100, int(r["cpu"]))

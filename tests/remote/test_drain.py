@@ -52,6 +52,11 @@ class Account:
 
 
 @nexus.remote
+class SharedAccount(Account._cls):  # type: ignore[misc,name-defined]
+    virtual_hosting = "shared"  # (many activations in one host process a node)
+
+
+@nexus.remote
 class Keeper:
     def pid(self) -> int:
         return os.getpid()
@@ -88,11 +93,12 @@ def _head_affinity() -> Any:
     return NodeAffinitySchedulingStrategy(head["NodeID"], soft=False)
 
 
-def test_a_drained_node_takes_nothing_new_hands_its_actors_over_finishes_its_task_and_leaves(cluster: Any) -> None:
+@pytest.mark.parametrize("hosting", ["process", "shared"])
+def test_a_drained_node_takes_nothing_new_hands_its_actors_over_finishes_its_task_and_leaves(cluster: Any, hosting: str) -> None:
     home, node = cluster
     here = NodeAffinitySchedulingStrategy(node, soft=True)
     Store.options(name="store", scheduling_strategy=_head_affinity()).remote()
-    accounts = [Account.virtual(f"a{i}") for i in range(12)]
+    accounts = [(Account if hosting == "process" else SharedAccount).virtual(f"a{i}") for i in range(12)]
     placed = {i: nexus.get(a.deposit.remote(10), timeout=60) for i, a in enumerate(accounts)}
     on_node = [i for i, (_, pid) in placed.items() if _node_of(pid) == node]
     assert on_node, "placement put some of the 12 activations on each of the two nodes"

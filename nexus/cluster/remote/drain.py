@@ -98,11 +98,11 @@ class Drains:
         with rt.lock:
             retired = [w for w in rt.workers if w.node == node]
             actors = [a for a in rt.actors_dir.actors.values() if a.dead is None and a.worker is not None and a.worker.node == node]
-        virtual = [a for a in actors if (a.name or "").startswith("virtual:")]
+        virtual = [a for a in actors if (a.name or "").startswith(("virtual:", "virtual-host:"))]
         restartable = [a for a in actors if a not in virtual and a.max_restarts != 0]
         self._say(
             f"draining node {node:06x} (deadline {deadline:g} s): {len(retired)} task worker(s) take no new task; "
-            f"{len(virtual)} virtual activation(s) to passivate, {len(restartable)} actor(s) to restart elsewhere, "
+            f"{len(virtual)} virtual activation(s) or host(s) of them to passivate, {len(restartable)} actor(s) to restart elsewhere, "
             f"{len(actors) - len(virtual) - len(restartable)} that cannot move"
         )
         passivated = self._passivate(virtual, end)
@@ -132,14 +132,20 @@ class Drains:
             directory, _cls, bounded = rt.get_actor(DIRECTORY, None)
         except ValueError:
             return 0  # (no directory: the activations are the actors of a directory that died; they move no more)
-        refs = []
+        refs, hosts = [], [a for a in actors if a.name.startswith("virtual-host:")]
         for actor in actors:
-            kind, _, identity = actor.name[len("virtual:") :].rpartition("/")
-            refs.append(rt.submit_call(directory, "passivate", (kind, identity), {}, 1, False, bounded)[0])
+            if actor in hosts:  # (many activations in one process: each passivated, then the host goes)
+                refs.append(rt.submit_call(directory, "passivate_host", (actor.actor_id,), {}, 1, False, bounded)[0])
+            else:
+                kind, _, identity = actor.name[len("virtual:") :].rpartition("/")
+                refs.append(rt.submit_call(directory, "passivate", (kind, identity), {}, 1, False, bounded)[0])
         blobs = rt.get_blobs([r.id for r in refs], max(1.0, end - time.monotonic()))
+        for host in hosts:
+            rt.kill(host.actor_id, True)
         if blobs is None:
             return 0
-        return sum(1 for blob in blobs if not blob.error and deserialize(blob) is True)
+        went = [deserialize(blob) for blob in blobs if not blob.error]  # (True or False an activation, a count a host)
+        return sum(int(n) for n in went if isinstance(n, int))
 
     def _stop(self, node: int) -> None:
         service = self.service

@@ -18,7 +18,7 @@ The directory that owns the activations is one actor of the cluster
 so there is never more than one activation of an identity. A caller's first
 calls go through the directory, which forwards them; meanwhile it asks for a
 *lease*: the activation's handle, good for a few seconds (half the idle time,
-at most ``LEASE_MAX``), renewed while calls go on. Calls under a lease go
+at most ``LEASE_MAX`` or the class's ``virtual_lease``), renewed while calls go on. Calls under a lease go
 straight to the activation (one hop, as a plain actor's calls), in order: a
 caller turns to its lease once its forwarded calls are answered. The
 directory passivates an activation only after every lease on it ended (and
@@ -29,6 +29,14 @@ finds by name instead of making others. An activation whose process died is
 made again: by the next forwarded call, or, under a lease, by its renewal,
 which checks that the activation lives (until then, calls fail with the
 actor's error).
+
+An activation is an actor of its own (a process) by default. A class that
+says ``virtual_hosting = "shared"`` has its activations made as instances
+in one host actor of the class a node (:mod:`.hosting`): a thousand
+identities where ten processes would fit. The directory places identities
+on hosts as it places activations; the lease is then the host's handle
+(calls name their identity); a directory that restarted adopts what the
+hosts alive hold (at its first call or listing).
 """
 
 from __future__ import annotations
@@ -36,17 +44,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DIRECTORY", "ActivationError", "Directory", "VirtualActorHandle", "VirtualMethod", "virtual_handle"]
+from .hosting import HOST_PREFIX, VirtualHost, host_name, hosted
+
+__all__ = ["DIRECTORY", "ActivationError", "Directory"]
 
 DIRECTORY = "nexus:directory"
 DEFAULT_IDLE = 300.0
-LEASE_MAX = 2.0  # seconds a caller may call an activation directly before it asks again
+LEASE_MAX = 2.0  # seconds a caller may call an activation directly before it asks again (a class's virtual_lease)
+LEASE_LONGEST = 60.0  # the longest virtual_lease a class may ask for
 GRACE = 0.5  # seconds after a lease ends before its activation may go (calls sent just before are on their way)
 CLAIM_WAIT = 10.0  # seconds a first call waits for its identity's claim in etcd before it fails
 
@@ -66,6 +76,7 @@ class _Activation:
     inflight: int = 0
     leased: float = 0.0  # until when a caller may call it directly (the directory's clock)
     claimed: bool = True  # its claim in etcd is made (always, with the memory backend: the head's names are it)
+    host: str = ""  # the name of its host actor, when its class's activations share one (hosting.py); "": its own actor
 
     def free(self, now: float) -> bool:
         """Whether nothing can reach it now: no forwarded call in it, no lease on it."""
@@ -75,7 +86,8 @@ class _Activation:
 class Directory:
     """The identity directory: one activation per (kind, identity), made on first call, passivated when idle."""
 
-    def __init__(self, sweep_every: float = 0.25) -> None:
+    def __init__(self, actor_class: Any = None, sweep_every: float = 0.25) -> None:
+        self.actor_class = actor_class  # the api's ActorClass type (which makes the hosts' actor class)
         self.active: dict[tuple[str, str], _Activation] = {}
         self.locks: dict[tuple[str, str], list[Any]] = {}  # identity -> [its lock, coroutines holding or awaiting it]
         self.sweep_every = sweep_every
@@ -85,6 +97,9 @@ class Directory:
         self.claims: Any = None  # the activations' claims in etcd (an EtcdClaims), when the cluster keeps them there
         self.claims_known = False
         self.claims_kept = 0.0  # when the claims' lease was last renewed
+        self.hosts: dict[str, Any] = {}  # a host actor's name -> its handle (shared hosting: hosting.py)
+        self.checked: dict[str, tuple[int, float]] = {}  # an actor's name -> (its id, when it was looked up)
+        self.adopted: asyncio.Task[None] | None = None  # the adoption of what hosts hold, once at the start
 
     async def call(self, kind: str, cls: Any, identity: str, idle: float, method: str, args: tuple, kwargs: dict) -> Any:
         from ...core.errors import ActorDiedError
@@ -96,6 +111,8 @@ class Directory:
         self.forwarded += 1
         died = False
         try:
+            if entry.host:
+                return await entry.handle.call.remote(identity, method, args, kwargs)
             return await getattr(entry.handle, method).remote(*args, **kwargs)
         except ActorDiedError:
             died = True
@@ -106,24 +123,31 @@ class Directory:
             if died:
                 await self._lost(key, entry)  # (its process died: the next call makes it again)
 
-    async def lease(self, kind: str, cls: Any, identity: str, idle: float, using: int = 0) -> tuple[Any, float]:
-        """(the activation's handle, seconds): the caller may call it directly for that long. ``using``: the
-        activation the caller's lease had (if it is not alive any more, another is made)."""
+    async def lease(self, kind: str, cls: Any, identity: str, idle: float, using: int = 0) -> tuple[Any, float, bool]:
+        """(the activation's handle, seconds, whether it is a host's): the caller may call it directly for that
+        long. ``using``: the activation the caller's lease had (if it is not alive any more, another is made)."""
         self._start_sweeping()
         key = (kind, identity)
         entry = self.active.get(key)
-        if (
-            entry is not None
-            and using
-            and entry.handle._actor_id == using
-            and await asyncio.get_running_loop().run_in_executor(None, _actor_named, _name(key)) != using
-        ):
+        if entry is not None and using and entry.handle._actor_id == using and not await self._alive(entry.host or _name(key), using):
             await self._lost(key, entry)  # (its process died: a caller of it learns here, at its lease's renewal)
         entry = await self._activation(key, cls, identity, idle)
-        seconds = min(entry.idle / 2, LEASE_MAX)
+        seconds = min(entry.idle / 2, lease_seconds(cls))
         now = time.monotonic()
         entry.leased, entry.last = max(entry.leased, now + seconds), now
-        return entry.handle, seconds
+        return entry.handle, seconds, bool(entry.host)
+
+    async def _alive(self, name: str, actor_id: int, fresh: float = 0.2) -> bool:
+        """Whether ``actor_id`` is still the actor alive under ``name`` (looked up at most every ``fresh`` seconds
+        a name: the identities of a host share the answer)."""
+        now = time.monotonic()
+        known = self.checked.get(name)
+        if known is None or known[0] != actor_id or now - known[1] >= fresh:
+            if len(self.checked) > 4 * len(self.hosts) + 1024:
+                self.checked.clear()
+            alive = await asyncio.get_running_loop().run_in_executor(None, _actor_named, name)
+            known = self.checked[name] = (alive, now)
+        return known[0] == actor_id
 
     @contextlib.asynccontextmanager
     async def _locked(self, key: tuple[str, str]) -> AsyncIterator[None]:
@@ -156,9 +180,14 @@ class Directory:
                 await asyncio.get_running_loop().run_in_executor(None, self.claims.release, "/".join(key))
 
     async def _activation(self, key: tuple[str, str], cls: Any, identity: str, idle: float) -> _Activation:
+        await self._adoption()
         async with self._locked(key):
             entry = self.active.get(key)
-            if entry is None:
+            if entry is not None and entry.cls is None:  # (adopted from a host: its class and idle time known now)
+                entry.cls, entry.idle = cls, idle
+            if entry is None and hosted(cls):
+                entry = await self._hosted_activation(key, cls, identity, idle)
+            elif entry is None:
                 name = _name(key)
                 adopted = bool(_actor_named(name))  # (a directory that restarted finds its activations by their names)
                 claimed = await self._claim(key, name, adopted)
@@ -171,6 +200,77 @@ class Directory:
                     entry.leased = time.monotonic() + LEASE_MAX
                 self.activations += 1
             return entry
+
+    async def _hosted_activation(self, key: tuple[str, str], cls: Any, identity: str, idle: float) -> _Activation:
+        """An instance of the class in its host on the node placement picks (the host made first if there is none
+        alive; under the identity's lock)."""
+        claimed = await self._claim(key, _name(key), False)
+        try:
+            node, options = self._place(key[0], cls, identity)
+            host = await self._host(key[0], cls, node, options)
+            fresh = await host.activate.remote(identity)
+        except BaseException:
+            await self._release(key, _Activation(None, cls, idle, 0.0))
+            raise
+        entry = self.active[key] = _Activation(host, cls, idle, time.monotonic(), node, host=host_name(key[0], node))
+        if not fresh:  # (it was there: a directory before this one made it, and callers may hold leases on it)
+            entry.leased = time.monotonic() + LEASE_MAX
+        entry.claimed = claimed
+        self.activations += 1
+        return entry
+
+    async def _host(self, kind: str, cls: Any, node: str, options: dict[str, Any]) -> Any:
+        name = host_name(kind, node)
+        known = self.hosts.get(name)
+        if known is not None and await self._alive(name, known._actor_id, fresh=0.0):
+            return known
+        made = {"name": name, "get_if_exists": True, "num_cpus": 0, "max_concurrency": 10_000, "max_restarts": 0}
+        handle = self.hosts[name] = self._host_class().options(**made, **options).remote(cls._cls, kind)
+        return handle
+
+    def _host_class(self) -> Any:
+        """VirtualHost as an actor class."""
+        if not _host_class:
+            _host_class.append(self.actor_class(VirtualHost, {}))
+        return _host_class[0]
+
+    async def _adoption(self) -> None:
+        """Once, before the first activation: adopt what the hosts alive hold (a directory that restarted finds
+        the activations of shared hosting in them: its own actors' names are not theirs)."""
+        if self.adopted is None:
+            self.adopted = asyncio.get_running_loop().create_task(self._adopt())
+        await asyncio.shield(self.adopted)
+
+    async def _adopt(self) -> None:
+        from ..session import current
+
+        session = current()
+        if session is None or self.actor_class is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            actors = await loop.run_in_executor(None, lambda: (session.driver() or session).control("state", "actors"))
+        except Exception:  # (the state is not to be had: nothing is adopted, calls make what they need)
+            return
+        for actor in actors:
+            if not (actor.name or "").startswith(HOST_PREFIX) or actor.state != "alive":
+                continue
+            kind, _, node = actor.name[len(HOST_PREFIX) :].rpartition("@")
+            made = {"name": actor.name, "get_if_exists": True, "num_cpus": 0, "max_restarts": 0}
+            try:  # (the one alive by that name; if it died since, one made without a class, which fails at once)
+                handle = self._host_class().options(**made).remote(None, kind)
+                identities = await handle.identities.remote()
+            except Exception:  # (it died meanwhile: its activations are made again on their next call)
+                continue
+            self.hosts[actor.name] = handle
+            for identity in identities:
+                key = (kind, identity)
+                if key not in self.active:
+                    entry = self.active[key] = _Activation(handle, None, DEFAULT_IDLE, time.monotonic(), node, host=actor.name)
+                    entry.leased = time.monotonic() + LEASE_MAX
+                    entry.claimed = await self._claim(key, _name(key), True)
+        if self.active:
+            self._start_sweeping()  # (what was adopted is passivated when idle, as before)
 
     def _claims(self) -> Any:
         """The claims in etcd, when the cluster's membership is there (``membership`` of its config); else None."""
@@ -277,13 +377,15 @@ class Directory:
             if self.active.get(key) is not entry or not entry.free(time.monotonic()):
                 return False
             try:
-                if callable(getattr(entry.cls._cls, "on_deactivate", None)):
+                if entry.host:
+                    await entry.handle.deactivate.remote(key[1])
+                elif callable(getattr(entry.cls._cls, "on_deactivate", None)):
                     await entry.handle.on_deactivate.remote()
             finally:
                 del self.active[key]
                 self._unplaced(key, entry)
                 session = current()
-                if session is not None:
+                if session is not None and not entry.host:
                     session.kill(entry.handle._actor_id, True)
                 self.passivations += 1
                 await self._release(key, entry)
@@ -300,8 +402,16 @@ class Directory:
         entry = self.active.get((kind, identity))
         return entry is not None and await self._passivate((kind, identity), entry, wait)
 
+    async def passivate_host(self, host_id: int) -> int:
+        """Passivate the activations of the host actor ``host_id`` (a drain's: each once nothing can reach it);
+        how many went."""
+        keys = [key for key, e in self.active.items() if e.host and e.handle._actor_id == host_id]
+        went = await asyncio.gather(*(self.passivate(kind, identity) for kind, identity in keys), return_exceptions=True)
+        return sum(1 for w in went if w is True)
+
     async def listing(self) -> list[dict[str, Any]]:
         """The activations now: kind, identity, the actor's id, seconds idle, calls in it."""
+        await self._adoption()
         now = time.monotonic()
         return [
             {
@@ -313,6 +423,7 @@ class Directory:
                 "inflight": e.inflight,
                 "leased_s": max(0.0, e.leased - now),
                 "claimed": e.claimed,
+                "host": e.host,
             }
             for (kind, identity), e in self.active.items()
         ]
@@ -325,6 +436,16 @@ class Directory:
             "forwarded": self.forwarded,
             "locks": len(self.locks),
         }
+
+
+def lease_seconds(cls: Any) -> float:
+    """The longest lease on an activation of the class: its ``virtual_lease`` (``LEASE_MAX`` by default; longer:
+    fewer calls through the directory when an identity is called seldom, and longer waits for a passivation or a
+    drain, or to learn that an activation's process died); ValueError for what is not a number of seconds."""
+    seconds = getattr(cls._cls, "virtual_lease", LEASE_MAX)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= LEASE_LONGEST:
+        raise ValueError(f"{cls._name}.virtual_lease is a number of seconds above 0, up to {LEASE_LONGEST:g}, not {seconds!r}")
+    return float(seconds)
 
 
 def _name(key: tuple[str, str]) -> str:
@@ -343,161 +464,4 @@ def _actor_named(name: str) -> int:
         return 0
 
 
-_directory_class: list[Any] = []
-_directory_handle: list[tuple[Any, Any]] = []  # (the session it is of, the handle)
-_directory_lock = threading.Lock()
-
-
-def directory(actor_class: type) -> Any:
-    """The cluster's directory actor (made by the first that needs it; its handle kept for this process's
-    session); ``actor_class``: the ActorClass type (the api's, which imports this module: not imported back)."""
-    from ..session import current
-
-    session = current()
-    known = _directory_handle[0] if _directory_handle else None
-    if known is not None and known[0] is session:
-        return known[1]
-    with _directory_lock:  # (threads of this process: one makes it)
-        if _directory_handle and _directory_handle[0][0] is session:
-            return _directory_handle[0][1]
-        if not _directory_class:
-            _directory_class.append(actor_class(Directory, {}))
-        options = {"name": DIRECTORY, "get_if_exists": True, "num_cpus": 0, "max_concurrency": 10_000, "max_restarts": -1}
-        try:
-            handle = _directory_class[0].options(**options).remote()
-        except ValueError:  # (another process made it between the look and the making: it is there now)
-            handle = _directory_class[0].options(**options).remote()
-        _directory_handle[:] = [(session, handle)]
-        return handle
-
-
-@dataclass
-class _Lease:
-    """This process's way to one identity: a lease on its activation (or none yet), and the calls forwarded."""
-
-    session: Any
-    handle: Any = None  # the activation's handle, while the lease holds
-    seconds: float = 0.0
-    until: float = 0.0  # (this process's clock: from when it asked, so before the directory's end of it)
-    asked: float = 0.0
-    pending: Any = None  # the ref of the lease being asked for
-    forwarded: list[Any] = field(default_factory=list)  # refs of calls sent through the directory, not yet answered
-    lock: threading.Lock = field(default_factory=threading.Lock)  # (threads of one process share the lease)
-
-
-_leases: dict[tuple[str, str], _Lease] = {}
-_LEASES_KEPT = 4096  # past this many, the leases that ended are forgotten
-
-
-def _route(h: VirtualActorHandle) -> tuple[Any, _Lease]:
-    """(the activation's handle to call directly, or None to send through the directory; the identity's lease).
-    Asks for a lease (or its renewal, halfway through) on the way, without waiting for it."""
-    from ..session import current
-
-    session = current()
-    key = (h._kind, h._identity)
-    lease = _leases.get(key)
-    if lease is None or lease.session is not session:
-        if len(_leases) >= _LEASES_KEPT:
-            _forget_ended(time.monotonic())
-        lease = _leases[key] = _Lease(session)
-    now = time.monotonic()
-    if lease.pending is not None and _ready(session, [lease.pending]):
-        ref, lease.pending = lease.pending, None
-        try:
-            from ..values import _resolve
-
-            handle, seconds = _resolve(ref)  # (ready: no wait)
-        except Exception:  # (the directory failed: the calls go through it, and tell why)
-            lease.handle = None
-        else:
-            lease.handle, lease.seconds, lease.until = handle, seconds, lease.asked + seconds
-    if lease.forwarded:
-        checked = lease.forwarded[:]
-        if _ready(session, checked):  # (not under the lock: a task may run on top of this one while it waits)
-            answered = {id(ref) for ref in checked}
-            with lease.lock:  # (only the refs found answered go: another thread may have added one meanwhile)
-                lease.forwarded[:] = [ref for ref in lease.forwarded if id(ref) not in answered]
-    direct = lease.handle is not None and now < lease.until and not lease.forwarded
-    if lease.pending is None and (not direct or lease.until - now < lease.seconds / 2):
-        using = lease.handle._actor_id if lease.handle is not None else 0
-        lease.asked = now
-        lease.pending = directory(type(h._cls)).lease.remote(h._kind, h._cls, h._identity, h._idle, using)
-    return (lease.handle if direct else None), lease
-
-
-def _ready(session: Any, refs: list[Any]) -> bool:
-    return len(session.wait_ids([r.id for r in refs], len(refs), 0)) == len(refs)
-
-
-def _forget_ended(now: float) -> None:
-    for key, lease in list(_leases.items()):
-        if lease.until <= now and lease.pending is None and not lease.forwarded:
-            del _leases[key]
-
-
-class VirtualMethod:
-    __slots__ = ("_handle", "_name")
-
-    def __init__(self, handle: VirtualActorHandle, name: str) -> None:
-        self._handle, self._name = handle, name
-
-    def remote(self, *args: Any, **kwargs: Any) -> Any:
-        h = self._handle
-        handle, lease = _route(h)
-        if handle is not None:
-            return getattr(handle, self._name).remote(*args, **kwargs)
-        ref = directory(type(h._cls)).call.remote(h._kind, h._cls, h._identity, h._idle, self._name, args, kwargs)
-        with lease.lock:
-            lease.forwarded.append(ref)
-        return ref
-
-    def tell(self, *args: Any, **kwargs: Any) -> None:
-        h = self._handle
-        handle, lease = _route(h)
-        if handle is not None:
-            getattr(handle, self._name).tell(*args, **kwargs)
-        else:  # (as a call whose answer nobody reads: the calls after it wait for it, to stay in order)
-            ref = directory(type(h._cls)).call.remote(h._kind, h._cls, h._identity, h._idle, self._name, args, kwargs)
-            with lease.lock:
-                lease.forwarded.append(ref)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(f"virtual actor method {self._name} cannot be called directly; use .remote(...) or .tell(...)")
-
-
-class VirtualActorHandle:
-    """``Cls.virtual(identity)``: calls go to the one activation of that identity, wherever and whenever it lives."""
-
-    def __init__(self, cls: Any, identity: str, idle: float) -> None:
-        self._cls, self._identity, self._idle = cls, identity, idle
-        self._kind = f"{cls._cls.__module__}.{cls._name}"
-
-    def __getattr__(self, name: str) -> VirtualMethod:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        if name not in self._cls._methods:
-            raise AttributeError(f"virtual actor {self._cls._name}({self._identity!r}) has no method {name!r}")
-        return VirtualMethod(self, name)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return VirtualActorHandle, (self._cls, self._identity, self._idle)
-
-    def __repr__(self) -> str:
-        return f"VirtualActor({self._cls._name}, {self._identity!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, VirtualActorHandle) and (other._kind, other._identity) == (self._kind, self._identity)
-
-    def __hash__(self) -> int:
-        return hash((self._kind, self._identity))
-
-
-def virtual_handle(cls: Any, identity: str, idle: float | None = None) -> VirtualActorHandle:
-    if not isinstance(identity, str) or not identity or "/" in identity or len(identity) > 200:
-        raise ValueError(f"a virtual actor's identity is a non-empty string without '/', of up to 200 characters, not {identity!r}")
-    if idle is None:
-        idle = float(getattr(cls._cls, "virtual_idle", DEFAULT_IDLE))
-    if not idle > 0:
-        raise ValueError(f"a virtual actor's idle time is a positive number of seconds, not {idle!r}")
-    return VirtualActorHandle(cls, identity, idle)
+_host_class: list[Any] = []  # VirtualHost as an actor class, made once
