@@ -16,7 +16,9 @@ __all__ = ["VirtualActorHandle", "VirtualMethod", "directory", "virtual_handle"]
 
 _directory_class: list[Any] = []
 _directory_handle: list[tuple[Any, Any]] = []  # (the session it is of, the handle)
-_directory_lock = threading.Lock()
+# Reentrant: while a task's thread waits for the head's answer in here, the worker may run another task on top of
+# it, on that same thread, which may come here too (with a plain lock, both waited for ever: a stack of tasks hung).
+_directory_lock = threading.RLock()
 
 
 def directory(actor_class: type) -> Any:
