@@ -144,6 +144,7 @@ class NodeWatch:
             if item is None:
                 return
             op, arg = item
+            touched = op != "renew_all"  # (whether etcd answered an operation: a round with no lease due says nothing)
             try:
                 if op == "join":
                     joined[arg.node] = arg
@@ -158,11 +159,12 @@ class NodeWatch:
                     for node in arg:
                         if node in joined and now - renewed.get(node, 0.0) >= self.heartbeat:
                             renewed[node] = now
+                            touched = True
                             try:
                                 self._apply("renew", node)
                             except LookupError:  # its lease ran out (etcd was away longer than the timeout)
                                 self._apply("join", joined[node])
-                if self.error:
+                if self.error and touched:
                     self.log(f"nexus head: membership in {self.spec} is reachable again: the live nodes join it again")
                     self.error = ""
                     for member in list(joined.values()):

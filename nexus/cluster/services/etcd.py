@@ -209,7 +209,8 @@ def _reached(where: str, what: str, run: Callable[[], Any]) -> Any:
     try:
         return run()
     except (exceptions.ConnectionFailedError, exceptions.ConnectionTimeoutError) as exc:
-        raise ConnectionError(f"{what}: {where} cannot be reached ({exc})") from None
+        detail = " ".join(str(exc.detail_text or exc or type(exc).__name__).split())[:300]  # (its text is in detail_text)
+        raise ConnectionError(f"{what}: {where} cannot be reached ({detail})") from None
 
 
 def _prefix_end(prefix: str) -> str:
