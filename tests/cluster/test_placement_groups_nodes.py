@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 import nexus
-from nexus.core.errors import ActorDiedError
+from nexus.core.errors import ActorDiedError, ObjectLostError
 from nexus.util import PlacementGroup, get_placement_group, placement_group, placement_group_table, remove_placement_group
 
 from ..conftest import wait_until
@@ -130,3 +130,27 @@ def test_bundles_on_a_node_that_dies_are_reserved_again_and_their_actor_restarts
     assert placement_group_table(pg)["bundles_to_node_id"][lost] == f"{newcomer:06x}"
     assert _ran_on([actor.pid.remote()]) == [f"{newcomer:06x}"], "the actor started again in its bundle, on the bundle's new node"
     remove_placement_group(pg)
+
+
+@nexus.remote
+def big() -> bytes:
+    return b"x" * 2_000_000  # (stored where it was made: in that node's store)
+
+
+def test_a_value_made_in_a_removed_group_and_lost_with_its_node_is_lost_not_waited_for(nodes: Home) -> None:
+    if len(_ids()[1]) < 3:
+        nodes.start_node("--num-cpus", "1")
+        wait_until(lambda: len(_ids()[1]) == 3, timeout=60)
+    victim = max(nodes.node_pids())
+    pg = placement_group([{"CPU": 1}] * 3, strategy="STRICT_SPREAD")
+    there = _placed(pg).index(f"{victim:06x}")
+    ref = big.options(scheduling_strategy=into(pg, there)).remote()
+    nexus.wait([ref], timeout=60)
+    remove_placement_group(pg)
+    os.kill(nodes.node_pids()[victim], signal.SIGKILL)
+    wait_until(lambda: len(_ids()[1]) == 2, timeout=60)
+    # (its task is not run again: the group that held what it needs is gone; not "big can never run now")
+    with pytest.raises(ObjectLostError):
+        nexus.get(ref, timeout=60)
+    nodes.start_node("--num-cpus", "1")
+    wait_until(lambda: len(_ids()[1]) == 3, timeout=60)

@@ -270,10 +270,14 @@ class GroupDirectory:
                 return self.captured[task.task_id]
         return 0
 
+    def gone(self, group_id: int) -> bool:
+        """Whether group ``group_id`` was removed (or never was: lock held)."""
+        group = self.groups.get(group_id)
+        return group is None or group.state is GroupStatus.REMOVED
+
     def removed(self, binding: GroupBinding) -> bool:
         """Whether the group of ``binding`` was removed since (lock held)."""
-        group = self.groups.get(binding.group_id)
-        return group is None or group.state is GroupStatus.REMOVED
+        return self.gone(binding.group_id)
 
     def bound(self, task_id: int, binding: GroupBinding | None) -> None:
         """A task is queued into a group: its children follow it there if it captures them."""

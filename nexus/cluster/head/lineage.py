@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..state.groups import group_in
 from ..state.objects import ObjectEntry
 from ..state.tasks import TaskRecord
 from ..state.workers import WorkerRecord
@@ -64,6 +65,9 @@ class Lineage:
         strategy = task.strategy
         if strategy is not None and strategy[0] == "node" and strategy[1] == node and not strategy[2]:
             return None  # bound to that node (a hard affinity): it cannot run anywhere now
+        group = group_in(task.needs)
+        if group and self.rt.scheduler.groups.gone(group):
+            return None  # (its placement group was removed: nowhere holds what it needs; the value is lost, said so)
         table = self.rt.objects.table
         entry.blob = None
         entry.region = None
