@@ -9,6 +9,7 @@ import pytest
 
 import nexus
 from nexus.core.errors import ActorDiedError
+from tests.cluster.services.journal import journal_lines, open_journal
 from tests.conftest import wait_until
 
 
@@ -19,18 +20,6 @@ def cluster() -> Iterator[None]:
         yield
     finally:
         nexus.shutdown()
-
-
-@nexus.remote
-class Journal:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write(self, line: str) -> None:
-        self.lines.append(line)
-
-    def read(self) -> list[str]:
-        return self.lines
 
 
 @nexus.remote
@@ -63,12 +52,8 @@ def _directory() -> Any:
     return nexus.get_actor("nexus:directory")
 
 
-def _journal() -> list[str]:
-    return nexus.get(nexus.get_actor("journal").read.remote(), timeout=30)
-
-
 def test_the_first_call_activates_and_later_ones_from_anywhere_reach_that_one_activation() -> None:
-    Journal.options(name="journal", get_if_exists=True).remote()
+    open_journal()
     alice = Account.virtual("alice", idle=60)
     assert nexus.get(alice.deposit.remote(5), timeout=30) == ("alice", 105)
     assert nexus.get(deposit_from_a_task.remote(Account.virtual("alice", idle=60), 10), timeout=30) == ("alice", 115)
@@ -91,14 +76,14 @@ def test_many_first_calls_at_once_make_one_activation() -> None:
 
 
 def test_an_idle_activation_is_passivated_with_its_hook_and_the_next_call_activates_it_again() -> None:
-    Journal.options(name="journal", get_if_exists=True).remote()
+    open_journal()
     dave = Account.virtual("dave")  # (the class says: idle after 1 s)
     assert nexus.get(dave.deposit.remote(1), timeout=30) == ("dave", 101)
-    wait_until(lambda: "deactivate dave 101" in _journal(), timeout=30)
+    wait_until(lambda: "deactivate dave 101" in journal_lines(), timeout=30)
     # (the hook's line can reach the journal before the directory has let the activation go)
     wait_until(lambda: "dave" not in {entry["identity"] for entry in nexus.get(_directory().listing.remote(), timeout=30)})
     assert nexus.get(dave.deposit.remote(1), timeout=30) == ("dave", 101), "activated again, from its stored state"
-    assert _journal().count("activate dave") == 2
+    assert journal_lines().count("activate dave") == 2
 
 
 def test_a_lost_activation_is_made_again_by_the_next_call() -> None:
@@ -205,13 +190,13 @@ def test_an_activation_is_placed_by_its_classes_strategy_on_a_node_alive() -> No
 
 
 def test_a_directory_that_restarts_adopts_the_activations_it_had_instead_of_making_others() -> None:
-    Journal.options(name="journal", get_if_exists=True).remote()
+    open_journal()
     gina = Account.virtual("gina", idle=60)
     assert nexus.get(gina.deposit.remote(1), timeout=30) == ("gina", 101)
     nexus.kill(_directory(), no_restart=False)  # (its process dies; it starts again with nothing in memory)
     wait_until(lambda: _answers_after_restart(gina))
     assert nexus.get(gina.deposit.remote(1), timeout=30) == ("gina", 102), "the same activation: its state went on"
-    assert _journal().count("activate gina") == 1
+    assert journal_lines().count("activate gina") == 1
 
 
 def _answers_after_restart(handle: Any) -> bool:
