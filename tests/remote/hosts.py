@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = ["Hosts", "hosts_available"]
 
@@ -88,9 +89,9 @@ class Hosts:
             raise AssertionError(f"on host{i}: {' '.join(argv)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def popen(self, i: int, argv: list[str]) -> subprocess.Popen[str]:
+    def popen(self, i: int, argv: list[str], stderr: Any = subprocess.PIPE) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            self.argv(i, argv), env=self.env(i), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            self.argv(i, argv), env=self.env(i), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True
         )
 
     def nexus(self, i: int, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:

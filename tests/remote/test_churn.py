@@ -2,13 +2,14 @@
 joins, one is drained, one is killed and one is partitioned, against each membership backend (and, with etcd,
 etcd killed and started again mid-run).
 
-A driver on the head's host calls every identity once a round (a third of the calls from tasks, on any node), each
-call answered with (the activation's pid, its
-count of calls); the test makes the churn meanwhile. Then, for each identity, the answers in the order the calls
-were made must show one activation at a time: once an answer comes from another process, no later answer comes
-from an earlier one (two activations serving at once would interleave), and within one activation the counts go
-1, 2, 3... with no call lost or run twice. Every call is answered or fails with an error that says why; none
-hangs. Activations are processes here (one each), which bounds how many identities two cores can host: 40.
+A driver on the head's host calls each identity once a round, a third of the calls from tasks on any node (with the
+memory backend 1,000 identities, ten rounds: 10,000 calls; with etcd, 40 identities, 50 rounds: see SCALE), each
+call answered with (the activation's own token, its count of calls); the test makes
+the churn meanwhile. Then, for each identity, the answers in the order the calls were made must show one
+activation at a time: once an answer comes from another activation, no later answer comes from an earlier one (two
+activations serving at once would interleave), and within one activation the counts go 1, 2, 3... with no call
+lost or run twice. Every call is answered or fails with an error that says why; none hangs. The thousand activations
+share one host process a node (``virtual_hosting = "shared"``): a process each would not fit them on two cores.
 """
 
 from __future__ import annotations
@@ -34,27 +35,32 @@ from .test_membership import TIMEOUT, wait_for
 _WHY = hosts_available()
 pytestmark = pytest.mark.skipif(_WHY is not None and os.environ.get("NEXUS_REQUIRE_NETNS") != "1", reason=f"simulated hosts: {_WHY}")
 
-IDENTITIES = 40
-ROUNDS = 50
+# backend -> (hosting, identities, rounds). With etcd, shared hosting at 1,000 identities still loses calls now and
+# then (calls queued on a host actor that is not placed; tasks stacked on one worker waiting for them): until that
+# is found, etcd's run is the one of an activation a process, 40 identities, 50 rounds.
+SCALE = {"memory": ("shared", 1000, 10), "etcd": ("process", 40, 50)}
+PACE = 1.0  # seconds a round lasts at least (the churn between rounds needs time to happen)
 
 DRIVER = textwrap.dedent(
     """
-    import json, os, sys, time
+    import json, os, sys, time, uuid
     import nexus
 
     nexus.init(address=sys.argv[1], key=sys.argv[2])
-    identities, rounds = int(sys.argv[3]), int(sys.argv[4])
+    identities, rounds, pace = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 
     @nexus.remote
     class Counter:
         virtual_idle = 600.0
+        virtual_hosting = sys.argv[6]
+        virtual_lease = 8.0  # (a round takes seconds: calls under a lease, not all through the directory)
 
         def __init__(self):
-            self.n = 0
+            self.n, self.token = 0, uuid.uuid4().hex
 
         def incr(self):
             self.n += 1
-            return os.getpid(), self.n
+            return self.token, self.n
 
     @nexus.remote(max_retries=0)  # (a retry would call again: a count that skips, with no failure seen)
     def incr_from_a_task(handle):
@@ -63,18 +69,33 @@ DRIVER = textwrap.dedent(
     handles = [Counter.virtual(f"id{i}") for i in range(identities)]
     answers = [[] for _ in range(identities)]  # per identity, in call order: [pid, n] or ["error", its type, text]
     for r in range(rounds):
+        began = time.monotonic()
         # (a third of the calls from tasks, each identity's caller changing from round to round: two callers'
         # leases on one activation, from different processes)
         refs = [incr_from_a_task.remote(h) if (r + i) % 3 == 0 else h.incr.remote() for i, h in enumerate(handles)]
+        nexus.wait(refs, num_returns=len(refs), timeout=60)  # (a round's calls wait 60 s in all, not each)
         for i, ref in enumerate(refs):
             try:
-                answers[i].append(list(nexus.get(ref, timeout=120)))
+                answers[i].append(list(nexus.get(ref, timeout=0.5)))
             except TimeoutError as exc:
-                answers[i].append(["lost", type(exc).__name__, str(exc)])
+                answers[i].append(["lost", type(exc).__name__, f"{'a task' if (r + i) % 3 == 0 else 'the driver'}: {exc}"])
             except Exception as exc:
                 answers[i].append(["error", type(exc).__name__, str(exc)[:300]])
-        print(json.dumps({"round": r}), flush=True)
-        time.sleep(0.1)
+        lost = [(i, answers[i][-1][2]) for i in range(identities) if answers[i][-1][0] == "lost"]
+        if lost:
+            try:
+                where = {e["identity"]: e for e in nexus.get(nexus.get_actor("nexus:directory").listing.remote(), timeout=30)}
+            except Exception as exc:
+                where = {"?": repr(exc)}
+            tasks = {}
+            for t in nexus.state.list_tasks(limit=5000):
+                if t.state in ("queued", "running"):
+                    what = f"{t.kind} {t.name} {t.state} on {t.worker} {t.waiting_for}"
+                    tasks[what] = tasks.get(what, 0) + 1
+            seen = [(i, w, where.get(f"id{i}", where.get("?"))) for i, w in lost[:10]]
+            print(json.dumps({"lost": seen, "of": len(lost), "round": r, "tasks": tasks}), file=sys.stderr, flush=True)
+        print(json.dumps({"round": r, "took": time.monotonic() - began}), flush=True)
+        time.sleep(max(0.1, pace - (time.monotonic() - began)))
     counts = nexus.get(nexus.get_actor("nexus:directory").counts.remote(), timeout=60)
     print(json.dumps({"answers": answers, "counts": counts}), flush=True)
     nexus.shutdown()
@@ -154,38 +175,46 @@ def _node_of(hosts: Hosts, host: str) -> str:
     return next(f"{n['node_id']:06x}" for n in nodes if n["host"] == host and n["alive"])
 
 
-@pytest.mark.timeout(600)  # (a minute or two a backend: activations are processes, etcd's away time is waited out)
-def test_each_identity_has_one_activation_at_a_time_while_nodes_join_drain_die_and_are_cut_off(cluster: tuple[Hosts, Any]) -> None:
+@pytest.mark.timeout(600)  # (a minute or two a backend: etcd's away time is waited out)
+def test_each_identity_has_one_activation_at_a_time_while_nodes_join_drain_die_and_are_cut_off(
+    cluster: tuple[Hosts, Any], tmp_path: Path
+) -> None:
     hosts, etcd = cluster
+    hosting, identities, rounds = SCALE["memory" if etcd is None else "etcd"]
+    every = rounds // 10  # (rounds between two churn events)
     address, key = hosts.state["address"], hosts.state["node_key"]  # type: ignore[attr-defined]
-    driver = hosts.popen(1, [sys.executable, "-c", DRIVER, address, key, str(IDENTITIES), str(ROUNDS)])
+    log = tmp_path / "driver.err"  # (what it says as it goes, there to read even if the test is cut short)
+    with log.open("w") as errors:
+        argv = [sys.executable, "-c", DRIVER, address, key, str(identities), str(rounds), str(PACE), hosting]
+        driver = hosts.popen(1, argv, stderr=errors)
     assert driver.stdout is not None
     events: list[str] = []
+    took: list[float] = []  # seconds each round's calls took
     healed_at: float | None = None
     message: dict[str, Any] = {}
-    err = ""
     try:
         for line in driver.stdout:
             message = json.loads(line)
             if "answers" in message:
                 break
             r = message["round"]
-            if r == 4:
+            took.append(round(message["took"], 1))
+            if r == 0 * every:
                 _join(hosts, 4)
                 events.append("host4 joined")
-            elif r == 10:
+            elif r == 1 * every:
                 hosts.nexus(1, "drain", _node_of(hosts, "host2"), "--deadline", "20", "--no-wait")
                 events.append("host2 drained")
-            elif r == 14 and etcd is not None:
+            elif r == 2 * every and etcd is not None:
                 etcd.stop()
                 events.append("etcd killed")
-            elif r == 18:
+            elif r == 3 * every:
                 os.kill(live_agent(hosts, 3), signal.SIGKILL)
                 events.append("host3 killed")
-            elif r == 22 and etcd is not None:
+            elif r == 4 * every and etcd is not None:
                 etcd.start()
                 events.append("etcd started again")
-            elif r == 28:
+            elif r == 5 * every:
                 hosts.partition(4, on=True)
                 healed_at = time.monotonic() + TIMEOUT + 2  # (past the node timeout: it is declared dead)
                 events.append("host4 cut off")
@@ -193,40 +222,42 @@ def test_each_identity_has_one_activation_at_a_time_while_nodes_join_drain_die_a
                 hosts.partition(4, on=False)
                 healed_at = None
                 events.append("host4 healed")
-        out, err = driver.communicate(timeout=300)
+        driver.communicate(timeout=300)
     finally:
         if healed_at is not None:
             hosts.partition(4, on=False)
         if driver.poll() is None:
             driver.kill()
             driver.communicate()
+    err = log.read_text()
     assert "answers" in message, f"the driver ended early ({driver.returncode}):\n{err[-3000:]}"
     answers: list[list[list[Any]]] = message["answers"]
     assert len(events) >= 4, events
     served = errors = 0
+    lost = "\n".join(line for line in err.splitlines() if line.startswith('{"lost"'))[:5000]
     kinds: dict[str, int] = {}
     for i, calls in enumerate(answers):
-        assert len(calls) == ROUNDS
-        done: set[int] = set()  # activations that stopped answering for this identity
+        assert len(calls) == rounds
+        done: set[str] = set()  # activations that stopped answering for this identity
         current, expected, failed = None, 1, False
         for call in calls:
             if call[0] in ("error", "lost"):
-                assert call[0] == "error", f"id{i}: a call was lost (it hung): {call}"
+                assert call[0] == "error", f"id{i}: a call was lost (it hung): {call}; the driver saw:\n{lost}"
                 errors += 1
                 kinds[call[1]] = kinds.get(call[1], 0) + 1
                 failed = True  # (a failed call may have run before its activation died: the count may skip one)
                 continue
-            pid, n = call
-            if pid != current:
-                assert pid not in done, f"id{i}: activation {pid} answered again after another one had: two at once"
+            token, n = call
+            if token != current:
+                assert token not in done, f"id{i}: activation {token} answered again after another one had: two at once"
                 if current is not None:
                     done.add(current)
-                current, expected = pid, 1
-            assert n == expected or (failed and n > expected), f"id{i}: activation {pid} counted {n} after {expected - 1}"
+                current, expected = token, 1
+            assert n == expected or (failed and n > expected), f"id{i}: activation {token} counted {n} after {expected - 1}"
             expected, failed = n + 1, False
             served += 1
-    print(f"churn: {events}; {served} answered, {errors} failed {kinds}; directory {message['counts']}")
-    assert served + errors == IDENTITIES * ROUNDS
-    assert served >= IDENTITIES * ROUNDS * 0.8, f"most calls are answered: {served} of {IDENTITIES * ROUNDS} ({kinds})"
+    print(f"churn: {events}; rounds took {took} s; {served} answered, {errors} failed {kinds}; directory {message['counts']}")
+    assert served + errors == identities * rounds
+    assert served >= identities * rounds * 0.8, f"most calls are answered: {served} of {identities * rounds} ({kinds})"
     allowed = {"ActorDiedError", "ActivationError", "NodeDiedError", "WorkerCrashedError", "ObjectLostError"}
     assert set(kinds) <= allowed, f"each failed call says why, as the actor's or the activation's error: {kinds}"
