@@ -122,8 +122,9 @@ def _at_scale(nodes: int, identities: int) -> list[str]:
     return notes
 
 
-def _calls(n: int) -> tuple[float, float, float, float]:
-    """(virtual calls/s, plain calls/s, virtual first call/s, plain create+call/s), one at a time."""
+def _calls(n: int, many: int) -> tuple[float, ...]:
+    """(virtual calls/s, plain calls/s, virtual first call/s, plain create+call/s, the same two of shared hosting,
+    activations/s of ``many`` identities in one host, KiB of the host's memory an activation), one at a time."""
     import nexus
 
     @nexus.remote
@@ -136,6 +137,10 @@ def _calls(n: int) -> tuple[float, float, float, float]:
         def incr(self) -> int:
             self.n += 1
             return self.n
+
+    @nexus.remote
+    class Hosted(Counter._cls):  # type: ignore[misc,name-defined]
+        virtual_hosting = "shared"
 
     nexus.init(num_cpus=2)
     try:
@@ -158,9 +163,35 @@ def _calls(n: int) -> tuple[float, float, float, float]:
         for _ in range(n):
             nexus.get(plain.incr.remote())
         p = rate(n, time.perf_counter() - start)
-        return v, p, first_virtual, first_plain
+        start = time.perf_counter()
+        hosted = Hosted.virtual("bench-0")
+        nexus.get(hosted.incr.remote())  # (the host is made first: a worker started)
+        first_host = 1 / (time.perf_counter() - start)
+        start = time.perf_counter()
+        nexus.get(Hosted.virtual("bench-1").incr.remote())  # (an instance in the host there)
+        first_hosted = 1 / (time.perf_counter() - start)
+        for _ in range(50):
+            nexus.get(hosted.incr.remote())
+        start = time.perf_counter()
+        for _ in range(n):
+            nexus.get(hosted.incr.remote())
+        h = rate(n, time.perf_counter() - start)
+        (host,) = [a for a in nexus.state.list_actors() if (a.name or "").startswith("virtual-host:") and a.state == "alive"]
+        before = _rss_kib(host.pid)
+        start = time.perf_counter()
+        nexus.get([Hosted.virtual(f"many-{i}").incr.remote() for i in range(many)], timeout=600)
+        activations = rate(many, time.perf_counter() - start)
+        per = (_rss_kib(host.pid) - before) / many
+        return v, p, first_virtual, first_plain, h, first_hosted, activations, per, first_host
     finally:
         nexus.shutdown()
+
+
+def _rss_kib(pid: int | None) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return float(line.split()[1])
+    return 0.0
 
 
 def _real_beats(seconds: float) -> list[str]:
@@ -225,24 +256,21 @@ def run(quick: bool) -> BenchmarkResult:
     if not quick:
         notes.extend(_at_scale(1000, 1_000_000))
         notes.extend(_real_beats(60.0))
-    samples = [_calls(n) for _ in range(rounds)]
-    figures.append(
-        Figure(
-            "virtual_calls",
-            "virtual actor calls, one at a time (peer: the same class as a plain actor)",
-            "/s",
-            [s[0] for s in samples],
-            [s[1] for s in samples],
-        )
-    )
-    figures.append(
-        Figure(
-            "virtual_first",
-            "first call: activation (peer: a plain actor's creation and first call)",
-            "/s",
-            [s[2] for s in samples],
-            [s[3] for s in samples],
-        )
+    many = 1000 if quick else 5000
+    samples = [_calls(n, many) for _ in range(rounds)]
+    pairs = [  # (figure, what it measures, the sample's index of ours, of the peer's)
+        ("virtual_calls", "virtual actor calls, one at a time (peer: the same class as a plain actor)", 0, 1),
+        ("virtual_first", "first call: activation (peer: a plain actor's creation and first call)", 2, 3),
+        ("virtual_hosted_calls", "virtual actor calls of shared hosting, one at a time (peer: the same class as a plain actor)", 4, 1),
+        ("virtual_hosted_first", "first call of shared hosting, its host there (peer: a plain actor's creation and first call)", 5, 3),
+    ]
+    for key, label, ours, peer in pairs:
+        figures.append(Figure(key, label, "/s", [s[ours] for s in samples], [s[peer] for s in samples]))
+    mean = [sum(s[i] for s in samples) / len(samples) for i in range(len(samples[0]))]
+    notes.append(
+        f"shared hosting: {many:,} identities activated in one host at {mean[6]:,.0f} a second, "
+        f"{mean[7]:,.1f} KiB of the host's memory each; the first identity of a host (the host made) {1e3 / mean[8]:,.0f} ms, "
+        f"the next ones {1e3 / mean[5]:,.1f} ms"
     )
     return BenchmarkResult(
         name=NAME,
