@@ -239,7 +239,8 @@ class Directory:
         the activations of shared hosting in them: its own actors' names are not theirs)."""
         if self.adopted is None:
             self.adopted = asyncio.get_running_loop().create_task(self._adopt())
-        await asyncio.shield(self.adopted)
+        if not self.adopted.done():  # (after the first, on every call: nothing to wait for)
+            await asyncio.shield(self.adopted)
 
     async def _adopt(self) -> None:
         from ..session import current
