@@ -585,6 +585,8 @@ def test_an_actor_placed_on_another_host_restarts_elsewhere_when_that_node_dies(
         assert placed["first"][0] == "host2" and placed["second"][2] == 2, placed
         agent = live_agent(hosts, 2)
         os.kill(agent, signal.SIGKILL)
+        # (its workers live on until the head declares the node dead: a call sent before then is still answered there)
+        wait_for("host2's node is dead", lambda: not any(n["host"] == "host2" and n["alive"] for n in status(hosts)["nodes"]))
         out, err = driver.communicate(input="\n", timeout=150)
     finally:
         if driver.poll() is None:
