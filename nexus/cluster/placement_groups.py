@@ -94,7 +94,10 @@ class PlacementGroup:
         if not session.wait_ids([self._ready_id], 1, timeout_seconds):
             return False
         blobs = session.get_blobs([self._ready_id], timeout_seconds)  # (made: it does not wait)
-        return blobs is not None and not blobs[0].error  # (an error: removed before it was placed)
+        if blobs is None or blobs[0].error:  # (an error: removed before it was placed)
+            return False
+        entry = session.control("placement_group", "table", self.id.value)  # (placed, then perhaps removed since)
+        return bool(entry) and entry["state"] != "REMOVED"
 
 
 def _current(what: str) -> Any:

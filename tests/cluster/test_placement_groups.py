@@ -177,6 +177,7 @@ def test_a_bundle_withholds_what_it_reserves_from_work_outside_the_group(cluster
     ready, _ = nexus.wait([left_out], timeout=0)
     assert ready == [], "a task outside the group never ran on the CPUs the bundle holds"
     remove_placement_group(pg)
+    assert pg.wait(0) is False, "a group placed and then removed is not ready any more"
     assert nexus.get(left_out, timeout=60) == "ran", "once removed, what it held is free for others"
 
 
