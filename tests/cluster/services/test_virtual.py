@@ -9,7 +9,7 @@ import pytest
 
 import nexus
 from nexus.core.errors import ActorDiedError
-from tests.cluster.services.journal import journal_lines, open_journal
+from tests.cluster.services.journal import calls_keep_their_order, journal_lines, open_journal, threads_keep_their_order
 from tests.conftest import wait_until
 
 
@@ -115,39 +115,11 @@ class Log:
 
 
 def test_calls_keep_their_order_from_the_first_forwarded_ones_to_those_under_a_lease() -> None:
-    log = Log.virtual("order", idle=60)
-    refs = []
-    for i in range(300):
-        if i % 3:
-            log.add.tell(i)
-        else:
-            refs.append(log.add.remote(i))
-        if i % 50 == 49:
-            nexus.get(refs, timeout=30)
-    assert nexus.get(log.read.remote(), timeout=30) == list(range(300))
+    calls_keep_their_order(Log.virtual("order", idle=60))
 
 
 def test_threads_sharing_a_lease_each_keep_their_calls_in_order() -> None:
-    import threading
-
-    log = Log.virtual("threads", idle=60)
-
-    def calls(t: int) -> None:
-        for i in range(80):
-            if i % 4:
-                log.add.tell((t, i))
-            else:
-                nexus.get(log.add.remote((t, i)), timeout=30)
-
-    threads = [threading.Thread(target=calls, args=(t,)) for t in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    seen = nexus.get(log.read.remote(), timeout=30)
-    assert sorted(seen) == sorted((t, i) for t in range(4) for i in range(80)), "every call arrived, once"
-    for t in range(4):
-        assert [i for u, i in seen if u == t] == list(range(80)), f"thread {t}'s calls kept their order"
+    threads_keep_their_order(Log.virtual("threads", idle=60), 4, 80)
 
 
 def test_calls_under_a_lease_go_straight_to_the_activation() -> None:

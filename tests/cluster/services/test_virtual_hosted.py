@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 import nexus
 from nexus.core.errors import ActorDiedError
 from nexus.notebook.models import ClusterModel
-from tests.cluster.services.journal import journal_lines, open_journal
+from tests.cluster.services.journal import calls_keep_their_order, journal_lines, open_journal, threads_keep_their_order
 from tests.conftest import wait_until
 
 KIND = "tests.cluster.services.test_virtual_hosted.Wallet"
@@ -121,35 +120,9 @@ def test_an_identity_runs_one_call_at_a_time_while_the_identities_of_a_host_run_
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "one identity's coroutine calls do not overlap either"
 
 
-def test_calls_keep_their_order_from_the_first_forwarded_ones_to_those_under_a_lease() -> None:
-    log = Wallet.virtual("order", idle=600)
-    refs = []
-    for i in range(300):
-        if i % 3:
-            log.add.tell(i)
-        else:
-            refs.append(log.add.remote(i))
-        if i % 50 == 49:
-            nexus.get(refs, timeout=30)
-    assert nexus.get(log.read.remote(), timeout=30) == list(range(300))
-
-    threaded = Wallet.virtual("threads", idle=600)
-
-    def calls(t: int) -> None:
-        for i in range(60):
-            if i % 4:
-                threaded.add.tell((t, i))
-            else:
-                nexus.get(threaded.add.remote((t, i)), timeout=30)
-
-    threads = [threading.Thread(target=calls, args=(t,)) for t in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    seen = [tuple(x) for x in nexus.get(threaded.read.remote(), timeout=30)]
-    for t in range(3):
-        assert [i for u, i in seen if u == t] == list(range(60)), f"thread {t}'s calls kept their order"
+def test_calls_keep_their_order_from_the_first_forwarded_ones_to_those_under_a_lease_and_across_threads() -> None:
+    calls_keep_their_order(Wallet.virtual("order", idle=600))
+    threads_keep_their_order(Wallet.virtual("threads", idle=600), 3, 60)
 
 
 def test_an_idle_activation_is_passivated_with_its_hook_and_its_host_stays() -> None:
