@@ -67,6 +67,14 @@ def parent_and_child():
 
 
 @nexus.remote
+def nested(depth):
+    """The group of each of ``depth`` tasks, each started by the one before and waited for in get."""
+    here = get_current_placement_group()
+    below = nexus.get(nested.remote(depth - 1), timeout=60) if depth > 1 else []
+    return [None if here is None else here.id.hex(), *below]
+
+
+@nexus.remote
 class Where:
     def pid(self):
         return os.getpid()
@@ -304,6 +312,8 @@ def test_children_of_a_capturing_task_run_in_its_group(cluster: None) -> None:
     group, child = nexus.get(parent_and_child.options(scheduling_strategy=into(pg, 0, capture=True)).remote(), timeout=60)
     # (the bundle has one CPU: the parent lends it back while it waits for its child, as a blocked worker lends its own)
     assert group == child == pg.id.hex(), "the child went into the parent's group"
+    chain = nexus.get(nested.options(scheduling_strategy=into(pg, 0, capture=True)).remote(4), timeout=60)
+    assert chain == [pg.id.hex()] * 4, "each waiting task lends the one CPU on, down four levels"
     group, child = nexus.get(parent_and_child.options(scheduling_strategy=into(pg, 0)).remote(), timeout=60)
     assert group == pg.id.hex() and child is None, "without capture, the child runs outside the group"
     assert nexus.get(current_group.remote(), timeout=60) is None

@@ -387,7 +387,7 @@ class WorkerRuntime(WorkerClient, ActorHosting):
                 if gone:
                     _driver_gone()
             return
-        self._report_blocked(True)
+        self._report_blocked(True, anew=True)
         try:
             while not waiter.event.is_set() and not self.exiting:
                 left = None if deadline is None else deadline - time.monotonic()
@@ -411,10 +411,11 @@ class WorkerRuntime(WorkerClient, ActorHosting):
         finally:
             self._report_blocked(False)
 
-    def _report_blocked(self, flag: bool) -> None:
+    def _report_blocked(self, flag: bool, anew: bool = False) -> None:
         """Tell the driver whether the main thread waits (it then counts no CPU here and sends tasks to run
-        on top of the waiting one); only changes are sent."""
-        if self.blocked != flag:
+        on top of the waiting one); only changes are sent, and each wait that begins (``anew``): a task run on
+        top of a waiting one that waits in turn lends what it holds as well (a placement group's CPU)."""
+        if self.blocked != flag or (anew and flag):
             self.blocked = flag
             self.send(("blocked", flag))
 
