@@ -47,3 +47,41 @@ def test_version_and_help(capsys: object) -> None:
     result = subprocess.run([*_nexus(), "--version"], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == f"nexus {nexus.__version__}"
     assert main([]) == 2
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*_nexus(), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_config_init_writes_each_editions_template_and_config_validate_accepts_it(tmp_path: Path) -> None:
+    for edition in ("core", "std", "enterprise"):
+        path = tmp_path / f"{edition}.toml"
+        made = _run("config", "init", "--edition", edition, "-o", str(path))
+        assert made.returncode == 0 and f"nexus config validate {path}" in made.stdout, made.stderr
+        checked = _run("config", "validate", str(path))
+        assert checked.returncode == 0 and "valid" in checked.stdout, checked.stderr
+    again = _run("config", "init", "-o", str(tmp_path / "core.toml"))
+    assert again.returncode == 1 and "--force" in again.stderr, "an existing file is not written over unasked"
+    shown = _run("config", "init", "--edition", "std")
+    assert shown.returncode == 0 and "[head]" in shown.stdout
+    bad = _run("config", "init", "--edition", "pro")
+    assert bad.returncode == 2 and "'pro' is not one of 'core', 'std', 'enterprise'" in bad.stderr
+
+
+def test_config_validate_lists_every_problem_and_fails(tmp_path: Path) -> None:
+    path = tmp_path / "nexus.toml"
+    path.write_text('[head]\nport = "6380"\nbnid = "x"\n')
+    result = _run("config", "validate", str(path))
+    assert result.returncode == 1 and "2 problem(s)" in result.stderr and "Traceback" not in result.stderr
+    assert "head.port: expected an integer (the head's port), got '6380' (a string)" in result.stderr
+    assert "did you mean 'bind'?" in result.stderr
+    missing = _run("config", "validate", str(tmp_path / "none.toml"))
+    assert missing.returncode == 1 and "No such file" in missing.stderr
+
+
+def test_unknown_commands_and_options_are_usage_errors() -> None:
+    assert main(["nosuch"]) == 2
+    assert main(["status", "--nosuch"]) == 2
+    assert main(["drain", "xyz"]) == 2
+    result = _run("drain", "xyz")
+    assert result.returncode == 2 and "hex, such as 000001" in result.stderr

@@ -36,6 +36,7 @@ from .values import Blob, ObjectRef, deserialize, serialize
 
 if TYPE_CHECKING:
     from .session import Session
+    from .settings import Settings
     from .transport import Transport
 
 __all__ = [
@@ -69,23 +70,8 @@ TASK_OPTIONS = frozenset(
     "num_cpus num_gpus resources num_returns max_retries retry_exceptions name scheduling_strategy label_selector memory".split()
 )
 ACTOR_OPTIONS = frozenset(
-    {
-        "num_cpus",
-        "num_gpus",
-        "resources",
-        "name",
-        "namespace",
-        "get_if_exists",
-        "lifetime",
-        "max_restarts",
-        "max_task_retries",
-        "max_concurrency",
-        "max_pending_calls",
-        "mailbox",
-        "scheduling_strategy",
-        "label_selector",
-        "memory",
-    }
+    "num_cpus num_gpus resources name namespace get_if_exists lifetime max_restarts max_task_retries max_concurrency "
+    "max_pending_calls mailbox scheduling_strategy label_selector memory".split()
 )
 METHOD_OPTIONS = frozenset({"num_returns", "name", "max_task_retries", "retry_exceptions"})
 
@@ -147,9 +133,10 @@ def init(
     object_store_memory: int | None = None,
     resources: dict[str, float] | None = None,
     transport: str | Transport | None = None,
-    observe: bool = True,
+    observe: bool | None = None,
     _system_config: ClusterConfig | dict[str, Any] | None = None,
     key: str | None = None,
+    config: str | os.PathLike[str] | Settings | None = None,
     **_unused: Any,
 ) -> ClusterInfo:
     """Start a local cluster: this process becomes the driver, ``num_cpus`` worker processes run tasks.
@@ -165,6 +152,8 @@ def init(
     head's ``node.key`` file as ``key`` (default: ``$NEXUS_KEY``, else the key of the head started here); the
     other arguments are the cluster's, not this process's, then. ``_system_config`` (as in Ray: internal
     tunables, for tests and experiments) is a :class:`~nexus.cluster.config.ClusterConfig` or a dict of its fields.
+    ``config``: a ``nexus.toml`` (:mod:`nexus.cluster.settings`; default ``$NEXUS_CONFIG``, else ``./nexus.toml`` if
+    there is one) or its Settings: its ``[cluster]`` gives what is not passed here, its ``[tuning]`` the tunables.
     """
     from .head.runtime import Runtime
 
@@ -183,21 +172,31 @@ def init(
             _session.set_current(session)
             _register_exit_hook()
             return ClusterInfo(session.info())
+        if config is not None or os.environ.get("NEXUS_CONFIG") or os.path.isfile("nexus.toml"):
+            from .settings import init_arguments
+
+            given: dict[str, Any] = {"num_cpus": num_cpus, "namespace": namespace, "object_store_memory": object_store_memory}
+            given.update(resources=resources, transport=transport, observe=observe)
+            chosen, _system_config = init_arguments(config, given, _system_config)
+            num_cpus, namespace, object_store_memory = chosen["num_cpus"], chosen["namespace"], chosen["object_store_memory"]
+            resources, transport, observe = chosen["resources"], chosen["transport"], chosen["observe"]
         if num_cpus is None:
             num_cpus = os.cpu_count() or 1
         if not isinstance(num_cpus, int) or num_cpus < 1:
             raise ValueError(f"num_cpus must be a positive int, not {num_cpus!r}")
         if resources is not None and (not isinstance(resources, dict) or "CPU" in resources):
             raise ValueError("resources is a dict of resource names (such as 'GPU') to amounts; set CPUs with num_cpus")
-        config = _system_config if isinstance(_system_config, ClusterConfig) else ClusterConfig.from_environment(_system_config, os.environ)
+        tunables = _system_config
+        if not isinstance(tunables, ClusterConfig):
+            tunables = ClusterConfig.from_environment(tunables, os.environ)
         runtime = Runtime(
             num_cpus,
             transport or os.environ.get("NEXUS_TRANSPORT", "shm"),
             namespace or "default",
             resources=resources,
             object_store_memory=object_store_memory,
-            observe=observe,
-            config=config,
+            observe=observe is not False,
+            config=tunables,
         )
         _session.set_current(runtime)
         _register_exit_hook()

@@ -134,8 +134,11 @@ class ClusterConfig:
                 raise ValueError(f"{name} must be a positive multiple of 4096 bytes, not {value}")
 
     @classmethod
-    def from_environment(cls, overrides: Mapping[str, Any] | None, environ: Mapping[str, str]) -> ClusterConfig:
-        """The defaults, then what ``environ`` (``os.environ``) sets, then ``overrides`` (``init``'s ``_system_config``).
+    def from_environment(
+        cls, overrides: Mapping[str, Any] | None, environ: Mapping[str, str], base: ClusterConfig | None = None
+    ) -> ClusterConfig:
+        """``base`` (a config file's ``[tuning]``; else the defaults), then what ``environ`` (``os.environ``) sets,
+        then ``overrides`` (``init``'s ``_system_config``).
 
         ``NEXUS_SCHED_BATCH=0`` turns ``sched_batch`` off; ``NEXUS_INLINE_MAX``
         sets ``inline_max`` (bytes). An unknown override is a ValueError.
@@ -152,7 +155,8 @@ class ClusterConfig:
                 values["inline_max"] = int(inline)
             except ValueError:
                 raise ValueError(f"NEXUS_INLINE_MAX is a number of bytes, not {inline!r}") from None
-        return cls(**{**values, **(overrides or {})})
+        start = dataclasses.asdict(base) if base is not None else {}
+        return cls(**{**start, **values, **(overrides or {})})
 
     def to_json(self) -> str:
         """The config as workers get it (on their bootstrap pipe, with their channel)."""

@@ -14,6 +14,8 @@ import sys
 import threading
 from typing import Any
 
+import click
+
 __all__ = ["add_commands"]
 
 
@@ -60,11 +62,14 @@ def _bridge(args: argparse.Namespace) -> int:
         nexus.shutdown()
 
 
-def add_commands(commands: Any) -> None:
-    bridge = commands.add_parser("bridge", help="hold a device's serial line for the cluster: its actors become device:<key>/<name>")
-    bridge.add_argument("port", metavar="PORT", help="the serial line: /dev/ttyACM0, /dev/ttyUSB0, a pty")
-    bridge.add_argument("--baud", type=int, default=115200, help="the line's rate (default: 115200)")
-    bridge.add_argument("--address", default="auto", metavar="HOST:PORT", help="the head (default: the one started on this host)")
-    bridge.add_argument("--key", default=None, metavar="FILE", help="the head's node.key (default: $NEXUS_KEY, or the local head's)")
-    bridge.add_argument("--node", default=None, metavar="NODEID", help="the node on this machine (when the cluster cannot tell)")
-    bridge.set_defaults(func=_bridge)
+def add_commands(cli: click.Group) -> None:
+    @cli.command("bridge", short_help="Hold a device's serial line for the cluster.")
+    @click.argument("port", metavar="PORT")
+    @click.option("--baud", type=int, default=115200, show_default=True, help="The line's rate.")
+    @click.option("--address", default="auto", metavar="HOST:PORT", help="The head (default: the one started on this host).")
+    @click.option("--key", default=None, metavar="FILE", help="The head's node.key (default: $NEXUS_KEY, or the local head's).")
+    @click.option("--node", default=None, metavar="NODEID", help="The node on this machine (when the cluster cannot tell).")
+    def bridge(**options: Any) -> None:
+        """Hold the serial line PORT (/dev/ttyACM0, /dev/ttyUSB0, a pty) for the cluster: the device's actors become
+        device:<key>/<name>, until Ctrl-C."""
+        sys.exit(_bridge(argparse.Namespace(**options)))

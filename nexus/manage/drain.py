@@ -11,19 +11,26 @@ import sys
 import time
 from typing import Any
 
-from .start import add_head_options, clear_errors, head_link
+import click
+
+from .start import clear_errors_named, head_link, head_options
 
 __all__ = ["add_commands"]
 
 
-def _node(text: str) -> int:
-    try:
-        node = int(text, 16)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a node is its number as `nexus status` shows it (hex, such as 000001), not {text!r}") from None
-    if node <= 0:
-        raise argparse.ArgumentTypeError(f"a node's number is positive, not {text!r}")
-    return node
+class _Node(click.ParamType):
+    name = "node"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            node = int(value, 16)
+        except ValueError:
+            self.fail(f"a node is its number as `nexus status` shows it (hex, such as 000001), not {value!r}", param, ctx)
+        if node <= 0:
+            self.fail(f"a node's number is positive, not {value!r}", param, ctx)
+        return node
 
 
 def _drain(args: argparse.Namespace) -> int:
@@ -58,13 +65,14 @@ def _drain(args: argparse.Namespace) -> int:
         link.close()
 
 
-def add_commands(commands: Any) -> None:
-    drain = commands.add_parser(
-        "drain",
-        help="drain a node: nothing new goes there, virtual actors and restartable actors move, its tasks finish; then it leaves",
-    )
-    drain.add_argument("node", type=_node, metavar="NODE", help="the node's number, as `nexus status` shows it")
-    drain.add_argument("--deadline", type=float, default=60.0, help="seconds to wait for what runs there (default 60)")
-    drain.add_argument("--no-wait", action="store_true", help="return once the drain started, not once the node has left")
-    add_head_options(drain)
-    drain.set_defaults(func=clear_errors(_drain))
+def add_commands(cli: click.Group) -> None:
+    @cli.command("drain", short_help="Drain a node, then it leaves.")
+    @click.argument("node", type=_Node(), metavar="NODE")
+    @click.option("--deadline", type=float, default=60.0, show_default=True, help="Seconds to wait for what runs there.")
+    @click.option("--no-wait", is_flag=True, help="Return once the drain started, not once the node has left.")
+    @head_options
+    @clear_errors_named("drain")
+    def drain(args: argparse.Namespace) -> int:
+        """Drain NODE (its number as `nexus status` shows it): nothing new goes there, virtual actors and restartable
+        actors move, its tasks finish; then it leaves."""
+        return _drain(args)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -19,10 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cluster.remote.daemon import add_common, head_folder, node_folder, process_start
+import click
+
+from ..cluster.remote.daemon import head_folder, node_folder, process_start
 from ..cluster.remote.files import home, private_folder
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "clear_errors_named", "head_link", "head_options"]
 
 START_TIMEOUT = 30.0
 
@@ -199,12 +202,6 @@ def head_link(args: argparse.Namespace, command: str) -> tuple[Any, str] | int:
     return NodeLink(load_node_key(key_path), address), address
 
 
-def add_head_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--address", default=None, metavar="HOST:PORT", help="the head (default: the one started here)")
-    parser.add_argument("--key", default=None, metavar="FILE", help="a node.key file of that head")
-    parser.add_argument("--timeout", type=float, default=5.0, help="how long to wait for the head's answer (seconds)")
-
-
 def _status(args: argparse.Namespace) -> int:
     from ..cluster.remote.agent import HeadUnreachableError, KeyRefusedError
 
@@ -230,40 +227,103 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def clear_errors(command: Any) -> Any:
-    """A command whose bad input (a loose key file, a bad address) ends in one line saying so, not a traceback."""
+def clear_errors(command: Any, name: str) -> Any:
+    """``command`` run on its arguments, its bad input (a loose key file, a bad address) ending in one line that says
+    so, not a traceback; what it returns is the exit code."""
 
-    def run(args: argparse.Namespace) -> int:
+    @functools.wraps(command)
+    def run(**options: Any) -> None:
         try:
-            return int(command(args))
+            code = int(command(argparse.Namespace(command=name, **options)))
         except (OSError, ValueError) as exc:
-            print(f"nexus {args.command}: {exc}", file=sys.stderr)
-            return 1
+            print(f"nexus {name}: {exc}", file=sys.stderr)
+            code = 1
+        sys.exit(code)
 
     return run
 
 
-def add_commands(commands: Any) -> None:
-    start = commands.add_parser("start", help="start a head (--head) or a node that joins one (--address, --key)")
-    start.add_argument("--head", action="store_true", help="start a head on this host")
-    start.add_argument("--port", type=int, default=6380, help="the head's port (default 6380; 0: any free one)")
-    start.add_argument("--bind", default="127.0.0.1", help="the head's address to listen on (default: loopback only)")
-    start.add_argument("--node-timeout", type=float, default=None, help="seconds of silence before a node is declared dead (default 5)")
-    start.add_argument(
-        "--membership",
-        default=None,
-        metavar="memory|etcd://HOST:PORT",
-        help="where the head keeps the members: its memory (default) or an etcd 3.4+ server",
-    )
-    start.add_argument("--phi-threshold", type=float, default=None, help="phi from which a silent node is suspected (default 8)")
-    start.add_argument("--address", default=None, metavar="HOST:PORT", help="the head to join")
-    start.add_argument("--key", default=None, metavar="FILE", help="the node.key file of that head")
-    start.add_argument("--block", action="store_true", help="run in the foreground (until Ctrl-C) instead of in the background")
-    add_common(start)
-    start.set_defaults(func=clear_errors(_start))
-    stop = commands.add_parser("stop", help="stop the head and nodes `nexus start` started on this host")
-    stop.set_defaults(func=clear_errors(_stop))
-    status = commands.add_parser("status", help="the nodes of a cluster, as its head sees them")
-    add_head_options(status)
-    status.add_argument("--json", action="store_true", help="print JSON")
-    status.set_defaults(func=clear_errors(_status))
+def head_options(command: Any) -> Any:
+    """``--address``, ``--key`` and ``--timeout``: the head a command asks (default: the one started here)."""
+    command = click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for the head's answer.")(command)
+    command = click.option("--key", default=None, metavar="FILE", help="A node.key file of that head.")(command)
+    return click.option("--address", default=None, metavar="HOST:PORT", help="The head (default: the one started here).")(command)
+
+
+class _Checked(click.ParamType):
+    """A value checked by one of the daemon's converters (which raise ArgumentTypeError saying what is wanted)."""
+
+    def __init__(self, convert: Any, name: str) -> None:
+        self.check, self.name = convert, name
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        try:
+            return self.check(value) if isinstance(value, str) else value
+        except argparse.ArgumentTypeError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _from_settings(args: argparse.Namespace) -> argparse.Namespace:
+    """The options not given, from the config file (``--config``, ``$NEXUS_CONFIG`` or ./nexus.toml): ``[head]``
+    for a head, ``[node]`` for a node."""
+    from ..cluster.settings import load_settings
+
+    settings = load_settings(args.config)
+    head, node = settings.head, settings.node
+    if args.head:
+        for name in ("bind", "port", "node_timeout", "membership", "phi_threshold", "num_cpus"):
+            if getattr(args, name) is None:
+                setattr(args, name, getattr(head, name))
+    elif not args.head:
+        args.address = args.address or node.address or None
+        args.key = args.key or node.key or None
+        args.num_cpus = node.num_cpus if args.num_cpus is None else args.num_cpus
+    return args
+
+
+def add_commands(cli: click.Group) -> None:
+    from ..cluster.remote.daemon import _bytes, _cpus
+
+    @cli.command("start", short_help="Start a head (--head) or a node that joins one (--address, --key).")
+    @click.option("--head", is_flag=True, help="Start a head on this host.")
+    @click.option("--port", type=int, default=None, help="The head's port (default 6380; 0: any free one).")
+    @click.option("--bind", default=None, help="The head's address to listen on (default: loopback only).")
+    @click.option("--node-timeout", type=float, default=None, help="Seconds of silence before a node is declared dead (default 5).")
+    @click.option("--membership", default=None, metavar="memory|etcd://HOST:PORT", help="Where the members are kept (default: memory).")
+    @click.option("--phi-threshold", type=float, default=None, help="phi from which a silent node is suspected (default 8).")
+    @click.option("--address", default=None, metavar="HOST:PORT", help="The head to join.")
+    @click.option("--key", default=None, metavar="FILE", help="The node.key file of that head.")
+    @click.option("--block", is_flag=True, help="Run in the foreground (until Ctrl-C) instead of in the background.")
+    @click.option("--num-cpus", type=_Checked(_cpus, "cpus"), default=None, help="The CPUs this node offers (default: all; 0: none).")
+    @click.option("--object-store-memory", type=_Checked(_bytes, "bytes"), metavar="BYTES", help="This node's object store (default: 30%).")
+    @click.option("--resources", default=None, help="Other resources as JSON, such as '{\"GPU\": 1}'.")
+    @click.option("--labels", multiple=True, metavar="NAME=VALUE[,...]", help="Labels for placement (repeat, or separate with commas).")
+    @click.option("--config", default=None, metavar="FILE", help="A nexus.toml whose [head] or [node] gives what is not said here.")
+    @clear_errors_named("start")
+    def start(args: argparse.Namespace) -> int:
+        """Start a head on this host (--head), or a node that joins a head (--address HOST:PORT --key FILE).
+
+        It runs in the background and outlives this command; `nexus stop` stops it.
+        """
+        args.labels = [part for given in args.labels for part in given.split(",") if part]
+        return _start(_from_settings(args))
+
+    @cli.command("stop", short_help="Stop the head and nodes `nexus start` started on this host.")
+    @clear_errors_named("stop")
+    def stop(args: argparse.Namespace) -> int:
+        """Stop the head and nodes `nexus start` started on this host, for this user: nodes first, then the head."""
+        return _stop(args)
+
+    @cli.command("status", short_help="The nodes of a cluster, as its head sees them.")
+    @head_options
+    @click.option("--json", "json_", is_flag=True, help="Print JSON.")
+    @clear_errors_named("status")
+    def status(args: argparse.Namespace) -> int:
+        """The nodes of a cluster as its head sees them: their hosts, states and resources."""
+        args.json = args.json_
+        return _status(args)
+
+
+def clear_errors_named(name: str) -> Any:
+    """(A decorator) :func:`clear_errors` for the command ``name``."""
+    return lambda command: clear_errors(command, name)

@@ -119,7 +119,7 @@ def test_a_head_and_two_nodes_join_show_in_status_and_stop_leaves_nothing(home: 
     assert _listening(port) == ["127.0.0.1"]
     out = home.start_node("--num-cpus", "1").stdout
     assert "joined the head" in out
-    home.start_node("--num-cpus", "3", "--resources", '{"GPU": 1}', "--labels", "zone=b", "rack=7")
+    home.start_node("--num-cpus", "3", "--resources", '{"GPU": 1}', "--labels", "zone=b,rack=7")
     nodes = by_id(home.status())
     assert sorted(nodes) == [0, 1, 2] and all(n["alive"] for n in nodes.values())
     assert nodes[0]["head"] and nodes[0]["resources"] == {"CPU": 2.0}
@@ -348,6 +348,21 @@ def test_bad_start_arguments_say_what_is_expected(home: Home) -> None:
     assert proc.returncode != 0 and "--resources is JSON" in proc.stderr
     proc = home.nexus("start", "--address", "nowhere", "--key", home.head_state()["node_key"], check=False)
     assert proc.returncode != 0 and "HOST:PORT" in proc.stderr
+
+
+def test_start_takes_what_it_is_not_told_from_the_config_file_and_refuses_a_bad_one(home: Home, tmp_path: Path) -> None:
+    config = tmp_path / "nexus.toml"
+    config.write_text(f"[head]\nport = 0\nnode_timeout = {TIMEOUT}\nnum_cpus = 1\n")
+    home.nexus("start", "--head", "--config", str(config))
+    state = home.head_state()
+    node = tmp_path / "node.toml"
+    node.write_text(f'[node]\naddress = "{state["address"]}"\nkey = "{state["node_key"]}"\nnum_cpus = 2\n')
+    home.nexus("start", "--config", str(node), "--num-cpus", "3")  # (an option given wins over the file)
+    nodes = wait_for("both nodes", lambda: [n for n in home.status()["nodes"] if n["alive"]] if len(home.status()["nodes"]) == 2 else None)
+    assert sorted(n["resources"]["CPU"] for n in nodes) == [1.0, 3.0]
+    config.write_text("[head]\nport = 99999\n")
+    proc = home.nexus("start", "--head", "--config", str(config), check=False)
+    assert proc.returncode == 1 and "head.port: expected an integer from 0 to 65535" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def _listening(port: int) -> list[str]:
