@@ -118,6 +118,9 @@ class HeadSettings:
         default="memory", metadata=_key("where the head keeps the members", fix='"memory" or "etcd://HOST:PORT[/PREFIX/]"')
     )
     num_cpus: int | None = field(default=None, metadata=_key("CPUs this node offers", 0, 4096))
+    management: bool = field(default=True, metadata=_key("whether the head serves its REST management port"))
+    management_bind: str = field(default="127.0.0.1", metadata=_key("the management port's address to listen on"))
+    management_port: int = field(default=0, metadata=_key("the management port", 0, 65535, "a port number (0: any free one)"))
 
 
 @dataclass(frozen=True)

@@ -103,9 +103,10 @@ def config_init(edition: str, output: Path | None, force: bool) -> None:
 
 
 def _add_commands() -> None:
-    from . import bridge, drain, start
+    from . import bridge, commands, drain, start
 
     start.add_commands(cli)
+    commands.add_commands(cli)
     drain.add_commands(cli)
     bridge.add_commands(cli)
 

@@ -53,7 +53,7 @@ def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "nexus.cluster.remote.daemon", *argv],
+            [sys.executable, "-m", "nexus.manage.daemon", *argv],
             stdin=subprocess.DEVNULL,
             stdout=fd,
             stderr=fd,
@@ -118,8 +118,12 @@ def _start_head(args: argparse.Namespace, common: list[str]) -> int:
         argv += ["--membership", args.membership]
     if args.phi_threshold is not None:
         argv += ["--phi-threshold", str(args.phi_threshold)]
+    if args.management_port is None:
+        argv += ["--no-management"]
+    else:
+        argv += ["--management-bind", args.management_bind, "--management-port", str(args.management_port)]
     if args.block:
-        from ..cluster.remote.daemon import main
+        from .daemon import main
 
         return main(argv)
     log_path = folder / "head.log"
@@ -131,6 +135,8 @@ def _start_head(args: argparse.Namespace, common: list[str]) -> int:
     print(f"  nexus start --address {state['address']} --key {state['node_key']}")
     if args.bind == "127.0.0.1":
         print("(It listens on loopback only: `nexus start --head --bind 0.0.0.0` to take nodes of other hosts.)")
+    if state.get("management"):
+        print(f"The management port (REST) is at http://{state['management']}/api/v1/: `nexus status`, `nexus list actors`.")
     return 0
 
 
@@ -138,7 +144,7 @@ def _start_node(args: argparse.Namespace, common: list[str]) -> int:
     folder = Path(private_folder(node_folder()))
     argv = ["node", "--address", args.address, "--key", os.path.abspath(args.key), *common]
     if args.block:
-        from ..cluster.remote.daemon import main
+        from .daemon import main
 
         return main(argv)
     log_path = folder / f"node-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
@@ -216,15 +222,47 @@ def _status(args: argparse.Namespace) -> int:
         return 1
     finally:
         link.close()
+    cluster = _cluster_status(args)
     if args.json:
-        print(json.dumps({"address": address, **reply}, indent=1))
+        print(json.dumps({"address": address, **reply, **({"cluster": cluster} if cluster else {})}, indent=1))
         return 0
     print(f"head at {address}: {sum(n['alive'] for n in reply['nodes'])} node(s) alive, {reply['refused']} peer(s) refused")
     for n in reply["nodes"]:
         amounts = ", ".join(f"{v:g} {k}" for k, v in sorted(n["resources"].items()))
         where = n.get("state", "ALIVE").lower() if n["alive"] else f"dead ({n['why']})"
         print(f"  node {n['node_id']:06x} {n['host']:<20} {where:<10} {amounts}{'  (head)' if n['head'] else ''}")
+    if cluster:
+        print(_cluster_lines(cluster))
     return 0
+
+
+def _cluster_status(args: argparse.Namespace) -> dict[str, Any] | None:
+    """What the head's management port says of the cluster (as ``ray status`` does), when a local head has one
+    (None otherwise: the nodes are what the node key shows)."""
+    from .client import ManagementError, request
+
+    if args.address is not None:
+        return None
+    try:
+        return dict(request("status", timeout=args.timeout))
+    except ManagementError:
+        return None
+
+
+def _cluster_lines(cluster: dict[str, Any]) -> str:
+    total, used = cluster["resources"]["total"], cluster["resources"]["used"]
+    lines = ["resources (used / total):"]
+    lines += [f"  {used.get(k, 0):g} / {v:g} {k}" for k, v in sorted(total.items()) if k != "object_store_memory"]
+    summary = cluster["summary"]
+    for what in ("actors", "tasks"):
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(summary.get(what, {}).items())) or "none"
+        lines.append(f"{what}: {counts}")
+    store = summary.get("object_store", {})
+    used_mib, capacity_mib = store.get("used", 0) / 2**20, store.get("capacity", 0) / 2**20
+    lines.append(f"object store: {used_mib:.1f} MiB of {capacity_mib:.0f} MiB, {store.get('objects', 0)} objects")
+    devices = cluster.get("devices") or []
+    lines.append(f"devices: {', '.join(str(d.get('key')) for d in devices) if devices else 'none'}")
+    return "\n".join(lines)
 
 
 def clear_errors(command: Any, name: str) -> Any:
@@ -271,9 +309,11 @@ def _from_settings(args: argparse.Namespace) -> argparse.Namespace:
     settings = load_settings(args.config)
     head, node = settings.head, settings.node
     if args.head:
-        for name in ("bind", "port", "node_timeout", "membership", "phi_threshold", "num_cpus"):
+        for name in ("bind", "port", "node_timeout", "membership", "phi_threshold", "num_cpus", "management_bind"):
             if getattr(args, name) is None:
                 setattr(args, name, getattr(head, name))
+        if args.management_port is None and not args.no_management and head.management:
+            args.management_port = head.management_port
     elif not args.head:
         args.address = args.address or node.address or None
         args.key = args.key or node.key or None
@@ -298,6 +338,9 @@ def add_commands(cli: click.Group) -> None:
     @click.option("--object-store-memory", type=_Checked(_bytes, "bytes"), metavar="BYTES", help="This node's object store (default: 30%).")
     @click.option("--resources", default=None, help="Other resources as JSON, such as '{\"GPU\": 1}'.")
     @click.option("--labels", multiple=True, metavar="NAME=VALUE[,...]", help="Labels for placement (repeat, or separate with commas).")
+    @click.option("--management-port", type=int, default=None, help="The head's REST management port (default: any free one).")
+    @click.option("--management-bind", default=None, help="Its address to listen on (default: loopback only).")
+    @click.option("--no-management", is_flag=True, help="No management port.")
     @click.option("--config", default=None, metavar="FILE", help="A nexus.toml whose [head] or [node] gives what is not said here.")
     @clear_errors_named("start")
     def start(args: argparse.Namespace) -> int:

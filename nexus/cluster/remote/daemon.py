@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,13 @@ def _log(line: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
 
 
-def run_head(args: argparse.Namespace) -> int:
+# What serves beside a head (the management layer's ports, given by ``nexus.manage.daemon``): called with the
+# runtime, the head service and the head's folder once they are up; returns what the state file says of it, and
+# what stops it.
+Serving = Callable[[Any, Any, Path, argparse.Namespace], tuple[dict[str, Any], Callable[[], None]]]
+
+
+def run_head(args: argparse.Namespace, serving: Serving | None = None) -> int:
     from .head import HeadService
     from .keys import create_head_keys
 
@@ -97,20 +103,22 @@ def run_head(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
     shown = socket.gethostname() if args.bind in ("0.0.0.0", "::", "*") else args.bind
     address = f"{shown}:{service.port}"
-    write_private(
-        str(state_file),
-        {
-            "address": address,
-            "pid": os.getpid(),
-            "started": process_start(os.getpid()),
-            "cluster": keys.cluster,
-            "node_key": keys.node_key_file,
-        },
-    )
+    told: dict[str, Any] = {}
+    closing: Callable[[], None] = lambda: None  # noqa: E731
+    try:
+        if serving is not None:
+            told, closing = serving(runtime, service, folder, args)
+    except BaseException:
+        service.close()
+        runtime.shutdown()
+        raise
+    state = {"address": address, "pid": os.getpid(), "started": process_start(os.getpid()), "cluster": keys.cluster}
+    write_private(str(state_file), {**state, "node_key": keys.node_key_file, **told})
     _log(f"nexus head: listening on {args.bind}:{service.port} (cluster {keys.cluster})")
     try:
         service.serve(stop)
     finally:
+        closing()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(state_file)
         service.close()
@@ -325,10 +333,12 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", nargs="*", default=None, metavar="NAME=VALUE", help="labels for placement")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(head_options: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nexus.cluster.remote.daemon")
     kinds = parser.add_subparsers(dest="kind", required=True)
     head = kinds.add_parser("head")
+    if head_options is not None:
+        head_options(head)
     head.add_argument("--bind", default="127.0.0.1")
     head.add_argument("--port", type=int, default=6380)
     head.add_argument("--node-timeout", type=float, default=None)
@@ -344,10 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, serving: Serving | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    args = (parser or build_parser()).parse_args(argv)
     try:
-        return run_head(args) if args.kind == "head" else run_node(args)
+        return run_head(args, serving) if args.kind == "head" else run_node(args)
     except (OSError, ValueError) as exc:
         _log(f"nexus {args.kind}: {exc}")
         return 2

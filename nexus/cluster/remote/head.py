@@ -545,13 +545,14 @@ class HeadService:
         return wire.encode("draining", **started)
 
     def _on_nodes(self, _key: str, _f: dict[str, Any]) -> bytes:
-        rt = self.runtime
-        ready: dict[int, int] = {}  # task workers that take work, by node
-        for w in list(rt.workers) if rt is not None else ():
-            if w.ready:
-                ready[w.node] = ready.get(w.node, 0) + 1
-        nodes = [{**_describe(r), "workers": ready.get(r.node_id, 0)} for r in self.membership]
-        return wire.encode("nodes", nodes=nodes, refused=self.refused, malformed=self.malformed)
+        return wire.encode("nodes", nodes=self.nodes_view(), refused=self.refused, malformed=self.malformed)
+
+    def nodes_view(self) -> list[dict[str, Any]]:
+        """The members as ``nexus status`` shows them, each with its task workers that take work."""
+        ready: dict[int, int] = {}
+        for w in list(self.runtime.workers) if self.runtime is not None else ():
+            ready[w.node] = ready.get(w.node, 0) + (1 if w.ready else 0)
+        return [{**_describe(r), "workers": ready.get(r.node_id, 0)} for r in self.membership]
 
     def close(self) -> None:
         if self.data_thread is not None and self.data_thread.is_alive():

@@ -1,0 +1,98 @@
+"""``nexus list``, ``nexus kill``, ``nexus cancel``: commands on the head's REST management port (:mod:`.client`).
+
+``--json`` prints what the port answered, for scripts; without it, a table.
+An unreachable port or a refused token ends in one line saying so, exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .client import ManagementError, request
+from .port import LIST_KINDS
+
+__all__ = ["add_commands"]
+
+# The columns a table shows of each kind (--json has every field)
+COLUMNS = {
+    "nodes": ("node_id", "host", "state", "alive", "workers", "resources"),
+    "workers": ("name", "node_id", "kind", "pid", "alive", "actor", "tasks_in_flight"),
+    "actors": ("actor_id", "class_name", "name", "state", "worker", "pid", "restarts", "pending_calls"),
+    "tasks": ("task_id", "name", "kind", "state", "worker", "duration_s", "waiting_for"),
+    "objects": ("object_id", "nbytes", "where", "refs", "pins", "node_id"),
+    "devices": ("key", "bridge", "state", "actors"),
+}
+
+
+def port_options(command: Any) -> Any:
+    command = click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
+    command = click.option("--token-file", default=None, metavar="FILE", help="The head's management.json (default: this host's).")(command)
+    return click.option("--management", default=None, metavar="HOST:PORT", help="The management port (default: this host's).")(command)
+
+
+def _ask(name: str, command: str, args: dict[str, Any], options: dict[str, Any]) -> Any:
+    try:
+        return request(command, args, address=options["management"], token_file=options["token_file"])
+    except ManagementError as exc:
+        click.echo(f"nexus {name}: {exc}", err=True)
+        sys.exit(1)
+
+
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.3g}"
+        if isinstance(value, dict):
+            return ", ".join(f"{v:g} {k}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
+        return "-" if value is None else str(value)
+
+    cells = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v[:60].ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _show(result: Any, as_json: bool, text: Callable[[Any], str]) -> None:
+    click.echo(json.dumps(result, indent=1, default=str) if as_json else text(result))
+
+
+def add_commands(cli: click.Group) -> None:
+    @cli.command("list", short_help="List the cluster's nodes, workers, actors, tasks, objects or devices.")
+    @click.argument("kind", type=click.Choice(LIST_KINDS))
+    @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Only those whose KEY is (or != is not) VALUE.")
+    @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True, help="At most this many.")
+    @port_options
+    def list_(kind: str, filters: tuple[str, ...], limit: int, **options: Any) -> None:
+        """List the cluster's KIND as its head sees them: nodes, workers, actors, tasks (newest first), objects,
+        devices. Filters: --filter state=alive --filter name!=x."""
+        rows = _ask("list", "list", {"kind": kind, "filters": list(filters), "limit": limit}, options)
+        _show(rows, options["as_json"], lambda r: _table(r, COLUMNS[kind]) if r else f"no {kind}")
+
+    @cli.command("kill", short_help="Kill an actor.")
+    @click.argument("actor")
+    @click.option("--namespace", default=None, help="The namespace of a named actor.")
+    @click.option("--restart", is_flag=True, help="Let it restart (if its max_restarts allows), as nexus.kill(no_restart=False).")
+    @port_options
+    def kill(actor: str, namespace: str | None, restart: bool, **options: Any) -> None:
+        """Kill ACTOR: its id (as `nexus list actors` shows it) or its name. Its pending calls fail with ActorDiedError."""
+        args: dict[str, Any] = {"actor": actor, "no_restart": not restart}
+        if namespace is not None:
+            args["namespace"] = namespace
+        result = _ask("kill", "kill", args, options)
+        _show(result, options["as_json"], lambda r: f"killed actor {r['actor_id']}")
+
+    @cli.command("cancel", short_help="Cancel a task.")
+    @click.argument("task")
+    @click.option("--force", is_flag=True, help="Kill its worker if it runs (it is not retried).")
+    @port_options
+    def cancel(task: str, force: bool, **options: Any) -> None:
+        """Cancel TASK (its id, as `nexus list tasks` shows it): a queued one never runs, a running one is interrupted
+        (TaskCancelledError), with --force its worker is killed."""
+        result = _ask("cancel", "cancel", {"task": task, "force": force}, options)
+        _show(result, options["as_json"], lambda r: f"task {r['task_id']}: {'cancelled' if r['cancelled'] else 'not cancelled (it ended)'}")

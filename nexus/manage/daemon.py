@@ -1,0 +1,71 @@
+"""The daemons ``nexus start`` runs (``python -m nexus.manage.daemon head|node ...``): the cluster's own
+(:mod:`nexus.cluster.remote.daemon`), with the management port beside a head.
+
+A head serves the REST ManagementPort (:mod:`.rest`) on ``--management-bind``
+(loopback by default) and ``--management-port`` (0: any free one), unless
+``--no-management``. Its token is made fresh at each start and written with
+the port's address to ``management.json`` in the head's folder (mode 0600,
+in a folder of mode 0700); the state file names that file, never the token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..cluster.remote.daemon import _log, build_parser
+from ..cluster.remote.daemon import main as run_daemon
+from ..cluster.remote.files import write_private
+
+__all__ = ["TOKEN_FILE", "main"]
+
+TOKEN_FILE = "management.json"
+
+
+def _options(head: argparse.ArgumentParser) -> None:
+    head.add_argument("--management-bind", default="127.0.0.1")
+    head.add_argument("--management-port", type=int, default=0)
+    head.add_argument("--no-management", action="store_true")
+
+
+def _serve(runtime: Any, service: Any, folder: Path, args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[], None]]:
+    if args.no_management:
+        return {}, lambda: None
+    from ..cluster import session
+    from .port import Commands
+    from .rest import RestPort
+
+    session.set_current(runtime)  # (the commands use the state API, on the head's own cluster)
+    token = secrets.token_urlsafe(32)
+    port = RestPort(Commands(runtime, service), token, args.management_bind, args.management_port, log=_log)
+    shown = "127.0.0.1" if args.management_bind in ("0.0.0.0", "", "*") else args.management_bind
+    where = f"[{shown}]:{port.port}" if ":" in shown else f"{shown}:{port.port}"
+    path = folder / TOKEN_FILE
+    try:
+        write_private(str(path), {"address": where, "token": token})
+    except BaseException:
+        port.close()
+        raise
+    _log(f"nexus head: the management port listens on {args.management_bind}:{port.port}")
+
+    def close() -> None:
+        port.close()
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    return {"management": where, "management_file": str(path)}, close
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_daemon(argv, serving=_serve, parser=build_parser(_options))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
