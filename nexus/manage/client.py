@@ -65,7 +65,10 @@ def request(
     req = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:  # (http: the head's own port, loopback unless told)
-            answer = json.loads(response.read())
+            data = response.read()
+            if response.headers.get_content_type() == "application/gzip":
+                return data  # (a bundle: nexus dump)
+            answer = json.loads(data)
     except urllib.error.HTTPError as exc:
         try:
             message = json.loads(exc.read())["error"]["message"]

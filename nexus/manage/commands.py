@@ -1,4 +1,5 @@
-"""``nexus list``, ``nexus kill``, ``nexus cancel``: commands on the head's REST management port (:mod:`.client`).
+"""``nexus list``, ``kill``, ``cancel``, ``logs``, ``timeline``, ``dump``: commands on the head's REST management
+port (:mod:`.client`).
 
 ``--json`` prints what the port answered, for scripts; without it, a table.
 An unreachable port or a refused token ends in one line saying so, exit 1.
@@ -7,7 +8,9 @@ An unreachable port or a refused token ends in one line saying so, exit 1.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -96,3 +99,47 @@ def add_commands(cli: click.Group) -> None:
         (TaskCancelledError), with --force its worker is killed."""
         result = _ask("cancel", "cancel", {"task": task, "force": force}, options)
         _show(result, options["as_json"], lambda r: f"task {r['task_id']}: {'cancelled' if r['cancelled'] else 'not cancelled (it ended)'}")
+
+    @cli.command("logs", short_help="What a worker or an actor printed.")
+    @click.argument("worker")
+    @click.option("--tail", type=click.IntRange(1, 10_000), default=100, show_default=True, help="The last this many lines.")
+    @click.option("--follow", "-f", is_flag=True, help="Then go on printing what comes, until Ctrl-C.")
+    @port_options
+    def logs(worker: str, tail: int, follow: bool, **options: Any) -> None:
+        """What WORKER printed (its name, as `nexus list workers` shows it, or an actor's id or name), as the head's
+        log has it: this host's workers and every node's."""
+        answer = _ask("logs", "logs", {"worker": worker, "tail": tail}, options)
+        if options["as_json"] and not follow:
+            _show(answer, True, str)
+            return
+        for line in answer["lines"]:
+            click.echo(line)
+        while follow:
+            time.sleep(0.5)
+            answer = _ask("logs", "logs", {"worker": worker, "since": answer["next"]}, options)
+            for line in answer["lines"]:
+                click.echo(line)
+
+    @cli.command("timeline", short_help="Write the cluster's recent events as a Chrome trace.")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @port_options
+    def timeline(file: str, **options: Any) -> None:
+        """Write the cluster's recent events to FILE as a Chrome trace (open it in https://ui.perfetto.dev)."""
+        trace = _ask("timeline", "timeline", {}, options)
+        with open(file, "w") as f:
+            json.dump(trace, f)
+        click.echo(f"wrote {len(trace.get('traceEvents', []))} events to {file}")
+
+    @cli.command("dump", short_help="Write a diagnostics bundle (.tar.gz).")
+    @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="The file (default: nexus-dump-TIME.tar.gz).")
+    @port_options
+    def dump(output: str | None, **options: Any) -> None:
+        """Write a diagnostics bundle of the cluster: versions, configuration, membership, state, the store's map,
+        recent events, metrics, every worker's Python stacks and the head's log. It may hold what your tasks
+        printed: it is written mode 0600."""
+        data = _ask("dump", "dump", {}, options)
+        path = output or f"nexus-dump-{time.strftime('%Y%m%d-%H%M%S')}.tar.gz"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        click.echo(f"wrote the diagnostics bundle to {path} ({len(data) / 1024:.0f} KiB)")

@@ -42,7 +42,8 @@ def _serve(runtime: Any, service: Any, folder: Path, args: argparse.Namespace) -
 
     session.set_current(runtime)  # (the commands use the state API, on the head's own cluster)
     token = secrets.token_urlsafe(32)
-    port = RestPort(Commands(runtime, service), token, args.management_bind, args.management_port, log=_log)
+    commands = Commands(runtime, service, folder / "head.log")  # (nexus start sends the head's output there)
+    port = RestPort(commands, token, args.management_bind, args.management_port, log=_log)
     shown = "127.0.0.1" if args.management_bind in ("0.0.0.0", "", "*") else args.management_bind
     where = f"[{shown}]:{port.port}" if ":" in shown else f"{shown}:{port.port}"
     path = folder / TOKEN_FILE

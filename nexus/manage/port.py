@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = ["SERIALIZERS", "CommandError", "Commands", "ManagementPort", "Serializer"]
 
 LIST_KINDS = ("nodes", "workers", "actors", "tasks", "objects", "devices")
 LIST_LIMIT = 10_000  # most records one list answers
+LOG_WINDOW = 4 << 20  # most bytes of the head's log one logs answer reads
 
 
 class CommandError(Exception):
@@ -81,10 +83,10 @@ class ManagementPort(Protocol):
 class Commands:
     """The operator's commands, run in the head's process on its cluster (``runtime``) and membership (``service``)."""
 
-    READ_ONLY = frozenset({"status", "list"})
+    READ_ONLY = frozenset({"status", "list", "logs", "timeline", "dump"})
 
-    def __init__(self, runtime: Any, service: Any) -> None:
-        self.runtime, self.service = runtime, service
+    def __init__(self, runtime: Any, service: Any, log_path: Path | None = None) -> None:
+        self.runtime, self.service, self.log_path = runtime, service, log_path
         self.ports: dict[str, dict[str, int]] = {}  # each port's counts of requests: served, refused (401, 403), malformed
         self.table: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "status": self.status,
@@ -92,6 +94,9 @@ class Commands:
             "kill": self.kill,
             "cancel": self.cancel,
             "drain": self.drain,
+            "logs": self.logs,
+            "timeline": self.timeline,
+            "dump": self.dump,
         }
 
     def run(self, name: str, args: Any) -> Any:
@@ -193,6 +198,58 @@ class Commands:
         deadline = args.get("deadline", 60.0)
         started = self.service.drains.start(node, deadline, "the management port")
         return {**started, "node_id": f"{started['node_id']:06x}"}
+
+    def logs(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """What a worker (or an actor's worker) printed, as the head's log has it: the last ``tail`` lines, or
+        those after ``since`` (the ``next`` of an earlier answer: ``nexus logs --follow`` asks again with it)."""
+        _only(args, ("worker", "tail", "since"), "logs")
+        who, tail, since = args.get("worker"), args.get("tail", 100), args.get("since")
+        if not isinstance(who, str) or not who:
+            raise CommandError(400, "logs: worker is a worker's name (`nexus list workers`), or an actor's id or name")
+        if isinstance(tail, bool) or not isinstance(tail, int) or not 0 < tail <= LIST_LIMIT:
+            raise CommandError(400, f"logs: tail is a whole number from 1 to {LIST_LIMIT}, not {tail!r}")
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+            raise CommandError(400, f"logs: since is the next of an earlier answer (a whole number), not {since!r}")
+        name = self._worker_of(who)
+        if self.log_path is None or not self.log_path.exists():
+            return {"worker": name, "lines": [], "next": 0}
+        size = self.log_path.stat().st_size
+        start = max(0, size - LOG_WINDOW) if since is None else min(since, size)
+        with self.log_path.open("rb") as f:
+            f.seek(start)
+            data = f.read(LOG_WINDOW)
+        end = start + (data.rfind(b"\n") + 1 if since is not None else len(data))  # (a line not ended: the next answer's)
+        prefix = f"({name} pid="
+        lines = [line for line in data[: end - start].decode(errors="replace").splitlines() if line.startswith(prefix)]
+        return {"worker": name, "lines": lines[-tail:] if since is None else lines, "next": end}
+
+    def _worker_of(self, who: str) -> str:
+        from .. import state
+
+        workers = {w.name for w in state.list_workers()}
+        if who in workers:
+            return who
+        for actor in state.list_actors():
+            if who in (actor.actor_id, actor.name) and actor.worker:
+                return actor.worker
+        raise CommandError(404, f"logs: no worker or actor {who!r} (`nexus list workers`, `nexus list actors`)")
+
+    def timeline(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The cluster's recent events as a Chrome trace (open it in Perfetto or chrome://tracing)."""
+        from .. import observe
+
+        _only(args, (), "timeline")
+        try:
+            return observe.timeline()
+        except RuntimeError as exc:  # (a cluster that records no events)
+            raise CommandError(409, f"timeline: {exc}") from None
+
+    def dump(self, args: Mapping[str, Any]) -> bytes:
+        """A diagnostics bundle (.tar.gz; see :mod:`.dump`)."""
+        from .dump import bundle
+
+        _only(args, (), "dump")
+        return bundle(self, self.log_path)
 
 
 def _only(args: Mapping[str, Any], known: tuple[str, ...], command: str) -> None:

@@ -19,6 +19,7 @@ import asyncio
 import hmac
 import json
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -139,6 +140,9 @@ class RestPort:
             raise CommandError(405, f"{request.method} is not a method of the management port: GET or POST")
         result = await asyncio.get_running_loop().run_in_executor(None, self.commands.run, name, args)
         self.counts["served"] += 1
+        if isinstance(result, bytes):  # (a bundle: nexus dump)
+            disposition = f'attachment; filename="nexus-{name}-{time.strftime("%Y%m%d-%H%M%S")}.tar.gz"'
+            return web.Response(body=result, content_type="application/gzip", headers={"Content-Disposition": disposition})
         return self._answer(200, {"ok": True, "result": result})
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,12 @@ def _nexus(head: Home, *args: str) -> subprocess.CompletedProcess[str]:
 class Keeper:
     def ping(self) -> str:
         return "pong"
+
+
+@nexus.remote
+class Printer:
+    def say(self, text: str) -> None:
+        print(text, flush=True)
 
 
 @nexus.remote
@@ -118,6 +125,43 @@ def test_kill_cancel_and_drain_act_on_the_cluster(head: Home, port: httpx.Client
 
     answer = port.post("/api/v1/drain", json={"node": "ffffff"})
     assert answer.status_code == 400 and "there is no node" in answer.json()["error"]["message"]
+
+
+def test_logs_follow_what_an_actor_prints_and_timeline_and_dump_write_their_files(head: Home, tmp_path: Path) -> None:
+    printer = Printer.options(name="printer", lifetime="detached").remote()
+    nexus.get(printer.say.remote("first words"), timeout=60)
+    wait_for("the line in the head's log", lambda: "first words" in _nexus(head, "logs", "printer").stdout)
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "nexus.manage.cli", "logs", "printer", "--tail", "1", "--follow"],
+        env=head.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follow.stdout is not None and "first words" in follow.stdout.readline()
+        nexus.get(printer.say.remote("later words"), timeout=60)
+        assert "later words" in follow.stdout.readline(), "--follow printed what came after"
+    finally:
+        follow.kill()
+        follow.communicate()
+    assert _nexus(head, "logs", "nobody").returncode == 1
+
+    trace = tmp_path / "trace.json"
+    assert _nexus(head, "timeline", str(trace)).returncode == 0
+    assert json.loads(trace.read_text())["traceEvents"], "the recent events, as a Chrome trace"
+
+    bundle = tmp_path / "dump.tar.gz"
+    made = _nexus(head, "dump", "-o", str(bundle))
+    assert made.returncode == 0 and (bundle.stat().st_mode & 0o777) == 0o600, made.stderr
+    with tarfile.open(bundle) as tar:
+        parts = {Path(m.name).name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    expected = {"versions.json", "config.json", "membership.json", "state.json", "metrics.json", "store.json", "events.json"}
+    assert expected | {"stacks.txt", "head.log"} <= set(parts)
+    assert json.loads(parts["versions.json"])["nexus"] == nexus.__version__
+    assert len(json.loads(parts["membership.json"])) == 2 and "prefetch" in json.loads(parts["config.json"])
+    stacks = parts["stacks.txt"].decode()
+    assert "== the head's process ==" in stacks and "Thread 0x" in stacks, "every worker printed its stacks"
+    assert " on " in stacks.split("== the workers")[1], "the joined node's workers too"
 
 
 def test_a_missing_or_wrong_token_is_refused_and_counted(head: Home, port: httpx.Client) -> None:

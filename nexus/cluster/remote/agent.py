@@ -32,6 +32,7 @@ _HEAD_OPS: dict[str, dict[str, Any]] = {
     "nodes": {"nodes": list, "refused": int, "malformed": int},
     "spawn": {"kind": str},
     "stop": {"why": str},
+    "stacks": {},
     "draining": {"node_id": int, "state": str},
     "refused": {"why": str},
 }
@@ -77,6 +78,7 @@ class NodeLink:
         self.node_id = 0
         self.on_spawn: Any = None  # called with the kind of worker the head asks this node to start
         self.on_stop: Any = None  # called with why, when the head asks this node to leave
+        self.on_stacks: Any = None  # called when the head asks for its workers' Python stacks (nexus dump)
         self.epoch = ""
         self.clock_offset = 0.0
         self.mono_offset = 0
@@ -145,13 +147,18 @@ class NodeLink:
                 try:
                     if len(frames) != 1:
                         raise ValueError(f"{len(frames)} frames")
-                    op, f = wire.decode(frames[0], {**ops, "spawn": _HEAD_OPS["spawn"], "stop": _HEAD_OPS["stop"]})
+                    asked = {name: _HEAD_OPS[name] for name in ("spawn", "stop", "stacks")}
+                    op, f = wire.decode(frames[0], {**ops, **asked})
                 except ValueError as exc:
                     print(f"nexus: dropped a malformed frame from the head: {exc}", file=sys.stderr)
                     continue
                 if op == "spawn":  # the head asks for a worker (any time, not as an answer)
                     if self.on_spawn is not None:
                         self.on_spawn(f["kind"])
+                    continue
+                if op == "stacks":  # the head asks for its workers' stacks: they print them, and their output goes up
+                    if self.on_stacks is not None:
+                        self.on_stacks()
                     continue
                 if op == "stop":  # the head asks this node to leave (it was drained)
                     if self.on_stop is not None:

@@ -176,7 +176,14 @@ def run_node(args: argparse.Namespace) -> int:
             _log(f"nexus node {link.node_id}: the head asks it to leave ({why})")
             stop.set()
 
-        link.on_spawn, link.on_stop = spawn, leave
+        def stacks() -> None:  # the head asks for every worker's Python stacks (nexus dump)
+            from ..worker.main import STACKS_SIGNAL
+
+            for proc in [*workers, *actors]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, STACKS_SIGNAL)
+
+        link.on_spawn, link.on_stop, link.on_stacks = spawn, leave, stacks
         record(node_id)
         _log(f"nexus node {node_id}: joined the head at {args.address} with {resources}; {len(workers)} workers")
         link.beat_until(

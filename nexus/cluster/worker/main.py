@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import sys
@@ -28,12 +29,18 @@ def _read_bootstrap(fd: int) -> str:
     return b"".join(chunks).decode()
 
 
+STACKS_SIGNAL = signal.SIGUSR2  # (SIGUSR1 cancels the running task)
+
+
 def prepare_process(config: ClusterConfig) -> None:
     """What a worker process sets before it serves (on this host or a joined node's)."""
     # Tasks that arrive while one waits in get() run on top of it, ~8 frames each: room for ~700 of them. Deeper
     # nesting fails the task that does not fit with a RecursionError (see _next_task) instead of hanging.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 6000))
     _set_policy(batch=config.sched_batch)
+    # SIGUSR2 prints every thread's Python stack to stderr, even while one holds the GIL in C (``nexus dump``):
+    # the line goes to the driver or head that reads this worker's stderr, named by worker
+    faulthandler.register(STACKS_SIGNAL, file=sys.stderr, all_threads=True)
 
 
 def become(runtime: WorkerRuntime) -> None:
