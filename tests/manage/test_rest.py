@@ -30,17 +30,15 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
     home = Home(tmp_path_factory.mktemp("rest") / "nexus-home")
     home.start_head()
     home.start_node("--num-cpus", "1")
-    saved = os.environ.get("NEXUS_HOME")
-    os.environ["NEXUS_HOME"] = str(home.path)
-    nexus.init(address="auto")
     try:
-        yield home
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("NEXUS_HOME", str(home.path))  # (the attached driver finds the head started here)
+            nexus.init(address="auto")
+            try:
+                yield home
+            finally:
+                nexus.shutdown()
     finally:
-        nexus.shutdown()
-        if saved is None:
-            os.environ.pop("NEXUS_HOME", None)
-        else:
-            os.environ["NEXUS_HOME"] = saved
         left = home.stop_all()
         assert not left, f"daemons left running: {left}"
 
