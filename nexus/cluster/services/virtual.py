@@ -99,6 +99,7 @@ class Directory:
         self.claims_kept = 0.0  # when the claims' lease was last renewed
         self.etcd_away: tuple[float, str] | None = None  # since when etcd has not answered a claim, and why (None: it did)
         self.etcd_prober: tuple[str, str] | None = None  # the identity whose first call waits for etcd meanwhile
+        self.etcd_gave_up = 0.0  # when such a wait last ran out (for CLAIM_WAIT after, first calls do not wait)
         self.hosts: dict[str, Any] = {}  # a host actor's name -> its handle (shared hosting: hosting.py)
         self.checked: dict[str, tuple[int, float]] = {}  # an actor's name -> (its id, when it was looked up)
         self.adopted: asyncio.Task[None] | None = None  # the adoption of what hosts hold, once at the start
@@ -303,7 +304,7 @@ class Directory:
                 try:
                     holder = await loop.run_in_executor(None, claims.claim, "/".join(key), name)
                     why = f"it is claimed by another directory ({holder}), until that one's lease runs out"
-                    self.etcd_away = None
+                    self.etcd_away, self.etcd_gave_up = None, 0.0
                 except Exception as exc:  # (etcd away, or an error of its: as long as it lasts, one first call waits)
                     holder, why = "?", str(exc) if isinstance(exc, ConnectionError) else f"etcd said {exc!r}"
                     self.etcd_away = self.etcd_away or (time.monotonic(), why)
@@ -311,11 +312,15 @@ class Directory:
                     return True
                 if adopted:
                     return False
-                # (while etcd is away, one first call waits for it and the others fail at once: were each to wait,
-                # the calls behind them, and the tasks stacked on those, would take CLAIM_WAIT apiece)
-                if holder == "?" and self.etcd_prober is None:
+                # (while etcd is away, one first call waits for it and the others fail at once, and after that wait
+                # ran out all fail at once for CLAIM_WAIT: were each to wait, the calls behind them (those of one
+                # identity one after another), and the tasks stacked on those, would take CLAIM_WAIT apiece)
+                now = time.monotonic()
+                if holder == "?" and self.etcd_prober is None and now - self.etcd_gave_up >= CLAIM_WAIT:
                     self.etcd_prober = key
-                if time.monotonic() >= deadline or (holder == "?" and self.etcd_prober != key):
+                if now >= deadline or (holder == "?" and self.etcd_prober != key):
+                    if holder == "?" and self.etcd_prober == key:
+                        self.etcd_gave_up = now
                     if holder == "?" and self.etcd_away is not None:
                         why = f"{why} (no answer for {time.monotonic() - self.etcd_away[0]:.0f} s)"
                     raise ActivationError(f"cannot activate {key[0]}/{key[1]}: {why}; the activations made before go on")
@@ -337,7 +342,7 @@ class Directory:
             if not await loop.run_in_executor(None, claims.renew):
                 for entry in self.active.values():
                     entry.claimed = False
-            self.etcd_away = None  # (it answered: the next first call waits for its claim again)
+            self.etcd_away, self.etcd_gave_up = None, 0.0  # (it answered: the next first call waits for its claim again)
             for key, entry in list(self.active.items()):
                 if not entry.claimed:
                     entry.claimed = not await loop.run_in_executor(None, claims.claim, "/".join(key), _name(key))
