@@ -96,8 +96,8 @@ class ClusterSettings:
     num_cpus: int | None = field(default=None, metadata=_key("worker processes for tasks", 1, 4096))
     object_store_memory: int | None = field(default=None, metadata=_key("bytes of the shared-memory object store", 1 << 20))
     namespace: str | None = field(default=None, metadata=_key("the namespace of named actors"))
-    transport: str = field(
-        default="shm",
+    transport: str | None = field(
+        default=None,
         metadata=_key("the channel to the workers", fix=f"one of {', '.join(TRANSPORTS)}, or an installed plugin's name"),
     )
     observe: bool = field(default=True, metadata=_key("whether events are recorded for timelines and metrics"))
@@ -288,6 +288,8 @@ def _check_meaning(name: str, cls: type, values: dict[str, Any], problems: list[
         if transport not in plugins:
             known = ", ".join(sorted({*TRANSPORTS, *plugins}))
             problems.append(Problem(f"{name}.transport", f"a transport: {known}", repr(transport), "pick one of those"))
+    if cls is ClusterSettings and "CPU" in (values.get("resources") or {}):
+        problems.append(Problem(f"{name}.resources.CPU", "resources other than CPU", "CPU", "set num_cpus instead"))
     membership = values.get("membership") if cls is HeadSettings else None
     if membership is not None:
         try:
@@ -330,7 +332,7 @@ def init_arguments(config: Any, given: dict[str, Any], system_config: Any) -> tu
     chosen["resources"] = chosen["resources"] or None
     if isinstance(system_config, ClusterConfig):
         return chosen, system_config
-    return chosen, ClusterConfig.from_environment(system_config, os.environ, base=settings.system_config())
+    return chosen, ClusterConfig.from_environment(system_config, os.environ, base=settings.tuning)  # ([head] is a head's)
 
 
 # -- the editions' templates ----------------------------------------------------------------------------------

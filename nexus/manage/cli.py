@@ -124,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
+    except OSError as exc:  # (a file that cannot be written, say: one line, not a traceback)
+        click.echo(f"nexus: {exc}", err=True)
+        return 1
     except SystemExit as done:  # (a command's own exit code)
         if isinstance(done.code, str):
             print(done.code, file=sys.stderr)

@@ -34,6 +34,8 @@ class ManagementError(Exception):
 
 
 def _endpoint(address: str | None, token_file: str | None) -> tuple[str, str]:
+    if address and not token_file:  # (this host's head's token is for that head only)
+        raise ManagementError("--management HOST:PORT needs --token-file FILE: the management.json of that head")
     path = Path(token_file) if token_file else head_folder(home()) / TOKEN_FILE
     try:
         info = os.stat(path)
@@ -63,8 +65,9 @@ def request(
     url = f"http://{where}/api/v1/{urllib.parse.quote(command)}"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     req = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # (never through a proxy: it would see the token)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:  # (http: the head's own port, loopback unless told)
+        with opener.open(req, timeout=timeout) as response:  # (http: the head's own port, loopback unless told)
             data = response.read()
             if response.headers.get_content_type() == "application/gzip":
                 return data  # (a bundle: nexus dump)
@@ -75,7 +78,11 @@ def request(
         except (ValueError, KeyError, TypeError):
             message = exc.reason
         raise ManagementError(str(message), exc.code) from None
+    except TimeoutError:
+        raise ManagementError(f"the management port at {where} did not answer {command} within {timeout:g} s") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         why = getattr(exc, "reason", exc)
+        if isinstance(why, TimeoutError):
+            raise ManagementError(f"the management port at {where} did not answer {command} within {timeout:g} s") from None
         raise ManagementError(f"no management port answered at {where} ({why}): is the head running? (`nexus start --head`)") from None
     return answer.get("result") if isinstance(answer, dict) else answer

@@ -7,6 +7,7 @@ An unreachable port or a refused token ends in one line saying so, exit 1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -38,9 +39,9 @@ def port_options(command: Any) -> Any:
     return click.option("--management", default=None, metavar="HOST:PORT", help="The management port (default: this host's).")(command)
 
 
-def _ask(name: str, command: str, args: dict[str, Any], options: dict[str, Any]) -> Any:
+def _ask(name: str, command: str, args: dict[str, Any], options: dict[str, Any], timeout: float = 10.0) -> Any:
     try:
-        return request(command, args, address=options["management"], token_file=options["token_file"])
+        return request(command, args, address=options["management"], token_file=options["token_file"], timeout=timeout)
     except ManagementError as exc:
         click.echo(f"nexus {name}: {exc}", err=True)
         sys.exit(1)
@@ -114,11 +115,14 @@ def add_commands(cli: click.Group) -> None:
             return
         for line in answer["lines"]:
             click.echo(line)
-        while follow:
-            time.sleep(0.5)
-            answer = _ask("logs", "logs", {"worker": worker, "since": answer["next"]}, options)
-            for line in answer["lines"]:
-                click.echo(line)
+        try:
+            while follow:
+                time.sleep(0.5)
+                answer = _ask("logs", "logs", {"worker": worker, "since": answer["next"]}, options)
+                for line in answer["lines"]:
+                    click.echo(line)
+        except KeyboardInterrupt:  # (Ctrl-C: how --follow ends)
+            pass
 
     @cli.command("timeline", short_help="Write the cluster's recent events as a Chrome trace.")
     @click.argument("file", type=click.Path(dir_okay=False))
@@ -137,9 +141,18 @@ def add_commands(cli: click.Group) -> None:
         """Write a diagnostics bundle of the cluster: versions, configuration, membership, state, the store's map,
         recent events, metrics, every worker's Python stacks and the head's log. It may hold what your tasks
         printed: it is written mode 0600."""
-        data = _ask("dump", "dump", {}, options)
+        from .dump import STACKS_WAIT
+
+        data = _ask("dump", "dump", {}, options, timeout=STACKS_WAIT + 60)
         path = output or f"nexus-dump-{time.strftime('%Y%m%d-%H%M%S')}.tar.gz"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        temporary = f"{path}.{os.getpid()}.tmp"  # (made 0600, then put in place: an existing file's mode is not kept)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
         click.echo(f"wrote the diagnostics bundle to {path} ({len(data) / 1024:.0f} KiB)")

@@ -42,7 +42,13 @@ def _serve(runtime: Any, service: Any, folder: Path, args: argparse.Namespace) -
 
     session.set_current(runtime)  # (the commands use the state API, on the head's own cluster)
     token = secrets.token_urlsafe(32)
-    commands = Commands(runtime, service, folder / "head.log")  # (nexus start sends the head's output there)
+    log = folder / "head.log"  # (where nexus start sends the head's output; not with --block: a terminal's then)
+    try:
+        out, kept = os.fstat(2), os.stat(log)
+        log_path = log if (out.st_dev, out.st_ino) == (kept.st_dev, kept.st_ino) else None
+    except OSError:
+        log_path = None
+    commands = Commands(runtime, service, log_path)
     port = RestPort(commands, token, args.management_bind, args.management_port, log=_log)
     shown = "127.0.0.1" if args.management_bind in ("0.0.0.0", "", "*") else args.management_bind
     where = f"[{shown}]:{port.port}" if ":" in shown else f"{shown}:{port.port}"

@@ -110,7 +110,7 @@ class Commands:
             return command(args)
         except CommandError:
             raise
-        except (ValueError, TypeError, LookupError) as exc:  # (what the cluster says of bad arguments)
+        except ValueError as exc:  # (what the cluster says of bad arguments; anything else is a bug: a 500, logged)
             raise CommandError(400, f"{name}: {exc}") from None
 
     # -- the commands -------------------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ class Commands:
         for key, op, value in filters:
             if rows and key not in rows[0]:
                 raise CommandError(400, f"list {kind}: no field {key!r} to filter on (they are {', '.join(rows[0])})")
-            rows = [r for r in rows if (str(r.get(key)) == value) == (op == "=")]
+            rows = [r for r in rows if (str(r.get(key)).lower() == value.lower()) == (op == "=")]
         return rows[:limit]
 
     def kill(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,6 +166,8 @@ class Commands:
             raise CommandError(400, f"kill: no_restart is true or false, not {no_restart!r}")
         rt = self.runtime
         found = _actor_id(rt, actor)
+        if found is not None and rt.actors[found].dead is not None:
+            raise CommandError(409, f"kill: actor {actor} is dead already ({rt.actors[found].dead})")
         if found is None:
             namespace = args.get("namespace")
             if namespace is not None and not isinstance(namespace, str):

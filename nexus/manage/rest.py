@@ -152,11 +152,11 @@ def _query_args(request: web.Request) -> dict[str, Any]:
         values = request.query.getall(key)
         if key == "filter":
             args["filters"] = list(values)
-        elif key == "limit":
+        elif key in ("limit", "tail", "since"):
             try:
-                args["limit"] = int(values[-1])
+                args[key] = int(values[-1])
             except ValueError:
-                raise CommandError(400, f"limit is a whole number, not {values[-1]!r}") from None
+                raise CommandError(400, f"{key} is a whole number, not {values[-1]!r}") from None
         else:
             args[key] = values[-1]
     return args

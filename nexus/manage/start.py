@@ -118,6 +118,8 @@ def _start_head(args: argparse.Namespace, common: list[str]) -> int:
         argv += ["--membership", args.membership]
     if args.phi_threshold is not None:
         argv += ["--phi-threshold", str(args.phi_threshold)]
+    if args.config_file is not None:
+        argv += ["--config", str(args.config_file)]
     if args.management_port is None:
         argv += ["--no-management"]
     else:
@@ -307,6 +309,9 @@ def _from_settings(args: argparse.Namespace) -> argparse.Namespace:
     from ..cluster.settings import load_settings
 
     settings = load_settings(args.config)
+    args.config_file = os.path.abspath(settings.source) if settings.source else None
+    if args.no_management and args.management_port is not None:
+        raise ValueError("--no-management and --management-port contradict each other: say one")
     head, node = settings.head, settings.node
     if args.head:
         for name in ("bind", "port", "node_timeout", "membership", "phi_threshold", "num_cpus", "management_bind"):

@@ -135,14 +135,15 @@ def test_a_file_that_others_may_write_is_refused(tmp_path: Path) -> None:
 
 def test_init_starts_the_cluster_the_file_describes_and_what_it_is_passed_wins(tmp_path: Path) -> None:
     path = tmp_path / "nexus.toml"
-    path.write_text('[cluster]\nnum_cpus = 2\nnamespace = "from-file"\nresources = { slot = 3 }\n[tuning]\nprefetch = 7\n')
+    text = '[cluster]\nnum_cpus = 2\nnamespace = "from-file"\nresources = { slot = 3 }\n[tuning]\nprefetch = 7\n'
+    path.write_text(text + '[head]\nmembership = "etcd://127.0.0.1:1"\n')  # (a head's: not this cluster's)
     info = nexus.init(config=path)
     try:
         assert nexus.cluster_resources().get("CPU") == 2.0 and nexus.cluster_resources().get("slot") == 3.0
         assert info["namespace"] == "from-file"
         from nexus.cluster.session import current
 
-        assert getattr(current(), "config").prefetch == 7
+        assert getattr(current(), "config").prefetch == 7 and getattr(current(), "config").membership == "memory"
     finally:
         nexus.shutdown()
     nexus.init(config=str(path), num_cpus=1, _system_config={"prefetch": 3})

@@ -54,6 +54,10 @@ def _nexus(head: Home, *args: str) -> subprocess.CompletedProcess[str]:
     return head.nexus(*args, check=False)
 
 
+def _auth(head: Home) -> dict[str, str]:
+    return {"Authorization": f"Bearer {json.loads((head.path / 'head' / 'management.json').read_text())['token']}"}
+
+
 @nexus.remote
 class Keeper:
     def ping(self) -> str:
@@ -144,11 +148,18 @@ def test_logs_follow_what_an_actor_prints_and_timeline_and_dump_write_their_file
         follow.communicate()
     assert _nexus(head, "logs", "nobody").returncode == 1
 
+    url = f"http://{head.head_state()['management']}/api/v1/logs"
+    answer = httpx.get(url, params={"worker": "printer", "tail": 1}, headers=_auth(head))
+    assert answer.status_code == 200 and len(answer.json()["result"]["lines"]) == 1, answer.text
     trace = tmp_path / "trace.json"
     assert _nexus(head, "timeline", str(trace)).returncode == 0
+    unwritable = _nexus(head, "timeline", str(tmp_path / "no" / "such" / "folder.json"))
+    assert unwritable.returncode == 1 and "No such file" in unwritable.stderr and "Traceback" not in unwritable.stderr
     assert json.loads(trace.read_text())["traceEvents"], "the recent events, as a Chrome trace"
 
     bundle = tmp_path / "dump.tar.gz"
+    bundle.write_text("an older file, readable by all")
+    os.chmod(bundle, 0o644)
     made = _nexus(head, "dump", "-o", str(bundle))
     assert made.returncode == 0 and (bundle.stat().st_mode & 0o777) == 0o600, made.stderr
     with tarfile.open(bundle) as tar:
@@ -185,6 +196,19 @@ def test_a_missing_or_wrong_token_is_refused_and_counted(head: Home, port: httpx
     os.chmod(other, 0o600)
     wrong_cli = _nexus(head, "list", "nodes", "--token-file", str(other))
     assert wrong_cli.returncode == 1 and "the token is wrong" in wrong_cli.stderr and "Traceback" not in wrong_cli.stderr
+    elsewhere = _nexus(head, "list", "nodes", "--management", "127.0.0.1:9")
+    assert elsewhere.returncode == 1 and "needs --token-file" in elsewhere.stderr, "this host's token goes to this host's head only"
+
+
+def test_the_cli_never_sends_its_token_through_a_proxy(head: Home) -> None:
+    saved = dict(head.env)
+    head.env.update(http_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="")
+    try:
+        listed = _nexus(head, "list", "nodes", "--json")
+    finally:
+        head.env.clear()
+        head.env.update(saved)
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 2, listed.stderr
 
 
 def test_malformed_requests_get_400_with_a_message_and_unknown_ones_404(port: httpx.Client) -> None:

@@ -77,7 +77,12 @@ def run_head(args: argparse.Namespace, serving: Serving | None = None) -> int:
     from ..head.runtime import Runtime
 
     overrides = {k: v for k, v in (("membership", args.membership), ("phi_threshold", args.phi_threshold)) if v is not None}
-    config = ClusterConfig.from_environment(overrides, os.environ)
+    base = None
+    if args.config:  # (a nexus.toml: its [tuning], and what its [head] says of membership and failure detection)
+        from ..settings import load_settings
+
+        base = load_settings(args.config).system_config()
+    config = ClusterConfig.from_environment(overrides, os.environ, base=base)
     num_cpus = args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1
     custom = _resources(args.resources)
     runtime = Runtime(  # the head's own node
@@ -352,6 +357,7 @@ def build_parser(head_options: Callable[[argparse.ArgumentParser], None] | None 
     head.add_argument("--heartbeat", type=float, default=None)
     head.add_argument("--membership", default=None, metavar="memory|etcd://HOST:PORT")
     head.add_argument("--phi-threshold", type=float, default=None)
+    head.add_argument("--config", default=None, metavar="FILE")
     add_common(head)
     node = kinds.add_parser("node")
     node.add_argument("--address", required=True)

@@ -552,7 +552,7 @@ class HeadService:
         ready: dict[int, int] = {}
         for w in list(self.runtime.workers) if self.runtime is not None else ():
             ready[w.node] = ready.get(w.node, 0) + (1 if w.ready else 0)
-        return [{**_describe(r), "workers": ready.get(r.node_id, 0)} for r in self.membership]
+        return [{**_describe(r), "workers": ready.get(r.node_id, 0)} for r in list(self.membership)]  # (any thread)
 
     def close(self) -> None:
         if self.data_thread is not None and self.data_thread.is_alive():

@@ -29,7 +29,9 @@ def _read_bootstrap(fd: int) -> str:
     return b"".join(chunks).decode()
 
 
-STACKS_SIGNAL = signal.SIGUSR2  # (SIGUSR1 cancels the running task)
+# (SIGURG: ignored by default, so a worker still starting, before it registers this, is not killed by it;
+# SIGUSR1 cancels the running task)
+STACKS_SIGNAL = signal.SIGURG
 
 
 def prepare_process(config: ClusterConfig) -> None:
@@ -38,7 +40,7 @@ def prepare_process(config: ClusterConfig) -> None:
     # nesting fails the task that does not fit with a RecursionError (see _next_task) instead of hanging.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 6000))
     _set_policy(batch=config.sched_batch)
-    # SIGUSR2 prints every thread's Python stack to stderr, even while one holds the GIL in C (``nexus dump``):
+    # STACKS_SIGNAL prints every thread's Python stack to stderr, even while one holds the GIL in C (``nexus dump``):
     # the line goes to the driver or head that reads this worker's stderr, named by worker
     faulthandler.register(STACKS_SIGNAL, file=sys.stderr, all_threads=True)
 
