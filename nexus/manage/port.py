@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["SERIALIZERS", "CommandError", "Commands", "ManagementPort", "Serializer"]
+__all__ = ["SERIALIZERS", "CommandError", "Commands", "ManagementPort", "PortSerializer"]
 
 LIST_KINDS = ("nodes", "workers", "actors", "tasks", "objects", "devices")
 LIST_LIMIT = 10_000  # most records one list answers
@@ -35,7 +35,9 @@ class CommandError(Exception):
         self.status = status
 
 
-class Serializer(Protocol):
+class PortSerializer(Protocol):
+    """How a port writes its responses and reads its commands (JSON, CBOR): bytes and a content type."""
+
     content_type: str
 
     def dumps(self, value: Any) -> bytes: ...
@@ -54,20 +56,22 @@ class _Json:
 
 
 class _Cbor:
+    """The messaging layer's CBOR codec (its decoder refuses the tags that could be slow or make objects)."""
+
     content_type = "application/cbor"
 
     def dumps(self, value: Any) -> bytes:
-        import cbor2
+        from ..messaging.serializers import CborSerializer
 
-        return bytes(cbor2.dumps(value, default=lambda enc, v: enc.encode(str(v))))
+        return CborSerializer().dumps(json.loads(json.dumps(value, default=str)))  # (as the JSON port would say it)
 
     def loads(self, data: bytes) -> Any:
-        import cbor2
+        from ..messaging.serializers import CborSerializer
 
-        return cbor2.loads(data)  # (safe: CBOR decodes to plain values; no tag makes objects of our types)
+        return CborSerializer().loads(data)
 
 
-SERIALIZERS: dict[str, Serializer] = {"json": _Json(), "cbor": _Cbor()}
+SERIALIZERS: dict[str, PortSerializer] = {"json": _Json(), "cbor": _Cbor()}
 
 
 class ManagementPort(Protocol):
@@ -75,7 +79,7 @@ class ManagementPort(Protocol):
     :class:`Commands` and answers; ``close`` stops it."""
 
     name: str
-    serializer: Serializer
+    serializer: PortSerializer
 
     def close(self) -> None: ...
 
