@@ -208,13 +208,16 @@ class NodeLink:
         log: Any,
         rejoined: Any = None,
         tick: Any = None,
+        samples: Any = None,
     ) -> None:
         """Beat every ``heartbeat`` until ``stop``; rejoin as a new node when fenced (``rejoined(node_id)``); say when
-        the head is lost and back."""
+        the head is lost and back. ``samples()``, if given, is sent with a beat at most once a second: its workers'
+        ``[pid, cpu percent, resident bytes]``, which the head records as theirs."""
         lost_since = 0.0
         offset_told = False
         best_trip = 1 << 62  # the shortest beat round trip so far (ns): the monotonic offset measured on it
         seq = 0  # beats are numbered: an ack that comes late (for an earlier beat) is no sample of this one's trip
+        sampled = 0.0
         while not stop.wait(self.heartbeat):
             if tick is not None:
                 tick()
@@ -224,6 +227,9 @@ class NodeLink:
                 if not offset_told:
                     fields["offset"] = self.clock_offset
                     fields["mono"] = self.mono_offset
+                if samples is not None and time.monotonic() - sampled >= 1.0:
+                    sampled = time.monotonic()
+                    fields["procs"] = samples()
                 sent = time.monotonic_ns()
                 op, f = self.request("beat", max(self.heartbeat * 2, 1.0), **fields)
                 back = time.monotonic_ns()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ClusterConfig
+from ..node.sampler import ProcessMeter
 from .files import home, private_folder, write_private
 
 __all__ = ["head_folder", "main", "node_folder"]
@@ -188,6 +189,13 @@ def run_node(args: argparse.Namespace) -> int:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, STACKS_SIGNAL)
 
+        meter = ProcessMeter()
+
+        def samples() -> list[list[float]]:  # (each second, with a beat: the head records them as its workers')
+            pids = [proc.pid for proc in [*workers, *actors] if proc.returncode is None]
+            meter.forget_others(set(pids))
+            return [[pid, *measured] for pid in pids if (measured := meter.measure(pid)) is not None]
+
         link.on_spawn, link.on_stop, link.on_stacks = spawn, leave, stacks
         record(node_id)
         _log(f"nexus node {node_id}: joined the head at {args.address} with {resources}; {len(workers)} workers")
@@ -198,6 +206,7 @@ def run_node(args: argparse.Namespace) -> int:
             _log,
             rejoined=record,
             tick=tick,
+            samples=samples,
         )
         link.leave()
     finally:

@@ -28,8 +28,9 @@ from typing import Any
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
+from ..node.sampler import record_samples
 from ..protocol import LogLimiter, unpack_frames
-from ..state.nodes import Membership, NodeRecord
+from ..state.nodes import Membership
 from . import wire
 from .drain import Drains
 from .keys import HeadKeys, quiet_auth_log
@@ -371,9 +372,10 @@ class HeadService:
         offset = f.get("offset")
         if isinstance(offset, (int, float)) and not isinstance(offset, bool) and abs(offset) < 1e9:
             record.clock_offset = float(offset)
-        mono = f.get("mono")
-        if wire.is_int(mono):
-            record.mono_offset = mono
+        if wire.is_int(f.get("mono")):
+            record.mono_offset = f["mono"]
+        if isinstance(f.get("procs"), list) and self.runtime is not None:  # (its workers' CPU and memory)
+            record_samples(self.runtime, [p.record for p in self.peers.values() if p.record.node == node], f["procs"])
         return wire.encode("ack", mono=time.monotonic_ns(), seq=f.get("seq"))
 
     def _on_leave(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
@@ -552,7 +554,7 @@ class HeadService:
         ready: dict[int, int] = {}
         for w in list(self.runtime.workers) if self.runtime is not None else ():
             ready[w.node] = ready.get(w.node, 0) + (1 if w.ready else 0)
-        return [{**_describe(r), "workers": ready.get(r.node_id, 0)} for r in list(self.membership)]  # (any thread)
+        return [{**r.describe(), "workers": ready.get(r.node_id, 0)} for r in list(self.membership)]  # (any thread)
 
     def close(self) -> None:
         if self.data_thread is not None and self.data_thread.is_alive():
@@ -577,22 +579,6 @@ def _offered_store(f: dict[str, Any]) -> tuple[int, str] | None:
     if isinstance(store, dict) and wire.is_int(store.get("size")) and isinstance(store.get("address"), str):
         return store["size"], store["address"][:300]
     return None
-
-
-def _describe(r: NodeRecord) -> dict[str, Any]:
-    return {
-        "node_id": r.node_id,
-        "host": r.host,
-        "alive": r.alive,
-        "resources": r.resources,
-        "labels": r.labels,
-        "clock_offset": r.clock_offset,
-        "mono_offset": r.mono_offset / 1e9,  # (seconds: the head's monotonic clock minus the node's)
-        "why": r.why,
-        "state": r.state,
-        "head": bool(r.info.get("head")),
-        "pid": r.info.get("pid"),
-    }
 
 
 def _amounts(resources: dict[str, float]) -> str:

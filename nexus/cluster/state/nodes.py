@@ -54,6 +54,22 @@ class NodeRecord:
             return "DEAD"
         return "DRAINING" if self.draining else "SUSPECTED" if self.suspected else "ALIVE"
 
+    def describe(self) -> dict[str, Any]:
+        """The node as ``nexus status`` and the management port show it."""
+        return {
+            "node_id": self.node_id,
+            "host": self.host,
+            "alive": self.alive,
+            "resources": self.resources,
+            "labels": self.labels,
+            "clock_offset": self.clock_offset,
+            "mono_offset": self.mono_offset / 1e9,  # (seconds: the head's monotonic clock minus the node's)
+            "why": self.why,
+            "state": self.state,
+            "head": bool(self.info.get("head")),
+            "pid": self.info.get("pid"),
+        }
+
 
 class Membership:
     """The nodes of one cluster (the head's own included): joins, heartbeats, leaves, deaths."""
