@@ -85,3 +85,24 @@ def test_unknown_commands_and_options_are_usage_errors() -> None:
     assert main(["drain", "xyz"]) == 2
     result = _run("drain", "xyz")
     assert result.returncode == 2 and "hex, such as 000001" in result.stderr
+
+
+def _complete(words: str, shell: str = "bash") -> list[str]:
+    import os
+
+    env = {**os.environ, "_NEXUS_COMPLETE": f"{shell}_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)}
+    done = subprocess.run(_nexus(), capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    return [line.split(",", 1)[1] for line in done.stdout.splitlines() if "," in line]
+
+
+def test_shell_completion_offers_commands_their_arguments_and_options() -> None:
+    assert {"status", "list", "logs", "drain", "dump", "config"} <= set(_complete("nexus "))
+    assert _complete("nexus dr") == ["drain"]
+    assert set(_complete("nexus list ")) == {"nodes", "workers", "actors", "tasks", "objects", "devices"}
+    assert "--filter" in _complete("nexus list actors --f") and "--fields" in _complete("nexus list actors --f")
+    assert _complete("nexus config init --edition ") == ["core", "std", "enterprise"]
+    import os
+
+    script = subprocess.run(_nexus(), capture_output=True, text=True, timeout=60, env={**os.environ, "_NEXUS_COMPLETE": "bash_source"})
+    assert "complete -o nosort -F _nexus_completion nexus" in script.stdout, script.stdout[-300:]

@@ -71,12 +71,17 @@ def add_commands(cli: click.Group) -> None:
     @click.argument("kind", type=click.Choice(LIST_KINDS))
     @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Only those whose KEY is (or != is not) VALUE.")
     @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True, help="At most this many.")
+    @click.option("--fields", default=None, metavar="A,B,...", help="Only these columns (any field of --json's).")
     @port_options
-    def list_(kind: str, filters: tuple[str, ...], limit: int, **options: Any) -> None:
+    def list_(kind: str, filters: tuple[str, ...], limit: int, fields: str | None, **options: Any) -> None:
         """List the cluster's KIND as its head sees them: nodes, workers, actors, tasks (newest first), objects,
         devices. Filters: --filter state=alive --filter name!=x."""
-        rows = _ask("list", "list", {"kind": kind, "filters": list(filters), "limit": limit}, options)
-        _show(rows, options["as_json"], lambda r: _table(r, COLUMNS[kind]) if r else f"no {kind}")
+        args: dict[str, Any] = {"kind": kind, "filters": list(filters), "limit": limit}
+        if fields is not None:
+            args["fields"] = fields
+        rows = _ask("list", "list", args, options)
+        columns = COLUMNS[kind] if fields is None else tuple(f.strip() for f in fields.split(","))
+        _show(rows, options["as_json"], lambda r: _table(r, columns) if r else f"no {kind}")
 
     @cli.command("kill", short_help="Kill an actor.")
     @click.argument("actor")

@@ -39,6 +39,7 @@ def _serve(runtime: Any, service: Any, folder: Path, args: argparse.Namespace) -
     from ..cluster import session
     from .port import Commands
     from .rest import RestPort
+    from .scrape import ClusterMetrics
 
     session.set_current(runtime)  # (the commands use the state API, on the head's own cluster)
     token = secrets.token_urlsafe(32)
@@ -49,7 +50,8 @@ def _serve(runtime: Any, service: Any, folder: Path, args: argparse.Namespace) -
     except OSError:
         log_path = None
     commands = Commands(runtime, service, log_path)
-    port = RestPort(commands, token, args.management_bind, args.management_port, log=_log)
+    metrics = ClusterMetrics(runtime, service)
+    port = RestPort(commands, token, args.management_bind, args.management_port, log=_log, metrics=metrics)
     shown = "127.0.0.1" if args.management_bind in ("0.0.0.0", "", "*") else args.management_bind
     where = f"[{shown}]:{port.port}" if ":" in shown else f"{shown}:{port.port}"
     path = folder / TOKEN_FILE
@@ -62,6 +64,7 @@ def _serve(runtime: Any, service: Any, folder: Path, args: argparse.Namespace) -
 
     def close() -> None:
         port.close()
+        metrics.close()
         try:
             os.unlink(path)
         except FileNotFoundError:

@@ -1,12 +1,13 @@
-"""The ManagementPort: one set of operator commands, served by ports (REST/JSON on the head; a UART channel later).
+"""The ManagementPort: one set of operator commands, served by ports (REST/JSON on the head, :mod:`.rest`; CBOR
+over a device bridge's serial line, :mod:`.uart`).
 
 A command comes in as its name and a mapping of arguments; a response goes
 out as a mapping (``{"ok": true, "result": ...}`` or ``{"ok": false,
 "error": {"status": 400, "message": ...}}``). :class:`Commands` runs them
 against the head's own cluster, in the head's process: ``status`` (as ``ray
 status`` says it: nodes, resources used and total, actors and tasks by
-state, the object store, devices), ``list`` (nodes, workers, actors, tasks,
-objects, devices; filters ``key=value`` or ``key!=value``, a limit),
+state, the object store, devices; ``brief``: a few counts), ``list`` (nodes, workers, actors, tasks,
+objects, devices; filters ``key=value`` or ``key!=value``, the fields to keep, a limit),
 ``kill``, ``cancel``, ``drain``. A port picks its serializer
 (:data:`SERIALIZERS`: JSON or CBOR) and its transport; bad input of any
 kind is a :class:`CommandError` with a status (400 malformed, 404 unknown),
@@ -122,9 +123,22 @@ class Commands:
     def status(self, args: Mapping[str, Any]) -> dict[str, Any]:
         from .. import state
 
-        _only(args, (), "status")
+        _only(args, ("brief",), "status")
+        brief = args.get("brief", False)
+        if not isinstance(brief, bool):
+            raise CommandError(400, f"status: brief is true or false, not {brief!r}")
         rt, nodes = self.runtime, self.nodes()
         total, free = rt.cluster_resources(False), rt.cluster_resources(True)
+        if brief:  # (a few dozen bytes: what a small device on the UART port can take)
+            summary = state.summary()
+            cpu = total.get("CPU", 0.0)
+            return {
+                "alive": sum(1 for n in nodes if n["alive"]),
+                "nodes": len(nodes),
+                "cpu": [round(cpu - free.get("CPU", 0.0), 3), cpu],
+                "actors": summary["actors"],
+                "tasks": summary["tasks"],
+            }
         return {
             "nodes": nodes,
             "alive": sum(1 for n in nodes if n["alive"]),
@@ -140,7 +154,7 @@ class Commands:
         return [{**n, "node_id": f"{n['node_id']:06x}"} for n in self.service.nodes_view()]
 
     def list(self, args: Mapping[str, Any]) -> list[dict[str, Any]]:
-        _only(args, ("kind", "filters", "limit"), "list")
+        _only(args, ("kind", "filters", "limit", "fields"), "list")
         kind = args.get("kind")
         if kind not in LIST_KINDS:
             raise CommandError(400, f"list: kind is one of {', '.join(LIST_KINDS)}, not {kind!r}")
@@ -159,6 +173,16 @@ class Commands:
             if rows and key not in rows[0]:
                 raise CommandError(400, f"list {kind}: no field {key!r} to filter on (they are {', '.join(rows[0])})")
             rows = [r for r in rows if (str(r.get(key)).lower() == value.lower()) == (op == "=")]
+        fields = args.get("fields")
+        if fields is not None:  # (only these columns: what a serial line or a script wants)
+            if isinstance(fields, str):
+                fields = [f.strip() for f in fields.split(",")]
+            if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
+                raise CommandError(400, f"list: fields are the names of the columns to keep, not {fields!r}")
+            missing = [f for f in fields if rows and f not in rows[0]]
+            if missing:
+                raise CommandError(400, f"list {kind}: no field {missing[0]!r} (they are {', '.join(rows[0])})")
+            rows = [{f: r.get(f) for f in fields} for r in rows]
         return rows[:limit]
 
     def kill(self, args: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 ``GET /api/v1/status``, ``GET /api/v1/list?kind=actors&filter=state=alive&limit=50``
 (read-only commands take their arguments in the query), ``POST /api/v1/kill``
-with a JSON object body (every command may be posted). Every request carries
+with a JSON object body (every command may be posted); ``GET /metrics``: the
+cluster's Prometheus metrics, every node's (:mod:`.scrape`). Every request carries
 ``Authorization: Bearer <token>``: the token that ``nexus start --head`` wrote
 to ``management.json`` in the head's folder (mode 0600), compared in constant
 time; a request without it is answered 401, with a wrong one 403, and both are
@@ -39,10 +40,18 @@ class RestPort:
     name = "rest"
     serializer = SERIALIZERS["json"]
 
-    def __init__(self, commands: Commands, token: str, bind: str = "127.0.0.1", port: int = 0, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        commands: Commands,
+        token: str,
+        bind: str = "127.0.0.1",
+        port: int = 0,
+        log: Callable[[str], None] = print,
+        metrics: Any = None,
+    ) -> None:
         if len(token) < 32:
             raise ValueError("the management token is too short to be a secret (at least 32 characters)")
-        self.commands, self.token, self.log = commands, token.encode(), log
+        self.commands, self.token, self.log, self.metrics = commands, token.encode(), log, metrics
         self.counts = {"served": 0, "unauthorized": 0, "forbidden": 0, "malformed": 0, "failed": 0}
         commands.ports[self.name] = self.counts  # (status shows them)
         self.loop = asyncio.new_event_loop()
@@ -72,6 +81,7 @@ class RestPort:
     async def _start(self, bind: str, port: int) -> int:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
         app.router.add_route("*", "/api/v1/{command}", self._command)
+        app.router.add_route("GET", "/metrics", self._metrics)
         app.router.add_route("*", "/{tail:.*}", self._nowhere)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
@@ -128,6 +138,16 @@ class RestPort:
     async def _nowhere(self, request: web.Request) -> web.StreamResponse:
         raise CommandError(404, f"no such path {request.path!r}: commands are at /api/v1/<command> ({', '.join(self.commands.table)})")
 
+    async def _metrics(self, _request: web.Request) -> web.StreamResponse:
+        if self.metrics is None:
+            raise CommandError(404, "this port serves no metrics")
+        try:
+            text = await asyncio.get_running_loop().run_in_executor(None, self.metrics.render)
+        except ImportError:
+            return self._error(501, "the head has no prometheus-client: pip install prometheus-client (the 'metrics' extra) and restart it")
+        self.counts["served"] += 1
+        return web.Response(body=text, headers={"Content-Type": self.metrics.content_type})
+
     async def _command(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["command"]
         if request.method == "GET":
@@ -152,6 +172,8 @@ def _query_args(request: web.Request) -> dict[str, Any]:
         values = request.query.getall(key)
         if key == "filter":
             args["filters"] = list(values)
+        elif key == "fields":
+            args["fields"] = [f.strip() for v in values for f in v.split(",")]
         elif key in ("limit", "tail", "since"):
             try:
                 args[key] = int(values[-1])

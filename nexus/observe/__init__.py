@@ -82,7 +82,31 @@ def start_metrics_server(port: int = 0, addr: str = "127.0.0.1") -> Any:
 
 
 def enable_tracing(span_processor: Any = None, exporter: Any = None, service_name: str = "nexus") -> Any:
-    """Send an OpenTelemetry span for every finished task and call to ``span_processor`` or ``exporter``."""
+    """Send an OpenTelemetry span for every finished task and call to ``span_processor`` or ``exporter``; each says
+    the worker, node and host it ran on."""
     from .otel import OpenTelemetrySink
 
-    return hub().add_sink(OpenTelemetrySink(span_processor, exporter, service_name), from_now=False)
+    return hub().add_sink(OpenTelemetrySink(span_processor, exporter, service_name, where=_WorkerPlaces()), from_now=False)
+
+
+class _WorkerPlaces:
+    """Where each worker runs (node, host), asked of the cluster when a worker is new (at most once a second)."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, tuple[str, str]] = {}
+        self.asked = 0.0
+
+    def __call__(self, worker: str) -> tuple[str, str] | None:
+        import time
+
+        found = self.known.get(worker)
+        if found is None and time.monotonic() - self.asked >= 1.0:
+            from .. import state
+
+            self.asked = time.monotonic()
+            try:
+                self.known.update({w.name: (w.node_id, w.host) for w in state.list_workers() if w.node_id})
+            except Exception:  # (the cluster is going: the span says less)
+                return None
+            found = self.known.get(worker)
+        return found

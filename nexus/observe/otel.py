@@ -1,9 +1,11 @@
 """OpenTelemetry spans for tasks and actor calls: a chain of calls across processes is one trace.
 
 Every task or call carries its trace (the id of the call that started the
-chain) and its parent (the call that submitted it) from process to process;
-this sink turns each finished one into a span with those ids and hands it to
-your span processor or exporter. Needs ``opentelemetry-sdk``
+chain) and its parent (the call that submitted it) from process to process,
+and from host to host: the head records every node's; this sink turns each
+finished one into a span with those ids and hands it to your span processor
+or exporter. Each span says where it ran (``nexus.worker``, ``nexus.node``,
+``host.name``). Needs ``opentelemetry-sdk``
 (``pip install -e '.[tracing]'``).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import NexusError
@@ -35,7 +38,14 @@ def _sdk() -> Any:
 class OpenTelemetrySink(ObservationSink):
     """Spans for finished tasks and calls, to ``span_processor.on_end`` or ``exporter.export``."""
 
-    def __init__(self, span_processor: Any = None, exporter: Any = None, service_name: str = "nexus") -> None:
+    def __init__(
+        self,
+        span_processor: Any = None,
+        exporter: Any = None,
+        service_name: str = "nexus",
+        where: Callable[[str], tuple[str, str] | None] | None = None,
+    ) -> None:
+        """``where(worker)``: the node and host a worker runs on, if known (said in each span's attributes)."""
         if span_processor is None and exporter is None:
             raise ValueError("give a span_processor (such as BatchSpanProcessor(...)) or an exporter")
         trace, sdk_trace, resource = _sdk()
@@ -47,6 +57,7 @@ class OpenTelemetrySink(ObservationSink):
         self._epoch = time.time_ns() - time.monotonic_ns()  # the events' clock to wall-clock time
         self._salt = int.from_bytes(os.urandom(8), "big") | 1  # the high half of trace ids: this cluster's
         self._submitted: dict[int, dict[str, Any]] = {}
+        self._where = where
 
     def trace_id(self, trace: int) -> int:
         return (self._salt << 64) | (trace & 0xFFFFFFFFFFFFFFFF)
@@ -81,17 +92,16 @@ class OpenTelemetrySink(ObservationSink):
             else None
         )
         status = trace.Status(trace.StatusCode.OK if done["ok"] else trace.StatusCode.ERROR)
+        attributes = {"nexus.kind": sub["what"], "nexus.worker": done["worker"], "nexus.pid": done["pid"], "nexus.submitted_by": sub["by"]}
+        found = self._where(done["worker"]) if self._where is not None else None
+        if found is not None:
+            attributes["nexus.node"], attributes["host.name"] = found
         return self._sdk.ReadableSpan(
             name=sub["name"],
             context=context,
             parent=parent,
             resource=self.resource,
-            attributes={
-                "nexus.kind": sub["what"],
-                "nexus.worker": done["worker"],
-                "nexus.pid": done["pid"],
-                "nexus.submitted_by": sub["by"],
-            },
+            attributes=attributes,
             kind=trace.SpanKind.INTERNAL,
             status=status,
             start_time=self._epoch + done["start"],

@@ -26,24 +26,6 @@ from tests.remote.test_membership import Home, wait_for
 
 
 @pytest.fixture(scope="module")
-def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
-    home = Home(tmp_path_factory.mktemp("rest") / "nexus-home")
-    home.start_head()
-    home.start_node("--num-cpus", "1")
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("NEXUS_HOME", str(home.path))  # (the attached driver finds the head started here)
-            nexus.init(address="auto")
-            try:
-                yield home
-            finally:
-                nexus.shutdown()
-    finally:
-        left = home.stop_all()
-        assert not left, f"daemons left running: {left}"
-
-
-@pytest.fixture(scope="module")
 def port(head: Home) -> Iterator[httpx.Client]:
     found = json.loads((head.path / "head" / "management.json").read_text())
     with httpx.Client(base_url=f"http://{found['address']}", headers={"Authorization": f"Bearer {found['token']}"}, timeout=30) as client:
@@ -96,6 +78,14 @@ def test_status_and_every_list_answer_as_the_cluster_is(head: Home, port: httpx.
     assert [a["name"] for a in actors] == ["keeper"] and actors[0]["state"] == "alive"
     assert port.get("/api/v1/list", params={"kind": "actors", "filter": "name!=keeper"}).json()["result"] != actors
 
+    narrow = port.get("/api/v1/list", params={"kind": "nodes", "fields": "node_id,alive"}).json()["result"]
+    assert [set(n) for n in narrow] == [{"node_id", "alive"}] * 2, narrow
+    columns = _nexus(head, "list", "nodes", "--fields", "node_id,alive")
+    assert columns.returncode == 0 and columns.stdout.split()[:2] == ["NODE_ID", "ALIVE"], columns.stdout + columns.stderr
+    narrow = port.get("/api/v1/list", params={"kind": "nodes", "fields": "node_id,alive"}).json()["result"]
+    assert [set(n) for n in narrow] == [{"node_id", "alive"}] * 2, narrow
+    columns = _nexus(head, "list", "nodes", "--fields", "node_id,alive")
+    assert columns.returncode == 0 and columns.stdout.split()[:2] == ["NODE_ID", "ALIVE"], columns.stdout + columns.stderr
     listed = _nexus(head, "list", "nodes", "--json")
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 2, listed.stderr
     table = _nexus(head, "list", "actors", "--filter", "name=keeper")
@@ -171,6 +161,86 @@ def test_logs_follow_what_an_actor_prints_and_timeline_and_dump_write_their_file
     stacks = parts["stacks.txt"].decode()
     assert "== the head's process ==" in stacks and "Thread 0x" in stacks, "every worker printed its stacks"
     assert " on " in stacks.split("== the workers")[1], "the joined node's workers too"
+
+
+@nexus.remote
+def busy(seconds: float) -> int:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return os.getpid()
+
+
+def _families(client: httpx.Client) -> dict[str, list[Any]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = client.get("/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain"), answer.text
+    return {f.name: f.samples for f in text_string_to_metric_families(answer.text)}
+
+
+def test_the_head_serves_every_nodes_metrics_under_its_node_label(head: Home, port: httpx.Client) -> None:
+    nodes = {n["NodeID"]: n for n in nexus.nodes() if n["Alive"]}
+    assert len(nodes) == 2
+    on = {node: nexus.NodeAffinitySchedulingStrategy(node, soft=False) for node in nodes}
+    for strategy in on.values():
+        assert len(nexus.get([busy.options(scheduling_strategy=strategy).remote(0.3) for _ in range(2)], timeout=60)) == 2
+
+    def sampled() -> dict[str, list[Any]] | None:
+        found = _families(port)
+        rss = {s.labels["node"] for s in found["nexus_process_resident_bytes"] if s.value > 0}
+        return found if len(rss) == 2 else None
+
+    families = wait_for("every node's processes sampled (a node's come with its beats)", sampled)
+    finished = [s for s in families["nexus_calls_finished"] if s.name == "nexus_calls_finished_total" and s.labels["status"] == "ok"]
+    by_node = {s.labels["node"]: s.value for s in finished if s.labels["what"] == "task"}
+    assert len(by_node) == 2 and all(v >= 2 for v in by_node.values()), by_node
+    assert set(by_node) == {s.labels["node"] for s in families["nexus_process_resident_bytes"]}, "one label per node"
+    assert {s.labels["node"] for s in families["nexus_node_alive"] if s.value == 1.0} == set(by_node)
+    cpus = {s.labels["node"]: s.value for s in families["nexus_node_resource_total"] if s.labels["resource"] == "CPU"}
+    assert sorted(cpus.values()) == [1.0, 2.0], cpus
+    assert "nexus_object_store_capacity_bytes" in families and "nexus_call_seconds" in families
+
+    assert httpx.get(f"{str(port.base_url).rstrip('/')}/metrics", timeout=30).status_code == 401, "the metrics need the token too"
+
+
+@nexus.remote
+def inner_pid() -> int:
+    return os.getpid()
+
+
+@nexus.remote
+def outer_pid(node: str) -> tuple[int, int]:
+    there = nexus.NodeAffinitySchedulingStrategy(node, soft=False)
+    return nexus.get(inner_pid.options(scheduling_strategy=there).remote(), timeout=60), os.getpid()
+
+
+def test_a_chain_of_calls_across_hosts_is_one_opentelemetry_trace(head: Home) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from nexus import observe
+
+    first, second = [n["NodeID"] for n in nexus.nodes() if n["Alive"]]
+    exporter = InMemorySpanExporter()
+    sink = observe.enable_tracing(SimpleSpanProcessor(exporter))
+    try:
+        here = nexus.NodeAffinitySchedulingStrategy(first, soft=False)
+        inner, outer = nexus.get(outer_pid.options(scheduling_strategy=here).remote(second), timeout=60)
+
+        def spans() -> dict[str, Any] | None:
+            observe.hub().flush()
+            found = {s.name.rsplit(".", 1)[-1]: s for s in exporter.get_finished_spans()}
+            return found if {"inner_pid", "outer_pid"} <= set(found) else None
+
+        found = wait_for("both spans", spans)
+        out, inn = found["outer_pid"], found["inner_pid"]
+        assert out.context.trace_id == inn.context.trace_id and inn.parent.span_id == out.context.span_id
+        assert (out.attributes["nexus.pid"], inn.attributes["nexus.pid"]) == (outer, inner)
+        assert (out.attributes["nexus.node"], inn.attributes["nexus.node"]) == (first, second), "each span says its node"
+        assert inn.attributes["host.name"] and out.start_time <= inn.start_time <= inn.end_time <= out.end_time
+    finally:
+        observe.hub().remove_sink(sink)
 
 
 def test_a_missing_or_wrong_token_is_refused_and_counted(head: Home, port: httpx.Client) -> None:
