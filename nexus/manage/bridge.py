@@ -40,7 +40,7 @@ def _bridge(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         try:
-            bridge = attach_bridge(args.port, args.baud, node=args.node)
+            bridge = attach_bridge(args.port, args.baud, node=args.node, manage=args.manage)
         except Exception as exc:
             print(f"nexus bridge: {exc}", file=sys.stderr)
             return 1
@@ -69,6 +69,12 @@ def add_commands(cli: click.Group) -> None:
     @click.option("--address", default="auto", metavar="HOST:PORT", help="The head (default: the one started on this host).")
     @click.option("--key", default=None, metavar="FILE", help="The head's node.key (default: $NEXUS_KEY, or the local head's).")
     @click.option("--node", default=None, metavar="NODEID", help="The node on this machine (when the cluster cannot tell).")
+    @click.option(
+        "--manage",
+        type=click.Choice(["read", "all"]),
+        default=None,
+        help="Let the device send operator commands to nexus:manage: read (status, list, logs) or all (kill, cancel, drain too).",
+    )
     def bridge(**options: Any) -> None:
         """Hold the serial line PORT (/dev/ttyACM0, /dev/ttyUSB0, a pty) for the cluster: the device's actors become
         device:<key>/<name>, until Ctrl-C."""

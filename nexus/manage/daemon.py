@@ -2,7 +2,8 @@
 (:mod:`nexus.cluster.remote.daemon`), with the management port beside a head.
 
 A head serves the REST ManagementPort (:mod:`.rest`) on ``--management-bind``
-(loopback by default) and ``--management-port`` (0: any free one), unless
+(loopback by default) and ``--management-port`` (0: any free one), and the
+UART port (:mod:`.uart`: devices on bridges attached with ``manage=``), unless
 ``--no-management``. Its token is made fresh at each start and written with
 the port's address to ``management.json`` in the head's folder (mode 0600,
 in a folder of mode 0700); the state file names that file, never the token.
@@ -40,6 +41,7 @@ def _serve(runtime: Any, service: Any, folder: Path, args: argparse.Namespace) -
     from .port import Commands
     from .rest import RestPort
     from .scrape import ClusterMetrics
+    from .uart import UartPort
 
     session.set_current(runtime)  # (the commands use the state API, on the head's own cluster)
     token = secrets.token_urlsafe(32)
@@ -50,6 +52,7 @@ def _serve(runtime: Any, service: Any, folder: Path, args: argparse.Namespace) -
     except OSError:
         log_path = None
     commands = Commands(runtime, service, log_path)
+    uart = UartPort(commands)  # (what devices on bridges ask: see .uart)
     metrics = ClusterMetrics(runtime, service)
     port = RestPort(commands, token, args.management_bind, args.management_port, log=_log, metrics=metrics)
     shown = "127.0.0.1" if args.management_bind in ("0.0.0.0", "", "*") else args.management_bind
@@ -64,6 +67,7 @@ def _serve(runtime: Any, service: Any, folder: Path, args: argparse.Namespace) -
 
     def close() -> None:
         port.close()
+        uart.close()
         metrics.close()
         try:
             os.unlink(path)

@@ -38,9 +38,9 @@ class Thermostat:
 
 
 class Device:
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, key: bytes = b"thermo01", mtu: int = 96) -> None:
         self.actor = Thermostat()
-        self.client = Client(FdUart(fd), b"thermo01")
+        self.client = Client(FdUart(fd), key, mtu=mtu)
         self.client.actor("thermo", self.actor, ("read", "add", "note", "fail"))
         self.running = True
         self.outbox: list[tuple[str, str, tuple[Any, ...]]] = []  # calls out, made by the device's own loop
@@ -169,3 +169,12 @@ def test_a_bridge_can_limit_which_actors_its_device_calls() -> None:
     bridge.allow = frozenset({"counter"})
     with pytest.raises(PermissionError, match=r"lets its device call \['counter'\], not 'vault'"):
         bridge._outcall("vault", "open", [])
+
+
+def test_a_local_cluster_runs_no_operator_commands_and_manage_takes_read_or_all(device_cluster: tuple[Device, Any]) -> None:
+    from nexus.cluster.session import current_driver
+
+    with pytest.raises(nexus.core.NexusError, match="nexus start --head"):
+        current_driver("the test").control("manage", "status", {"brief": True}, "read")
+    with pytest.raises(ValueError, match="manage is None, 'read' or 'all', not 'write'"):
+        nexus.attach_bridge("/dev/null", manage="write")

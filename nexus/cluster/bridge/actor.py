@@ -21,7 +21,9 @@ from ..devices import PREFIX, DeviceActorHandle, key_text, resolve
 from ..strategies import NodeAffinitySchedulingStrategy
 from .link import SerialBridge
 
-__all__ = ["Bridge", "BridgeActor", "attach_bridge"]
+__all__ = ["MANAGE", "Bridge", "BridgeActor", "attach_bridge"]
+
+MANAGE = "nexus:manage"  # the name a device calls out to for an operator's command (the method is the command)
 
 _OPTIONS = frozenset({"mtu", "heartbeat", "timeout", "call_timeout", "reopen"})
 
@@ -29,8 +31,11 @@ _OPTIONS = frozenset({"mtu", "heartbeat", "timeout", "call_timeout", "reopen"})
 class BridgeActor:
     """Holds one serial line and the device on it (its methods are async: calls to the device wait side by side)."""
 
-    def __init__(self, port: str, baud: int, options: dict[str, Any], allow_calls: list[str] | None = None) -> None:
+    def __init__(
+        self, port: str, baud: int, options: dict[str, Any], allow_calls: list[str] | None = None, manage: str | None = None
+    ) -> None:
         self.allow = None if allow_calls is None else frozenset(allow_calls)
+        self.manage = manage
         self.bridge = SerialBridge(port, baud, outcall=self._outcall, **options).start()
 
     async def call(self, actor: str, method: str, args: list[Any], timeout: float | None = None) -> Any:
@@ -54,13 +59,28 @@ class BridgeActor:
         self.bridge.close()
 
     def _outcall(self, actor: str, method: str, args: list[Any]) -> Any:
-        """A device's call to a named actor of the cluster (on the bridge's own thread, not the actor's loop)."""
+        """A device's call to a named actor of the cluster (on the bridge's own thread, not the actor's loop), or to
+        ``nexus:manage``: an operator's command, for the head's UART port (``nexus.manage.uart``)."""
+        if actor == MANAGE:
+            return self._manage(method, args)
         if self.allow is not None and actor not in self.allow:
             raise PermissionError(f"this bridge lets its device call {sorted(self.allow) or 'no actor'}, not {actor!r}")
         if actor.startswith(PREFIX):  # (refused before any lookup: resolving it would ask every bridge)
             raise ValueError("a device calls the cluster's actors, not another device's")
         target = get_actor(actor)
         return get(getattr(target, method).remote(*args), timeout=self.bridge.call_timeout)
+
+    def _manage(self, command: str, args: list[Any]) -> Any:
+        if self.manage is None:
+            raise PermissionError("this bridge takes no commands: attach it with manage='read'")
+        if len(args) > 1 or (args and not isinstance(args[0], dict)):
+            raise TypeError(f"{MANAGE}.{command} takes one map of its arguments, not {len(args)} values")
+        from ..session import current
+
+        session = current()
+        if session is None:
+            raise RuntimeError("the bridge's worker is not connected to its cluster")
+        return (session.driver() or session).control("manage", command, args[0] if args else {}, self.manage)
 
 
 _bridge_class: list[Any] = []
@@ -137,6 +157,7 @@ def attach_bridge(
     node: str | None = None,
     wait: float | None = None,
     allow_calls: list[str] | None = None,
+    manage: str | None = None,
     **options: Any,
 ) -> Bridge:
     """Open the serial line ``port`` (a tty, a USB serial adapter, a pty) to a device, in a bridge actor of the cluster.
@@ -147,8 +168,12 @@ def attach_bridge(
     ``call_timeout``, ``reopen`` (how often an unplugged port is tried
     again). With ``wait``, return once a device has opened its session (or
     raise TimeoutError). Its actors are then ``nexus.get_actor("device:<key>/<name>")``. The device may call
-    the cluster's named actors: any of them, or with ``allow_calls`` only those named there.
+    the cluster's named actors: any of them, or with ``allow_calls`` only those named there. With ``manage``
+    (``"read"`` or ``"all"``) it may also send an operator's commands to ``nexus:manage`` (see
+    :mod:`nexus.manage.uart`; a head started by ``nexus start --head`` runs them).
     """
+    if manage not in (None, "read", "all"):
+        raise ValueError(f"attach_bridge: manage is None, 'read' or 'all', not {manage!r}")
     unknown = set(options) - _OPTIONS
     if unknown:
         raise TypeError(f"attach_bridge() got unexpected option(s) {sorted(unknown)}; it takes {sorted(_OPTIONS)}")
@@ -159,7 +184,7 @@ def attach_bridge(
     handle = (
         _remote_class()
         .options(name=name, num_cpus=0, scheduling_strategy=strategy, max_concurrency=64)
-        .remote(port, baud, options, None if allow_calls is None else list(allow_calls))
+        .remote(port, baud, options, None if allow_calls is None else list(allow_calls), manage)
     )
     bridge = Bridge(handle, name, port)
     bridge.describe()  # (the constructor ran: a wrong path or a port in use is raised here, not at the first call)

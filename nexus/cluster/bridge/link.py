@@ -282,7 +282,7 @@ class SerialBridge:
             reply = [call_id, True, self.outcall(actor, method, args)]
             payload = encode(reply)
         except Exception as exc:
-            payload = encode([call_id, False, f"{type(exc).__name__}: {exc}"[:80]])
+            payload = encode([call_id, False, f"{type(exc).__name__}: {exc}"[: max(80, self.session.mtu - 16)]])  # (what fits)
         if not call_id:
             return
         if len(payload) > self.session.mtu:

@@ -127,6 +127,7 @@ class Runtime:
         self.peers = PeerDirectory(self)  # drivers attached from other processes (see remote.head)
         self.membership: Any = None  # the nodes that joined, when this runtime is a standalone head's
         self.spawn_on: Callable[[int, str], bool] | None = None  # asks a joined node for a worker (set with membership)
+        self.management: Callable[[str, Any, str], Any] | None = None  # runs an operator's command (nexus.manage sets it)
         self.handlers = self._handlers()
         procs = [self.spawn("task") for _ in range(num_cpus)]
         self.receiver.start()
@@ -300,6 +301,11 @@ class Runtime:
     control_placement_group = groups.answer  # placement groups: create, remove, look up, list (see head.groups)
     control_events = listing.events_since  # the observed events, for a hub that follows this one from elsewhere
 
+    def control_manage(self, command: str, args: Any, allowed: str) -> Any:  # a device's command (nexus.manage.uart)
+        if self.management is None:
+            raise NexusError("this cluster serves no management commands: a head started by `nexus start --head` does")
+        return self.management(command, args, allowed)
+
     def control(self, op: str, *args: Any) -> Any:
         """Run ``control_<op>``: what a worker or an attached driver asks by name, asked in this process."""
         return getattr(self, f"control_{op}")(*args)
@@ -412,14 +418,18 @@ class Runtime:
         self.events.publish(WorkerStarted(w.name, pid, w.kind))
         self.emit("worker", w.name, pid, "started", w.kind)
 
-    def _on_control(self, w: WorkerRecord, request: int, op: str, *args: Any) -> None:
+    def _on_control(self, w: WorkerRecord, request: int, op: str, *args: Any, deferred: bool = False) -> None:
         from ..values import error_blob
 
+        if op == "manage" and not deferred:  # (an operator's command may wait on the cluster: not on this thread)
+            threading.Thread(target=self._on_control, args=(w, request, op, *args), kwargs={"deferred": True}, daemon=True).start()
+            return
         try:
             result: Any = self.control(op, *args)
         except Exception as exc:
             result = ("error", error_blob(exc, "the driver"))
-        self.outbox.send(w, ("objects", request, [(0, result)]))
+        with self.lock if deferred else contextlib.nullcontext():
+            self.outbox.send(w, ("objects", request, [(0, result)]))
 
     def _handle(self, w: WorkerRecord, body: tuple[Any, ...]) -> None:
         handler = self.handlers.get(body[0])
