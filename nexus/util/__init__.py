@@ -1,4 +1,5 @@
-"""Ray's ``ray.util`` names: placement groups, and the scheduling strategies (as Ray's modules hold them).
+"""Ray's ``ray.util`` names: placement groups, the scheduling strategies (as Ray's modules hold them), and
+:mod:`nexus.util.queue` (``Queue``, ``Empty``, ``Full``).
 
 ``nexus.util.placement_group(bundles, strategy="PACK")`` reserves bundles of
 resources on the cluster's nodes; tasks and actors go into them with
