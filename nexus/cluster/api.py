@@ -104,10 +104,7 @@ def _check_options(options: dict[str, Any], allowed: frozenset[str], what: str) 
 
 
 def _runtime() -> Session:
-    runtime = _session.current()
-    if runtime is None:
-        raise RuntimeError("no Nexus cluster in this process: call nexus.init() first")
-    return runtime
+    return _session.current_or_start()  # (a local cluster starts at the first call that needs one, as Ray's does)
 
 
 # -- init / shutdown ---------------------------------------------------------------------
@@ -201,6 +198,9 @@ def init(
         _session.set_current(runtime)
         _register_exit_hook()
         return ClusterInfo(runtime.info())
+
+
+_session.starter = init  # (what a first call without a cluster starts: see session.current_or_start)
 
 
 def _register_exit_hook() -> None:

@@ -8,6 +8,8 @@ its workers (a :class:`~nexus.cluster.worker.WorkerRuntime`). Both implement
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     from ..core.event_stream import EventStream
     from .values import Blob, ObjectRef
 
-__all__ = ["Session", "current", "current_driver", "set_current"]
+__all__ = ["Session", "current", "current_driver", "current_or_start", "set_current"]
 
 
 class Session(Protocol):
@@ -93,6 +95,23 @@ def set_current(session: Session | None) -> None:
 
 
 def current() -> Session | None:
+    return _current
+
+
+starter: Callable[[], Any] | None = None  # what starts a local cluster (``nexus.init``; set by nexus.cluster.api)
+_starting = threading.Lock()
+
+
+def current_or_start() -> Session:
+    """This process's cluster; if it has none, a local one started as ``nexus.init()`` would, as Ray starts one
+    at the first ``.remote()``, ``get``, ``put`` or ``wait`` (not with ``NEXUS_AUTO_INIT=0``: then a RuntimeError)."""
+    if _current is None:
+        if os.environ.get("NEXUS_AUTO_INIT", "1") == "0" or starter is None:
+            raise RuntimeError("no Nexus cluster in this process: call nexus.init() first (NEXUS_AUTO_INIT=0 starts none)")
+        with _starting:
+            if _current is None:
+                starter()
+    assert _current is not None
     return _current
 
 

@@ -34,11 +34,12 @@ def test_init_twice_names_ignore_reinit_error():
     nexus.shutdown()  # a second shutdown is harmless
 
 
-def test_without_init_calls_say_what_to_do():
+def test_without_init_and_without_auto_init_calls_say_what_to_do(monkeypatch):
     @nexus.remote
     def f():
         return 1
 
+    monkeypatch.setenv("NEXUS_AUTO_INIT", "0")  # (else the call starts a cluster: tests/cluster/test_auto_init.py)
     with pytest.raises(RuntimeError, match=r"nexus.init\(\)"):
         f.remote()
 
