@@ -1,5 +1,5 @@
-"""Ray's ``ray.util`` names: placement groups, the scheduling strategies (as Ray's modules hold them), and
-:mod:`nexus.util.queue` (``Queue``, ``Empty``, ``Full``).
+"""Ray's ``ray.util`` names: placement groups, the scheduling strategies (as Ray's modules hold them),
+:class:`ActorPool`, and :mod:`nexus.util.queue` (``Queue``, ``Empty``, ``Full``).
 
 ``nexus.util.placement_group(bundles, strategy="PACK")`` reserves bundles of
 resources on the cluster's nodes; tasks and actors go into them with
@@ -9,6 +9,7 @@ resources on the cluster's nodes; tasks and actors go into them with
 
 # (from the submodule, loaded first: the function then takes its name, as ray.util.placement_group is Ray's function)
 from . import scheduling_strategies
+from .actor_pool import ActorPool
 from .placement_group import (
     PlacementGroup,
     get_current_placement_group,
@@ -19,6 +20,7 @@ from .placement_group import (
 )
 
 __all__ = [
+    "ActorPool",
     "PlacementGroup",
     "get_current_placement_group",
     "get_placement_group",
