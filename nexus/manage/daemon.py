@@ -6,12 +6,15 @@ A head serves the REST ManagementPort (:mod:`.rest`) on ``--management-bind``
 UART port (:mod:`.uart`: devices on bridges attached with ``manage=``), unless
 ``--no-management``. Its token is made fresh at each start and written with
 the port's address to ``management.json`` in the head's folder (mode 0600,
-in a folder of mode 0700); the state file names that file, never the token.
+in a folder of mode 0700), and alone to ``management.token`` (for a
+Prometheus scrape's ``credentials_file``); the state file names the first,
+never the token.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import sys
@@ -23,9 +26,10 @@ from ..cluster.remote.daemon import _log, build_parser
 from ..cluster.remote.daemon import main as run_daemon
 from ..cluster.remote.files import write_private
 
-__all__ = ["TOKEN_FILE", "main"]
+__all__ = ["BARE_TOKEN_FILE", "TOKEN_FILE", "main"]
 
 TOKEN_FILE = "management.json"
+BARE_TOKEN_FILE = "management.token"
 
 
 def _options(head: argparse.ArgumentParser) -> None:
@@ -54,12 +58,14 @@ def _serve(runtime: Any, service: Any, folder: Path, args: argparse.Namespace) -
     commands = Commands(runtime, service, log_path)
     uart = UartPort(commands)  # (what devices on bridges ask: see .uart)
     metrics = ClusterMetrics(runtime, service)
+    metrics.start()
     port = RestPort(commands, token, args.management_bind, args.management_port, log=_log, metrics=metrics)
     shown = "127.0.0.1" if args.management_bind in ("0.0.0.0", "", "*") else args.management_bind
     where = f"[{shown}]:{port.port}" if ":" in shown else f"{shown}:{port.port}"
-    path = folder / TOKEN_FILE
+    path, bare = folder / TOKEN_FILE, folder / BARE_TOKEN_FILE
     try:
         write_private(str(path), {"address": where, "token": token})
+        write_private(str(bare), token)  # (the token alone: what Prometheus's credentials_file reads)
     except BaseException:
         port.close()
         raise
@@ -69,10 +75,9 @@ def _serve(runtime: Any, service: Any, folder: Path, args: argparse.Namespace) -
         port.close()
         uart.close()
         metrics.close()
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+        for made in (path, bare):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(made)
 
     return {"management": where, "management_file": str(path)}, close
 

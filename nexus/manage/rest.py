@@ -143,8 +143,8 @@ class RestPort:
             raise CommandError(404, "this port serves no metrics")
         try:
             text = await asyncio.get_running_loop().run_in_executor(None, self.metrics.render)
-        except ImportError:
-            return self._error(501, "the head has no prometheus-client: pip install prometheus-client (the 'metrics' extra) and restart it")
+        except CommandError as exc:  # (none to serve: no prometheus-client, no events; not a malformed request)
+            return self._error(exc.status, str(exc))
         self.counts["served"] += 1
         return web.Response(body=text, headers={"Content-Type": self.metrics.content_type})
 
@@ -172,6 +172,11 @@ def _query_args(request: web.Request) -> dict[str, Any]:
         values = request.query.getall(key)
         if key == "filter":
             args["filters"] = list(values)
+        elif key == "brief":
+            text = values[-1].lower()
+            if text not in ("true", "false", "1", "0"):
+                raise CommandError(400, f"brief is true or false, not {values[-1]!r}")
+            args[key] = text in ("true", "1")
         elif key == "fields":
             args["fields"] = [f.strip() for v in values for f in v.split(",")]
         elif key in ("limit", "tail", "since"):

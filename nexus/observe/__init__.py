@@ -90,20 +90,21 @@ def enable_tracing(span_processor: Any = None, exporter: Any = None, service_nam
 
 
 class _WorkerPlaces:
-    """Where each worker runs (node, host), asked of the cluster when a worker is new (at most once a second)."""
+    """Where each worker runs (node, host), asked of the cluster the first time a worker is named."""
 
     def __init__(self) -> None:
         self.known: dict[str, tuple[str, str]] = {}
-        self.asked = 0.0
+        self.asked: set[str] = set()  # (names asked for once: a worker gone before that stays unknown)
 
     def __call__(self, worker: str) -> tuple[str, str] | None:
-        import time
-
         found = self.known.get(worker)
-        if found is None and time.monotonic() - self.asked >= 1.0:
+        if found is None and worker not in self.asked:
             from .. import state
 
-            self.asked = time.monotonic()
+            if len(self.asked) > 100_000:
+                self.asked.clear()
+                self.known.clear()
+            self.asked.add(worker)
             try:
                 self.known.update({w.name: (w.node_id, w.host) for w in state.list_workers() if w.node_id})
             except Exception:  # (the cluster is going: the span says less)

@@ -8,6 +8,7 @@ node's calls, workers and processes (a node's agent sends its processes' samples
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -41,8 +42,8 @@ class PrometheusSink(ObservationSink):
         nodes: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         """``node_of(worker)``: the node a worker runs on (then the calls', workers' and processes' metrics carry a
-        ``node`` label); ``nodes()``: each node's ``node_id``, ``host``, ``alive``, ``total`` and ``used``
-        resources, read at each scrape."""
+        ``node`` label); ``nodes()``: each node's ``node_id``, ``host``, ``alive``, ``workers`` (alive), and its
+        ``total`` and ``used`` resources, read at each scrape."""
         prom = _prometheus()
         self.registry = prom.CollectorRegistry()
         r = self.registry
@@ -54,7 +55,8 @@ class PrometheusSink(ObservationSink):
             "nexus_call_seconds", "Time from start to results written, in the worker", ["what", *at], registry=r,
             buckets=(1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0),
         )
-        self.workers = prom.Gauge("nexus_workers_alive", "Worker processes alive", at, registry=r)
+        # (with ``nodes``, read from them at each scrape: counting starts and deaths misses those the ring lost)
+        self.workers = None if nodes is not None else prom.Gauge("nexus_workers_alive", "Worker processes alive", registry=r)
         self.worker_events = prom.Counter("nexus_worker_events", "Workers started and died", ["state", *at], registry=r)
         self.actor_events = prom.Counter("nexus_actor_events", "Actors created, restarting, restarted, died", ["state"], registry=r)
         self.object_events = prom.Counter("nexus_object_events", "Objects put, freed, spilled, restored", ["state"], registry=r)
@@ -70,7 +72,7 @@ class PrometheusSink(ObservationSink):
             capacity = prom.Gauge("nexus_object_store_capacity_bytes", "Size of the object store", registry=r)
             capacity.set_function(lambda: store_stats()["capacity"])
         self._what: dict[int, str] = {}
-        self._alive: dict[str, int] = {}  # workers alive by node ("" without node labels)
+        self._alive = 0
         self.server: Any = None
         self.port = 0
         if serve:
@@ -96,9 +98,13 @@ class PrometheusSink(ObservationSink):
             elif event.kind == "worker":
                 at = self._at(d["worker"])
                 self.worker_events.labels(d["state"], *at).inc()
-                key = at[0] if at else ""
-                alive = self._alive[key] = self._alive.get(key, 0) + (1 if d["state"] == "started" else -1)
-                (self.workers.labels(*at) if at else self.workers).set(max(alive, 0))
+                if self.workers is not None:
+                    self._alive += 1 if d["state"] == "started" else -1
+                    self.workers.set(max(self._alive, 0))
+                if d["state"] == "died":  # (its last CPU and memory are no longer true)
+                    for gauge in (self.cpu, self.rss, self.queued):
+                        with contextlib.suppress(KeyError):
+                            gauge.remove(d["worker"], *at)
             elif event.kind == "actor":
                 self.actor_events.labels(d["state"]).inc()
             elif event.kind == "object":
@@ -133,11 +139,13 @@ class _NodeCollector:
     def collect(self) -> Iterator[Any]:
         core = self.core
         alive = core.GaugeMetricFamily("nexus_node_alive", "1 while the node is a live member, 0 once it is gone", labels=["node", "host"])
+        workers = core.GaugeMetricFamily("nexus_workers_alive", "Worker processes alive", labels=["node"])
         total = core.GaugeMetricFamily("nexus_node_resource_total", "What the node has of each resource", labels=["node", "resource"])
         used = core.GaugeMetricFamily("nexus_node_resource_used", "What of it running work holds", labels=["node", "resource"])
         for node in self.nodes():
             alive.add_metric([node["node_id"], node["host"]], 1.0 if node["alive"] else 0.0)
+            workers.add_metric([node["node_id"]], float(node.get("workers", 0)))
             for name, value in node["total"].items():
                 total.add_metric([node["node_id"], name], float(value))
                 used.add_metric([node["node_id"], name], float(node["used"].get(name, 0.0)))
-        yield from (alive, total, used)
+        yield from (alive, workers, total, used)

@@ -169,6 +169,11 @@ def test_a_bridge_can_limit_which_actors_its_device_calls() -> None:
     bridge.allow = frozenset({"counter"})
     with pytest.raises(PermissionError, match=r"lets its device call \['counter'\], not 'vault'"):
         bridge._outcall("vault", "open", [])
+    bridge.allow = None  # (any actor: still not a bridge, nor a method that is not public)
+    with pytest.raises(PermissionError, match="not a bridge"):
+        bridge._outcall("bridge:/dev/ttyACM1", "_manage", ["kill", [{"actor": "x"}]])
+    with pytest.raises(PermissionError, match="public methods, not '_reset'"):
+        bridge._outcall("counter", "_reset", [])
 
 
 def test_a_local_cluster_runs_no_operator_commands_and_manage_takes_read_or_all(device_cluster: tuple[Device, Any]) -> None:

@@ -82,10 +82,6 @@ def test_status_and_every_list_answer_as_the_cluster_is(head: Home, port: httpx.
     assert [set(n) for n in narrow] == [{"node_id", "alive"}] * 2, narrow
     columns = _nexus(head, "list", "nodes", "--fields", "node_id,alive")
     assert columns.returncode == 0 and columns.stdout.split()[:2] == ["NODE_ID", "ALIVE"], columns.stdout + columns.stderr
-    narrow = port.get("/api/v1/list", params={"kind": "nodes", "fields": "node_id,alive"}).json()["result"]
-    assert [set(n) for n in narrow] == [{"node_id", "alive"}] * 2, narrow
-    columns = _nexus(head, "list", "nodes", "--fields", "node_id,alive")
-    assert columns.returncode == 0 and columns.stdout.split()[:2] == ["NODE_ID", "ALIVE"], columns.stdout + columns.stderr
     listed = _nexus(head, "list", "nodes", "--json")
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 2, listed.stderr
     table = _nexus(head, "list", "actors", "--filter", "name=keeper")
@@ -192,16 +188,46 @@ def test_the_head_serves_every_nodes_metrics_under_its_node_label(head: Home, po
         return found if len(rss) == 2 else None
 
     families = wait_for("every node's processes sampled (a node's come with its beats)", sampled)
+    members = {s.labels["node"] for s in families["nexus_node_alive"] if s.value == 1.0}
+    assert len(members) == 2
     finished = [s for s in families["nexus_calls_finished"] if s.name == "nexus_calls_finished_total" and s.labels["status"] == "ok"]
     by_node = {s.labels["node"]: s.value for s in finished if s.labels["what"] == "task"}
-    assert len(by_node) == 2 and all(v >= 2 for v in by_node.values()), by_node
-    assert set(by_node) == {s.labels["node"] for s in families["nexus_process_resident_bytes"]}, "one label per node"
-    assert {s.labels["node"] for s in families["nexus_node_alive"] if s.value == 1.0} == set(by_node)
+    assert all(by_node.get(node, 0) >= 2 for node in members), by_node
+    assert {s.labels["node"] for s in families["nexus_process_resident_bytes"]} == members, "each process under its node"
+    alive = {s.labels["node"]: s.value for s in families["nexus_workers_alive"]}
+    assert set(alive) == members and all(v >= 2 for v in alive.values()), alive
     cpus = {s.labels["node"]: s.value for s in families["nexus_node_resource_total"] if s.labels["resource"] == "CPU"}
     assert sorted(cpus.values()) == [1.0, 2.0], cpus
     assert "nexus_object_store_capacity_bytes" in families and "nexus_call_seconds" in families
 
-    assert httpx.get(f"{str(port.base_url).rstrip('/')}/metrics", timeout=30).status_code == 401, "the metrics need the token too"
+    base = str(port.base_url).rstrip("/")
+    assert httpx.get(f"{base}/metrics", timeout=30).status_code == 401, "the metrics need the token too"
+    bare = head.path / "head" / "management.token"
+    assert (bare.stat().st_mode & 0o777) == 0o600, "the token alone, for Prometheus's credentials_file: private"
+    scraped = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {bare.read_text()}"}, timeout=30)
+    assert scraped.status_code == 200 and "nexus_node_alive" in scraped.text
+    assert port.get("/api/v1/status", params={"brief": "true"}).json()["result"]["nodes"] == 2
+    assert port.get("/api/v1/status", params={"brief": "maybe"}).status_code == 400
+
+
+def test_a_head_without_events_or_prometheus_client_says_so_on_metrics() -> None:
+    from types import SimpleNamespace
+
+    from nexus.manage.port import CommandError
+    from nexus.manage.scrape import ClusterMetrics
+
+    quiet = ClusterMetrics(SimpleNamespace(observed=None), None)
+    quiet.start()
+    with pytest.raises(CommandError, match="records no events") as refused:
+        quiet.render()
+    assert refused.value.status == 409
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "prometheus_client", None)  # (as if it were not installed)
+        bare = ClusterMetrics(SimpleNamespace(observed=object(), store_stats=dict), None)
+        bare.start()
+    with pytest.raises(CommandError, match="pip install prometheus-client") as missing:
+        bare.render()
+    assert missing.value.status == 501
 
 
 @nexus.remote

@@ -30,8 +30,12 @@ class _Line:
 
     def ask(self, command: str, args: Any = None) -> Any:
         """What the device got back for ``command`` (the answer, or the error it raised)."""
+        return self.call("nexus:manage", command, () if args is None else (args,))
+
+    def call(self, actor: str, method: str, args: tuple[Any, ...]) -> Any:
+        """What the device got back when it called out to ``actor.method(*args)`` (the client waits 10 s at most)."""
         seen = len(self.device.answers)
-        self.device.outbox.append(("nexus:manage", command, () if args is None else (args,)))
+        self.device.outbox.append((actor, method, args))
         wait_until(lambda: len(self.device.answers) > seen, timeout=60)
         return self.device.answers[seen]
 
@@ -83,6 +87,8 @@ def test_a_read_only_bridge_changes_nothing_and_a_bridge_without_manage_takes_no
     assert nexus.get(target.ping.remote(), timeout=60) == "pong"
     refused = lines["read"].ask("kill", {"actor": "uart-target"})
     assert isinstance(refused, Exception) and "changes the cluster" in str(refused), refused
+    other = "bridge:" + os.ttyname(lines["all"].slave)  # (through the other bridge, with its rights: no)
+    assert "not a bridge" in str(lines["read"].call(other, "_manage", ("kill", [{"actor": "uart-target"}])))
     assert "manage=" in str(lines["none"].ask("status", {"brief": True}))
     assert nexus.get(target.ping.remote(), timeout=60) == "pong", "nothing was killed"
 
@@ -95,12 +101,12 @@ def test_a_read_only_bridge_changes_nothing_and_a_bridge_without_manage_takes_no
 def test_malformed_commands_are_answered_and_counted_and_the_line_goes_on(head: Home, lines: dict[str, _Line]) -> None:
     line = lines["all"]
     before = line.ask("status", {"brief": True})
+    assert "changes the cluster" in str(lines["read"].ask("drain", {"node": "ffffff"}))
     assert "no command" in str(line.ask("reboot", {}))
     assert "unknown argument" in str(line.ask("status", {"verbose": 1}))
     assert "kind is one of" in str(line.ask("list", {"kind": 7}))
     assert "REST port" in str(line.ask("dump", {}))
-    line.device.outbox.append(("nexus:manage", "status", (1, 2)))  # (two values, not one map)
-    wait_until(lambda: "one map" in str(line.device.answers[-1]), timeout=60)
+    assert "one map" in str(line.call("nexus:manage", "status", (1, 2))), "two values, not one map"
     assert line.ask("status", {"brief": True})["alive"] == before["alive"], "the bridge and the head answer on"
     assert line.bridge.describe()["statistics"]["outcalls"] >= 7 and line.bridge.describe()["state"] == "open"
     found = json.loads((head.path / "head" / "management.json").read_text())

@@ -36,6 +36,8 @@ class BridgeActor:
     ) -> None:
         self.allow = None if allow_calls is None else frozenset(allow_calls)
         self.manage = manage
+        if manage is not None and _others_may_write(port):
+            raise PermissionError(f"{port} may be written by other users (mode o+w): no operator commands on it (chmod o-w {port})")
         self.bridge = SerialBridge(port, baud, outcall=self._outcall, **options).start()
 
     async def call(self, actor: str, method: str, args: list[Any], timeout: float | None = None) -> Any:
@@ -67,6 +69,10 @@ class BridgeActor:
             raise PermissionError(f"this bridge lets its device call {sorted(self.allow) or 'no actor'}, not {actor!r}")
         if actor.startswith(PREFIX):  # (refused before any lookup: resolving it would ask every bridge)
             raise ValueError("a device calls the cluster's actors, not another device's")
+        if actor.startswith("bridge:"):  # (another bridge would call out with its own rights: its manage level)
+            raise PermissionError("a device calls the cluster's actors, not a bridge")
+        if not isinstance(method, str) or method.startswith("_"):
+            raise PermissionError(f"a device calls an actor's public methods, not {method!r}")
         target = get_actor(actor)
         return get(getattr(target, method).remote(*args), timeout=self.bridge.call_timeout)
 
@@ -81,6 +87,13 @@ class BridgeActor:
         if session is None:
             raise RuntimeError("the bridge's worker is not connected to its cluster")
         return (session.driver() or session).control("manage", command, args[0] if args else {}, self.manage)
+
+
+def _others_may_write(port: str) -> bool:
+    try:
+        return bool(os.stat(port).st_mode & 0o002)
+    except OSError:
+        return False  # (opening it says what is wrong)
 
 
 _bridge_class: list[Any] = []

@@ -16,7 +16,10 @@ closed, or its time ran out. An unplugged port is opened again every
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -174,11 +177,15 @@ class SerialBridge:
         import serial  # pyserial owns the port
 
         self.port = serial.Serial(self.port_name, self.baud, timeout=0.02, write_timeout=2.0, exclusive=True)
+        with contextlib.suppress(OSError, AttributeError):  # (pyserial's lock is advisory: no other user opens it now)
+            fcntl.ioctl(self.port.fileno(), termios.TIOCEXCL)
         self.reader = FrameReader(self.reader.mtu)  # (what a closed port left half-read is noise)
 
     def _shut_port(self) -> None:
         if self.port is not None:
             try:
+                with contextlib.suppress(OSError, AttributeError, ValueError):
+                    fcntl.ioctl(self.port.fileno(), termios.TIOCNXCL)
                 self.port.close()
             except OSError:
                 pass

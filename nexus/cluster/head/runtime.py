@@ -303,7 +303,7 @@ class Runtime:
 
     def control_manage(self, command: str, args: Any, allowed: str) -> Any:  # a device's command (nexus.manage.uart)
         if self.management is None:
-            raise NexusError("this cluster serves no management commands: a head started by `nexus start --head` does")
+            raise NexusError("this cluster serves no operator commands: a head `nexus start --head` started does (not --no-management)")
         return self.management(command, args, allowed)
 
     def control(self, op: str, *args: Any) -> Any:

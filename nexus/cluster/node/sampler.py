@@ -1,11 +1,13 @@
 """Once a second: each process's CPU and memory on this host, and the work waiting for it (``sample`` events).
 
 :class:`ProcessMeter` reads them from ``/proc``; the head's :class:`Sampler` measures its own host's workers,
-and a node's agent measures its own and sends them with its beats (the head then records them as well).
+and a node's agent measures its own and sends them with its beats (the head takes them with
+:class:`NodeSamples`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     from ..head.runtime import Runtime
     from ..state.workers import WorkerRecord
 
-__all__ = ["ProcessMeter", "Sampler", "record_samples"]
+__all__ = ["NodeSamples", "ProcessMeter", "Sampler"]
 
 
 class ProcessMeter:
@@ -77,19 +79,38 @@ class Sampler:
                     rt.emit("sample", name, pid, measured[0], measured[1], queued)
 
 
-def record_samples(rt: Runtime, workers: list[WorkerRecord], procs: list[Any]) -> None:
-    """A node's samples of its ``workers`` (``[pid, cpu, rss]`` each, as its agent sent them with a beat), recorded
-    as ``sample`` events of theirs, as the head's own host's are; an entry that names none of them is passed over."""
-    by_pid = {w.pid: w for w in workers}
-    for entry in procs[:1000]:
-        if not (isinstance(entry, list) and len(entry) == 3 and all(_number(x) for x in entry)):
-            continue
-        worker = by_pid.get(entry[0])
-        if worker is not None and isinstance(entry[0], int) and isinstance(entry[2], int):
+class NodeSamples:
+    """What the nodes' agents send of their workers with their beats (``[pid, cpu percent, resident bytes]``
+    each), recorded as ``sample`` events of those workers, as the head's own host's are. A node's list is
+    untrusted: an entry that names none of that node's workers, or holds no finite, plausible figures, is
+    passed over; one entry a worker, and one list a node every half second at most (its beats come every
+    half second: more would be a node flooding the events)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.last: dict[int, float] = {}  # node -> when its samples were last taken
+
+    def take(self, node: int, workers: list[WorkerRecord], procs: list[Any], now: float) -> int:
+        """Record ``procs`` of ``node`` (whose workers are ``workers``) at ``now``; how many were taken."""
+        if now - self.last.get(node, -1.0) < 0.45:
+            return 0
+        self.last[node] = now
+        by_pid = {w.pid: w for w in workers}
+        taken: dict[int, tuple[float, int]] = {}
+        for entry in procs[: 2 * len(by_pid)]:
+            if not (isinstance(entry, list) and len(entry) == 3 and all(_number(x) for x in entry)):
+                continue
+            pid, cpu, rss = entry
+            if isinstance(pid, int) and pid in by_pid and isinstance(rss, int) and 0 <= rss < 1 << 62 and 0.0 <= cpu <= 1e6:
+                taken[pid] = (float(cpu), rss)
+        for pid, (cpu, rss) in taken.items():
+            worker = by_pid[pid]
             actor = worker.actor
             queued = len(actor.queue) + len(actor.inflight) if actor is not None else worker.inflight
-            rt.emit("sample", worker.name, entry[0], float(entry[1]), entry[2], queued)
+            self.rt.emit("sample", worker.name, pid, cpu, rss, queued)
+        return len(taken)
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)  # (JSON's true and false are not)
+    """A finite number (JSON's true and false are not; 1e999 decodes to infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -30,14 +30,18 @@ def private_folder(path: str | os.PathLike[str]) -> str:
     return path
 
 
-def write_private(path: str, data: dict) -> None:
-    """Write ``data`` as JSON to ``path``, mode 0600, replacing what was there at once (write, then rename)."""
+def write_private(path: str, data: dict | str) -> None:
+    """Write ``data`` (a dict as JSON, text as it is) to ``path``, mode 0600, replacing what was there at once
+    (write, then rename)."""
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
+            if isinstance(data, str):
+                f.write(data)
+            else:
+                json.dump(data, f, indent=1)
+                f.write("\n")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

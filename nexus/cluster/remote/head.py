@@ -28,7 +28,7 @@ from typing import Any
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from ..node.sampler import record_samples
+from ..node.sampler import NodeSamples
 from ..protocol import LogLimiter, unpack_frames
 from ..state.nodes import Membership
 from . import wire
@@ -111,6 +111,7 @@ class HeadService:
     ) -> None:
         self.keys = keys
         self.runtime = runtime  # the head's cluster, which attached drivers use (None: membership only)
+        self.samples = NodeSamples(runtime) if runtime is not None else None  # (what nodes' beats say of their workers)
         self.peers: dict[bytes, _Peer] = {}  # by routing id
         self.outgoing: deque[tuple[bytes, list[Any]]] = deque()
         self.kills: deque[tuple[Any, ...]] = deque()  # (peer, why[, code]) to drop, asked from other threads (the loop drops them)
@@ -374,8 +375,8 @@ class HeadService:
             record.clock_offset = float(offset)
         if wire.is_int(f.get("mono")):
             record.mono_offset = f["mono"]
-        if isinstance(f.get("procs"), list) and self.runtime is not None:  # (its workers' CPU and memory)
-            record_samples(self.runtime, [p.record for p in self.peers.values() if p.record.node == node], f["procs"])
+        if isinstance(f.get("procs"), list) and self.samples is not None:  # (its workers' CPU and memory)
+            self.samples.take(node, [p.record for p in self.peers.values() if p.record.node == node], f["procs"], self.clock.now)
         return wire.encode("ack", mono=time.monotonic_ns(), seq=f.get("seq"))
 
     def _on_leave(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
