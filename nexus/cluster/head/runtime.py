@@ -40,7 +40,7 @@ from ..state.resources import Resources
 from ..state.tasks import NodeLoad, TaskQueue
 from ..state.workers import WorkerRecord, WorkerStatus
 from ..transport import ChannelCorruptError, Transport, make_transport
-from ..values import Blob, ObjectRef, set_client
+from ..values import Blob, ObjectRef, error_blob, set_client
 from . import groups, listing
 from .actors import ActorDirectory
 from .lock import TableLock
@@ -418,17 +418,18 @@ class Runtime:
         self.events.publish(WorkerStarted(w.name, pid, w.kind))
         self.emit("worker", w.name, pid, "started", w.kind)
 
-    def _on_control(self, w: WorkerRecord, request: int, op: str, *args: Any, deferred: bool = False) -> None:
-        from ..values import error_blob
+    def _on_control(self, w: WorkerRecord, request: int, op: str, *args: Any) -> None:
+        if op == "manage":  # (an operator's command may wait on the cluster: on a thread of its own, not this one)
+            threading.Thread(target=self._answer_control, args=(w, request, op, args, True), daemon=True).start()
+        else:
+            self._answer_control(w, request, op, args, False)
 
-        if op == "manage" and not deferred:  # (an operator's command may wait on the cluster: not on this thread)
-            threading.Thread(target=self._on_control, args=(w, request, op, *args), kwargs={"deferred": True}, daemon=True).start()
-            return
+    def _answer_control(self, w: WorkerRecord, request: int, op: str, args: tuple[Any, ...], apart: bool) -> None:
         try:
             result: Any = self.control(op, *args)
         except Exception as exc:
             result = ("error", error_blob(exc, "the driver"))
-        with self.lock if deferred else contextlib.nullcontext():
+        with self.lock if apart else contextlib.nullcontext():
             self.outbox.send(w, ("objects", request, [(0, result)]))
 
     def _handle(self, w: WorkerRecord, body: tuple[Any, ...]) -> None:
@@ -520,7 +521,6 @@ class Runtime:
 
     def _fail_lost_task(self, w: WorkerRecord, task: Any, code: int | None) -> None:
         from ...core.errors import TaskCancelledError, WorkerCrashedError
-        from ..values import error_blob
 
         if task.cancelled:
             failure: BaseException = TaskCancelledError(f"task {task.name} was cancelled (its worker was killed)")
