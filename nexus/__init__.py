@@ -29,7 +29,7 @@ from .cluster.strategies import NodeAffinitySchedulingStrategy
 from .core import _EXPORTS as _core_exports  # the in-process runtime's names (the modules load on first use)
 
 if TYPE_CHECKING:
-    from . import state, util
+    from . import exceptions, state, util
     from .cluster.bridge.actor import attach_bridge
     from .cluster.services.drain import drain_node
     from .core import (
@@ -82,6 +82,7 @@ __all__ = [
     "cluster_resources",
     "drain_node",
     "event_stream",
+    "exceptions",
     "get",
     "get_actor",
     "init",
@@ -112,7 +113,7 @@ def __getattr__(name: str) -> object:
         from . import core
 
         value = getattr(core, name)
-    elif name in ("state", "util"):  # (util: placement groups, as Ray's ray.util)
+    elif name in ("state", "util", "exceptions"):  # (util: placement groups, as Ray's ray.util)
         import importlib
 
         value = importlib.import_module(f".{name}", __name__)

@@ -27,6 +27,7 @@ from ..core.errors import NexusError, ObjectLostError, ObjectStoreFullError, Ser
 from ..messaging.serializers import CloudPickleSerializer
 from . import session
 from .config import ClusterConfig
+from .failures import RemoteTraceback, TaskError, as_task_error
 from .store import PAGE, Pin
 
 __all__ = ["Blob", "ObjectRef", "RemoteError", "Slice", "StoreClient", "TaskError"]
@@ -39,21 +40,6 @@ def _cloudpickle() -> CloudPickleSerializer:
     if not _serializer:
         _serializer.append(CloudPickleSerializer(oob_threshold=16 * 1024))
     return _serializer[0]
-
-
-class TaskError(NexusError):
-    """A remote task or method raised an exception that cannot travel as itself (it does not pickle)."""
-
-
-class RemoteTraceback(Exception):
-    """The traceback of an exception raised in another process; set as the ``__cause__`` of the re-raised error."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
 
 
 @dataclass(frozen=True)
@@ -223,11 +209,12 @@ class RemoteError:
     message: str
     traceback_text: str
     where: str
+    user: bool = False  # raised by a task's or method's own code (then a TaskError too, as Ray's RayTaskError)
 
     def to_exception(self) -> BaseException:
         cause = RemoteTraceback(f"\n(in {self.where})\n{self.traceback_text}")
         if isinstance(self.exception, Exception):
-            exc: BaseException = self.exception
+            exc: BaseException = as_task_error(self.exception) if self.user else self.exception
         elif self.exception is not None:  # KeyboardInterrupt, CancelledError...: not the caller's own to raise
             exc = TaskError(f"{self.type_name}: {self.message} (raised in {self.where})")
         else:
@@ -433,17 +420,18 @@ def _copied_here(blob: Blob, client: StoreClient, offset: int) -> Blob | None:
     return here
 
 
-def error_blob(exc: BaseException, where: str) -> Blob:
-    """A failure as a blob: the exception itself when it travels, else its type name, message and traceback.
+def error_blob(exc: BaseException, where: str, user: bool = False) -> Blob:
+    """A failure as a blob: the exception itself when it travels, else its type name, message and traceback
+    (``user``: raised by a task's or method's own code).
 
     cloudpickle, as for functions: an exception class defined in a notebook
     or script (``__main__``) travels by value and arrives as the caller's own
     class, so ``except MyError`` catches it.
     """
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    error = RemoteError(None, type(exc).__qualname__, str(exc), text, where)
+    error = RemoteError(None, type(exc).__qualname__, str(exc), text, where, user)
     try:
-        remote = RemoteError(exc.with_traceback(None), error.type_name, error.message, text, where)
+        remote = RemoteError(exc.with_traceback(None), error.type_name, error.message, text, where, user)
         try:
             if type(exc).__module__ == "__main__":  # plain pickle would name it, and other processes lack it
                 raise pickle.PicklingError("by value")

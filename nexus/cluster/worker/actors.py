@@ -177,7 +177,7 @@ class ActorHosting(TaskExecution):
                 except BaseException as exc:
                     if isinstance(exc, SystemExit):
                         self._exit_for_user_code(exc, name)
-                    blob = error_blob(exc, self.where)
+                    blob = error_blob(exc, self.where, user=True)
                     items = [(oid, blob) for oid in result_ids or [0]]
             if result_ids:
                 self.send(("done", call_id, items, (start, ready, max(ran, ready), _now(), ok)))

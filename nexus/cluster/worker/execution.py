@@ -101,7 +101,7 @@ class TaskExecution:
                 raise
             if isinstance(exc, SystemExit):
                 self._exit_for_user_code(exc, name)
-            blob = error_blob(exc, self.where)
+            blob = error_blob(exc, self.where, user=True)
             ran = max(ran, ready)
             return [(oid, blob) for oid in result_ids], None, (start, ready, ran, _now(), False)
 
