@@ -29,7 +29,11 @@ from .cluster.strategies import NodeAffinitySchedulingStrategy
 from .core import _EXPORTS as _core_exports  # the in-process runtime's names (the modules load on first use)
 
 if TYPE_CHECKING:
-    from . import exceptions, state, util
+    from . import (
+        exceptions,  # noqa: F401  (loaded on first use, as state and util)
+        state,
+        util,
+    )
     from .cluster.bridge.actor import attach_bridge
     from .cluster.services.drain import drain_node
     from .core import (
@@ -82,7 +86,6 @@ __all__ = [
     "cluster_resources",
     "drain_node",
     "event_stream",
-    "exceptions",
     "get",
     "get_actor",
     "init",

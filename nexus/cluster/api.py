@@ -30,12 +30,13 @@ from ..core.errors import (
     WorkerCrashedError,
 )
 from . import session as _session
+from .actor_handles import ActorClass, ActorHandle, ActorMethod  # noqa: F401  (ActorMethod: its name here, as before)
 from .config import ClusterConfig
-from .signatures import ArgumentCheck, method_checks
-from .values import Blob, ObjectRef, deserialize, serialize
+from .definitions import TASK_OPTIONS, _check_options, _Definition, _runtime, _with_options
+from .signatures import ArgumentCheck
+from .values import Blob, ObjectRef, deserialize
 
 if TYPE_CHECKING:
-    from .session import Session
     from .settings import Settings
     from .transport import Transport
 
@@ -66,45 +67,8 @@ __all__ = [
     "wait",
 ]
 
-TASK_OPTIONS = frozenset(
-    "num_cpus num_gpus resources num_returns max_retries retry_exceptions name scheduling_strategy label_selector memory".split()
-)
-ACTOR_OPTIONS = frozenset(
-    "num_cpus num_gpus resources name namespace get_if_exists lifetime max_restarts max_task_retries max_concurrency "
-    "max_pending_calls mailbox scheduling_strategy label_selector memory".split()
-)
-METHOD_OPTIONS = frozenset({"num_returns", "name", "max_task_retries", "retry_exceptions"})
-
 _init_lock = threading.Lock()
 _exit_hook = False
-
-
-def _check_options(options: dict[str, Any], allowed: frozenset[str], what: str) -> dict[str, Any]:
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        names = ", ".join(map(repr, unknown))
-        raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} {names} for {what}; known: {', '.join(sorted(allowed))}")
-    num_returns = options.get("num_returns", 1)
-    if not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 1:
-        raise ValueError(f"num_returns must be a positive int, not {num_returns!r}")
-    mailbox = options.get("mailbox")
-    if mailbox is not None:
-        from ..core.mailbox import MailboxKind, MailboxSpec
-
-        if not isinstance(mailbox, MailboxSpec) or mailbox.kind is not MailboxKind.BACKPRESSURE:
-            raise ValueError(
-                f"mailbox must be a bounded MailboxSpec, such as MailboxSpec.bounded(1000, OverflowPolicy.BLOCK), not {mailbox!r}"
-            )
-    for key in ("num_cpus", "max_concurrency", "max_restarts", "max_retries", "max_pending_calls"):
-        value = options.get(key)
-        low = 1 if key == "max_concurrency" else -1
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < low):
-            raise ValueError(f"{key} must be a number, not {value!r}")
-    return options
-
-
-def _runtime() -> Session:
-    return _session.current_or_start()  # (a local cluster starts at the first call that needs one, as Ray's does)
 
 
 # -- init / shutdown ---------------------------------------------------------------------
@@ -351,54 +315,7 @@ def available_resources() -> dict[str, float]:
     return _runtime().cluster_resources(True)
 
 
-def _with_options(target: Any, options: dict[str, Any], allowed: frozenset[str], what: str) -> Any:
-    """A copy of a remote function or actor class with ``options`` laid over its own (checked)."""
-    merged = object.__new__(type(target))
-    merged.__dict__.update(target.__dict__)
-    merged._options = _check_options({**target._options, **options}, allowed, what)
-    return merged
-
-
 # -- remote functions ---------------------------------------------------------------------------
-
-
-def _shipped_form(obj: Any) -> Callable[[], Blob]:
-    """A factory of the form a function or class travels in (cloudpickle), made once, on first use."""
-    cache: list[Blob] = []
-
-    def factory() -> Blob:
-        if not cache:
-            cache.append(serialize(obj, f"{getattr(obj, '__qualname__', obj)!r}", inline=True))
-        return cache[0]
-
-    return factory
-
-
-class _Definition:
-    """A function or class as its cluster knows it: its id there, and the form it travels in.
-
-    The id is a node-qualified id of the session where it is first used
-    (``Session.new_id``), made again in a new session (after ``shutdown`` and
-    ``init``). Not ``id(obj)``: Python reuses that once an object is gone, and
-    a function defined again (a notebook cell run twice, a definition in a
-    loop) would then run its predecessor's code, cached under that id in the
-    workers. Copies that ``.options()`` makes share one: one definition,
-    shipped once. A definition that travels in a value keeps its id, which
-    the receiving worker's cluster made.
-    """
-
-    __slots__ = ("factory", "id", "session")
-
-    def __init__(self, obj: Any, id: bytes = b"", session: Any = None) -> None:
-        self.factory = _shipped_form(obj)
-        self.id = id
-        self.session = session if id else None
-
-    def id_in(self, session: Any) -> bytes:
-        if self.session is not session:
-            self.id = session.new_id().to_bytes(12, "big")
-            self.session = session
-        return self.id
 
 
 class RemoteFunction:
@@ -439,144 +356,6 @@ class RemoteFunction:
         return refs[0] if num_returns == 1 else refs
 
 
-# -- actors --------------------------------------------------------------------------------------------
-
-
-class ActorMethod:
-    """``handle.method``: ``.remote(...)`` (ask, returns an ObjectRef), ``.tell(...)`` (fire and forget), ``.options``."""
-
-    __slots__ = ("_handle", "_name", "_num_returns")
-
-    def __init__(self, handle: ActorHandle, name: str, num_returns: int = 1) -> None:
-        self._handle = handle
-        self._name = name
-        self._num_returns = num_returns
-
-    def remote(self, *args: Any, **kwargs: Any) -> Any:
-        self._check(args, kwargs)
-        handle = self._handle
-        refs = _runtime().submit_call(handle._actor_id, self._name, args, kwargs, self._num_returns, False, handle._bounded)
-        return refs[0] if self._num_returns == 1 else refs
-
-    def tell(self, *args: Any, **kwargs: Any) -> None:
-        self._check(args, kwargs)
-        handle = self._handle
-        _runtime().submit_call(handle._actor_id, self._name, args, kwargs, 1, True, handle._bounded)
-
-    def _check(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        checks = self._handle._checks
-        if checks is not None and self._name in checks:
-            checks[self._name](args, kwargs)
-
-    def options(self, **options: Any) -> ActorMethod:
-        _check_options(options, METHOD_OPTIONS, f"actor method {self._name}")
-        return ActorMethod(self._handle, self._name, options.get("num_returns", self._num_returns))
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(f"actor method {self._name} cannot be called directly; use .remote(...) or .tell(...)")
-
-
-class ActorHandle:
-    """A handle to an actor in a worker process; pass it to tasks and other actors freely."""
-
-    def __init__(
-        self,
-        actor_id: int,
-        cls_name: str,
-        methods: frozenset[str] | None = None,
-        checks: dict[str, ArgumentCheck] | None = None,
-        bounded: bool = False,
-    ) -> None:
-        self._actor_id = actor_id
-        self._cls_name = cls_name
-        self._methods = methods
-        self._checks = checks  # what each method's arguments must fit (travels with the handle)
-        # Whether calls to it may be refused or made to wait (max_pending_calls, a bounded mailbox): a caller
-        # inside a worker then asks the driver before each call instead of sending it and going on.
-        self._bounded = bounded
-
-    def __getattr__(self, name: str) -> ActorMethod:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        if self._methods is not None and name not in self._methods:
-            raise AttributeError(f"actor class {self._cls_name} has no method {name!r}")
-        return ActorMethod(self, name)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return ActorHandle, (self._actor_id, self._cls_name, self._methods, self._checks, self._bounded)
-
-    def __repr__(self) -> str:
-        return f"Actor({self._cls_name}, {self._actor_id:016x})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
-
-    def __hash__(self) -> int:
-        return hash(self._actor_id)
-
-
-class ActorClass:
-    """A class decorated with ``@nexus.remote``: ``.remote(...)`` creates an actor and returns its handle."""
-
-    def __init__(self, cls: type, options: dict[str, Any]) -> None:
-        self._cls = cls
-        self._options = _check_options(dict(options), ACTOR_OPTIONS, f"actor class {cls.__qualname__}")
-        self._name = cls.__qualname__
-        self._def = _Definition(cls)
-        self._methods = frozenset(name for name, _ in inspect.getmembers(cls, callable) if not name.startswith("__"))
-        self._checks = method_checks(cls, self._methods)
-        self._init_check = ArgumentCheck.of(cls, self._name)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(f"actor class {self._name} cannot be instantiated directly; use {self._name}.remote(...)")
-
-    def virtual(self, identity: str, idle: float | None = None) -> Any:
-        """The virtual actor of this class for ``identity``: activated on its first call, passivated when idle."""
-        from .services.callers import virtual_handle
-
-        return virtual_handle(self, identity, idle)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_def": self._def.id}  # the id travels; the shipped form is made again where needed
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._def = _Definition(self._cls, state["_def"], _session.current())
-
-    def options(self, **options: Any) -> ActorClass:
-        return _with_options(self, options, ACTOR_OPTIONS, f"actor class {self._name}")
-
-    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
-        runtime = _runtime()
-        options = self._options
-        if options.get("get_if_exists") and options.get("name"):
-            try:
-                return get_actor(options["name"], options.get("namespace"))
-            except ValueError:
-                pass
-        if self._init_check is not None:
-            self._init_check(args, kwargs)
-        cls_id, factory = self._def.id_in(runtime), self._def.factory
-        kept = (
-            "name",
-            "namespace",
-            "max_concurrency",
-            "max_pending_calls",
-            "mailbox",
-            "max_restarts",
-            "max_task_retries",
-            "num_cpus",
-            "num_gpus",
-            "resources",
-            "scheduling_strategy",
-            "label_selector",
-        )
-        actor_options = {k: v for k, v in options.items() if k in kept}
-        actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)
-        bounded = options.get("mailbox") is not None or options.get("max_pending_calls") not in (None, -1)
-        return ActorHandle(actor_id, self._name, self._methods, self._checks, bounded)
-
-
 def remote(*args: Any, **options: Any) -> Any:
     """``@nexus.remote`` or ``@nexus.remote(**options)`` on a function (a task) or a class (an actor)."""
     if len(args) == 1 and not options and (inspect.isfunction(args[0]) or inspect.isclass(args[0])):
@@ -596,3 +375,5 @@ def _make_remote(target: Any, options: dict[str, Any]) -> Any:
     if callable(target):
         return RemoteFunction(target, options)
     raise TypeError(f"@nexus.remote takes a function or a class, not {type(target).__qualname__}")
+
+

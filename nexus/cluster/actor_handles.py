@@ -1,0 +1,153 @@
+"""Actors from the caller's side: ``@nexus.remote`` on a class (:class:`ActorClass`), the handle its
+``.remote()`` returns (:class:`ActorHandle`, which pickles: pass it to tasks and other actors), and a handle's
+methods (:class:`ActorMethod`: ``.remote`` asks, ``.tell`` sends and forgets).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from . import session as _session
+from .definitions import ACTOR_OPTIONS, METHOD_OPTIONS, _check_options, _Definition, _runtime, _with_options
+from .signatures import ArgumentCheck, method_checks
+
+__all__ = ["ActorClass", "ActorHandle", "ActorMethod"]
+
+
+class ActorMethod:
+    """``handle.method``: ``.remote(...)`` (ask, returns an ObjectRef), ``.tell(...)`` (fire and forget), ``.options``."""
+
+    __slots__ = ("_handle", "_name", "_num_returns")
+
+    def __init__(self, handle: ActorHandle, name: str, num_returns: int = 1) -> None:
+        self._handle = handle
+        self._name = name
+        self._num_returns = num_returns
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        self._check(args, kwargs)
+        handle = self._handle
+        refs = _runtime().submit_call(handle._actor_id, self._name, args, kwargs, self._num_returns, False, handle._bounded)
+        return refs[0] if self._num_returns == 1 else refs
+
+    def tell(self, *args: Any, **kwargs: Any) -> None:
+        self._check(args, kwargs)
+        handle = self._handle
+        _runtime().submit_call(handle._actor_id, self._name, args, kwargs, 1, True, handle._bounded)
+
+    def _check(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        checks = self._handle._checks
+        if checks is not None and self._name in checks:
+            checks[self._name](args, kwargs)
+
+    def options(self, **options: Any) -> ActorMethod:
+        _check_options(options, METHOD_OPTIONS, f"actor method {self._name}")
+        return ActorMethod(self._handle, self._name, options.get("num_returns", self._num_returns))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"actor method {self._name} cannot be called directly; use .remote(...) or .tell(...)")
+
+
+class ActorHandle:
+    """A handle to an actor in a worker process; pass it to tasks and other actors freely."""
+
+    def __init__(
+        self,
+        actor_id: int,
+        cls_name: str,
+        methods: frozenset[str] | None = None,
+        checks: dict[str, ArgumentCheck] | None = None,
+        bounded: bool = False,
+    ) -> None:
+        self._actor_id = actor_id
+        self._cls_name = cls_name
+        self._methods = methods
+        self._checks = checks  # what each method's arguments must fit (travels with the handle)
+        # Whether calls to it may be refused or made to wait (max_pending_calls, a bounded mailbox): a caller
+        # inside a worker then asks the driver before each call instead of sending it and going on.
+        self._bounded = bounded
+
+    def __getattr__(self, name: str) -> ActorMethod:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if self._methods is not None and name not in self._methods:
+            raise AttributeError(f"actor class {self._cls_name} has no method {name!r}")
+        return ActorMethod(self, name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return ActorHandle, (self._actor_id, self._cls_name, self._methods, self._checks, self._bounded)
+
+    def __repr__(self) -> str:
+        return f"Actor({self._cls_name}, {self._actor_id:016x})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __hash__(self) -> int:
+        return hash(self._actor_id)
+
+
+class ActorClass:
+    """A class decorated with ``@nexus.remote``: ``.remote(...)`` creates an actor and returns its handle."""
+
+    def __init__(self, cls: type, options: dict[str, Any]) -> None:
+        self._cls = cls
+        self._options = _check_options(dict(options), ACTOR_OPTIONS, f"actor class {cls.__qualname__}")
+        self._name = cls.__qualname__
+        self._def = _Definition(cls)
+        self._methods = frozenset(name for name, _ in inspect.getmembers(cls, callable) if not name.startswith("__"))
+        self._checks = method_checks(cls, self._methods)
+        self._init_check = ArgumentCheck.of(cls, self._name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"actor class {self._name} cannot be instantiated directly; use {self._name}.remote(...)")
+
+    def virtual(self, identity: str, idle: float | None = None) -> Any:
+        """The virtual actor of this class for ``identity``: activated on its first call, passivated when idle."""
+        from .services.callers import virtual_handle
+
+        return virtual_handle(self, identity, idle)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_def": self._def.id}  # the id travels; the shipped form is made again where needed
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._def = _Definition(self._cls, state["_def"], _session.current())
+
+    def options(self, **options: Any) -> ActorClass:
+        return _with_options(self, options, ACTOR_OPTIONS, f"actor class {self._name}")
+
+    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+        runtime = _runtime()
+        options = self._options
+        if options.get("get_if_exists") and options.get("name"):
+            try:
+                actor_id, cls_name, bounded = runtime.get_actor(options["name"], options.get("namespace"))
+                return ActorHandle(actor_id, cls_name, bounded=bounded)
+            except ValueError:
+                pass
+        if self._init_check is not None:
+            self._init_check(args, kwargs)
+        cls_id, factory = self._def.id_in(runtime), self._def.factory
+        kept = (
+            "name",
+            "namespace",
+            "max_concurrency",
+            "max_pending_calls",
+            "mailbox",
+            "max_restarts",
+            "max_task_retries",
+            "num_cpus",
+            "num_gpus",
+            "resources",
+            "scheduling_strategy",
+            "label_selector",
+        )
+        actor_options = {k: v for k, v in options.items() if k in kept}
+        actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)
+        bounded = options.get("mailbox") is not None or options.get("max_pending_calls") not in (None, -1)
+        return ActorHandle(actor_id, self._name, self._methods, self._checks, bounded)
+
+

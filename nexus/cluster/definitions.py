@@ -1,0 +1,99 @@
+"""What remote functions and actor classes share: their options and the checks of them, the form a definition
+travels in (:class:`_Definition`), and the session a call goes to (started on first use, as Ray's)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import session as _session
+from .values import Blob, serialize
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["ACTOR_OPTIONS", "METHOD_OPTIONS", "TASK_OPTIONS"]
+
+TASK_OPTIONS = frozenset(
+    "num_cpus num_gpus resources num_returns max_retries retry_exceptions name scheduling_strategy label_selector memory".split()
+)
+ACTOR_OPTIONS = frozenset(
+    "num_cpus num_gpus resources name namespace get_if_exists lifetime max_restarts max_task_retries max_concurrency "
+    "max_pending_calls mailbox scheduling_strategy label_selector memory".split()
+)
+METHOD_OPTIONS = frozenset({"num_returns", "name", "max_task_retries", "retry_exceptions"})
+
+
+def _check_options(options: dict[str, Any], allowed: frozenset[str], what: str) -> dict[str, Any]:
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} {names} for {what}; known: {', '.join(sorted(allowed))}")
+    num_returns = options.get("num_returns", 1)
+    if not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 1:
+        raise ValueError(f"num_returns must be a positive int, not {num_returns!r}")
+    mailbox = options.get("mailbox")
+    if mailbox is not None:
+        from ..core.mailbox import MailboxKind, MailboxSpec
+
+        if not isinstance(mailbox, MailboxSpec) or mailbox.kind is not MailboxKind.BACKPRESSURE:
+            raise ValueError(
+                f"mailbox must be a bounded MailboxSpec, such as MailboxSpec.bounded(1000, OverflowPolicy.BLOCK), not {mailbox!r}"
+            )
+    for key in ("num_cpus", "max_concurrency", "max_restarts", "max_retries", "max_pending_calls"):
+        value = options.get(key)
+        low = 1 if key == "max_concurrency" else -1
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < low):
+            raise ValueError(f"{key} must be a number, not {value!r}")
+    return options
+
+
+def _runtime() -> Session:
+    return _session.current_or_start()  # (a local cluster starts at the first call that needs one, as Ray's does)
+
+
+def _with_options(target: Any, options: dict[str, Any], allowed: frozenset[str], what: str) -> Any:
+    """A copy of a remote function or actor class with ``options`` laid over its own (checked)."""
+    merged = object.__new__(type(target))
+    merged.__dict__.update(target.__dict__)
+    merged._options = _check_options({**target._options, **options}, allowed, what)
+    return merged
+
+
+def _shipped_form(obj: Any) -> Callable[[], Blob]:
+    """A factory of the form a function or class travels in (cloudpickle), made once, on first use."""
+    cache: list[Blob] = []
+
+    def factory() -> Blob:
+        if not cache:
+            cache.append(serialize(obj, f"{getattr(obj, '__qualname__', obj)!r}", inline=True))
+        return cache[0]
+
+    return factory
+
+
+class _Definition:
+    """A function or class as its cluster knows it: its id there, and the form it travels in.
+
+    The id is a node-qualified id of the session where it is first used
+    (``Session.new_id``), made again in a new session (after ``shutdown`` and
+    ``init``). Not ``id(obj)``: Python reuses that once an object is gone, and
+    a function defined again (a notebook cell run twice, a definition in a
+    loop) would then run its predecessor's code, cached under that id in the
+    workers. Copies that ``.options()`` makes share one: one definition,
+    shipped once. A definition that travels in a value keeps its id, which
+    the receiving worker's cluster made.
+    """
+
+    __slots__ = ("factory", "id", "session")
+
+    def __init__(self, obj: Any, id: bytes = b"", session: Any = None) -> None:
+        self.factory = _shipped_form(obj)
+        self.id = id
+        self.session = session if id else None
+
+    def id_in(self, session: Any) -> bytes:
+        if self.session is not session:
+            self.id = session.new_id().to_bytes(12, "big")
+            self.session = session
+        return self.id
