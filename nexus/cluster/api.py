@@ -88,6 +88,7 @@ class ClusterInfo(dict):  # type: ignore[type-arg]
 
 def init(
     num_cpus: int | None = None,
+    num_gpus: float | None = None,
     address: str | None = None,
     namespace: str | None = None,
     ignore_reinit_error: bool = False,
@@ -100,7 +101,9 @@ def init(
     config: str | os.PathLike[str] | Settings | None = None,
     **_unused: Any,
 ) -> ClusterInfo:
-    """Start a local cluster: this process becomes the driver, ``num_cpus`` worker processes run tasks.
+    """Start a local cluster: this process becomes the driver, ``num_cpus`` worker processes run tasks;
+    ``num_gpus`` (0 unless given: none are looked for) is the cluster's ``GPU`` resource, which tasks and actors
+    ask for with ``num_gpus=``.
 
     ``transport`` picks the channel between the driver and its workers:
     ``"shm"`` (shared-memory rings, the default), ``"zmq"`` or ``"zmq+ipc"``
@@ -147,6 +150,12 @@ def init(
             raise ValueError(f"num_cpus must be a positive int, not {num_cpus!r}")
         if resources is not None and (not isinstance(resources, dict) or "CPU" in resources):
             raise ValueError("resources is a dict of resource names (such as 'GPU') to amounts; set CPUs with num_cpus")
+        if num_gpus is not None:
+            if isinstance(num_gpus, bool) or not isinstance(num_gpus, (int, float)) or num_gpus < 0:
+                raise ValueError(f"num_gpus is a number of GPUs, 0 or more, not {num_gpus!r}")
+            if resources is not None and "GPU" in resources:
+                raise ValueError("give the GPUs as num_gpus or as resources['GPU'], not both")
+            resources = {**(resources or {}), **({"GPU": float(num_gpus)} if num_gpus else {})}
         tunables = _system_config
         if not isinstance(tunables, ClusterConfig):
             tunables = ClusterConfig.from_environment(tunables, os.environ)

@@ -39,7 +39,7 @@ def test_without_init_and_without_auto_init_calls_say_what_to_do(monkeypatch):
     def f():
         return 1
 
-    monkeypatch.setenv("NEXUS_AUTO_INIT", "0")  # (else the call starts a cluster: tests/cluster/test_auto_init.py)
+    monkeypatch.setenv("NEXUS_AUTO_INIT", "0")  # (else the call starts a cluster: tests/cluster/test_init_as_ray.py)
     with pytest.raises(RuntimeError, match=r"nexus.init\(\)"):
         f.remote()
 

@@ -127,7 +127,7 @@ class Resources:
             key, amount = next((k, v) for k, v in needs.items() if v > self.total.get(k, 0.0))
             raise ValueError(
                 f"{name} can never run: it needs {amount:g} {key} and the cluster has {self.total.get(key, 0.0):g} "
-                f"(nexus.init(num_cpus=..., resources={{...}}) sets what the cluster has)"
+                f"(nexus.init(num_cpus=..., num_gpus=..., resources={{...}}) sets what the cluster has)"
             )
         wanted = ", ".join(f"{v:g} {k}" for k, v in needs.items() if v)
         raise ValueError(

@@ -1,5 +1,5 @@
-"""Auto-init, as Ray's: the first ``.remote()``, ``get``, ``put`` or ``wait`` in a process without a cluster
-starts a local one (each case in a fresh process); ``NEXUS_AUTO_INIT=0`` turns that off."""
+"""``init`` as Ray's: the first ``.remote()``, ``get``, ``put`` or ``wait`` in a process without a cluster
+starts a local one (each case in a fresh process; ``NEXUS_AUTO_INIT=0`` turns that off), and ``num_gpus``."""
 
 from __future__ import annotations
 
@@ -33,3 +33,20 @@ def test_the_first_call_that_needs_a_cluster_starts_a_local_one(first: str) -> N
 def test_no_cluster_is_started_with_nexus_auto_init_0() -> None:
     done = _run(_PROGRAMS["put"], NEXUS_AUTO_INIT="0")
     assert done.returncode == 1 and "call nexus.init() first (NEXUS_AUTO_INIT=0" in done.stderr, done.stderr
+
+
+def test_num_gpus_is_the_clusters_gpu_resource_and_tasks_and_actors_take_it() -> None:
+    program = (
+        "print(nexus.init(num_cpus=1, num_gpus=2) is not None, nexus.cluster_resources()['GPU'])\n"
+        "@nexus.remote(num_gpus=1)\ndef g():\n    return 'on a GPU'\n"
+        "@nexus.remote(num_gpus=2)\nclass Both:\n    def v(self):\n        return 'both'\n"
+        "print(nexus.get(g.remote()), nexus.get(Both.remote().v.remote()))\n"
+        "nexus.shutdown()\nnexus.init(num_cpus=1, num_gpus=0)\nprint('GPU' in nexus.cluster_resources())\n"
+        "try:\n    nexus.get(g.remote())\nexcept ValueError as exc:\n    print('never', 'num_gpus=' in str(exc))"
+    )
+    done = _run(program)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["True 2.0", "on a GPU both", "False"], done.stdout
+    assert "never True" in done.stdout
+    bad = _run("nexus.init(num_gpus=-1)")
+    assert bad.returncode == 1 and "num_gpus is a number of GPUs" in bad.stderr
