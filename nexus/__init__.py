@@ -30,7 +30,8 @@ from .core import _EXPORTS as _core_exports  # the in-process runtime's names (t
 
 if TYPE_CHECKING:
     from . import (
-        exceptions,  # noqa: F401  (loaded on first use, as state and util)
+        actor,  # noqa: F401  (loaded on first use, as state and util)
+        exceptions,  # noqa: F401
         state,
         util,
     )
@@ -116,7 +117,7 @@ def __getattr__(name: str) -> object:
         from . import core
 
         value = getattr(core, name)
-    elif name in ("state", "util", "exceptions"):  # (util: placement groups, as Ray's ray.util)
+    elif name in ("state", "util", "exceptions", "actor"):  # (as Ray's ray.util, ray.exceptions, ray.actor)
         import importlib
 
         value = importlib.import_module(f".{name}", __name__)

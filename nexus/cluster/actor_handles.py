@@ -14,6 +14,8 @@ from .signatures import ArgumentCheck, method_checks
 
 __all__ = ["ActorClass", "ActorHandle", "ActorMethod"]
 
+_BUILT_IN = frozenset({"__ray_ready__", "__ray_terminate__"})
+
 
 class ActorMethod:
     """``handle.method``: ``.remote(...)`` (ask, returns an ObjectRef), ``.tell(...)`` (fire and forget), ``.options``."""
@@ -69,6 +71,8 @@ class ActorHandle:
         self._bounded = bounded
 
     def __getattr__(self, name: str) -> ActorMethod:
+        if name in _BUILT_IN:  # (every actor answers them, as Ray's: see worker.actors)
+            return ActorMethod(self, name)
         if name.startswith("__"):
             raise AttributeError(name)
         if self._methods is not None and name not in self._methods:

@@ -548,7 +548,8 @@ class ActorDirectory:
         self.rt.emit("actor", actor.label, "restarting", "", reason)
         self.rt.helper(self.place, actor)
 
-    def kill(self, actor_id: int, no_restart: bool = True) -> None:
+    def kill(self, actor_id: int, no_restart: bool = True, why: str = "") -> None:
+        """End actor ``actor_id`` (``why``: what its calls' errors say; by default that it was killed)."""
         with self.lock:
             actor = self.actors.get(actor_id)
             if actor is None or actor.dead is not None:
@@ -558,7 +559,7 @@ class ActorDirectory:
                 if w is not None:
                     self.lock.after(Kill(w.link))
                 return
-            self.end(actor, ActorDiedError(f"actor {actor.label} was killed with nexus.kill"))
+            self.end(actor, ActorDiedError(str(why)[:500] or f"actor {actor.label} was killed with nexus.kill"))
 
     def end(self, actor: ActorRecord, why: BaseException) -> None:
         """``actor`` dies for good now (lock held): its calls fail with ``why``, its name is free, its process is killed."""

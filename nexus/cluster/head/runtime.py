@@ -215,8 +215,8 @@ class Runtime:
     def cancel(self, oid: int, force: bool = False) -> bool:
         return self.scheduler.cancel(oid, force)
 
-    def kill(self, actor_id: int, no_restart: bool = True) -> None:
-        self.actors_dir.kill(actor_id, no_restart)
+    def kill(self, actor_id: int, no_restart: bool = True, why: str = "") -> None:
+        self.actors_dir.kill(actor_id, no_restart, why)
 
     def get_actor(self, name: str, namespace: str | None) -> tuple[int, str, bool]:
         return self.actors_dir.get_actor(name, namespace)

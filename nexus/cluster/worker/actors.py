@@ -108,7 +108,7 @@ class ActorHosting(TaskExecution):
         bound = getattr(host.instance, method, None)
         name = f"{type(host.instance).__qualname__}.{method}"
         if bound is None:
-            bound = _missing(type(host.instance).__qualname__, method)
+            bound = _BUILT_IN[method] if method in _BUILT_IN else _missing(type(host.instance).__qualname__, method)
         if host.loop is not None:
             self._call_async(host, bound, name, call_id, args_blob, deps, result_ids, context)
         elif host.pool is not None:
@@ -192,6 +192,21 @@ class ActorHosting(TaskExecution):
             host.loop.call_soon(host.loop.create_task, run())
         else:
             host.loop.call_soon_threadsafe(host.loop.create_task, run())
+
+
+def _ready() -> bool:
+    return True
+
+
+def _terminate() -> None:
+    from .actor_exit import exit_actor
+
+    exit_actor()
+
+
+# What every actor answers, as Ray's do: ``__ray_ready__`` (True once it is made), ``__ray_terminate__`` (it
+# ends, after the calls before this one: its ``__ray_shutdown__`` runs, the calls after it fail).
+_BUILT_IN = {"__ray_ready__": _ready, "__ray_terminate__": _terminate}
 
 
 def _missing(cls_name: str, method: str) -> Any:
