@@ -331,6 +331,11 @@ class RemoteFunction:
     """A function decorated with ``@nexus.remote``: call it with ``.remote(...)``."""
 
     def __init__(self, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):  # (as Ray: a task is not a coroutine)
+            raise ValueError(
+                f"'async def' is for actor methods, not tasks: make {fn.__qualname__} a plain function (asyncio.run inside)"
+                " or a method of an actor"
+            )
         self._function = fn
         self._options = _check_options(dict(options), TASK_OPTIONS, f"remote function {fn.__qualname__}")
         self._name = fn.__qualname__
@@ -371,6 +376,8 @@ def remote(*args: Any, **options: Any) -> Any:
         return _make_remote(args[0], {})
     if args:
         raise TypeError("@nexus.remote takes a function or class, or only keyword options: @nexus.remote(num_cpus=1)")
+    if not options:  # (as Ray: the parentheses are for options)
+        raise TypeError("@nexus.remote() has no options: write @nexus.remote, or give some: @nexus.remote(num_cpus=1)")
 
     def decorate(target: Any) -> Any:
         return _make_remote(target, options)

@@ -29,6 +29,8 @@ def _check_options(options: dict[str, Any], allowed: frozenset[str], what: str) 
     if unknown:
         names = ", ".join(map(repr, unknown))
         raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} {names} for {what}; known: {', '.join(sorted(allowed))}")
+    if options.get("name") is not None and not isinstance(options["name"], str):
+        raise TypeError(f"the name of {what} is a string, not {options['name']!r}")
     num_returns = options.get("num_returns", 1)
     if not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 1:
         raise ValueError(f"num_returns must be a positive int, not {num_returns!r}")

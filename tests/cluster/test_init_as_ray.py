@@ -50,3 +50,26 @@ def test_num_gpus_is_the_clusters_gpu_resource_and_tasks_and_actors_take_it() ->
     assert "never True" in done.stdout
     bad = _run("nexus.init(num_gpus=-1)")
     assert bad.returncode == 1 and "num_gpus is a number of GPUs" in bad.stderr
+
+
+def test_the_checks_ray_makes_at_decoration_and_at_options() -> None:
+    import nexus
+
+    with pytest.raises(TypeError, match="has no options"):
+
+        @nexus.remote()
+        def f() -> None: ...
+
+    with pytest.raises(ValueError, match="'async def' is for actor methods"):
+
+        @nexus.remote
+        async def g() -> None: ...
+
+    @nexus.remote
+    class A:
+        pass
+
+    with pytest.raises(TypeError, match="is a string, not 5"):
+        A.options(name=5)
+    with pytest.raises(TypeError, match="is a string"):
+        nexus.remote(name=["x"])(lambda: None)
