@@ -125,6 +125,10 @@ def __getattr__(name: str) -> object:
         from .cluster.bridge.actor import attach_bridge
 
         value = attach_bridge
+    elif name == "get_runtime_context":  # (as Ray's: not in __all__, which keeps to one screen)
+        from .runtime_context import get_runtime_context
+
+        value = get_runtime_context
     elif name == "drain_node":
         from .cluster.services.drain import drain_node
 

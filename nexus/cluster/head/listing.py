@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,17 +262,41 @@ def summary_of(rt: Any) -> dict[str, Any]:
 
 def answer(rt: Any, what: str, *args: Any) -> Any:
     """(``Runtime.control_state``) what the state API shows, for a worker or an attached driver."""
-    ask = {
+    ask: dict[str, Callable[..., Any]] = {
         "workers": workers_of,
         "actors": actors_of,
         "tasks": tasks_of,
         "objects": objects_of,
         "placement": placement_of,
         "summary": summary_of,
+        "context": context_of,
     }
     if what not in ask:
         raise ValueError(f"the state API has no {what!r} (it has {', '.join(ask)})")
     return ask[what](rt, *args)
+
+
+def context_of(rt: Any, running: int) -> dict[str, Any]:
+    """What ``get_runtime_context()`` says in the task or actor call ``running``: the resources it was given, its
+    node, and its actor's name and restarts (the cluster's node id is its job's)."""
+    with rt.lock:
+        task = rt.tasks.running.get(running)
+        actor = None if task is not None else next((a for a in rt.actors.values() if running in a.inflight), None)
+        if task is not None:
+            needs, worker = ({"CPU": 1.0} if task.needs is None else dict(task.needs)), task.worker
+        else:
+            needs, worker = (dict(actor.needs) if actor is not None else {}), (actor.worker if actor is not None else None)
+    given: dict[str, float] = {}
+    for key, amount in needs.items():  # (a placement group's bundle names its resources CPU_group_...: Ray says CPU)
+        given.setdefault(key.split("_group_")[0], float(amount))
+    return {
+        "job_id": f"{rt.node_id:06x}",
+        "node_id": f"{worker.node:06x}" if worker is not None else f"{rt.node_id:06x}",
+        "resources": {k: v for k, v in given.items() if v},
+        "actor_name": actor.name if actor is not None else None,
+        "namespace": actor.namespace if actor is not None else rt.namespace,
+        "restarts": actor.restarts if actor is not None else 0,
+    }
 
 
 def events_since(rt: Any, cursor: int, limit: int) -> tuple[list[tuple[Any, ...]], int, int]:
