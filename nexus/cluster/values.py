@@ -483,6 +483,18 @@ class ObjectRef:
     def hex(self) -> str:
         return f"{self.id:016x}"
 
+    def future(self) -> Any:
+        """A :class:`concurrent.futures.Future` of the value (as Ray's ``ref.future()``)."""
+        from .ref_futures import future_of
+
+        return future_of(self, _resolve)
+
+    def _on_completed(self, callback: Any) -> None:
+        """Call ``callback(value)`` once the value is there (with the error instead, if it failed)."""
+        from .ref_futures import on_completed
+
+        on_completed(self, _resolve, callback)
+
     def __await__(self) -> Any:
         """``await ref`` in a coroutine (a notebook cell, an async actor): the value, without blocking the event loop."""
         import asyncio
