@@ -129,6 +129,10 @@ def __getattr__(name: str) -> object:
         from .runtime_context import get_runtime_context
 
         value = get_runtime_context
+    elif name == "method":  # (@nexus.method, as Ray's @ray.method)
+        from .cluster.actor_handles import method
+
+        value = method
     elif name == "drain_node":
         from .cluster.services.drain import drain_node
 

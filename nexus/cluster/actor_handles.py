@@ -12,9 +12,29 @@ from . import session as _session
 from .definitions import ACTOR_OPTIONS, METHOD_OPTIONS, _check_options, _Definition, _runtime, _with_options
 from .signatures import ArgumentCheck, method_checks
 
-__all__ = ["ActorClass", "ActorHandle", "ActorMethod"]
+__all__ = ["ActorClass", "ActorHandle", "ActorMethod", "method"]
 
 _BUILT_IN = frozenset({"__ray_ready__", "__ray_terminate__"})
+_DECORATED = "__nexus_method__"  # the attribute @nexus.method leaves on a method: its options
+
+
+def method(*args: Any, **options: Any) -> Any:
+    """``@nexus.method(num_returns=2, concurrency_group="io")`` on an actor's method (as Ray's ``@ray.method``):
+    its calls' defaults, and the concurrency group (of the class's ``concurrency_groups``) they run in."""
+    if args or not options:
+        raise TypeError("@nexus.method takes keyword options only: @nexus.method(num_returns=2)")
+    _check_options(options, METHOD_OPTIONS | {"concurrency_group"}, "@nexus.method")
+    group = options.get("concurrency_group")
+    if group is not None and not isinstance(group, str):
+        raise TypeError(f"concurrency_group is the name of one of the class's concurrency_groups, not {group!r}")
+
+    def decorate(fn: Any) -> Any:
+        if not callable(fn):
+            raise TypeError(f"@nexus.method goes on an actor's method, not {type(fn).__name__}")
+        setattr(fn, _DECORATED, dict(options))
+        return fn
+
+    return decorate
 
 
 class ActorMethod:
@@ -61,6 +81,7 @@ class ActorHandle:
         methods: frozenset[str] | None = None,
         checks: dict[str, ArgumentCheck] | None = None,
         bounded: bool = False,
+        returns: dict[str, int] | None = None,
     ) -> None:
         self._actor_id = actor_id
         self._cls_name = cls_name
@@ -69,6 +90,7 @@ class ActorHandle:
         # Whether calls to it may be refused or made to wait (max_pending_calls, a bounded mailbox): a caller
         # inside a worker then asks the driver before each call instead of sending it and going on.
         self._bounded = bounded
+        self._returns = returns  # the methods whose calls return more than one value (@nexus.method(num_returns=))
 
     def __getattr__(self, name: str) -> ActorMethod:
         if name in _BUILT_IN:  # (every actor answers them, as Ray's: see worker.actors)
@@ -77,10 +99,10 @@ class ActorHandle:
             raise AttributeError(name)
         if self._methods is not None and name not in self._methods:
             raise AttributeError(f"actor class {self._cls_name} has no method {name!r}")
-        return ActorMethod(self, name)
+        return ActorMethod(self, name, self._returns.get(name, 1) if self._returns else 1)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return ActorHandle, (self._actor_id, self._cls_name, self._methods, self._checks, self._bounded)
+        return ActorHandle, (self._actor_id, self._cls_name, self._methods, self._checks, self._bounded, self._returns)
 
     def __repr__(self) -> str:
         return f"Actor({self._cls_name}, {self._actor_id:016x})"
@@ -103,6 +125,10 @@ class ActorClass:
         self._methods = frozenset(name for name, _ in inspect.getmembers(cls, callable) if not name.startswith("__"))
         self._checks = method_checks(cls, self._methods)
         self._init_check = ArgumentCheck.of(cls, self._name)
+        decorated = {name: getattr(getattr(cls, name), _DECORATED, None) for name in self._methods}
+        self._returns = {name: o["num_returns"] for name, o in decorated.items() if o and o.get("num_returns", 1) != 1} or None
+        self._groups = {name: o["concurrency_group"] for name, o in decorated.items() if o and o.get("concurrency_group")}
+        _check_groups(self._options.get("concurrency_groups"), self._groups, self._name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"actor class {self._name} cannot be instantiated directly; use {self._name}.remote(...)")
@@ -121,7 +147,9 @@ class ActorClass:
         self._def = _Definition(self._cls, state["_def"], _session.current())
 
     def options(self, **options: Any) -> ActorClass:
-        return _with_options(self, options, ACTOR_OPTIONS, f"actor class {self._name}")
+        changed = _with_options(self, options, ACTOR_OPTIONS, f"actor class {self._name}")
+        _check_groups(changed._options.get("concurrency_groups"), self._groups, self._name)
+        return changed
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         runtime = _runtime()
@@ -134,6 +162,8 @@ class ActorClass:
                 pass
         if self._init_check is not None:
             self._init_check(args, kwargs)
+        if self._groups:
+            _check_groups(options.get("concurrency_groups"), self._groups, self._name, made=True)
         cls_id, factory = self._def.id_in(runtime), self._def.factory
         kept = (
             "name",
@@ -148,10 +178,27 @@ class ActorClass:
             "resources",
             "scheduling_strategy",
             "label_selector",
+            "concurrency_groups",
         )
         actor_options = {k: v for k, v in options.items() if k in kept}
         actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)
         bounded = options.get("mailbox") is not None or options.get("max_pending_calls") not in (None, -1)
-        return ActorHandle(actor_id, self._name, self._methods, self._checks, bounded)
+        return ActorHandle(actor_id, self._name, self._methods, self._checks, bounded, self._returns)
 
 
+
+
+def _check_groups(groups: Any, used: dict[str, str], cls_name: str, made: bool = False) -> None:
+    """The class's ``concurrency_groups`` (names to how many calls each runs at once) hold the methods' groups
+    (checked before, when they are given; and when an actor is ``made``, whether given or not)."""
+    if groups is None and not made:
+        return
+    if groups is not None and (
+        not isinstance(groups, dict)
+        or not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1 for k, v in groups.items())
+    ):
+        raise ValueError(f"concurrency_groups of {cls_name} is a dict of group names to calls at once (1 or more), not {groups!r}")
+    for name, group in used.items():
+        if group not in (groups or {}):
+            have = ", ".join(sorted(groups or {})) or "none"
+            raise ValueError(f"{cls_name}.{name} runs in concurrency group {group!r}, which {cls_name} does not have (it has {have})")

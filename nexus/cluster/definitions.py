@@ -19,7 +19,7 @@ TASK_OPTIONS = frozenset(
 )
 ACTOR_OPTIONS = frozenset(
     "num_cpus num_gpus resources name namespace get_if_exists lifetime max_restarts max_task_retries max_concurrency "
-    "max_pending_calls mailbox scheduling_strategy label_selector memory".split()
+    "max_pending_calls mailbox scheduling_strategy label_selector memory concurrency_groups".split()
 )
 METHOD_OPTIONS = frozenset({"num_returns", "name", "max_task_retries", "retry_exceptions"})
 

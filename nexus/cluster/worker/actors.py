@@ -43,14 +43,21 @@ def _set_policy(batch: bool) -> None:
 
 
 class _ActorHost:
-    def __init__(self, actor_id: int, instance: Any, max_concurrency: int, is_async: bool) -> None:
+    def __init__(
+        self, actor_id: int, instance: Any, max_concurrency: int, is_async: bool, groups: dict[str, int] | None = None
+    ) -> None:
         self.actor_id = actor_id
         self.instance = instance
         self.is_async = is_async
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: ThreadPoolExecutor | None = None
         self.semaphore: asyncio.Semaphore | None = None
-        self.concurrent = is_async or max_concurrency > 1  # calls run on threads or an event loop
+        # Concurrency groups (as Ray's): each runs at most its number of calls at once, apart from the others
+        groups = groups or {}
+        self.group_of = _method_groups(type(instance), groups)
+        self.semaphores: dict[str, asyncio.Semaphore] = {}
+        self.pools: dict[str, ThreadPoolExecutor] = {}
+        self.concurrent = is_async or max_concurrency > 1 or bool(groups)  # calls run on threads or an event loop
         if is_async:
             import asyncio  # only here: a worker that hosts no async actor starts ~15 ms sooner without it
 
@@ -58,8 +65,39 @@ class _ActorHost:
             # starts without a hand-over to another thread.
             self.loop = asyncio.new_event_loop()
             self.semaphore = asyncio.Semaphore(max_concurrency)
-        elif max_concurrency > 1:
-            self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="nexus-actor", initializer=_set_policy, initargs=(False,))
+            self.semaphores = {name: asyncio.Semaphore(n) for name, n in groups.items()}
+        elif self.concurrent:
+            self.pool = _pool(max_concurrency, "nexus-actor")
+            self.pools = {name: _pool(n, f"nexus-actor-{name}") for name, n in groups.items()}
+
+    def semaphore_for(self, method: str) -> asyncio.Semaphore:
+        group = self.group_of.get(method)
+        found = self.semaphores[group] if group is not None else self.semaphore
+        assert found is not None
+        return found
+
+    def pool_for(self, method: str) -> ThreadPoolExecutor:
+        group = self.group_of.get(method)
+        found = self.pools[group] if group is not None else self.pool
+        assert found is not None
+        return found
+
+
+def _pool(threads: int, prefix: str) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix=prefix, initializer=_set_policy, initargs=(False,))
+
+
+def _method_groups(cls: type, groups: dict[str, int]) -> dict[str, str]:
+    """The concurrency group of each method that names one (``@nexus.method(concurrency_group=...)``)."""
+    found = {}
+    for name in dir(cls):
+        options = getattr(getattr(cls, name, None), "__nexus_method__", None)
+        group = options.get("concurrency_group") if isinstance(options, dict) else None
+        if group is not None:
+            if group not in groups:
+                raise ValueError(f"{cls.__qualname__}.{name} runs in concurrency group {group!r}, which the actor does not have")
+            found[name] = group
+    return found
 
 
 class ActorHosting(TaskExecution):
@@ -78,9 +116,10 @@ class ActorHosting(TaskExecution):
             instance = cls(*args, **kwargs)
             is_async = any(inspect.iscoroutinefunction(getattr(cls, m, None)) for m in dir(cls) if not m.startswith("__"))
             concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
-            self.actor = _ActorHost(actor_id, instance, concurrency, is_async)
+            groups = options.get("concurrency_groups") or {}
+            self.actor = _ActorHost(actor_id, instance, concurrency, is_async, groups)
             sequential = self.actor.loop is None and self.actor.pool is None
-            self.send(("actor_ready", actor_id, None, sequential, concurrency))
+            self.send(("actor_ready", actor_id, None, sequential, concurrency + sum(groups.values())))
         except _DependencyFailed as failed:
             self.send(("actor_ready", actor_id, failed.blob))
         except BaseException as exc:
@@ -110,9 +149,9 @@ class ActorHosting(TaskExecution):
         if bound is None:
             bound = _BUILT_IN[method] if method in _BUILT_IN else _missing(type(host.instance).__qualname__, method)
         if host.loop is not None:
-            self._call_async(host, bound, name, call_id, args_blob, deps, result_ids, context)
+            self._call_async(host, bound, name, call_id, args_blob, deps, result_ids, context, host.semaphore_for(method))
         elif host.pool is not None:
-            host.pool.submit(self._finish_call, bound, name, call_id, args_blob, deps, result_ids, None, context)
+            host.pool_for(method).submit(self._finish_call, bound, name, call_id, args_blob, deps, result_ids, None, context)
         else:
             self.busy_call = True
             try:
@@ -156,13 +195,15 @@ class ActorHosting(TaskExecution):
         deps: list,
         result_ids: list[int],
         context: tuple[int, int] = (0, 0),
+        semaphore: asyncio.Semaphore | None = None,
     ) -> None:
         async def run() -> None:
-            assert host.semaphore is not None
+            limit = semaphore or host.semaphore
+            assert limit is not None
             _trace_context.set(context)  # this coroutine's own context
             start = ready = ran = _now()
             ok = False
-            async with host.semaphore:
+            async with limit:
                 try:
                     args, kwargs = self._arguments(args_blob, deps)
                     ready = _now()

@@ -1,0 +1,94 @@
+"""@nexus.method and concurrency groups, as Ray's: a method's default num_returns, and groups of methods that
+each run their own number of calls at once, apart from the other methods' (threaded and async actors)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+import nexus
+
+
+@nexus.remote(concurrency_groups={"io": 2})
+class Threaded:
+    def __init__(self) -> None:
+        self.both_in = threading.Barrier(2, timeout=20)
+        self.released = threading.Event()
+
+    @nexus.method(concurrency_group="io")
+    def io(self) -> str:
+        self.both_in.wait()  # (both io calls at once: the group runs two)
+        self.released.wait(20)
+        return "io"
+
+    def release(self) -> str:  # (the default group: it runs while both io calls wait)
+        self.released.set()
+        return "released"
+
+    @nexus.method(num_returns=2)
+    def pair(self) -> tuple[int, int]:
+        return 1, 2
+
+
+@nexus.remote(concurrency_groups={"io": 2, "compute": 1})
+class Async:
+    def __init__(self) -> None:
+        self.inside = 0
+        self.most = 0
+        self.go = asyncio.Event()
+
+    @nexus.method(concurrency_group="compute")
+    async def compute(self) -> int:
+        self.inside += 1
+        self.most = max(self.most, self.inside)
+        await asyncio.sleep(0.05)
+        self.inside -= 1
+        return self.most
+
+    @nexus.method(concurrency_group="io")
+    async def io(self) -> str:
+        await asyncio.wait_for(self.go.wait(), 20)
+        return "io"
+
+    async def release(self) -> None:
+        self.go.set()
+
+
+def test_a_threaded_actors_group_runs_its_calls_side_by_side_apart_from_the_rest(cluster: str) -> None:
+    actor = Threaded.remote()
+    ios = [actor.io.remote(), actor.io.remote()]
+    assert nexus.get(actor.release.remote(), timeout=30) == "released"
+    assert nexus.get(ios, timeout=30) == ["io", "io"]
+    first, second = actor.pair.remote()
+    assert nexus.get([first, second], timeout=30) == [1, 2]
+
+
+def test_an_async_actors_groups_each_keep_their_limit(cluster: str) -> None:
+    actor = Async.remote()
+    ios = [actor.io.remote() for _ in range(2)]  # (they wait: the io group's two are taken)
+    most = nexus.get([actor.compute.remote() for _ in range(4)], timeout=30)
+    assert max(most) == 1, "the compute group runs one call at a time, while io's wait"
+    nexus.get(actor.release.remote(), timeout=30)
+    assert nexus.get(ios, timeout=30) == ["io", "io"]
+
+
+def test_groups_and_method_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="concurrency group 'io', which .*Missing does not have \\(it has other\\)"):
+
+        @nexus.remote(concurrency_groups={"other": 1})
+        class Missing:
+            @nexus.method(concurrency_group="io")
+            def f(self) -> None: ...
+
+    with pytest.raises(ValueError, match="calls at once"):
+
+        @nexus.remote(concurrency_groups={"io": 0})
+        class Zero:
+            pass
+
+    with pytest.raises(TypeError, match="keyword options only"):
+        nexus.method()
+    with pytest.raises(ValueError, match="unknown option 'num_return'"):
+        nexus.method(num_return=2)
