@@ -99,6 +99,7 @@ def init(
     _system_config: ClusterConfig | dict[str, Any] | None = None,
     key: str | None = None,
     config: str | os.PathLike[str] | Settings | None = None,
+    local_mode: bool = False,
     **_unused: Any,
 ) -> ClusterInfo:
     """Start a local cluster: this process becomes the driver, ``num_cpus`` worker processes run tasks;
@@ -118,6 +119,8 @@ def init(
     tunables, for tests and experiments) is a :class:`~nexus.cluster.config.ClusterConfig` or a dict of its fields.
     ``config``: a ``nexus.toml`` (:mod:`nexus.cluster.settings`; default ``$NEXUS_CONFIG``, else ``./nexus.toml`` if
     there is one) or its Settings: its ``[cluster]`` gives what is not passed here, its ``[tuning]`` the tunables.
+    ``local_mode=True`` (as Ray's, for debugging): no worker process; tasks and actors run in this one, each
+    when it is called (:mod:`nexus.cluster.local_mode`).
     """
     from .head.runtime import Runtime
 
@@ -156,6 +159,12 @@ def init(
             if resources is not None and "GPU" in resources:
                 raise ValueError("give the GPUs as num_gpus or as resources['GPU'], not both")
             resources = {**(resources or {}), **({"GPU": float(num_gpus)} if num_gpus else {})}
+        if local_mode:
+            from .local_mode import LocalSession
+
+            local = LocalSession(num_cpus, namespace or "default", resources)
+            _session.set_current(local)
+            return ClusterInfo(local.info())
         tunables = _system_config
         if not isinstance(tunables, ClusterConfig):
             tunables = ClusterConfig.from_environment(tunables, os.environ)

@@ -71,6 +71,7 @@ def _shipped_form(obj: Any) -> Callable[[], Blob]:
             cache.append(serialize(obj, f"{getattr(obj, '__qualname__', obj)!r}", inline=True))
         return cache[0]
 
+    setattr(factory, "original", obj)  # noqa: B010  (what local mode runs: the definition itself)
     return factory
 
 
