@@ -282,11 +282,13 @@ def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> No
 
     A queued task is dropped; a running one gets TaskCancelledError raised
     in it (a blocking call such as ``time.sleep`` is interrupted), or with
-    ``force=True`` its worker process is killed and replaced.
+    ``force=True`` its worker process is killed and replaced. With
+    ``recursive`` (the default, as Ray's) the tasks it submitted are
+    cancelled too, and theirs.
     """
     if not isinstance(ref, ObjectRef):
         raise TypeError(f"nexus.cancel takes an ObjectRef, not {_described(ref)}")
-    _runtime().cancel(ref.id, force)
+    _runtime().cancel(ref.id, force, recursive)
 
 
 def event_stream() -> Any:

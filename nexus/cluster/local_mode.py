@@ -149,7 +149,7 @@ class LocalSession:
     def wait_ids(self, ids: Sequence[int], num_returns: int, timeout: float | None) -> list[int]:
         return [oid for oid in ids if oid in self.objects][:num_returns]  # (every value is there once submitted)
 
-    def cancel(self, oid: int, force: bool) -> bool:
+    def cancel(self, oid: int, force: bool, recursive: bool = True) -> bool:
         return False  # (it ran when it was submitted)
 
     def kill(self, actor_id: int, no_restart: bool) -> None:

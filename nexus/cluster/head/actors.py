@@ -492,6 +492,26 @@ class ActorDirectory:
             for oid in call.result_ids:
                 objects.store(oid, blob)
 
+    def cancel_queued(self, oid: int, drop: bool = True) -> bool | None:
+        """(lock held) Cancel the call that makes ``oid`` unless it began (as Ray's); None if no call makes it."""
+        from ...core.errors import TaskCancelledError
+
+        for actor in self.actors.values():
+            call = next((c for c in actor.queue if oid in c.result_ids), None)
+            sent = None if call is not None else next((c for c in actor.inflight.values() if oid in c.result_ids), None)
+            if (call is not None or sent is not None) and not drop:
+                return True
+            if call is not None:
+                actor.queue.remove(call)
+                cancelled = TaskCancelledError(f"the call {actor.label}.{call.method} was cancelled before it ran")
+                self._settle([call], error_blob(cancelled, "the driver"))
+                self.pump_calls(actor)  # (the calls behind it may go now)
+                return True
+            if sent is not None and actor.worker is not None:  # (its worker drops it unless it has begun)
+                self.outbox.send(actor.worker, ("cancel", sent.call_id))
+                return True
+        return None
+
     def fail_calls(self, actor: ActorRecord) -> None:
         """The actor is dead: its calls fail (those queued and in flight; later ones as they come, once each)."""
         assert actor.dead is not None

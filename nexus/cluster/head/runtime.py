@@ -212,8 +212,8 @@ class Runtime:
     def wait_ids(self, ids: Sequence[int], num_returns: int, timeout: float | None) -> list[int]:
         return self.objects.wait_ids(ids, num_returns, timeout)
 
-    def cancel(self, oid: int, force: bool = False) -> bool:
-        return self.scheduler.cancel(oid, force)
+    def cancel(self, oid: int, force: bool = False, recursive: bool = True) -> bool:
+        return self.scheduler.cancel(oid, force, recursive)
 
     def kill(self, actor_id: int, no_restart: bool = True, why: str = "") -> None:
         self.actors_dir.kill(actor_id, no_restart, why)

@@ -127,7 +127,7 @@ class TaskScheduler:
                 self.objects.made_by(w, oid)
             task = TaskRecord(self.new_id(), fn_id, name, args_blob, deps, result_ids, None, self.config.default_task_retries)
             task.args_oid = self.objects.args_object(args_blob, w)
-            task.trace = trace or task.task_id
+            task.trace, task.parent = trace or task.task_id, parent
             rt.emit("submitted", task.task_id, name, "task", task.trace, parent, w.name, 0)
             task.set_retry_options(options)
             try:
@@ -407,33 +407,45 @@ class TaskScheduler:
 
     # -- cancelling ------------------------------------------------------------------------------
 
-    def cancel(self, oid: int, force: bool = False) -> bool:
-        """Cancel the task that would produce ``oid``: drop it if queued, else interrupt it (``force``: kill its worker).
-
-        True when a task was found.
-        """
+    def cancel(self, oid: int, force: bool = False, recursive: bool = True) -> bool:
+        """Cancel the task that would produce ``oid``: drop it if queued, else interrupt it (``force``: kill its worker);
+        with ``recursive``, the tasks it submitted too, and theirs (as Ray's). True when a task was found."""
         tasks = self.tasks
         with self.lock:
-            for task in list(tasks.waiting.values()):
-                if oid in task.result_ids:  # still waiting for an argument: settled now, never queued
+            found = next((t for t in self._every_task() if oid in t.result_ids), None)
+            if found is None:  # an actor's call: dropped if it has not started (force is not for calls, as in Ray)
+                if force and self.rt.actors_dir.cancel_queued(oid, drop=False) is not None:
+                    raise ValueError("force=True kills a task's worker; cancel an actor's call without it (nexus.kill ends the actor)")
+                return bool(self.rt.actors_dir.cancel_queued(oid))
+            doomed, seen = [found], {found.task_id}
+            while recursive:
+                children = [t for t in self._every_task() if t.parent in seen and t.task_id not in seen]
+                if not children:
+                    break
+                seen.update(t.task_id for t in children)
+                doomed.extend(children)
+            dropped = False
+            for task in doomed:
+                if tasks.waiting.get(task.task_id) is task:  # still waiting for an argument: settled now, never queued
                     del tasks.waiting[task.task_id]
                     self.cancel_unsent(task, "while it waited for its arguments")
-                    return True
-            for task in list(tasks.queue):
-                if oid in task.result_ids:
+                elif task in tasks.queue:
                     tasks.remove(task)
                     self.cancel_unsent(task, "before it ran")
-                    self.dispatch()  # (which also tells submitters waiting for room that there is room again)
-                    return True
-            for task in tasks.running.values():
-                if oid in task.result_ids and task.worker is not None:
+                    dropped = True
+                elif task.worker is not None and not task.cancelled:
                     task.cancelled = True
                     if force:
                         self.lock.after(Kill(task.worker.link))  # the receiver sees it die: TaskCancelledError, a new worker
                     else:  # the worker drops it if it has not started, else raises TaskCancelledError in it
                         self.outbox.send(task.worker, ("cancel", task.task_id))
-                    return True
-        return False
+            if dropped:
+                self.dispatch()  # (which also tells submitters waiting for room that there is room again)
+        return True
+
+    def _every_task(self) -> list[TaskRecord]:
+        tasks = self.tasks
+        return [*tasks.waiting.values(), *tasks.queue, *tasks.running.values()]
 
     def cancel_unsent(self, task: TaskRecord, when: str) -> None:
         task.cancelled = True

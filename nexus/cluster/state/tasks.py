@@ -32,6 +32,7 @@ class TaskRecord:
         "missing",
         "name",
         "needs",
+        "parent",
         "result_ids",
         "retries",
         "retry_exceptions",
@@ -55,6 +56,7 @@ class TaskRecord:
     ) -> None:
         self.needs = needs  # None: one CPU and nothing else (the common case, which may be prefetched)
         self.task_id = task_id
+        self.parent = 0  # the task or call that submitted it (0: a driver)
         self.fn_id = fn_id
         self.name = name
         self.args_blob = args_blob

@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ...core.errors import NexusError
+from ...core.errors import NexusError, TaskCancelledError
 from ..values import Blob, deserialize, error_blob
 from .execution import TaskExecution, _DependencyFailed, _now, _trace_context
 
@@ -138,8 +138,13 @@ class ActorHosting(TaskExecution):
         trace: int = 0,
     ) -> None:
         host = self.actor
-        if host is None or host.actor_id != actor_id:
-            blob = error_blob(NexusError(f"actor {actor_id:x} does not live in {self.where}"), self.where)
+        if host is None or host.actor_id != actor_id or call_id in self.cancelled:
+            if call_id in self.cancelled:  # (nexus.cancel before it began: it never runs)
+                self.cancelled.discard(call_id)
+                failure: Exception = TaskCancelledError(f"the call {method} was cancelled before it ran (nexus.cancel)")
+            else:
+                failure = NexusError(f"actor {actor_id:x} does not live in {self.where}")
+            blob = error_blob(failure, self.where)
             if result_ids:
                 self.send(("done", call_id, [(oid, blob) for oid in result_ids], None))
             return

@@ -179,8 +179,8 @@ class WorkerClient:
 
     # -- the rest of the session (see nexus.cluster.session) ---------------------------------------
 
-    def cancel(self, oid: int, force: bool = False) -> bool:
-        return bool(self.control("cancel", oid, force))
+    def cancel(self, oid: int, force: bool = False, recursive: bool = True) -> bool:
+        return bool(self.control("cancel", oid, force, recursive))
 
     def kill(self, actor_id: int, no_restart: bool = True) -> None:
         self.control("kill", actor_id, no_restart)

@@ -1,0 +1,66 @@
+"""nexus.cancel as Ray defines it: a task blocked in get is interrupted at once, the tasks it submitted are
+cancelled with it (recursive, the default), an actor's call that has not begun is dropped, force is refused
+for an actor's call."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import nexus
+from nexus.exceptions import TaskCancelledError
+from tests.conftest import wait_until
+
+
+@nexus.remote
+def sleeps(seconds: float) -> str:
+    time.sleep(seconds)
+    return "slept"
+
+
+@nexus.remote
+def waits_on_a_child(seconds: float) -> str:
+    return nexus.get(sleeps.remote(seconds))
+
+
+@nexus.remote
+class Slow:
+    def step(self, x: int) -> int:
+        time.sleep(0.5)
+        return x
+
+
+def _state(name: str) -> list[str]:
+    return [t.state for t in nexus.state.list_tasks() if t.name.endswith(name)]
+
+
+def test_a_task_blocked_in_get_is_cancelled_at_once_and_its_child_with_it(cluster: str) -> None:
+    parent = waits_on_a_child.remote(30)
+    wait_until(lambda: "running" in _state("sleeps"), timeout=30)
+    started = time.monotonic()
+    nexus.cancel(parent)
+    with pytest.raises(TaskCancelledError):
+        nexus.get(parent, timeout=30)
+    assert time.monotonic() - started < 10, "not after its child's 30 s"
+    wait_until(lambda: "running" not in _state("sleeps") and _state("sleeps"), timeout=30)
+
+
+def test_without_recursive_the_child_runs_on(cluster: str) -> None:
+    parent = waits_on_a_child.remote(2)
+    wait_until(lambda: "running" in _state("sleeps"), timeout=30)
+    nexus.cancel(parent, recursive=False)
+    with pytest.raises(TaskCancelledError):
+        nexus.get(parent, timeout=30)
+    assert "running" in _state("sleeps") or "finished" in _state("sleeps"), "the child was left alone"
+
+
+def test_an_actor_call_that_has_not_begun_is_dropped_and_force_is_refused(cluster: str) -> None:
+    actor = Slow.remote()
+    first, second, third = actor.step.remote(1), actor.step.remote(2), actor.step.remote(3)
+    nexus.cancel(second)
+    with pytest.raises(TaskCancelledError, match="before it ran"):
+        nexus.get(second, timeout=30)
+    assert nexus.get([first, third], timeout=30) == [1, 3]
+    with pytest.raises(ValueError, match="force=True kills a task's worker"):
+        nexus.cancel(actor.step.remote(4), force=True)
