@@ -133,6 +133,8 @@ def init(
                 return ClusterInfo(current.info())
             raise RuntimeError("nexus.init() was already called; call nexus.shutdown() first, or pass ignore_reinit_error=True")
         if address not in (None, "local"):
+            if local_mode:
+                raise ValueError("local_mode runs everything in this process: it takes no address of a cluster")
             from .remote.driver import attach
 
             session = attach(address, key)

@@ -44,15 +44,35 @@ def as_task_error(exc: Exception) -> Exception:
     derived = _derived(type(exc))
     if derived is None:
         return exc
-    try:
-        made: Any = derived.__new__(derived, *exc.args)
-        made.__dict__.update(getattr(exc, "__dict__", {}))
-        made.args = exc.args
-        if "cause" not in made.__dict__:
-            made.cause = exc
-    except Exception:  # (a __new__ that wants other arguments, instances without a __dict__)
-        return exc
+    made = _as_unpickling_would(exc, derived)
+    if made is None:
+        try:
+            made = derived.__new__(derived, *exc.args)
+            made.__dict__.update(getattr(exc, "__dict__", {}))
+            made.args = exc.args
+        except Exception:  # (a __new__ that wants other arguments, instances without a __dict__)
+            return exc
+    made.__dict__["_nexus_cause"] = exc
+    if "cause" not in made.__dict__:  # (an exception's own ``cause`` stays its own)
+        made.__dict__["cause"] = exc
     return made
+
+
+def _as_unpickling_would(exc: Exception, derived: type[Exception]) -> Any:
+    """``exc`` made again as an instance of ``derived`` the way pickle makes it (its constructor's arguments and
+    its state: an OSError's filename, a UnicodeError's fields); None if its reduction is not of that form."""
+    try:
+        reduced = exc.__reduce_ex__(2)
+        if not (isinstance(reduced, tuple) and len(reduced) >= 2 and reduced[0] is type(exc)):
+            return None
+        made: Any = derived(*reduced[1])
+        state = reduced[2] if len(reduced) > 2 else None
+        if isinstance(state, dict):
+            made.__dict__.update(state)
+        made.args = exc.args
+        return made
+    except Exception:
+        return None
 
 
 _made: dict[type[Exception], type[Exception] | None] = {}  # (one class a type: isinstance and except stay cheap)
@@ -65,7 +85,7 @@ def _derived(cls: type[Exception]) -> type[Exception] | None:
         derived: type[Exception] | None = type(
             cls.__name__, (cls, TaskError), {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__reduce__": _reduce}
         )
-    except TypeError:  # (a final type, or one whose layout cannot be combined)
+    except Exception:  # (a final type, one whose layout cannot be combined, an __init_subclass__ that refuses)
         derived = None
     if len(_made) < 4096:  # (types made at run time, without end: made again each time past that)
         _made[cls] = derived
@@ -74,10 +94,7 @@ def _derived(cls: type[Exception]) -> type[Exception] | None:
 
 def _reduce(self: Any) -> Any:
     """Pickled as the exception that was raised; it becomes a TaskError again where it is raised again."""
-    cause = self.__dict__.get("cause")
-    if isinstance(cause, BaseException) and not isinstance(cause, TaskError):
-        return (_again, (cause,))
-    return (_again, (type(self).__mro__[1](*self.args),))
+    return (_again, (self.__dict__["_nexus_cause"],))
 
 
 def _again(cause: Exception) -> Exception:

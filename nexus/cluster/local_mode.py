@@ -41,7 +41,8 @@ class LocalSession:
         self.dead: dict[int, str] = {}  # id -> why
         self.named: dict[tuple[str, str], int] = {}
         self.classes: dict[int, str] = {}
-        self.lock = threading.RLock()  # (one call at a time, even from threads the user starts)
+        self.lock = threading.RLock()  # (the tables, from any thread the user starts; never held while user code runs)
+        self.loops: dict[int, asyncio.AbstractEventLoop] = {}  # an async actor's event loop, on a thread of its own
         self.events = EventStream()
 
     # -- running ----------------------------------------------------------------------------------
@@ -76,19 +77,23 @@ class LocalSession:
             self.objects[oid] = blob
         return [ObjectRef(oid, counted=False) for oid in ids]
 
-    def _run(self, fn: Callable[..., Any], args: tuple, kwargs: dict, num_returns: int, what: str) -> list[ObjectRef]:
+    def _run(
+        self, fn: Callable[..., Any], args: tuple, kwargs: dict, num_returns: int, what: str, loop: Any = None
+    ) -> list[ObjectRef]:
+        """Run ``fn`` now, on this thread (not under the session's lock: it may call into the session, or wait for
+        another thread's call); an async actor's coroutine on its own loop."""
+        try:
+            args = tuple(self._resolve(a) for a in args)
+            kwargs = {k: self._resolve(v) for k, v in kwargs.items()}
+        except Exception as exc:  # (an argument's task failed: so does this one, with its error)
+            return self._fail([self.new_id() for _ in range(num_returns)], exc)
+        try:
+            value = fn(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = asyncio.run_coroutine_threadsafe(_awaited(value), loop).result() if loop else _run_coroutine(value)
+        except Exception as exc:
+            return self._fail([self.new_id() for _ in range(num_returns)], exc, user=True)
         with self.lock:
-            try:
-                args = tuple(self._resolve(a) for a in args)
-                kwargs = {k: self._resolve(v) for k, v in kwargs.items()}
-            except Exception as exc:  # (an argument's task failed: so does this one, with its error)
-                return self._fail([self.new_id() for _ in range(num_returns)], exc)
-            try:
-                value = fn(*args, **kwargs)
-                if inspect.isawaitable(value):
-                    value = _run_coroutine(value)
-            except Exception as exc:
-                return self._fail([self.new_id() for _ in range(num_returns)], exc, user=True)
             return self._store(value, num_returns, what)
 
     def submit_task(
@@ -106,7 +111,10 @@ class LocalSession:
             try:
                 args = tuple(self._resolve(a) for a in args)
                 kwargs = {k: self._resolve(v) for k, v in kwargs.items()}
-                self.actors[actor_id] = _original(factory)(*args, **kwargs)
+                cls = _original(factory)
+                self.actors[actor_id] = cls(*args, **kwargs)
+                if any(inspect.iscoroutinefunction(getattr(cls, m, None)) for m in dir(cls) if not m.startswith("__")):
+                    self.loops[actor_id] = _loop_thread()  # (one loop for its life: what it keeps is bound to it)
             except Exception as exc:  # (its calls fail with this, as a cluster's do)
                 self.dead[actor_id] = f"actor {name} failed in its constructor: {type(exc).__name__}: {exc}"
             self.classes[actor_id] = name
@@ -130,7 +138,7 @@ class LocalSession:
         bound = getattr(instance, method, None)
         if bound is None:
             return self._fail([self.new_id() for _ in range(num_returns)], AttributeError(f"{what} does not exist"))
-        return self._run(bound, args, kwargs, num_returns, what)
+        return self._run(bound, args, kwargs, num_returns, what, self.loops.get(actor_id))
 
     # -- values ----------------------------------------------------------------------------------
 
@@ -156,6 +164,9 @@ class LocalSession:
         with self.lock:
             if self.actors.pop(actor_id, None) is not None:
                 self.dead[actor_id] = f"actor {self.classes.get(actor_id, '')} {actor_id:x} was killed with nexus.kill"
+            loop = self.loops.pop(actor_id, None)
+        if loop is not None:
+            _stop(loop)
 
     def get_actor(self, name: str, namespace: str | None) -> tuple[int, str, bool]:
         actor_id = self.named.get((namespace or self.namespace, name))
@@ -203,6 +214,9 @@ class LocalSession:
         with self.lock:
             self.objects.clear()
             self.actors.clear()
+            loops, self.loops = list(self.loops.values()), {}
+        for loop in loops:
+            _stop(loop)
         return True
 
 
@@ -210,6 +224,30 @@ def _original(factory: Callable[[], Blob]) -> Any:
     """The function or class itself (a definition's factory keeps it); else what it ships, loaded again."""
     found = getattr(factory, "original", None)
     return found if found is not None else deserialize(factory())
+
+
+def _loop_thread() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+
+    def run() -> None:
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    threading.Thread(target=run, name="nexus-local-mode-loop", daemon=True).start()
+    return loop
+
+
+def _stop(loop: asyncio.AbstractEventLoop) -> None:
+    done = threading.Event()
+
+    def stop() -> None:
+        loop.stop()
+        done.set()
+
+    loop.call_soon_threadsafe(stop)
+    done.wait(5)
 
 
 def _run_coroutine(awaitable: Any) -> Any:

@@ -5,7 +5,8 @@ One watcher thread a process waits for every ref that was asked for this way,
 a batch at a time (``wait_ids`` on all of them), and settles each future as
 its value arrives: its value, or the error ``get`` would raise. The watcher
 keeps the refs (so the values stay) until their futures are settled, and
-ends after a second with none.
+ends after a second with none. Callbacks run on that thread: one that waits
+for another ref's value holds up every future of the process.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def _watch() -> None:
             ref, resolve, futures = entry
             try:
                 value, error = resolve(ref), None
-            except Exception as exc:
+            except BaseException as exc:  # (whatever it is, its futures get it: none is left waiting)
                 value, error = None, exc
             for future in futures:
                 if error is None:

@@ -54,7 +54,11 @@ class ActorPool:
             self._waiting.append((fn, value))
             return
         actor = self._idle.pop()
-        refs = fn(actor, value)
+        try:
+            refs = fn(actor, value)
+        except BaseException:  # (fn's error is the caller's; the actor stays in the pool)
+            self._idle.append(actor)
+            raise
         index, self._next_index = self._next_index, self._next_index + 1
         self._running[_key(refs)] = (index, actor)
         self._refs[index] = refs

@@ -3,6 +3,7 @@ called, with the API unchanged (get, wait, put, errors, named actors, nested tas
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 
@@ -89,3 +90,28 @@ def test_actors_are_instances_here_called_in_order_named_and_killed(local: None)
         nexus.get(counter.add.remote(1))
     with pytest.raises(ValueError, match="no actor named 'count'"):
         nexus.get_actor("count")
+
+
+@nexus.remote
+class Waiting:
+    def __init__(self) -> None:
+        self.ready: asyncio.Event | None = None
+
+    async def arm(self) -> None:
+        self.ready = asyncio.Event()  # (bound to the actor's loop: the next call must run on the same one)
+
+    async def fire(self) -> bool:
+        assert self.ready is not None
+        self.ready.set()
+        await asyncio.wait_for(self.ready.wait(), 5)
+        return True
+
+
+def test_an_async_actor_keeps_one_event_loop_for_its_life_and_local_mode_takes_no_address(local: None) -> None:
+    waiting = Waiting.remote()
+    nexus.get(waiting.arm.remote())
+    assert nexus.get(waiting.fire.remote()) is True
+    with pytest.raises(ValueError, match="takes no address"):
+        nexus.shutdown()
+        nexus.init(local_mode=True, address="127.0.0.1:1")
+    nexus.init(local_mode=True)

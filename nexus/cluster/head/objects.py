@@ -386,6 +386,8 @@ class ObjectDirectory:
         finally:
             with self.lock:
                 rt.waits.discard(wait.event)
+                if not wait.event.is_set():
+                    self.table.unwatch(ids, wait)
         with self.lock:
             entries = self.entries
             ready = [oid for oid in ids if (entry := entries.get(oid)) is None or entry.blob is not None]

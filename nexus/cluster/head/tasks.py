@@ -412,40 +412,35 @@ class TaskScheduler:
         with ``recursive``, the tasks it submitted too, and theirs (as Ray's). True when a task was found."""
         tasks = self.tasks
         with self.lock:
-            found = next((t for t in self._every_task() if oid in t.result_ids), None)
+            every = [*tasks.waiting.values(), *tasks.queue, *tasks.running.values()]
+            found = next((t for t in every if oid in t.result_ids), None)
             if found is None:  # an actor's call: dropped if it has not started (force is not for calls, as in Ray)
                 if force and self.rt.actors_dir.cancel_queued(oid, drop=False) is not None:
                     raise ValueError("force=True kills a task's worker; cancel an actor's call without it (nexus.kill ends the actor)")
                 return bool(self.rt.actors_dir.cancel_queued(oid))
-            doomed, seen = [found], {found.task_id}
-            while recursive:
-                children = [t for t in self._every_task() if t.parent in seen and t.task_id not in seen]
-                if not children:
-                    break
-                seen.update(t.task_id for t in children)
-                doomed.extend(children)
-            dropped = False
+            doomed = [found]
+            if recursive:  # (one pass to index the children, then down the tree: cheap under the lock)
+                children: dict[int, list[TaskRecord]] = {}
+                for task in every:
+                    if task.parent:
+                        children.setdefault(task.parent, []).append(task)
+                for task in doomed:  # (grows as it goes: breadth first)
+                    doomed.extend(children.pop(task.task_id, ()))
+            ids = {task.task_id for task in doomed}
+            for task in tasks.remove_many(ids):
+                self.cancel_unsent(task, "before it ran")
             for task in doomed:
                 if tasks.waiting.get(task.task_id) is task:  # still waiting for an argument: settled now, never queued
                     del tasks.waiting[task.task_id]
                     self.cancel_unsent(task, "while it waited for its arguments")
-                elif task in tasks.queue:
-                    tasks.remove(task)
-                    self.cancel_unsent(task, "before it ran")
-                    dropped = True
-                elif task.worker is not None and not task.cancelled:
+                elif tasks.running.get(task.task_id) is task and task.worker is not None and not task.cancelled:
                     task.cancelled = True
                     if force:
                         self.lock.after(Kill(task.worker.link))  # the receiver sees it die: TaskCancelledError, a new worker
                     else:  # the worker drops it if it has not started, else raises TaskCancelledError in it
                         self.outbox.send(task.worker, ("cancel", task.task_id))
-            if dropped:
-                self.dispatch()  # (which also tells submitters waiting for room that there is room again)
+            self.dispatch()  # (which also tells submitters waiting for room that there is room again)
         return True
-
-    def _every_task(self) -> list[TaskRecord]:
-        tasks = self.tasks
-        return [*tasks.waiting.values(), *tasks.queue, *tasks.running.values()]
 
     def cancel_unsent(self, task: TaskRecord, when: str) -> None:
         task.cancelled = True

@@ -202,6 +202,14 @@ class ObjectTable:
         waiter.missing = missing
         return missing
 
+    def unwatch(self, ids: list[int], waiter: Waiter) -> None:
+        """``waiter`` waits no more (its time ran out): off the lists of the entries still being made, which would
+        otherwise keep it until they are (a poll with a timeout would pile up one a call)."""
+        for oid in set(ids):
+            entry = self.entries.get(oid)
+            if entry is not None and entry.blob is None and entry.waiters:
+                entry.waiters = [w for w in entry.waiters if w is not waiter]
+
     def spill_victim(self) -> tuple[int, ObjectEntry] | None:
         """The least recently used object whose bytes are in the arena and that no reader pins."""
         victim_id, victim = 0, None

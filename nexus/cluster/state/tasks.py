@@ -151,6 +151,18 @@ class TaskQueue:
         if not task.args_oid:
             self.queued_bytes -= task.args_blob.nbytes
 
+    def remove_many(self, gone: set[int]) -> list[TaskRecord]:
+        """Take the queued tasks whose ids are in ``gone`` out, in one pass (they were cancelled); returns them."""
+        taken = [t for t in self.queue if t.task_id in gone]
+        if taken:
+            self.queue = deque(t for t in self.queue if t.task_id not in gone)
+            for task in taken:
+                if task.needs is not None:
+                    self.special_queued -= 1
+                if not task.args_oid:
+                    self.queued_bytes -= task.args_blob.nbytes
+        return taken
+
     def requeue_last(self, task: TaskRecord) -> None:
         """A task taken back to be retried goes to the back: it failed, the others go first."""
         self.queue.remove(task)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sys
@@ -36,6 +37,11 @@ def exit_actor() -> NoReturn:
                 answers.flush_held()
         finally:
             answers.held_lock.release()
+    with contextlib.suppress(Exception):  # (the process's exit handlers, as Ray's; what it printed goes out)
+        atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
     with contextlib.suppress(Exception):  # (the head ends it and stops this process; if it cannot, it exits here)
         session.control("kill", host.actor_id, True, f"actor {label} exited (exit_actor)")  # type: ignore[union-attr]
     os._exit(0)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.errors import NexusError, TaskCancelledError
 from ..values import Blob, deserialize, error_blob
-from .execution import TaskExecution, _DependencyFailed, _now, _trace_context
+from .execution import _NOT_THE_USERS, TaskExecution, _DependencyFailed, _now, _trace_context
 
 if TYPE_CHECKING:
     import asyncio
@@ -119,7 +119,8 @@ class ActorHosting(TaskExecution):
             groups = options.get("concurrency_groups") or {}
             self.actor = _ActorHost(actor_id, instance, concurrency, is_async, groups)
             sequential = self.actor.loop is None and self.actor.pool is None
-            self.send(("actor_ready", actor_id, None, sequential, concurrency + sum(groups.values())))
+            # (with groups the head holds no call back: calls of one group must not wait behind another's)
+            self.send(("actor_ready", actor_id, None, sequential, concurrency if not groups else 1 << 20))
         except _DependencyFailed as failed:
             self.send(("actor_ready", actor_id, failed.blob))
         except BaseException as exc:
@@ -178,10 +179,13 @@ class ActorHosting(TaskExecution):
         context: tuple[int, int] = (0, 0),
     ) -> None:
         token = _trace_context.set(context)
+        if call_id in self.cancelled:  # (cancelled while it waited for a thread: it never runs)
+            bound = _cancelled(name)
         try:
             items, _value, timing = self._outcome(bound, name, args_blob, deps, result_ids or [0])
         finally:
             _trace_context.reset(token)
+            self.cancelled.discard(call_id)
         if result_ids:
             if timed is not None:  # a sequential actor's call, on the main thread: (method, start)
                 self.answers.answer(call_id, items, timed[0], time.perf_counter() - timed[1], timing)
@@ -212,7 +216,7 @@ class ActorHosting(TaskExecution):
                 try:
                     args, kwargs = self._arguments(args_blob, deps)
                     ready = _now()
-                    value = bound(*args, **kwargs)
+                    value = (_cancelled(name) if call_id in self.cancelled else bound)(*args, **kwargs)
                     if inspect.isawaitable(value):
                         value = await value
                     ran = _now()
@@ -223,8 +227,9 @@ class ActorHosting(TaskExecution):
                 except BaseException as exc:
                     if isinstance(exc, SystemExit):
                         self._exit_for_user_code(exc, name)
-                    blob = error_blob(exc, self.where, user=True)
+                    blob = error_blob(exc, self.where, user=not isinstance(exc, _NOT_THE_USERS))
                     items = [(oid, blob) for oid in result_ids or [0]]
+            self.cancelled.discard(call_id)
             if result_ids:
                 self.send(("done", call_id, items, (start, ready, max(ran, ready), _now(), ok)))
             elif not ok and items[0][1].error:
@@ -238,6 +243,13 @@ class ActorHosting(TaskExecution):
             host.loop.call_soon(host.loop.create_task, run())
         else:
             host.loop.call_soon_threadsafe(host.loop.create_task, run())
+
+
+def _cancelled(name: str) -> Any:
+    def cancelled(*_args: Any, **_kwargs: Any) -> Any:
+        raise TaskCancelledError(f"the call {name} was cancelled before it ran (nexus.cancel)")
+
+    return cancelled
 
 
 def _ready() -> bool:

@@ -11,13 +11,15 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ...core.errors import NexusError
+from ...core.errors import DeserializationError, NexusError, SerializationError, TaskCancelledError
 from ..values import Blob, current_client, deserialize, error_blob, join_args, serialize
 from .answers import HeldAnswers
 
 __all__ = ["TaskExecution"]
 
 _now = time.monotonic_ns
+# What a task can raise that is the cluster's, not its code's: at get it is itself, not a TaskError too
+_NOT_THE_USERS = (TaskCancelledError, SerializationError, DeserializationError)
 _trace_context: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("nexus_trace", default=(0, 0))
 """(trace, span) of the task or call running in this context: what work it submits is part of that trace."""
 
@@ -101,7 +103,7 @@ class TaskExecution:
                 raise
             if isinstance(exc, SystemExit):
                 self._exit_for_user_code(exc, name)
-            blob = error_blob(exc, self.where, user=True)
+            blob = error_blob(exc, self.where, user=not isinstance(exc, _NOT_THE_USERS))
             ran = max(ran, ready)
             return [(oid, blob) for oid in result_ids], None, (start, ready, ran, _now(), False)
 
