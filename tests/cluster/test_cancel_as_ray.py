@@ -64,3 +64,20 @@ def test_an_actor_call_that_has_not_begun_is_dropped_and_force_is_refused(cluste
     assert nexus.get([first, third], timeout=30) == [1, 3]
     with pytest.raises(ValueError, match="force=True kills a task's worker"):
         nexus.cancel(actor.step.remote(4), force=True)
+
+
+@nexus.remote(concurrency_groups={"slow": 1})
+class Grouped:
+    @nexus.method(concurrency_group="slow")
+    def step(self, x: int) -> int:
+        time.sleep(0.5)
+        return x
+
+
+def test_a_call_waiting_for_its_groups_thread_is_cancelled_before_it_runs(cluster: str) -> None:
+    actor = Grouped.remote()
+    first, second = actor.step.remote(1), actor.step.remote(2)
+    nexus.cancel(second)
+    with pytest.raises(TaskCancelledError, match="before it ran"):
+        nexus.get(second, timeout=30)
+    assert nexus.get(first, timeout=30) == 1

@@ -369,3 +369,19 @@ def test_no_object_is_freed_while_anything_counts_on_it_and_each_is_freed_exactl
         if entry is not None and entry.blob is None:
             store(t, oid, StandInBlob())
     assert len(t) == 0 and sorted(freed) == list(_OBJECTS)
+
+
+def test_a_wait_that_gives_up_leaves_no_waiter_behind() -> None:
+    t, _ = table()
+    t.new(1)
+    t.new(2)
+    for _ in range(100):  # (a poll: wait, time out, wait again)
+        poll = Told()
+        assert t.watch([1, 2, 1], poll, 1) == 1
+        t.unwatch([1, 2, 1], poll)
+    assert t.get(1).waiters == [] and t.get(2).waiters == []
+    kept = Told("kept")
+    t.watch([1], kept, 1)
+    t.unwatch([1], Told("another"))
+    assert t.get(1).waiters == [kept], "only that waiter goes"
+    assert [w.name for w in store(t, 1, StandInBlob())] == ["kept"]
