@@ -5,22 +5,12 @@ push and pop_idle."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import nexus
 from nexus.util import ActorPool
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    nexus.init(num_cpus=2)
-    try:
-        yield
-    finally:
-        nexus.shutdown()
 
 
 @nexus.remote
@@ -46,7 +36,7 @@ def _double(actor: Any, v: Any) -> Any:
     return actor.double.remote(*v) if isinstance(v, tuple) else actor.double.remote(v)
 
 
-def test_map_keeps_the_order_and_map_unordered_gives_them_as_they_finish(cluster: None) -> None:
+def test_map_keeps_the_order_and_map_unordered_gives_them_as_they_finish(cluster: str) -> None:
     actors = [Doubler.remote() for _ in range(2)]
     pool = ActorPool(actors)
     assert list(pool.map(_double, range(8))) == [2 * v for v in range(8)]
@@ -56,7 +46,7 @@ def test_map_keeps_the_order_and_map_unordered_gives_them_as_they_finish(cluster
     assert not pool.has_next() and pool.has_free()
 
 
-def test_submit_waits_for_a_free_actor_and_get_next_takes_results_in_submit_order(cluster: None) -> None:
+def test_submit_waits_for_a_free_actor_and_get_next_takes_results_in_submit_order(cluster: str) -> None:
     pool = ActorPool([Doubler.remote()])
     for v in range(4):
         pool.submit(_double, v)  # (one actor: three wait in the pool)
@@ -70,7 +60,7 @@ def test_submit_waits_for_a_free_actor_and_get_next_takes_results_in_submit_orde
     assert pool.get_next() == (5, -5)
 
 
-def test_a_timed_out_result_is_dropped_and_its_actor_comes_back_only_when_its_work_is_done(cluster: None) -> None:
+def test_a_timed_out_result_is_dropped_and_its_actor_comes_back_only_when_its_work_is_done(cluster: str) -> None:
     pool = ActorPool([Doubler.remote()])
     pool.submit(_double, (1, 1.0))
     with pytest.raises(TimeoutError, match="Timed out"):
@@ -92,7 +82,7 @@ def test_a_timed_out_result_is_dropped_and_its_actor_comes_back_only_when_its_wo
     assert not pool.has_next()
 
 
-def test_a_failed_piece_of_work_raises_its_error_and_frees_its_actor(cluster: None) -> None:
+def test_a_failed_piece_of_work_raises_its_error_and_frees_its_actor(cluster: str) -> None:
     pool = ActorPool([Doubler.remote()])
     pool.submit(_double, -1)
     pool.submit(_double, 4)
@@ -101,7 +91,7 @@ def test_a_failed_piece_of_work_raises_its_error_and_frees_its_actor(cluster: No
     assert pool.get_next() == 8 and pool.has_free()
 
 
-def test_push_and_pop_idle_change_the_pool_and_an_actor_is_in_it_once(cluster: None) -> None:
+def test_push_and_pop_idle_change_the_pool_and_an_actor_is_in_it_once(cluster: str) -> None:
     first, second = Doubler.remote(), Doubler.remote()
     pool = ActorPool([first])
     pool.submit(_double, (1, 0.3))

@@ -6,22 +6,12 @@ from __future__ import annotations
 import asyncio
 import queue as stdlib_queue
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import nexus
 from nexus.util.queue import Empty, Full, Queue
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    nexus.init(num_cpus=2)
-    try:
-        yield
-    finally:
-        nexus.shutdown()
 
 
 @nexus.remote
@@ -46,7 +36,7 @@ class Collector:
         return [self.q.get(timeout=30) for _ in range(n)]
 
 
-def test_items_come_out_in_order_and_size_empty_full_say_how_it_stands(cluster: None) -> None:
+def test_items_come_out_in_order_and_size_empty_full_say_how_it_stands(cluster: str) -> None:
     q = Queue(maxsize=3)
     assert q.empty() and not q.full() and len(q) == q.qsize() == q.size() == 0
     for i in range(3):
@@ -59,7 +49,7 @@ def test_items_come_out_in_order_and_size_empty_full_say_how_it_stands(cluster: 
     q.shutdown()
 
 
-def test_non_blocking_and_timed_calls_raise_full_and_empty(cluster: None) -> None:
+def test_non_blocking_and_timed_calls_raise_full_and_empty(cluster: str) -> None:
     q = Queue(maxsize=1)
     with pytest.raises(Empty):
         q.get_nowait()
@@ -94,7 +84,7 @@ def test_non_blocking_and_timed_calls_raise_full_and_empty(cluster: None) -> Non
     q.shutdown()
 
 
-def test_a_blocked_get_waits_for_a_put_from_a_task_and_a_blocked_put_for_room(cluster: None) -> None:
+def test_a_blocked_get_waits_for_a_put_from_a_task_and_a_blocked_put_for_room(cluster: str) -> None:
     q = Queue(maxsize=1)
     producer = produce.remote(q, ["late"], 0.3)
     assert q.get(timeout=30) == "late" and nexus.get(producer, timeout=30) == 1
@@ -106,7 +96,7 @@ def test_a_blocked_get_waits_for_a_put_from_a_task_and_a_blocked_put_for_room(cl
     q.shutdown()
 
 
-def test_producers_in_tasks_and_consumers_in_actors_lose_and_repeat_nothing(cluster: None) -> None:
+def test_producers_in_tasks_and_consumers_in_actors_lose_and_repeat_nothing(cluster: str) -> None:
     q = Queue(maxsize=5)  # (the producers wait for room most of the time)
     producers = [produce.remote(q, [(p, i) for i in range(40)]) for p in range(2)]
     collectors = [Collector.remote(q) for _ in range(2)]
@@ -124,7 +114,7 @@ def test_producers_in_tasks_and_consumers_in_actors_lose_and_repeat_nothing(clus
     q.shutdown()
 
 
-def test_async_put_and_get_and_many_waiting_getters_served_in_their_order(cluster: None) -> None:
+def test_async_put_and_get_and_many_waiting_getters_served_in_their_order(cluster: str) -> None:
     q = Queue()
 
     async def main() -> list[Any]:
@@ -140,7 +130,7 @@ def test_async_put_and_get_and_many_waiting_getters_served_in_their_order(cluste
     q.shutdown()
 
 
-def test_shutdown_fails_waiting_callers_and_later_use_says_so(cluster: None) -> None:
+def test_shutdown_fails_waiting_callers_and_later_use_says_so(cluster: str) -> None:
     q = Queue()
     waiting = consume.remote(q, 1)  # (no timeout: it would wait for ever)
     time.sleep(0.5)
