@@ -157,7 +157,7 @@ class ActorClass:
         if options.get("get_if_exists") and options.get("name"):
             try:
                 actor_id, cls_name, bounded = runtime.get_actor(options["name"], options.get("namespace"))
-                return ActorHandle(actor_id, cls_name, bounded=bounded)
+                return ActorHandle(actor_id, cls_name, self._methods, self._checks, bounded, self._returns)
             except ValueError:
                 pass
         if self._init_check is not None:
@@ -181,6 +181,7 @@ class ActorClass:
             "concurrency_groups",
         )
         actor_options = {k: v for k, v in options.items() if k in kept}
+        actor_options["_handle"] = (self._methods, self._checks, self._returns)  # (what get_actor's handles know)
         actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)
         bounded = options.get("mailbox") is not None or options.get("max_pending_calls") not in (None, -1)
         return ActorHandle(actor_id, self._name, self._methods, self._checks, bounded, self._returns)

@@ -316,8 +316,13 @@ def get_actor(name: str, namespace: str | None = None) -> Any:
 
         found = [get_actor(n) for n in bridge_names((_runtime().driver() or _runtime()).control("state", "actors"))]
         return resolve(name, found, lambda bridge: get(bridge.describe.remote(), timeout=30))
-    actor_id, cls_name, bounded = _runtime().get_actor(name, namespace)
-    return ActorHandle(actor_id, cls_name, bounded=bounded)
+    session = _runtime()
+    actor_id, cls_name, bounded = session.get_actor(name, namespace)
+    try:  # (its methods, their argument checks and num_returns, as the handle that made it has them)
+        methods, checks, returns = (session.driver() or session).control("state", "handle", actor_id) or (None, None, None)
+    except (ValueError, RuntimeError):
+        methods = checks = returns = None
+    return ActorHandle(actor_id, cls_name, methods, checks, bounded, returns)
 
 
 def nodes() -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ class LocalSession:
         self.dead: dict[int, str] = {}  # id -> why
         self.named: dict[tuple[str, str], int] = {}
         self.classes: dict[int, str] = {}
+        self.handles: dict[int, Any] = {}  # what the handle that made each actor knew (for get_actor)
         self.lock = threading.RLock()  # (the tables, from any thread the user starts; never held while user code runs)
         self.loops: dict[int, asyncio.AbstractEventLoop] = {}  # an async actor's event loop, on a thread of its own
         self.events = EventStream()
@@ -118,6 +119,7 @@ class LocalSession:
             except Exception as exc:  # (its calls fail with this, as a cluster's do)
                 self.dead[actor_id] = f"actor {name} failed in its constructor: {type(exc).__name__}: {exc}"
             self.classes[actor_id] = name
+            self.handles[actor_id] = options.get("_handle")
             if key is not None:
                 self.named[key] = actor_id
         return actor_id
@@ -197,6 +199,8 @@ class LocalSession:
         return dict(self.resources)
 
     def control(self, op: str, *args: Any) -> Any:
+        if op == "state" and args and args[0] == "handle":
+            return self.handles.get(args[1])
         if op == "state" and args and args[0] == "context":
             return {"job_id": "000000", "node_id": "000000", "resources": {}, "namespace": self.namespace, "restarts": 0}
         raise RuntimeError(f"local mode has no cluster to ask for {op!r}: the state API and the views need nexus.init()")

@@ -92,3 +92,25 @@ def test_groups_and_method_options_are_checked() -> None:
         nexus.method()
     with pytest.raises(ValueError, match="unknown option 'num_return'"):
         nexus.method(num_return=2)
+
+
+@nexus.remote
+class Named:
+    @nexus.method(num_returns=2)
+    def two(self) -> tuple[int, int]:
+        return 1, 2
+
+    def one(self, x: int) -> int:
+        return x
+
+
+def test_a_handle_from_get_actor_knows_the_methods_as_the_first_does(cluster: str) -> None:
+    Named.options(name="named-methods").remote()
+    found = nexus.get_actor("named-methods")
+    assert nexus.get(list(found.two.remote()), timeout=30) == [1, 2], "num_returns=2, from @nexus.method"
+    with pytest.raises(AttributeError, match="has no method 'three'"):
+        found.three
+    with pytest.raises(TypeError):
+        found.one.remote(1, 2)  # (its signature: checked at the call)
+    again = Named.options(name="named-methods", get_if_exists=True).remote()
+    assert nexus.get(list(again.two.remote()), timeout=30) == [1, 2]

@@ -270,10 +270,18 @@ def answer(rt: Any, what: str, *args: Any) -> Any:
         "placement": placement_of,
         "summary": summary_of,
         "context": context_of,
+        "handle": handle_of,
     }
     if what not in ask:
         raise ValueError(f"the state API has no {what!r} (it has {', '.join(ask)})")
     return ask[what](rt, *args)
+
+
+def handle_of(rt: Any, actor_id: int) -> Any:
+    """What the handle that made actor ``actor_id`` knew of it (methods, checks, num_returns), for ``get_actor``."""
+    with rt.lock:
+        actor = rt.actors.get(actor_id)
+        return None if actor is None else (actor.options or {}).get("_handle")
 
 
 def context_of(rt: Any, running: int) -> dict[str, Any]:
