@@ -81,3 +81,35 @@ def test_a_call_waiting_for_its_groups_thread_is_cancelled_before_it_runs(cluste
     with pytest.raises(TaskCancelledError, match="before it ran"):
         nexus.get(second, timeout=30)
     assert nexus.get(first, timeout=30) == 1
+
+
+@nexus.remote
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def step(self, x: int, pause: float = 0.0) -> int:
+        time.sleep(pause)
+        self.seen.append(x)
+        return x
+
+    def ran(self) -> list[int]:
+        return self.seen
+
+
+@nexus.remote
+def calls_an_actor(actor: object) -> list[int]:
+    return nexus.get([actor.step.remote(i) for i in (1, 2, 3)])  # type: ignore[attr-defined]
+
+
+def test_the_actor_calls_a_cancelled_task_made_are_cancelled_with_it(cluster: str) -> None:
+    actor = Recorder.remote()
+    busy = actor.step.remote(0, 2.0)  # (the calls the task makes wait behind this one)
+    task = calls_an_actor.remote(actor)
+    wait_until(lambda: "running" in _state("calls_an_actor"), timeout=30)
+    time.sleep(0.3)  # (its calls are made)
+    nexus.cancel(task)
+    with pytest.raises(TaskCancelledError):
+        nexus.get(task, timeout=30)
+    assert nexus.get(busy, timeout=30) == 0
+    assert nexus.get(actor.ran.remote(), timeout=30) == [0], "the task's calls never ran"

@@ -290,7 +290,7 @@ class ActorDirectory:
                 return
             for oid in result_ids:
                 self.objects.made_by(w, oid)
-            call = CallRecord(self.new_id(), method, args_blob, deps, result_ids)
+            call = CallRecord(self.new_id(), method, args_blob, deps, result_ids, parent=parent)
             call.args_oid = self.objects.args_object(args_blob, w)
             actor = self.actors.get(actor_id)
             call.retries = actor.max_task_retries if actor is not None else 0

@@ -429,6 +429,8 @@ class TaskScheduler:
             ids = {task.task_id for task in doomed}
             for task in tasks.remove_many(ids):
                 self.cancel_unsent(task, "before it ran")
+            if recursive:
+                self._cancel_calls_made_by(ids)
             for task in doomed:
                 if tasks.waiting.get(task.task_id) is task:  # still waiting for an argument: settled now, never queued
                     del tasks.waiting[task.task_id]
@@ -441,6 +443,22 @@ class TaskScheduler:
                         self.outbox.send(task.worker, ("cancel", task.task_id))
             self.dispatch()  # (which also tells submitters waiting for room that there is room again)
         return True
+
+    def _cancel_calls_made_by(self, ids: set[int]) -> None:
+        """(lock held) The actor calls the tasks ``ids`` made: dropped if they have not begun (not their own calls)."""
+        directory = self.rt.actors_dir
+        for actor in directory.actors.values():
+            queued = [c for c in actor.queue if c.parent in ids]
+            for call in queued:
+                actor.queue.remove(call)
+                cancelled = TaskCancelledError(f"the call {actor.label}.{call.method} was cancelled before it ran, with its caller")
+                directory._settle([call], error_blob(cancelled, "the driver"))
+            sent = [c for c in actor.inflight.values() if c.parent in ids]
+            if sent and actor.worker is not None:
+                for call in sent:  # (its worker drops each unless it has begun)
+                    self.outbox.send(actor.worker, ("cancel", call.call_id))
+            if queued:
+                directory.pump_calls(actor)
 
     def cancel_unsent(self, task: TaskRecord, when: str) -> None:
         task.cancelled = True

@@ -94,9 +94,11 @@ class TaskRecord:
 class CallRecord:
     """A call of an actor method: queued at the head until the actor is ready and its arguments are."""
 
-    __slots__ = ("actor", "args_blob", "args_oid", "call_id", "deps", "method", "missing", "result_ids", "retries", "trace")
+    __slots__ = ("actor", "args_blob", "args_oid", "call_id", "deps", "method", "missing", "parent", "result_ids", "retries", "trace")
 
-    def __init__(self, call_id: int, method: str, args_blob: Any, deps: list[int], result_ids: list[int], actor: Any = None) -> None:
+    def __init__(
+        self, call_id: int, method: str, args_blob: Any, deps: list[int], result_ids: list[int], actor: Any = None, parent: int = 0
+    ) -> None:
         self.actor = actor  # the ActorRecord it calls
         self.call_id = call_id
         self.method = method
@@ -107,6 +109,7 @@ class CallRecord:
         self.args_oid = 0
         self.retries = 0  # sent again this often if the actor's process dies while it runs (-1: always)
         self.trace = self.call_id
+        self.parent = parent  # the task or call that made it (0: a driver)
 
 
 class TaskQueue:
