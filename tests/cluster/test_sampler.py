@@ -55,8 +55,8 @@ def test_a_nodes_samples_are_recorded_for_its_workers_and_garbage_is_passed_over
         [4242, 1.0, -1],
         [4242, 12.5, 1000],
     ]
-    assert samples.take(1, [worker, other], garbage, now=10.0) == 0, "one list reads two entries a worker at most"
-    assert samples.take(1, [worker, other], [[4242, 12.5, 1000], [4242, 13.0, 1001], [4343, 0, 5]], now=11.0) == 2
+    assert samples.take(1, lambda: [worker, other], garbage, now=10.0) == 0, "one list reads two entries a worker at most"
+    assert samples.take(1, lambda: [worker, other], [[4242, 12.5, 1000], [4242, 13.0, 1001], [4343, 0, 5]], now=11.0) == 2
     assert rt.events == [("sample", "worker-7", 4242, 13.0, 1001, 2), ("sample", "worker-8", 4343, 0.0, 5, 0)], "one a worker"
-    assert samples.take(1, [worker, other], [[4242, 1.0, 1]], now=11.2) == 0, "a node's lists come half a second apart"
-    assert samples.take(2, [worker], [[4242, 1.0, 1]] * 5000, now=11.2) == 1, "each node on its own"
+    assert samples.take(1, lambda: [worker, other], [[4242, 1.0, 1]], now=11.2) == 0, "a node's lists come half a second apart"
+    assert samples.take(2, lambda: [worker], [[4242, 1.0, 1]] * 5000, now=11.2) == 1, "each node on its own"

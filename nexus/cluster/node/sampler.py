@@ -11,6 +11,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -90,12 +91,13 @@ class NodeSamples:
         self.rt = rt
         self.last: dict[int, float] = {}  # node -> when its samples were last taken
 
-    def take(self, node: int, workers: list[WorkerRecord], procs: list[Any], now: float) -> int:
-        """Record ``procs`` of ``node`` (whose workers are ``workers``) at ``now``; how many were taken."""
+    def take(self, node: int, workers: Callable[[], list[WorkerRecord]], procs: list[Any], now: float) -> int:
+        """Record ``procs`` of ``node`` (whose workers ``workers()`` lists, asked only when they are taken) at ``now``;
+        how many were taken."""
         if now - self.last.get(node, -1.0) < 0.45:
             return 0
         self.last[node] = now
-        by_pid = {w.pid: w for w in workers}
+        by_pid = {w.pid: w for w in workers()}
         taken: dict[int, tuple[float, int]] = {}
         for entry in procs[: 2 * len(by_pid)]:
             if not (isinstance(entry, list) and len(entry) == 3 and all(_number(x) for x in entry)):

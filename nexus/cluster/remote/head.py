@@ -376,7 +376,7 @@ class HeadService:
         if wire.is_int(f.get("mono")):
             record.mono_offset = f["mono"]
         if isinstance(f.get("procs"), list) and self.samples is not None:  # (its workers' CPU and memory)
-            self.samples.take(node, [p.record for p in self.peers.values() if p.record.node == node], f["procs"], self.clock.now)
+            self.samples.take(node, lambda: [p.record for p in self.peers.values() if p.record.node == node], f["procs"], self.clock.now)
         return wire.encode("ack", mono=time.monotonic_ns(), seq=f.get("seq"))
 
     def _on_leave(self, identity: bytes, key: str, f: dict[str, Any]) -> None:
