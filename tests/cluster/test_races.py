@@ -148,7 +148,7 @@ def test_a_bounded_call_of_a_worker_that_died_waiting_is_dropped_not_run_on_reus
             time.sleep(0.01)
         time.sleep(1.0)  # the caller's call is at the driver, waiting for room
         nexus.cancel(caller, force=True)  # its worker dies: its argument's region comes back
-        time.sleep(0.5)
+        nexus.wait([caller], timeout=30)  # (settled once the head has seen that worker die: not a guess at how long)
         other = nexus.put(np.full(8 * MiB, 9, dtype=np.uint8))  # may take that region
         release.touch()
         nexus.get(held, timeout=30)
