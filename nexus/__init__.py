@@ -129,6 +129,10 @@ def __getattr__(name: str) -> object:
         from .runtime_context import get_runtime_context
 
         value = get_runtime_context
+    elif name in ("ObjectRefGenerator", "DynamicObjectRefGenerator"):  # (what generator tasks give, as Ray's)
+        from .cluster import generators
+
+        value = getattr(generators, name)
     elif name == "method":  # (@nexus.method, as Ray's @ray.method)
         from .cluster.actor_handles import method
 

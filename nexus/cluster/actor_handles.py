@@ -10,11 +10,15 @@ from typing import Any
 
 from . import session as _session
 from .definitions import ACTOR_OPTIONS, METHOD_OPTIONS, _check_options, _Definition, _runtime, _with_options
+from .generators import DYNAMIC, STREAMING, ObjectRefGenerator, yields_of
 from .signatures import ArgumentCheck, method_checks
+from .state.actors import ends_with_its_handles
+from .values import ObjectRef
 
 __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "method"]
 
 _BUILT_IN = frozenset({"__ray_ready__", "__ray_terminate__"})
+_YIELDING = (STREAMING, DYNAMIC)
 _DECORATED = "__nexus_method__"  # the attribute @nexus.method leaves on a method: its options
 
 
@@ -42,7 +46,7 @@ class ActorMethod:
 
     __slots__ = ("_handle", "_name", "_num_returns")
 
-    def __init__(self, handle: ActorHandle, name: str, num_returns: int = 1) -> None:
+    def __init__(self, handle: ActorHandle, name: str, num_returns: int | str = 1) -> None:
         self._handle = handle
         self._name = name
         self._num_returns = num_returns
@@ -50,8 +54,12 @@ class ActorMethod:
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         self._check(args, kwargs)
         handle = self._handle
-        refs = _runtime().submit_call(handle._actor_id, self._name, args, kwargs, self._num_returns, False, handle._bounded)
-        return refs[0] if self._num_returns == 1 else refs
+        num_returns = self._num_returns
+        if type(num_returns) is not int:  # a generator method's values, as they come or all at once
+            ref = _runtime().submit_call(handle._actor_id, self._name, args, kwargs, 1, False, handle._bounded)[0]
+            return ObjectRefGenerator(ref) if num_returns == STREAMING else ref
+        refs = _runtime().submit_call(handle._actor_id, self._name, args, kwargs, num_returns, False, handle._bounded)
+        return refs[0] if num_returns == 1 else refs
 
     def tell(self, *args: Any, **kwargs: Any) -> None:
         self._check(args, kwargs)
@@ -65,7 +73,13 @@ class ActorMethod:
 
     def options(self, **options: Any) -> ActorMethod:
         _check_options(options, METHOD_OPTIONS, f"actor method {self._name}")
-        return ActorMethod(self._handle, self._name, options.get("num_returns", self._num_returns))
+        num_returns = options.get("num_returns", self._num_returns)
+        if num_returns != self._num_returns and (num_returns in _YIELDING or self._num_returns in _YIELDING):
+            raise ValueError(  # (the actor's worker hands back a generator's values as the method declares)
+                f"{self._name} has num_returns={self._num_returns!r}; to change that, declare it on the method:"
+                f" @nexus.method(num_returns={num_returns!r})"
+            )
+        return ActorMethod(self._handle, self._name, num_returns)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"actor method {self._name} cannot be called directly; use .remote(...) or .tell(...)")
@@ -81,7 +95,8 @@ class ActorHandle:
         methods: frozenset[str] | None = None,
         checks: dict[str, ArgumentCheck] | None = None,
         bounded: bool = False,
-        returns: dict[str, int] | None = None,
+        returns: dict[str, int | str] | None = None,
+        ref: ObjectRef | None = None,
     ) -> None:
         self._actor_id = actor_id
         self._cls_name = cls_name
@@ -91,6 +106,7 @@ class ActorHandle:
         # inside a worker then asks the driver before each call instead of sending it and going on.
         self._bounded = bounded
         self._returns = returns  # the methods whose calls return more than one value (@nexus.method(num_returns=))
+        self._ref = ref  # counts this handle, wherever it goes: the actor ends with the last one (see head.actor_lifetime)
 
     def __getattr__(self, name: str) -> ActorMethod:
         if name in _BUILT_IN:  # (every actor answers them, as Ray's: see worker.actors)
@@ -102,7 +118,7 @@ class ActorHandle:
         return ActorMethod(self, name, self._returns.get(name, 1) if self._returns else 1)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return ActorHandle, (self._actor_id, self._cls_name, self._methods, self._checks, self._bounded, self._returns)
+        return ActorHandle, (self._actor_id, self._cls_name, self._methods, self._checks, self._bounded, self._returns, self._ref)
 
     def __repr__(self) -> str:
         return f"Actor({self._cls_name}, {self._actor_id:016x})"
@@ -126,7 +142,7 @@ class ActorClass:
         self._checks = method_checks(cls, self._methods)
         self._init_check = ArgumentCheck.of(cls, self._name)
         decorated = {name: getattr(getattr(cls, name), _DECORATED, None) for name in self._methods}
-        self._returns = {name: o["num_returns"] for name, o in decorated.items() if o and o.get("num_returns", 1) != 1} or None
+        self._returns = _returns_of(cls, decorated) or None
         self._groups = {name: o["concurrency_group"] for name, o in decorated.items() if o and o.get("concurrency_group")}
         _check_groups(self._options.get("concurrency_groups"), self._groups, self._name)
 
@@ -179,14 +195,14 @@ class ActorClass:
             "scheduling_strategy",
             "label_selector",
             "concurrency_groups",
+            "lifetime",
         )
         actor_options = {k: v for k, v in options.items() if k in kept}
         actor_options["_handle"] = (self._methods, self._checks, self._returns)  # (what get_actor's handles know)
         actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)
         bounded = options.get("mailbox") is not None or options.get("max_pending_calls") not in (None, -1)
-        return ActorHandle(actor_id, self._name, self._methods, self._checks, bounded, self._returns)
-
-
+        ref = ObjectRef(actor_id) if ends_with_its_handles(actor_options) else None
+        return ActorHandle(actor_id, self._name, self._methods, self._checks, bounded, self._returns, ref)
 
 
 def _check_groups(groups: Any, used: dict[str, str], cls_name: str, made: bool = False) -> None:
@@ -203,3 +219,17 @@ def _check_groups(groups: Any, used: dict[str, str], cls_name: str, made: bool =
         if group not in (groups or {}):
             have = ", ".join(sorted(groups or {})) or "none"
             raise ValueError(f"{cls_name}.{name} runs in concurrency group {group!r}, which {cls_name} does not have (it has {have})")
+
+
+def _returns_of(cls: type, decorated: dict[str, Any]) -> dict[str, int | str]:
+    """The methods whose calls return other than one value: ``@nexus.method(num_returns=)``, and generators
+    (their values as they come, unless declared otherwise; see cluster.generators)."""
+    returns: dict[str, int | str] = {}
+    for name, options in decorated.items():
+        num_returns = (options or {}).get("num_returns")
+        yields = yields_of(getattr(cls, name), num_returns)
+        if yields is not None:
+            returns[name] = yields[0]
+        elif num_returns not in (None, 1):
+            returns[name] = num_returns
+    return returns

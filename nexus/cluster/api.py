@@ -33,6 +33,7 @@ from . import session as _session
 from .actor_handles import ActorClass, ActorHandle, ActorMethod  # noqa: F401  (ActorMethod: its name here, as before)
 from .config import ClusterConfig
 from .definitions import TASK_OPTIONS, _check_options, _Definition, _runtime, _with_options
+from .generators import ObjectRefGenerator, generator_call
 from .signatures import ArgumentCheck
 from .values import Blob, ObjectRef, deserialize
 
@@ -288,6 +289,8 @@ def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> No
     ``recursive`` (the default, as Ray's) the tasks it submitted are
     cancelled too, and theirs.
     """
+    if isinstance(ref, ObjectRefGenerator):  # (its task: the generator stops where it is)
+        ref = ref.completed()
     if not isinstance(ref, ObjectRef):
         raise TypeError(f"nexus.cancel takes an ObjectRef, not {_described(ref)}")
     _runtime().cancel(ref.id, force, recursive)
@@ -359,6 +362,7 @@ class RemoteFunction:
         self._name = fn.__qualname__
         self._def = _Definition(fn)  # shared by every copy .options() makes
         self._check = ArgumentCheck.of(fn, self._name)
+        self._generator = inspect.isgeneratorfunction(fn)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -373,6 +377,7 @@ class RemoteFunction:
         self._name = self._function.__qualname__
         self._def = _Definition(self._function, state["id"], _session.current())
         self._check = state.get("check")
+        self._generator = inspect.isgeneratorfunction(self._function)
 
     def options(self, **options: Any) -> RemoteFunction:
         return _with_options(self, options, TASK_OPTIONS, f"remote function {self._name}")
@@ -383,7 +388,9 @@ class RemoteFunction:
             self._check(args, kwargs)
         d = self._def
         fn_id = d.id if d.session is runtime else d.id_in(runtime)
-        num_returns = self._options.get("num_returns", 1)
+        num_returns = self._options.get("num_returns", 0 if self._generator else 1)
+        if type(num_returns) is not int or not num_returns:  # a generator's values, as they come or all at once
+            return generator_call(runtime, fn_id, d.factory, self._name, self._function, args, kwargs, self._options)
         refs = runtime.submit_task(fn_id, d.factory, self._name, args, kwargs, num_returns, self._options)
         return refs[0] if num_returns == 1 else refs
 
@@ -409,5 +416,3 @@ def _make_remote(target: Any, options: dict[str, Any]) -> Any:
     if callable(target):
         return RemoteFunction(target, options)
     raise TypeError(f"@nexus.remote takes a function or a class, not {type(target).__qualname__}")
-
-

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import session as _session
+from .generators import check_num_returns
 from .values import Blob, serialize
 
 if TYPE_CHECKING:
@@ -15,13 +16,14 @@ if TYPE_CHECKING:
 __all__ = ["ACTOR_OPTIONS", "METHOD_OPTIONS", "TASK_OPTIONS"]
 
 TASK_OPTIONS = frozenset(
-    "num_cpus num_gpus resources num_returns max_retries retry_exceptions name scheduling_strategy label_selector memory".split()
+    "num_cpus num_gpus resources num_returns max_retries retry_exceptions name scheduling_strategy label_selector memory "
+    "_generator_backpressure_num_objects".split()
 )
 ACTOR_OPTIONS = frozenset(
     "num_cpus num_gpus resources name namespace get_if_exists lifetime max_restarts max_task_retries max_concurrency "
     "max_pending_calls mailbox scheduling_strategy label_selector memory concurrency_groups".split()
 )
-METHOD_OPTIONS = frozenset({"num_returns", "name", "max_task_retries", "retry_exceptions"})
+METHOD_OPTIONS = frozenset({"num_returns", "name", "max_task_retries", "retry_exceptions", "_generator_backpressure_num_objects"})
 
 
 def _check_options(options: dict[str, Any], allowed: frozenset[str], what: str) -> dict[str, Any]:
@@ -31,9 +33,11 @@ def _check_options(options: dict[str, Any], allowed: frozenset[str], what: str) 
         raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} {names} for {what}; known: {', '.join(sorted(allowed))}")
     if options.get("name") is not None and not isinstance(options["name"], str):
         raise TypeError(f"the name of {what} is a string, not {options['name']!r}")
-    num_returns = options.get("num_returns", 1)
-    if not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 1:
-        raise ValueError(f"num_returns must be a positive int, not {num_returns!r}")
+    check_num_returns(options.get("num_returns", 1))
+    if options.get("lifetime") not in (None, "detached", "non_detached"):
+        raise ValueError(
+            f"an actor's lifetime is None, 'non_detached' or 'detached' (it outlives its handles), not {options['lifetime']!r}"
+        )
     mailbox = options.get("mailbox")
     if mailbox is not None:
         from ..core.mailbox import MailboxKind, MailboxSpec

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..core.errors import ActorDiedError, NexusError
 from ..core.event_stream import EventStream
+from .generators import DYNAMIC, DynamicObjectRefGenerator, method_yields
 from .values import Blob, ObjectRef, deserialize, error_blob, serialize
 
 __all__ = ["LocalSession"]
@@ -45,6 +46,7 @@ class LocalSession:
         self.lock = threading.RLock()  # (the tables, from any thread the user starts; never held while user code runs)
         self.loops: dict[int, asyncio.AbstractEventLoop] = {}  # an async actor's event loop, on a thread of its own
         self.events = EventStream()
+        self.streams: dict[int, list[int]] = {}  # a streaming call's values, by its task ref
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -79,7 +81,7 @@ class LocalSession:
         return [ObjectRef(oid, counted=False) for oid in ids]
 
     def _run(
-        self, fn: Callable[..., Any], args: tuple, kwargs: dict, num_returns: int, what: str, loop: Any = None
+        self, fn: Callable[..., Any], args: tuple, kwargs: dict, num_returns: int, what: str, loop: Any = None, yields: Any = None
     ) -> list[ObjectRef]:
         """Run ``fn`` now, on this thread (not under the session's lock: it may call into the session, or wait for
         another thread's call); an async actor's coroutine on its own loop."""
@@ -92,15 +94,43 @@ class LocalSession:
             value = fn(*args, **kwargs)
             if inspect.isawaitable(value):
                 value = asyncio.run_coroutine_threadsafe(_awaited(value), loop).result() if loop else _run_coroutine(value)
+            if yields is not None or inspect.isgenerator(value) or inspect.isasyncgen(value):
+                return self._generated(value, yields, num_returns, what, loop)
         except Exception as exc:
             return self._fail([self.new_id() for _ in range(num_returns)], exc, user=True)
         with self.lock:
             return self._store(value, num_returns, what)
 
+    def _generated(self, value: Any, yields: Any, num_returns: int, what: str, loop: Any) -> list[ObjectRef]:
+        """A generator's values, all made now: as a stream for ``stream_next``, a dynamic call's refs, or results."""
+        if inspect.isasyncgen(value):
+            gathered = _gathered(value)
+            items, failure = asyncio.run_coroutine_threadsafe(gathered, loop).result() if loop else _run_coroutine(gathered)
+        elif inspect.isgenerator(value):
+            items, failure = _gathered_sync(value)
+        else:
+            raise TypeError(f"{what} has num_returns={yields[0]!r} but returned {type(value).__name__}, not a generator")
+        if failure is not None and (yields is None or yields[0] == DYNAMIC):
+            return self._fail([self.new_id() for _ in range(num_returns)], failure, user=True)
+        if yields is None:
+            if num_returns == 1 and len(items) != 1:
+                return self._fail([self.new_id()], ValueError(f"{what} has num_returns=1 but yielded {len(items)} values"))
+            with self.lock:
+                return self._store(items[0] if num_returns == 1 else items, num_returns, what)
+        refs = [self.put(item) for item in items]
+        if yields[0] == DYNAMIC:
+            with self.lock:
+                return self._store(DynamicObjectRefGenerator(refs), 1, what)
+        with self.lock:
+            task = self.new_id()
+            self.objects[task] = error_blob(failure, _WHERE, user=True) if failure else serialize(None, "", inline=True)
+            self.streams[task] = [ref.id for ref in refs]
+        return [ObjectRef(task, counted=False)]
+
     def submit_task(
         self, fn_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, num_returns: int, options: dict
     ) -> list[ObjectRef]:
-        return self._run(_original(factory), args, kwargs, num_returns, name)
+        return self._run(_original(factory), args, kwargs, num_returns, name, yields=options.get("_yields"))
 
     def create_actor(self, cls_id: bytes, factory: Callable[[], Blob], name: str, args: tuple, kwargs: dict, options: dict) -> int:
         actor_id = self.new_id()
@@ -114,7 +144,7 @@ class LocalSession:
                 kwargs = {k: self._resolve(v) for k, v in kwargs.items()}
                 cls = _original(factory)
                 self.actors[actor_id] = cls(*args, **kwargs)
-                if any(inspect.iscoroutinefunction(getattr(cls, m, None)) for m in dir(cls) if not m.startswith("__")):
+                if any(_is_async(getattr(cls, m, None)) for m in dir(cls) if not m.startswith("__")):
                     self.loops[actor_id] = _loop_thread()  # (one loop for its life: what it keeps is bound to it)
             except Exception as exc:  # (its calls fail with this, as a cluster's do)
                 self.dead[actor_id] = f"actor {name} failed in its constructor: {type(exc).__name__}: {exc}"
@@ -140,7 +170,7 @@ class LocalSession:
         bound = getattr(instance, method, None)
         if bound is None:
             return self._fail([self.new_id() for _ in range(num_returns)], AttributeError(f"{what} does not exist"))
-        return self._run(bound, args, kwargs, num_returns, what, self.loops.get(actor_id))
+        return self._run(bound, args, kwargs, num_returns, what, self.loops.get(actor_id), method_yields(type(instance), method))
 
     # -- values ----------------------------------------------------------------------------------
 
@@ -199,6 +229,13 @@ class LocalSession:
         return dict(self.resources)
 
     def control(self, op: str, *args: Any) -> Any:
+        if op == "stream_next":  # (see head.streams: here every value was made when the call was)
+            task, index = args
+            made = self.streams.get(task, [])
+            if index < len(made):
+                return ("item", made[index])
+            blob = self.objects.get(task)
+            return ("item", task) if blob is not None and blob.error and index == len(made) else ("end", 0)
         if op == "state" and args and args[0] == "handle":
             return self.handles.get(args[1])
         if op == "state" and args and args[0] == "context":
@@ -278,3 +315,27 @@ def _run_coroutine(awaitable: Any) -> Any:
 
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
+
+
+def _gathered_sync(generator: Any) -> tuple[list[Any], Exception | None]:
+    items: list[Any] = []
+    try:
+        for item in generator:
+            items.append(item)
+    except Exception as exc:  # (the values before it are the stream's, then the error)
+        return items, exc
+    return items, None
+
+
+async def _gathered(generator: Any) -> tuple[list[Any], Exception | None]:
+    items: list[Any] = []
+    try:
+        async for item in generator:
+            items.append(item)
+    except Exception as exc:
+        return items, exc
+    return items, None
+
+
+def _is_async(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)

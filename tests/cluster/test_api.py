@@ -768,3 +768,16 @@ def test_a_label_selector_as_in_ray(cluster):
     )
     never_runs(lambda: double.options(label_selector={"zone": 1}).remote(1), "label_selector maps label names to values")
     never_runs(lambda: Counter.options(label_selector={"gpu": "a100"}).remote().get.remote(), "can never run: no node has the labels")
+
+
+@nexus.remote
+def _streamed(n):
+    for i in range(n):
+        yield np.full(1 << 17, i)  # (1 MiB each: through the store)
+
+
+def test_a_generator_streams_its_values(cluster):
+    gen = _streamed.remote(3)
+    assert [int(nexus.get(ref)[0]) for ref in gen] == [0, 1, 2]
+    with pytest.raises(StopIteration):
+        next(gen)

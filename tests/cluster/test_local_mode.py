@@ -115,3 +115,33 @@ def test_an_async_actor_keeps_one_event_loop_for_its_life_and_local_mode_takes_n
         nexus.shutdown()
         nexus.init(local_mode=True, address="127.0.0.1:1")
     nexus.init(local_mode=True)
+
+
+@nexus.remote
+def counting(n: int):
+    yield from range(n)
+    raise ValueError("the end")
+
+
+@nexus.remote
+class Yielder:
+    def items(self, n: int):
+        yield from range(n)
+
+    async def later(self, n: int):
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield i * 2
+
+
+def test_generators_stream_their_values_and_the_error_last(local: None) -> None:
+    gen = counting.remote(3)
+    refs = list(gen)
+    assert nexus.get(refs[:3]) == [0, 1, 2] and len(refs) == 4
+    with pytest.raises(ValueError, match="the end"):
+        nexus.get(refs[3])
+    with pytest.raises(ValueError, match="the end"):  # (a dynamic call fails as a whole)
+        nexus.get(counting.options(num_returns="dynamic").remote(0))
+    yielder = Yielder.remote()
+    assert [nexus.get(r) for r in yielder.items.remote(2)] == [0, 1]
+    assert [nexus.get(r) for r in yielder.later.remote(3)] == [0, 2, 4]

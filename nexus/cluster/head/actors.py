@@ -15,6 +15,7 @@ from ..state.tasks import CallRecord
 from ..state.workers import WorkerRecord
 from ..strategies import label_selector, placement
 from ..values import Blob, ObjectRef, error_blob, serialize, split_args
+from .actor_lifetime import ActorLifetimes
 from .placing import ActorPlacement
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class ActorDirectory:
         self.actors: dict[int, ActorRecord] = {}
         self.named: dict[tuple[str, str], int] = {}
         self.placing = ActorPlacement(rt, self.actors, self.on_actor_failed, self._actor_args_made)
+        self.lifetimes = ActorLifetimes(rt)
         rt.objects.on_ready[CallRecord] = self._call_args_made
         rt.objects.on_ready[ActorRecord] = self._actor_args_made
 
@@ -106,6 +108,7 @@ class ActorDirectory:
             actor.cls_id, actor.args_blob, actor.deps, actor.options = cls_id, args_blob, deps, options
             actor.args_oid = self.objects.args_object(args_blob)
             self.actors[actor_id] = actor
+            self.lifetimes.track(actor_id, options, creator)  # (it ends with its last handle: see head.actor_lifetime)
             if name is not None:
                 self.named[(namespace, name)] = actor_id
             if answer is not None and actor.waiting_for is not None:
@@ -590,11 +593,3 @@ class ActorDirectory:
             self.named.pop((actor.namespace, actor.name), None)
         if w is not None:
             self.lock.after(Kill(w.link))  # the receiver sees its pidfd and cleans up (worker_died)
-
-    def get_actor(self, name: str, namespace: str | None) -> tuple[int, str, bool]:
-        with self.lock:
-            actor_id = self.named.get((namespace or self.rt.namespace, name))
-            actor = self.actors.get(actor_id) if actor_id is not None else None
-            if actor is None or actor.dead is not None:
-                raise ValueError(f"no actor named {name!r} in namespace {namespace or self.rt.namespace!r}")
-            return actor.actor_id, actor.cls_name, actor.mailbox is not None or actor.max_pending >= 0

@@ -314,3 +314,13 @@ def events_since(rt: Any, cursor: int, limit: int) -> tuple[list[tuple[Any, ...]
         raise RuntimeError("this cluster records no events: it was started with observe=False")
     result = rt.observed.read(int(cursor), max(1, min(int(limit), 10_000)))
     return list(result.events), result.cursor, result.missed
+
+
+def actor_named(rt: Any, name: str, namespace: str | None) -> tuple[int, str, bool]:
+    """The live actor named ``name`` (its id, class, and whether calls to it are bounded), for ``get_actor``."""
+    with rt.lock:
+        actor_id = rt.actors_dir.named.get((namespace or rt.namespace, name))
+        actor = rt.actors.get(actor_id) if actor_id is not None else None
+        if actor is None or actor.dead is not None:
+            raise ValueError(f"no actor named {name!r} in namespace {namespace or rt.namespace!r}")
+        return actor.actor_id, actor.cls_name, actor.mailbox is not None or actor.max_pending >= 0

@@ -56,6 +56,7 @@ class ObjectDirectory:
         self.entries = self.table.entries
         self.ticks = self.table.ticks
         self.deferred: deque[tuple[int, int, int]] = deque()  # ref changes from finalizers that found the lock taken
+        self.watched: dict[int, Callable[[int], None]] | None = None  # called when these are freed (see watch_free)
 
     # -- what the table is told ------------------------------------------------------------
 
@@ -78,6 +79,22 @@ class ObjectDirectory:
 
     def new(self, oid: int) -> None:
         self.table.new(oid)
+
+    def watch_free(self, oid: int, callback: Callable[[int], None]) -> None:
+        """Call ``callback(oid)`` when ``oid`` is freed (with the lock held). The hook goes in at the first watch:
+        until then freeing an object costs no more than it did."""
+        watched = self.watched
+        if watched is None:
+            watched = self.watched = {}
+            freed = self.table.on_free
+
+            def on_free(oid: int, entry: ObjectEntry) -> None:
+                freed(oid, entry)
+                if oid in watched:
+                    watched.pop(oid)(oid)
+
+            self.table.on_free = on_free
+        watched[oid] = callback
 
     def made_by(self, w: WorkerRecord, oid: int) -> None:
         """Worker ``w`` made the id of a new object and holds the one ref to it."""

@@ -46,6 +46,7 @@ from .actors import ActorDirectory
 from .lock import TableLock
 from .objects import ObjectDirectory
 from .peers import PeerDirectory
+from .streams import StreamDirectory
 from .tasks import TaskScheduler
 
 __all__ = ["Runtime"]
@@ -129,6 +130,7 @@ class Runtime:
         self.spawn_on: Callable[[int, str], bool] | None = None  # asks a joined node for a worker (set with membership)
         self.management: Callable[[str, Any, str], Any] | None = None  # runs an operator's command (nexus.manage sets it)
         self.handlers = self._handlers()
+        self.streams = StreamDirectory(self)  # (its messages and its control op: see head.streams)
         procs = [self.spawn("task") for _ in range(num_cpus)]
         self.receiver.start()
         deadline = time.monotonic() + config.worker_start_timeout
@@ -219,7 +221,7 @@ class Runtime:
         self.actors_dir.kill(actor_id, no_restart, why)
 
     def get_actor(self, name: str, namespace: str | None) -> tuple[int, str, bool]:
-        return self.actors_dir.get_actor(name, namespace)
+        return listing.actor_named(self, name, namespace)
 
     def event_stream(self) -> EventStream:
         return self.events

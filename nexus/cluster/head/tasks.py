@@ -268,7 +268,9 @@ class TaskScheduler:
             w.shipped.add(task.fn_id)
         objects = self.objects
         deps, args_blob = objects.ship_args(w, task.deps, task.args_oid, task.args_blob)
-        body = ("task", task.task_id, task.fn_id, task.name, args_blob, deps, task.result_ids, task.trace)
+        body: tuple[Any, ...] = ("task", task.task_id, task.fn_id, task.name, args_blob, deps, task.result_ids, task.trace)
+        if task.yields is not None:
+            body += (task.yields,)
         if w.blocked:
             self.outbox.flush(w)
             self.outbox.send(w, body)
@@ -331,7 +333,7 @@ class TaskScheduler:
                 if timing is not None:
                     tasks.took[task.fn_id] = (timing[3] - timing[0]) * 1e-9
             elif task is None and w.actor is not None:
-                rt.actors_dir.call_done(w.actor, task_id)
+                rt.actors_dir.lifetimes.call_done(w.actor, task_id)
             self.outbox.flush(w)
             self.dispatch()
 

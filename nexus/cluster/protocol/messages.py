@@ -164,6 +164,23 @@ class Get(NamedTuple):
     timeout: float | None
 
 
+class Yield(NamedTuple):
+    """Value number ``seq`` (0, 1, ...) a streaming generator yielded (see head.streams); ``task``: its call's result id."""
+
+    task: int
+    seq: int
+    blob: Any
+
+
+class StreamRoom(NamedTuple):
+    """A streaming generator has yielded ``made`` values and may leave ``room`` unread: answered once it may go on."""
+
+    request: int
+    task: int
+    made: int
+    room: int
+
+
 class Wait(NamedTuple):
     request: int
     ids: list[int]
@@ -206,6 +223,8 @@ TO_DRIVER: dict[str, type[tuple[Any, ...]]] = {
     "wait": Wait,
     "batch": Batch,
     "control": Control,
+    "yield": Yield,
+    "stream_room": StreamRoom,
 }
 
 
@@ -238,6 +257,7 @@ class Task(NamedTuple):
     deps: Items
     result_ids: list[int]
     trace: int = 0
+    yields: tuple[str, int] | None = None  # a generator's: how it hands back its values (see cluster.generators)
 
 
 class Cancel(NamedTuple):

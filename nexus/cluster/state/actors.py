@@ -11,7 +11,13 @@ from ...core.errors import ActorDiedError
 from .tasks import CallRecord
 from .workers import InvalidTransitionError, WorkerRecord
 
-__all__ = ["ActorRecord", "ActorStatus", "Admission"]
+__all__ = ["ActorRecord", "ActorStatus", "Admission", "ends_with_its_handles"]
+
+
+def ends_with_its_handles(options: dict[str, Any]) -> bool:
+    """Whether an actor made with ``options`` ends when its last handle goes (as Ray's): not a named one, nor
+    one made with ``lifetime="detached"``."""
+    return options.get("name") is None and options.get("lifetime") != "detached"
 
 
 class ActorStatus(enum.Enum):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["Command", "Kill", "Push", "RemoveSpill"]
+__all__ = ["Command", "Kill", "Push", "RemoveSpill", "Unreferenced"]
 
 
 class Push(NamedTuple):
@@ -31,4 +31,10 @@ class RemoveSpill(NamedTuple):
     name: str
 
 
-Command = Push | Kill | RemoveSpill
+class Unreferenced(NamedTuple):
+    """The last handle of an actor went: it ends once the calls it has are done (see head.actor_lifetime)."""
+
+    actor_id: int
+
+
+Command = Push | Kill | RemoveSpill | Unreferenced

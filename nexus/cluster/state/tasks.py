@@ -41,6 +41,7 @@ class TaskRecord:
         "trace",
         "where",
         "worker",
+        "yields",
     )
 
     def __init__(
@@ -73,11 +74,13 @@ class TaskRecord:
         self.trace = self.task_id  # the trace it belongs to: the id of the call that started the chain
         self.strategy: tuple[Any, ...] | None = None  # where it may run: ("node", id, soft) or ("spread",) (see strategies)
         self.where: Callable[[Any], bool] | None = None  # the nodes' labels it may run on (see strategies.label_selector)
+        self.yields: Any = None
 
     def set_retry_options(self, options: dict[str, Any]) -> None:
         retries = options.get("max_retries")
         if retries is not None:
             self.retries = int(retries)
+        self.yields = options.get("_yields")  # a generator's: how it hands back its values (see cluster.generators)
         retry = options.get("retry_exceptions", False)
         if isinstance(retry, type):
             retry = (retry,)

@@ -12,8 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ...core.errors import NexusError, TaskCancelledError
+from ..generators import method_yields
 from ..values import Blob, deserialize, error_blob
 from .execution import _NOT_THE_USERS, TaskExecution, _DependencyFailed, _now, _trace_context
+from .yields import drain_async, is_generator
 
 if TYPE_CHECKING:
     import asyncio
@@ -43,9 +45,7 @@ def _set_policy(batch: bool) -> None:
 
 
 class _ActorHost:
-    def __init__(
-        self, actor_id: int, instance: Any, max_concurrency: int, is_async: bool, groups: dict[str, int] | None = None
-    ) -> None:
+    def __init__(self, actor_id: int, instance: Any, max_concurrency: int, is_async: bool, groups: dict[str, int] | None = None) -> None:
         self.actor_id = actor_id
         self.instance = instance
         self.is_async = is_async
@@ -114,7 +114,7 @@ class ActorHosting(TaskExecution):
                 raise NexusError(f"worker has no definition of {name}")
             args, kwargs = self._arguments(args_blob, deps)
             instance = cls(*args, **kwargs)
-            is_async = any(inspect.iscoroutinefunction(getattr(cls, m, None)) for m in dir(cls) if not m.startswith("__"))
+            is_async = any(_is_async(getattr(cls, m, None)) for m in dir(cls) if not m.startswith("__"))
             concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
             groups = options.get("concurrency_groups") or {}
             self.actor = _ActorHost(actor_id, instance, concurrency, is_async, groups)
@@ -154,15 +154,16 @@ class ActorHosting(TaskExecution):
         name = f"{type(host.instance).__qualname__}.{method}"
         if bound is None:
             bound = _BUILT_IN[method] if method in _BUILT_IN else _missing(type(host.instance).__qualname__, method)
+        yields = method_yields(type(host.instance), method)
         if host.loop is not None:
-            self._call_async(host, bound, name, call_id, args_blob, deps, result_ids, context, host.semaphore_for(method))
+            self._call_async(host, bound, name, call_id, args_blob, deps, result_ids, context, host.semaphore_for(method), yields)
         elif host.pool is not None:
-            host.pool_for(method).submit(self._finish_call, bound, name, call_id, args_blob, deps, result_ids, None, context)
+            host.pool_for(method).submit(self._finish_call, bound, name, call_id, args_blob, deps, result_ids, None, context, yields)
         else:
             self.busy_call = True
             try:
                 start = self.running_since = time.perf_counter()
-                self._finish_call(bound, name, call_id, args_blob, deps, result_ids, (method, start), context)
+                self._finish_call(bound, name, call_id, args_blob, deps, result_ids, (method, start), context, yields)
             finally:
                 self.busy_call = False
                 self.running_since = 0.0
@@ -177,12 +178,13 @@ class ActorHosting(TaskExecution):
         result_ids: list[int],
         timed: Any = None,
         context: tuple[int, int] = (0, 0),
+        yields: Any = None,
     ) -> None:
         token = _trace_context.set(context)
         if call_id in self.cancelled:  # (cancelled while it waited for a thread: it never runs)
             bound = _cancelled(name)
         try:
-            items, _value, timing = self._outcome(bound, name, args_blob, deps, result_ids or [0])
+            items, _value, timing = self._outcome(bound, name, args_blob, deps, result_ids or [0], yields)
         finally:
             _trace_context.reset(token)
             self.cancelled.discard(call_id)
@@ -205,6 +207,7 @@ class ActorHosting(TaskExecution):
         result_ids: list[int],
         context: tuple[int, int] = (0, 0),
         semaphore: asyncio.Semaphore | None = None,
+        yields: Any = None,
     ) -> None:
         async def run() -> None:
             limit = semaphore or host.semaphore
@@ -219,6 +222,8 @@ class ActorHosting(TaskExecution):
                     value = (_cancelled(name) if call_id in self.cancelled else bound)(*args, **kwargs)
                     if inspect.isawaitable(value):
                         value = await value
+                    if yields is not None or is_generator(value):  # (values yielded: see worker.yields)
+                        value = await drain_async(self, value, yields, result_ids or [0], name)
                     ran = _now()
                     items = self._results(value, result_ids or [0], name)
                     ok = True
@@ -243,6 +248,10 @@ class ActorHosting(TaskExecution):
             host.loop.call_soon(host.loop.create_task, run())
         else:
             host.loop.call_soon_threadsafe(host.loop.create_task, run())
+
+
+def _is_async(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
 
 
 def _cancelled(name: str) -> Any:

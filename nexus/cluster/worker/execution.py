@@ -9,11 +9,13 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from types import GeneratorType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ...core.errors import DeserializationError, NexusError, SerializationError, TaskCancelledError
 from ..values import Blob, current_client, deserialize, error_blob, join_args, serialize
 from .answers import HeldAnswers
+from .yields import drain
 
 __all__ = ["TaskExecution"]
 
@@ -77,7 +79,7 @@ class TaskExecution:
         return items
 
     def _outcome(
-        self, fn: Any, name: str, args_blob: Blob, deps: list[tuple[int, Blob]], result_ids: list[int]
+        self, fn: Any, name: str, args_blob: Blob, deps: list[tuple[int, Blob]], result_ids: list[int], yields: Any = None
     ) -> tuple[list[tuple[int, Blob]], Any, tuple[int, int, int, int, bool]]:
         """The results (serialized), the value itself, and when it ran (start, arguments read, returned, results
         made; monotonic ns; ok). Keep the value until the results are sent, so that refs inside it are
@@ -91,6 +93,8 @@ class TaskExecution:
                 self.cancellable += 1
             try:
                 value = fn(*args, **kwargs)
+                if yields is not None or type(value) is GeneratorType:  # (values yielded: see worker.yields)
+                    value = drain(self, value, yields, result_ids, name)
             finally:
                 if main:
                     self.cancellable -= 1
@@ -116,6 +120,7 @@ class TaskExecution:
         deps: list[tuple[int, Blob]],
         result_ids: list[int],
         trace: int = 0,
+        yields: Any = None,
     ) -> None:
         fn = self.defs.get(fn_id)
         start = time.perf_counter()
@@ -127,7 +132,7 @@ class TaskExecution:
                 blob = error_blob(NexusError(f"worker has no definition of {name}"), self.where)
                 items = [(oid, blob) for oid in result_ids]
             else:
-                items, _value, timing = self._outcome(fn, name, args_blob, deps, result_ids)
+                items, _value, timing = self._outcome(fn, name, args_blob, deps, result_ids, yields)
         finally:
             _trace_context.reset(context_token)
             self.current_task = outer
