@@ -222,6 +222,22 @@ class TaskQueue:
                 return task
         return None
 
+    def take_nested(self, workers: list[WorkerRecord], w: WorkerRecord, load: NodeLoad | None) -> TaskRecord | None:
+        """For ``w``, blocked in a get: a queued task that one of the tasks it runs submitted (what it most likely
+        waits for), newest first. A worker blocked in a get runs tasks on top of the one that waits; given the next
+        of the queue instead, a chain of nested tasks on one CPU stacked every outer task of the queue before the
+        inner one each waits for (1,000 ``f -> g -> h`` chains: the last outer task ran before the first inner one)."""
+        queue, running = self.queue, self.running
+        for i in range(len(queue) - 1, max(-1, len(queue) - 66), -1):  # (submitted last: at the tail)
+            task = queue[i]
+            parent = running.get(task.parent) if task.parent else None
+            if parent is not None and parent.worker is w and task.strategy is None and self.fits(task, workers, w, load):
+                del queue[i]
+                if task.needs is not None:
+                    self.special_queued -= 1
+                return task
+        return None
+
     @staticmethod
     def placeable_on(task: TaskRecord, w: WorkerRecord, load: NodeLoad) -> bool:
         """Whether ``task``'s strategy lets it run on ``w`` now (``w`` is idle; ``load``: the nodes' workers now)."""
@@ -258,7 +274,7 @@ class TaskQueue:
             if not queue:
                 return
             if w.inflight == 0 or w.blocked:
-                task = self.take_fitting(workers, w, load)
+                task = (w.blocked and self.take_nested(workers, w, load)) or self.take_fitting(workers, w, load)
                 if task is None:
                     if self.special_queued or multi:
                         continue  # what is queued may not run on this worker, but on another

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["WorkerRuntime"]
 
+_NESTED_PATIENCE = 0.005  # s a get waits for its own task to arrive before others here run on top of it
+
 
 class WorkerRuntime(WorkerClient, ActorHosting):
     """The runtime of one worker process; also what ``nexus.get`` and ``.remote()`` use inside it.
@@ -324,11 +326,11 @@ class WorkerRuntime(WorkerClient, ActorHosting):
                 self.tasks.remove(body)
         self.send(("revoked", [body[1] for body in taken]))
 
-    def _next_task(self) -> None:
+    def _next_task(self, waiting_for: list[int] | None = None) -> None:
         with self.task_lock:
             if not self.tasks:
                 return
-            body = self.tasks.popleft()
+            body = self.tasks.popleft() if waiting_for is None else self._nested(waiting_for)
         task_id = body[1]
         if task_id in self.cancelled:
             self.cancelled.discard(task_id)
@@ -347,6 +349,22 @@ class WorkerRuntime(WorkerClient, ActorHosting):
             self._answer_error(task_id, body[6], exc)
             if not isinstance(exc, Exception):
                 raise
+
+    def _makes_one_of(self, ids: list[int]) -> bool:
+        wanted = set(ids)
+        with self.task_lock:
+            return any(not wanted.isdisjoint(body[6]) for body in self.tasks)
+
+    def _nested(self, waiting_for: list[int]) -> tuple[Any, ...]:
+        """What runs on top of a task blocked in a get of ``waiting_for``: the task that makes one of them if it is
+        here, else the one that came last (what the head sends a blocked worker is, first, what its tasks submitted:
+        run before the tasks prefetched earlier, a chain of nested tasks does not stack the outer tasks behind it)."""
+        wanted = set(waiting_for)
+        for body in reversed(self.tasks):
+            if not wanted.isdisjoint(body[6]):
+                self.tasks.remove(body)
+                return body
+        return self.tasks.pop()
 
     def _answer_error(self, task_id: int, result_ids: list[int], exc: BaseException) -> None:
         blob = error_blob(exc, self.where)
@@ -388,20 +406,30 @@ class WorkerRuntime(WorkerClient, ActorHosting):
                     _driver_gone()
             return
         self._report_blocked(True, anew=True)
+        patience = 0.0  # until when tasks here wait for the one that makes what this get waits for (see below)
         try:
             while not waiter.event.is_set() and not self.exiting:
-                left = None if deadline is None else deadline - time.monotonic()
+                now = time.monotonic()
+                left = None if deadline is None else deadline - now
                 if left is not None and left <= 0:
                     return
+                pause = min(left or 1.0, 1.0)
                 if self.tasks:  # tasks that arrive while this one waits run on top of it: nested work never deadlocks
-                    self._next_task()
-                    self._report_blocked(True)  # waiting again (a nested wait that ended said otherwise)
-                    continue
+                    # The task this get waits for is on its way, most likely (the head sends a blocked worker
+                    # what its tasks submitted first): a few ms for it, before a task that came earlier runs
+                    # on top and holds this one up until it ends.
+                    patience = patience or now + _NESTED_PATIENCE
+                    if now >= patience or self._makes_one_of(waiter.ids):
+                        self._next_task(waiter.ids)
+                        self._report_blocked(True)  # waiting again (a nested wait that ended said otherwise)
+                        patience = 0.0
+                        continue
+                    pause = min(pause, patience - now)
                 extra = [self.death_fd] if self.death_fd is not None else []
                 with self.role:
                     self.in_pump = True
                     try:
-                        gone = self.pump.once([(0, self.conn)], extra, min(left or 1.0, 1.0))
+                        gone = self.pump.once([(0, self.conn)], extra, pause)
                     finally:
                         self.in_pump = False
                 if gone:
