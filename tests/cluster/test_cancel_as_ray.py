@@ -113,3 +113,34 @@ def test_the_actor_calls_a_cancelled_task_made_are_cancelled_with_it(cluster: st
         nexus.get(task, timeout=30)
     assert nexus.get(busy, timeout=30) == 0
     assert nexus.get(actor.ran.remote(), timeout=30) == [0], "the task's calls never ran"
+
+
+@nexus.remote
+class Sleeper:
+    async def sleep(self, seconds: float) -> str:
+        import asyncio
+
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            self.cancelled = True  # (it sees the cancellation, as a coroutine does in Ray)
+            raise
+        return "slept"
+
+    async def was_cancelled(self) -> bool:
+        return getattr(self, "cancelled", False)
+
+
+def test_a_running_async_call_is_cancelled_in_its_event_loop(cluster: str) -> None:
+    sleeper = Sleeper.remote()
+    long = sleeper.sleep.remote(300)
+    short = sleeper.sleep.remote(0.5)
+    time.sleep(0.3)  # (both run: the actor's loop runs its calls together)
+    start = time.monotonic()
+    nexus.cancel(long)
+    with pytest.raises(TaskCancelledError, match="while it ran"):
+        nexus.get(long, timeout=30)
+    assert time.monotonic() - start < 10
+    assert nexus.get(short, timeout=30) == "slept", "the other call of the loop went on"
+    assert nexus.get(sleeper.was_cancelled.remote(), timeout=30)
+    assert nexus.get(sleeper.sleep.remote(0), timeout=30) == "slept"

@@ -52,6 +52,7 @@ class _ActorHost:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: ThreadPoolExecutor | None = None
         self.semaphore: asyncio.Semaphore | None = None
+        self.running: dict[int, asyncio.Task[None]] = {}  # an async actor's calls running now, by call id (for cancel)
         # Concurrency groups (as Ray's): each runs at most its number of calls at once, apart from the others
         groups = groups or {}
         self.group_of = _method_groups(type(instance), groups)
@@ -210,12 +211,17 @@ class ActorHosting(TaskExecution):
         yields: Any = None,
     ) -> None:
         async def run() -> None:
+            import asyncio
+
             limit = semaphore or host.semaphore
             assert limit is not None
             _trace_context.set(context)  # this coroutine's own context
             start = ready = ran = _now()
             ok = False
             async with limit:
+                current = asyncio.current_task()
+                if current is not None:
+                    host.running[call_id] = current
                 try:
                     args, kwargs = self._arguments(args_blob, deps)
                     ready = _now()
@@ -232,8 +238,12 @@ class ActorHosting(TaskExecution):
                 except BaseException as exc:
                     if isinstance(exc, SystemExit):
                         self._exit_for_user_code(exc, name)
+                    if isinstance(exc, asyncio.CancelledError) and call_id in self.cancelled:  # (nexus.cancel, as Ray's)
+                        exc = TaskCancelledError(f"the call {name} was cancelled while it ran (nexus.cancel)")
                     blob = error_blob(exc, self.where, user=not isinstance(exc, _NOT_THE_USERS))
                     items = [(oid, blob) for oid in result_ids or [0]]
+                finally:
+                    host.running.pop(call_id, None)
             self.cancelled.discard(call_id)
             if result_ids:
                 self.send(("done", call_id, items, (start, ready, max(ran, ready), _now(), ok)))

@@ -264,6 +264,10 @@ class WorkerRuntime(WorkerClient, ActorHosting):
 
     def _on_cancel(self, body: tuple[Any, ...]) -> None:
         self.cancelled.add(body[1])
+        host = self.actor
+        running = host.running.get(body[1]) if host is not None and host.loop is not None else None
+        if running is not None and host is not None and host.loop is not None:  # an async call: cancelled in its loop
+            host.loop.call_soon_threadsafe(running.cancel)
         if body[1] == self.current_task and threading.get_ident() != self.main_ident:
             signal.pthread_kill(self.main_ident or 0, signal.SIGUSR1)  # interrupt it, even in a sleep
 
