@@ -12,11 +12,57 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ClusterConfig", "parse_membership"]
+__all__ = ["RAY_ONLY_KEYS", "ClusterConfig", "parse_membership", "split_system_config"]
+
+RAY_ONLY_KEYS = frozenset(
+    {
+        # Ray's internal tunables (``ray.init(_system_config=...)``, Ray's ``ray_config_def.h``) that Ray's own tests
+        # and scripts commonly pass, and that mean nothing here: Nexus's scheduler, store and failure detection
+        # are not Ray's (its tunables are ClusterConfig's fields). A ``_system_config`` naming one of these is
+        # accepted with one warning naming them, and they are ignored; any other key that is not a field is an
+        # error, as a misspelt field would otherwise be silently ignored. Keep this list short: add a key when
+        # code written for Ray that passes it is meant to run unchanged.
+        "automatic_object_spilling_enabled",  # (spilling: the arena spills to disk when full, always)
+        "fetch_warn_timeout_milliseconds",
+        "health_check_failure_threshold",  # (node failure: node_heartbeat, node_timeout, phi_threshold)
+        "health_check_initial_delay_ms",
+        "health_check_period_ms",
+        "inline_object_status_in_refs",
+        "lineage_pinning_enabled",
+        "max_direct_call_object_size",  # (values travelling in the message: inline_max)
+        "num_heartbeats_timeout",
+        "object_spilling_config",
+        "object_timeout_milliseconds",
+        "raylet_death_check_interval_milliseconds",
+        "raylet_heartbeat_timeout_milliseconds",
+        "task_retry_delay_ms",  # (a task is retried as soon as its worker's death is seen)
+        "timeout_ms_task_wait_for_death_info",
+        "worker_register_timeout_seconds",  # (worker_start_timeout)
+    }
+)
+
+
+def split_system_config(overrides: Mapping[str, Any] | None, fields: frozenset[str]) -> dict[str, Any]:
+    """``overrides`` (``init``'s ``_system_config``) without the keys of :data:`RAY_ONLY_KEYS`, which are named in
+    one warning; ValueError naming the keys that are neither in ``fields`` nor Ray's."""
+    given = dict(overrides or {})
+    unknown = sorted(k for k in given if k not in fields and k not in RAY_ONLY_KEYS)
+    if unknown:
+        raise ValueError(f"unknown _system_config key(s) {', '.join(unknown)}; the tunables are ClusterConfig's fields")
+    ignored = sorted(k for k in given if k not in fields)
+    if ignored:
+        warnings.warn(
+            f"_system_config key(s) {', '.join(ignored)} are Ray's internal tunables, which mean nothing in Nexus: "
+            "ignored (Nexus's tunables are ClusterConfig's fields)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return {k: v for k, v in given.items() if k in fields}
 
 
 def parse_membership(spec: str) -> tuple[str, str, int, str]:
@@ -64,6 +110,12 @@ class ClusterConfig:
     """Workers in a row that die before they start, after which the pool stops replacing them."""
     worker_start_timeout: float = 60.0
     """How long ``init`` (and an actor's placement) waits for a worker process to say hello."""
+    default_actor_lifetime: str = "non_detached"
+    """An actor's ``lifetime`` when it gives none (``init(_default_actor_lifetime=)``, as Ray's): ``"detached"``
+    actors outlive their handles and their owner."""
+    surplus_workers: int = 32
+    """Task workers that may start beyond one a CPU while tasks wait in ``get`` (their CPUs lent): the queued
+    tasks run there instead of on top of a waiting one (see head.surplus); 0 runs them on top, always."""
     spare_actor_workers: int = 1
     """Worker processes started ahead for actors, so that creating one does not wait for an interpreter."""
     role_grace: float = 0.002
@@ -141,11 +193,10 @@ class ClusterConfig:
         then ``overrides`` (``init``'s ``_system_config``).
 
         ``NEXUS_SCHED_BATCH=0`` turns ``sched_batch`` off; ``NEXUS_INLINE_MAX``
-        sets ``inline_max`` (bytes). An unknown override is a ValueError.
+        sets ``inline_max`` (bytes). An override that is one of Ray's internal tunables (:data:`RAY_ONLY_KEYS`) is
+        ignored, with a warning; any other unknown override is a ValueError.
         """
-        unknown = sorted(set(overrides or {}) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown _system_config key(s) {', '.join(unknown)}; the tunables are ClusterConfig's fields")
+        overrides = split_system_config(overrides, frozenset(f.name for f in dataclasses.fields(cls)))
         values: dict[str, Any] = {}
         if environ.get("NEXUS_SCHED_BATCH", "1") == "0":
             values["sched_batch"] = False
@@ -156,7 +207,7 @@ class ClusterConfig:
             except ValueError:
                 raise ValueError(f"NEXUS_INLINE_MAX is a number of bytes, not {inline!r}") from None
         start = dataclasses.asdict(base) if base is not None else {}
-        return cls(**{**start, **values, **(overrides or {})})
+        return cls(**{**start, **values, **overrides})
 
     def to_json(self) -> str:
         """The config as workers get it (on their bootstrap pipe, with their channel)."""

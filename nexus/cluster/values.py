@@ -218,7 +218,9 @@ class RemoteError:
         elif self.exception is not None:  # KeyboardInterrupt, CancelledError...: not the caller's own to raise
             exc = TaskError(f"{self.type_name}: {self.message} (raised in {self.where})")
         else:
-            exc = TaskError(f"{self.type_name}: {self.message} (raised in {self.where}; the exception itself does not pickle)")
+            from .failures import unserializable_task_error
+
+            exc = unserializable_task_error(self.type_name, self.message, self.where)
         exc.__cause__ = cause
         return exc
 
@@ -488,6 +490,13 @@ class ObjectRef:
         from .ref_futures import future_of
 
         return future_of(self, _resolve)
+
+    def as_future(self, _internal: bool = False) -> Any:
+        """An :class:`asyncio.Future` of the value (or of the error ``get`` would raise), on the running event loop
+        (as Ray's ``ref.as_future()``); cancelling it only stops the waiting, not the work."""
+        import asyncio  # (here, not at the top: a worker starts without it)
+
+        return asyncio.wrap_future(self.future())
 
     def _on_completed(self, callback: Any) -> None:
         """Call ``callback(value)`` once the value is there (with the error instead, if it failed)."""

@@ -12,9 +12,11 @@
 ObjectRef (or a list of them); the actor is busy until that result is taken
 with ``get_next`` (in the order of ``submit``) or ``get_next_unordered`` (the
 first to finish). Work submitted while every actor is busy waits in the pool
-and starts as actors come free. A result taken with a timeout that ran out
-(``ignore_if_timedout=True``) is dropped; its actor comes back to the pool
-when that work has finished, not before, so no later work runs behind it.
+(``_pending_submits``, as Ray's) and starts as actors come free. A result
+``get_next`` waited for in vain with ``ignore_if_timedout=True`` is dropped;
+its actor comes back to the pool when that work has finished, not before, so
+no later work runs behind it. ``get_next_unordered`` with it gives None when
+nothing finished in time and drops nothing (as Ray's).
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ class ActorPool:
         self._refs: dict[int, Any] = {}  # index -> what fn returned (a ref or a list of refs)
         self._next_index = 0  # of the next work submitted
         self._next_return = 0  # of the next result get_next returns
-        self._waiting: collections.deque[tuple[Callable[[Any, Any], Any], Any]] = collections.deque()
+        # Work waiting for a free actor (Ray's pool names it so too)
+        self._pending_submits: collections.deque[tuple[Callable[[Any, Any], Any], Any]] = collections.deque()
         self._dropped: dict[Any, Any] = {}  # key -> actor: work whose result was given up on (its actor stays busy)
 
     def __repr__(self) -> str:
-        return f"ActorPool({len(self._idle)} idle, {len(self._running) + len(self._dropped)} busy, {len(self._waiting)} waiting)"
+        return f"ActorPool({len(self._idle)} idle, {len(self._running) + len(self._dropped)} busy, {len(self._pending_submits)} waiting)"
 
     # -- submitting --------------------------------------------------------------------------
 
@@ -51,7 +54,7 @@ class ActorPool:
         """Start ``fn(actor, value)`` on an idle actor, or keep it until one is free."""
         self._reap()
         if not self._idle:
-            self._waiting.append((fn, value))
+            self._pending_submits.append((fn, value))
             return
         actor = self._idle.pop()
         try:
@@ -85,7 +88,7 @@ class ActorPool:
 
     def has_next(self) -> bool:
         """Whether some submitted work's result has not been taken yet."""
-        return bool(self._running) or bool(self._waiting)
+        return bool(self._running) or bool(self._pending_submits)
 
     def get_next(self, timeout: float | None = None, ignore_if_timedout: bool = False) -> Any:
         """The next result in the order of ``submit``; TimeoutError if it is not there within ``timeout`` (with
@@ -107,19 +110,20 @@ class ActorPool:
 
     def get_next_unordered(self, timeout: float | None = None, ignore_if_timedout: bool = False) -> Any:
         """The result of whichever submitted work finishes first; TimeoutError if none does within ``timeout``
-        (with ``ignore_if_timedout``, the oldest is given up on)."""
+        (with ``ignore_if_timedout``, None instead: the work goes on and its results may still be taken)."""
         if not self.has_next():
             raise StopIteration("No more results to get")
         self._start_waiting(timeout)
-        if not self._running:
+        if not self._running:  # (every actor is still busy with work whose result was dropped)
+            if ignore_if_timedout:
+                return None
             raise TimeoutError(_TIMED_OUT)
         firsts = {_first(self._refs[index]): key for key, (index, _actor) in self._running.items()}
         ready, _ = wait(list(firsts), num_returns=1, timeout=timeout)
         if not ready:
             if not ignore_if_timedout:
                 raise TimeoutError(_TIMED_OUT)
-            self._drop(min(self._running, key=lambda k: self._running[k][0]))
-            raise TimeoutError(f"{_TIMED_OUT}; the oldest work's result is dropped")
+            return None  # (as Ray's: nothing is given up on; a later call may still take each result)
         return self._take(firsts[ready[0]])
 
     def _take(self, key: Any) -> Any:
@@ -138,7 +142,7 @@ class ActorPool:
         self._dropped[key] = actor
 
     def _drop_all(self) -> None:
-        self._waiting.clear()
+        self._pending_submits.clear()
         for key in list(self._running):
             self._drop(key)
 
@@ -147,7 +151,7 @@ class ActorPool:
     def has_free(self) -> bool:
         """Whether an actor is idle and no work waits for one."""
         self._reap()
-        return bool(self._idle) and not self._waiting
+        return bool(self._idle) and not self._pending_submits
 
     def pop_idle(self) -> Any:
         """Take an idle actor out of the pool (None if none is idle)."""
@@ -167,11 +171,11 @@ class ActorPool:
     def _start_waiting(self, timeout: float | None = 0.0) -> None:
         """Start waiting work on idle actors; if every actor is busy with dropped work, wait for one (``timeout``)."""
         self._reap()
-        if self._waiting and not self._idle and not self._running and self._dropped:
+        if self._pending_submits and not self._idle and not self._running and self._dropped:
             wait([_first(key) for key in self._dropped], num_returns=1, timeout=timeout)
             self._reap()
-        while self._idle and self._waiting:
-            self.submit(*self._waiting.popleft())
+        while self._idle and self._pending_submits:
+            self.submit(*self._pending_submits.popleft())
 
     def _reap(self) -> None:
         """Give back the actors of dropped work that has finished."""

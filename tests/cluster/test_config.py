@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import nexus
 from nexus.cluster import session
-from nexus.cluster.config import ClusterConfig
+from nexus.cluster.config import RAY_ONLY_KEYS, ClusterConfig
 
 
 def test_the_environment_sets_its_tunables_and_init_overrides_win() -> None:
@@ -31,6 +33,18 @@ def test_the_environment_sets_its_tunables_and_init_overrides_win() -> None:
 def test_a_tunable_out_of_its_range_says_which_and_why(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ClusterConfig(**changes)
+
+
+def test_rays_internal_tunables_are_ignored_with_one_warning_and_other_unknown_keys_refused() -> None:
+    ray_keys = {"task_retry_delay_ms": 100, "inline_object_status_in_refs": True}
+    with pytest.warns(RuntimeWarning) as warned:
+        config = ClusterConfig.from_environment({**ray_keys, "prefetch": 2}, {})
+    assert config == ClusterConfig(prefetch=2)
+    assert len(warned) == 1
+    assert "inline_object_status_in_refs, task_retry_delay_ms are Ray's internal tunables" in str(warned[0].message)
+    with pytest.raises(ValueError, match=r"unknown _system_config key\(s\) prefech, task_retry_delay; the tunables"):
+        ClusterConfig.from_environment({"prefech": 2, "task_retry_delay": 1, "task_retry_delay_ms": 1}, {})
+    assert "task_retry_delay_ms" in RAY_ONLY_KEYS and not RAY_ONLY_KEYS & {f.name for f in dataclasses.fields(ClusterConfig)}
 
 
 def test_a_bad_environment_value_says_what_it_should_be() -> None:

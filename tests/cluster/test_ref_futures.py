@@ -1,8 +1,9 @@
 """ObjectRef.future() and ObjectRef._on_completed, as Ray's: a concurrent.futures.Future of the value (or of
-the error get would raise), and a callback when the value is there."""
+the error get would raise), and a callback when the value is there; ObjectRef.as_future(), an asyncio future of it."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import threading
 import time
@@ -46,3 +47,19 @@ def test_on_completed_calls_back_with_the_value(cluster: str) -> None:
     called.clear()
     slow.remote(-2, 0.0)._on_completed(back)
     assert called.wait(30) and isinstance(got[-1], ValueError)
+
+
+def test_as_future_is_awaited_on_the_event_loop_and_cancelling_it_leaves_the_work(cluster: str) -> None:
+    async def scenario() -> None:
+        assert await slow.remote(3, 0.1).as_future() == 30
+        with pytest.raises(ValueError, match="negative: -3"):
+            await slow.remote(-3, 0.0).as_future()
+        waited = slow.remote(5, 1.0)
+        impatient = waited.as_future()
+        assert isinstance(impatient, asyncio.Future)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(impatient, timeout=0.1)
+        assert impatient.cancelled()
+        assert await waited.as_future() == 50 and await waited == 50, "the value still comes, as often as asked"
+
+    asyncio.run(scenario())

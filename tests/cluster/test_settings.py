@@ -146,12 +146,16 @@ def test_init_starts_the_cluster_the_file_describes_and_what_it_is_passed_wins(t
         assert getattr(current(), "config").prefetch == 7 and getattr(current(), "config").membership == "memory"
     finally:
         nexus.shutdown()
-    nexus.init(config=str(path), num_cpus=1, _system_config={"prefetch": 3})
+    with pytest.warns(RuntimeWarning, match="task_retry_delay_ms are Ray's internal tunables"):
+        nexus.init(config=str(path), num_cpus=1, _system_config={"prefetch": 3, "task_retry_delay_ms": 100})
     try:
         assert nexus.cluster_resources().get("CPU") == 1.0, "an argument wins over the file"
         assert getattr(current(), "config").prefetch == 3
     finally:
         nexus.shutdown()
+    with pytest.raises(ValueError, match="unknown _system_config key"):
+        nexus.init(config=path, _system_config={"prefetchh": 3})
+    assert not nexus.is_initialized()
     path.write_text("[cluster]\nnum_cpus = 0\n")
     with pytest.raises(ConfigError, match="cluster.num_cpus: expected an integer from 1 to 4096"):
         nexus.init(config=path)

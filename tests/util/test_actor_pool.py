@@ -1,6 +1,6 @@
 """nexus.util.ActorPool on a real local cluster: map and map_unordered, submit and the get_next forms, work that
 waits for a free actor, timeouts that drop a result (its actor back only once that work is done), failures,
-push and pop_idle."""
+push and pop_idle, and the work waiting for an actor (``_pending_submits``, as Ray's)."""
 
 from __future__ import annotations
 
@@ -74,12 +74,15 @@ def test_a_timed_out_result_is_dropped_and_its_actor_comes_back_only_when_its_wo
     assert pool.get_next(timeout=30) == 14 and time.monotonic() - started > 0.3
     assert pool.has_free()
 
+
+def test_get_next_unordered_gives_none_when_told_to_ignore_a_timeout_and_drops_nothing(cluster: str) -> None:
+    pool = ActorPool([Doubler.remote()])
     pool.submit(_double, (2, 1.0))
-    with pytest.raises(TimeoutError):
+    with pytest.raises(TimeoutError, match="Timed out"):
         pool.get_next_unordered(timeout=0.1)
-    with pytest.raises(TimeoutError, match="dropped"):
-        pool.get_next_unordered(timeout=0.1, ignore_if_timedout=True)
-    assert not pool.has_next()
+    assert pool.get_next_unordered(timeout=0.1, ignore_if_timedout=True) is None
+    assert pool.has_next(), "the work goes on: its result can still be taken"
+    assert pool.get_next_unordered(timeout=30) == 4 and not pool.has_next() and pool.has_free()
 
 
 def test_a_failed_piece_of_work_raises_its_error_and_frees_its_actor(cluster: str) -> None:
@@ -110,3 +113,13 @@ def test_push_and_pop_idle_change_the_pool_and_an_actor_is_in_it_once(cluster: s
         pool.submit(_double, 2)
         pool.get_next_unordered()
         pool.get_next()
+
+
+def test_work_waits_in_pending_submits_until_a_pushed_actor_takes_it(cluster: str) -> None:
+    pool = ActorPool([Doubler.remote()])
+    pool.submit(_double, (3, 0.5))
+    pool.submit(_double, 4)
+    assert len(pool._pending_submits) == 1 and not pool.has_free()
+    pool.push(Doubler.remote())
+    assert len(pool._pending_submits) == 0 and not pool.has_free(), "the new actor took the waiting work"
+    assert sorted([pool.get_next_unordered(timeout=30), pool.get_next_unordered(timeout=30)]) == [6, 8]

@@ -284,12 +284,19 @@ def handle_of(rt: Any, actor_id: int) -> Any:
         return None if actor is None else (actor.options or {}).get("_handle")
 
 
-def context_of(rt: Any, running: int) -> dict[str, Any]:
+def context_of(rt: Any, running: int, asker: tuple[int, int] | None = None) -> dict[str, Any]:
     """What ``get_runtime_context()`` says in the task or actor call ``running``: the resources it was given, its
-    node, and its actor's name and restarts (the cluster's node id is its job's)."""
+    node, its name (a task's; an actor call's method), its actor's id, class, name and restarts (the cluster's
+    node id is its job's). ``running`` is 0 in an actor's constructor (no call runs): the actor is then the one
+    that ``asker`` (the asking process's number on its node, and its pid) hosts."""
     with rt.lock:
-        task = rt.tasks.running.get(running)
-        actor = None if task is not None else next((a for a in rt.actors.values() if running in a.inflight), None)
+        task = rt.tasks.running.get(running) if running else None
+        call, actor = None, None
+        if task is None and running:
+            actor = next((a for a in rt.actors.values() if running in a.inflight), None)
+            call = actor.inflight.get(running) if actor is not None else None
+        if task is None and actor is None and asker:
+            actor = _actor_on_worker(rt, *asker)
         if task is not None:
             needs, worker = ({"CPU": 1.0} if task.needs is None else dict(task.needs)), task.worker
         else:
@@ -301,9 +308,15 @@ def context_of(rt: Any, running: int) -> dict[str, Any]:
         "job_id": f"{rt.node_id:06x}",
         "node_id": f"{worker.node:06x}" if worker is not None else f"{rt.node_id:06x}",
         "resources": {k: v for k, v in given.items() if v},
+        "actor_id": actor.actor_id if actor is not None else None,
+        "actor_cls": actor.cls_name if actor is not None else None,
+        "actor_cls_id": actor.cls_id if actor is not None else None,
         "actor_name": actor.name if actor is not None else None,
         "namespace": actor.namespace if actor is not None else rt.namespace,
         "restarts": actor.restarts if actor is not None else 0,
+        "task_name": task.name if task is not None else None,
+        "fn_id": task.fn_id if task is not None else None,
+        "method": call.method if call is not None else ("__init__" if actor is not None and not actor.ready else None),
     }
 
 
@@ -324,3 +337,13 @@ def actor_named(rt: Any, name: str, namespace: str | None) -> tuple[int, str, bo
         if actor is None or actor.dead is not None:
             raise ValueError(f"no actor named {name!r} in namespace {namespace or rt.namespace!r}")
         return actor.actor_id, actor.cls_name, actor.mailbox is not None or actor.max_pending >= 0
+
+
+def _actor_on_worker(rt: Any, index: int, pid: int) -> Any:
+    """(For ``context_of``, under ``rt.lock``) the live actor hosted by the worker numbered ``index`` on its node
+    whose process is ``pid``, or None."""
+    for actor in rt.actors.values():
+        w = actor.worker
+        if w is not None and w.index == index and w.pid == pid and actor.dead is None:
+            return actor
+    return None
