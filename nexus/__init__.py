@@ -129,6 +129,8 @@ def __getattr__(name: str) -> object:
         from .runtime_context import get_runtime_context
 
         value = get_runtime_context
+    elif name == "ObjectID":  # (Ray's old name of ObjectRef)
+        value = ObjectRef
     elif name in ("ObjectRefGenerator", "DynamicObjectRefGenerator"):  # (what generator tasks give, as Ray's)
         from .cluster import generators
 

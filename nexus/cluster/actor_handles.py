@@ -10,7 +10,7 @@ from typing import Any
 
 from . import session as _session
 from .definitions import ACTOR_OPTIONS, METHOD_OPTIONS, _check_options, _Definition, _runtime, _with_options
-from .generators import DYNAMIC, STREAMING, ObjectRefGenerator, yields_of
+from .generators import DYNAMIC, STREAMING, YIELDS_KWARG, ObjectRefGenerator, yields_of
 from .signatures import ArgumentCheck, method_checks
 from .state.actors import ends_with_its_handles
 from .values import ObjectRef
@@ -18,7 +18,18 @@ from .values import ObjectRef
 __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "method"]
 
 _BUILT_IN = frozenset({"__ray_ready__", "__ray_terminate__"})
-_YIELDING = (STREAMING, DYNAMIC)
+_YIELDING = frozenset((STREAMING, DYNAMIC))
+
+
+class _AsDeclared:
+    """An ActorMethod whose calls hand back a generator's values as the method declares (its .options() did not
+    say otherwise); one object, also where a pickled ActorMethod is loaded again."""
+
+    def __reduce__(self) -> str:
+        return "_AS_DECLARED"
+
+
+_AS_DECLARED = _AsDeclared()
 _DECORATED = "__nexus_method__"  # the attribute @nexus.method leaves on a method: its options
 
 
@@ -44,17 +55,20 @@ def method(*args: Any, **options: Any) -> Any:
 class ActorMethod:
     """``handle.method``: ``.remote(...)`` (ask, returns an ObjectRef), ``.tell(...)`` (fire and forget), ``.options``."""
 
-    __slots__ = ("_handle", "_name", "_num_returns")
+    __slots__ = ("_handle", "_name", "_num_returns", "_yields")
 
-    def __init__(self, handle: ActorHandle, name: str, num_returns: int | str = 1) -> None:
+    def __init__(self, handle: ActorHandle, name: str, num_returns: int | str = 1, yields: Any = _AS_DECLARED) -> None:
         self._handle = handle
         self._name = name
         self._num_returns = num_returns
+        self._yields = yields  # how this call hands back a generator's values, where .options() changed it
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         self._check(args, kwargs)
         handle = self._handle
         num_returns = self._num_returns
+        if self._yields is not _AS_DECLARED:  # (the worker reads it before it calls the method: cluster.generators)
+            kwargs = {**kwargs, YIELDS_KWARG: self._yields}
         if type(num_returns) is not int:  # a generator method's values, as they come or all at once
             ref = _runtime().submit_call(handle._actor_id, self._name, args, kwargs, 1, False, handle._bounded)[0]
             return ObjectRefGenerator(ref) if num_returns == STREAMING else ref
@@ -74,12 +88,11 @@ class ActorMethod:
     def options(self, **options: Any) -> ActorMethod:
         _check_options(options, METHOD_OPTIONS, f"actor method {self._name}")
         num_returns = options.get("num_returns", self._num_returns)
-        if num_returns != self._num_returns and (num_returns in _YIELDING or self._num_returns in _YIELDING):
-            raise ValueError(  # (the actor's worker hands back a generator's values as the method declares)
-                f"{self._name} has num_returns={self._num_returns!r}; to change that, declare it on the method:"
-                f" @nexus.method(num_returns={num_returns!r})"
-            )
-        return ActorMethod(self._handle, self._name, num_returns)
+        backpressure = options.get("_generator_backpressure_num_objects")
+        yields = self._yields
+        if backpressure is not None or (num_returns != self._num_returns and _YIELDING.intersection((num_returns, self._num_returns))):
+            yields = yields_of(None, num_returns if num_returns in _YIELDING else 1, backpressure)
+        return ActorMethod(self._handle, self._name, num_returns, yields)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"actor method {self._name} cannot be called directly; use .remote(...) or .tell(...)")
@@ -198,6 +211,10 @@ class ActorClass:
             "lifetime",
         )
         actor_options = {k: v for k, v in options.items() if k in kept}
+        config = getattr(runtime, "config", None)  # (a lifetime not given is the cluster's default, as Ray's)
+        actor_options["lifetime"] = (options.get("lifetime") or getattr(config, "default_actor_lifetime", None) or "").replace(
+            "-", "_"
+        ) or None
         actor_options["_handle"] = (self._methods, self._checks, self._returns)  # (what get_actor's handles know)
         actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)
         bounded = options.get("mailbox") is not None or options.get("max_pending_calls") not in (None, -1)

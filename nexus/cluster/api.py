@@ -14,6 +14,7 @@ actors creating actors, ``get`` inside a task).
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import inspect
 import os
@@ -125,8 +126,11 @@ def init(
     """
     from .head.runtime import Runtime
 
+    lifetime = _unused.pop("_default_actor_lifetime", None)  # (as Ray's: the lifetime of actors that give none)
     if _unused:
         raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(sorted(_unused))}")
+    if lifetime not in (None, "detached", "non_detached", "non-detached"):
+        raise ValueError(f"_default_actor_lifetime is 'detached' or 'non_detached', not {lifetime!r}")
     with _init_lock:
         current = _session.current()
         if current is not None:
@@ -152,8 +156,8 @@ def init(
             resources, transport, observe = chosen["resources"], chosen["transport"], chosen["observe"]
         if num_cpus is None:
             num_cpus = os.cpu_count() or 1
-        if not isinstance(num_cpus, int) or num_cpus < 1:
-            raise ValueError(f"num_cpus must be a positive int, not {num_cpus!r}")
+        if not isinstance(num_cpus, int) or isinstance(num_cpus, bool) or num_cpus < 0:  # (0: a driver that only puts and gets)
+            raise ValueError(f"num_cpus must be an int of 0 or more, not {num_cpus!r}")
         if resources is not None and (not isinstance(resources, dict) or "CPU" in resources):
             raise ValueError("resources is a dict of resource names (such as 'GPU') to amounts; set CPUs with num_cpus")
         if num_gpus is not None:
@@ -171,6 +175,8 @@ def init(
         tunables = _system_config
         if not isinstance(tunables, ClusterConfig):
             tunables = ClusterConfig.from_environment(tunables, os.environ)
+        if lifetime is not None:
+            tunables = dataclasses.replace(tunables, default_actor_lifetime=lifetime.replace("-", "_"))
         runtime = Runtime(
             num_cpus,
             transport or os.environ.get("NEXUS_TRANSPORT", "shm"),
@@ -382,6 +388,11 @@ class RemoteFunction:
     def options(self, **options: Any) -> RemoteFunction:
         return _with_options(self, options, TASK_OPTIONS, f"remote function {self._name}")
 
+    def _remote(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """``f._remote(args=[...], kwargs={...}, **options)``: ``f.options(**options).remote(*args, **kwargs)`` (as Ray's)."""
+        target = self.options(**options) if options else self
+        return target.remote(*(args or ()), **(kwargs or {}))
+
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         runtime = _runtime()
         if self._check is not None:
@@ -389,9 +400,10 @@ class RemoteFunction:
         d = self._def
         fn_id = d.id if d.session is runtime else d.id_in(runtime)
         num_returns = self._options.get("num_returns", 0 if self._generator else 1)
+        name = self._options.get("name") or self._name  # (the task's name in the state API and its errors, as Ray's)
         if type(num_returns) is not int or not num_returns:  # a generator's values, as they come or all at once
-            return generator_call(runtime, fn_id, d.factory, self._name, self._function, args, kwargs, self._options)
-        refs = runtime.submit_task(fn_id, d.factory, self._name, args, kwargs, num_returns, self._options)
+            return generator_call(runtime, fn_id, d.factory, name, self._function, args, kwargs, self._options)
+        refs = runtime.submit_task(fn_id, d.factory, name, args, kwargs, num_returns, self._options)
         return refs[0] if num_returns == 1 else refs
 
 

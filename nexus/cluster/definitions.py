@@ -23,6 +23,7 @@ ACTOR_OPTIONS = frozenset(
     "num_cpus num_gpus resources name namespace get_if_exists lifetime max_restarts max_task_retries max_concurrency "
     "max_pending_calls mailbox scheduling_strategy label_selector memory concurrency_groups".split()
 )
+MAX_DEFINITION_BYTES = 60 << 20  # a function or class travels in one message (64 MiB at most, with the rest)
 METHOD_OPTIONS = frozenset({"num_returns", "name", "max_task_retries", "retry_exceptions", "_generator_backpressure_num_objects"})
 
 
@@ -33,8 +34,12 @@ def _check_options(options: dict[str, Any], allowed: frozenset[str], what: str) 
         raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} {names} for {what}; known: {', '.join(sorted(allowed))}")
     if options.get("name") is not None and not isinstance(options["name"], str):
         raise TypeError(f"the name of {what} is a string, not {options['name']!r}")
+    if options.get("namespace") is not None and not isinstance(options["namespace"], str):
+        raise TypeError(f"the namespace of {what} is a string, not {options['namespace']!r}")
+    if options.get("get_if_exists") and options.get("name") is None:
+        raise ValueError(f"get_if_exists=True looks the actor up by its name: give {what} a name= too")
     check_num_returns(options.get("num_returns", 1))
-    if options.get("lifetime") not in (None, "detached", "non_detached"):
+    if options.get("lifetime") not in (None, "detached", "non_detached", "non-detached"):
         raise ValueError(
             f"an actor's lifetime is None, 'non_detached' or 'detached' (it outlives its handles), not {options['lifetime']!r}"
         )
@@ -72,7 +77,14 @@ def _shipped_form(obj: Any) -> Callable[[], Blob]:
 
     def factory() -> Blob:
         if not cache:
-            cache.append(serialize(obj, f"{getattr(obj, '__qualname__', obj)!r}", inline=True))
+            blob = serialize(obj, f"{getattr(obj, '__qualname__', obj)!r}", inline=True)
+            if blob.nbytes > MAX_DEFINITION_BYTES:  # (it would not fit the one message it travels in)
+                what = f"The actor {obj.__qualname__}" if isinstance(obj, type) else f"The remote function {obj.__qualname__}"
+                raise ValueError(
+                    f"{what} is too large ({blob.nbytes / 2**20:.0f} MiB pickled; at most {MAX_DEFINITION_BYTES >> 20} MiB):"
+                    " it captures large values; put them with nexus.put() and pass the refs, or load them inside"
+                )
+            cache.append(blob)
         return cache[0]
 
     setattr(factory, "original", obj)  # noqa: B010  (what local mode runs: the definition itself)

@@ -27,8 +27,11 @@ from ..core.errors import GetTimeoutError
 from . import session as _session
 from .values import ObjectRef, _rebuild_ref
 
-__all__ = ["DynamicObjectRefGenerator", "ObjectRefGenerator", "generator_call", "yields_of"]
+__all__ = ["YIELDS_KWARG", "DynamicObjectRefGenerator", "ObjectRefGenerator", "generator_call", "yields_of"]
 
+# An actor call whose .options() set how a generator method hands back its values carries that here, among its
+# keyword arguments (the worker takes it out before it calls the method): the method's declaration says otherwise.
+YIELDS_KWARG = "__nexus_yields__"
 STREAMING = "streaming"
 DYNAMIC = "dynamic"
 _MODES = (STREAMING, DYNAMIC)

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..core.errors import ActorDiedError, NexusError
 from ..core.event_stream import EventStream
-from .generators import DYNAMIC, DynamicObjectRefGenerator, method_yields
+from .generators import DYNAMIC, YIELDS_KWARG, DynamicObjectRefGenerator, method_yields
 from .values import Blob, ObjectRef, deserialize, error_blob, serialize
 
 __all__ = ["LocalSession"]
@@ -85,6 +85,9 @@ class LocalSession:
     ) -> list[ObjectRef]:
         """Run ``fn`` now, on this thread (not under the session's lock: it may call into the session, or wait for
         another thread's call); an async actor's coroutine on its own loop."""
+        if YIELDS_KWARG in kwargs:  # (a call's own num_returns for a generator method)
+            kwargs = dict(kwargs)
+            yields = kwargs.pop(YIELDS_KWARG)
         try:
             args = tuple(self._resolve(a) for a in args)
             kwargs = {k: self._resolve(v) for k, v in kwargs.items()}

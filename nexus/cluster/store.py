@@ -284,7 +284,7 @@ def _dev_shm() -> tuple[int, int]:
     return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
 
-def default_capacity(requested: int | None) -> int:
+def default_capacity(requested: float | None) -> int:
     """The arena's size: ``requested``, or 30% of RAM; never more than 90% of what /dev/shm has free.
 
     Warns when /dev/shm is small (containers default to 64 MB) or too small for the request.
@@ -300,6 +300,8 @@ def default_capacity(requested: int | None) -> int:
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     limit = int(free * 0.9)
     if requested is not None:
+        if isinstance(requested, float) and requested.is_integer():  # (Ray's programs write 7e8)
+            requested = int(requested)
         if not isinstance(requested, int) or requested < PAGE:
             raise ValueError(f"object_store_memory must be a number of bytes of at least {PAGE}, not {requested!r}")
         if requested > limit:

@@ -145,3 +145,26 @@ def test_an_actor_made_in_a_task_lives_on_with_the_handle_it_returned(cluster: s
     assert _settled(lambda: _gone(pid))
     dropped = nexus.get(make.remote(str(tmp_path / "dropped"), False))
     assert _settled(lambda: _gone(dropped)), "an actor whose maker let its handle go lived on"
+
+
+@nexus.remote
+class Owner:
+    def make(self, lifetime: str | None) -> object:
+        self.child = Tracked.options(lifetime=lifetime).remote("/dev/null")
+        nexus.get(self.child.pid.remote())
+        return self.child
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def test_an_actor_ends_with_the_actor_that_made_it_unless_detached(cluster: str) -> None:
+    owner = Owner.remote()
+    child, detached = nexus.get([owner.make.remote(None), owner.make.remote("detached")])
+    pids = nexus.get([child.pid.remote(), detached.pid.remote()])
+    os.kill(nexus.get(owner.pid.remote()), 9)
+    assert _settled(lambda: _gone(pids[0])), "the child lived on after its owner died, though a handle is held here"
+    with pytest.raises(nexus.exceptions.ActorDiedError, match="ended with its owner"):
+        nexus.get(child.pid.remote(), timeout=30)
+    assert nexus.get(detached.pid.remote(), timeout=30) == pids[1]
+    nexus.kill(detached)

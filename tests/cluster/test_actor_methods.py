@@ -114,3 +114,32 @@ def test_a_handle_from_get_actor_knows_the_methods_as_the_first_does(cluster: st
         found.one.remote(1, 2)  # (its signature: checked at the call)
     again = Named.options(name="named-methods", get_if_exists=True).remote()
     assert nexus.get(list(again.two.remote()), timeout=30) == [1, 2]
+
+
+@nexus.remote(concurrency_groups={"slow": 1, "quick": 1})
+class LoopPerGroup:
+    @nexus.method(concurrency_group="slow")
+    async def block(self, seconds: float) -> str:
+        import time
+
+        time.sleep(seconds)  # (blocks its loop: the group's own)
+        return "blocked"
+
+    @nexus.method(concurrency_group="quick")
+    async def answer(self) -> str:
+        return "answered"
+
+    async def default(self) -> str:
+        return "default"
+
+
+def test_each_group_of_an_async_actor_runs_on_a_loop_of_its_own(cluster: str) -> None:
+    actor = LoopPerGroup.remote()
+    blocked = actor.block.remote(5.0)
+    import time
+
+    time.sleep(0.3)
+    start = time.monotonic()
+    assert nexus.get([actor.answer.remote(), actor.default.remote()], timeout=30) == ["answered", "default"]
+    assert time.monotonic() - start < 4, "a call of another group waited for the blocked loop"
+    assert nexus.get(blocked, timeout=30) == "blocked"

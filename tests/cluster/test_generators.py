@@ -161,8 +161,21 @@ def test_dynamic_returns_every_values_ref_at_once(cluster: str) -> None:
 
 def test_an_int_num_returns_takes_the_yielded_values_as_results(cluster: str) -> None:
     assert nexus.get(three.remote()) == ["a", "b", "c"]
-    with pytest.raises(ValueError, match="num_returns=2"):
-        nexus.get(count.options(num_returns=2).remote(3))
+    with pytest.raises(ValueError, match="num_returns=3 but yielded 2"):
+        nexus.get(count.options(num_returns=3).remote(2))
+    assert nexus.get(count.options(num_returns=2).remote(3)) == [0, 10]  # (more are dropped, as Ray's)
+
+
+def test_a_generator_that_fails_keeps_the_values_it_yielded(cluster: str) -> None:
+    first, second, third = fails_after.options(num_returns=3).remote(1)
+    assert nexus.get(first) == 0
+    for ref in (second, third):
+        with pytest.raises(ValueError, match="failed after 1"):
+            nexus.get(ref)
+    refs = list(nexus.get(fails_after.options(num_returns="dynamic").remote(2)))
+    assert len(refs) == 3 and nexus.get(refs[:2]) == [0, 1]
+    with pytest.raises(ValueError, match="failed after 2"):
+        nexus.get(refs[2])
 
 
 def test_streaming_a_function_that_does_not_yield_is_an_error(cluster: str) -> None:
@@ -183,8 +196,9 @@ def test_actor_methods_stream_sync_async_threaded_and_dynamic(cluster: str) -> N
     assert [nexus.get(r) for r in streamer.slowly.remote(3)] == [0, 1, 2]
     assert [nexus.get(r) for r in nexus.get(streamer.all_at_once.remote(2))] == [0, 1]
     assert nexus.get(streamer.plain.remote()) == "plain"
-    with pytest.raises(ValueError, match="declare it on the method"):
-        streamer.items.options(num_returns="dynamic")
+    assert [nexus.get(r) for r in nexus.get(streamer.items.options(num_returns="dynamic").remote(2))] == ["item 0", "item 1"]
+    assert nexus.get(streamer.items.options(num_returns=2).remote(2)) == ["item 0", "item 1"]
+    assert [nexus.get(r) for r in streamer.all_at_once.options(num_returns="streaming").remote(2)] == [0, 1]
     threaded = ThreadedStreamer.remote()
     assert [nexus.get(r) for r in threaded.items.remote(3)] == [0, 1, 2]
     nexus.kill(streamer)

@@ -73,3 +73,26 @@ def test_the_checks_ray_makes_at_decoration_and_at_options() -> None:
         A.options(name=5)
     with pytest.raises(TypeError, match="is a string"):
         nexus.remote(name=["x"])(lambda: None)
+
+
+def test_ray_forms_init_and_options_take() -> None:
+    program = (
+        "import numpy as np\n"
+        "nexus.init(num_cpus=0)\nprint(nexus.get(nexus.put(3)))\nnexus.shutdown()\n"
+        "nexus.init(num_cpus=1, _default_actor_lifetime='detached')\n"
+        "print(nexus.ObjectID is nexus.ObjectRef)\n"
+        "@nexus.remote\ndef add(a, b=0):\n    return a + b\n"
+        "print(nexus.get(add._remote(args=[1], kwargs={'b': 2}, num_cpus=1)))\n"
+        "big = np.zeros(80 << 17)\n"
+        "@nexus.remote\ndef heavy():\n    return len(big)\n"
+        "try:\n    heavy.remote()\nexcept ValueError as e:\n    print('refused:', str(e)[:38])\n"
+        "print(nexus.get(add.remote(4)))\n"
+    )
+    done = _run(program)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:5] == ["3", "True", "3", "refused: The remote function heavy is too large", "4"], done.stdout
+    for bad, error in (("lifetime='forever'", "ValueError"), ("namespace=3", "TypeError"), ("get_if_exists=True", "ValueError")):
+        failed = _run(f"@nexus.remote\nclass A:\n    pass\nA.options({bad})")
+        assert failed.returncode == 1 and error in failed.stderr, failed.stderr
+    wrong = _run("nexus.init(_default_actor_lifetime='forever')")
+    assert wrong.returncode == 1 and "_default_actor_lifetime is" in wrong.stderr

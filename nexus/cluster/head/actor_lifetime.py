@@ -33,6 +33,7 @@ class ActorLifetimes:
         self.lock = rt.lock
         self.objects = rt.objects
         self.ending: set[int] = set()  # actors with no handle left, waiting for their calls to be done
+        self.owned: dict[int, set[int]] = {}  # by the id of the worker (or attached driver) that made them
         rt.lock.carry_out[Unreferenced] = self.unreferenced
 
     def track(self, actor_id: int, options: dict[str, Any], creator: WorkerRecord | None) -> None:
@@ -43,8 +44,20 @@ class ActorLifetimes:
         objects.new(actor_id)
         if creator is not None:
             creator.held[actor_id] = creator.held.get(actor_id, 0) + 1  # (let go if that worker dies)
+            self.owned.setdefault(creator.worker_id, set()).add(actor_id)
         objects.store(actor_id, serialize(None, "an actor's handles", inline=True))
         objects.watch_free(actor_id, self._gone)
+
+    def owner_gone(self, w: WorkerRecord) -> None:
+        """The worker (or attached driver) ``w`` is gone (lock held): the actors it made go too, as Ray's do with
+        their owner, unless detached; their handles elsewhere then say so (ActorDiedError)."""
+        from ...core.errors import ActorDiedError
+
+        directory = self.rt.actors_dir
+        for actor_id in self.owned.pop(w.worker_id, ()):
+            actor = directory.actors.get(actor_id)
+            if actor is not None and actor.dead is None:
+                directory.end(actor, ActorDiedError(f"actor {actor.label} ended with its owner, {w.name}, which made it"))
 
     def _gone(self, actor_id: int) -> None:
         self.lock.after(Unreferenced(actor_id))  # (freed with the lock held, maybe in a finalizer: decided after)

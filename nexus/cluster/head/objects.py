@@ -165,6 +165,7 @@ class ObjectDirectory:
         for oid, n in pinned.items():
             if n:
                 self.change(oid, 0, -n)
+        self.rt.actors_dir.lifetimes.owner_gone(w)  # (the actors it made end with it, unless detached)
 
     def node_lost(self, node: int, why: str) -> None:
         """Node ``node`` is gone (lock held): values stored only there are made again by their tasks where they were

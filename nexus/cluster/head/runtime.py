@@ -486,7 +486,7 @@ class Runtime:
             self.settle_lost_work(w, link.pid, code)
             if w in self.workers:
                 self.workers.remove(w)
-                replace = True
+                replace = not w.surplus
                 if not link.ready.is_set():  # it died before it started: something in its environment, most likely
                     self.start_failures += 1
                     if self.start_failures >= self.config.max_start_failures:

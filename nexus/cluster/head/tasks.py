@@ -21,6 +21,7 @@ from ..strategies import label_selector, placement
 from ..values import Blob, ObjectRef, error_blob, serialize, split_args
 from .groups import GroupDirectory
 from .lineage import Lineage
+from .surplus import SurplusWorkers
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -45,6 +46,7 @@ class TaskScheduler:
         self.room_waiters: list[tuple[WorkerRecord, int]] = []  # workers that asked for room (see on_room)
         rt.objects.on_ready[TaskRecord] = self._args_made
         self.lineage = Lineage(rt)
+        self.surplus = SurplusWorkers(rt)  # workers beyond one a CPU while tasks wait in get
         self.groups = GroupDirectory(rt)  # placement groups: their bundles are reserved before any task is placed
 
     def _args_made(self, task: TaskRecord) -> None:
@@ -240,7 +242,9 @@ class TaskScheduler:
         if placing.pending:  # actors waiting for what they need: first, as it may be free now
             placing.retry()
         if self.tasks.queue:
+            self.tasks.stack_on_blocked = not self.surplus.room()
             self.tasks.dispatch(self.rt.workers, time.monotonic(), self._send_task)
+            self.surplus.check()
         else:
             self.steal()
         if (self.backpressure or self.room_waiters) and self.tasks.drained_enough():
@@ -269,7 +273,9 @@ class TaskScheduler:
         objects = self.objects
         deps, args_blob = objects.ship_args(w, task.deps, task.args_oid, task.args_blob)
         body: tuple[Any, ...] = ("task", task.task_id, task.fn_id, task.name, args_blob, deps, task.result_ids, task.trace)
-        if task.yields is not None:
+        if w.blocked:  # (on top of the task that waits there: see head.surplus)
+            body += (task.yields, True)
+        elif task.yields is not None:
             body += (task.yields,)
         if w.blocked:
             self.outbox.flush(w)
@@ -330,6 +336,8 @@ class TaskScheduler:
             task = tasks.running.get(task_id)
             if task is not None and task.worker is w:
                 self.finished(w, task, self.lineage.keep(w, task))
+                if w.surplus and not w.inflight:
+                    self.surplus.maybe_leave(w)
                 if timing is not None:
                     tasks.took[task.fn_id] = (timing[3] - timing[0]) * 1e-9
             elif task is None and w.actor is not None:
@@ -390,12 +398,16 @@ class TaskScheduler:
         with self.lock:
             w.blocked = flag
             if flag:
+                self.surplus.on_blocked(w)  # (what waits behind it goes to another worker)
                 self.rt.resources.freed = True  # (its CPU is the node's meanwhile)
                 self.groups.lend(w)  # (a task in a placement group lends its bundle's CPUs back meanwhile)
                 self.outbox.flush(w)  # a worker blocked in get runs arriving tasks: let it have them
                 self.dispatch()
-            elif self.groups.lent:
-                self.groups.reclaim(w)
+            else:
+                if self.groups.lent:
+                    self.groups.reclaim(w)
+                for v in [v for v in self.rt.workers if v.surplus and v.inflight == 0]:
+                    self.surplus.maybe_leave(v)
 
     def on_revoked(self, w: WorkerRecord, task_ids: list[int]) -> None:
         tasks = self.tasks
@@ -443,8 +455,24 @@ class TaskScheduler:
                         self.lock.after(Kill(task.worker.link))  # the receiver sees it die: TaskCancelledError, a new worker
                     else:  # the worker drops it if it has not started, else raises TaskCancelledError in it
                         self.outbox.send(task.worker, ("cancel", task.task_id))
+                        if task.worker.blocked:
+                            self._settle_cancelled(task)
             self.dispatch()  # (which also tells submitters waiting for room that there is room again)
         return True
+
+    def _settle_cancelled(self, task: TaskRecord) -> None:
+        """(lock held) A cancelled task whose worker waits in a get: it fails now, not when the worker gets back to it.
+
+        The worker runs other tasks on top of one that waits, and the task may
+        lie under some that wait for it (a chain of tasks, each getting the
+        one before): it could not raise before they end, nor they before it
+        does. Its answer, if one comes later, is dropped.
+        """
+        assert task.worker is not None
+        self.finished(task.worker, task)
+        blob = error_blob(TaskCancelledError(f"task {task.name} was cancelled while it waited in a get (nexus.cancel)"), "the driver")
+        for result in task.result_ids:
+            self.objects.store(result, blob)
 
     def _cancel_calls_made_by(self, ids: set[int]) -> None:
         """(lock held) The actor calls the tasks ``ids`` made: dropped if they have not begun (not their own calls)."""

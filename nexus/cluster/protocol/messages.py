@@ -258,6 +258,7 @@ class Task(NamedTuple):
     result_ids: list[int]
     trace: int = 0
     yields: tuple[str, int] | None = None  # a generator's: how it hands back its values (see cluster.generators)
+    on_top: bool = False  # sent to run on top of a task that waits in get there (see head.surplus)
 
 
 class Cancel(NamedTuple):

@@ -125,6 +125,7 @@ class TaskQueue:
         self.waiting: dict[int, TaskRecord] = {}  # tasks waiting for their arguments (ObjectRefs not ready yet)
         self.running: dict[int, TaskRecord] = {}  # sent to a worker, not answered yet
         self.special_queued = 0  # queued tasks with needs of their own (they are never prefetched)
+        self.stack_on_blocked = False  # queued tasks may go on top of a task waiting in get (see head.surplus)
         self.queued_bytes = 0  # inline argument bytes of the queued tasks
         self.took: dict[bytes, float] = {}  # function id -> seconds its last task ran (for the prefetch depth)
         self.stolen = 0
@@ -274,7 +275,14 @@ class TaskQueue:
             if not queue:
                 return
             if w.inflight == 0 or w.blocked:
-                task = (w.blocked and self.take_nested(workers, w, load)) or self.take_fitting(workers, w, load)
+                if w.blocked:  # what its tasks wait for; others only where no surplus worker can take them
+                    task = self.take_nested(workers, w, load)
+                    if task is None and (w.remote or self.stack_on_blocked):
+                        task = self.take_fitting(workers, w, load)
+                    if task is None:
+                        continue
+                else:
+                    task = self.take_fitting(workers, w, load)
                 if task is None:
                     if self.special_queued or multi:
                         continue  # what is queued may not run on this worker, but on another

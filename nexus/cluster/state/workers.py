@@ -64,6 +64,7 @@ class WorkerRecord:
         "revoking",
         "shipped",
         "state",
+        "surplus",
         "worker_id",
     )
 
@@ -85,6 +86,7 @@ class WorkerRecord:
         self.blocked = False  # its main thread waits in get: it counts no CPU and runs tasks sent meanwhile
         self.revoking = False  # asked to give back the tasks queued behind its long one
         self.retired = False  # takes no new work (its node drains): it finishes what it has
+        self.surplus = False  # started while others waited in get (see head.surplus): it leaves when idle, not replaced
         self.actor: ActorRecord | None = None
         # Calls and tasks held back while the worker is busy with earlier ones; sent as one message when
         # an answer comes (so no earlier call can be waiting for them), or when the outbox is full.

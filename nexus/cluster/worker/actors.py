@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ...core.errors import NexusError, TaskCancelledError
-from ..generators import method_yields
+from ..generators import YIELDS_KWARG, method_yields
 from ..values import Blob, deserialize, error_blob
 from .execution import _NOT_THE_USERS, TaskExecution, _DependencyFailed, _now, _trace_context
-from .yields import drain_async, is_generator
+from .yields import Partial, drain_async, is_generator
 
 if TYPE_CHECKING:
     import asyncio
@@ -52,7 +52,9 @@ class _ActorHost:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: ThreadPoolExecutor | None = None
         self.semaphore: asyncio.Semaphore | None = None
-        self.running: dict[int, asyncio.Task[None]] = {}  # an async actor's calls running now, by call id (for cancel)
+        # an async actor's calls running now, by call id, with their loop (for cancel)
+        self.running: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = {}
+        self.group_loops: dict[str, asyncio.AbstractEventLoop] = {}
         # Concurrency groups (as Ray's): each runs at most its number of calls at once, apart from the others
         groups = groups or {}
         self.group_of = _method_groups(type(instance), groups)
@@ -67,6 +69,9 @@ class _ActorHost:
             self.loop = asyncio.new_event_loop()
             self.semaphore = asyncio.Semaphore(max_concurrency)
             self.semaphores = {name: asyncio.Semaphore(n) for name, n in groups.items()}
+            # Each group's calls on a loop of its own, on a thread of its own (as Ray's): one that blocks its
+            # loop (a time.sleep in a coroutine) holds up its group only.
+            self.group_loops = {name: _loop_thread(f"nexus-actor-{name}") for name in groups}
         elif self.concurrent:
             self.pool = _pool(max_concurrency, "nexus-actor")
             self.pools = {name: _pool(n, f"nexus-actor-{name}") for name, n in groups.items()}
@@ -77,11 +82,25 @@ class _ActorHost:
         assert found is not None
         return found
 
+    def loop_for(self, method: str) -> asyncio.AbstractEventLoop:
+        group = self.group_of.get(method)
+        found = self.group_loops[group] if group is not None else self.loop
+        assert found is not None
+        return found
+
     def pool_for(self, method: str) -> ThreadPoolExecutor:
         group = self.group_of.get(method)
         found = self.pools[group] if group is not None else self.pool
         assert found is not None
         return found
+
+
+def _loop_thread(name: str) -> asyncio.AbstractEventLoop:
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name=name, daemon=True).start()
+    return loop
 
 
 def _pool(threads: int, prefix: str) -> ThreadPoolExecutor:
@@ -157,7 +176,7 @@ class ActorHosting(TaskExecution):
             bound = _BUILT_IN[method] if method in _BUILT_IN else _missing(type(host.instance).__qualname__, method)
         yields = method_yields(type(host.instance), method)
         if host.loop is not None:
-            self._call_async(host, bound, name, call_id, args_blob, deps, result_ids, context, host.semaphore_for(method), yields)
+            self._call_async(host, bound, name, call_id, args_blob, deps, result_ids, context, method, yields)
         elif host.pool is not None:
             host.pool_for(method).submit(self._finish_call, bound, name, call_id, args_blob, deps, result_ids, None, context, yields)
         else:
@@ -207,32 +226,37 @@ class ActorHosting(TaskExecution):
         deps: list,
         result_ids: list[int],
         context: tuple[int, int] = (0, 0),
-        semaphore: asyncio.Semaphore | None = None,
+        method: str = "",
         yields: Any = None,
     ) -> None:
+        loop = host.loop_for(method)
+
         async def run() -> None:
             import asyncio
 
-            limit = semaphore or host.semaphore
-            assert limit is not None
+            limit = host.semaphore_for(method)
             _trace_context.set(context)  # this coroutine's own context
             start = ready = ran = _now()
             ok = False
             async with limit:
                 current = asyncio.current_task()
                 if current is not None:
-                    host.running[call_id] = current
+                    host.running[call_id] = (loop, current)
                 try:
                     args, kwargs = self._arguments(args_blob, deps)
+                    call_yields = kwargs.pop(YIELDS_KWARG) if kwargs and YIELDS_KWARG in kwargs else yields
                     ready = _now()
                     value = (_cancelled(name) if call_id in self.cancelled else bound)(*args, **kwargs)
                     if inspect.isawaitable(value):
                         value = await value
-                    if yields is not None or is_generator(value):  # (values yielded: see worker.yields)
-                        value = await drain_async(self, value, yields, result_ids or [0], name)
+                    if call_yields is not None or is_generator(value):  # (values yielded: see worker.yields)
+                        value = await drain_async(self, value, call_yields, result_ids or [0], name)
                     ran = _now()
-                    items = self._results(value, result_ids or [0], name)
-                    ok = True
+                    if type(value) is Partial:  # (a generator that failed after some of its values)
+                        items = value.results(self.where, result_ids or [0], name)
+                    else:
+                        items = self._results(value, result_ids or [0], name)
+                        ok = True
                 except _DependencyFailed as failed:
                     items = [(oid, failed.blob) for oid in result_ids or [0]]
                 except BaseException as exc:
@@ -250,14 +274,13 @@ class ActorHosting(TaskExecution):
             elif not ok and items[0][1].error:
                 print(f"nexus {self.where}: {name} (a tell) failed:\n{deserialize(items[0][1]).traceback_text}", file=sys.stderr)
 
-        assert host.loop is not None
         # Started in the order they came, whichever thread received them: each as a callback of the loop (the
         # monitor's, received for a main thread blocked in a call, from its thread), which makes the task then.
         # (A task made at once would start before the callbacks queued earlier had made theirs.)
-        if threading.get_ident() == self.main_ident:
-            host.loop.call_soon(host.loop.create_task, run())
+        if threading.get_ident() == self.main_ident and loop is host.loop:
+            loop.call_soon(loop.create_task, run())
         else:
-            host.loop.call_soon_threadsafe(host.loop.create_task, run())
+            loop.call_soon_threadsafe(loop.create_task, run())
 
 
 def _is_async(fn: Any) -> bool:

@@ -13,9 +13,10 @@ from types import GeneratorType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ...core.errors import DeserializationError, NexusError, SerializationError, TaskCancelledError
+from ..generators import YIELDS_KWARG
 from ..values import Blob, current_client, deserialize, error_blob, join_args, serialize
 from .answers import HeldAnswers
-from .yields import drain
+from .yields import Partial, drain
 
 __all__ = ["TaskExecution"]
 
@@ -88,6 +89,8 @@ class TaskExecution:
         start = ready = ran = _now()
         try:
             args, kwargs = self._arguments(args_blob, deps)
+            if kwargs and YIELDS_KWARG in kwargs:  # (a call's own num_returns for a generator method)
+                yields = kwargs.pop(YIELDS_KWARG)
             ready = _now()
             if main:
                 self.cancellable += 1
@@ -99,6 +102,8 @@ class TaskExecution:
                 if main:
                     self.cancellable -= 1
             ran = _now()
+            if type(value) is Partial:  # (a generator that failed after some of its values)
+                return value.results(self.where, result_ids, name), None, (start, ready, ran, _now(), False)
             return self._results(value, result_ids, name), value, (start, ready, ran, _now(), True)
         except _DependencyFailed as failed:
             return [(oid, failed.blob) for oid in result_ids], None, (start, ready, ready, _now(), False)
@@ -121,6 +126,7 @@ class TaskExecution:
         result_ids: list[int],
         trace: int = 0,
         yields: Any = None,
+        on_top: bool = False,
     ) -> None:
         fn = self.defs.get(fn_id)
         start = time.perf_counter()

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WorkerRuntime"]
 
-_NESTED_PATIENCE = 0.005  # s a get waits for its own task to arrive before others here run on top of it
+_NESTED_PATIENCE = 1.0  # s before a task here that was not sent to go on top of a waiting one runs there anyway
 
 
 class WorkerRuntime(WorkerClient, ActorHosting):
@@ -265,9 +265,9 @@ class WorkerRuntime(WorkerClient, ActorHosting):
     def _on_cancel(self, body: tuple[Any, ...]) -> None:
         self.cancelled.add(body[1])
         host = self.actor
-        running = host.running.get(body[1]) if host is not None and host.loop is not None else None
-        if running is not None and host is not None and host.loop is not None:  # an async call: cancelled in its loop
-            host.loop.call_soon_threadsafe(running.cancel)
+        running = host.running.get(body[1]) if host is not None else None
+        if running is not None:  # an async call: cancelled in its loop
+            running[0].call_soon_threadsafe(running[1].cancel)
         if body[1] == self.current_task and threading.get_ident() != self.main_ident:
             signal.pthread_kill(self.main_ident or 0, signal.SIGUSR1)  # interrupt it, even in a sleep
 
@@ -354,18 +354,23 @@ class WorkerRuntime(WorkerClient, ActorHosting):
             if not isinstance(exc, Exception):
                 raise
 
-    def _makes_one_of(self, ids: list[int]) -> bool:
+    def _runs_on_top(self, ids: list[int]) -> bool:
+        """Whether a task here may run on top of one waiting for ``ids``: one that makes one of them, or one the
+        head sent to go on top (``on_top``, the field after ``yields``: see head.surplus)."""
         wanted = set(ids)
         with self.task_lock:
-            return any(not wanted.isdisjoint(body[6]) for body in self.tasks)
+            return any(not wanted.isdisjoint(body[6]) or (len(body) > 9 and body[9]) for body in self.tasks)
 
     def _nested(self, waiting_for: list[int]) -> tuple[Any, ...]:
         """What runs on top of a task blocked in a get of ``waiting_for``: the task that makes one of them if it is
-        here, else the one that came last (what the head sends a blocked worker is, first, what its tasks submitted:
-        run before the tasks prefetched earlier, a chain of nested tasks does not stack the outer tasks behind it)."""
+        here, else one sent to go on top, else (after a long wait: see _wait) the one that came last."""
         wanted = set(waiting_for)
         for body in reversed(self.tasks):
             if not wanted.isdisjoint(body[6]):
+                self.tasks.remove(body)
+                return body
+        for body in reversed(self.tasks):
+            if len(body) > 9 and body[9]:
                 self.tasks.remove(body)
                 return body
         return self.tasks.pop()
@@ -419,11 +424,11 @@ class WorkerRuntime(WorkerClient, ActorHosting):
                     return
                 pause = min(left or 1.0, 1.0)
                 if self.tasks:  # tasks that arrive while this one waits run on top of it: nested work never deadlocks
-                    # The task this get waits for is on its way, most likely (the head sends a blocked worker
-                    # what its tasks submitted first): a few ms for it, before a task that came earlier runs
-                    # on top and holds this one up until it ends.
+                    # Only the one this get waits for, or one the head sent to go on top: a task prefetched
+                    # before is asked back for another worker (head.surplus), as it would hold this one up until
+                    # it ends (and never end, if it waits for this one). Only if it stays does it run, late.
                     patience = patience or now + _NESTED_PATIENCE
-                    if now >= patience or self._makes_one_of(waiter.ids):
+                    if now >= patience or self._runs_on_top(waiter.ids):
                         self._next_task(waiter.ids)
                         self._report_blocked(True)  # waiting again (a nested wait that ended said otherwise)
                         patience = 0.0

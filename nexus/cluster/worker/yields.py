@@ -10,10 +10,11 @@ the call's results, as many as it has.
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any
 
 from ..generators import DYNAMIC, DynamicObjectRefGenerator
-from ..values import serialize
+from ..values import Blob, ObjectRef, error_blob, serialize
 
 __all__ = ["drain", "drain_async", "is_generator"]
 
@@ -26,12 +27,50 @@ def _not_a_generator(value: Any, yields: tuple[str, int], name: str) -> TypeErro
     return TypeError(f"{name} has num_returns={yields[0]!r} but returned {type(value).__name__}, not a generator (use yield)")
 
 
-def _fixed(items: list[Any], result_ids: list[int], name: str) -> Any:
-    if len(result_ids) == 1:
-        if len(items) != 1:
-            raise ValueError(f"{name} has num_returns=1 but yielded {len(items)} values")
-        return items[0]
-    return items  # (their count is checked with the results)
+class Partial:
+    """A generator that failed after some values (as Ray's): those are its first results, its error the rest."""
+
+    __slots__ = ("error", "items")
+
+    def __init__(self, items: list[Any], error: BaseException) -> None:
+        self.items = items
+        self.error = error
+
+    def results(self, where: str, result_ids: list[int], name: str) -> list[tuple[int, Blob]]:
+        made = [
+            (oid, serialize(item, f"value {i} that {name} yielded"))
+            for i, (oid, item) in enumerate(zip(result_ids, self.items, strict=False))
+        ]
+        failed = error_blob(self.error, where, user=True)
+        return made + [(oid, failed) for oid in result_ids[len(made) :]]
+
+
+def _fixed(items: list[Any], failure: BaseException | None, result_ids: list[int], name: str) -> Any:
+    """The results of a generator with an int num_returns: as many values as that (more are dropped, as Ray's)."""
+    if failure is not None:
+        return Partial(items, failure)
+    if len(items) < len(result_ids):
+        raise ValueError(f"{name} has num_returns={len(result_ids)} but yielded {len(items)} values")
+    if len(items) > len(result_ids):
+        print(f"nexus: {name} yielded {len(items)} values for num_returns={len(result_ids)}: the rest are dropped", file=sys.stderr)
+    return items[0] if len(result_ids) == 1 else items[: len(result_ids)]
+
+
+def _gathered(value: Any) -> tuple[list[Any], Exception | None]:
+    items: list[Any] = []
+    try:
+        for item in value:
+            items.append(item)
+    except Exception as exc:  # (the values before it stay the call's)
+        return items, exc
+    return items, None
+
+
+def _error_ref(exe: Any, failure: Exception) -> ObjectRef:
+    """The ref of a dynamic generator's error, after the values it yielded (its get raises it)."""
+    oid = exe.new_id()
+    exe.send(("put", oid, error_blob(failure, exe.where, user=True)))
+    return ObjectRef(oid)
 
 
 def drain(exe: Any, value: Any, yields: tuple[str, int] | None, result_ids: list[int], name: str) -> Any:
@@ -41,9 +80,15 @@ def drain(exe: Any, value: Any, yields: tuple[str, int] | None, result_ids: list
             raise _not_a_generator(value, yields, name)
         return value
     if yields is None:
-        return _fixed(list(value), result_ids, name)
+        return _fixed(*_gathered(value), result_ids, name)
     if yields[0] == DYNAMIC:
-        return DynamicObjectRefGenerator([exe.put(item) for item in value])
+        refs: list[ObjectRef] = []
+        try:
+            for item in value:
+                refs.append(exe.put(item))
+        except Exception as exc:
+            refs.append(_error_ref(exe, exc))
+        return DynamicObjectRefGenerator(refs)
     task, room = result_ids[0], yields[1]
     made = 0
     for item in value:
@@ -58,10 +103,18 @@ async def drain_async(exe: Any, value: Any, yields: tuple[str, int] | None, resu
     """``drain`` of an async generator (an async actor's method), on the actor's event loop."""
     if not inspect.isasyncgen(value):
         return drain(exe, value, yields, result_ids, name)
-    if yields is None:
-        return _fixed([item async for item in value], result_ids, name)
-    if yields[0] == DYNAMIC:
-        return DynamicObjectRefGenerator([exe.put(item) async for item in value])
+    if yields is None or yields[0] == DYNAMIC:
+        items: list[Any] = []
+        failure: Exception | None = None
+        try:
+            async for item in value:
+                items.append(item)
+        except Exception as exc:
+            failure = exc
+        if yields is None:
+            return _fixed(items, failure, result_ids, name)
+        refs = [exe.put(item) for item in items]
+        return DynamicObjectRefGenerator(refs if failure is None else [*refs, _error_ref(exe, failure)])
     import asyncio
 
     loop = asyncio.get_running_loop()

@@ -136,8 +136,24 @@ def test_a_worker_blocked_in_get_takes_a_task_so_nested_tasks_cannot_deadlock() 
     busy(w).blocked = True
     q.push(plain_task())
     q.push(plain_task())
+    assert not dispatch(q, [w]), "a task that is not the waiting one's went on top of it (a surplus worker takes it)"
+    q.stack_on_blocked = True  # (no surplus worker may start)
     assert len(dispatch(q, [w])) == 1  # one task on top of the blocked one, none prefetched behind it
     assert w.inflight == 2
+
+
+def test_a_worker_blocked_in_get_takes_what_its_task_submitted_first() -> None:
+    q = tasks_on(cpus=1)
+    (w,) = workers(1)
+    outer = plain_task()
+    place(q, w, outer)
+    w.blocked = True
+    unrelated, child = plain_task(), plain_task()
+    child.parent = outer.task_id
+    q.push(unrelated)
+    q.push(child)
+    q.stack_on_blocked = True
+    assert [t for _, t in dispatch(q, [w])] == [child]
 
 
 def test_nothing_is_placed_while_every_cpu_is_held() -> None:
