@@ -37,3 +37,13 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[str]:
 def shm_entries() -> set[str]:
     """Segments of the clusters this test process drives (others may run beside the tests)."""
     return {name for name in os.listdir("/dev/shm") if name.startswith(f"nexus-{os.getpid()}-")}
+
+
+@pytest.fixture
+def one_cpu() -> Iterator[None]:
+    """A cluster of one CPU, for this test alone."""
+    nexus.init(num_cpus=1)
+    try:
+        yield
+    finally:
+        nexus.shutdown()

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import nexus
+from tests.conftest import wait_until
 
 
 @nexus.remote
@@ -76,15 +76,6 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _settled(check: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
-
-
 def test_the_last_handle_gone_ends_the_actor_and_its_shutdown_runs(cluster: str, tmp_path: Path) -> None:
     marker = tmp_path / "shutdown"
     actor = Tracked.remote(str(marker))
@@ -94,7 +85,7 @@ def test_the_last_handle_gone_ends_the_actor_and_its_shutdown_runs(cluster: str,
     time.sleep(0.3)
     assert not _gone(pid), "a handle is still held"
     del kept
-    assert _settled(lambda: _gone(pid)), "the actor outlived its last handle"
+    wait_until(lambda: _gone(pid), timeout=30)  # the actor outlived its last handle
     assert marker.read_text() == "shut down"
 
 
@@ -134,7 +125,7 @@ def test_handles_held_elsewhere_keep_it(cluster: str, tmp_path: Path) -> None:
     time.sleep(0.5)
     assert not _gone(pid), "the keeper's handle went unnoticed"
     nexus.get(keeper.drop.remote())
-    assert _settled(lambda: _gone(pid)), "the actor outlived the handle another actor held"
+    wait_until(lambda: _gone(pid), timeout=30)  # the actor outlived the handle another actor held
 
 
 def test_an_actor_made_in_a_task_lives_on_with_the_handle_it_returned(cluster: str, tmp_path: Path) -> None:
@@ -142,9 +133,9 @@ def test_an_actor_made_in_a_task_lives_on_with_the_handle_it_returned(cluster: s
     time.sleep(0.5)
     assert nexus.get(handle.pid.remote()) == pid
     del handle
-    assert _settled(lambda: _gone(pid))
+    wait_until(lambda: _gone(pid), timeout=30)
     dropped = nexus.get(make.remote(str(tmp_path / "dropped"), False))
-    assert _settled(lambda: _gone(dropped)), "an actor whose maker let its handle go lived on"
+    wait_until(lambda: _gone(dropped), timeout=30)  # an actor whose maker let its handle go lived on
 
 
 @nexus.remote
@@ -163,7 +154,7 @@ def test_an_actor_ends_with_the_actor_that_made_it_unless_detached(cluster: str)
     child, detached = nexus.get([owner.make.remote(None), owner.make.remote("detached")])
     pids = nexus.get([child.pid.remote(), detached.pid.remote()])
     os.kill(nexus.get(owner.pid.remote()), 9)
-    assert _settled(lambda: _gone(pids[0])), "the child lived on after its owner died, though a handle is held here"
+    wait_until(lambda: _gone(pids[0]), timeout=30)  # the child lived on after its owner died, though a handle is held here
     with pytest.raises(nexus.exceptions.ActorDiedError, match="ended with its owner"):
         nexus.get(child.pid.remote(), timeout=30)
     assert nexus.get(detached.pid.remote(), timeout=30) == pids[1]

@@ -17,6 +17,7 @@ from nexus.cluster import api
 from nexus.cluster.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 from nexus.core.errors import SerializationError
 from nexus.exceptions import GetTimeoutError, TaskCancelledError, TaskError
+from tests.conftest import wait_until
 
 from .conftest import local_only
 
@@ -249,15 +250,6 @@ def _entries() -> int:
     return len(api._runtime().objects.entries)
 
 
-def _settled(check, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
-
-
 @local_only
 def test_nothing_is_left_behind(cluster: str) -> None:
     runtime = api._runtime()
@@ -267,14 +259,14 @@ def test_nothing_is_left_behind(cluster: str) -> None:
     refs = list(fails_after.remote(3))
     assert nexus.get(refs[:3]) == [0, 1, 2] and len(refs) == 4
     del refs
-    assert _settled(lambda: _entries() <= before), "values of streams read to the end stay stored"
+    wait_until(lambda: _entries() <= before, timeout=30)  # values of streams read to the end stay stored
     dropped = count.remote(5)
     next(dropped)
     waiting = count.remote(5, 0.5)
     next(waiting)
     next(waiting)  # (asked for while it was being made)
     del dropped, waiting
-    assert _settled(lambda: not runtime.streams.streams and _entries() <= before), "a dropped stream's values stay"
+    wait_until(lambda: not runtime.streams.streams and _entries() <= before, timeout=30)  # a dropped stream's values stay
 
 
 @local_only

@@ -4,9 +4,6 @@ first, not the next outer task of the queue, so every chain finishes and none wa
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-
-import pytest
 
 import nexus
 
@@ -28,15 +25,6 @@ def inner(i: int) -> tuple[int, int]:
         outers += frame.f_code.co_name == "outer"
         frame = frame.f_back
     return i, outers
-
-
-@pytest.fixture
-def one_cpu() -> Iterator[None]:
-    nexus.init(num_cpus=1)
-    try:
-        yield
-    finally:
-        nexus.shutdown()
 
 
 def test_a_thousand_chains_on_one_cpu_finish_depth_first(one_cpu: None) -> None:

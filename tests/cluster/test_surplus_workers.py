@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -30,15 +29,6 @@ class Signal:
 @nexus.remote
 def wait_for(refs: list) -> object:
     return nexus.get(refs[0])  # (a ref inside a list: the task starts at once and waits in get)
-
-
-@pytest.fixture
-def one_cpu() -> Iterator[None]:
-    nexus.init(num_cpus=1)
-    try:
-        yield
-    finally:
-        nexus.shutdown()
 
 
 def test_a_chain_waiting_on_one_cpu_is_cancelled_and_the_rest_goes_on(one_cpu: None) -> None:
