@@ -162,6 +162,12 @@ class ActorClass:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"actor class {self._name} cannot be instantiated directly; use {self._name}.remote(...)")
 
+    def __getattr__(self, name: str) -> Any:
+        """The class's own attributes (constants, class and static methods), as Ray's actor classes give them."""
+        if name.startswith("_"):  # (ours, or not set yet while it is unpickled)
+            raise AttributeError(name)
+        return getattr(self.__dict__["_cls"], name) if "_cls" in self.__dict__ else super().__getattribute__(name)
+
     def virtual(self, identity: str, idle: float | None = None) -> Any:
         """The virtual actor of this class for ``identity``: activated on its first call, passivated when idle."""
         from .services.callers import virtual_handle

@@ -257,6 +257,8 @@ def wait(
     if not isinstance(refs, (list, tuple)):
         raise TypeError(f"nexus.wait takes a list of ObjectRefs, not {_described(refs)}")
     refs = list(refs)
+    if not refs:  # (nothing to wait for, whatever num_returns says: as Ray's)
+        return [], []
     for ref in refs:
         if not isinstance(ref, ObjectRef):
             raise TypeError(f"nexus.wait takes a list of ObjectRefs; the list holds {_described(ref)}")

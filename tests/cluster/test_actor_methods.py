@@ -143,3 +143,27 @@ def test_each_group_of_an_async_actor_runs_on_a_loop_of_its_own(cluster: str) ->
     assert nexus.get([actor.answer.remote(), actor.default.remote()], timeout=30) == ["answered", "default"]
     assert time.monotonic() - start < 4, "a call of another group waited for the blocked loop"
     assert nexus.get(blocked, timeout=30) == "blocked"
+
+
+class _Base:
+    INHERITED = 2
+
+
+@nexus.remote
+class WithConstants(_Base):
+    OWN = 3
+
+    @classmethod
+    def four(cls) -> int:
+        return 4
+
+    def total(self) -> int:
+        return WithConstants.INHERITED + WithConstants.OWN + WithConstants.four()  # (the actor class, inside the actor)
+
+
+def test_an_actor_classs_own_attributes_are_read_through_it(cluster: str) -> None:
+    assert (WithConstants.OWN, WithConstants.INHERITED, WithConstants.four()) == (3, 2, 4)
+    assert nexus.get(WithConstants.remote().total.remote(), timeout=30) == 9
+    with pytest.raises(AttributeError):
+        _ = WithConstants.missing
+    assert nexus.wait([]) == ([], [])
