@@ -120,6 +120,7 @@ class Sleeper:
     async def sleep(self, seconds: float) -> str:
         import asyncio
 
+        self.begun = getattr(self, "begun", 0) + 1
         try:
             await asyncio.sleep(seconds)
         except asyncio.CancelledError:
@@ -130,12 +131,15 @@ class Sleeper:
     async def was_cancelled(self) -> bool:
         return getattr(self, "cancelled", False)
 
+    async def calls_begun(self) -> int:
+        return getattr(self, "begun", 0)
+
 
 def test_a_running_async_call_is_cancelled_in_its_event_loop(cluster: str) -> None:
     sleeper = Sleeper.remote()
     long = sleeper.sleep.remote(300)
     short = sleeper.sleep.remote(0.5)
-    time.sleep(0.3)  # (both run: the actor's loop runs its calls together)
+    wait_until(lambda: nexus.get(sleeper.calls_begun.remote(), timeout=30) == 2, timeout=60)  # (both run together)
     start = time.monotonic()
     nexus.cancel(long)
     with pytest.raises(TaskCancelledError, match="while it ran"):

@@ -32,6 +32,7 @@ class SurplusWorkers:
         self.rt = rt
         self.starting = 0  # surplus workers started that have not said hello yet
         self.started = 0  # surplus workers alive (started, not gone)
+        self.watch = False  # a worker blocked since the last check found none: check() looks (else it costs nothing)
 
     def room(self) -> bool:
         """Whether another surplus worker may start (then nothing is stacked on a waiting task)."""
@@ -40,6 +41,7 @@ class SurplusWorkers:
     def on_blocked(self, w: WorkerRecord) -> None:
         """``w`` waits in a get: the tasks prefetched behind the waiting one come back (for another worker, or to
         go on top of it, sent as such, when no surplus worker may start)."""
+        self.watch = True
         tasks = self.rt.tasks
         posted = [body for body in w.outbox if body[0] == "task" and body[1] in tasks.running]
         if posted:  # (not sent yet: they come back at once)
@@ -58,8 +60,11 @@ class SurplusWorkers:
         if not rt.tasks.queue or rt.closing or not self.room() or self.starting:
             return
         local = [w for w in rt.workers if not w.remote and w.alive]
+        if not any(w.blocked for w in local):
+            self.watch = False  # (until a worker blocks again)
+            return
         running = sum(1 for w in local if not w.blocked)
-        if running >= rt.num_cpus or not any(w.blocked for w in local):
+        if running >= rt.num_cpus:
             return
         if any(w.ready and w.inflight == 0 for w in local):
             return  # (an idle worker takes them at the next dispatch)

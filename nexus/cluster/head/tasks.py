@@ -244,7 +244,8 @@ class TaskScheduler:
         if self.tasks.queue:
             self.tasks.stack_on_blocked = not self.surplus.room()
             self.tasks.dispatch(self.rt.workers, time.monotonic(), self._send_task)
-            self.surplus.check()
+            if self.surplus.watch:
+                self.surplus.check()
         else:
             self.steal()
         if (self.backpressure or self.room_waiters) and self.tasks.drained_enough():
