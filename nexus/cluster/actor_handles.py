@@ -166,7 +166,10 @@ class ActorClass:
         """The class's own attributes (constants, class and static methods), as Ray's actor classes give them."""
         if name.startswith("_"):  # (ours, or not set yet while it is unpickled)
             raise AttributeError(name)
-        return getattr(self.__dict__["_cls"], name) if "_cls" in self.__dict__ else super().__getattribute__(name)
+        cls = self.__dict__.get("_cls")
+        if cls is None:
+            raise AttributeError(name)
+        return getattr(cls, name)
 
     def virtual(self, identity: str, idle: float | None = None) -> Any:
         """The virtual actor of this class for ``identity``: activated on its first call, passivated when idle."""
