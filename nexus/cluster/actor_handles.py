@@ -193,11 +193,9 @@ class ActorClass:
         runtime = _runtime()
         options = self._options
         if options.get("get_if_exists") and options.get("name"):
-            try:
-                actor_id, cls_name, bounded = runtime.get_actor(options["name"], options.get("namespace"))
-                return ActorHandle(actor_id, cls_name, self._methods, self._checks, bounded, self._returns)
-            except ValueError:
-                pass
+            found = self._existing(runtime)
+            if found is not None:
+                return found
         if self._init_check is not None:
             self._init_check(args, kwargs)
         if self._groups:
@@ -225,10 +223,25 @@ class ActorClass:
             "-", "_"
         ) or None
         actor_options["_handle"] = (self._methods, self._checks, self._returns)  # (what get_actor's handles know)
-        actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)
+        try:
+            actor_id = runtime.create_actor(cls_id, factory, self._name, args, kwargs, actor_options)
+        except ValueError as exc:  # (another caller made it between the look-up and here: that one is the actor)
+            found = self._existing(runtime) if options.get("get_if_exists") and "already exists" in str(exc) else None
+            if found is None:
+                raise
+            return found
         bounded = options.get("mailbox") is not None or options.get("max_pending_calls") not in (None, -1)
         ref = ObjectRef(actor_id) if ends_with_its_handles(actor_options) else None
         return ActorHandle(actor_id, self._name, self._methods, self._checks, bounded, self._returns, ref)
+
+
+    def _existing(self, runtime: Any) -> ActorHandle | None:
+        """A handle to the live actor of this class's ``name`` (get_if_exists), or None if there is none."""
+        try:
+            actor_id, cls_name, bounded = runtime.get_actor(self._options["name"], self._options.get("namespace"))
+        except ValueError:
+            return None
+        return ActorHandle(actor_id, cls_name, self._methods, self._checks, bounded, self._returns)
 
 
 def _check_groups(groups: Any, used: dict[str, str], cls_name: str, made: bool = False) -> None:

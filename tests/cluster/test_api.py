@@ -281,6 +281,22 @@ def test_named_actors(cluster):
         nexus.get_actor("shared-counter")
 
 
+@nexus.remote
+def _count_on_the_named(name):
+    counter = Counter.options(name=name, get_if_exists=True, lifetime="detached").remote()
+    return nexus.get(counter.incr.remote(), timeout=60)
+
+
+def test_get_if_exists_from_racing_tasks_gives_them_all_one_actor(cluster):
+    # Each task looks the name up, finds nothing and creates it: only one creation wins, the others get that actor
+    # (not "already exists").
+    for round_ in range(5):
+        name = f"raced-{round_}"
+        counts = nexus.get([_count_on_the_named.remote(name) for _ in range(4)], timeout=120)
+        assert sorted(counts) == [1, 2, 3, 4]
+        nexus.kill(nexus.get_actor(name))
+
+
 def test_kill_makes_calls_fail_promptly(cluster):
     counter = Counter.remote()
     assert nexus.get(counter.incr.remote()) == 1

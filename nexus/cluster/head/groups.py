@@ -243,14 +243,15 @@ class GroupDirectory:
             own = _own_needs(options, what, default_cpu)
             bundles = [group.bundles[index]] if index >= 0 else group.bundles
             if not any(all(b.get(k, 0.0) + 1e-9 >= v for k, v in own.items()) for b in bundles):
+                request = {k: int(v) if float(v).is_integer() else v for k, v in own.items()}
                 where = (
-                    f"bundle {index} of placement group {group.hex} holds {bundles[0]}"
+                    f"bundle {index} of the placement group, {bundles[0]}"
                     if index >= 0
-                    else (f"no bundle of placement group {group.hex} holds that (they hold {group.bundles})")
+                    else f"any bundles for the placement group, {group.bundles}"
                 )
-                wanted = ", ".join(f"{v:g} {k}" for k, v in own.items())
-                raise ValueError(
-                    f"{what} can never run there: it needs {wanted} and {where}; ask for less (num_cpus=0, say) or reserve more"
+                raise ValueError(  # (Ray's words, then what to do)
+                    f"Cannot schedule {what} with the placement group because the resource request {request} "
+                    f"cannot fit into {where}. Ask for less (num_cpus=0, say) or reserve more in placement group {group.hex}."
                 )
             return GroupBinding(group.group_id, index, capture, needs_in(own, group.group_id, index))
 
