@@ -162,6 +162,13 @@ class ActorClass:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"actor class {self._name} cannot be instantiated directly; use {self._name}.remote(...)")
 
+    def __mro_entries__(self, bases: tuple) -> tuple:
+        """``class Derived(SomeActorClass)``: refused, as Ray's (a handle's class is not a class to extend)."""
+        raise TypeError(
+            f"Inheriting from actor classes is not currently supported: {self._name} is an actor class. Inherit from "
+            f"the plain class instead and make the derived class an actor class (with @nexus.remote)."
+        )
+
     def __getattr__(self, name: str) -> Any:
         """The class's own attributes (constants, class and static methods), as Ray's actor classes give them."""
         if name.startswith("_"):  # (ours, or not set yet while it is unpickled)

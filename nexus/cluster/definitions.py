@@ -79,7 +79,7 @@ def _shipped_form(obj: Any) -> Callable[[], Blob]:
         if not cache:
             blob = serialize(obj, f"{getattr(obj, '__qualname__', obj)!r}", inline=True)
             if blob.nbytes > MAX_DEFINITION_BYTES:  # (it would not fit the one message it travels in)
-                what = f"The actor {obj.__qualname__}" if isinstance(obj, type) else f"The remote function {obj.__qualname__}"
+                what = f"The actor {obj.__name__}" if isinstance(obj, type) else f"The remote function {obj.__qualname__}"
                 raise ValueError(
                     f"{what} is too large ({blob.nbytes / 2**20:.0f} MiB pickled; at most {MAX_DEFINITION_BYTES >> 20} MiB):"
                     " it captures large values; put them with nexus.put() and pass the refs, or load them inside"

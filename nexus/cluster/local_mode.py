@@ -142,10 +142,10 @@ class LocalSession:
             key = (options.get("namespace") or self.namespace, wanted) if wanted else None
             if key is not None and key in self.named and self.named[key] not in self.dead:
                 raise ValueError(f"an actor named {wanted!r} already exists in namespace {key[0]!r}; use get_if_exists=True or get_actor")
+            cls = _original(factory)  # (one too large to ship is refused, as in a cluster)
             try:
                 args = tuple(self._resolve(a) for a in args)
                 kwargs = {k: self._resolve(v) for k, v in kwargs.items()}
-                cls = _original(factory)
                 self.actors[actor_id] = cls(*args, **kwargs)
                 if any(_is_async(getattr(cls, m, None)) for m in dir(cls) if not m.startswith("__")):
                     self.loops[actor_id] = _loop_thread()  # (one loop for its life: what it keeps is bound to it)
@@ -266,8 +266,9 @@ class LocalSession:
 
 def _original(factory: Callable[[], Blob]) -> Any:
     """The function or class itself (a definition's factory keeps it); else what it ships, loaded again."""
+    blob = factory()  # (made once: a definition too large for a cluster is refused here too, as Ray's local mode does)
     found = getattr(factory, "original", None)
-    return found if found is not None else deserialize(factory())
+    return found if found is not None else deserialize(blob)
 
 
 def _loop_thread() -> asyncio.AbstractEventLoop:

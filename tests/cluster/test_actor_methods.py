@@ -167,3 +167,18 @@ def test_an_actor_classs_own_attributes_are_read_through_it(cluster: str) -> Non
     with pytest.raises(AttributeError):
         _ = WithConstants.missing
     assert nexus.wait([]) == ([], [])
+
+
+def test_an_actor_class_is_not_instantiated_nor_extended_but_its_plain_class_is() -> None:
+    with pytest.raises(TypeError, match=r"cannot be instantiated directly; use WithConstants.remote\(...\)"):
+        WithConstants()
+    with pytest.raises(TypeError, match="Inheriting from actor classes is not currently supported: WithConstants is an"):
+
+        class Derived(WithConstants):  # type: ignore[misc]
+            pass
+
+    @nexus.remote
+    class FromThePlainOne(_Base):
+        pass
+
+    assert FromThePlainOne.INHERITED == 2

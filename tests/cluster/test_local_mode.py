@@ -145,3 +145,22 @@ def test_generators_stream_their_values_and_the_error_last(local: None) -> None:
     yielder = Yielder.remote()
     assert [nexus.get(r) for r in yielder.items.remote(2)] == [0, 1]
     assert [nexus.get(r) for r in yielder.later.remote(3)] == [0, 2, 4]
+
+
+def test_a_definition_too_large_for_a_cluster_is_refused_here_too(local: None) -> None:
+    big = bytes(61 << 20)  # (captured: the definition would travel with it)
+
+    @nexus.remote
+    def heavy() -> int:
+        return len(big)
+
+    @nexus.remote
+    class Heavy:
+        def size(self) -> int:
+            return len(big)
+
+    with pytest.raises(ValueError, match="The remote function .*heavy is too large"):
+        heavy.remote()
+    with pytest.raises(ValueError, match="The actor .*Heavy is too large"):
+        Heavy.remote()
+    assert nexus.get(square.remote(3)) == 9  # (and the rest goes on)
