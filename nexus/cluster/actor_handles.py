@@ -241,7 +241,6 @@ class ActorClass:
         ref = ObjectRef(actor_id) if ends_with_its_handles(actor_options) else None
         return ActorHandle(actor_id, self._name, self._methods, self._checks, bounded, self._returns, ref)
 
-
     def _existing(self, runtime: Any) -> ActorHandle | None:
         """A handle to the live actor of this class's ``name`` (get_if_exists), or None if there is none."""
         try:
