@@ -218,6 +218,7 @@ class ActorClass:
             "max_task_retries",
             "num_cpus",
             "num_gpus",
+            "memory",
             "resources",
             "scheduling_strategy",
             "label_selector",

@@ -127,6 +127,7 @@ def init(
     from .head.runtime import Runtime
 
     lifetime = _unused.pop("_default_actor_lifetime", None)  # (as Ray's: the lifetime of actors that give none)
+    memory = _unused.pop("_memory", None)  # (as Ray's: the bytes of the memory resource; default from the RAM)
     if _unused:
         raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(sorted(_unused))}")
     if lifetime not in (None, "detached", "non_detached", "non-detached"):
@@ -166,6 +167,7 @@ def init(
             if resources is not None and "GPU" in resources:
                 raise ValueError("give the GPUs as num_gpus or as resources['GPU'], not both")
             resources = {**(resources or {}), **({"GPU": float(num_gpus)} if num_gpus else {})}
+        resources = _with_memory(resources, memory, object_store_memory)
         if local_mode:
             from .local_mode import LocalSession
 
@@ -189,6 +191,19 @@ def init(
         _session.set_current(runtime)
         _register_exit_hook()
         return ClusterInfo(runtime.info())
+
+
+def _with_memory(resources: dict[str, float] | None, memory: Any, store: Any) -> dict[str, float]:
+    """``resources`` with the node's ``memory`` (what tasks and actors reserve with ``memory=``, as in Ray)."""
+    if memory is not None and (isinstance(memory, bool) or not isinstance(memory, (int, float)) or memory < 0):
+        raise ValueError(f"_memory is a number of bytes, 0 or more, not {memory!r}")
+    if memory is None:
+        if resources and "memory" in resources:
+            return resources
+        from .store import default_memory
+
+        memory = default_memory(store if isinstance(store, (int, float)) else None)
+    return {**(resources or {}), "memory": float(memory)}
 
 
 _session.starter = init  # (what a first call without a cluster starts: see session.current_or_start)

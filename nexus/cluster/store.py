@@ -43,6 +43,7 @@ __all__ = [
     "Pin",
     "SpillFolder",
     "default_capacity",
+    "default_memory",
 ]
 
 PAGE = mmap.PAGESIZE
@@ -313,6 +314,13 @@ def default_capacity(requested: float | None) -> int:
             return max(PAGE, limit)
         return requested
     return max(PAGE, min(int(ram * 0.3), limit))
+
+
+def default_memory(store: float | None) -> float:
+    """A node's ``memory`` resource (bytes tasks and actors may reserve with ``memory=``, as Ray's): 70% of its
+    RAM less the object store's share (``store``, or the default 30% of RAM)."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return float(max(0, int(ram * 0.7 - (ram * 0.3 if store is None else store))))
 
 
 class SpillFolder:

@@ -24,6 +24,7 @@ import click
 
 from ..cluster.remote.daemon import head_folder, node_folder, process_start
 from ..cluster.remote.files import home, private_folder
+from ..cluster.state.resources import amounts_text
 
 __all__ = ["add_commands", "clear_errors_named", "head_link", "head_options"]
 
@@ -230,7 +231,7 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print(f"head at {address}: {sum(n['alive'] for n in reply['nodes'])} node(s) alive, {reply['refused']} peer(s) refused")
     for n in reply["nodes"]:
-        amounts = ", ".join(f"{v:g} {k}" for k, v in sorted(n["resources"].items()))
+        amounts = amounts_text(n["resources"])
         where = n.get("state", "ALIVE").lower() if n["alive"] else f"dead ({n['why']})"
         print(f"  node {n['node_id']:06x} {n['host']:<20} {where:<10} {amounts}{'  (head)' if n['head'] else ''}")
     if cluster:
@@ -254,7 +255,7 @@ def _cluster_status(args: argparse.Namespace) -> dict[str, Any] | None:
 def _cluster_lines(cluster: dict[str, Any]) -> str:
     total, used = cluster["resources"]["total"], cluster["resources"]["used"]
     lines = ["resources (used / total):"]
-    lines += [f"  {used.get(k, 0):g} / {v:g} {k}" for k, v in sorted(total.items()) if k != "object_store_memory"]
+    lines += [f"  {amounts_text({k: v}, used)}" for k, v in sorted(total.items()) if k != "object_store_memory"]
     summary = cluster["summary"]
     for what in ("actors", "tasks"):
         counts = ", ".join(f"{n} {state}" for state, n in sorted(summary.get(what, {}).items())) or "none"

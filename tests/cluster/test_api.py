@@ -726,6 +726,24 @@ def test_nodes_and_resources_as_ray_gives_them(cluster):
     nexus.kill(holder)
 
 
+@local_only
+def test_memory_is_a_resource_tasks_and_actors_reserve(cluster):
+    total = nexus.cluster_resources()["memory"]
+    assert total > 0, "70% of the RAM less the object store's share"
+
+    @nexus.remote(num_cpus=0, memory=100 << 20)
+    class Reserves:
+        def free_memory(self):
+            return nexus.available_resources()["memory"]
+
+    holder = Reserves.remote()
+    assert nexus.get(holder.free_memory.remote(), timeout=20) == total - (100 << 20)
+    nexus.kill(holder)
+    wait_until(lambda: nexus.available_resources()["memory"] == total)
+    with pytest.raises(ValueError, match=r"can never run: it needs [\d.e+]+ memory"):
+        double.options(memory=2 * total).remote(1)
+
+
 def never_runs(submit, match: str) -> None:
     """What no node could ever run, or options the head cannot place by, fail with ``match``: at ``.remote()`` in
     a driver of this process, at ``get`` in one attached to a head (it does not wait for the head's answer to a

@@ -96,3 +96,15 @@ def test_ray_forms_init_and_options_take() -> None:
         assert failed.returncode == 1 and error in failed.stderr, failed.stderr
     wrong = _run("nexus.init(_default_actor_lifetime='forever')")
     assert wrong.returncode == 1 and "_default_actor_lifetime is" in wrong.stderr
+
+
+def test_init_takes_the_memory_resource_as_ray_does() -> None:
+    done = _run(
+        "nexus.init(num_cpus=1, _memory=1 << 30)\nprint(nexus.cluster_resources()['memory'])\nnexus.shutdown()\n"
+        "nexus.init(num_cpus=1, resources={'memory': 5.0})\nprint(nexus.cluster_resources()['memory'])\nnexus.shutdown()\n"
+        "nexus.init(num_cpus=1, local_mode=True)\nprint(nexus.cluster_resources()['memory'] > 0)\nnexus.shutdown()\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[:3] == [str(float(1 << 30)), "5.0", "True"], done.stdout
+    wrong = _run("nexus.init(_memory='lots')")
+    assert wrong.returncode == 1 and "_memory is a number of bytes, 0 or more, not 'lots'" in wrong.stderr

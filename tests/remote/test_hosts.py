@@ -62,7 +62,7 @@ def test_nodes_on_two_other_hosts_join_the_head_across_the_network(hosts: Hosts)
     assert sorted(n["host"] for n in nodes) == ["host1", "host2", "host3"]
     by_host = {n["host"]: n for n in nodes}
     assert by_host["host1"]["head"] and by_host["host2"]["labels"] == {"zone": "b"}
-    assert by_host["host3"]["resources"] == {"CPU": 3.0, "GPU": 1.0}
+    assert by_host["host3"]["resources"].pop("memory") > 0 and by_host["host3"]["resources"] == {"CPU": 3.0, "GPU": 1.0}
     assert all(abs(n["clock_offset"]) < 1.0 for n in nodes), "one machine's clock, estimated across the link"
 
 

@@ -122,6 +122,7 @@ def test_a_head_and_two_nodes_join_show_in_status_and_stop_leaves_nothing(home: 
     home.start_node("--num-cpus", "3", "--resources", '{"GPU": 1}', "--labels", "zone=b,rack=7")
     nodes = by_id(home.status())
     assert sorted(nodes) == [0, 1, 2] and all(n["alive"] for n in nodes.values())
+    assert all(n["resources"].pop("memory") > 0 for n in nodes.values()), "each has its memory resource, as Ray's"
     assert nodes[0]["head"] and nodes[0]["resources"] == {"CPU": 2.0}
     assert nodes[1]["resources"] == {"CPU": 1.0}
     assert nodes[2]["resources"] == {"CPU": 3.0, "GPU": 1.0} and nodes[2]["labels"] == {"zone": "b", "rack": "7"}

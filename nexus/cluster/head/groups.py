@@ -404,11 +404,13 @@ class GroupDirectory:
 
 
 def _own_needs(options: dict[str, Any], what: str, default_cpu: float) -> dict[str, float]:
-    """What a task or an actor asks for itself (``num_cpus``, ``num_gpus``, ``resources``), amounts it needs only."""
+    """What a task or an actor asks for itself (``num_cpus``, ``num_gpus``, ``memory``, ``resources``), amounts it needs only."""
     cpu = options.get("num_cpus")
     own = {"CPU": float(default_cpu if cpu is None else cpu)}
     if options.get("num_gpus"):
         own["GPU"] = float(options["num_gpus"])
+    if options.get("memory"):
+        own["memory"] = float(options["memory"])
     resources = options.get("resources") or {}
     if not isinstance(resources, dict):
         raise ValueError(f"{what}: resources is a dict of resource names to amounts, not {resources!r}")

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..config import ClusterConfig
 from ..node.sampler import ProcessMeter
+from ..store import default_memory
 from .files import home, private_folder, write_private
 
 __all__ = ["head_folder", "main", "node_folder"]
@@ -86,6 +87,7 @@ def run_head(args: argparse.Namespace, serving: Serving | None = None) -> int:
     config = ClusterConfig.from_environment(overrides, os.environ, base=base)
     num_cpus = args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1
     custom = _resources(args.resources)
+    custom.setdefault("memory", default_memory(args.object_store_memory))
     runtime = Runtime(  # the head's own node
         num_cpus, "shm", "default", resources=custom or None, object_store_memory=args.object_store_memory, config=config
     )
@@ -142,6 +144,7 @@ def run_node(args: argparse.Namespace) -> int:
     folder = Path(private_folder(node_folder()))
     key = load_node_key(args.key)
     resources = {"CPU": float(args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1), **_resources(args.resources)}
+    resources.setdefault("memory", default_memory(args.object_store_memory))
     labels = _labels(args.labels)
     link = NodeLink(key, args.address)
     stop = _stop_on_signals()

@@ -31,6 +31,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from ..node.sampler import NodeSamples
 from ..protocol import LogLimiter, unpack_frames
 from ..state.nodes import Membership
+from ..state.resources import amounts_text
 from . import wire
 from .drain import Drains
 from .keys import HeadKeys, quiet_auth_log
@@ -583,4 +584,4 @@ def _offered_store(f: dict[str, Any]) -> tuple[int, str] | None:
 
 
 def _amounts(resources: dict[str, float]) -> str:
-    return ", ".join(f"{v:g} {k}" for k, v in sorted(resources.items())) or "no resources"
+    return amounts_text(resources) or "no resources"

@@ -12,10 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["Pool", "Resources"]
+__all__ = ["Pool", "Resources", "amounts_text"]
 
 # A node's labels against a selector (see strategies.label_selector): whether they match
 Matcher = Callable[[Mapping[str, str]], bool]
+
+
+def amounts_text(amounts: Mapping[str, float], used: Mapping[str, float] | None = None) -> str:
+    """``amounts`` for people, sorted by name ("2 CPU, 1 GPU, 7.5 GiB memory"; with ``used``: "1 / 2 CPU, ...")."""
+
+    def one(key: str, value: float) -> str:
+        return f"{value / 2**30:.1f} GiB" if key == "memory" else f"{value:g}"
+
+    shown = [(f"{one(k, used.get(k, 0.0))} / " if used is not None else "") + f"{one(k, v)} {k}" for k, v in sorted(amounts.items())]
+    return ", ".join(shown)
 
 
 class Pool:
@@ -102,6 +112,8 @@ class Resources:
         resources = dict(options.get("resources") or {})
         if options.get("num_gpus"):
             resources["GPU"] = float(options["num_gpus"])
+        if options.get("memory"):  # (bytes, of the node's memory resource)
+            resources["memory"] = float(options["memory"])
         if (cpu is None or cpu == default_cpu) and not resources:
             if where is not None:
                 self.check_feasible({"CPU": default_cpu}, name, where)
