@@ -55,13 +55,17 @@ def method(*args: Any, **options: Any) -> Any:
 class ActorMethod:
     """``handle.method``: ``.remote(...)`` (ask, returns an ObjectRef), ``.tell(...)`` (fire and forget), ``.options``."""
 
-    __slots__ = ("_handle", "_name", "_num_returns", "_yields")
+    __slots__ = ("_handle", "_name", "_num_returns", "_sent", "_yields")
 
-    def __init__(self, handle: ActorHandle, name: str, num_returns: int | str = 1, yields: Any = _AS_DECLARED) -> None:
+    def __init__(
+        self, handle: ActorHandle, name: str, num_returns: int | str = 1, yields: Any = _AS_DECLARED, group: str | None = None
+    ) -> None:
         self._handle = handle
         self._name = name
         self._num_returns = num_returns
         self._yields = yields  # how this call hands back a generator's values, where .options() changed it
+        # what the call names: the method, or "method@group" for a concurrency group of its own (worker.actors)
+        self._sent = name if group is None else f"{name}@{group}"
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         self._check(args, kwargs)
@@ -70,15 +74,15 @@ class ActorMethod:
         if self._yields is not _AS_DECLARED:  # (the worker reads it before it calls the method: cluster.generators)
             kwargs = {**kwargs, YIELDS_KWARG: self._yields}
         if type(num_returns) is not int:  # a generator method's values, as they come or all at once
-            ref = _runtime().submit_call(handle._actor_id, self._name, args, kwargs, 1, False, handle._bounded)[0]
+            ref = _runtime().submit_call(handle._actor_id, self._sent, args, kwargs, 1, False, handle._bounded)[0]
             return ObjectRefGenerator(ref) if num_returns == STREAMING else ref
-        refs = _runtime().submit_call(handle._actor_id, self._name, args, kwargs, num_returns, False, handle._bounded)
+        refs = _runtime().submit_call(handle._actor_id, self._sent, args, kwargs, num_returns, False, handle._bounded)
         return refs[0] if num_returns == 1 else refs
 
     def tell(self, *args: Any, **kwargs: Any) -> None:
         self._check(args, kwargs)
         handle = self._handle
-        _runtime().submit_call(handle._actor_id, self._name, args, kwargs, 1, True, handle._bounded)
+        _runtime().submit_call(handle._actor_id, self._sent, args, kwargs, 1, True, handle._bounded)
 
     def _check(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         checks = self._handle._checks
@@ -86,13 +90,16 @@ class ActorMethod:
             checks[self._name](args, kwargs)
 
     def options(self, **options: Any) -> ActorMethod:
-        _check_options(options, METHOD_OPTIONS, f"actor method {self._name}")
+        _check_options(options, METHOD_OPTIONS | {"concurrency_group"}, f"actor method {self._name}")
+        group = options.get("concurrency_group", self._sent.partition("@")[2] or None)
+        if group is not None and (not isinstance(group, str) or not group or "@" in group):
+            raise TypeError(f"concurrency_group is the name of one of the actor's concurrency_groups, not {group!r}")
         num_returns = options.get("num_returns", self._num_returns)
         backpressure = options.get("_generator_backpressure_num_objects")
         yields = self._yields
         if backpressure is not None or (num_returns != self._num_returns and _YIELDING.intersection((num_returns, self._num_returns))):
             yields = yields_of(None, num_returns if num_returns in _YIELDING else 1, backpressure)
-        return ActorMethod(self._handle, self._name, num_returns, yields)
+        return ActorMethod(self._handle, self._name, num_returns, yields, group)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"actor method {self._name} cannot be called directly; use .remote(...) or .tell(...)")

@@ -160,6 +160,7 @@ class LocalSession:
     def submit_call(
         self, actor_id: int, method: str, args: tuple, kwargs: dict, num_returns: int, tell: bool, bounded: bool = False
     ) -> list[ObjectRef]:
+        method = method.partition("@")[0]  # (a call's own concurrency group: one thread runs them all here)
         what = f"{self.classes.get(actor_id, 'actor')}.{method}"
         instance = self.actors.get(actor_id)
         if instance is None:

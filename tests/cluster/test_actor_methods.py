@@ -37,7 +37,8 @@ class Async:
     def __init__(self) -> None:
         self.inside = 0
         self.most = 0
-        self.go = asyncio.Event()
+        self.go = asyncio.Event()  # (waited for on the io group's loop: set there, from the default one)
+        self.io_loop: asyncio.AbstractEventLoop | None = None
 
     @nexus.method(concurrency_group="compute")
     async def compute(self) -> int:
@@ -49,11 +50,13 @@ class Async:
 
     @nexus.method(concurrency_group="io")
     async def io(self) -> str:
+        self.io_loop = asyncio.get_running_loop()
         await asyncio.wait_for(self.go.wait(), 20)
         return "io"
 
     async def release(self) -> None:
-        self.go.set()
+        assert self.io_loop is not None
+        self.io_loop.call_soon_threadsafe(self.go.set)  # (an asyncio.Event is of one loop: set on another, it wakes no one)
 
 
 def test_a_threaded_actors_group_runs_its_calls_side_by_side_apart_from_the_rest(cluster: str) -> None:
@@ -182,3 +185,37 @@ def test_an_actor_class_is_not_instantiated_nor_extended_but_its_plain_class_is(
         pass
 
     assert FromThePlainOne.INHERITED == 2
+
+
+@nexus.remote(concurrency_groups={"io": 1})
+class Loops:
+    def __init__(self) -> None:
+        import asyncio
+
+        self.made_in = asyncio.get_event_loop()  # (the default group's loop, as Ray's)
+
+    async def on_the_default_loop(self) -> bool:
+        import asyncio
+
+        return asyncio.get_running_loop() is self.made_in
+
+
+@nexus.remote(concurrency_groups={"io": 1})
+class Threads:
+    def thread(self) -> str:
+        import threading
+
+        return threading.current_thread().name
+
+
+def test_a_call_can_name_its_own_concurrency_group(cluster: str) -> None:
+    loops = Loops.remote()
+    assert nexus.get(loops.on_the_default_loop.remote(), timeout=30) is True
+    assert nexus.get(loops.on_the_default_loop.options(concurrency_group="io").remote(), timeout=30) is False
+    threads = Threads.remote()
+    assert nexus.get(threads.thread.options(concurrency_group="io").remote(), timeout=30).startswith("nexus-actor-io")
+    assert not nexus.get(threads.thread.remote(), timeout=30).startswith("nexus-actor-io")
+    with pytest.raises(ValueError, match="actor class Threads has no concurrency group 'nope'"):
+        nexus.get(threads.thread.options(concurrency_group="nope").remote(), timeout=30)
+    with pytest.raises(TypeError, match="concurrency_group is the name of one of the actor's concurrency_groups, not 3"):
+        threads.thread.options(concurrency_group=3)

@@ -45,7 +45,8 @@ def _set_policy(batch: bool) -> None:
 
 
 class _ActorHost:
-    def __init__(self, actor_id: int, instance: Any, max_concurrency: int, is_async: bool, groups: dict[str, int] | None = None) -> None:
+    def __init__(self, actor_id: int, instance: Any, max_concurrency: int, loop: Any, groups: dict[str, int] | None = None) -> None:
+        is_async = loop is not None
         self.actor_id = actor_id
         self.instance = instance
         self.is_async = is_async
@@ -65,8 +66,8 @@ class _ActorHost:
             import asyncio  # only here: a worker that hosts no async actor starts ~15 ms sooner without it
 
             # Run by the worker's main thread, which also receives (WorkerRuntime._serve_async): a call
-            # starts without a hand-over to another thread.
-            self.loop = asyncio.new_event_loop()
+            # starts without a hand-over to another thread. (Made before the instance: see _create_actor.)
+            self.loop = loop
             self.semaphore = asyncio.Semaphore(max_concurrency)
             self.semaphores = {name: asyncio.Semaphore(n) for name, n in groups.items()}
             # Each group's calls on a loop of its own, on a thread of its own (as Ray's): one that blocks its
@@ -76,20 +77,26 @@ class _ActorHost:
             self.pool = _pool(max_concurrency, "nexus-actor")
             self.pools = {name: _pool(n, f"nexus-actor-{name}") for name, n in groups.items()}
 
+    def group(self, method: str) -> str | None:
+        """The concurrency group a call of ``method`` runs in: the call's own (``method@group``, from
+        ``.options(concurrency_group=)``), else its method's, else None (the default group)."""
+        plain, at, group = method.partition("@")
+        return group if at else self.group_of.get(plain)
+
     def semaphore_for(self, method: str) -> asyncio.Semaphore:
-        group = self.group_of.get(method)
+        group = self.group(method)
         found = self.semaphores[group] if group is not None else self.semaphore
         assert found is not None
         return found
 
     def loop_for(self, method: str) -> asyncio.AbstractEventLoop:
-        group = self.group_of.get(method)
+        group = self.group(method)
         found = self.group_loops[group] if group is not None else self.loop
         assert found is not None
         return found
 
     def pool_for(self, method: str) -> ThreadPoolExecutor:
-        group = self.group_of.get(method)
+        group = self.group(method)
         found = self.pools[group] if group is not None else self.pool
         assert found is not None
         return found
@@ -133,11 +140,17 @@ class ActorHosting(TaskExecution):
             if cls is None:
                 raise NexusError(f"worker has no definition of {name}")
             args, kwargs = self._arguments(args_blob, deps)
-            instance = cls(*args, **kwargs)
             is_async = any(_is_async(getattr(cls, m, None)) for m in dir(cls) if not m.startswith("__"))
+            loop = None
+            if is_async:  # its loop is the current one in __init__ too (asyncio.get_event_loop() there: the
+                import asyncio  # loop its calls of the default group run on, as Ray's)
+
+                loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(loop)
+            instance = cls(*args, **kwargs)
             concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
             groups = options.get("concurrency_groups") or {}
-            self.actor = _ActorHost(actor_id, instance, concurrency, is_async, groups)
+            self.actor = _ActorHost(actor_id, instance, concurrency, loop, groups)
             sequential = self.actor.loop is None and self.actor.pool is None
             # (with groups the head holds no call back: calls of one group must not wait behind another's)
             self.send(("actor_ready", actor_id, None, sequential, concurrency if not groups else 1 << 20))
@@ -170,11 +183,15 @@ class ActorHosting(TaskExecution):
                 self.send(("done", call_id, [(oid, blob) for oid in result_ids], None))
             return
         context = (trace or call_id, call_id)
-        bound = getattr(host.instance, method, None)
-        name = f"{type(host.instance).__qualname__}.{method}"
+        plain, at, group = method.partition("@")  # (a call's own concurrency group: see _ActorHost.group)
+        cls_name = type(host.instance).__qualname__
+        bound = getattr(host.instance, plain, None)
+        name = f"{cls_name}.{plain}"
         if bound is None:
-            bound = _BUILT_IN[method] if method in _BUILT_IN else _missing(type(host.instance).__qualname__, method)
-        yields = method_yields(type(host.instance), method)
+            bound = _BUILT_IN[plain] if plain in _BUILT_IN else _missing(cls_name, plain)
+        if at and group not in host.pools and group not in host.group_loops:
+            bound, method = _no_group(cls_name, group), plain
+        yields = method_yields(type(host.instance), plain)
         if host.loop is not None:
             self._call_async(host, bound, name, call_id, args_blob, deps, result_ids, context, method, yields)
         elif host.pool is not None:
@@ -307,6 +324,13 @@ def _terminate() -> None:
 # What every actor answers, as Ray's do: ``__ray_ready__`` (True once it is made), ``__ray_terminate__`` (it
 # ends, after the calls before this one: its ``__ray_shutdown__`` runs, the calls after it fail).
 _BUILT_IN = {"__ray_ready__": _ready, "__ray_terminate__": _terminate}
+
+
+def _no_group(cls_name: str, group: str) -> Any:
+    def no_group(*_args: Any, **_kwargs: Any) -> Any:
+        raise ValueError(f"actor class {cls_name} has no concurrency group {group!r} (concurrency_groups= names its groups)")
+
+    return no_group
 
 
 def _missing(cls_name: str, method: str) -> Any:
