@@ -282,6 +282,35 @@ def test_a_retried_generator_does_not_repeat_its_values(cluster: str, tmp_path: 
     assert [nexus.get(r) for r in dies_once.remote(str(tmp_path / "marker"))] == [0, 1, 2, 3]
 
 
+class FlakyError(Exception):
+    pass
+
+
+@nexus.remote(num_returns="dynamic", max_retries=1)
+def fails_the_first_time(progress):
+    for i in range(3):
+        yield i
+        nexus.get(progress.made_one.remote())
+        if i == 1 and nexus.get(progress.seen.remote()) == 2:  # (the first run only)
+            raise FlakyError("first run")
+
+
+@local_only
+def test_a_dynamic_generator_that_raises_is_retried_as_retry_exceptions_says(cluster: str) -> None:
+    before = _entries()
+    progress = Progress.remote()
+    refs = list(nexus.get(fails_the_first_time.options(retry_exceptions=[FlakyError]).remote(progress)))
+    assert nexus.get(refs) == [0, 1, 2], "the second run's values, all of them"
+    assert nexus.get(progress.seen.remote()) == 5
+    progress = Progress.remote()
+    refs = list(nexus.get(fails_the_first_time.options(retry_exceptions=[KeyError]).remote(progress)))
+    assert len(refs) == 3 and nexus.get(refs[:2]) == [0, 1], "not retried: its values, then its error"
+    with pytest.raises(FlakyError, match="first run"):
+        nexus.get(refs[2])
+    del refs, progress
+    wait_until(lambda: _entries() <= before, timeout=30)  # (the first run's values and error are let go too)
+
+
 def test_the_generator_itself_does_not_travel(cluster: str) -> None:
     with pytest.raises((TypeError, SerializationError), match="pass the refs"):
         sum_of_stream.remote(count.remote(1))

@@ -269,7 +269,7 @@ class ActorHosting(TaskExecution):
                     if call_yields is not None or is_generator(value):  # (values yielded: see worker.yields)
                         value = await drain_async(self, value, call_yields, result_ids or [0], name)
                     ran = _now()
-                    if type(value) is Partial:  # (a generator that failed after some of its values)
+                    if isinstance(value, Partial):  # (a generator that failed after some of its values)
                         items = value.results(self.where, result_ids or [0], name)
                     else:
                         items = self._results(value, result_ids or [0], name)

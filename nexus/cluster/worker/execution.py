@@ -102,8 +102,8 @@ class TaskExecution:
                 if main:
                     self.cancellable -= 1
             ran = _now()
-            if type(value) is Partial:  # (a generator that failed after some of its values)
-                return value.results(self.where, result_ids, name), None, (start, ready, ran, _now(), False)
+            if isinstance(value, Partial):  # (a generator that failed after some of its values; kept, as above)
+                return value.results(self.where, result_ids, name), value, (start, ready, ran, _now(), False)
             return self._results(value, result_ids, name), value, (start, ready, ran, _now(), True)
         except _DependencyFailed as failed:
             return [(oid, failed.blob) for oid in result_ids], None, (start, ready, ready, _now(), False)

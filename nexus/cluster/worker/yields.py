@@ -45,6 +45,21 @@ class Partial:
         return made + [(oid, failed) for oid in result_ids[len(made) :]]
 
 
+class DynamicPartial(Partial):
+    """A dynamic generator that failed: its result is the refs of its values and then of its error (as Ray's), and
+    the error comes with the results too, so that the head retries the task if ``retry_exceptions`` says so."""
+
+    __slots__ = ("failed",)
+
+    def __init__(self, refs: list[ObjectRef], error: BaseException, failed: tuple[int, Blob]) -> None:
+        super().__init__(refs, error)
+        self.failed = failed  # (the error ref's id, the error as put)
+
+    def results(self, where: str, result_ids: list[int], name: str) -> list[tuple[int, Blob]]:
+        made = serialize(DynamicObjectRefGenerator(self.items), f"the refs of what {name} yielded")
+        return [(result_ids[0], made), self.failed]
+
+
 def _fixed(items: list[Any], failure: BaseException | None, result_ids: list[int], name: str) -> Any:
     """The results of a generator with an int num_returns: as many values as that (more are dropped, as Ray's)."""
     if failure is not None:
@@ -66,11 +81,13 @@ def _gathered(value: Any) -> tuple[list[Any], Exception | None]:
     return items, None
 
 
-def _error_ref(exe: Any, failure: Exception) -> ObjectRef:
-    """The ref of a dynamic generator's error, after the values it yielded (its get raises it)."""
+def _failed_dynamic(exe: Any, refs: list[ObjectRef], failure: Exception) -> DynamicPartial:
+    """A dynamic generator's result once it raised: the error is put as the ref after the values' (its get raises
+    it), and is one of the call's results as well."""
     oid = exe.new_id()
-    exe.send(("put", oid, error_blob(failure, exe.where, user=True)))
-    return ObjectRef(oid)
+    failed = error_blob(failure, exe.where, user=True)
+    exe.send(("put", oid, failed))
+    return DynamicPartial([*refs, ObjectRef(oid)], failure, (oid, failed))
 
 
 def drain(exe: Any, value: Any, yields: tuple[str, int] | None, result_ids: list[int], name: str) -> Any:
@@ -87,7 +104,7 @@ def drain(exe: Any, value: Any, yields: tuple[str, int] | None, result_ids: list
             for item in value:
                 refs.append(exe.put(item))
         except Exception as exc:
-            refs.append(_error_ref(exe, exc))
+            return _failed_dynamic(exe, refs, exc)
         return DynamicObjectRefGenerator(refs)
     task, room = result_ids[0], yields[1]
     made = 0
@@ -114,7 +131,7 @@ async def drain_async(exe: Any, value: Any, yields: tuple[str, int] | None, resu
         if yields is None:
             return _fixed(items, failure, result_ids, name)
         refs = [exe.put(item) for item in items]
-        return DynamicObjectRefGenerator(refs if failure is None else [*refs, _error_ref(exe, failure)])
+        return DynamicObjectRefGenerator(refs) if failure is None else _failed_dynamic(exe, refs, failure)
     import asyncio
 
     loop = asyncio.get_running_loop()
