@@ -64,3 +64,23 @@ def test_a_chain_that_waits_for_a_signal_ends_once_it_comes(one_cpu: None) -> No
     while len(runtime.workers) > 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(runtime.workers) == 1, "the surplus workers stayed after the CPUs were free again"
+
+
+@nexus.remote
+def reads(refs: list) -> int:
+    import os
+
+    nexus.get(refs)  # (made already: the answer comes at once)
+    return os.getpid()
+
+
+def test_a_task_that_gets_values_made_already_keeps_its_cpu(one_cpu: None) -> None:
+    made = [nexus.put(bytes(1 << 20)) for _ in range(4)]
+    assert len(set(nexus.get([reads.remote(made) for _ in range(300)], timeout=120))) == 1, (
+        "a get that needs no wait does not lend the CPU: no surplus worker starts for the tasks queued behind it"
+    )
+    signal = Signal.remote()  # (and one that does wait lends it: the tasks behind run meanwhile)
+    waiting = wait_for.remote([signal.wait.remote()])
+    assert len(nexus.get([reads.remote(made) for _ in range(3)], timeout=60)) == 3
+    nexus.get(signal.send.remote(), timeout=30)
+    assert nexus.get(waiting, timeout=30) is None

@@ -444,10 +444,12 @@ class ObjectDirectory:
             if w.allocs.pop(offset, None) is not None:
                 self.rt.store.free_for(w, offset, nbytes)
 
-    def on_get(self, w: WorkerRecord, request: int, ids: list[int], timeout: float | None) -> None:
+    def on_get(self, w: WorkerRecord, request: int, ids: list[int], timeout: float | None, blocks: bool = False) -> None:
         """Answer once every object of ``ids`` is made (the worker keeps its own timeout).
 
-        Objects on disk are read back first, on a helper thread with the lock released.
+        Objects on disk are read back first, on a helper thread with the lock released. A worker whose main
+        thread waits for the answer (``blocks``) counts as blocked if the answer cannot come at once (as Ray's, a
+        task that gets values already made keeps its CPU: no other worker starts for what it would wait for).
         """
         entries = self.entries
         away = [oid for oid in ids if (e := entries.get(oid)) is not None and e.spilled is not None]
@@ -463,15 +465,21 @@ class ObjectDirectory:
                         pass
                 self._answer_get(w, request, ids)
 
+            if blocks:
+                self.rt.scheduler.on_blocked(w, True)
             self.rt.helper(restore_then_answer)
             return
-        self._answer_get(w, request, ids)
+        if not self._answer_get(w, request, ids) and blocks:
+            self.rt.scheduler.on_blocked(w, True)
 
-    def _answer_get(self, w: WorkerRecord, request: int, ids: list[int]) -> None:
+    def _answer_get(self, w: WorkerRecord, request: int, ids: list[int]) -> bool:
+        """Whether the answer went at once (else it goes once the objects are made)."""
         get = WorkerGet(w, request, ids)
         with self.lock:
             if not self.table.watch(ids, get, len(ids)):
                 self._answer_now(get)
+                return True
+            return False
 
     def _answer_now(self, get: WorkerGet) -> None:
         w = get.worker

@@ -162,6 +162,7 @@ class Get(NamedTuple):
     request: int
     ids: list[int]
     timeout: float | None
+    blocks: bool = False  # the worker's main thread waits for the answer: blocked, if it cannot come at once
 
 
 class Yield(NamedTuple):

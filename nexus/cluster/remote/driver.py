@@ -194,7 +194,7 @@ class AttachedDriver(WorkerClient):
             finally:
                 self.send_lock.release()
 
-    def _wait(self, waiter: _Waiter, timeout: float | None, blocking: bool = True) -> None:
+    def _wait(self, waiter: _Waiter, timeout: float | None, blocking: bool = True, told: bool = False) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not waiter.event.wait(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))):
             if self.lost is not None:

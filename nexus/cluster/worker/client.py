@@ -42,7 +42,11 @@ class WorkerClient:
 
         def send(self, body: tuple[Any, ...]) -> None: ...
 
-        def _wait(self, waiter: _Waiter, timeout: float | None, blocking: bool = True) -> None: ...
+        def _wait(self, waiter: _Waiter, timeout: float | None, blocking: bool = True, told: bool = False) -> None: ...
+
+    def _main_thread_waits(self) -> bool:
+        """Whether a wait here holds up a task worker's main thread (not in a driver attached to a head)."""
+        return False
 
     # -- answers from the driver (the same in a worker and in a driver attached to a head) ---------
 
@@ -149,8 +153,9 @@ class WorkerClient:
         waiter = _Waiter(list(ids))
         self.waiters[request] = waiter
         try:
-            self.send(("get", request, list(ids), timeout))
-            self._wait(waiter, timeout)
+            blocks = self._main_thread_waits()  # (then the driver counts this worker blocked, if it must wait)
+            self.send(("get", request, list(ids), timeout, blocks))
+            self._wait(waiter, timeout, told=blocks)
             if not waiter.event.is_set():
                 return None
             results = waiter.results

@@ -397,7 +397,7 @@ class WorkerRuntime(WorkerClient, ActorHosting):
 
     # -- waiting for the driver's answer (to what user code asked, see WorkerClient) ---------------------
 
-    def _wait(self, waiter: _Waiter, timeout: float | None, blocking: bool = True) -> None:
+    def _wait(self, waiter: _Waiter, timeout: float | None, blocking: bool = True, told: bool = False) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         if threading.current_thread() is not self.main_thread:
             self.thread_waiters += 1  # the monitor receives for us if the main thread is busy
@@ -414,7 +414,10 @@ class WorkerRuntime(WorkerClient, ActorHosting):
                 if gone:
                     _driver_gone()
             return
-        self._report_blocked(True, anew=True)
+        if told:  # (the driver knows: it counts this worker blocked if the answer cannot come at once)
+            self.blocked = True
+        else:
+            self._report_blocked(True, anew=True)
         patience = 0.0  # until when tasks here wait for the one that makes what this get waits for (see below)
         try:
             while not waiter.event.is_set() and not self.exiting:
@@ -447,6 +450,9 @@ class WorkerRuntime(WorkerClient, ActorHosting):
                     self._raise_cancelled()  # cancelled while it waited (perhaps while a nested task ran)
         finally:
             self._report_blocked(False)
+
+    def _main_thread_waits(self) -> bool:
+        return threading.current_thread() is self.main_thread
 
     def _report_blocked(self, flag: bool, anew: bool = False) -> None:
         """Tell the driver whether the main thread waits (it then counts no CPU here and sends tasks to run
