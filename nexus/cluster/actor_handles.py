@@ -73,6 +73,9 @@ class ActorMethod:
         num_returns = self._num_returns
         if self._yields is not _AS_DECLARED:  # (the worker reads it before it calls the method: cluster.generators)
             kwargs = {**kwargs, YIELDS_KWARG: self._yields}
+        if num_returns == 0:  # (as Ray's: it runs, and what it returns is dropped)
+            _runtime().submit_call(handle._actor_id, self._sent, args, kwargs, 1, True, handle._bounded)
+            return None
         if type(num_returns) is not int:  # a generator method's values, as they come or all at once
             ref = _runtime().submit_call(handle._actor_id, self._sent, args, kwargs, 1, False, handle._bounded)[0]
             return ObjectRefGenerator(ref) if num_returns == STREAMING else ref

@@ -34,7 +34,7 @@ from . import session as _session
 from .actor_handles import ActorClass, ActorHandle, ActorMethod  # noqa: F401  (ActorMethod: its name here, as before)
 from .config import ClusterConfig
 from .definitions import TASK_OPTIONS, _check_options, _Definition, _runtime, _with_options
-from .generators import ObjectRefGenerator, generator_call
+from .generators import STREAMING, ObjectRefGenerator, generator_call
 from .signatures import ArgumentCheck
 from .values import Blob, ObjectRef, deserialize
 
@@ -416,10 +416,15 @@ class RemoteFunction:
             self._check(args, kwargs)
         d = self._def
         fn_id = d.id if d.session is runtime else d.id_in(runtime)
-        num_returns = self._options.get("num_returns", 0 if self._generator else 1)
+        num_returns = self._options.get("num_returns")
+        if num_returns is None:
+            num_returns = STREAMING if self._generator else 1
         name = self._options.get("name") or self._name  # (the task's name in the state API and its errors, as Ray's)
-        if type(num_returns) is not int or not num_returns:  # a generator's values, as they come or all at once
+        if type(num_returns) is not int:  # a generator's values, as they come or all at once
             return generator_call(runtime, fn_id, d.factory, name, self._function, args, kwargs, self._options)
+        if num_returns == 0:  # (as Ray's: it runs, and what it returns is dropped)
+            runtime.submit_task(fn_id, d.factory, name, args, kwargs, 1, self._options)
+            return None
         refs = runtime.submit_task(fn_id, d.factory, name, args, kwargs, num_returns, self._options)
         return refs[0] if num_returns == 1 else refs
 
@@ -440,6 +445,8 @@ def remote(*args: Any, **options: Any) -> Any:
 
 
 def _make_remote(target: Any, options: dict[str, Any]) -> Any:
+    if isinstance(target, (ActorClass, RemoteFunction)):
+        raise TypeError(f"{target._name} is remote already: give it options with {target._name}.options(...)")
     if inspect.isclass(target):
         return ActorClass(target, options)
     if callable(target):

@@ -17,12 +17,20 @@ __all__ = ["ACTOR_OPTIONS", "METHOD_OPTIONS", "TASK_OPTIONS"]
 
 TASK_OPTIONS = frozenset(
     "num_cpus num_gpus resources num_returns max_retries retry_exceptions name scheduling_strategy label_selector memory "
-    "_generator_backpressure_num_objects".split()
+    "max_calls _metadata _generator_backpressure_num_objects".split()
 )
 ACTOR_OPTIONS = frozenset(
     "num_cpus num_gpus resources name namespace get_if_exists lifetime max_restarts max_task_retries max_concurrency "
-    "max_pending_calls mailbox scheduling_strategy label_selector memory concurrency_groups".split()
+    "max_pending_calls mailbox scheduling_strategy label_selector memory concurrency_groups _metadata".split()
 )
+# Counts that are whole numbers (Ray's words when they are not), and what each accepts
+_COUNTS = {
+    "max_calls": "None, 0 or a positive integer",
+    "max_retries": "None, 0, -1 or a positive integer, where -1 represents infinity.",
+    "max_restarts": "None, 0, -1 or a positive integer, where -1 represents infinity.",
+    "max_task_retries": "None, 0, -1 or a positive integer, where -1 represents infinity.",
+}
+_PRECISION = 1e-4  # the finest fraction of a resource (as Ray's)
 MAX_DEFINITION_BYTES = 60 << 20  # a function or class travels in one message (64 MiB at most, with the rest)
 METHOD_OPTIONS = frozenset({"num_returns", "name", "max_task_retries", "retry_exceptions", "_generator_backpressure_num_objects"})
 
@@ -38,6 +46,7 @@ def _check_options(options: dict[str, Any], allowed: frozenset[str], what: str) 
         raise TypeError(f"the namespace of {what} is a string, not {options['namespace']!r}")
     if options.get("get_if_exists") and options.get("name") is None:
         raise ValueError(f"get_if_exists=True looks the actor up by its name: give {what} a name= too")
+    _check_counts(options)
     check_num_returns(options.get("num_returns", 1))
     if options.get("lifetime") not in (None, "detached", "non_detached", "non-detached"):
         raise ValueError(
@@ -57,6 +66,31 @@ def _check_options(options: dict[str, Any], allowed: frozenset[str], what: str) 
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < low):
             raise ValueError(f"{key} must be a number, not {value!r}")
     return options
+
+
+def _check_counts(options: dict[str, Any]) -> None:
+    """The whole-number options, ``_metadata`` and the precision of resource amounts, in Ray's words."""
+    for key, accepts in _COUNTS.items():
+        value = options.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"The type of keyword '{key}' must be {(int, type(None))}, but received type {type(value)}")
+        if value < (0 if key == "max_calls" else -1):
+            raise ValueError(f"The keyword '{key}' only accepts {accepts} (given: {value})")
+    num_returns = options.get("num_returns")
+    if num_returns is not None and (not isinstance(num_returns, (int, str)) or isinstance(num_returns, bool)):
+        raise TypeError(f"The type of keyword 'num_returns' must be {(int, str, type(None))}, but received type {type(num_returns)}")
+    metadata = options.get("_metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"The type of keyword '_metadata' must be {(dict, type(None))}, but received type {type(metadata)}")
+    resources = options.get("resources")
+    amounts = {**(resources if isinstance(resources, dict) else {}), **{k: options.get(k) for k in ("num_cpus", "num_gpus")}}
+    for name, amount in amounts.items():
+        if isinstance(amount, float) and 0 < abs(amount) and abs(round(amount / _PRECISION) * _PRECISION - amount) > 1e-12:
+            raise ValueError(
+                f"The precision of the fractional quantity of resource {name} cannot go beyond {_PRECISION:g} (given: {amount!r})"
+            )
 
 
 def _runtime() -> Session:

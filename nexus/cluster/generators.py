@@ -40,8 +40,10 @@ _MODES = (STREAMING, DYNAMIC)
 def check_num_returns(value: Any) -> None:
     if value in _MODES:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"num_returns must be a positive int, 'streaming' or 'dynamic', not {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(
+            f'The keyword \'num_returns\' only accepts None, a non-negative integer, or "dynamic" (or "streaming"), not {value!r}'
+        )
 
 
 def yields_of(fn: Any, num_returns: Any, backpressure: Any = None) -> tuple[str, int] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import re
 import subprocess
@@ -295,6 +296,91 @@ def test_get_if_exists_from_racing_tasks_gives_them_all_one_actor(cluster):
         counts = nexus.get([_count_on_the_named.remote(name) for _ in range(4)], timeout=120)
         assert sorted(counts) == [1, 2, 3, 4]
         nexus.kill(nexus.get_actor(name))
+
+
+@nexus.remote(max_calls=2)
+def _pid_of_a_bounded_function():
+    return os.getpid()
+
+
+@nexus.remote
+def _bumps(counter):
+    nexus.get(counter.incr.remote())
+    return "dropped"
+
+
+def test_max_calls_retires_a_worker_after_that_many_tasks_of_the_function(cluster):
+    pids = nexus.get([_pid_of_a_bounded_function.remote() for _ in range(8)], timeout=120)
+    ran = collections.Counter(pids)
+    assert max(ran.values()) <= 2 and len(ran) >= 4, ran
+    assert nexus.get([double.remote(i) for i in range(20)], timeout=60) == [2 * i for i in range(20)], "the pool goes on"
+
+
+def test_num_returns_0_runs_the_task_or_call_and_returns_none(cluster):
+    counter = Counter.remote()
+    assert _bumps.options(num_returns=0).remote(counter) is None
+    assert counter.incr.options(num_returns=0).remote(10) is None
+    wait_until(lambda: nexus.get(counter.get.remote()) == 11)
+
+
+def test_options_are_checked_in_rays_words() -> None:
+    def f():
+        return 1
+
+    class A:
+        pass
+
+    for key in ("max_retries", "max_calls"):
+        with pytest.raises(TypeError, match=re.escape(f"The type of keyword '{key}' must be (<class 'int'>, <class 'NoneType'>)")):
+            nexus.remote(**{key: 0.5})(f)
+    with pytest.raises(TypeError, match=re.escape("'max_restarts' must be (<class 'int'>, <class 'NoneType'>), but received")):
+        nexus.remote(max_restarts=1.5)(A)
+    with pytest.raises(ValueError, match="The keyword 'max_calls' only accepts None, 0 or a positive integer"):
+        nexus.remote(max_calls=-1)(f)
+    with pytest.raises(ValueError, match="'max_task_retries' only accepts None, 0, -1 or a positive integer, where -1 represents"):
+        nexus.remote(max_task_retries=-3)(A)
+    with pytest.raises(ValueError, match="The keyword 'num_returns' only accepts None, a non-negative integer"):
+        nexus.remote(num_returns=-1)(f)
+    with pytest.raises(TypeError, match=re.escape("'_metadata' must be (<class 'dict'>, <class 'NoneType'>)")):
+        nexus.remote(_metadata=3.14)(A)
+    with pytest.raises(ValueError, match="The precision of the fractional quantity of resource num_gpus cannot go beyond 0.0001"):
+        nexus.remote(num_gpus=1e-7)(f)
+    with pytest.raises(ValueError, match="resource disk cannot go beyond 0.0001"):
+        nexus.remote(resources={"disk": 0.00001})(f)
+    nexus.remote(_metadata={"data": 1}, num_cpus=0.5, max_calls=0, max_retries=-1)(f)
+    with pytest.raises(TypeError, match="is remote already: give it options with"):
+        nexus.remote(num_cpus=1)(double)
+
+
+@nexus.remote
+class Echo:
+    def echo(self, x):
+        return x
+
+
+@nexus.remote
+def _value_after(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+@nexus.remote
+def _echo_via(echo, held):
+    return nexus.get(echo.echo.remote(held[0]), timeout=120)  # (held: a list, so the ref goes as it is, unresolved)
+
+
+def test_a_call_waiting_for_its_argument_holds_back_only_its_own_callers_calls(cluster):
+    echo = Echo.remote()
+    nexus.get(echo.echo.remote(0), timeout=60)
+    slow = _value_after.remote(60)
+    first = _echo_via.remote(echo, [slow])
+    time.sleep(1.0)  # (its call is queued at the actor by now, waiting for slow)
+    second = _echo_via.remote(echo, [nexus.put(5)])
+    assert nexus.get(second, timeout=60) == 5, "a call of another task went ahead of the waiting one"
+    assert not nexus.wait([first], timeout=0)[0]
+    nexus.cancel(slow)
+    with pytest.raises(Exception):
+        nexus.get(first, timeout=60)
 
 
 def test_kill_makes_calls_fail_promptly(cluster):

@@ -58,7 +58,7 @@ def test_unknown_option_fails_at_decoration_time():
             pass
 
     with pytest.raises(ValueError, match="num_returns"):
-        nexus.remote(num_returns=0)(lambda: 1)
+        nexus.remote(num_returns=-1)(lambda: 1)
 
 
 def test_bad_init_arguments(tmp_path, monkeypatch):

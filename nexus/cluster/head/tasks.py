@@ -6,6 +6,7 @@ are the group's names, which only the bundle's node offers.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -278,6 +279,8 @@ class TaskScheduler:
             body += (task.yields, True)
         elif task.yields is not None:
             body += (task.yields,)
+        if task.max_calls:
+            w.count_call(task.fn_id, task.max_calls)
         if w.blocked:
             self.outbox.flush(w)
             self.outbox.send(w, body)
@@ -339,12 +342,28 @@ class TaskScheduler:
                 self.finished(w, task, self.lineage.keep(w, task))
                 if w.surplus and not w.inflight:
                     self.surplus.maybe_leave(w)
+                if w.spent and not w.inflight:
+                    self._leave_spent(w)
                 if timing is not None:
                     tasks.took[task.fn_id] = (timing[3] - timing[0]) * 1e-9
             elif task is None and w.actor is not None:
                 rt.actors_dir.lifetimes.call_done(w.actor, task_id)
             self.outbox.flush(w)
             self.dispatch()
+
+    def _leave_spent(self, w: WorkerRecord) -> None:
+        """``w`` ran a function's ``max_calls`` tasks (as Ray's, to free what a library keeps in the process, such
+        as GPU memory): it exits, and a new worker takes its place (a joined node's own replaces it there)."""
+        rt = self.rt
+        if w not in rt.workers:
+            return
+        rt.workers.remove(w)  # (its exit is not replaced again: see worker_exited)
+        with contextlib.suppress(Exception):
+            rt.outbox.send(w, ("exit",))
+        if w.surplus:
+            self.surplus.started -= 1
+        elif not w.remote and not rt.closing:
+            rt.helper(rt.spawn, "task")
 
     def on_done_many(self, w: WorkerRecord, entries: list[tuple[int, list[tuple[int, Blob]], Any]]) -> None:
         """Answers a worker coalesced: calls that finished while more waited in its channel."""

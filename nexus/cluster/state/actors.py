@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import itertools
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,8 @@ class ActorStatus(enum.Enum):
     RESTARTING = "restarting"  # its process died and it may restart: a new one is being placed
     DEAD = "dead"  # for good: killed, constructor failed, or out of restarts
 
+
+_OVERTAKE = 64  # queued calls looked through for one of another caller, when the first waits for its arguments
 
 _NEXT = {
     ActorStatus.PENDING: frozenset({ActorStatus.STARTING, ActorStatus.DEAD}),
@@ -148,10 +151,25 @@ class ActorRecord:
         return Admission.WAIT  # BLOCK (or DROP_OLDEST with every call already running)
 
     def sendable(self) -> CallRecord | None:
-        """The next call to send, taken off the queue: calls go in order, one waiting for its arguments holds back the rest."""
-        if self.state is not ActorStatus.ALIVE or self.worker is None or not self.queue or self.queue[0].missing:
+        """The next call to send, taken off the queue. Each caller's calls go in the order it made them (as Ray's:
+        the caller is the task, actor call or driver that made them): one waiting for its arguments holds back
+        the ones behind it of its caller, not those of others (looked for among the first ``_OVERTAKE`` queued)."""
+        queue = self.queue
+        if self.state is not ActorStatus.ALIVE or self.worker is None or not queue:
             return None
-        call = self.queue.popleft()
+        if not queue[0].missing:
+            call = queue.popleft()
+        else:
+            held = set()
+            for i, waiting in enumerate(itertools.islice(queue, _OVERTAKE)):
+                if waiting.missing or waiting.parent in held:
+                    held.add(waiting.parent)
+                    continue
+                call = waiting
+                del queue[i]
+                break
+            else:
+                return None
         if call.result_ids:
             self.inflight[call.call_id] = call
         return call

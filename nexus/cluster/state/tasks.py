@@ -29,6 +29,7 @@ class TaskRecord:
         "deps",
         "fn_id",
         "kept",
+        "max_calls",
         "missing",
         "name",
         "needs",
@@ -75,12 +76,14 @@ class TaskRecord:
         self.strategy: tuple[Any, ...] | None = None  # where it may run: ("node", id, soft) or ("spread",) (see strategies)
         self.where: Callable[[Any], bool] | None = None  # the nodes' labels it may run on (see strategies.label_selector)
         self.yields: Any = None
+        self.max_calls = 0  # a worker runs this function this many times at most, then leaves (0: no bound)
 
     def set_retry_options(self, options: dict[str, Any]) -> None:
         retries = options.get("max_retries")
         if retries is not None:
             self.retries = int(retries)
         self.yields = options.get("_yields")  # a generator's: how it hands back its values (see cluster.generators)
+        self.max_calls = options.get("max_calls") or 0
         retry = options.get("retry_exceptions", False)
         if isinstance(retry, type):
             retry = (retry,)
@@ -303,7 +306,7 @@ class TaskQueue:
                     return
                 if depth > c.prefetch and took.get(queue[0].fn_id, 1.0) >= c.quick_task:
                     return  # deeper only for a task whose function is known to be quick
-                if w.inflight < depth:
+                if w.inflight < depth and w.ready:
                     task = queue.popleft()
                     self.started(w, task, now)
                     send(w, task)

@@ -47,6 +47,7 @@ class WorkerRecord:
         "blocked",
         "broken",
         "busy_since",
+        "calls",
         "cpu_held",
         "held",
         "index",
@@ -63,6 +64,7 @@ class WorkerRecord:
         "retired",
         "revoking",
         "shipped",
+        "spent",
         "state",
         "surplus",
         "worker_id",
@@ -87,6 +89,8 @@ class WorkerRecord:
         self.revoking = False  # asked to give back the tasks queued behind its long one
         self.retired = False  # takes no new work (its node drains): it finishes what it has
         self.surplus = False  # started while others waited in get (see head.surplus): it leaves when idle, not replaced
+        self.calls: dict[bytes, int] | None = None  # tasks sent, by function, of functions with max_calls
+        self.spent = False  # was sent a function's max_calls-th task: retired, it leaves once idle and is replaced
         self.actor: ActorRecord | None = None
         # Calls and tasks held back while the worker is busy with earlier ones; sent as one message when
         # an answer comes (so no earlier call can be waiting for them), or when the outbox is full.
@@ -116,6 +120,15 @@ class WorkerRecord:
         """Take no new work from now on (its node drains); what it has, it finishes."""
         self.retired = True
         self.ready = False
+
+    def count_call(self, fn_id: bytes, max_calls: int) -> None:
+        """A task of a function with ``max_calls`` is sent here: the last one it may run retires it (``spent``)."""
+        calls = self.calls if self.calls is not None else {}
+        self.calls = calls
+        calls[fn_id] = calls.get(fn_id, 0) + 1
+        if calls[fn_id] >= max_calls:
+            self.spent = True
+            self.retire()
 
     def forget(self) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
         """What a dead worker held (refs, pins, regions), handed back once: it holds nothing from here on."""

@@ -115,7 +115,7 @@ def test_calls_wait_until_the_actor_is_alive() -> None:
     assert a.sendable() is not None
 
 
-def test_calls_are_sent_in_order_and_one_waiting_for_arguments_holds_back_the_rest() -> None:
+def test_calls_are_sent_in_order_and_one_waiting_for_arguments_holds_back_its_callers_rest() -> None:
     a = alive()
     first, waiting, third = call("a"), call("b", missing=1), call("c")
     a.queue.extend([first, waiting, third])
@@ -126,6 +126,18 @@ def test_calls_are_sent_in_order_and_one_waiting_for_arguments_holds_back_the_re
     assert a.sendable() is third
     assert a.sendable() is None
     assert list(a.inflight) == [first.call_id, waiting.call_id, third.call_id]
+
+
+def test_a_call_of_another_caller_overtakes_one_waiting_for_its_arguments() -> None:
+    a = alive()
+    waiting, same_caller, other, others_next = call("a", missing=1), call("b"), call("c"), call("d")
+    waiting.parent = same_caller.parent = 7  # (made by task 7; the others by task 9)
+    other.parent = others_next.parent = 9
+    a.queue.extend([waiting, same_caller, other, others_next])
+    assert a.sendable() is other and a.sendable() is others_next
+    assert a.sendable() is None  # "b" stays behind "a", of its caller
+    waiting.missing = 0
+    assert a.sendable() is waiting and a.sendable() is same_caller
 
 
 def test_a_call_without_results_is_not_pending_once_sent() -> None:
