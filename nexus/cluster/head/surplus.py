@@ -43,12 +43,7 @@ class SurplusWorkers:
         go on top of it, sent as such, when no surplus worker may start)."""
         self.watch = True
         tasks = self.rt.tasks
-        posted = [body for body in w.outbox if body[0] == "task" and body[1] in tasks.running]
-        if posted:  # (not sent yet: they come back at once)
-            w.outbox[:] = [body for body in w.outbox if body not in posted]
-            for body in posted:
-                self.rt.objects.unship(w, body)
-                tasks.take_back(w, tasks.running[body[1]])
+        self.rt.scheduler.take_back_posted(w)  # (not sent yet: they come back at once)
         queued = tasks.queued_on(w)
         if len(queued) > 1 and not w.revoking:
             w.revoking = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["TaskScheduler"]
 
 _now = time.monotonic_ns
+
+_REVOKE_PATIENCE = 1.0  # s a force cancel waits for the tasks queued behind its task to be given back
 
 
 class TaskScheduler:
@@ -306,8 +309,8 @@ class TaskScheduler:
             for body in v.outbox:
                 self.objects.unship(v, body)
             v.outbox.clear()
-            for task in back:
-                tasks.take_back(v, task)
+            for task in reversed(back):  # (each goes to the front of the queue: the first stays first)
+                self._take_back(v, task)
             queued = tasks.queued_on(v)
             if len(queued) > 1:
                 v.revoking = True
@@ -436,7 +439,10 @@ class TaskScheduler:
             for task_id in reversed(task_ids):  # appendleft: the first stays first
                 task = tasks.running.get(task_id)
                 if task is not None and task.worker is w:
-                    tasks.take_back(w, task)
+                    self._take_back(w, task)
+            if w.kill_pending:  # (a force cancel: see _force_cancel)
+                w.kill_pending = False
+                self.lock.after(Kill(w.link))
             self.dispatch()
 
     # -- cancelling ------------------------------------------------------------------------------
@@ -470,15 +476,79 @@ class TaskScheduler:
                     del tasks.waiting[task.task_id]
                     self.cancel_unsent(task, "while it waited for its arguments")
                 elif tasks.running.get(task.task_id) is task and task.worker is not None and not task.cancelled:
+                    if self._unsend(task):
+                        continue
                     task.cancelled = True
                     if force:
-                        self.lock.after(Kill(task.worker.link))  # the receiver sees it die: TaskCancelledError, a new worker
+                        self._force_cancel(task)
                     else:  # the worker drops it if it has not started, else raises TaskCancelledError in it
                         self.outbox.send(task.worker, ("cancel", task.task_id))
                         if task.worker.blocked:
                             self._settle_cancelled(task)
             self.dispatch()  # (which also tells submitters waiting for room that there is room again)
         return True
+
+    def _unsend(self, task: TaskRecord) -> bool:
+        """(lock held) Whether ``task`` was still held in its worker's outbox (not sent): then it is cancelled here.
+        (A cancel sent to the worker would overtake it there, and find nothing to cancel.)"""
+        w = task.worker
+        assert w is not None
+        body = next((b for b in w.outbox if b[0] == "task" and b[1] == task.task_id), None)
+        if body is None:
+            return False
+        w.outbox.remove(body)
+        self.objects.unship(w, body)
+        task.cancelled = True
+        self._take_back(w, task)
+        return True
+
+    def _take_back(self, w: WorkerRecord, task: TaskRecord) -> None:
+        """(lock held) ``task``, sent to ``w``, did not start there: back to the queue, or, cancelled, settled."""
+        self.tasks.take_back(w, task)
+        if task.cancelled:  # (its worker was told, and another would run it)
+            self.tasks.remove_many({task.task_id})
+            self.cancel_unsent(task, "before it ran")
+
+    def take_back_posted(self, w: WorkerRecord) -> None:
+        """(lock held) The tasks held in ``w``'s outbox, not sent yet, come back to the queue."""
+        tasks = self.tasks
+        posted = [body for body in w.outbox if body[0] == "task" and body[1] in tasks.running]
+        if posted:
+            w.outbox[:] = [body for body in w.outbox if body not in posted]
+            for body in reversed(posted):  # (each goes to the front of the queue: the first stays first)
+                self.objects.unship(w, body)
+                self._take_back(w, tasks.running[body[1]])
+
+    def _force_cancel(self, task: TaskRecord) -> None:
+        """(lock held) Kill the worker that runs ``task`` (its process: TaskCancelledError, and a new worker). The
+        tasks queued behind it there, which have not started, are asked back first and go elsewhere: they are
+        not lost with it (nor retried for it, at the cost of a retry they may not have); only those running on
+        top of it (while it waits in a get) go down with it. One queued behind another is cancelled as without
+        force: no process is killed for it."""
+        w = task.worker
+        assert w is not None
+        if self.tasks.queued_on(w)[0] != task.task_id:  # queued there behind another (or run on top of one)
+            self.outbox.send(w, ("cancel", task.task_id))  # (the worker drops it, or raises in it: the rest goes on)
+            return
+        w.retire()  # (nothing more is sent to it)
+        self.take_back_posted(w)
+        behind = [t for t in self.tasks.queued_on(w) if t != task.task_id]
+        if not behind:
+            self.lock.after(Kill(w.link))
+            return
+        w.kill_pending = True
+        w.revoking = True
+        self.outbox.send(w, ("revoke", behind))  # answered within ms by its monitor thread: see on_revoked
+
+        def kill_anyway() -> None:  # (no answer: the worker is stuck where it cannot even answer)
+            with self.lock:
+                if w.kill_pending and w.alive:
+                    w.kill_pending = False
+                    self.lock.after(Kill(w.link))
+
+        timer = threading.Timer(_REVOKE_PATIENCE, kill_anyway)
+        timer.daemon = True
+        timer.start()
 
     def _settle_cancelled(self, task: TaskRecord) -> None:
         """(lock held) A cancelled task whose worker waits in a get: it fails now, not when the worker gets back to it.

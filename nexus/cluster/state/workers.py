@@ -52,6 +52,7 @@ class WorkerRecord:
         "held",
         "index",
         "inflight",
+        "kill_pending",
         "kind",
         "link",
         "name",
@@ -87,6 +88,7 @@ class WorkerRecord:
         self.busy_since = 0.0
         self.blocked = False  # its main thread waits in get: it counts no CPU and runs tasks sent meanwhile
         self.revoking = False  # asked to give back the tasks queued behind its long one
+        self.kill_pending = False  # to be killed (a force cancel) once those are given back
         self.retired = False  # takes no new work (its node drains): it finishes what it has
         self.surplus = False  # started while others waited in get (see head.surplus): it leaves when idle, not replaced
         self.calls: dict[bytes, int] | None = None  # tasks sent, by function, of functions with max_calls

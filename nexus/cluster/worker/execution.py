@@ -137,6 +137,9 @@ class TaskExecution:
             if fn is None:
                 blob = error_blob(NexusError(f"worker has no definition of {name}"), self.where)
                 items = [(oid, blob) for oid in result_ids]
+            elif task_id in self.cancelled:  # (nexus.cancel while it waited here behind another: it never runs)
+                blob = error_blob(TaskCancelledError(f"task {name} was cancelled before it ran (nexus.cancel)"), self.where)
+                items = [(oid, blob) for oid in result_ids]
             else:
                 items, _value, timing = self._outcome(fn, name, args_blob, deps, result_ids, yields)
         finally:
