@@ -54,12 +54,18 @@ def test_cancelled_tasks_queued_on_a_busy_worker_never_run_and_the_others_are_no
     assert sorted(nexus.get(runs.seen.remote())) == [-1, *[i for i in range(12) if i % 3 != 1]], "a cancelled one ran"
 
 
+@nexus.remote(max_retries=0)
+def sleeps_or_returns(i: int, sleep: bool) -> int:
+    while sleep:
+        time.sleep(0.05)
+    return i
+
+
 def test_a_random_mix_of_force_cancels_on_one_cpu_settles_every_task(one_cpu: None) -> None:
     chosen = random.Random(7)
-    runs = Runs.remote()
-    first = counted.remote(-1, runs, True)
+    first = sleeps_or_returns.remote(-1, True)
     sleeping = [chosen.random() < 0.5 for _ in range(40)]
-    refs = [counted.remote(i, runs, s) for i, s in enumerate(sleeping)]
+    refs = [sleeps_or_returns.remote(i, s) for i, s in enumerate(sleeping)]
     cancelled = {i for i in range(40) if chosen.random() < 0.5}
     for i in cancelled:
         nexus.cancel(refs[i], force=True)
