@@ -143,10 +143,10 @@ def __getattr__(name: str) -> object:
         from .cluster.services.drain import drain_node
 
         value = drain_node
-    elif name in ("ClusterView", "TraceView", "progress"):
-        from .notebook import widgets
+    elif name in ("ClusterView", "TaskStream", "TraceView", "progress"):
+        from . import notebook
 
-        return getattr(widgets, name)
+        return getattr(notebook, name)
     else:
         raise AttributeError(f"module 'nexus' has no attribute {name!r}")
     globals()[name] = value

@@ -14,15 +14,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .cluster.head.activity import Activity, HostActivity, Running, WorkerActivity
 from .cluster.head.listing import ActorState, NodeState, ObjectState, TaskState, WorkerState
 
 __all__ = [
+    "Activity",
     "ActorState",
     "DeviceState",
+    "HostActivity",
     "NodeState",
     "ObjectState",
+    "Running",
     "TaskState",
+    "WorkerActivity",
     "WorkerState",
+    "activity",
     "list_actors",
     "list_devices",
     "list_nodes",
@@ -184,6 +190,12 @@ def placement() -> tuple[list[WorkerState], list[ActorState], dict[str, list[str
     workers, actors, running = _ask("placement")
     actors = list(actors)
     return list(workers), actors + [a for d in _devices(actors) for a in _device_actors(d)] + _hosted(actors), dict(running)
+
+
+def activity() -> Activity:
+    """What each worker does now (what runs there, what was sent ahead to it, whether it waits in get), what waits
+    at the head, and each host's object store: what the live views draw."""
+    return _ask("activity")  # type: ignore[no-any-return]
 
 
 def list_objects(limit: int = 1000) -> list[ObjectState]:

@@ -190,8 +190,11 @@ NOTEBOOKS = {
         md("""
             # Watching the cluster
 
-            `%load_ext nexus` adds the `%nexus` magic; `ClusterView` shows where work runs and
-            `TraceView` a live timeline, both updating while work runs.
+            `nexus.TaskStream` draws what runs where, live: a row per worker (grouped by host), a colour per function or
+            method, running work growing at the right edge. Hover a span for its name, duration, worker and sizes; wheel to
+            zoom, drag to pan, *live* to follow the present again, click a span for its caller and callees; *pause* freezes
+            the picture while what happens meanwhile is still kept. `ClusterView` shows where work is placed, `progress`
+            follows a set of results, and `%load_ext nexus` adds the `%nexus` magic.
         """),
         code("""
             import time
@@ -212,27 +215,35 @@ NOTEBOOKS = {
             def greet_all(greeter, names):
                 return nexus.get([greeter.hello.remote(n) for n in names])
 
+            @nexus.remote
+            def square(x):
+                time.sleep(0.02)
+                return x * x
+
             greeter = Greeter.remote()
             view = nexus.ClusterView()
             view
         """),
         code("""
-            trace = nexus.TraceView(window=30)
-            trace
+            stream = nexus.TaskStream(window=30)
+            stream
         """),
         code("""
             refs = [greet_all.remote(greeter, [f"user {i}-{j}" for j in range(4)]) for i in range(25)]
-            nexus.progress(refs)
+            squares = [square.remote(i) for i in range(50)]
+            nexus.progress(refs + squares)
         """),
         code("""
             results = nexus.get(refs)
-            print(len(results), results[0][0])
+            print(len(results), results[0][0], sum(nexus.get(squares)))
         """),
         code("%nexus status"),
         code("%nexus timeline timeline.json"),
         code("""
-            time.sleep(0.5)
-            print("spans in the trace view:", len(trace.model.spans))
+            from nexus.observe import hub
+
+            hub().flush()  # the views catch up 10 times a second; flush() hands them every event so far, now
+            print("spans in the task stream:", len(stream.model.spans))
         """),
     ],
 }

@@ -1,10 +1,13 @@
-"""The notebook experience: live views (ClusterView, TraceView, progress), the ``%nexus`` magic, the kernel."""
+"""The notebook experience: live views (TaskStream, ClusterView, progress), the ``%nexus`` magic, the kernel.
+
+``TraceView`` is the task stream's earlier name (the same view).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ClusterView", "TraceView", "load_ipython_extension", "progress"]
+__all__ = ["ClusterView", "TaskStream", "TraceView", "load_ipython_extension", "progress"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -14,7 +17,11 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def __getattr__(name: str) -> Any:  # the widgets import ipywidgets: only when asked for
-    if name in ("ClusterView", "TraceView", "progress"):
+    if name in ("TaskStream", "TraceView"):
+        from .task_stream import TaskStream
+
+        return TaskStream
+    if name in ("ClusterView", "progress"):
         from . import widgets
 
         return getattr(widgets, name)

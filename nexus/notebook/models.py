@@ -1,20 +1,16 @@
 """What the notebook views show, as plain data: no widgets, no browser (so the logic is tested alone).
 
 :class:`ClusterModel` is the placement tree (host -> workers -> the actor or
-task each runs, with load, waiting work and restarts); :class:`TraceModel`
-the recent spans per worker, grouped by host, with the caller -> callee
-flows between them;
-:class:`ProgressModel` a count of refs done. Each renders itself as HTML
+task each runs, with load, waiting work and restarts); :class:`ProgressModel`
+a count of refs done (the task stream's is :mod:`nexus.notebook.stream`). Each renders itself as HTML
 (the live widgets show that HTML, and a saved notebook keeps it).
 """
 
 from __future__ import annotations
 
 import html
-import itertools
 import os
 import socket
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +18,7 @@ from ..cluster.devices import DEVICE_ACTOR_CLASS
 
 HOSTED_SHOWN = 5  # a virtual actors' host's activations named in its row (then: "and N more")
 
-__all__ = ["ClusterModel", "ProgressModel", "Span", "TraceModel"]
+__all__ = ["ClusterModel", "ProgressModel"]
 
 
 @dataclass
@@ -137,105 +133,6 @@ class ClusterModel:
                 f"</div></div>{r['cpu']:.0f}%</td><td>{r['rss_mb']:.0f} MB</td><td>{r['pending']}</td><td>{r['restarts']}</td></tr>"
             )
         return rows
-
-
-@dataclass(frozen=True)
-class Span:
-    id: int
-    name: str
-    worker: str
-    start: int  # ns
-    end: int
-    ok: bool
-    parent: int
-
-
-class TraceModel:
-    """The spans of the last ``window`` seconds, per worker, and the flows between them."""
-
-    def __init__(self, window: float = 10.0, keep: int = 5000) -> None:
-        self.window = window
-        self.paused = False
-        self.spans: deque[Span] = deque(maxlen=keep)
-        self._names: dict[int, tuple[str, int]] = {}  # id -> (name, parent) from submissions
-        self.hosts: dict[str, str] = {}  # worker -> its host (rows are grouped by host when there are several)
-        self.version = 0
-        self.missed = 0
-
-    def feed(self, events: list[Any], missed: int = 0) -> None:
-        self.missed += missed
-        if self.paused:
-            return
-        for event in events:
-            d = event.data
-            if event.kind == "submitted":
-                self._names[d["id"]] = (d["name"], d["parent"])
-            elif event.kind == "finished":
-                name, parent = self._names.pop(d["id"], (f"{d['id']:x}", 0))
-                self.spans.append(Span(d["id"], name, d["worker"], d["start"], d["end"], d["ok"], parent))
-                self.version += 1
-        if len(self._names) > 50_000:
-            self._names.clear()
-
-    def visible(self, now: int | None = None) -> list[Span]:
-        if not self.spans:
-            return []
-        end = now if now is not None else max(s.end for s in self.spans)
-        begin = end - int(self.window * 1e9)
-        return [s for s in self.spans if s.end >= begin]
-
-    def flows(self, spans: list[Span]) -> list[tuple[Span, Span]]:
-        by_id = {s.id: s for s in spans}
-        return [(by_id[s.parent], s) for s in spans if s.parent in by_id]
-
-    def to_html(self, width: int = 720, row: int = 22) -> str:
-        spans = self.visible()
-        if not spans:
-            return "<div class='nexus-trace'><i>no spans yet</i></div>"
-        hosts = self.hosts
-        workers = sorted({s.worker for s in spans}, key=lambda w: (hosts.get(w, ""), w))
-        y = {w: i * row for i, w in enumerate(workers)}
-        several = len({hosts.get(w, "") for w in workers}) > 1
-        t1 = max(s.end for s in spans)
-        t0 = t1 - int(self.window * 1e9)
-        left = 160 if several else 100  # the labels' column
-        scale = (width - left) / max(t1 - t0, 1)
-
-        def x(t: int) -> float:
-            return left + (max(t, t0) - t0) * scale
-
-        def label(w: str) -> str:
-            return f"{w} · {hosts[w]}" if several and w in hosts else w
-
-        parts = [
-            f"<text x='0' y='{y[w] + 15}' font-size='11'><title>{html.escape(hosts.get(w, ''))}</title>{html.escape(label(w))}</text>"
-            for w in workers
-        ]
-        for a, b in itertools.pairwise(workers):  # a rule between hosts
-            if several and hosts.get(a, "") != hosts.get(b, ""):
-                parts.append(f"<line x1='0' y1='{y[b]}' x2='{width}' y2='{y[b]}' stroke='#bbb' stroke-dasharray='3,3'/>")
-        for s in spans[-2000:]:
-            color = "#4a90d9" if s.ok else "#d9534f"
-            w = max(x(s.end) - x(s.start), 1.0)
-            parts.append(
-                f"<rect x='{x(s.start):.1f}' y='{y[s.worker] + 3}' width='{w:.1f}' height='{row - 6}' fill='{color}'>"
-                f"<title>{html.escape(s.name)} ({(s.end - s.start) / 1e6:.2f} ms)</title></rect>"
-            )
-        for parent, child in self.flows(spans)[-500:]:
-            parts.append(
-                f"<line x1='{x(parent.start):.1f}' y1='{y[parent.worker] + row / 2}' x2='{x(child.start):.1f}' "
-                f"y2='{y[child.worker] + row / 2}' stroke='#888' stroke-width='1' marker-end='url(#nx-arrow)'/>"
-            )
-        defs = (
-            "<defs><marker id='nx-arrow' markerWidth='6' markerHeight='6' refX='5' refY='3' orient='auto'>"
-            "<path d='M0,0 L6,3 L0,6 z' fill='#888'/></marker></defs>"
-        )
-        height = len(workers) * row + 4
-        note = f" ({self.missed} events missed)" if self.missed else ""
-        return (
-            f"<div class='nexus-trace'>last {self.window:g} s, {len(spans)} spans{note}"
-            f"<svg width='{width}' height='{height}'>{defs}{''.join(parts)}</svg></div>"
-        )
 
 
 class ProgressModel:

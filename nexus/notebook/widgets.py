@@ -12,18 +12,16 @@ last state where widgets do not run (GitHub, nbviewer).
 
 from __future__ import annotations
 
-import math
 import threading
-import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from .. import state
 from ..observe import ObservationSink, hub
-from .models import ClusterModel, ProgressModel, TraceModel
+from .models import ClusterModel, ProgressModel
 
-__all__ = ["ClusterView", "TraceView", "progress"]
+__all__ = ["ClusterView", "progress"]
 
 
 def _ipywidgets() -> Any:
@@ -35,7 +33,9 @@ def _ipywidgets() -> Any:
 
 
 class _Pump(ObservationSink):
-    """Feeds every live view of one cluster, on the hub's thread."""
+    """Feeds every live view of one cluster, on the hub's thread (every tick: running work grows with no event)."""
+
+    ticks = True
 
     def __init__(self) -> None:
         self.views: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -43,14 +43,34 @@ class _Pump(ObservationSink):
 
     def on_events(self, events: list[Any], missed: int) -> None:
         views = list(self.views)
-        snapshot = None
-        if any(isinstance(v, ClusterView) for v in views):
-            snapshot = _placement()
+        if not views:
+            return
+        look = _Look()
         for view in views:
             try:
-                view._tick(events, missed, snapshot)
+                view._tick(events, missed, look)
             except Exception:  # a view that cannot draw must not stop the others
                 continue
+
+
+class _Look:
+    """What the views of one tick ask the cluster, asked once each: the placement, the activity."""
+
+    def __init__(self) -> None:
+        self._placement: Any = None
+        self._activity: Any = None
+
+    @property
+    def placement(self) -> tuple[list[Any], list[Any], dict[str, list[str]]]:
+        if self._placement is None:
+            self._placement = _placement()
+        return self._placement  # type: ignore[no-any-return]
+
+    @property
+    def activity(self) -> Any:
+        if self._activity is None:
+            self._activity = state.activity()
+        return self._activity
 
 
 _pumps: weakref.WeakKeyDictionary[Any, _Pump] = weakref.WeakKeyDictionary()
@@ -94,69 +114,9 @@ class ClusterView(_View):
         self._drawn = self.model.version
         _pump().views.add(self)
 
-    def _tick(self, events: list[Any], missed: int, snapshot: Any) -> None:
-        if snapshot is not None:
-            self.model.update(*snapshot)
+    def _tick(self, events: list[Any], missed: int, look: Any) -> None:
+        self.model.update(*look.placement)
         self.model.feed(events)
-        if self.model.version != self._drawn:
-            self._drawn = self.model.version
-            self.html.value = self.model.to_html()
-
-
-class TraceView(_View):
-    """A live timeline of recent spans per worker (grouped by host) with caller -> callee arrows; pause and a
-    window to zoom."""
-
-    HOSTS_EVERY = 2.0  # seconds between looks at which host each worker is on (without a ClusterView's snapshot)
-
-    def __init__(self, window: float = 10.0) -> None:
-        widgets = _ipywidgets()
-        self.model = TraceModel(window)
-        self._hosts_at = 0.0
-        self._hosts(None)
-        events, self._cursor, _missed = hub().read(0)  # the past; the pump brings what comes after _cursor
-        self.model.feed(events)
-        self.html = widgets.HTML(self.model.to_html())
-        self.pause = widgets.ToggleButton(value=False, description="pause", tooltip="stop following new spans")
-        self.zoom = widgets.FloatLogSlider(value=window, base=10, min=-2, max=2, step=0.1, description="window (s)")
-        self.pause.observe(self._paused, names="value")
-        self.zoom.observe(self._zoomed, names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.pause, self.zoom]), self.html])
-        self._drawn = self.model.version
-        _pump().views.add(self)
-
-    def _hosts(self, snapshot: Any) -> None:
-        if snapshot is None and time.monotonic() - self._hosts_at < self.HOSTS_EVERY:
-            return
-        self._hosts_at = time.monotonic()
-        workers = snapshot[0] if snapshot is not None else state.list_workers()
-        hosts = {w.name: w.host for w in workers if w.host}
-        if hosts != self.model.hosts:
-            self.model.hosts = hosts
-            self.model.version += 1
-
-    def _paused(self, change: dict[str, Any]) -> None:
-        self.model.paused = bool(change["new"])
-
-    def _zoomed(self, change: dict[str, Any]) -> None:
-        new = float(change["new"])
-        if abs(math.log10(new) - math.log10(self.model.window)) <= self.zoom.step / 2 + 1e-9:
-            return  # the slider rounding the window it was given to its nearest step (30 s -> 31.6 s): not a zoom
-        self.model.window = new
-        self.html.value = self.model.to_html()
-
-    def _tick(self, events: list[Any], missed: int, snapshot: Any) -> None:
-        # The pump's cursor is its own: its first batch for this view may hold events the view read when it was
-        # made (they would show twice), or start past them (a tick between the read and joining the pump).
-        if events and events[0].seq > self._cursor:
-            gap, _, _ = hub().read(self._cursor, limit=events[0].seq - self._cursor)
-            events = gap + events
-        if events and events[0].seq < self._cursor:
-            events = [e for e in events if e.seq >= self._cursor]
-        if events:
-            self._cursor = events[-1].seq + 1
-        self._hosts(snapshot)
-        self.model.feed(events, missed)
         if self.model.version != self._drawn:
             self._drawn = self.model.version
             self.html.value = self.model.to_html()
@@ -199,3 +159,11 @@ class _Progress(_View):
 def progress(refs: Sequence[Any]) -> Any:
     """A progress bar over ``refs`` that fills as their values arrive (live in a notebook)."""
     return _Progress(refs)
+
+
+def __getattr__(name: str) -> Any:  # (the task stream is a module of its own: it needs anywidget)
+    if name in ("TaskStream", "TraceView"):
+        from .task_stream import TaskStream
+
+        return TaskStream
+    raise AttributeError(f"module 'nexus.notebook.widgets' has no attribute {name!r}")

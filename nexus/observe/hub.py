@@ -55,6 +55,8 @@ def to_event(seq: int, raw: tuple[Any, ...]) -> ObservationEvent:
 class ObservationSink(abc.ABC):
     """Something that wants the cluster's events as they happen (on the hub's fan-out thread)."""
 
+    ticks = False  # True: called at every interval, with no events too (a live view drawing time as it passes)
+
     @abc.abstractmethod
     def on_events(self, events: list[ObservationEvent], missed: int) -> None:
         """New events, oldest first; ``missed``: how many were overwritten before this sink read them."""
@@ -150,7 +152,7 @@ class ObservationHub:
                 sinks = list(self._sinks)
             for sink, cursor in sinks:
                 events, cursor[0], missed = self.read(cursor[0])
-                if events or missed:
+                if events or missed or sink.ticks:
                     try:
                         sink.on_events(events, missed)
                     except Exception:

@@ -52,7 +52,7 @@ def chrome_trace(raw: list[tuple[Any, ...]], driver_pid: int | None = None, host
         label = f"{name} on {host} (pid {pid})" if several and host else f"{name} (pid {pid})"
         out.append({"ph": "M", "name": "process_name", "pid": row, "tid": 0, "args": {"name": label}})
         out.append({"ph": "M", "name": "process_sort_index", "pid": row, "tid": 0, "args": {"sort_index": 0 if name == "driver" else row}})
-    for _, _ts, task_id, worker, _pid, start, ready, ran, end, ok in finished:
+    for _, _ts, task_id, worker, _pid, start, ready, ran, end, ok, *_ in finished:
         pid = rows[worker]
         sub = submitted.get(task_id)
         name = sub[3] if sub else f"task {task_id:x}"

@@ -1,10 +1,12 @@
 """A real browser: JupyterLab headless, Debian's Chromium driven by Playwright, the observation notebook run in it.
 
-Checks that the ClusterView widget shows the workers and the actor and that
-the TraceView widget draws the spans of the notebook's work, then gains the
-spans of work the test starts itself once it has counted them (so the check
-does not depend on how long the notebook's own work lasts). Saves a
-screenshot (``artifacts/observation-notebook.png``, or ``$NEXUS_ARTIFACTS``),
+Checks that the ClusterView widget shows the workers and the actor, and what
+the task stream draws: a time axis with labels, the functions in different
+colours named in a legend, a task running (held until the test lets it go)
+drawn growing, pause freezing the picture while spans still arrive (work the
+test starts while paused shows only on resume), and text that takes the
+colours of both JupyterLab themes. Saves screenshots
+(``artifacts/observation-notebook.png``, ``task-stream-*.png``, or in ``$NEXUS_ARTIFACTS``),
 and on a failure what the page showed: ``observation-notebook-failure.png``
 and ``.txt`` (the page's text, each cell's source and outputs, the kernels
 and sessions from the REST API, the server's log, how long each step took).
@@ -157,9 +159,15 @@ def lab(tmp_path):
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [
-                str(lab_bin), "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=",
-                "--ServerApp.open_browser=False", "--LabServerApp.extra_labextensions_path=[]",
+                str(lab_bin),
+                "--no-browser",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={port}",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={tmp_path}",
+                "--LabApp.news_url=",
+                "--ServerApp.open_browser=False",
+                "--LabServerApp.extra_labextensions_path=[]",
                 "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: the test runs cells with JupyterLab's commands
                 *(["--allow-root"] if os.geteuid() == 0 else []),
             ],
@@ -335,13 +343,11 @@ def _drive(run: Run, page, shots: Path) -> None:
     run.step("kernel idle")
 
     cells = run.cells()
-    cell_of = {key: next(i for i, c in enumerate(cells) if key in c["source"]) for key in ("ClusterView()", "TraceView(", "get(refs)")}
-    cluster, trace = cell_of["ClusterView()"], cell_of["TraceView("]
+    cell_of = {key: next(i for i, c in enumerate(cells) if key in c["source"]) for key in ("ClusterView()", "TaskStream(", "get(refs)")}
+    cluster, stream = cell_of["ClusterView()"], cell_of["TaskStream("]
     # The live widgets' HTML (ipywidgets.HTML), not the static text/html a notebook keeps for where widgets do not run.
     cluster_view = "(i) => window.__nexusInCell(i, '.widget-html-content .nexus-cluster').map((e) => e.textContent).join('')"
-    rects = "(i) => window.__nexusInCell(i, '.widget-html-content .nexus-trace svg rect').length"
-    more_rects = f"""(i) => window.__nexusInCell(i, '.widget-html-content .nexus-trace svg rect title')
-                             .filter((t) => t.textContent.startsWith('{MORE_WORK} ')).length"""
+    view = Stream(run, stream)
 
     for i in range(len(cells)):
         run.run_cell(i)
@@ -352,27 +358,148 @@ def _drive(run: Run, page, shots: Path) -> None:
                 cluster,
             )
             run.step("ClusterView shows the workers and the actor")
-        elif i == trace:
-            shown = "(i) => window.__nexusInCell(i, '.widget-html-content .nexus-trace').length"
-            run.wait("the TraceView widget to be shown", shown, trace)
+        elif i == stream:
+            run.wait("the task stream to be shown", f"(i) => !!({STREAM})(i)", stream)
         elif i == cell_of["get(refs)"]:
-            run.wait("the TraceView widget to draw the spans of the notebook's work", f"(i) => ({rects})(i) > 0", trace)
-            run.step("TraceView draws spans")
+            view.wait("to draw the spans of the notebook's work", "Number(v.dataset.drawn) > 0")
+            run.step("the task stream draws spans")
 
     text = page.evaluate(cluster_view, cluster)
     assert all(w in text for w in ("worker-1", "worker-2", "Greeter")), f"the ClusterView shows the workers and the actor: {text!r}"
-    first = page.evaluate(rects, trace)
-    assert first > 0, "the TraceView drew the spans of the notebook's work"
-    assert page.evaluate(more_rects, trace) == 0, f"no span of {MORE_WORK} before the test starts it"
-
-    run.execute(MORE_CODE)  # more work, started after the count: its spans can only reach the view live
-    run.step("the test's own work ran")
-    run.wait(
-        f"the TraceView to gain the spans of the work started after the first count ({first} rects then)",
-        f"(i) => ({more_rects})(i) === {MORE_CALLS}",
-        trace,
-    )
-    later = page.evaluate(rects, trace)
-    run.step(f"TraceView gained the {MORE_CALLS} new spans ({first} -> {later} rects)")
+    _check_the_picture(view)
+    _check_running_work(run, view, shots)
+    _check_pause(run, view)
+    _check_themes(run, view, shots)
     page.screenshot(path=str(shots / "observation-notebook.png"), full_page=True)
     print(f"steps: {run.timings()}", flush=True)
+
+
+# The task stream's root in cell i, and what its canvas shows: which of the palette's colours its pixels have.
+STREAM = "(i) => window.__nexusInCell(i, '.nexus-stream-view')[0]"
+_PALETTE = "['#4e79a7', '#f28e2b', '#59a14f', '#b07aa1', '#76b7b2', '#edc948', '#ff9da7', '#9c755f', '#bab0ac', '#e15759']"
+_COLOURS_DRAWN = f"""(v) => {{
+    const canvas = v.querySelector('canvas');
+    const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    const palette = {_PALETTE}.map((h) => [1, 3, 5].map((k) => parseInt(h.slice(k, k + 2), 16)));
+    const found = new Set();
+    for (let p = 0; p < pixels.length; p += 4) {{
+        if (pixels[p + 3] !== 255) continue;
+        palette.forEach((c, i) => {{ if (c[0] === pixels[p] && c[1] === pixels[p + 1] && c[2] === pixels[p + 2]) found.add(i); }});
+    }}
+    return [...found];
+}}"""
+
+
+class Stream:
+    """The task stream in the page: reads of its root element (its data attributes say what it drew last)."""
+
+    def __init__(self, run: Run, cell: int) -> None:
+        self.run, self.cell = run, cell
+
+    def eval(self, body: str) -> Any:
+        return self.run.page.evaluate(f"(i) => {{ const v = ({STREAM})(i); return ({body}); }}", self.cell)
+
+    def wait(self, what: str, condition: str, timeout: float = VIEW_UPDATE) -> None:
+        self.run.wait(f"the task stream {what}", f"(i) => {{ const v = ({STREAM})(i); return !!v && ({condition}); }}", self.cell, timeout)
+
+    def legend(self) -> list[str]:
+        return self.eval("[...v.querySelectorAll('.nx-legend .nx-name')].map((e) => e.textContent)")
+
+    def canvas(self) -> str:
+        return self.eval("v.querySelector('canvas').toDataURL()")
+
+    def shot(self, path: Path) -> None:
+        handle = self.run.page.evaluate_handle(f"(i) => ({STREAM})(i)", self.cell)
+        handle.as_element().screenshot(path=str(path))
+
+
+def _check_the_picture(view: Stream) -> None:
+    """A time axis with labels, a colour per function (named in the legend), a row per worker."""
+    ticks = view.eval("[...v.querySelectorAll('.nx-tick')].map((e) => e.textContent)")
+    assert len(ticks) >= 3 and all(re.fullmatch(r"-?\d+(\.\d)? s|-?\d+ ms|now", t) for t in ticks), f"axis labels: {ticks}"
+    legend = view.legend()
+    assert {"greet_all", "Greeter.hello", "square"} <= set(legend), f"the legend names each function and method: {legend}"
+    drawn = view.eval(f"({_COLOURS_DRAWN})(v)")
+    assert len(drawn) >= 2, f"spans of different functions are drawn in different colours: palette colours found {drawn}"
+    rows = view.eval("[...v.querySelectorAll('.nx-row')].map((e) => e.textContent)")
+    assert any(r.startswith("worker-1") for r in rows) and any("Greeter" in r for r in rows), f"a row per worker: {rows}"
+
+
+HOLD = "held_until_the_test_says"
+
+
+def _check_running_work(run: Run, view: Stream, shots: Path) -> None:
+    """A task that runs until the test lets it go is drawn while it runs, growing; then as a finished span."""
+    release = shots / f"release-{os.getpid()}"
+    release.unlink(missing_ok=True)
+    run.execute(
+        f"""
+import os as _os
+@nexus.remote
+def {HOLD}(path):
+    while not _os.path.exists(path):
+        time.sleep(0.01)
+    return 1
+
+held = {HOLD}.remote({str(release)!r})
+"""
+    )
+    try:
+        view.wait(
+            f"to draw {HOLD} running", f"Number(v.dataset.running) >= 1 && v.querySelector('.nx-legend').textContent.includes('{HOLD}')"
+        )
+        first = view.eval("Number(v.dataset.runningWidth)")
+        view.wait("to draw the running span growing", f"Number(v.dataset.runningWidth) > {first} + 2")
+        run.step("the task stream draws a running span, growing")
+        view.shot(shots / "task-stream-running.png")
+    finally:
+        release.write_text("go")
+    view.wait(f"to draw {HOLD} finished", "Number(v.dataset.running) === 0")
+    run.execute("assert nexus.get(held, timeout=60) == 1")
+    release.unlink(missing_ok=True)
+
+
+def _check_pause(run: Run, view: Stream) -> None:
+    """Paused, the picture stays as it was while the work done meanwhile still arrives; resumed, it shows that work."""
+    view.eval("v.querySelector('.nx-pause').click()")
+    view.wait("to be paused", "v.dataset.paused === 'true'")
+    run.execute("assert stream.paused")  # (the kernel's side knows: a static picture made now says so too)
+    picture, spans, received = view.canvas(), view.eval("Number(v.dataset.spans)"), view.eval("Number(v.dataset.received)")
+    assert MORE_WORK not in view.legend()
+    run.execute(MORE_CODE)  # more work while paused: its spans are sent and kept, not drawn
+    run.step("the test's own work ran, paused")
+    view.wait(
+        f"to keep receiving while paused ({spans} spans before)",
+        f"Number(v.dataset.spans) >= {spans + MORE_CALLS} && Number(v.dataset.received) > {received}",
+    )
+    assert view.canvas() == picture, "the paused picture did not change while spans arrived"
+    assert MORE_WORK not in view.legend(), "the paused picture does not show work done since the pause"
+    view.eval("v.querySelector('.nx-pause').click()")
+    view.wait(
+        f"to show the work done while paused once resumed ({MORE_WORK})",
+        f"v.querySelector('.nx-legend').textContent.includes('{MORE_WORK}')",
+    )
+    assert view.canvas() != picture
+    run.step("pause froze the picture and kept the data")
+
+
+_LUMINANCE = r"""(node) => {
+    const [r, g, b] = getComputedStyle(node).color.match(/[\d.]+/g).map(Number);
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+}"""
+
+
+def _check_themes(run: Run, view: Stream, shots: Path) -> None:
+    """Readable in both of JupyterLab's themes: its text takes the theme's colours (dark on light, light on dark)."""
+    labels = f"(i) => [...({STREAM})(i).querySelectorAll('.nx-row, .nx-tick, .nx-name')].map({_LUMINANCE})"
+    light = run.page.evaluate(labels, view.cell)
+    assert light and max(light) < 0.5, f"dark text in the light theme: luminances {light}"
+    view.shot(shots / "task-stream-light.png")
+    run.page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    run.wait("JupyterLab's dark theme", "() => document.body.dataset.jpThemeLight === 'false'", timeout=VIEW_UPDATE)
+    run.wait("the task stream's text to take the dark theme's colours", f"(i) => Math.min(...({labels})(i)) > 0.5", view.cell)
+    view.wait("to draw again in the dark theme", f"Number(v.dataset.frames) > {view.eval('Number(v.dataset.frames)')}")
+    drawn = view.eval(f"({_COLOURS_DRAWN})(v)")
+    assert len(drawn) >= 2, f"spans in colours in the dark theme too: {drawn}"
+    view.shot(shots / "task-stream-dark.png")
+    run.step("both themes")

@@ -14,7 +14,7 @@ EXPECTED = {
     "01-quickstart.ipynb": ["[0, 1, 4, 9, 16, 25, 36, 49]", "15", "8 ready; sum of squares: 140"],
     "02-actors-and-supervision.ipynb": ["[10, 20, 30]", "restarted; balance starts over: 1", "WorkerCrashedError", "ActorRestarting"],
     "03-zero-copy-numpy.ipynb": ["writeable: False", "(199999990000000, False)", "read-only:", "[1 1 2]"],
-    "04-live-observation.ipynb": ["25 hello user 0-0", "Nexus cluster", "spans written to timeline.json", "spans in the trace view:"],
+    "04-live-observation.ipynb": ["25 hello user 0-0", "Nexus cluster", "spans written to timeline.json", "spans in the task stream:"],
 }
 
 
@@ -39,5 +39,5 @@ def test_notebook_runs_top_to_bottom(name, tmp_path):
         assert expected in text, f"{name}: {expected!r} not in the outputs"
     if name == "04-live-observation.ipynb":
         # The notebook flushes the hub before it counts, so every span has reached the view: 25 tasks and their 100 calls.
-        spans = int(text.split("spans in the trace view:")[1].split()[0])
-        assert spans >= 125, f"the trace view gained the spans of the work that ran ({spans} of 125)"
+        spans = int(text.split("spans in the task stream:")[1].split()[0])
+        assert spans >= 125, f"the task stream gained the spans of the work that ran ({spans} of 125)"

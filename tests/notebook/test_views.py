@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import json
 import os
 import subprocess
@@ -10,7 +11,8 @@ import time
 from pathlib import Path
 
 import nexus
-from nexus.notebook.models import ClusterModel, ProgressModel, TraceModel
+from nexus.notebook.models import ClusterModel, ProgressModel
+from nexus.notebook.stream import COLUMNS, StreamModel, nice_ticks
 from nexus.observe import ObservationEvent
 from nexus.state import ActorState, WorkerState
 
@@ -21,29 +23,84 @@ def _event(kind, **data):
     return ObservationEvent(0, kind, 0, data)
 
 
-def test_trace_model_follows_spans_and_flows():
-    model = TraceModel(window=10)
-    model.feed([_event("submitted", id=1, name="outer", parent=0), _event("submitted", id=2, name="inner", parent=1)])
-    model.feed(
+def _spans(buffer):
+    values = array.array("d", buffer)
+    return [dict(zip(COLUMNS, values[i : i + len(COLUMNS)], strict=True)) for i in range(0, len(values), len(COLUMNS))]
+
+
+def test_the_stream_model_keeps_spans_with_their_callers_and_sends_only_what_is_new():
+    model = StreamModel(window=10)
+    t0 = model.t0
+    model.feed([_event("submitted", id=1, name="outer", parent=0, bytes=10), _event("submitted", id=2, name="inner", parent=1, bytes=20)])
+    model.feed(  # (a callee finishes before its caller)
         [
-            _event("finished", id=2, worker="worker-2", start=2_000_000, end=3_000_000, ok=True),
-            _event("finished", id=1, worker="worker-1", start=1_000_000, end=4_000_000, ok=False),
+            _event("finished", id=2, worker="worker-2", start=t0 + 2_000_000, end=t0 + 3_000_000, ok=True, bytes=5),
+            _event("finished", id=1, worker="worker-1", start=t0 + 1_000_000, end=t0 + 4_000_000, ok=False, bytes=0),
         ],
         missed=3,
     )
-    spans = model.visible()
-    assert [(s.name, s.worker, s.ok) for s in spans] == [("inner", "worker-2", True), ("outer", "worker-1", False)]
-    assert [(p.name, c.name) for p, c in model.flows(spans)] == [("outer", "inner")]
-    html = model.to_html()
-    assert "worker-1" in html and "worker-2" in html and "3 events missed" in html and "<line" in html
+    header, (buffer,) = model.batch()
+    inner, outer = _spans(buffer)
+    assert header["names"] == ["outer", "inner"] and header["names_from"] == 0 and header["missed"] == 3
+    assert (inner["start"], inner["end"], inner["args"], inner["result"]) == (2.0, 3.0, 20, 5)
+    assert inner["parent"] == outer["key"] != inner["key"] and outer["parent"] == -1, "the callee names its caller's key"
+    assert outer["flags"] == 1 and inner["flags"] == 0, "a failure is flagged"
+    assert [r[0] for r in header["rows"]] == ["worker-2", "worker-1"]
+    header, (buffer,) = model.batch()
+    assert buffer == b"" and header["names"] == [] and header["names_from"] == 2, "a second batch: nothing new"
+    model.feed([_event("finished", id=3, worker="worker-1", start=t0 + 5_000_000, end=t0 + 6_000_000, ok=True)])
+    header, (buffer,) = model.batch()
+    assert len(_spans(buffer)) == 1 and header["names"] == ["task 3"], "a span whose submission was not seen"
+    header, (buffer,) = model.snapshot()
+    assert header["kind"] == "snapshot" and len(_spans(buffer)) == 3 and header["names_from"] == 0
+    assert len(header["names"]) == 3
+
+
+def test_the_stream_model_draws_what_runs_from_the_activity_not_what_was_sent_ahead():
+    from nexus.state import Activity, Running, WorkerActivity
+
+    model = StreamModel(window=10)
+    t0 = model.t0
+    model.feed([_event("finished", id=7, worker="worker-1", start=t0, end=t0 + 50_000_000, ok=True)])
+
+    def look(now, since):
+        w1 = WorkerActivity("worker-1", 11, "box", "000001", "task", None, "running", (Running(8, "f", since),), 3)
+        w2 = WorkerActivity("worker-2", 12, "box", "000001", "actor", "A (9)", "running", (Running(9, "A.m", 0),), 0)
+        spare = WorkerActivity("worker-3", 13, "box", "000001", "actor", None, "idle", (), 0)
+        model.look(Activity(now, (w1, w2, spare), (), 0, 0, 0))
+
+    look(t0 + 100_000_000, t0 + 10_000_000)
+    (f, m) = model.running
+    assert f[2] == model.row("worker-1") and f[3] == 50.0, "it started when the head says, not before the last span's end"
+    assert m[3] == 100.0, "an actor's call: from when it was first seen running"
+    look(t0 + 200_000_000, t0 + 10_000_000)
+    assert model.running[1][3] == 100.0, "still from its first sight"
+    assert model.kinds == {"worker-1": "task", "worker-2": "A (9)", "worker-3": "spare"}
     version = model.version
-    model.paused = True
-    model.feed([_event("finished", id=3, worker="worker-1", start=5_000_000, end=6_000_000, ok=True)])
-    assert model.version == version, "a paused view does not move"
-    model.window = 0.0025  # zoom in: only the last 2.5 ms
-    assert [s.name for s in model.visible()] == ["inner", "outer"]
-    model.window = 0.0009
-    assert [s.name for s in model.visible()] == ["outer"]
+    look(t0 + 200_000_000, t0 + 10_000_000)
+    assert model.version == version, "the same activity is no change"
+
+
+def test_the_stream_models_static_picture_has_an_axis_colours_a_legend_and_hosts():
+    assert nice_ticks(-10_000, 0) == (2000, [-10_000, -8000, -6000, -4000, -2000, 0])
+    model = StreamModel(window=10)
+    t0 = model.t0
+    model.feed([_event("submitted", id=i, name=n, parent=0) for i, n in ((1, "a"), (2, "b"), (3, "a"))])
+    model.feed(
+        [
+            _event("finished", id=i, worker=w, start=t0 + i * 1_000_000, end=t0 + i * 1_000_000 + 500_000, ok=i != 3)
+            for i, w in ((1, "w-a"), (2, "w-b"), (3, "w-c"))
+        ]
+    )
+    html = model.to_html()
+    assert "·" not in html, "one host: rows named by worker alone"
+    assert "#4e79a7" in html and "#f28e2b" in html, "a colour per function"
+    assert html.count("stroke='#d62728'") == 1, "the failure is edged in red"
+    assert ">now<" in html and " s<" in html, "axis labels"
+    model.hosts = {"w-a": "zeta", "w-b": "alpha", "w-c": "zeta"}
+    html = model.to_html()
+    assert html.index("w-b · alpha") < html.index("w-a · zeta") < html.index("w-c · zeta"), "sorted by host"
+    assert "no tasks or calls yet" in StreamModel().to_html()
 
 
 def test_cluster_model_places_actors_and_load():
@@ -99,21 +156,6 @@ def test_cluster_model_groups_workers_by_host_this_one_first():
     alone = ClusterModel(host="box")
     alone.update([WorkerState("worker-1", 11, "task", True, None, 0)], [], {})
     assert [g["host"] for g in alone.tree()["hosts"]] == ["box"] and "<b>box</b> (driver pid" in alone.to_html()
-
-
-def test_trace_model_rows_are_grouped_and_named_by_host_when_there_are_several():
-    model = TraceModel(window=10)
-    model.feed(
-        [
-            _event("finished", id=i, worker=w, start=i * 1_000_000, end=i * 1_000_000 + 500_000, ok=True)
-            for i, w in enumerate(["w-a", "w-b", "w-c"], 1)
-        ]
-    )
-    assert "·" not in model.to_html(), "one host: rows named by worker alone"
-    model.hosts = {"w-a": "zeta", "w-b": "alpha", "w-c": "zeta"}
-    html = model.to_html()
-    assert html.index("w-b · alpha") < html.index("w-a · zeta") < html.index("w-c · zeta"), "sorted by host"
-    assert html.count("stroke-dasharray") == 1, "one rule between the two hosts"
 
 
 def test_the_chrome_trace_has_a_row_per_host_and_process_even_where_pids_are_the_same():

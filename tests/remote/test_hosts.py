@@ -470,7 +470,8 @@ VIEWS = textwrap.dedent(
     import sys, time, json, os
     import nexus
     from nexus import observe, state
-    from nexus.notebook.models import ClusterModel, TraceModel
+    from nexus.notebook.models import ClusterModel
+    from nexus.notebook.stream import StreamModel
 
     nexus.init(address=sys.argv[1], key=sys.argv[2])
 
@@ -500,7 +501,7 @@ VIEWS = textwrap.dedent(
         time.sleep(0.1)
     cluster = ClusterModel()
     cluster.update(*state.placement())
-    trace = TraceModel(window=60)
+    trace = StreamModel(window=60)
     trace.hosts = host_of
     trace.feed(hub.read(0)[0])
     timeline = observe.timeline()

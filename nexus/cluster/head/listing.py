@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .activity import activity_of
+
 __all__ = [
     "ActorState",
     "NodeState",
@@ -268,6 +270,7 @@ def answer(rt: Any, what: str, *args: Any) -> Any:
         "tasks": tasks_of,
         "objects": objects_of,
         "placement": placement_of,
+        "activity": activity_of,
         "summary": summary_of,
         "context": context_of,
         "handle": handle_of,

@@ -1,10 +1,11 @@
-"""A TraceView made while others are live shows each span once: what it read when it was made, and after."""
+"""A task stream made while others are live shows each span once: what it read when it was made, and after."""
 
 from __future__ import annotations
 
 import pytest
 
 import nexus
+from nexus.notebook.widgets import _Look
 from nexus.observe import hub
 
 from ..conftest import wait_until
@@ -29,16 +30,16 @@ def _finished():
 
 
 def _ids(view):
-    return [s.id for s in view.model.spans]
+    return [s[2] for s in view.model.spans]  # (each span's key: one per task)
 
 
-def test_a_trace_view_made_beside_a_live_one_shows_each_span_once(cluster):
-    first = nexus.TraceView()  # the views' pump now follows the hub
+def test_a_task_stream_made_beside_a_live_one_shows_each_span_once(cluster):
+    first = nexus.TaskStream()  # the views' pump now follows the hub
     h = hub()
     with h._flush_lock:  # hold the pump's next delivery until the second view has read the past
         nexus.get([_step.remote(i) for i in range(50)], timeout=30)
         wait_until(lambda: _finished() >= 50, timeout=30)
-        second = nexus.TraceView()
+        second = nexus.TaskStream()
         assert len(_ids(second)) == 50
     h.flush()  # the pump delivers from its own cursor: the 50 spans the second view read already come again
     assert sorted(_ids(second)) == sorted(set(_ids(second))) and len(_ids(second)) == 50
@@ -49,23 +50,24 @@ def test_a_trace_view_made_beside_a_live_one_shows_each_span_once(cluster):
     assert len(_ids(second)) == len(set(_ids(second))) == 60, "later spans arrive once too"
 
 
-def test_a_trace_view_that_joined_after_a_tick_catches_up_on_what_it_missed(cluster):
+def test_a_task_stream_that_joined_after_a_tick_catches_up_on_what_it_missed(cluster):
     h = hub()
     with h._flush_lock:  # no delivery but the one this test makes
-        view = nexus.TraceView()
+        view = nexus.TaskStream()
         start = view._cursor
         nexus.get([_step.remote(i) for i in range(20)], timeout=30)
         wait_until(lambda: _finished() >= 20, timeout=30)
         events, cursor, _ = h.read(start)
         # As if a tick had delivered the first ten events before the view joined the pump: it reads them itself.
-        view._tick([e for e in events if e.seq >= start + 10], 0, None)
+        view._tick([e for e in events if e.seq >= start + 10], 0, _Look())
         assert len(_ids(view)) == len(set(_ids(view))) == 20
         assert view._cursor == cursor
 
 
-def test_the_zoom_slider_rounding_the_window_it_was_given_does_not_change_it(cluster):
-    view = nexus.TraceView(window=30)
-    view._zoomed({"new": 10**1.5})  # what the browser sends back: the slider's nearest step
-    assert view.model.window == 30
-    view._zoomed({"new": 10**1.6})  # a step of the user's
-    assert view.model.window == pytest.approx(10**1.6)
+def test_the_window_the_browser_picks_is_the_static_pictures_too(cluster):
+    view = nexus.TaskStream(window=30)
+    assert view.model.window == 30 and "last 30 s" in view.model.to_html() or "no tasks" in view.model.to_html()
+    view.window = 5.0  # what the browser's window picker sets (a synced trait)
+    assert view.model.window == 5.0
+    with pytest.raises(ValueError, match="window is the seconds shown"):
+        nexus.TaskStream(window=0)

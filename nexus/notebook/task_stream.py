@@ -1,0 +1,112 @@
+"""The task stream: a live picture of what ran and runs where (an anywidget view, drawn on a canvas).
+
+A row per worker, grouped by host; a span per task or call, coloured by its
+function or method (a legend names them); running work drawn growing; a
+failed one edged in red; hover for its name, duration, worker, host and the
+bytes of its arguments and results; wheel to zoom, drag to pan, click for a
+span's caller -> callee arrows. Pause freezes the picture while what
+happens meanwhile is still kept (and shown on resume).
+
+The view is fed by the notebook's pump (:mod:`nexus.notebook.widgets`) at
+most 10 times a second, and sends the browser at most one binary batch per
+tick, however fast tasks run (:class:`~nexus.notebook.stream.StreamModel`).
+Where no widget frontend runs, the notebook keeps a static HTML picture.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+import time
+from typing import Any
+
+from .stream import StreamModel
+
+__all__ = ["TaskStream"]
+
+try:
+    import anywidget
+    import traitlets
+except ImportError:  # (the views are optional: the 'notebook' extra)
+    anywidget = None  # type: ignore[assignment]
+
+_STATIC = pathlib.Path(__file__).with_name("static")
+
+
+def _missing(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("the task stream needs anywidget (pip install anywidget, or the project's 'notebook' extra)")
+
+
+if anywidget is None:
+    TaskStream: Any = _missing
+else:
+
+    class TaskStream(anywidget.AnyWidget):  # type: ignore[no-redef,misc]
+        """A live task stream of the cluster: ``nexus.TaskStream(window=10)`` in a notebook cell."""
+
+        _esm = _STATIC / "task_stream.js"
+        _css = _STATIC / "task_stream.css"
+        paused = traitlets.Bool(False).tag(sync=True)
+        window = traitlets.Float(10.0).tag(sync=True)
+
+        SEND_EVERY = 0.1  # seconds: at most one message to the browser per tick of the pump
+
+        def __init__(self, window: float = 10.0) -> None:
+            from .. import state
+            from ..observe import hub
+            from .widgets import _pump
+
+            if not window > 0:
+                raise ValueError(f"window is the seconds shown, a number above 0, not {window!r}")
+            super().__init__(window=float(window))
+            self.model = StreamModel(window)
+            self._lock = threading.Lock()  # (the pump's thread sends batches; the kernel's answers "hello")
+            events, self._cursor, _missed = hub().read(0)  # the past; the pump brings what comes after _cursor
+            self.model.feed(events)
+            self.model.look(state.activity())
+            self._drawn = self.model.version
+            self._sent_at = 0.0
+            self.on_msg(self._on_message)
+            self.observe(self._on_window, names="window")
+            _pump().views.add(self)
+
+        def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+            if isinstance(content, dict) and content.get("kind") == "hello":  # a view opened: it starts from all
+                with self._lock:
+                    message, buffers = self.model.snapshot()
+                    self.send(message, buffers)
+
+        def _on_window(self, change: dict[str, Any]) -> None:
+            self.model.window = float(change["new"])
+
+        def _tick(self, events: list[Any], missed: int, look: Any) -> None:
+            from ..observe import hub
+
+            # The pump's cursor is its own: its first batch for this view may hold events the view read when it
+            # was made (they would show twice), or start past them (a tick between the read and joining the pump).
+            if events and events[0].seq > self._cursor:
+                gap, _, _ = hub().read(self._cursor, limit=events[0].seq - self._cursor)
+                events = gap + events
+            if events and events[0].seq < self._cursor:
+                events = [e for e in events if e.seq >= self._cursor]
+            if events:
+                self._cursor = events[-1].seq + 1
+            with self._lock:
+                self.model.feed(events, missed)  # (paused too: the picture is frozen in the browser, not the data)
+                self.model.look(look.activity)
+                if self.model.version == self._drawn or time.monotonic() - self._sent_at < self.SEND_EVERY * 0.9:
+                    return
+                self._drawn = self.model.version
+                self._sent_at = time.monotonic()
+                message, buffers = self.model.batch()
+                self.send(message, buffers)
+
+        def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+            bundle = super()._repr_mimebundle_(**kwargs)
+            data, meta = bundle if isinstance(bundle, tuple) else (bundle or {}, {})
+            data = dict(data)
+            data["text/html"] = self.model.to_html()  # (what a saved notebook shows where widgets do not run)
+            return data, meta
+
+        def _repr_html_(self) -> str:
+            return self.model.to_html()
