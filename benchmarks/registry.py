@@ -27,6 +27,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("core", "benchmarks.core_inprocess"),
     ("envelope", "benchmarks.envelope"),
     ("observe", "benchmarks.observe"),  # before Ray starts: its processes linger for seconds after shutdown
+    ("views", "benchmarks.views"),
     ("cluster", "benchmarks.cluster"),
     ("store", "benchmarks.store"),
     ("microbench", "benchmarks.microbench"),

@@ -21,8 +21,12 @@ def __getattr__(name: str) -> Any:  # the widgets import ipywidgets: only when a
         from .task_stream import TaskStream
 
         return TaskStream
-    if name in ("ClusterView", "progress"):
-        from . import widgets
+    if name == "progress":
+        from .progress import progress
 
-        return getattr(widgets, name)
+        return progress
+    if name == "ClusterView":
+        from .widgets import ClusterView
+
+        return ClusterView
     raise AttributeError(f"module 'nexus.notebook' has no attribute {name!r}")

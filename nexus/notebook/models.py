@@ -1,8 +1,8 @@
 """What the notebook views show, as plain data: no widgets, no browser (so the logic is tested alone).
 
 :class:`ClusterModel` is the placement tree (host -> workers -> the actor or
-task each runs, with load, waiting work and restarts); :class:`ProgressModel`
-a count of refs done (the task stream's is :mod:`nexus.notebook.stream`). Each renders itself as HTML
+task each runs, with load, waiting work and restarts); the task stream's is
+:mod:`nexus.notebook.stream`, progress's :mod:`nexus.notebook.progress`. Each renders itself as HTML
 (the live widgets show that HTML, and a saved notebook keeps it).
 """
 
@@ -18,7 +18,7 @@ from ..cluster.devices import DEVICE_ACTOR_CLASS
 
 HOSTED_SHOWN = 5  # a virtual actors' host's activations named in its row (then: "and N more")
 
-__all__ = ["ClusterModel", "ProgressModel"]
+__all__ = ["ClusterModel"]
 
 
 @dataclass
@@ -133,17 +133,3 @@ class ClusterModel:
                 f"</div></div>{r['cpu']:.0f}%</td><td>{r['rss_mb']:.0f} MB</td><td>{r['pending']}</td><td>{r['restarts']}</td></tr>"
             )
         return rows
-
-
-class ProgressModel:
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.done = 0
-        self.failed = 0
-
-    def to_html(self) -> str:
-        share = 0 if not self.total else self.done / self.total
-        return (
-            f"<div class='nexus-progress'><progress value='{self.done}' max='{self.total}'></progress> "
-            f"{self.done}/{self.total} ({share:.0%}){f', {self.failed} failed' if self.failed else ''}</div>"
-        )

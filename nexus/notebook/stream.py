@@ -23,6 +23,8 @@ import time
 from collections import deque
 from typing import Any
 
+from ..cluster.observed import FIELDS
+
 __all__ = ["COLUMNS", "PALETTE", "StreamModel", "nice_ticks"]
 
 # One span in a batch: start and end (ms), its key, its function's index in ``names``, its row, its caller's key
@@ -34,6 +36,11 @@ FAILED = 1
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#bab0ac", "#e15759")
 
 _KEYS_KEPT = 200_000  # task ids remembered for the caller links (then the oldest are forgotten)
+
+
+def _size(raw: tuple[Any, ...], at: int) -> int:
+    """An event's byte count (-1: not known, as from an older head)."""
+    return raw[at] if len(raw) > at and raw[at] is not None else -1
 
 
 def nice_ticks(t0: float, t1: float, count: int = 6) -> tuple[float, list[float]]:
@@ -115,39 +122,53 @@ class StreamModel:
         return ix
 
     def feed(self, events: list[Any], missed: int = 0) -> None:
-        """Observation events (``submitted`` names a task, ``finished`` makes its span); kept while paused too."""
+        """ObservationEvents (as :meth:`feed_raw` takes the ring's tuples)."""
+        self.feed_raw([(e.kind, e.time_ns, *(e.data.get(f) for f in FIELDS[e.kind])) for e in events if e.kind in FIELDS], missed)
+
+    def feed_raw(self, events: list[tuple[Any, ...]], missed: int = 0) -> None:
+        """The ring's events (``submitted`` names a task, ``finished`` makes its span); kept while paused too.
+
+        The tuples are as :mod:`nexus.cluster.observed` says (a call's name still a (class, method) pair): a
+        record per event would cost more than the rest of this loop (the views follow every task).
+        """
         self.missed += missed
-        for event in events:
-            d = event.data
-            if event.kind == "submitted":  # (its key now: a callee finishes before its caller, and names it)
-                self.key(d["id"])
-                self._submitted[d["id"]] = (self.name(d["name"]), d["parent"], d.get("bytes", -1))
-            elif event.kind == "finished":
-                name, parent, args = self._submitted.pop(d["id"], (-1, 0, -1))
-                if name < 0:
-                    name = self.name(f"task {d['id']:x}")
-                row = self.row(d["worker"])
-                end = self._ms(d["end"])
-                self.spans.append(
+        submitted, spans, key, name_of, t0 = self._submitted, self.spans, self.key, self.name, self.t0
+        last_end = self._last_end
+        for raw in events:
+            kind = raw[0]
+            if kind == "submitted":  # (its key now: a callee finishes before its caller, and names it)
+                key(raw[2])
+                name = raw[3]
+                submitted[raw[2]] = (name_of(name if isinstance(name, str) else ".".join(name)), raw[6], _size(raw, 9))
+            elif kind == "finished":
+                task_id = raw[2]
+                name_ix, parent, args = submitted.pop(task_id, (-1, 0, -1))
+                if name_ix < 0:
+                    name_ix = name_of(f"task {task_id:x}")
+                row = self.row(raw[3])
+                end = (raw[8] - t0) / 1e6
+                spans.append(
                     (
-                        self._ms(d["start"]),
+                        (raw[5] - t0) / 1e6,
                         end,
-                        self.key(d["id"]),
-                        name,
+                        key(task_id),
+                        name_ix,
                         row,
-                        self.key(parent) if parent else -1,
-                        0 if d["ok"] else FAILED,
+                        key(parent) if parent else -1,
+                        0 if raw[9] else FAILED,
                         args,
-                        d.get("bytes", -1),
+                        _size(raw, 10),
                     )
                 )
                 self.sent += 1
-                self._last_end[row] = max(self._last_end.get(row, end), end)
-                self.version += 1
-            elif event.kind == "worker" and d["state"] == "started":
-                self.row(d["worker"])
-        if len(self._submitted) > _KEYS_KEPT:  # (submissions whose end never came: cancelled, lapped)
-            self._submitted.clear()
+                if end > last_end.get(row, -math.inf):
+                    last_end[row] = end
+            elif kind == "worker" and raw[4] == "started":
+                self.row(raw[2])
+        if events:
+            self.version += 1
+        if len(submitted) > _KEYS_KEPT:  # (submissions whose end never came: cancelled, lapped)
+            submitted.clear()
 
     def look(self, activity: Any) -> None:
         """What runs now (``nexus.state.activity()``): the running spans, and each worker's host and kind."""

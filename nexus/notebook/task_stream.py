@@ -50,6 +50,7 @@ else:
         window = traitlets.Float(10.0).tag(sync=True)
 
         SEND_EVERY = 0.1  # seconds: at most one message to the browser per tick of the pump
+        CHUNK = 64  # events read between letting other threads run (the driver waits for the interpreter no longer)
 
         def __init__(self, window: float = 10.0) -> None:
             from .. import state
@@ -61,8 +62,9 @@ else:
             super().__init__(window=float(window))
             self.model = StreamModel(window)
             self._lock = threading.Lock()  # (the pump's thread sends batches; the kernel's answers "hello")
-            events, self._cursor, _missed = hub().read(0)  # the past; the pump brings what comes after _cursor
-            self.model.feed(events)
+            past = hub().ring.read(0)  # the past; the pump brings what comes after _cursor
+            self._cursor = past.cursor
+            self.model.feed_raw(past.events)
             self.model.look(state.activity())
             self._drawn = self.model.version
             self._sent_at = 0.0
@@ -79,20 +81,25 @@ else:
         def _on_window(self, change: dict[str, Any]) -> None:
             self.model.window = float(change["new"])
 
-        def _tick(self, events: list[Any], missed: int, look: Any) -> None:
+        def _tick(self, look: Any) -> None:
             from ..observe import hub
 
             # The pump's cursor is its own: its first batch for this view may hold events the view read when it
             # was made (they would show twice), or start past them (a tick between the read and joining the pump).
-            if events and events[0].seq > self._cursor:
-                gap, _, _ = hub().read(self._cursor, limit=events[0].seq - self._cursor)
-                events = gap + events
-            if events and events[0].seq < self._cursor:
-                events = [e for e in events if e.seq >= self._cursor]
-            if events:
-                self._cursor = events[-1].seq + 1
+            raw, first = look.raw, look.first
+            if raw and first > self._cursor:
+                raw = hub().ring.read(self._cursor, limit=first - self._cursor).events + raw
+                first = self._cursor
+            if raw and first < self._cursor:
+                raw = raw[self._cursor - first :]
+                first = self._cursor
+            if raw:
+                self._cursor = first + len(raw)
+            for at in range(0, max(len(raw), 1), self.CHUNK):
+                with self._lock:  # (paused too: the picture is frozen in the browser, not the data)
+                    self.model.feed_raw(raw[at : at + self.CHUNK], look.missed if at == 0 else 0)
+                time.sleep(0)  # let the driver's thread have the interpreter between chunks: it is doing the work
             with self._lock:
-                self.model.feed(events, missed)  # (paused too: the picture is frozen in the browser, not the data)
                 self.model.look(look.activity)
                 if self.model.version == self._drawn or time.monotonic() - self._sent_at < self.SEND_EVERY * 0.9:
                     return

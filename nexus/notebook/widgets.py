@@ -1,4 +1,4 @@
-"""Live views of the cluster for Jupyter: ClusterView, TraceView, progress(refs).
+"""The live views' pump, and ClusterView (the task stream: task_stream.py; progress(refs): progress.py).
 
 One pump per cluster owns every widget write: it is a sink of the
 ObservationHub, so it runs on the hub's thread at most 10 times a second,
@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Sequence
 from typing import Any
 
 from .. import state
 from ..observe import ObservationSink, hub
-from .models import ClusterModel, ProgressModel
+from ..observe.hub import to_event
+from .models import ClusterModel
 
-__all__ = ["ClusterView", "progress"]
+__all__ = ["ClusterView"]
 
 
 def _ipywidgets() -> Any:
@@ -33,32 +33,46 @@ def _ipywidgets() -> Any:
 
 
 class _Pump(ObservationSink):
-    """Feeds every live view of one cluster, on the hub's thread (every tick: running work grows with no event)."""
+    """Feeds every live view of one cluster, on the hub's thread (every tick: running work grows with no event).
+
+    It takes the ring's tuples as they are (``raw``): the views follow every task, and a record made per event
+    would cost the cluster more than the views do (see ``python -m benchmarks --only views``).
+    """
 
     ticks = True
+    raw = True
 
     def __init__(self) -> None:
         self.views: weakref.WeakSet[Any] = weakref.WeakSet()
         self.lock = threading.Lock()
 
-    def on_events(self, events: list[Any], missed: int) -> None:
+    def on_events(self, events: list[Any], missed: int) -> None:  # (a raw sink: the hub calls on_raw)
+        raise NotImplementedError
+
+    def on_raw(self, first: int, raw: list[tuple[Any, ...]], missed: int) -> None:
         views = list(self.views)
         if not views:
             return
-        look = _Look()
+        look = _Look(first, raw, missed)
         for view in views:
             try:
-                view._tick(events, missed, look)
+                view._tick(look)
             except Exception:  # a view that cannot draw must not stop the others
                 continue
 
 
 class _Look:
-    """What the views of one tick ask the cluster, asked once each: the placement, the activity."""
+    """One tick: the events since the last (the ring's tuples from seq ``first`` on), and what the views ask the
+    cluster, asked once each: the placement, the activity."""
 
-    def __init__(self) -> None:
+    def __init__(self, first: int = 0, raw: list[tuple[Any, ...]] | None = None, missed: int = 0) -> None:
+        self.first, self.raw, self.missed = first, raw or [], missed
         self._placement: Any = None
         self._activity: Any = None
+
+    def events(self, kinds: set[str]) -> list[Any]:
+        """The events of these kinds, as ObservationEvents."""
+        return [to_event(self.first + i, r) for i, r in enumerate(self.raw) if r[0] in kinds]
 
     @property
     def placement(self) -> tuple[list[Any], list[Any], dict[str, list[str]]]:
@@ -114,51 +128,12 @@ class ClusterView(_View):
         self._drawn = self.model.version
         _pump().views.add(self)
 
-    def _tick(self, events: list[Any], missed: int, look: Any) -> None:
+    def _tick(self, look: _Look) -> None:
         self.model.update(*look.placement)
-        self.model.feed(events)
+        self.model.feed(look.events({"sample"}))
         if self.model.version != self._drawn:
             self._drawn = self.model.version
             self.html.value = self.model.to_html()
-
-
-class _Progress(_View):
-    def __init__(self, refs: Sequence[Any]) -> None:
-        widgets = _ipywidgets()
-        self.refs = list(refs)
-        self.model = ProgressModel(len(self.refs))
-        self.bar = widgets.IntProgress(value=0, min=0, max=max(len(self.refs), 1), description="done")
-        self.label = widgets.Label("")
-        self.widget = widgets.HBox([self.bar, self.label])
-        self._check()
-        if self.model.done < self.model.total:
-            _pump().views.add(self)
-
-    def _check(self) -> None:
-        from ..cluster.session import current_driver
-
-        runtime = current_driver("progress")
-        done = failed = 0
-        with runtime.lock:
-            for ref in self.refs:
-                obj = runtime.objects.entries.get(ref.id)
-                if obj is None or obj.blob is not None:
-                    done += 1
-                    failed += bool(obj is not None and obj.blob is not None and obj.blob.error)
-        if (done, failed) != (self.model.done, self.model.failed):
-            self.model.done, self.model.failed = done, failed
-            self.bar.value = done
-            self.label.value = f"{done}/{self.model.total}" + (f", {failed} failed" if failed else "")
-
-    def _tick(self, events: list[Any], missed: int, snapshot: Any) -> None:
-        self._check()
-        if self.model.done >= self.model.total:
-            _pump().views.discard(self)
-
-
-def progress(refs: Sequence[Any]) -> Any:
-    """A progress bar over ``refs`` that fills as their values arrive (live in a notebook)."""
-    return _Progress(refs)
 
 
 def __getattr__(name: str) -> Any:  # (the task stream is a module of its own: it needs anywidget)
@@ -166,4 +141,8 @@ def __getattr__(name: str) -> Any:  # (the task stream is a module of its own: i
         from .task_stream import TaskStream
 
         return TaskStream
+    if name == "progress":
+        from .progress import progress
+
+        return progress
     raise AttributeError(f"module 'nexus.notebook.widgets' has no attribute {name!r}")

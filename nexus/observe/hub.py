@@ -56,6 +56,10 @@ class ObservationSink(abc.ABC):
     """Something that wants the cluster's events as they happen (on the hub's fan-out thread)."""
 
     ticks = False  # True: called at every interval, with no events too (a live view drawing time as it passes)
+    raw = False  # True: given the ring's tuples (:meth:`on_raw`), not ObservationEvents: no record made per event
+
+    def on_raw(self, first: int, raw: list[tuple[Any, ...]], missed: int) -> None:  # noqa: B027  (for raw sinks)
+        """New events as the ring holds them (see :mod:`nexus.cluster.observed`); the first's seq is ``first``."""
 
     @abc.abstractmethod
     def on_events(self, events: list[ObservationEvent], missed: int) -> None:
@@ -151,12 +155,23 @@ class ObservationHub:
             with self._lock:
                 sinks = list(self._sinks)
             for sink, cursor in sinks:
-                events, cursor[0], missed = self.read(cursor[0])
+                if sink.raw:
+                    result = self._read_raw(cursor[0])
+                    cursor[0] = result.cursor
+                    first, events, missed = result.cursor - len(result.events), result.events, result.missed
+                else:
+                    events, cursor[0], missed = self.read(cursor[0])
                 if events or missed or sink.ticks:
                     try:
-                        sink.on_events(events, missed)
+                        if sink.raw:
+                            sink.on_raw(first, events, missed)
+                        else:
+                            sink.on_events(events, missed)
                     except Exception:
                         logging.getLogger("nexus.observe").exception("observation sink %r failed", sink)
+
+    def _read_raw(self, cursor: int) -> Any:
+        return self.ring.read(cursor)
 
     def _fan_out(self) -> None:
         stop = self._stop
@@ -214,6 +229,10 @@ class FollowingHub(ObservationHub):
     def read(self, cursor: int = 0, limit: int | None = None, kinds: set[str] | None = None) -> tuple[list[ObservationEvent], int, int]:
         self._pull_quietly()
         return super().read(cursor, limit, kinds)
+
+    def _read_raw(self, cursor: int) -> Any:
+        self._pull_quietly()
+        return super()._read_raw(cursor)
 
     def add_sink(self, sink: ObservationSink, from_now: bool = True) -> ObservationSink:
         if from_now:  # "now" is what the head has recorded so far, not what this copy fetched

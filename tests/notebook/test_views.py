@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import nexus
-from nexus.notebook.models import ClusterModel, ProgressModel
+from nexus.notebook.models import ClusterModel
 from nexus.notebook.stream import COLUMNS, StreamModel, nice_ticks
 from nexus.observe import ObservationEvent
 from nexus.state import ActorState, WorkerState
@@ -182,12 +182,6 @@ def test_a_joined_nodes_timings_are_put_on_the_heads_clock():
     timing = (1_000, 1_100, 1_900, 2_000, True)
     assert _head_time(timing, SimpleNamespace(mono_offset=-500)) == (500, 600, 1_400, 1_500, True), "the head's clock runs behind"
     assert _head_time(timing, None) == timing, "a node that is gone: as it was"
-
-
-def test_progress_model():
-    model = ProgressModel(4)
-    model.done, model.failed = 3, 1
-    assert "3/4" in model.to_html() and "1 failed" in model.to_html()
 
 
 def test_the_magic():

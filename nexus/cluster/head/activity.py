@@ -12,12 +12,13 @@ every worker at no cost to the work.
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Activity", "HostActivity", "Running", "WorkerActivity", "activity_of"]
+__all__ = ["Activity", "HostActivity", "Running", "WorkerActivity", "activity_of", "this_host"]
 
 SHOWN = 8  # running calls named per worker (a threaded actor may run many)
 
@@ -60,8 +61,14 @@ class Activity:
     calls_queued: int  # actor calls held at the head (their actor busy, starting or restarting)
 
 
+@functools.cache
+def this_host() -> str:
+    """This host's name (asked once: it costs a system call, and the views ask 10 times a second)."""
+    return socket.gethostname()
+
+
 def activity_of(rt: Any) -> Activity:
-    here = socket.gethostname()
+    here = this_host()
     membership = rt.membership
     with rt.lock:
         now = time.monotonic_ns()

@@ -8,12 +8,11 @@ same records the driver in the notebook's own process makes for itself.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .activity import activity_of
+from .activity import activity_of, this_host
 
 __all__ = [
     "ActorState",
@@ -94,7 +93,7 @@ class ObjectState:
 
 def workers_of(rt: Any) -> list[WorkerState]:
     """(The head answers ``list_workers`` with this, for its own runtime.)"""
-    here = socket.gethostname()
+    here = this_host()
     membership = rt.membership
     with rt.lock:
         records = [*rt.every_worker_record(), *(r for r in rt.peers.peers.values() if r.kind != "driver")]
