@@ -117,12 +117,14 @@ class _View:
 
 
 class ClusterView(_View):
-    """Placement, live: the host, its workers, the actor or tasks on each, with load, waiting work and restarts."""
+    """The placement map, live: hosts -> workers -> the actor or tasks on each; what each really runs, what was
+    sent ahead to it, whether it waits in get; load, memory and object store per host; the backlog at the head."""
 
     def __init__(self) -> None:
         widgets = _ipywidgets()
         self.model = ClusterModel()
         self.model.update(*_placement())
+        self.model.look(state.activity())
         self.html = widgets.HTML(self.model.to_html())
         self.widget = widgets.VBox([self.html])
         self._drawn = self.model.version
@@ -130,6 +132,7 @@ class ClusterView(_View):
 
     def _tick(self, look: _Look) -> None:
         self.model.update(*look.placement)
+        self.model.look(look.activity)
         self.model.feed(look.events({"sample"}))
         if self.model.version != self._drawn:
             self._drawn = self.model.version

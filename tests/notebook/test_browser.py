@@ -343,7 +343,10 @@ def _drive(run: Run, page, shots: Path) -> None:
     run.step("kernel idle")
 
     cells = run.cells()
-    cell_of = {key: next(i for i, c in enumerate(cells) if key in c["source"]) for key in ("ClusterView()", "TaskStream(", "get(refs)")}
+    cell_of = {
+        key: next(i for i, c in enumerate(cells) if key in c["source"])
+        for key in ("ClusterView()", "TaskStream(", "get(refs)", "progress(")
+    }
     cluster, stream = cell_of["ClusterView()"], cell_of["TaskStream("]
     # The live widgets' HTML (ipywidgets.HTML), not the static text/html a notebook keeps for where widgets do not run.
     cluster_view = "(i) => window.__nexusInCell(i, '.widget-html-content .nexus-cluster').map((e) => e.textContent).join('')"
@@ -369,7 +372,8 @@ def _drive(run: Run, page, shots: Path) -> None:
     _check_the_picture(view)
     _check_running_work(run, view, shots)
     _check_pause(run, view)
-    _check_themes(run, view, shots)
+    _check_progress(run, cell_of["progress("])
+    _check_themes(run, view, shots, cluster)
     page.screenshot(path=str(shots / "observation-notebook.png"), full_page=True)
     print(f"steps: {run.timings()}", flush=True)
 
@@ -489,12 +493,37 @@ _LUMINANCE = r"""(node) => {
 }"""
 
 
-def _check_themes(run: Run, view: Stream, shots: Path) -> None:
-    """Readable in both of JupyterLab's themes: its text takes the theme's colours (dark on light, light on dark)."""
+def _check_progress(run: Run, cell: int) -> None:
+    """The progress view has a row per function, each done once the notebook's work is."""
+    rows = """(i) => Object.fromEntries(window.__nexusInCell(i, '.widget-html-content .nexus-progress-row')
+        .map((r) => [r.dataset.function, [Number(r.dataset.done), Number(r.dataset.total)]]))"""
+    run.wait(
+        "the progress view to show greet_all and square done",
+        f"(i) => {{ const r = ({rows})(i); return ['greet_all', 'square'].every((f) => r[f] && r[f][0] === r[f][1]); }}",
+        cell,
+    )
+    counts = run.page.evaluate(rows, cell)
+    assert counts["greet_all"] == [25, 25] and counts["square"] == [50, 50], f"progress per function: {counts}"
+    text = run.page.evaluate("(i) => window.__nexusInCell(i, '.widget-html-content .nexus-progress')[0].textContent", cell)
+    assert "done in" in text, f"the total line says how long it took: {text!r}"
+
+
+def _shoot(run: Run, cell: int, selector: str, path: Path) -> None:
+    handle = run.page.evaluate_handle(f"(i) => window.__nexusInCell(i, {selector!r})[0]", cell)
+    handle.as_element().screenshot(path=str(path))
+
+
+def _check_themes(run: Run, view: Stream, shots: Path, cluster: int) -> None:
+    """Readable in both of JupyterLab's themes: the views' text takes the theme's colours (dark on light, light on
+    dark)."""
     labels = f"(i) => [...({STREAM})(i).querySelectorAll('.nx-row, .nx-tick, .nx-name')].map({_LUMINANCE})"
+    cells = f"(i) => window.__nexusInCell(i, '.widget-html-content .nexus-cluster td').map({_LUMINANCE})"
     light = run.page.evaluate(labels, view.cell)
     assert light and max(light) < 0.5, f"dark text in the light theme: luminances {light}"
+    placed = run.page.evaluate(cells, cluster)
+    assert placed and max(placed) < 0.6, f"the placement map's text is dark in the light theme: {placed}"
     view.shot(shots / "task-stream-light.png")
+    _shoot(run, cluster, ".widget-html-content .nexus-cluster", shots / "placement-map-light.png")
     run.page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
     run.wait("JupyterLab's dark theme", "() => document.body.dataset.jpThemeLight === 'false'", timeout=VIEW_UPDATE)
     run.wait("the task stream's text to take the dark theme's colours", f"(i) => Math.min(...({labels})(i)) > 0.5", view.cell)
@@ -502,4 +531,6 @@ def _check_themes(run: Run, view: Stream, shots: Path) -> None:
     drawn = view.eval(f"({_COLOURS_DRAWN})(v)")
     assert len(drawn) >= 2, f"spans in colours in the dark theme too: {drawn}"
     view.shot(shots / "task-stream-dark.png")
+    run.wait("the placement map's text to take the dark theme's colours", f"(i) => Math.min(...({cells})(i)) > 0.5", cluster)
+    _shoot(run, cluster, ".widget-html-content .nexus-cluster", shots / "placement-map-dark.png")
     run.step("both themes")

@@ -121,6 +121,48 @@ def test_cluster_model_places_actors_and_load():
     assert "Greeter (7)" in html and "square" in html and "55%" in html
 
 
+def test_the_placement_map_shows_what_each_worker_really_does_the_backlog_and_each_hosts_store():
+    from nexus.state import Activity, HostActivity, Running, WorkerActivity
+
+    model = ClusterModel(host="box")
+    workers = [
+        WorkerState("worker-1", 11, "task", True, None, 3, "000001", "box"),
+        WorkerState("worker-2", 12, "task", True, None, 1, "000001", "box"),
+        WorkerState("worker-3", 13, "actor", True, None, 0, "000001", "box"),
+    ]
+    model.update(workers, [], {"worker-1": ["square", "square", "square"]})
+    html = model.to_html()
+    assert html.count("—") == 6, "before the first sample: no load shown (not 0 MB and 0%)"
+    assert "spare (for the next actor)" in html, "a spare worker says so, as %nexus workers does"
+    version = model.version
+    activity = Activity(
+        0,
+        (
+            WorkerActivity("worker-1", 11, "box", "000001", "task", None, "running", (Running(1, "square", 5),), 2),
+            WorkerActivity("worker-2", 12, "box", "000001", "task", None, "blocked", (Running(2, "outer", 5),), 0),
+            WorkerActivity("worker-3", 13, "box", "000001", "actor", None, "idle", (), 0),
+        ),
+        (HostActivity("box", "000001", 3 * 2**20, 4 * 2**30),),
+        7,
+        2,
+        1,
+    )
+    model.look(activity)
+    assert model.version > version
+    model.feed([_event("sample", worker="worker-1", pid=11, cpu=97.0, rss=60 * 2**20, queued=2)])
+    rows = {r["worker"]: r for r in model.tree()["workers"]}
+    assert rows["worker-1"]["running"] == ["square"] and rows["worker-1"]["prefetched"] == 2, "one runs, two were sent ahead"
+    assert rows["worker-2"]["state"] == "blocked"
+    html = model.to_html()
+    assert "running</span> square" in html and "2 sent ahead" in html and "waiting in get</span> (outer)" in html
+    assert "7 tasks waiting for a worker, 2 for their arguments, 1 actor calls held" in html, "the backlog at the head"
+    assert "object store" in html and "3.0 MiB of 4.0 GiB" in html and "memory 60.0 MiB" in html, "per host"
+    assert "97%" in html and "1 busy" not in html and "2 busy" in html
+    version = model.version
+    model.look(activity)
+    assert model.version == version, "the same activity is no change"
+
+
 def test_cluster_model_shows_a_bridges_device_actors_under_its_worker():
     model = ClusterModel(host="box")
     workers = [WorkerState("worker-2", 12, "actor", True, "BridgeActor (9)", 0)]
@@ -151,8 +193,8 @@ def test_cluster_model_groups_workers_by_host_this_one_first():
         ("gpu-box", "000002", ["worker-4", "worker-5"]),
     ], "a driver's host without workers (an attached notebook's) is not a group"
     html = model.to_html()
-    assert "<b>2 hosts</b> (driver on laptop" in html and "3 workers, 1 actors" in html
-    assert "<b>head-box</b> (node 000001): 2 workers" in html and "<b>gpu-box</b> (node 000002): 1 workers" in html
+    assert "<b>2 hosts</b> (driver on laptop" in html and "3 workers (0 busy), 1 actor" in html
+    assert "<b>head-box</b> (node 000001): 2 workers" in html and "<b>gpu-box</b> (node 000002): 1 worker" in html
     alone = ClusterModel(host="box")
     alone.update([WorkerState("worker-1", 11, "task", True, None, 0)], [], {})
     assert [g["host"] for g in alone.tree()["hosts"]] == ["box"] and "<b>box</b> (driver pid" in alone.to_html()
