@@ -124,6 +124,31 @@ class EventRing(Generic[T]):
                     break
         return ReadResult(out, end, missed)
 
+    def entries(self, cursor: int = 0) -> ReadResult[tuple[Any, ...]]:
+        """Every entry from ``cursor`` on as the ring holds it, ``(seq, *event)``: what a reader of every event
+        takes each time. It copies only the ring's tail, from ``cursor`` on (not the whole ring, as
+        :meth:`read` does), makes no copy of an event and runs no Python loop body; a flat ring's entries are
+        returned as they are."""
+        items = self._items
+        while True:
+            try:
+                last = items[-1][0]
+            except IndexError:
+                return ReadResult([], cursor, 0)
+            want = min(len(items), last - cursor + 1 + _SLACK)
+            if want <= 0:
+                return ReadResult([], cursor, 0)
+            try:
+                tail = list(itertools.islice(reversed(items), want))  # (one C call: no producer runs meanwhile)
+            except RuntimeError:  # mutated meanwhile (a finalizer on this thread appended): take it again
+                continue
+            tail.reverse()
+            if tail[0][0] <= cursor or len(tail) == len(items) or want == len(items):
+                break  # (else producers appended between the look at the last and the copy: the tail starts later)
+        missed = max(0, tail[0][0] - cursor) if len(tail) == len(items) or want == len(items) else 0
+        out = [e for e in tail if e[0] >= cursor] if self.flat else [(e[0], *e[1]) for e in tail if e[0] >= cursor]
+        return ReadResult(out, max(cursor, max(e[0] for e in tail[-_SLACK:]) + 1), missed)
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -250,7 +250,7 @@ class _Progress:
 
     def __init__(self, refs: Sequence[Any]) -> None:
         from ..cluster.session import current_driver
-        from .widgets import _ipywidgets, _pump
+        from .widgets import _ipywidgets, _join
 
         widgets = _ipywidgets()
         self.refs = list(refs)
@@ -264,7 +264,7 @@ class _Progress:
         self.html = widgets.HTML(self._drawn)
         self.widget = self.html
         if not self.model.finished:
-            _pump().views.add(self)
+            _join(self)
 
     def _check(self, now: float, look: Any = None) -> None:
         """Move the model on to ``now``; ``look``: the pump's tick's shared look at the cluster, if it has one."""
@@ -290,11 +290,11 @@ class _Progress:
         self.model.update(now, finished, running)
 
     def _tick(self, look: Any) -> None:
-        from .widgets import _pump
+        from .widgets import _leave
 
         self._check(time.monotonic(), look)
         if self.model.finished:
-            _pump().views.discard(self)
+            _leave(self)
         drawn = self.model.to_html()
         if drawn != self._drawn:
             self._drawn = self.html.value = drawn

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import array
 import html
+import itertools
 import math
+import operator
 import sys
 import time
 from collections import deque
@@ -35,10 +37,11 @@ FAILED = 1
 # Tableau 10: distinct for most colour vision, readable on light and dark backgrounds (the browser uses the same).
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#bab0ac", "#e15759")
 
+_KIND = operator.itemgetter(1)  # (an entry's kind)
 _KEYS_KEPT = 200_000  # task ids remembered for the caller links (then the oldest are forgotten)
 
 
-def _size(raw: tuple[Any, ...], at: int) -> int:
+def _size(raw: tuple[Any, ...], at: int) -> int:  # (an entry: its seq first)
     """An event's byte count (-1: not known, as from an older head)."""
     return raw[at] if len(raw) > at and raw[at] is not None else -1
 
@@ -89,6 +92,7 @@ class StreamModel:
         self._last_end: dict[int, float] = {}  # row -> end of its last finished span (ms)
         self.running: list[list[float]] = []  # [key, name, row, start ms]
         self.missed = 0
+        self.skipped = 0  # spans not drawn: more finished in a tick than the view draws (see thin)
         self.version = 0  # bumped on every change: a view sends only when it moved
 
     # -- input -----------------------------------------------------------------------------
@@ -122,49 +126,79 @@ class StreamModel:
         return ix
 
     def feed(self, events: list[Any], missed: int = 0) -> None:
-        """ObservationEvents (as :meth:`feed_raw` takes the ring's tuples)."""
-        self.feed_raw([(e.kind, e.time_ns, *(e.data.get(f) for f in FIELDS[e.kind])) for e in events if e.kind in FIELDS], missed)
+        """ObservationEvents (as :meth:`feed_raw` takes the ring's entries)."""
+        self.feed_raw([(e.seq, e.kind, e.time_ns, *(e.data.get(f) for f in FIELDS[e.kind])) for e in events if e.kind in FIELDS], missed)
+
+    LOOK_BACK = 50_000  # entries searched back for the submissions that name the spans a thinned tick keeps
+
+    def thin(self, events: list[tuple[Any, ...]], most: int) -> list[tuple[Any, ...]]:
+        """The events of one tick worth drawing: its last ``most`` spans with the submissions that name them, when
+        more finished than that. A view keeps ``keep`` spans: at tens of thousands of calls a second it shows the
+        last second or so either way, and reading every event would cost the cluster more than the view is
+        worth. The work is in the spans kept, not in the events left out (only counted, in C: ``skipped``)."""
+        finished = 0
+        cut = len(events)
+        while cut > 0 and finished < most:
+            cut -= 1
+            finished += events[cut][1] == "finished"
+        if cut == 0:
+            return events
+        kept = events[cut:]
+        named = {r[3] for r in kept if r[1] == "submitted"}
+        needed = {r[3] for r in kept if r[1] == "finished" and r[3] not in named and r[3] not in self._submitted}
+        found = []
+        at, floor = cut, max(0, cut - self.LOOK_BACK)
+        while needed and at > floor:  # (they are near: a submission comes shortly before its span, or a batch's)
+            at -= 1
+            raw = events[at]
+            if raw[1] == "submitted" and raw[3] in needed:
+                found.append(raw)
+                needed.discard(raw[3])
+        found.reverse()
+        self.skipped += list(map(_KIND, itertools.islice(events, cut))).count("finished")
+        return found + kept
 
     def feed_raw(self, events: list[tuple[Any, ...]], missed: int = 0) -> None:
         """The ring's events (``submitted`` names a task, ``finished`` makes its span); kept while paused too.
 
-        The tuples are as :mod:`nexus.cluster.observed` says (a call's name still a (class, method) pair): a
-        record per event would cost more than the rest of this loop (the views follow every task).
+        The entries are the ring's: ``(seq, kind, time, *fields)``, the fields as :mod:`nexus.cluster.observed`
+        says (a call's name still a (class, method) pair): a record, or even a copy, per event would cost more
+        than the rest of this loop (the views follow every task).
         """
         self.missed += missed
         submitted, spans, key, name_of, t0 = self._submitted, self.spans, self.key, self.name, self.t0
         last_end = self._last_end
         for raw in events:
-            kind = raw[0]
+            kind = raw[1]
             if kind == "submitted":  # (its key now: a callee finishes before its caller, and names it)
-                key(raw[2])
-                name = raw[3]
-                submitted[raw[2]] = (name_of(name if isinstance(name, str) else ".".join(name)), raw[6], _size(raw, 9))
+                key(raw[3])
+                name = raw[4]
+                submitted[raw[3]] = (name_of(name if isinstance(name, str) else ".".join(name)), raw[7], _size(raw, 10))
             elif kind == "finished":
-                task_id = raw[2]
+                task_id = raw[3]
                 name_ix, parent, args = submitted.pop(task_id, (-1, 0, -1))
                 if name_ix < 0:
                     name_ix = name_of(f"task {task_id:x}")
-                row = self.row(raw[3])
-                end = (raw[8] - t0) / 1e6
+                row = self.row(raw[4])
+                end = (raw[9] - t0) / 1e6
                 spans.append(
                     (
-                        (raw[5] - t0) / 1e6,
+                        (raw[6] - t0) / 1e6,
                         end,
                         key(task_id),
                         name_ix,
                         row,
                         key(parent) if parent else -1,
-                        0 if raw[9] else FAILED,
+                        0 if raw[10] else FAILED,
                         args,
-                        _size(raw, 10),
+                        _size(raw, 11),
                     )
                 )
                 self.sent += 1
                 if end > last_end.get(row, -math.inf):
                     last_end[row] = end
-            elif kind == "worker" and raw[4] == "started":
-                self.row(raw[2])
+            elif kind == "worker" and raw[5] == "started":
+                self.row(raw[3])
         if events:
             self.version += 1
         if len(submitted) > _KEYS_KEPT:  # (submissions whose end never came: cancelled, lapped)
@@ -206,6 +240,7 @@ class StreamModel:
             "rows": [[w, self.hosts.get(w, ""), self.kinds.get(w, "")] for w in self.rows],
             "running": self.running,
             "missed": self.missed,
+            "skipped": self.skipped,
             "window": self.window,
         }
 

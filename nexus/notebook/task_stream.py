@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from .stream import StreamModel
+from .widgets import _join, _leave
 
 __all__ = ["TaskStream"]
 
@@ -50,19 +51,19 @@ else:
         window = traitlets.Float(10.0).tag(sync=True)
 
         SEND_EVERY = 0.1  # seconds: at most one message to the browser per tick of the pump
+        MOST_PER_TICK = 1000  # spans drawn per tick at most (10,000 a second: the 20,000 kept hold two seconds)
         CHUNK = 64  # events read between letting other threads run (the driver waits for the interpreter no longer)
 
         def __init__(self, window: float = 10.0) -> None:
             from .. import state
             from ..observe import hub
-            from .widgets import _pump
 
             if not window > 0:
                 raise ValueError(f"window is the seconds shown, a number above 0, not {window!r}")
             super().__init__(window=float(window))
             self.model = StreamModel(window)
             self._lock = threading.Lock()  # (the pump's thread sends batches; the kernel's answers "hello")
-            past = hub().ring.read(0)  # the past; the pump brings what comes after _cursor
+            past = hub().entries(0)  # the past; the pump brings what comes after _cursor
             self._cursor = past.cursor
             self.model.feed_raw(past.events)
             self.model.look(state.activity())
@@ -70,7 +71,12 @@ else:
             self._sent_at = 0.0
             self.on_msg(self._on_message)
             self.observe(self._on_window, names="window")
-            _pump().views.add(self)
+            _join(self)
+
+        def close(self) -> None:
+            """Stop following the cluster and close the widget."""
+            _leave(self)
+            super().close()
 
         def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
             if isinstance(content, dict) and content.get("kind") == "hello":  # a view opened: it starts from all
@@ -86,15 +92,16 @@ else:
 
             # The pump's cursor is its own: its first batch for this view may hold events the view read when it
             # was made (they would show twice), or start past them (a tick between the read and joining the pump).
-            raw, first = look.raw, look.first
-            if raw and first > self._cursor:
-                raw = hub().ring.read(self._cursor, limit=first - self._cursor).events + raw
-                first = self._cursor
-            if raw and first < self._cursor:
-                raw = raw[self._cursor - first :]
-                first = self._cursor
+            raw = look.entries
+            if raw and raw[0][0] > self._cursor:
+                raw = [e for e in hub().entries(self._cursor).events if e[0] < raw[0][0]] + raw
+            if raw and raw[0][0] < self._cursor:
+                raw = [e for e in raw if e[0] >= self._cursor]
             if raw:
-                self._cursor = first + len(raw)
+                self._cursor = max(self._cursor, raw[-1][0] + 1)
+            if len(raw) > self.MOST_PER_TICK:
+                with self._lock:
+                    raw = self.model.thin(raw, self.MOST_PER_TICK)
             for at in range(0, max(len(raw), 1), self.CHUNK):
                 with self._lock:  # (paused too: the picture is frozen in the browser, not the data)
                     self.model.feed_raw(raw[at : at + self.CHUNK], look.missed if at == 0 else 0)

@@ -13,6 +13,7 @@ last state where widgets do not run (GitHub, nbviewer).
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -35,44 +36,76 @@ def _ipywidgets() -> Any:
 class _Pump(ObservationSink):
     """Feeds every live view of one cluster, on the hub's thread (every tick: running work grows with no event).
 
-    It takes the ring's tuples as they are (``raw``): the views follow every task, and a record made per event
-    would cost the cluster more than the views do (see ``python -m benchmarks --only views``).
+    It takes the ring's entries as they are (``raw``): the views follow every task, and a record made per event
+    would cost the cluster more than the views do (see ``python -m benchmarks --only views``). It keeps to a
+    budget: after a tick that took t seconds of CPU, the next comes t / BUDGET later (at most LONGEST), the events
+    meanwhile kept for it, so a cluster at its limit loses at most about BUDGET of its driver's time to them.
     """
 
     ticks = True
     raw = True
 
+    BUDGET = 0.02  # of the driver process's time the views may take: after a tick of t CPU seconds, wait t / BUDGET
+    LONGEST = 1.0  # seconds between ticks at most, however long one took
+
     def __init__(self) -> None:
         self.views: weakref.WeakSet[Any] = weakref.WeakSet()
         self.lock = threading.Lock()
+        self._pending: list[tuple[Any, ...]] = []  # events come while a tick waits (the hub's cursor moved on)
+        self._missed = 0
+        self._due = 0.0
+        self.hub: Any = None  # the hub it follows
 
     def on_events(self, events: list[Any], missed: int) -> None:  # (a raw sink: the hub calls on_raw)
         raise NotImplementedError
 
-    def on_raw(self, first: int, raw: list[tuple[Any, ...]], missed: int) -> None:
+    def on_raw(self, entries: list[tuple[Any, ...]], missed: int) -> None:
         views = list(self.views)
-        if not views:
+        if not views:  # (every view closed or gone: the hub's thread stops, until a view is made again)
+            self._pending, self._missed = [], 0
+            with _pumps_lock:
+                if self.views:
+                    return
+                for h, pump in list(_pumps.items()):
+                    if pump is self:
+                        del _pumps[h]
+                        h.remove_sink(self)
             return
-        look = _Look(first, raw, missed)
+        self._pending += entries
+        self._missed += missed
+        now = time.perf_counter()
+        if now < self._due and threading.current_thread() is getattr(self.hub, "_thread", None):
+            return  # (the last tick took long: the views wait, the cluster's work goes first; a flush() does not)
+        look = _Look(self._pending, self._missed)
+        self._pending, self._missed = [], 0
+        cpu = time.thread_time()  # (its own time: not the waits in which it let the driver's thread run)
         for view in views:
             try:
                 view._tick(look)
             except Exception:  # a view that cannot draw must not stop the others
                 continue
+        spent = time.thread_time() - cpu
+        self._due = now + min(spent / self.BUDGET, self.LONGEST)
 
 
 class _Look:
-    """One tick: the events since the last (the ring's tuples from seq ``first`` on), and what the views ask the
-    cluster, asked once each: the placement, the activity."""
+    """One tick: the events since the last (the ring's entries, ``(seq, kind, time_ns, *fields)``), and what the
+    views ask the cluster, asked once each: the placement, the activity."""
 
-    def __init__(self, first: int = 0, raw: list[tuple[Any, ...]] | None = None, missed: int = 0) -> None:
-        self.first, self.raw, self.missed = first, raw or [], missed
+    def __init__(self, entries: list[tuple[Any, ...]] | None = None, missed: int = 0) -> None:
+        self.entries, self.missed = entries or [], missed
         self._placement: Any = None
         self._activity: Any = None
 
     def events(self, kinds: set[str]) -> list[Any]:
-        """The events of these kinds, as ObservationEvents."""
-        return [to_event(self.first + i, r) for i, r in enumerate(self.raw) if r[0] in kinds]
+        """The events of these kinds, as ObservationEvents (looked for a slice at a time, letting the driver's
+        thread run between slices: a tick after a long wait holds many)."""
+        found: list[Any] = []
+        entries = self.entries
+        for at in range(0, len(entries), 8192):
+            found += [to_event(e[0], e[1:]) for e in entries[at : at + 8192] if e[1] in kinds]
+            time.sleep(0)
+        return found
 
     @property
     def placement(self) -> tuple[list[Any], list[Any], dict[str, list[str]]]:
@@ -90,13 +123,25 @@ class _Look:
 _pumps: weakref.WeakKeyDictionary[Any, _Pump] = weakref.WeakKeyDictionary()
 
 
-def _pump() -> _Pump:
+_pumps_lock = threading.Lock()  # (a pump leaving its hub and a view joining it: one at a time)
+
+
+def _join(view: Any) -> None:
+    """Feed ``view`` from now on: the pump of the cluster's hub (made, and made the hub's sink, on first use)."""
     h = hub()
-    pump = _pumps.get(h)
-    if pump is None:
-        pump = _pumps[h] = _Pump()
-        h.add_sink(pump)
-    return pump
+    with _pumps_lock:
+        pump = _pumps.get(h)
+        if pump is None:
+            pump = _pumps[h] = _Pump()
+            pump.hub = h
+            h.add_sink(pump)
+        pump.views.add(view)
+
+
+def _leave(view: Any) -> None:
+    """A view closed: no pump feeds it any more."""
+    for pump in list(_pumps.values()):
+        pump.views.discard(view)
 
 
 def _placement() -> tuple[list[Any], list[Any], dict[str, list[str]]]:
@@ -128,7 +173,12 @@ class ClusterView(_View):
         self.html = widgets.HTML(self.model.to_html())
         self.widget = widgets.VBox([self.html])
         self._drawn = self.model.version
-        _pump().views.add(self)
+        _join(self)
+
+    def close(self) -> None:
+        """Stop following the cluster and close the widget."""
+        _leave(self)
+        self.widget.close()
 
     def _tick(self, look: _Look) -> None:
         self.model.update(*look.placement)
@@ -137,15 +187,3 @@ class ClusterView(_View):
         if self.model.version != self._drawn:
             self._drawn = self.model.version
             self.html.value = self.model.to_html()
-
-
-def __getattr__(name: str) -> Any:  # (the task stream is a module of its own: it needs anywidget)
-    if name in ("TaskStream", "TraceView"):
-        from .task_stream import TaskStream
-
-        return TaskStream
-    if name == "progress":
-        from .progress import progress
-
-        return progress
-    raise AttributeError(f"module 'nexus.notebook.widgets' has no attribute {name!r}")

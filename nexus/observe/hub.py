@@ -56,10 +56,10 @@ class ObservationSink(abc.ABC):
     """Something that wants the cluster's events as they happen (on the hub's fan-out thread)."""
 
     ticks = False  # True: called at every interval, with no events too (a live view drawing time as it passes)
-    raw = False  # True: given the ring's tuples (:meth:`on_raw`), not ObservationEvents: no record made per event
+    raw = False  # True: given the ring's entries (:meth:`on_raw`), not ObservationEvents: no record made per event
 
-    def on_raw(self, first: int, raw: list[tuple[Any, ...]], missed: int) -> None:  # noqa: B027  (for raw sinks)
-        """New events as the ring holds them (see :mod:`nexus.cluster.observed`); the first's seq is ``first``."""
+    def on_raw(self, entries: list[tuple[Any, ...]], missed: int) -> None:  # noqa: B027  (for raw sinks)
+        """New events as the ring holds them: ``(seq, kind, time_ns, *fields)`` (see :mod:`nexus.cluster.observed`)."""
 
     @abc.abstractmethod
     def on_events(self, events: list[ObservationEvent], missed: int) -> None:
@@ -156,22 +156,23 @@ class ObservationHub:
                 sinks = list(self._sinks)
             for sink, cursor in sinks:
                 if sink.raw:
-                    result = self._read_raw(cursor[0])
-                    cursor[0] = result.cursor
-                    first, events, missed = result.cursor - len(result.events), result.events, result.missed
+                    result = self.entries(cursor[0])
+                    cursor[0], events, missed = result.cursor, result.events, result.missed
                 else:
                     events, cursor[0], missed = self.read(cursor[0])
                 if events or missed or sink.ticks:
                     try:
                         if sink.raw:
-                            sink.on_raw(first, events, missed)
+                            sink.on_raw(events, missed)
                         else:
                             sink.on_events(events, missed)
                     except Exception:
                         logging.getLogger("nexus.observe").exception("observation sink %r failed", sink)
 
-    def _read_raw(self, cursor: int) -> Any:
-        return self.ring.read(cursor)
+    def entries(self, cursor: int = 0) -> Any:
+        """The ring's entries since ``cursor``, ``(seq, kind, time_ns, *fields)``, as a ReadResult (for readers of
+        every event: no record made per event)."""
+        return self.ring.entries(cursor)
 
     def _fan_out(self) -> None:
         stop = self._stop
@@ -230,9 +231,9 @@ class FollowingHub(ObservationHub):
         self._pull_quietly()
         return super().read(cursor, limit, kinds)
 
-    def _read_raw(self, cursor: int) -> Any:
+    def entries(self, cursor: int = 0) -> Any:
         self._pull_quietly()
-        return super()._read_raw(cursor)
+        return super().entries(cursor)
 
     def add_sink(self, sink: ObservationSink, from_now: bool = True) -> ObservationSink:
         if from_now:  # "now" is what the head has recorded so far, not what this copy fetched

@@ -157,7 +157,7 @@ def _total(view):
 
 
 def test_progress_counts_each_function_to_done_and_failed(cluster, tmp_path):
-    from nexus.notebook.widgets import _pump
+    from nexus.notebook.widgets import _pumps
 
     flag = str(tmp_path / "go")
     holder = Holder.remote()
@@ -171,7 +171,7 @@ def test_progress_counts_each_function_to_done_and_failed(cluster, tmp_path):
     open(flag, "w").close()
     wait_until(lambda: view.model.finished, timeout=120)
     assert _rows(view.model) == {"held": (5, 0, 0, 0), "fails": (3, 3, 0, 0), "Holder.held": (2, 0, 0, 0), DONE_BEFORE: (1, 0, 0, 0)}
-    assert view not in _pump().views, "a view that is done leaves the pump"
+    assert all(view not in p.views for p in _pumps.values()), "a view that is done leaves the pump"
     wait_until(lambda: view.html.value == view.model.to_html(), timeout=30)
     assert "done in" in view.html.value and 'data-function="fails"' in view.html.value
     assert view._repr_mimebundle_()["text/html"] == view.model.to_html(), "a saved notebook shows the last state"

@@ -57,10 +57,10 @@ def test_a_task_stream_that_joined_after_a_tick_catches_up_on_what_it_missed(clu
         start = view._cursor
         nexus.get([_step.remote(i) for i in range(20)], timeout=30)
         wait_until(lambda: _finished() >= 20, timeout=30)
-        past = h.ring.read(start)
+        past = h.entries(start)
         cursor = past.cursor
         # As if a tick had delivered the first ten events before the view joined the pump: it reads them itself.
-        view._tick(_Look(start + 10, past.events[10:]))
+        view._tick(_Look(past.events[10:]))
         assert len(_ids(view)) == len(set(_ids(view))) == 20
         assert view._cursor == cursor
 
@@ -72,3 +72,23 @@ def test_the_window_the_browser_picks_is_the_static_pictures_too(cluster):
     assert view.model.window == 5.0
     with pytest.raises(ValueError, match="window is the seconds shown"):
         nexus.TaskStream(window=0)
+
+
+def test_once_every_view_is_closed_the_hubs_thread_stops_and_a_new_view_starts_it_again(cluster):
+    from nexus.notebook.widgets import _pumps
+
+    stream, placement = nexus.TaskStream(), nexus.ClusterView()
+    h = hub()
+    assert h._thread is not None and h in _pumps
+    stream.close()
+    h.flush()
+    assert h._thread is not None, "one view still open"
+    placement.close()
+    h.flush()  # (the pump's next tick finds no view: it leaves the hub)
+    assert h not in _pumps and not h._sinks and h._thread is None
+    again = nexus.TaskStream()
+    nexus.get([_step.remote(i) for i in range(5)], timeout=30)
+    wait_until(lambda: _finished() >= 5, timeout=30)
+    h.flush()
+    assert len(_ids(again)) == 5 and h._thread is not None
+    again.close()

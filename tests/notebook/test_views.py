@@ -56,6 +56,20 @@ def test_the_stream_model_keeps_spans_with_their_callers_and_sends_only_what_is_
     assert len(header["names"]) == 3
 
 
+def test_a_tick_with_more_spans_than_the_view_draws_keeps_the_last_ones_with_their_names():
+    model = StreamModel()
+    t0 = model.t0
+    model.feed_raw([(0, "submitted", 0, 100, "early", "task", 100, 0, "driver", 0, 1)])  # (an earlier tick)
+    events = [(1 + i, "submitted", 0, i, f"f{i}", "task", i, 0, "driver", 0, 1) for i in range(10)]
+    events += [(11, "worker", 0, "worker-9", 99, "started", "")]
+    events += [(12 + i, "finished", 0, i, "worker-1", 11, t0 + i, t0 + i, t0 + i, t0 + i + 1, True, 2) for i in (100, *range(10))]
+    kept = model.thin(events, 3)
+    assert [r[3] for r in kept if r[1] == "finished"] == [7, 8, 9] and model.skipped == 8
+    model.feed_raw(kept)
+    assert [model.names[int(s[3])] for s in model.spans] == ["f7", "f8", "f9"], "their submissions came along"
+    assert model.thin(events[-3:], 3) == events[-3:], "no more than it draws: all of it"
+
+
 def test_the_stream_model_draws_what_runs_from_the_activity_not_what_was_sent_ahead():
     from nexus.state import Activity, Running, WorkerActivity
 

@@ -98,6 +98,7 @@ function render({ model, el: root }) {
   let serverNow = 0;
   let receivedAt = performance.now();
   let missed = 0;
+  let skipped = 0; // spans the kernel did not send: more finished per tick than the view draws
   // What the picture shows: following the present, or a fixed range; frozen while paused.
   let follow = true;
   let windowMs = (model.get("window") || 10) * 1000;
@@ -174,6 +175,7 @@ function render({ model, el: root }) {
     serverNow = msg.now;
     receivedAt = performance.now();
     missed = msg.missed;
+    skipped = msg.skipped || 0;
     append(buffers && buffers[0]);
     root.dataset.spans = String(dropped + count);
     root.dataset.received = String((Number(root.dataset.received) || 0) + 1);
@@ -366,7 +368,8 @@ function render({ model, el: root }) {
     drawLegend(used);
     const range = follow ? `last ${(windowMs / 1000).toPrecision(3).replace(/\.?0+$/, "")} s` : "zoomed";
     status.textContent =
-      `${range} · ${drawn} spans · ${runningDrawn} running` + (frozen ? " · paused" : "") + (missed ? ` · ${missed} events missed` : "");
+      `${range} · ${drawn} spans · ${runningDrawn} running` + (frozen ? " · paused" : "") + (missed ? ` · ${missed} events missed` : "") +
+      (skipped ? ` · ${skipped.toLocaleString()} spans not drawn (over 10,000 a second)` : "");
     root.dataset.drawn = String(drawn);
     root.dataset.running = String(runningDrawn);
     root.dataset.runningWidth = runningWidth.toFixed(1);
