@@ -92,7 +92,7 @@ NOTEBOOKS = {
 
             nexus.init(num_cpus=2)
             events = []
-            nexus.event_stream().subscribe(ClusterEvent, events.append)
+            subscription = nexus.event_stream().subscribe(ClusterEvent, events.append)
         """),
         code("""
             @nexus.remote(max_restarts=2, max_task_retries=1)
