@@ -57,8 +57,8 @@ KERNEL_READY = 150_000
 CELL_RUN = 120_000
 VIEW_UPDATE = 60_000
 
-# Work the test starts itself once it has counted the TraceView's spans: a function of a name no span had before,
-# so its spans appearing in the view is the view gaining spans, however long the notebook's own work lasted.
+# Work the test starts while the task stream is paused: a function of a name no span had before,
+# so its spans appearing in the view (on resume) is the view gaining them, however long the notebook's work lasted.
 MORE_WORK = "after_the_first_count"
 MORE_CALLS = 20
 MORE_CODE = f"""
@@ -70,19 +70,26 @@ def {MORE_WORK}(i):
 assert nexus.get([{MORE_WORK}.remote(i) for i in range({MORE_CALLS})]) == list(range({MORE_CALLS}))
 """
 
+
 # Helpers in the page: the notebook panel of NOTEBOOK in the running JupyterLab (window.jupyterapp, there with
 # LabApp.expose_app_in_browser), and the elements matching a selector in the node of its cell i.
-_HELPERS = f"""
+def page_helpers(notebook: str) -> str:
+    """The helpers put in the page: the panel of ``notebook`` (JupyterLab's, and Notebook 7's: its shell has
+    widgets('main') too), and the elements matching a selector in the node of its cell i."""
+    return f"""
 window.__nexusPanel = () => {{
     const app = window.jupyterapp;
     if (!app || !app.shell) return null;
     for (const w of app.shell.widgets('main')) {{
-        if (w.context && w.context.path === {NOTEBOOK!r} && w.content && w.sessionContext) return w;
+        if (w.context && w.context.path === {notebook!r} && w.content && w.sessionContext) return w;
     }}
     return null;
 }};
 window.__nexusInCell = (i, selector) => [...window.__nexusPanel().content.widgets[i].node.querySelectorAll(selector)];
 """
+
+
+_HELPERS = page_helpers(NOTEBOOK)
 
 _KERNEL_READY = """() => {
     const panel = window.__nexusPanel && window.__nexusPanel();
@@ -222,6 +229,8 @@ def _output_text(output: dict) -> str:
 class Run:
     """Drives the notebook in the page; remembers how long each step took for the report."""
 
+    FAILURE = "observation-notebook-failure"  # the names of its failure's report (.png, .txt)
+
     def __init__(self, lab: Lab) -> None:
         self.page: Any = None
         self.lab = lab
@@ -289,7 +298,7 @@ class Run:
 
     def report(self, shots: Path, error: BaseException) -> str:
         """Save what the page showed (screenshot, text, cells, kernel, server log): the next failure says what it saw."""
-        png, txt = shots / "observation-notebook-failure.png", shots / "observation-notebook-failure.txt"
+        png, txt = shots / f"{self.FAILURE}.png", shots / f"{self.FAILURE}.txt"
         parts = [f"failure: {type(error).__name__}: {error}", f"steps: {self.timings()}"]
         probes: list[tuple[str, Callable[[], str]]] = [
             ("kernels (REST)", lambda: json.dumps(self.lab.api("kernels"), indent=1)),
@@ -308,21 +317,21 @@ class Run:
         return f"what the page showed: {png if png.exists() else '(no screenshot)'} and {txt}; steps: {self.timings()}"
 
 
-def test_the_views_update_live_in_jupyterlab(lab):
+def in_chromium(run: Run, drive: Callable[[Run, Any, Path], None]) -> None:
+    """Drive the page in Debian's Chromium (headless); a failure is reported with what the page showed."""
     from playwright.sync_api import sync_playwright
 
     shots = Path(os.environ.get("NEXUS_ARTIFACTS", ROOT / "artifacts"))
     shots.mkdir(parents=True, exist_ok=True)
-    for old in ("observation-notebook-failure.png", "observation-notebook-failure.txt"):
+    for old in (f"{run.FAILURE}.png", f"{run.FAILURE}.txt"):
         (shots / old).unlink(missing_ok=True)  # an earlier run's report must not pass for this one's
-    run = Run(lab)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:
             page = run.page = browser.new_page(viewport={"width": 1400, "height": 1800})
             run.step("Chromium started")
             try:
-                _drive(run, page, shots)
+                drive(run, page, shots)
             except BaseException as error:  # an assertion, a Playwright error, or pytest-timeout's hang guard
                 where = run.report(shots, error)
                 if isinstance(error, AssertionError):
@@ -333,14 +342,23 @@ def test_the_views_update_live_in_jupyterlab(lab):
             browser.close()
 
 
-def _drive(run: Run, page, shots: Path) -> None:
-    page.add_init_script(_HELPERS)
-    page.goto(f"{run.lab.url}/lab/tree/{NOTEBOOK}?token={run.lab.token}", timeout=PAGE_LOAD)
-    run.wait("JupyterLab to open the notebook", "() => !!(window.__nexusPanel && window.__nexusPanel())", timeout=PAGE_LOAD)
-    run.step("JupyterLab open")
-    # JupyterLab drops (clears, without a word) a cell run before the kernel is connected: wait for it to be, and idle.
+def test_the_views_update_live_in_jupyterlab(lab):
+    in_chromium(Run(lab), _drive)
+
+
+def open_notebook(run: Run, page: Any, helpers: str, url: str, app: str) -> None:
+    """Open the notebook at ``url`` in ``app`` (JupyterLab, Notebook 7) and wait for its kernel to be idle."""
+    page.add_init_script(helpers)
+    page.goto(f"{run.lab.url}{url}?token={run.lab.token}", timeout=PAGE_LOAD)
+    run.wait(f"{app} to open the notebook", "() => !!(window.__nexusPanel && window.__nexusPanel())", timeout=PAGE_LOAD)
+    run.step(f"{app} open")
+    # A cell run before the kernel is connected is dropped (cleared, without a word): wait for it to be, and idle.
     run.wait("the notebook's kernel to start, connect and be idle", _KERNEL_READY, timeout=KERNEL_READY)
     run.step("kernel idle")
+
+
+def _drive(run: Run, page, shots: Path) -> None:
+    open_notebook(run, page, _HELPERS, f"/lab/tree/{NOTEBOOK}", "JupyterLab")
 
     cells = run.cells()
     cell_of = {

@@ -23,13 +23,24 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from .test_browser import CHROMIUM, KERNEL_READY, PAGE_LOAD, ROOT, STREAM, VIEW_UPDATE, Lab, Run, Stream, _free_port, _tail
+from .test_browser import (
+    CHROMIUM,
+    STREAM,
+    VIEW_UPDATE,
+    Lab,
+    Run,
+    Stream,
+    _free_port,
+    _tail,
+    in_chromium,
+    open_notebook,
+    page_helpers,
+)
 
 NOTEBOOK = "notebook7.ipynb"
 CALLS = 30  # of each function
@@ -61,27 +72,7 @@ stream""",
 ]
 STREAM_CELL, PROGRESS_CELL = 1, 2
 
-# The notebook panel of NOTEBOOK and the elements matching a selector in the node of its cell i, as in
-# test_browser.py: Notebook 7's shell has JupyterLab's widgets('main') and activateById too (its main area holds
-# the one notebook of the page).
-_HELPERS = f"""
-window.__nexusPanel = () => {{
-    const app = window.jupyterapp;
-    if (!app || !app.shell) return null;
-    for (const w of app.shell.widgets('main')) {{
-        if (w.context && w.context.path === {NOTEBOOK!r} && w.content && w.sessionContext) return w;
-    }}
-    return null;
-}};
-window.__nexusInCell = (i, selector) => [...window.__nexusPanel().content.widgets[i].node.querySelectorAll(selector)];
-"""
-
-_KERNEL_READY = """() => {
-    const panel = window.__nexusPanel && window.__nexusPanel();
-    if (!panel || !panel.context.isReady || !panel.sessionContext.isReady) return false;
-    const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
-    return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
-}"""
+_HELPERS = page_helpers(NOTEBOOK)  # (Notebook 7: the one notebook of the page is in its main area)
 
 # The live progress widget's rows (ipywidgets.HTML), not the static text/html kept for where widgets do not run:
 # {function: [done, total]}, and the whole view's [done, total].
@@ -99,24 +90,7 @@ _PROGRESS = """(i) => {
 class Notebook7Run(Run):
     """test_browser.py's Run, its failure report under names of this test's own."""
 
-    def report(self, shots: Path, error: BaseException) -> str:
-        png, txt = shots / "notebook7-failure.png", shots / "notebook7-failure.txt"
-        parts = [f"failure: {type(error).__name__}: {error}", f"steps: {self.timings()}"]
-        probes: list[tuple[str, Callable[[], str]]] = [
-            ("kernels (REST)", lambda: json.dumps(self.lab.api("kernels"), indent=1)),
-            ("sessions (REST)", lambda: json.dumps(self.lab.api("sessions"), indent=1)),
-        ]
-        if self.page is not None:  # each with a timeout of its own: after pytest's, nothing else stops a stuck call
-            probes[:0] = [("screenshot", lambda: self.page.screenshot(path=str(png), full_page=True, timeout=15_000) and str(png))]
-            probes += [("cells", self._cells_text), ("page text", lambda: self.page.inner_text("body", timeout=15_000))]
-        for name, probe in probes:
-            try:
-                parts.append(f"== {name} ==\n{probe()}")
-            except Exception as exc:  # a page that broke still leaves the rest of the report
-                parts.append(f"== {name} ==\n(unavailable: {type(exc).__name__}: {exc})")
-        parts.append(f"== Notebook 7's log (tail) ==\n{_tail(self.lab.log, 200)}")
-        txt.write_text("\n\n".join(parts))
-        return f"what the page showed: {png if png.exists() else '(no screenshot)'} and {txt}; steps: {self.timings()}"
+    FAILURE = "notebook7-failure"
 
 
 @pytest.fixture()
@@ -178,38 +152,11 @@ def notebook7(tmp_path):
 
 
 def test_the_views_work_in_notebook7(notebook7):
-    from playwright.sync_api import sync_playwright
-
-    shots = Path(os.environ.get("NEXUS_ARTIFACTS", ROOT / "artifacts"))
-    shots.mkdir(parents=True, exist_ok=True)
-    for old in ("notebook7-failure.png", "notebook7-failure.txt"):
-        (shots / old).unlink(missing_ok=True)  # an earlier run's report must not pass for this one's
-    run = Notebook7Run(notebook7)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            page = run.page = browser.new_page(viewport={"width": 1400, "height": 1800})
-            run.step("Chromium started")
-            try:
-                _drive(run, page, shots)
-            except BaseException as error:  # an assertion, a Playwright error, or pytest-timeout's hang guard
-                where = run.report(shots, error)
-                if isinstance(error, AssertionError):
-                    raise AssertionError(f"{error}\n{where}") from None
-                print(where, flush=True)
-                raise
-        finally:
-            browser.close()
+    in_chromium(Notebook7Run(notebook7), _drive)
 
 
 def _drive(run: Run, page, shots: Path) -> None:
-    page.add_init_script(_HELPERS)
-    page.goto(f"{run.lab.url}/notebooks/{NOTEBOOK}?token={run.lab.token}", timeout=PAGE_LOAD)
-    run.wait("Notebook 7 to open the notebook", "() => !!(window.__nexusPanel && window.__nexusPanel())", timeout=PAGE_LOAD)
-    run.step("Notebook 7 open")
-    # A cell run before the kernel is connected is dropped without a word (as in JupyterLab): wait for it, and idle.
-    run.wait("the notebook's kernel to start, connect and be idle", _KERNEL_READY, timeout=KERNEL_READY)
-    run.step("kernel idle")
+    open_notebook(run, page, _HELPERS, f"/notebooks/{NOTEBOOK}", "Notebook 7")
 
     view = Stream(run, STREAM_CELL)
     for i in range(len(CELLS)):
