@@ -15,8 +15,8 @@ from typing import Any
 __all__ = ["FIELDS", "expand"]
 
 FIELDS: dict[str, tuple[str, ...]] = {
-    "submitted": ("id", "name", "what", "trace", "parent", "by", "begin", "bytes"),  # bytes: of its arguments
-    "finished": ("id", "worker", "pid", "start", "args", "run", "end", "ok", "bytes"),  # bytes: of its results
+    "submitted": ("id", "name", "what", "trace", "parent", "by", "begin"),
+    "finished": ("id", "worker", "pid", "start", "args", "run", "end", "ok"),
     "actor": ("actor", "state", "worker", "detail"),
     "worker": ("worker", "pid", "state", "detail"),
     "object": ("id", "state", "nbytes"),

@@ -2,8 +2,8 @@
 
 A row per worker, grouped by host; a span per task or call, coloured by its
 function or method (a legend names them); running work drawn growing; a
-failed one edged in red; hover for its name, duration, worker, host and the
-bytes of its arguments and results; wheel to zoom, drag to pan, click for a
+failed one edged in red; hover for its name, duration, worker and host (and
+the bytes of its arguments and results where the events say them); wheel to zoom, drag to pan, click for a
 span's caller -> callee arrows. Pause freezes the picture while what
 happens meanwhile is still kept (and shown on resume).
 

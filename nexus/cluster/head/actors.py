@@ -264,8 +264,7 @@ class ActorDirectory:
                 label: Any = method
                 if actor is not None:
                     label = actor.labels.get(method) or actor.labels.setdefault(method, (actor.cls_name, method))
-                size = call.args_blob.nbytes
-                rt.push((rt.seq(), "submitted", _now(), call.call_id, label, "call", call.call_id, 0, "driver", begin, size))
+                rt.push((rt.seq(), "submitted", _now(), call.call_id, label, "call", call.call_id, 0, "driver", begin))
             self.enqueue_call(actor_id, call)
         refs = [ObjectRef(oid) for oid in result_ids]
         rt.receiver.assist()
@@ -301,7 +300,7 @@ class ActorDirectory:
             call.trace = trace or call.call_id
             if rt.observed is not None:
                 label = (actor.cls_name, method) if actor is not None else method
-                rt.emit("submitted", call.call_id, label, "call", call.trace, parent, w.name, 0, call.args_blob.nbytes)
+                rt.emit("submitted", call.call_id, label, "call", call.trace, parent, w.name, 0)
             self.enqueue_call(actor_id, call)
 
     def check_pending(self, actor: ActorRecord | None) -> None:

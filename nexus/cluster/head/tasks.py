@@ -94,7 +94,7 @@ class TaskScheduler:
                 return refs
             self.groups.bound(task.task_id, binding)
             if begin and rt.observed is not None:
-                rt.push((rt.seq(), "submitted", _now(), task.task_id, name, "task", task.task_id, 0, "driver", begin, args_blob.nbytes))
+                rt.push((rt.seq(), "submitted", _now(), task.task_id, name, "task", task.task_id, 0, "driver", begin))
             self.enqueue(task)
         rt.receiver.assist()
         return refs
@@ -134,7 +134,7 @@ class TaskScheduler:
             task = TaskRecord(self.new_id(), fn_id, name, args_blob, deps, result_ids, None, self.config.default_task_retries)
             task.args_oid = self.objects.args_object(args_blob, w)
             task.trace, task.parent = trace or task.task_id, parent
-            rt.emit("submitted", task.task_id, name, "task", task.trace, parent, w.name, 0, args_blob.nbytes)
+            rt.emit("submitted", task.task_id, name, "task", task.trace, parent, w.name, 0)
             task.set_retry_options(options)
             try:
                 binding = self.groups.binding(options, name, 1.0, self.groups.inherited(w, parent))
@@ -325,7 +325,7 @@ class TaskScheduler:
         if timing is not None and rt.observed is not None:
             if w.remote and w.node != rt.node_id and rt.membership is not None:
                 timing = _head_time(timing, rt.membership.get(w.node))
-            rt.push((rt.seq(), "finished", timing[3], task_id, w.name, w.pid, *timing, sum(b.nbytes for _, b in items)))
+            rt.push((rt.seq(), "finished", timing[3], task_id, w.name, w.pid, *timing))
         tasks = self.tasks
         with self.lock:
             task = tasks.running.get(task_id)

@@ -458,7 +458,7 @@ function render({ model, el: root }) {
         lines: [
           `${names[data[at + 3]] || "?"}${data[at + 6] & 1 ? " — failed" : ""}`,
           `${duration(data[at + 1] - data[at])} on ${worker}${host ? ` (${host})` : ""}`,
-          `arguments ${bytes(data[at + 7])} · results ${bytes(data[at + 8])}`,
+          ...(data[at + 7] >= 0 || data[at + 8] >= 0 ? [`arguments ${bytes(data[at + 7])} · results ${bytes(data[at + 8])}`] : []),
         ],
       };
     }
